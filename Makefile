@@ -1,0 +1,63 @@
+# leakguard: build, generate, verify and test.
+#
+# make test      Go tests, generated files up to date, promtool checks and
+#                unit tests of the rules, and the shared memory-trace suite.
+# make generate  rewrite every generated file under deploy/.
+# make bench     benchmarks and long fuzzing (not part of make test).
+
+GO       ?= go
+PROMTOOL ?= promtool
+SHARED   ?= $(abspath ../shared)
+BIN      ?= bin/leakguard
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The fuzz targets run this long each in make test; make bench runs longer.
+FUZZTIME ?= 10s
+
+RULES_FILE := deploy/prometheus/rules.yaml
+PROMRULE   := deploy/kubernetes/prometheusrule.yaml
+
+.PHONY: all build generate verify test go-test rules-check rules-test traces lint bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
+
+generate:
+	$(GO) run . generate --out-dir deploy
+
+# verify regenerates into a scratch directory and compares it with deploy/.
+verify:
+	hack/verify-generated.sh
+
+test: go-test verify rules-check rules-test traces
+
+go-test:
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) test -count=1 ./...
+
+# promtool check rules on the plain rule file and on the PrometheusRule's spec.
+rules-check:
+	$(PROMTOOL) check rules $(RULES_FILE)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  $(GO) run ./hack/promrule-spec $(PROMRULE) > "$$tmp/spec.yaml" && \
+	  echo "$(PROMTOOL) check rules <spec of $(PROMRULE)>" && \
+	  $(PROMTOOL) check rules "$$tmp/spec.yaml"
+
+rules-test:
+	$(PROMTOOL) test rules rules/testdata/*.test.yaml
+
+traces:
+	$(SHARED)/traces/run.sh $(RULES_FILE)
+
+lint:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Regenerates every generated file into a scratch directory and fails when a
+# committed file under deploy/ differs, is missing, or is a generated file
+# that the generator no longer writes (a stale dashboard, say).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+${GO:-go} run . generate --out-dir "$tmp"
+status=0
+while IFS= read -r -d '' f; do
+  rel=${f#"$tmp"/}
+  if ! diff -u "deploy/$rel" "$f" >"$tmp.diff" 2>&1; then
+    echo "stale: deploy/$rel (run 'make generate')"
+    head -n 40 "$tmp.diff"
+    status=1
+  fi
+done < <(find "$tmp" -type f -print0 | sort -z)
+# Generated directories hold only what the generator writes.
+for dir in $(cd "$tmp" && find . -mindepth 1 -type d -name generated -printf '%P\n'); do
+  for f in deploy/"$dir"/*; do
+    [ -e "$tmp/${f#deploy/}" ] || { echo "stale: $f is no longer generated (remove it)"; status=1; }
+  done
+done
+rm -f "$tmp.diff"
+[ "$status" -eq 0 ] && echo "generated files are up to date"
+exit "$status"

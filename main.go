@@ -1,0 +1,107 @@
+// Command leakguard finds memory leaks in Kubernetes before the OOM killer
+// does, and acts on them safely.
+//
+// One binary, several subcommands: serve (the Alertmanager webhook
+// receiver), agent (the node agent), generate (rules, dashboards and
+// manifests), replay (a saved payload through the policy, in dry-run) and
+// version. This file only dispatches; each subcommand's wiring lives in its
+// own cmd_*.go file and its logic in the packages it calls.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// command is one subcommand: a one-line summary and the function that parses
+// its arguments and runs it.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"serve":    {"run the Alertmanager webhook receiver and remediation engine", runServe},
+		"agent":    {"run the node agent that counts orphan and dying cgroups", runAgent},
+		"generate": {"write the Prometheus rules, dashboards and manifests to files", runGenerate},
+		"replay":   {"run a saved Alertmanager payload through the policy in dry-run", runReplay},
+		"version":  {"print the version", runVersion},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches to a subcommand and maps its error to an exit code: 0 on
+// success and for --help, 2 for a usage error, 1 otherwise.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmds := commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout, cmds)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "leakguard: unknown command %q\n\n", args[0])
+		usage(stderr, cmds)
+		return 2
+	}
+	err := cmd.run(ctx, args[1:], stdout, stderr)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "leakguard %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+// errUsage marks an error that the flag package has already reported.
+var errUsage = errors.New("usage error")
+
+// parseFlags parses a subcommand's flags, printing errors and --help to
+// stderr, and returns errUsage or flag.ErrHelp accordingly.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		return flag.ErrHelp
+	default:
+		return errUsage
+	}
+}
+
+func usage(w io.Writer, cmds map[string]command) {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "usage: leakguard <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "commands:")
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-9s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'leakguard <command> --help' for a command's flags.")
+}
