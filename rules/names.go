@@ -1,0 +1,81 @@
+// Package rules holds leakguard's alert catalogue as Go values and renders
+// it to a Prometheus rule file and to a PrometheusRule object.
+//
+// The alert names, their labels and the metrics they read are the public
+// contract of shared/ALERTS.md; the recording rules below are shared with the
+// dashboards and the remediation checks, so that none of them disagree.
+package rules
+
+// Alert names: the contract of shared/ALERTS.md.
+const (
+	AlertContainerMemoryLeak              = "ContainerMemoryLeak"
+	AlertContainerMemoryOOMPredicted      = "ContainerMemoryOOMPredicted"
+	AlertContainerMemoryNearLimit         = "ContainerMemoryNearLimit"
+	AlertContainerOOMKilled               = "ContainerOOMKilled"
+	AlertContainerMemoryLimitMissing      = "ContainerMemoryLimitMissing"
+	AlertNodeOrphanCgroups                = "NodeOrphanCgroups"
+	AlertNodeCgroupLeak                   = "NodeCgroupLeak"
+	AlertControlPlaneMemoryAboveWaterline = "ControlPlaneMemoryAboveWaterline"
+	AlertKubeAPIServerMemoryHigh          = "KubeAPIServerMemoryHigh"
+	AlertKubeAPIServerObjectSurge         = "KubeAPIServerObjectSurge"
+)
+
+// Recording rules, named level:metric:operations. Container-level series
+// carry namespace, pod, container and node; node-level ones node.
+const (
+	// RecWorkingSet is the working set of each container: cAdvisor's series
+	// without the pod cgroup (container=""), the pause container
+	// (container="POD") and non-container cgroups (image=""), and with the
+	// lingering series of a previous container run folded in by max.
+	RecWorkingSet = "namespace_pod_container:container_memory_working_set_bytes:max"
+	// RecWorkingSetFloor is the lowest working set over the floor window: the
+	// level after garbage collection, which a GC sawtooth does not move.
+	RecWorkingSetFloor = "namespace_pod_container:container_memory_working_set_bytes:floor"
+	// RecWorkingSetDeriv is the slope of the floor over the leak span, in
+	// bytes per second (the growth rate the dashboards and checks show).
+	RecWorkingSetDeriv = "namespace_pod_container:container_memory_working_set_bytes:deriv"
+	// RecSustainedGrowth is the growth of the floor over the leak span, in
+	// bytes, present only where the floor rose in every step of the span and
+	// the container did not restart in it.
+	RecSustainedGrowth = "namespace_pod_container:container_memory_working_set_bytes:sustained_growth"
+	// RecMemoryLimit is each container's memory limit in bytes
+	// (namespace, pod, container); absent for a container without one.
+	RecMemoryLimit = "namespace_pod_container:kube_pod_container_resource_limits_memory_bytes:max"
+	// RecLimitRatio is the working set as a share of the limit.
+	RecLimitRatio = "namespace_pod_container:container_memory_working_set_bytes:ratio_limit"
+	// RecSecondsToLimit is when the trend reaches the limit, in seconds from
+	// now; present only for a growing container with a limit.
+	RecSecondsToLimit = "namespace_pod_container:container_memory_working_set_bytes:seconds_to_limit"
+
+	// RecNodeOrphanCgroups is the node agent's orphan cgroup count per node.
+	RecNodeOrphanCgroups = "node:leakguard_node_orphan_cgroups:max"
+	// RecNodeDyingCgroups is the node agent's dying cgroup count per node.
+	RecNodeDyingCgroups = "node:leakguard_node_dying_cgroups:max"
+	// RecNodeMemoryCgroups is live memory cgroups per node (the memory
+	// controller on cgroup v1, all cgroups on v2) plus dying ones.
+	RecNodeMemoryCgroups = "node:leakguard_node_memory_cgroups:sum"
+	// RecNodeMemoryRatio is the node's root-cgroup working set as a share of
+	// its memory.
+	RecNodeMemoryRatio = "node:container_memory_working_set_bytes:ratio"
+	// RecAPIServerMemoryRatio is kube-apiserver's resident memory as a share
+	// of its node's memory, with node (and pod for a static pod).
+	RecAPIServerMemoryRatio = "node:apiserver_process_resident_memory_bytes:ratio"
+	// RecAPIServerObjects is the number of objects per resource.
+	RecAPIServerObjects = "resource:apiserver_resource_objects:max"
+)
+
+// AlertNames lists every alert of the catalogue, in the contract's order.
+func AlertNames() []string {
+	return []string{
+		AlertContainerMemoryLeak,
+		AlertContainerMemoryOOMPredicted,
+		AlertContainerMemoryNearLimit,
+		AlertContainerOOMKilled,
+		AlertContainerMemoryLimitMissing,
+		AlertNodeOrphanCgroups,
+		AlertNodeCgroupLeak,
+		AlertControlPlaneMemoryAboveWaterline,
+		AlertKubeAPIServerMemoryHigh,
+		AlertKubeAPIServerObjectSurge,
+	}
+}

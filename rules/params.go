@@ -1,0 +1,356 @@
+package rules
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"sigs.k8s.io/yaml"
+)
+
+// Params are the generator's parameters. Every selector, threshold, window
+// and `for` duration of the catalogue is one of them; DefaultParams holds the
+// shipped defaults of shared/ALERTS.md.
+type Params struct {
+	// Selectors are label matchers (without braces) that pick each source's
+	// series. The defaults match kube-prometheus and kube-prometheus-stack.
+	CadvisorSelector         string `json:"cadvisorSelector"`
+	KubeStateMetricsSelector string `json:"kubeStateMetricsSelector"`
+	APIServerSelector        string `json:"apiServerSelector"`
+	AgentSelector            string `json:"agentSelector"`
+	// ControlPlaneRoleSelector picks control-plane nodes out of
+	// kube_node_role.
+	ControlPlaneRoleSelector string `json:"controlPlaneRoleSelector"`
+
+	// RunbookBaseURL is where the runbook pages live; an alert's runbook_url
+	// is this base followed by "<AlertName>.md".
+	RunbookBaseURL string `json:"runbookBaseURL"`
+	// AlertLabels are added to every alert (a team or cluster label, say).
+	AlertLabels map[string]string `json:"alertLabels,omitempty"`
+	// ObjectLabels are the PrometheusRule object's labels; kube-prometheus-stack
+	// selects rules by its release label.
+	ObjectLabels map[string]string `json:"objectLabels,omitempty"`
+	// Namespace and Name of the PrometheusRule object.
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+
+	// Leak detection. The floor is the lowest working set over FloorWindow,
+	// which must be longer than a garbage-collection cycle; a leak is a floor
+	// that rose in each of LeakSteps consecutive steps of LeakStepWindow, by
+	// at least LeakMinGrowthBytes and LeakMinGrowthRatio of where it started.
+	FloorWindow        model.Duration `json:"floorWindow"`
+	LeakStepWindow     model.Duration `json:"leakStepWindow"`
+	LeakSteps          int            `json:"leakSteps"`
+	LeakMinGrowthBytes int64          `json:"leakMinGrowthBytes"`
+	LeakMinGrowthRatio float64        `json:"leakMinGrowthRatio"`
+	LeakFor            model.Duration `json:"leakFor"`
+
+	// OOMHorizon is how far ahead the trend is extrapolated for
+	// ContainerMemoryOOMPredicted.
+	OOMHorizon model.Duration `json:"oomHorizon"`
+	OOMFor     model.Duration `json:"oomFor"`
+
+	NearLimitRatio float64        `json:"nearLimitRatio"`
+	NearLimitFor   model.Duration `json:"nearLimitFor"`
+
+	// OOMKilledWindow is how recent a restart with reason OOMKilled (or an
+	// increase of container_oom_events_total) must be.
+	OOMKilledWindow model.Duration `json:"oomKilledWindow"`
+
+	LimitMissingFor model.Duration `json:"limitMissingFor"`
+
+	OrphanCgroupsThreshold float64        `json:"orphanCgroupsThreshold"`
+	OrphanCgroupsFor       model.Duration `json:"orphanCgroupsFor"`
+
+	// Dying cgroups grew in each of DyingSteps steps of DyingStepWindow, by
+	// at least DyingMinGrowth in all; or live plus dying memory cgroups
+	// exceed MemoryCgroupsLimit.
+	DyingStepWindow    model.Duration `json:"dyingStepWindow"`
+	DyingSteps         int            `json:"dyingSteps"`
+	DyingMinGrowth     float64        `json:"dyingMinGrowth"`
+	MemoryCgroupsLimit float64        `json:"memoryCgroupsLimit"`
+	CgroupLeakFor      model.Duration `json:"cgroupLeakFor"`
+
+	ControlPlaneWaterline float64        `json:"controlPlaneWaterline"`
+	ControlPlaneFor       model.Duration `json:"controlPlaneFor"`
+
+	APIServerMemoryRatio float64        `json:"apiServerMemoryRatio"`
+	APIServerMemoryFor   model.Duration `json:"apiServerMemoryFor"`
+
+	ObjectSurgeWindow     model.Duration `json:"objectSurgeWindow"`
+	ObjectSurgeMinRatio   float64        `json:"objectSurgeMinRatio"`
+	ObjectSurgeMinObjects float64        `json:"objectSurgeMinObjects"`
+	ObjectSurgeFor        model.Duration `json:"objectSurgeFor"`
+}
+
+// DefaultRunbookBaseURL is where the project's own runbook pages are served.
+const DefaultRunbookBaseURL = "https://github.com/leakguard/leakguard/blob/main/docs/runbooks/"
+
+func dur(d time.Duration) model.Duration { return model.Duration(d) }
+
+// DefaultParams returns the shipped defaults.
+func DefaultParams() Params {
+	return Params{
+		CadvisorSelector:         `job="kubelet", metrics_path="/metrics/cadvisor"`,
+		KubeStateMetricsSelector: `job="kube-state-metrics"`,
+		APIServerSelector:        `job="apiserver"`,
+		AgentSelector:            `job="leakguard-agent"`,
+		ControlPlaneRoleSelector: `role=~"control-plane|master"`,
+		RunbookBaseURL:           DefaultRunbookBaseURL,
+		ObjectLabels: map[string]string{
+			"app.kubernetes.io/name":    "leakguard",
+			"app.kubernetes.io/part-of": "leakguard",
+			"release":                   "kube-prometheus-stack",
+		},
+		Namespace: "monitoring",
+		Name:      "leakguard",
+
+		FloorWindow:        dur(30 * time.Minute),
+		LeakStepWindow:     dur(30 * time.Minute),
+		LeakSteps:          4,
+		LeakMinGrowthBytes: 32 << 20,
+		LeakMinGrowthRatio: 0.05,
+		LeakFor:            dur(15 * time.Minute),
+
+		OOMHorizon: dur(4 * time.Hour),
+		OOMFor:     dur(15 * time.Minute),
+
+		NearLimitRatio: 0.9,
+		NearLimitFor:   dur(15 * time.Minute),
+
+		OOMKilledWindow: dur(10 * time.Minute),
+		LimitMissingFor: dur(time.Hour),
+
+		OrphanCgroupsThreshold: 20,
+		OrphanCgroupsFor:       dur(15 * time.Minute),
+
+		DyingStepWindow:    dur(15 * time.Minute),
+		DyingSteps:         4,
+		DyingMinGrowth:     50,
+		MemoryCgroupsLimit: 50000,
+		CgroupLeakFor:      dur(5 * time.Minute),
+
+		ControlPlaneWaterline: 0.6,
+		ControlPlaneFor:       dur(15 * time.Minute),
+
+		APIServerMemoryRatio: 0.6,
+		APIServerMemoryFor:   dur(10 * time.Minute),
+
+		ObjectSurgeWindow:     dur(time.Hour),
+		ObjectSurgeMinRatio:   0.5,
+		ObjectSurgeMinObjects: 1000,
+		ObjectSurgeFor:        dur(10 * time.Minute),
+	}
+}
+
+// LeakSpan is how far back the leak trend looks: its steps, not counting the
+// floor window before them.
+func (p Params) LeakSpan() model.Duration {
+	return model.Duration(time.Duration(p.LeakStepWindow) * time.Duration(p.LeakSteps))
+}
+
+// LoadParamsFile reads a YAML parameter file over p: the fields it names
+// replace p's, the others keep their value. Unknown fields are errors.
+func LoadParamsFile(path string, p *Params) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read parameters: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	if err := yaml.UnmarshalStrict(data, p); err != nil {
+		return fmt.Errorf("parameters %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate reports every unusable parameter at once.
+func (p Params) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for name, sel := range map[string]string{
+		"cadvisorSelector":         p.CadvisorSelector,
+		"kubeStateMetricsSelector": p.KubeStateMetricsSelector,
+		"apiServerSelector":        p.APIServerSelector,
+		"agentSelector":            p.AgentSelector,
+		"controlPlaneRoleSelector": p.ControlPlaneRoleSelector,
+	} {
+		if err := checkSelector(sel); err != nil {
+			bad("%s: %w", name, err)
+		}
+	}
+	if p.RunbookBaseURL == "" {
+		bad("runbookBaseURL: must not be empty")
+	}
+	for _, l := range []struct {
+		field string
+		m     map[string]string
+	}{{"alertLabels", p.AlertLabels}, {"objectLabels", p.ObjectLabels}} {
+		for k := range l.m {
+			if l.field == "alertLabels" && !model.LabelName(k).IsValid() {
+				bad("%s: %q is not a valid label name", l.field, k)
+			}
+			if l.field == "alertLabels" && (k == "severity" || k == "alertname") {
+				bad("%s: %q is set by the catalogue", l.field, k)
+			}
+		}
+	}
+	if p.Namespace == "" || p.Name == "" {
+		bad("namespace and name: must not be empty")
+	}
+	positive := map[string]model.Duration{
+		"floorWindow": p.FloorWindow, "leakStepWindow": p.LeakStepWindow, "oomHorizon": p.OOMHorizon,
+		"oomKilledWindow": p.OOMKilledWindow, "dyingStepWindow": p.DyingStepWindow,
+		"objectSurgeWindow": p.ObjectSurgeWindow,
+	}
+	for _, name := range sortedKeys(positive) {
+		if positive[name] <= 0 {
+			bad("%s: must be positive, got %s", name, positive[name])
+		}
+	}
+	nonNegative := map[string]model.Duration{
+		"leakFor": p.LeakFor, "oomFor": p.OOMFor, "nearLimitFor": p.NearLimitFor,
+		"limitMissingFor": p.LimitMissingFor, "orphanCgroupsFor": p.OrphanCgroupsFor,
+		"cgroupLeakFor": p.CgroupLeakFor, "controlPlaneFor": p.ControlPlaneFor,
+		"apiServerMemoryFor": p.APIServerMemoryFor, "objectSurgeFor": p.ObjectSurgeFor,
+	}
+	for _, name := range sortedKeys(nonNegative) {
+		if nonNegative[name] < 0 {
+			bad("%s: must not be negative, got %s", name, nonNegative[name])
+		}
+	}
+	if p.LeakSteps < 2 || p.LeakSteps > 12 {
+		bad("leakSteps: must be between 2 and 12, got %d", p.LeakSteps)
+	}
+	if p.DyingSteps < 2 || p.DyingSteps > 12 {
+		bad("dyingSteps: must be between 2 and 12, got %d", p.DyingSteps)
+	}
+	if p.LeakMinGrowthBytes < 0 {
+		bad("leakMinGrowthBytes: must not be negative, got %d", p.LeakMinGrowthBytes)
+	}
+	ratios := map[string]float64{
+		"nearLimitRatio": p.NearLimitRatio, "controlPlaneWaterline": p.ControlPlaneWaterline,
+		"apiServerMemoryRatio": p.APIServerMemoryRatio,
+	}
+	for _, name := range sortedKeys(ratios) {
+		if v := ratios[name]; !(v > 0 && v <= 1) {
+			bad("%s: must be in (0, 1], got %g", name, v)
+		}
+	}
+	nonNegFloat := map[string]float64{
+		"leakMinGrowthRatio": p.LeakMinGrowthRatio, "orphanCgroupsThreshold": p.OrphanCgroupsThreshold,
+		"dyingMinGrowth": p.DyingMinGrowth, "memoryCgroupsLimit": p.MemoryCgroupsLimit,
+		"objectSurgeMinRatio": p.ObjectSurgeMinRatio, "objectSurgeMinObjects": p.ObjectSurgeMinObjects,
+	}
+	for _, name := range sortedKeys(nonNegFloat) {
+		if v := nonNegFloat[name]; v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			bad("%s: must be a finite number >= 0, got %g", name, v)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// checkSelector does a light syntax check of a matcher list: promtool checks
+// the rendered rules in full, this catches the usual slips early and with the
+// parameter's name.
+func checkSelector(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return errors.New("must not be empty")
+	}
+	if strings.ContainsAny(s, "{}") {
+		return fmt.Errorf("%q: give the matchers without braces", s)
+	}
+	if strings.Count(s, `"`)%2 != 0 {
+		return fmt.Errorf("%q: unbalanced quotes", s)
+	}
+	return nil
+}
+
+// RegisterFlags adds a flag for every parameter to fs, with p's current
+// values as defaults; parsing fs writes into p.
+func (p *Params) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&p.CadvisorSelector, "cadvisor-selector", p.CadvisorSelector, "label matchers for cAdvisor series")
+	fs.StringVar(&p.KubeStateMetricsSelector, "kube-state-metrics-selector", p.KubeStateMetricsSelector, "label matchers for kube-state-metrics series")
+	fs.StringVar(&p.APIServerSelector, "apiserver-selector", p.APIServerSelector, "label matchers for kube-apiserver series")
+	fs.StringVar(&p.AgentSelector, "agent-selector", p.AgentSelector, "label matchers for the leakguard node agent's series")
+	fs.StringVar(&p.ControlPlaneRoleSelector, "control-plane-role-selector", p.ControlPlaneRoleSelector, "label matchers on kube_node_role that pick control-plane nodes")
+	fs.StringVar(&p.RunbookBaseURL, "runbook-base-url", p.RunbookBaseURL, "base URL of the runbook pages; runbook_url is this plus <AlertName>.md")
+	fs.Var(labelsFlag{&p.AlertLabels}, "alert-label", "`name=value` label added to every alert (repeatable)")
+	fs.Var(labelsFlag{&p.ObjectLabels}, "object-label", "`name=value` label of the PrometheusRule object, e.g. release=<your kube-prometheus-stack release> (repeatable; name= removes a default)")
+	fs.StringVar(&p.Namespace, "namespace", p.Namespace, "namespace of the PrometheusRule object")
+	fs.StringVar(&p.Name, "name", p.Name, "name of the PrometheusRule object")
+	fs.Var(&p.FloorWindow, "floor-window", "window of the working-set floor (min_over_time); longer than a GC cycle")
+	fs.Var(&p.LeakStepWindow, "leak-step-window", "length of one step of the leak trend")
+	fs.IntVar(&p.LeakSteps, "leak-steps", p.LeakSteps, "consecutive steps in which the floor must rise")
+	fs.Int64Var(&p.LeakMinGrowthBytes, "leak-min-growth-bytes", p.LeakMinGrowthBytes, "least growth of the floor over the leak span, in bytes")
+	fs.Float64Var(&p.LeakMinGrowthRatio, "leak-min-growth-ratio", p.LeakMinGrowthRatio, "least growth of the floor over the leak span, as a share of where it started")
+	fs.Var(&p.LeakFor, "leak-for", "for of ContainerMemoryLeak")
+	fs.Var(&p.OOMHorizon, "oom-horizon", "ContainerMemoryOOMPredicted fires when the trend reaches the limit within this")
+	fs.Var(&p.OOMFor, "oom-for", "for of ContainerMemoryOOMPredicted")
+	fs.Float64Var(&p.NearLimitRatio, "near-limit-ratio", p.NearLimitRatio, "working set to limit ratio of ContainerMemoryNearLimit")
+	fs.Var(&p.NearLimitFor, "near-limit-for", "for of ContainerMemoryNearLimit")
+	fs.Var(&p.OOMKilledWindow, "oom-killed-window", "how recent an OOM kill must be for ContainerOOMKilled")
+	fs.Var(&p.LimitMissingFor, "limit-missing-for", "for of ContainerMemoryLimitMissing")
+	fs.Float64Var(&p.OrphanCgroupsThreshold, "orphan-cgroups-threshold", p.OrphanCgroupsThreshold, "orphan cgroups per node above which NodeOrphanCgroups fires")
+	fs.Var(&p.OrphanCgroupsFor, "orphan-cgroups-for", "for of NodeOrphanCgroups")
+	fs.Var(&p.DyingStepWindow, "dying-step-window", "length of one step of the dying-cgroup trend")
+	fs.IntVar(&p.DyingSteps, "dying-steps", p.DyingSteps, "consecutive steps in which dying cgroups must grow")
+	fs.Float64Var(&p.DyingMinGrowth, "dying-min-growth", p.DyingMinGrowth, "least growth of dying cgroups over all steps")
+	fs.Float64Var(&p.MemoryCgroupsLimit, "memory-cgroups-limit", p.MemoryCgroupsLimit, "live plus dying memory cgroups above which NodeCgroupLeak fires")
+	fs.Var(&p.CgroupLeakFor, "cgroup-leak-for", "for of NodeCgroupLeak")
+	fs.Float64Var(&p.ControlPlaneWaterline, "control-plane-waterline", p.ControlPlaneWaterline, "share of a control-plane node's memory above which ControlPlaneMemoryAboveWaterline fires")
+	fs.Var(&p.ControlPlaneFor, "control-plane-for", "for of ControlPlaneMemoryAboveWaterline")
+	fs.Float64Var(&p.APIServerMemoryRatio, "apiserver-memory-ratio", p.APIServerMemoryRatio, "share of its node's memory above which KubeAPIServerMemoryHigh fires")
+	fs.Var(&p.APIServerMemoryFor, "apiserver-memory-for", "for of KubeAPIServerMemoryHigh")
+	fs.Var(&p.ObjectSurgeWindow, "object-surge-window", "window over which KubeAPIServerObjectSurge compares object counts")
+	fs.Float64Var(&p.ObjectSurgeMinRatio, "object-surge-min-ratio", p.ObjectSurgeMinRatio, "least relative growth for KubeAPIServerObjectSurge (0.5 is +50 %)")
+	fs.Float64Var(&p.ObjectSurgeMinObjects, "object-surge-min-objects", p.ObjectSurgeMinObjects, "least absolute growth for KubeAPIServerObjectSurge")
+	fs.Var(&p.ObjectSurgeFor, "object-surge-for", "for of KubeAPIServerObjectSurge")
+}
+
+// labelsFlag is a repeatable name=value flag over a map; "name=" deletes.
+type labelsFlag struct{ m *map[string]string }
+
+func (f labelsFlag) String() string {
+	if f.m == nil || *f.m == nil {
+		return ""
+	}
+	parts := make([]string, 0, len(*f.m))
+	for _, k := range sortedKeys(*f.m) {
+		parts = append(parts, k+"="+(*f.m)[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func (f labelsFlag) Set(s string) error {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return fmt.Errorf("%q: want name=value", s)
+	}
+	if *f.m == nil {
+		*f.m = map[string]string{}
+	}
+	if value == "" {
+		delete(*f.m, name)
+		return nil
+	}
+	(*f.m)[name] = value
+	return nil
+}
