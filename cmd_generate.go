@@ -2,10 +2,86 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/leakguard/leakguard/rules"
 )
 
-func runGenerate(_ context.Context, _ []string, _, _ io.Writer) error {
-	return errors.New("generate: not built yet")
+func runGenerate(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	outDir := fs.String("out-dir", "deploy", "directory to write the generated files into")
+	paramsFile := fs.String("params", "", "YAML `file` of generator parameters (field names as in the flag list's YAML names); flags given on the command line win over it")
+	p := rules.DefaultParams()
+	p.RegisterFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `usage: leakguard generate [flags]
+
+Write the Prometheus rule file (%s), the PrometheusRule object
+(%s) and the Grafana dashboards under --out-dir.
+Every threshold, window, for duration and selector is a flag, or a field
+of the YAML file given with --params (camelCase names, e.g. oomHorizon: 3h).
+
+flags:
+`, rules.RuleFilePath, rules.PrometheusRulePath)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *paramsFile != "" {
+		// The file sets the base; flags given explicitly are applied again on top.
+		base := rules.DefaultParams()
+		if err := rules.LoadParamsFile(*paramsFile, &base); err != nil {
+			return err
+		}
+		explicit := flag.NewFlagSet("generate", flag.ContinueOnError)
+		explicit.SetOutput(io.Discard)
+		base.RegisterFlags(explicit)
+		var setErr error
+		fs.Visit(func(f *flag.Flag) {
+			if explicit.Lookup(f.Name) != nil && setErr == nil {
+				setErr = explicit.Set(f.Name, f.Value.String())
+			}
+		})
+		if setErr != nil {
+			return setErr
+		}
+		p = base
+	}
+	files, err := generatedFiles(p)
+	if err != nil {
+		return err
+	}
+	return writeFiles(*outDir, files, stdout)
+}
+
+// generatedFiles collects every generated file, keyed by its path under the
+// deploy directory.
+func generatedFiles(p rules.Params) (map[string][]byte, error) {
+	return rules.Files(p)
+}
+
+func writeFiles(dir string, files map[string][]byte, stdout io.Writer) error {
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, rel := range paths {
+		path := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, files[rel], 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "wrote", path)
+	}
+	return nil
 }

@@ -1,0 +1,313 @@
+package rules
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+// Severity of an alert: critical pages, warning tickets, info is not routed.
+type Severity string
+
+// The severities of shared/ALERTS.md.
+const (
+	SeverityCritical Severity = "critical"
+	SeverityWarning  Severity = "warning"
+	SeverityInfo     Severity = "info"
+)
+
+// Alert is one alerting rule of the catalogue.
+type Alert struct {
+	Name        string
+	Severity    Severity
+	Expr        string
+	For         model.Duration
+	Summary     string // a static sentence
+	Description string // templated with the object and the value
+	// Labels are the labels the contract requires the alert to carry; they
+	// come out of Expr (the catalogue test checks them against the traces).
+	Labels []string
+}
+
+// Record is one recording rule.
+type Record struct {
+	Name string
+	Expr string
+}
+
+// Group is a named group of recording and alerting rules, evaluated in order.
+type Group struct {
+	Name    string
+	Records []Record
+	Alerts  []Alert
+}
+
+// sel joins selector fragments into a brace-enclosed matcher list.
+func sel(parts ...string) string {
+	var kept []string
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" {
+			kept = append(kept, p)
+		}
+	}
+	return "{" + strings.Join(kept, ", ") + "}"
+}
+
+// prom renders a duration the way PromQL and rule files write it ("1h30m").
+func prom(d model.Duration) string { return d.String() }
+
+func num(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
+func seconds(d model.Duration) string { return num(time.Duration(d).Seconds()) }
+
+// offset returns "metric offset d", or the metric alone for d == 0.
+func offset(metric string, d time.Duration) string {
+	if d == 0 {
+		return metric
+	}
+	return metric + " offset " + prom(model.Duration(d))
+}
+
+// steadyGrowth is the growth of metric over steps steps of step each, present
+// only where it rose in every one of them: a sustained trend, which a
+// sawtooth, noise or a single step up does not produce.
+func steadyGrowth(metric string, step model.Duration, steps int) string {
+	s := time.Duration(step)
+	var b strings.Builder
+	fmt.Fprintf(&b, "(\n  %s - %s\n)", metric, offset(metric, s*time.Duration(steps)))
+	for i := 0; i < steps; i++ {
+		fmt.Fprintf(&b, "\nand\n(\n  %s - %s > 0\n)", offset(metric, s*time.Duration(i)), offset(metric, s*time.Duration(i+1)))
+	}
+	return b.String()
+}
+
+// Groups returns the whole catalogue for p.
+func Groups(p Params) []Group {
+	cadvisor := p.CadvisorSelector
+	ksm := p.KubeStateMetricsSelector
+	containers := sel(cadvisor, `container!=""`, `container!="POD"`, `image!=""`)
+	span := p.LeakSpan()
+	nodeMemory := fmt.Sprintf(`(
+  max by (node) (machine_memory_bytes%s)
+  or
+  max by (node) (kube_node_status_capacity%s)
+)`, sel(cadvisor), sel(ksm, `resource="memory"`))
+
+	container := Group{
+		Name: "leakguard.container-memory",
+		Records: []Record{
+			{RecWorkingSet, fmt.Sprintf(`max by (namespace, pod, container, node) (
+  container_memory_working_set_bytes%s
+)`, containers)},
+			{RecWorkingSetFloor, fmt.Sprintf(`min_over_time(%s[%s])`, RecWorkingSet, prom(p.FloorWindow))},
+			{RecWorkingSetDeriv, fmt.Sprintf(`deriv(%s[%s])`, RecWorkingSetFloor, prom(span))},
+			{RecSustainedGrowth, fmt.Sprintf(`%s
+unless on (namespace, pod, container)
+(
+  increase(kube_pod_container_status_restarts_total%s[%s]) > 0
+)`, steadyGrowth(RecWorkingSetFloor, p.LeakStepWindow, p.LeakSteps), sel(ksm), prom(p.FloorWindow+span))},
+			{RecMemoryLimit, fmt.Sprintf(`max by (namespace, pod, container) (
+  kube_pod_container_resource_limits%s
+) > 0`, sel(ksm, `resource="memory"`, `unit="byte"`))},
+			{RecLimitRatio, fmt.Sprintf(`%s
+/ on (namespace, pod, container) group_left
+%s`, RecWorkingSet, RecMemoryLimit)},
+			{RecSecondsToLimit, fmt.Sprintf(`(
+  %s
+  - on (namespace, pod, container) group_right
+  max_over_time(%s[%s])
+)
+/
+(%s > 0)`, RecMemoryLimit, RecWorkingSet, prom(p.FloorWindow), RecWorkingSetDeriv)},
+		},
+		Alerts: []Alert{
+			{
+				Name:     AlertContainerMemoryLeak,
+				Severity: SeverityWarning,
+				Expr: fmt.Sprintf(`%[1]s > %[2]d
+and
+%[1]s > %[3]s * (%[4]s)`, RecSustainedGrowth, p.LeakMinGrowthBytes, num(p.LeakMinGrowthRatio), offset(RecWorkingSetFloor, time.Duration(span))),
+				For:     p.LeakFor,
+				Summary: "A container's working set has grown steadily for hours: a likely memory leak.",
+				Description: fmt.Sprintf(`Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} on node {{ $labels.node }}: its working set after garbage collection rose in each of the last %d steps of %s, by {{ $value | humanize1024 }}B in all, without a restart.`,
+					p.LeakSteps, prom(p.LeakStepWindow)),
+				Labels: []string{"namespace", "pod", "container", "node"},
+			},
+			{
+				Name:     AlertContainerMemoryOOMPredicted,
+				Severity: SeverityCritical,
+				Expr: fmt.Sprintf(`%s < %s
+and on (namespace, pod, container, node)
+(%s > %d)`, RecSecondsToLimit, seconds(p.OOMHorizon), RecSustainedGrowth, p.LeakMinGrowthBytes),
+				For:     p.OOMFor,
+				Summary: "A container's growing working set will reach its memory limit within hours: an OOM kill is coming.",
+				Description: fmt.Sprintf(`Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} on node {{ $labels.node }} grows steadily and, at this rate, reaches its memory limit in {{ $value | humanizeDuration }} (alerting within %s).`,
+					prom(p.OOMHorizon)),
+				Labels: []string{"namespace", "pod", "container", "node"},
+			},
+			{
+				Name:        AlertContainerMemoryNearLimit,
+				Severity:    SeverityWarning,
+				Expr:        fmt.Sprintf(`%s >= %s`, RecLimitRatio, num(p.NearLimitRatio)),
+				For:         p.NearLimitFor,
+				Summary:     "A container's working set is close to its memory limit.",
+				Description: `Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} on node {{ $labels.node }} uses {{ $value | humanizePercentage }} of its memory limit.`,
+				Labels:      []string{"namespace", "pod", "container", "node"},
+			},
+			{
+				Name:     AlertContainerOOMKilled,
+				Severity: SeverityWarning,
+				Expr: fmt.Sprintf(`(
+  max by (namespace, pod, container) (
+    increase(kube_pod_container_status_restarts_total%[1]s[%[2]s])
+  ) > 0
+  and on (namespace, pod, container)
+  max by (namespace, pod, container) (
+    kube_pod_container_status_last_terminated_reason%[3]s
+  ) == 1
+)
+or on (namespace, pod, container)
+(
+  max by (namespace, pod, container) (
+    increase(container_oom_events_total%[4]s[%[2]s])
+  ) > 0
+)`, sel(ksm), prom(p.OOMKilledWindow), sel(ksm, `reason="OOMKilled"`), containers),
+				Summary:     "A container was killed because it ran out of memory.",
+				Description: fmt.Sprintf(`Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} was OOM-killed in the last %s.`, prom(p.OOMKilledWindow)),
+				Labels:      []string{"namespace", "pod", "container"},
+			},
+			{
+				Name:     AlertContainerMemoryLimitMissing,
+				Severity: SeverityInfo,
+				Expr: fmt.Sprintf(`max by (namespace, pod, container) (
+  kube_pod_container_status_running%s == 1
+)
+unless on (namespace, pod, container)
+%s`, sel(ksm), RecMemoryLimit),
+				For:         p.LimitMissingFor,
+				Summary:     "A running container has no memory limit.",
+				Description: `Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} runs without a memory limit: a leak in it can take the whole node down.`,
+				Labels:      []string{"namespace", "pod", "container"},
+			},
+		},
+	}
+
+	agent := sel(p.AgentSelector)
+	nodes := Group{
+		Name: "leakguard.node-cgroups",
+		Records: []Record{
+			{RecNodeOrphanCgroups, fmt.Sprintf(`max by (node) (leakguard_node_orphan_cgroups%s)`, agent)},
+			{RecNodeDyingCgroups, fmt.Sprintf(`max by (node) (leakguard_node_dying_cgroups%s)`, agent)},
+			{RecNodeMemoryCgroups, fmt.Sprintf(`(
+  max by (node) (leakguard_node_cgroups%[1]s)
+  + on (node)
+  %[2]s
+)
+or
+max by (node) (leakguard_node_cgroups%[1]s)`, sel(p.AgentSelector, `controller=~"memory|unified"`), RecNodeDyingCgroups)},
+		},
+		Alerts: []Alert{
+			{
+				Name:        AlertNodeOrphanCgroups,
+				Severity:    SeverityWarning,
+				Expr:        fmt.Sprintf(`%s > %s`, RecNodeOrphanCgroups, num(p.OrphanCgroupsThreshold)),
+				For:         p.OrphanCgroupsFor,
+				Summary:     "Pod cgroups outlive their pods on a node.",
+				Description: `Node {{ $labels.node }} has {{ $value }} pod cgroups whose pod is gone and which hold no process.`,
+				Labels:      []string{"node"},
+			},
+			{
+				Name:     AlertNodeCgroupLeak,
+				Severity: SeverityWarning,
+				Expr: fmt.Sprintf(`(
+%s
+) > %s
+or
+%s > %s`, indent(steadyGrowth(RecNodeDyingCgroups, p.DyingStepWindow, p.DyingSteps)), num(p.DyingMinGrowth),
+					RecNodeMemoryCgroups, num(p.MemoryCgroupsLimit)),
+				For:         p.CgroupLeakFor,
+				Summary:     "Cgroups pile up on a node: dying cgroups keep growing, or memory cgroups near the kernel's limit.",
+				Description: `Node {{ $labels.node }}: dying cgroups grew steadily, or live plus dying memory cgroups reached {{ $value }} (the kernel's memory cgroup ids end at 65,535).`,
+				Labels:      []string{"node"},
+			},
+		},
+	}
+
+	controlPlane := Group{
+		Name: "leakguard.control-plane",
+		Records: []Record{
+			{RecNodeMemoryRatio, fmt.Sprintf(`max by (node) (container_memory_working_set_bytes%s)
+/ on (node)
+%s`, sel(cadvisor, `id="/"`), nodeMemory)},
+			{RecAPIServerMemoryRatio, fmt.Sprintf(`(
+  max by (node, pod) (
+    label_replace(
+      max by (instance) (process_resident_memory_bytes%[1]s),
+      "host_ip", "$1", "instance", "^\\[?([^\\]]*?)\\]?:[0-9]+$"
+    )
+    * on (host_ip) group_left (node, pod)
+    max by (host_ip, node, pod) (kube_pod_info%[2]s)
+  )
+  or on (node)
+  max by (node) (
+    label_replace(
+      max by (instance) (process_resident_memory_bytes%[1]s),
+      "internal_ip", "$1", "instance", "^\\[?([^\\]]*?)\\]?:[0-9]+$"
+    )
+    * on (internal_ip) group_left (node)
+    max by (internal_ip, node) (kube_node_info%[3]s)
+  )
+)
+/ on (node) group_left ()
+%[4]s`, sel(p.APIServerSelector), sel(ksm, `namespace="kube-system"`, `pod=~"kube-apiserver.*"`), sel(ksm), nodeMemory)},
+			{RecAPIServerObjects, fmt.Sprintf(`max by (resource) (
+  apiserver_resource_objects%[1]s
+  or
+  apiserver_storage_objects%[1]s
+)`, sel(p.APIServerSelector))},
+		},
+		Alerts: []Alert{
+			{
+				Name:     AlertControlPlaneMemoryAboveWaterline,
+				Severity: SeverityWarning,
+				Expr: fmt.Sprintf(`%s > %s
+and on (node)
+max by (node) (kube_node_role%s)`, RecNodeMemoryRatio, num(p.ControlPlaneWaterline), sel(ksm, p.ControlPlaneRoleSelector)),
+				For:         p.ControlPlaneFor,
+				Summary:     "A control-plane node uses more memory than the waterline.",
+				Description: fmt.Sprintf(`Control-plane node {{ $labels.node }} uses {{ $value | humanizePercentage }} of its memory (waterline %s).`, percent(p.ControlPlaneWaterline)),
+				Labels:      []string{"node"},
+			},
+			{
+				Name:        AlertKubeAPIServerMemoryHigh,
+				Severity:    SeverityCritical,
+				Expr:        fmt.Sprintf(`%s > %s`, RecAPIServerMemoryRatio, num(p.APIServerMemoryRatio)),
+				For:         p.APIServerMemoryFor,
+				Summary:     "kube-apiserver uses more than the waterline of its node's memory.",
+				Description: fmt.Sprintf(`kube-apiserver on node {{ $labels.node }} uses {{ $value | humanizePercentage }} of the node's memory (waterline %s); take a heap profile now.`, percent(p.APIServerMemoryRatio)),
+				Labels:      []string{"node"},
+			},
+			{
+				Name:     AlertKubeAPIServerObjectSurge,
+				Severity: SeverityWarning,
+				Expr: fmt.Sprintf(`(%[1]s - %[2]s) > %[3]s
+and
+%[1]s > (1 + %[4]s) * %[2]s`, RecAPIServerObjects, offset(RecAPIServerObjects, time.Duration(p.ObjectSurgeWindow)), num(p.ObjectSurgeMinObjects), num(p.ObjectSurgeMinRatio)),
+				For:         p.ObjectSurgeFor,
+				Summary:     "The number of one resource's objects in the API server surges.",
+				Description: fmt.Sprintf(`{{ $labels.resource }} objects grew by {{ $value }} in %s; a burst of large objects inflates kube-apiserver's memory.`, prom(p.ObjectSurgeWindow)),
+				Labels:      []string{"resource"},
+			},
+		},
+	}
+	return []Group{container, nodes, controlPlane}
+}
+
+func percent(f float64) string { return num(f*100) + " %" }
+
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}
