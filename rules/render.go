@@ -1,10 +1,12 @@
 package rules
 
 import (
+	"bytes"
 	"fmt"
 	"sort"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	yamlv3 "go.yaml.in/yaml/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
@@ -86,7 +88,7 @@ func Files(p Params) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	ruleFile, err := yaml.Marshal(spec)
+	ruleFile, err := marshalRuleFile(spec)
 	if err != nil {
 		return nil, fmt.Errorf("render rule file: %w", err)
 	}
@@ -102,6 +104,52 @@ func Files(p Params) (map[string][]byte, error) {
 		RuleFilePath:       append([]byte(header), ruleFile...),
 		PrometheusRulePath: append([]byte(header), obj...),
 	}, nil
+}
+
+// ruleFile is a Prometheus rule file with its keys in the order people read
+// them (name, then alert or record, expr, for, labels, annotations);
+// sigs.k8s.io/yaml would sort them.
+type ruleFile struct {
+	Groups []ruleGroup `yaml:"groups"`
+}
+
+type ruleGroup struct {
+	Name  string     `yaml:"name"`
+	Rules []ruleYAML `yaml:"rules"`
+}
+
+type ruleYAML struct {
+	Record      string            `yaml:"record,omitempty"`
+	Alert       string            `yaml:"alert,omitempty"`
+	Expr        string            `yaml:"expr"`
+	For         string            `yaml:"for,omitempty"`
+	Labels      map[string]string `yaml:"labels,omitempty"`
+	Annotations map[string]string `yaml:"annotations,omitempty"`
+}
+
+func marshalRuleFile(spec monitoringv1.PrometheusRuleSpec) ([]byte, error) {
+	var f ruleFile
+	for _, g := range spec.Groups {
+		rg := ruleGroup{Name: g.Name}
+		for _, r := range g.Rules {
+			y := ruleYAML{Record: r.Record, Alert: r.Alert, Expr: r.Expr.String(), Labels: r.Labels, Annotations: r.Annotations}
+			if r.For != nil {
+				y.For = string(*r.For)
+			}
+			rg.Rules = append(rg.Rules, y)
+		}
+		f.Groups = append(f.Groups, rg)
+	}
+	var buf bytes.Buffer
+	enc := yamlv3.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(f); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // marshalObject renders a Kubernetes object without its empty status and
