@@ -1,0 +1,285 @@
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// DefaultGracePeriod is how long a cgroup must stay orphaned, seen on two
+// scans at least this far apart, before it counts: long enough for the
+// kubelet to finish tearing a deleted pod down.
+const DefaultGracePeriod = 2 * time.Minute
+
+// UnifiedController is the controller label of the v2 cgroup count.
+const UnifiedController = "unified"
+
+// ErrPodsNotSynced is the scan error while the PodSource has no complete
+// view of the node's pods; no cgroup is judged an orphan then.
+var ErrPodsNotSynced = errors.New("pods bound to the node not synced yet: orphans not judged")
+
+// Options configures a Scanner. Zero values take the defaults noted.
+type Options struct {
+	// CgroupRoot is where the node's cgroup tree is mounted; it must exist.
+	CgroupRoot string
+	// ProcRoot is where the node's /proc is; /proc when empty. Only
+	// <ProcRoot>/cgroups is read, on cgroup v1.
+	ProcRoot string
+	// GracePeriod is DefaultGracePeriod when zero.
+	GracePeriod time.Duration
+	// RemoveEmptyOrphans removes the counted orphans with rmdir (cgroup v2
+	// only; refused by NewScanner on v1).
+	RemoveEmptyOrphans bool
+	// Now is time.Now when nil.
+	Now func() time.Time
+	// Logger is slog.Default() when nil.
+	Logger *slog.Logger
+	// Rmdir is syscall.Rmdir when nil; tests replace it.
+	Rmdir func(path string) error
+}
+
+// Orphan is one counted orphan cgroup.
+type Orphan struct {
+	// Path is the cgroup's path relative to the cgroup root.
+	Path string `json:"path"`
+	// PodUID is the pod UID (or static pod config hash) in dashed form.
+	PodUID string `json:"podUID"`
+	// QoS is guaranteed, burstable or besteffort.
+	QoS string `json:"qos"`
+	// FirstSeen is the scan at which it was first seen orphaned.
+	FirstSeen time.Time `json:"firstSeen"`
+}
+
+// Result is what one scan found. A part that could not be measured is
+// marked unknown rather than reported as zero; the errors are in Err.
+type Result struct {
+	// Version and Driver describe the tree; Driver is empty when no
+	// kubepods cgroup was found.
+	Version Version
+	Driver  Driver
+	// Orphans are the counted orphans (seen past the grace period), sorted
+	// by path, without those removed by this scan.
+	Orphans []Orphan
+	// OrphansKnown is false when orphans could not be judged at all.
+	OrphansKnown bool
+	// Pending counts the cgroups seen orphaned but still within the grace
+	// period.
+	Pending int
+	// Cgroups is the number of live cgroups per controller; nil when
+	// unknown.
+	Cgroups map[string]int
+	// Dying is nr_dying_descendants of the root; DyingKnown is false on v1
+	// or when cgroup.stat could not be read.
+	Dying      int
+	DyingKnown bool
+	// Removed counts the cgroup directories removed by this scan.
+	Removed int
+	// Start and Duration time the scan.
+	Start    time.Time
+	Duration time.Duration
+	// Err joins every error of the scan; nil when it read everything.
+	Err error
+}
+
+// seenEntry is the scanner's memory of a cgroup seen orphaned.
+type seenEntry struct {
+	uid   string
+	qos   string
+	first time.Time
+}
+
+// Scanner scans one node's cgroup tree. It remembers, between scans, when
+// each orphan was first seen; it is not safe for concurrent use.
+type Scanner struct {
+	opts   Options
+	layout Layout
+	pods   PodSource
+	log    *slog.Logger
+	seen   map[string]seenEntry
+	procs  procsChecker
+}
+
+// NewScanner detects the cgroup layout under opts.CgroupRoot and returns a
+// scanner for it. A missing root, a root that is not a cgroup mount, or
+// RemoveEmptyOrphans on cgroup v1 is an error.
+func NewScanner(opts Options, pods PodSource) (*Scanner, error) {
+	if pods == nil {
+		return nil, errors.New("new scanner: nil pod source")
+	}
+	if opts.GracePeriod < 0 {
+		return nil, fmt.Errorf("new scanner: negative grace period %s", opts.GracePeriod)
+	}
+	if opts.GracePeriod == 0 {
+		opts.GracePeriod = DefaultGracePeriod
+	}
+	if opts.ProcRoot == "" {
+		opts.ProcRoot = "/proc"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Rmdir == nil {
+		opts.Rmdir = syscall.Rmdir
+	}
+	layout, err := DetectLayout(opts.CgroupRoot)
+	if err != nil {
+		return nil, fmt.Errorf("new scanner: %w", err)
+	}
+	if opts.RemoveEmptyOrphans && layout.Version != V2 {
+		// On v1 a pod has one cgroup per controller hierarchy; removing it
+		// from one alone would leave the others behind.
+		return nil, fmt.Errorf("new scanner: removing orphans is supported on cgroup v2 only, %q is %s", opts.CgroupRoot, layout.Version)
+	}
+	return &Scanner{
+		opts:   opts,
+		layout: layout,
+		pods:   pods,
+		log:    opts.Logger.With("cgroup_root", opts.CgroupRoot, "cgroup_version", layout.Version.String()),
+		seen:   make(map[string]seenEntry),
+	}, nil
+}
+
+// Layout returns the layout detected at construction.
+func (s *Scanner) Layout() Layout { return s.layout }
+
+// Scan reads the tree once: live cgroup counts, dying cgroups (v2) and
+// orphans, removing counted orphans when asked to.
+func (s *Scanner) Scan() Result {
+	start := s.opts.Now()
+	r := Result{Version: s.layout.Version, Start: start}
+	var errs []error
+
+	switch s.layout.Version {
+	case V2:
+		n, err := countDirs(s.layout.Root)
+		if err != nil {
+			// A partial count would look like cgroups being freed.
+			errs = append(errs, fmt.Errorf("count cgroups: %w", err))
+		} else {
+			r.Cgroups = map[string]int{UnifiedController: n}
+		}
+		if d, err := readDying(s.layout.Root); err != nil {
+			errs = append(errs, fmt.Errorf("dying cgroups: %w", err))
+		} else {
+			r.Dying, r.DyingKnown = d, true
+		}
+	case V1:
+		if c, err := readProcCgroups(s.opts.ProcRoot); err != nil {
+			errs = append(errs, fmt.Errorf("count cgroups: %w", err))
+		} else {
+			r.Cgroups = c
+		}
+	}
+
+	if err := s.scanOrphans(&r, start); err != nil {
+		errs = append(errs, err)
+	}
+	r.Err = errors.Join(errs...)
+	r.Duration = s.opts.Now().Sub(start)
+	return r
+}
+
+// scanOrphans lists the pod cgroups of every QoS class, keeps those whose
+// UID is not bound to the node and that hold no process, and counts those
+// seen so for at least the grace period.
+func (s *Scanner) scanOrphans(r *Result, now time.Time) error {
+	kp, driver, err := kubepodsDir(s.layout.Hierarchy)
+	if err != nil {
+		return fmt.Errorf("orphans: %w", err)
+	}
+	r.Driver = driver
+	if !s.pods.Synced() {
+		// Fail closed: without the node's pods every cgroup would look
+		// orphaned. What was seen so far is kept for the next scan.
+		return fmt.Errorf("orphans: %w", ErrPodsNotSynced)
+	}
+	var errs []error
+	next := make(map[string]seenEntry, len(s.seen))
+	var names []string
+	for _, qos := range []string{qosGuaranteed, qosBurstable, qosBestEffort} {
+		dir := kp
+		if qos != qosGuaranteed {
+			dir = filepath.Join(kp, qosDirName(driver, qos))
+		}
+		names, err = subdirs(dir, names[:0])
+		if err != nil {
+			if qos != qosGuaranteed && errors.Is(err, fs.ErrNotExist) {
+				continue // no pod of this class has been started yet
+			}
+			// The orphans of this class are unknown; their timers restart,
+			// which can only delay counting them.
+			errs = append(errs, fmt.Errorf("orphans: list %s: %w", dir, err))
+			continue
+		}
+		for _, name := range names {
+			uid, ok := parsePodDir(driver, qos, name)
+			if !ok || s.pods.Bound(uid) {
+				continue
+			}
+			path := filepath.Join(dir, name)
+			busy, err := s.procs.busy(path, 0)
+			if errors.Is(err, errVanished) {
+				continue
+			}
+			if err != nil {
+				// Fail closed: a cgroup whose processes cannot be read is
+				// not called an orphan.
+				errs = append(errs, fmt.Errorf("orphans: %w", err))
+				continue
+			}
+			if busy {
+				continue
+			}
+			e, ok := s.seen[path]
+			if !ok || e.uid != uid {
+				e = seenEntry{uid: uid, qos: qos, first: now}
+			}
+			next[path] = e
+			if now.Sub(e.first) < s.opts.GracePeriod {
+				r.Pending++
+				continue
+			}
+			rel, err := filepath.Rel(s.layout.Root, path)
+			if err != nil {
+				rel = path
+			}
+			r.Orphans = append(r.Orphans, Orphan{Path: "/" + filepath.ToSlash(rel), PodUID: uid, QoS: qos, FirstSeen: e.first})
+		}
+	}
+	s.seen = next
+	r.OrphansKnown = true
+	slices.SortFunc(r.Orphans, func(a, b Orphan) int { return strings.Compare(a.Path, b.Path) })
+	if s.opts.RemoveEmptyOrphans && len(r.Orphans) > 0 {
+		s.remove(r)
+	}
+	return errors.Join(errs...)
+}
+
+// remove removes the counted orphans, deepest cgroup first. A refusal (the
+// kernel's EBUSY when a process or child appeared) is logged and leaves the
+// orphan counted; it is not a scan error.
+func (s *Scanner) remove(r *Result) {
+	kept := r.Orphans[:0]
+	for _, o := range r.Orphans {
+		path := filepath.Join(s.layout.Root, filepath.FromSlash(o.Path))
+		n, err := removeTree(path, s.opts.Rmdir, 0)
+		r.Removed += n
+		if err != nil {
+			s.log.Warn("orphan cgroup not removed", "path", o.Path, "pod_uid", o.PodUID, "removed_below", n, "err", err)
+			kept = append(kept, o)
+			continue
+		}
+		s.log.Info("removed orphan cgroup", "path", o.Path, "pod_uid", o.PodUID, "first_seen", o.FirstSeen, "directories", n)
+		delete(s.seen, path)
+	}
+	r.Orphans = kept
+}
