@@ -1,0 +1,155 @@
+// Package server is leakguard's Alertmanager webhook receiver: the chi
+// router with its middleware, the decoding and validation of webhook
+// payloads, authentication, the health, readiness and metrics endpoints and
+// the HTTP(S) server with certificate reloading.
+//
+// The package knows nothing of Kubernetes: what happens to a decoded payload
+// is the business of a Processor, and readiness is a map of named checks,
+// both handed in by the caller.
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/prometheus/alertmanager/template"
+)
+
+// SupportedVersion is the only webhook payload version the receiver accepts.
+// Alertmanager has sent version "4" since 0.11.
+const SupportedVersion = "4"
+
+// Alert and payload statuses that Alertmanager sends.
+const (
+	StatusFiring   = "firing"
+	StatusResolved = "resolved"
+)
+
+// Message is an Alertmanager webhook payload (version 4).
+type Message struct {
+	*template.Data
+	Version         string `json:"version"`
+	GroupKey        string `json:"groupKey"`
+	TruncatedAlerts uint64 `json:"truncatedAlerts"`
+}
+
+// DecodeMessage reads and validates one payload: JSON, version "4", at least
+// one alert, every alert has a non-empty labels.alertname, and the payload and
+// every alert have the status firing or resolved. Fields it does not know are
+// ignored, so that a newer Alertmanager adding a field is still understood.
+// Errors say what is wrong and, for an alert, its index. An error from r (for
+// example *http.MaxBytesError) is wrapped, so errors.As finds it.
+func DecodeMessage(r io.Reader) (*Message, error) {
+	dec := json.NewDecoder(r)
+	var msg Message
+	if err := dec.Decode(&msg); err != nil {
+		return nil, describeJSONError(err)
+	}
+	// Exactly one JSON value: anything after it but white space is malformed.
+	if err := expectEOF(dec); err != nil {
+		return nil, err
+	}
+	if err := msg.validate(); err != nil {
+		return nil, fmt.Errorf("invalid alertmanager payload: %w", err)
+	}
+	return &msg, nil
+}
+
+// expectEOF reports an error unless the decoder's input ends after the value
+// it has read (trailing white space aside).
+func expectEOF(dec *json.Decoder) error {
+	var extra json.RawMessage
+	err := dec.Decode(&extra)
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err == nil:
+		return fmt.Errorf("decode alertmanager payload: unexpected data after the JSON object at byte %d", dec.InputOffset()-int64(len(extra)))
+	default:
+		// Either a syntax error in the trailing bytes or a read error (such
+		// as the body limit); both make the payload unusable.
+		return describeJSONError(err)
+	}
+}
+
+// describeJSONError wraps a decoding error with where it happened, keeping
+// the original error for errors.As.
+func describeJSONError(err error) error {
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntaxErr):
+		return fmt.Errorf("decode alertmanager payload: invalid JSON at byte %d: %w", syntaxErr.Offset, err)
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "the payload"
+		}
+		return fmt.Errorf("decode alertmanager payload: %s must be %s, not a JSON %s: %w", field, jsonKind(typeErr), typeErr.Value, err)
+	case errors.Is(err, io.EOF):
+		return errors.New("decode alertmanager payload: empty body")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("decode alertmanager payload: truncated JSON: %w", err)
+	default:
+		return fmt.Errorf("decode alertmanager payload: %w", err)
+	}
+}
+
+func jsonKind(e *json.UnmarshalTypeError) string {
+	if e.Type == nil {
+		return "another type"
+	}
+	return "a Go " + e.Type.String()
+}
+
+// validate checks what DecodeMessage promises about a decoded payload.
+func (m *Message) validate() error {
+	if m.Version != SupportedVersion {
+		return fmt.Errorf("unsupported payload version %q, want %q", m.Version, SupportedVersion)
+	}
+	if m.Data == nil || len(m.Alerts) == 0 {
+		// Alertmanager never notifies about an empty group.
+		return errors.New("payload has no alerts")
+	}
+	if !validStatus(m.Status) {
+		return fmt.Errorf("payload status %q, want %q or %q", m.Status, StatusFiring, StatusResolved)
+	}
+	var errs []error
+	for i, a := range m.Alerts {
+		if a.Labels["alertname"] == "" {
+			errs = append(errs, fmt.Errorf("alert %d: labels.alertname is missing or empty", i))
+		}
+		if !validStatus(a.Status) {
+			errs = append(errs, fmt.Errorf("alert %d: status %q, want %q or %q", i, a.Status, StatusFiring, StatusResolved))
+		}
+		// Report a bounded number of problems: a payload of 10,000 broken
+		// alerts should not produce a megabyte of error text.
+		if len(errs) >= maxReportedErrors && i+1 < len(m.Alerts) {
+			errs = append(errs, fmt.Errorf("more problems in alerts %d to %d not reported", i+1, len(m.Alerts)-1))
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// maxReportedErrors bounds the alert problems one validation error lists.
+const maxReportedErrors = 5
+
+func validStatus(s string) bool {
+	return s == StatusFiring || s == StatusResolved
+}
+
+// encodeJSON marshals v with a trailing newline and without HTML escaping
+// (the answers are read by Alertmanager's logs and people, not browsers).
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
