@@ -72,14 +72,17 @@ func offset(metric string, d time.Duration) string {
 }
 
 // steadyGrowth is the growth of metric over steps steps of step each, present
-// only where it rose in every one of them: a sustained trend, which a
-// sawtooth, noise or a single step up does not produce.
-func steadyGrowth(metric string, step model.Duration, steps int) string {
+// only where it rose in every one of them by at least minShare of the average
+// step: a sustained trend, which a sawtooth, noise or a single step up (a
+// warm-up) followed by flat jitter does not produce.
+func steadyGrowth(metric string, step model.Duration, steps int, minShare float64) string {
 	s := time.Duration(step)
+	total := fmt.Sprintf("(%s - %s)", metric, offset(metric, s*time.Duration(steps)))
 	var b strings.Builder
-	fmt.Fprintf(&b, "(\n  %s - %s\n)", metric, offset(metric, s*time.Duration(steps)))
+	fmt.Fprintf(&b, "%s\nand\n%s > 0", total, total)
 	for i := 0; i < steps; i++ {
-		fmt.Fprintf(&b, "\nand\n(\n  %s - %s > 0\n)", offset(metric, s*time.Duration(i)), offset(metric, s*time.Duration(i+1)))
+		fmt.Fprintf(&b, "\nand\n(%s - %s) > %s * %s",
+			offset(metric, s*time.Duration(i)), offset(metric, s*time.Duration(i+1)), num(minShare/float64(steps)), total)
 	}
 	return b.String()
 }
@@ -108,7 +111,7 @@ func Groups(p Params) []Group {
 unless on (namespace, pod, container)
 (
   increase(kube_pod_container_status_restarts_total%s[%s]) > 0
-)`, steadyGrowth(RecWorkingSetFloor, p.LeakStepWindow, p.LeakSteps), sel(ksm), prom(p.FloorWindow+span))},
+)`, steadyGrowth(RecWorkingSetFloor, p.LeakStepWindow, p.LeakSteps, p.LeakMinStepShare), sel(ksm), prom(p.FloorWindow+span))},
 			{RecMemoryLimit, fmt.Sprintf(`max by (namespace, pod, container) (
   kube_pod_container_resource_limits%s
 ) > 0`, sel(ksm, `resource="memory"`, `unit="byte"`))},
@@ -226,7 +229,7 @@ max by (node) (leakguard_node_cgroups%[1]s)`, sel(p.AgentSelector, `controller=~
 %s
 ) > %s
 or
-%s > %s`, indent(steadyGrowth(RecNodeDyingCgroups, p.DyingStepWindow, p.DyingSteps)), num(p.DyingMinGrowth),
+%s > %s`, indent(steadyGrowth(RecNodeDyingCgroups, p.DyingStepWindow, p.DyingSteps, p.LeakMinStepShare)), num(p.DyingMinGrowth),
 					RecNodeMemoryCgroups, num(p.MemoryCgroupsLimit)),
 				For:         p.CgroupLeakFor,
 				Summary:     "Cgroups pile up on a node: dying cgroups keep growing, or memory cgroups near the kernel's limit.",

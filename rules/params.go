@@ -50,7 +50,10 @@ type Params struct {
 	LeakSteps          int            `json:"leakSteps"`
 	LeakMinGrowthBytes int64          `json:"leakMinGrowthBytes"`
 	LeakMinGrowthRatio float64        `json:"leakMinGrowthRatio"`
-	LeakFor            model.Duration `json:"leakFor"`
+	// LeakMinStepShare is how much each step must rise, as a share of the
+	// average step; it also applies to the dying-cgroup trend.
+	LeakMinStepShare float64        `json:"leakMinStepShare"`
+	LeakFor          model.Duration `json:"leakFor"`
 
 	// OOMHorizon is how far ahead the trend is extrapolated for
 	// ContainerMemoryOOMPredicted.
@@ -117,6 +120,7 @@ func DefaultParams() Params {
 		LeakSteps:          4,
 		LeakMinGrowthBytes: 32 << 20,
 		LeakMinGrowthRatio: 0.05,
+		LeakMinStepShare:   0.25,
 		LeakFor:            dur(15 * time.Minute),
 
 		OOMHorizon: dur(4 * time.Hour),
@@ -238,7 +242,7 @@ func (p Params) Validate() error {
 	}
 	ratios := map[string]float64{
 		"nearLimitRatio": p.NearLimitRatio, "controlPlaneWaterline": p.ControlPlaneWaterline,
-		"apiServerMemoryRatio": p.APIServerMemoryRatio,
+		"apiServerMemoryRatio": p.APIServerMemoryRatio, "leakMinStepShare": p.LeakMinStepShare,
 	}
 	for _, name := range sortedKeys(ratios) {
 		if v := ratios[name]; !(v > 0 && v <= 1) {
@@ -301,6 +305,7 @@ func (p *Params) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&p.LeakSteps, "leak-steps", p.LeakSteps, "consecutive steps in which the floor must rise")
 	fs.Int64Var(&p.LeakMinGrowthBytes, "leak-min-growth-bytes", p.LeakMinGrowthBytes, "least growth of the floor over the leak span, in bytes")
 	fs.Float64Var(&p.LeakMinGrowthRatio, "leak-min-growth-ratio", p.LeakMinGrowthRatio, "least growth of the floor over the leak span, as a share of where it started")
+	fs.Float64Var(&p.LeakMinStepShare, "leak-min-step-share", p.LeakMinStepShare, "least rise of each step, as a share of the average step (also for dying cgroups)")
 	fs.Var(&p.LeakFor, "leak-for", "for of ContainerMemoryLeak")
 	fs.Var(&p.OOMHorizon, "oom-horizon", "ContainerMemoryOOMPredicted fires when the trend reaches the limit within this")
 	fs.Var(&p.OOMFor, "oom-for", "for of ContainerMemoryOOMPredicted")
