@@ -199,7 +199,7 @@ func (p Params) Validate() error {
 		m     map[string]string
 	}{{"alertLabels", p.AlertLabels}, {"objectLabels", p.ObjectLabels}} {
 		for k := range l.m {
-			if l.field == "alertLabels" && !model.LabelName(k).IsValid() {
+			if l.field == "alertLabels" && !model.LabelName(k).IsValidLegacy() {
 				bad("%s: %q is not a valid label name", l.field, k)
 			}
 			if l.field == "alertLabels" && (k == "severity" || k == "alertname") {

@@ -1,0 +1,138 @@
+package rules
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+func TestDefaultParamsAreValid(t *testing.T) {
+	if err := DefaultParams().Validate(); err != nil {
+		t.Fatalf("DefaultParams().Validate() = %v, want nil", err)
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(*Params)
+		want   string
+	}{
+		{"empty selector", func(p *Params) { p.CadvisorSelector = " " }, "cadvisorSelector: must not be empty"},
+		{"braces in selector", func(p *Params) { p.AgentSelector = `{job="x"}` }, "agentSelector: \"{job=\\\"x\\\"}\": give the matchers without braces"},
+		{"unbalanced quotes", func(p *Params) { p.APIServerSelector = `job="x` }, "apiServerSelector: \"job=\\\"x\": unbalanced quotes"},
+		{"no runbook base", func(p *Params) { p.RunbookBaseURL = "" }, "runbookBaseURL: must not be empty"},
+		{"bad alert label", func(p *Params) { p.AlertLabels = map[string]string{"1team": "x"} }, `alertLabels: "1team" is not a valid label name`},
+		{"severity override", func(p *Params) { p.AlertLabels = map[string]string{"severity": "x"} }, `alertLabels: "severity" is set by the catalogue`},
+		{"zero floor window", func(p *Params) { p.FloorWindow = 0 }, "floorWindow: must be positive, got 0s"},
+		{"negative for", func(p *Params) { p.LeakFor = model.Duration(-time.Minute) }, "leakFor: must not be negative"},
+		{"one step", func(p *Params) { p.LeakSteps = 1 }, "leakSteps: must be between 2 and 12, got 1"},
+		{"ratio over one", func(p *Params) { p.NearLimitRatio = 1.5 }, "nearLimitRatio: must be in (0, 1], got 1.5"},
+		{"negative threshold", func(p *Params) { p.OrphanCgroupsThreshold = -1 }, "orphanCgroupsThreshold: must be a finite number >= 0, got -1"},
+		{"no name", func(p *Params) { p.Name = "" }, "namespace and name: must not be empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := DefaultParams()
+			tt.modify(&p)
+			err := p.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate() = %v, want an error containing %q", err, tt.want)
+			}
+			if _, err := Files(p); err == nil {
+				t.Errorf("Files() rendered invalid parameters")
+			}
+		})
+	}
+}
+
+func TestLoadParamsFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	t.Run("fields replace defaults, others stay", func(t *testing.T) {
+		p := DefaultParams()
+		path := write("good.yaml", "oomHorizon: 3h\nnearLimitRatio: 0.8\nobjectLabels:\n  release: prom\n")
+		if err := LoadParamsFile(path, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.OOMHorizon != model.Duration(3*time.Hour) || p.NearLimitRatio != 0.8 || p.ObjectLabels["release"] != "prom" {
+			t.Errorf("LoadParamsFile: oomHorizon=%s nearLimitRatio=%g release=%q", p.OOMHorizon, p.NearLimitRatio, p.ObjectLabels["release"])
+		}
+		if p.LeakSteps != DefaultParams().LeakSteps {
+			t.Errorf("leakSteps = %d, want the default %d", p.LeakSteps, DefaultParams().LeakSteps)
+		}
+	})
+	t.Run("unknown field", func(t *testing.T) {
+		p := DefaultParams()
+		err := LoadParamsFile(write("typo.yaml", "oomHorizn: 3h\n"), &p)
+		if err == nil || !strings.Contains(err.Error(), `unknown field "oomHorizn"`) {
+			t.Fatalf("LoadParamsFile(typo) = %v, want an unknown field error", err)
+		}
+	})
+	t.Run("bad duration", func(t *testing.T) {
+		p := DefaultParams()
+		err := LoadParamsFile(write("dur.yaml", "leakFor: soon\n"), &p)
+		if err == nil || !strings.Contains(err.Error(), "soon") {
+			t.Fatalf("LoadParamsFile(bad duration) = %v, want an error naming the value", err)
+		}
+	})
+	t.Run("missing file", func(t *testing.T) {
+		p := DefaultParams()
+		if err := LoadParamsFile(filepath.Join(dir, "nope.yaml"), &p); err == nil {
+			t.Fatal("LoadParamsFile(missing) = nil, want an error")
+		}
+	})
+}
+
+func TestFlagsChangeTheRules(t *testing.T) {
+	p := DefaultParams()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	p.RegisterFlags(fs)
+	err := fs.Parse([]string{
+		"--oom-horizon=3h", "--near-limit-ratio=0.8", "--leak-steps=3", "--leak-step-window=20m",
+		"--object-label=release=prom", "--object-label=app.kubernetes.io/part-of=",
+		"--alert-label=cluster=eu-1", "--runbook-base-url=https://runbooks.example/",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts := AlertsByName(p)
+	if got := alerts[AlertContainerMemoryOOMPredicted].Expr; !strings.Contains(got, "< 10800") {
+		t.Errorf("OOMPredicted expr does not use the 3h horizon: %s", got)
+	}
+	if got := alerts[AlertContainerMemoryNearLimit].Expr; !strings.HasSuffix(got, ">= 0.8") {
+		t.Errorf("NearLimit expr = %q, want the 0.8 ratio", got)
+	}
+	if got := AlertsByName(p)[AlertContainerMemoryLeak].Expr; !strings.Contains(got, "offset 1h") {
+		t.Errorf("Leak expr does not look 3 steps of 20m back: %s", got)
+	}
+	pr, err := PrometheusRule(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Labels["release"] != "prom" {
+		t.Errorf("object label release = %q, want prom", pr.Labels["release"])
+	}
+	if _, ok := pr.Labels["app.kubernetes.io/part-of"]; ok {
+		t.Error("object label app.kubernetes.io/part-of= was not removed")
+	}
+	for _, r := range pr.Spec.Groups[0].Rules {
+		if r.Alert != "" && (r.Labels["cluster"] != "eu-1" || !strings.HasPrefix(r.Annotations["runbook_url"], "https://runbooks.example/")) {
+			t.Errorf("%s: labels %v, runbook %q", r.Alert, r.Labels, r.Annotations["runbook_url"])
+		}
+	}
+	if err := fs.Parse([]string{"--object-label=novalue"}); err == nil {
+		t.Error("--object-label=novalue was accepted")
+	}
+}
