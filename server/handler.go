@@ -219,11 +219,15 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 	for range h.cfg.ReadyChecks {
 		select {
 		case res := <-results:
-			if res.err != nil {
+			switch {
+			case res.err == nil:
+				checks[res.name] = "ok"
+			case ctx.Err() != nil && errors.Is(res.err, ctx.Err()):
+				// Keeps "timed out", whichever of the check and the
+				// deadline this loop saw first.
+			default:
 				checks[res.name] = res.err.Error()
-				continue
 			}
-			checks[res.name] = "ok"
 		case <-ctx.Done():
 			// The remaining checks keep their "timed out".
 		}

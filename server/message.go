@@ -14,6 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
+	"time"
 
 	"github.com/prometheus/alertmanager/template"
 )
@@ -84,11 +87,12 @@ func describeJSONError(err error) error {
 	case errors.As(err, &syntaxErr):
 		return fmt.Errorf("decode alertmanager payload: invalid JSON at byte %d: %w", syntaxErr.Offset, err)
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
+		// The embedded template.Data shows in the path as "Data.".
+		field := strings.TrimPrefix(typeErr.Field, "Data.")
 		if field == "" {
 			field = "the payload"
 		}
-		return fmt.Errorf("decode alertmanager payload: %s must be %s, not a JSON %s: %w", field, jsonKind(typeErr), typeErr.Value, err)
+		return fmt.Errorf("decode alertmanager payload: %s must be %s, not a JSON %s: %w", field, jsonKind(typeErr.Type), typeErr.Value, err)
 	case errors.Is(err, io.EOF):
 		return errors.New("decode alertmanager payload: empty body")
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -98,11 +102,33 @@ func describeJSONError(err error) error {
 	}
 }
 
-func jsonKind(e *json.UnmarshalTypeError) string {
-	if e.Type == nil {
+// jsonKind names the JSON kind that decodes into t.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
 		return "another type"
 	}
-	return "a Go " + e.Type.String()
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Struct:
+		if t == reflect.TypeFor[time.Time]() {
+			return "an RFC 3339 time string"
+		}
+		return "an object"
+	case reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	default:
+		return "another type"
+	}
 }
 
 // validate checks what DecodeMessage promises about a decoded payload.
@@ -117,22 +143,26 @@ func (m *Message) validate() error {
 	if !validStatus(m.Status) {
 		return fmt.Errorf("payload status %q, want %q or %q", m.Status, StatusFiring, StatusResolved)
 	}
-	var errs []error
+	var problems []string
 	for i, a := range m.Alerts {
 		if a.Labels["alertname"] == "" {
-			errs = append(errs, fmt.Errorf("alert %d: labels.alertname is missing or empty", i))
+			problems = append(problems, fmt.Sprintf("alert %d: labels.alertname is missing or empty", i))
 		}
 		if !validStatus(a.Status) {
-			errs = append(errs, fmt.Errorf("alert %d: status %q, want %q or %q", i, a.Status, StatusFiring, StatusResolved))
+			problems = append(problems, fmt.Sprintf("alert %d: status %q, want %q or %q", i, a.Status, StatusFiring, StatusResolved))
 		}
 		// Report a bounded number of problems: a payload of 10,000 broken
 		// alerts should not produce a megabyte of error text.
-		if len(errs) >= maxReportedErrors && i+1 < len(m.Alerts) {
-			errs = append(errs, fmt.Errorf("more problems in alerts %d to %d not reported", i+1, len(m.Alerts)-1))
+		if len(problems) >= maxReportedErrors && i+1 < len(m.Alerts) {
+			problems = append(problems, fmt.Sprintf("more problems in alerts %d to %d not reported", i+1, len(m.Alerts)-1))
 			break
 		}
 	}
-	return errors.Join(errs...)
+	if len(problems) > 0 {
+		// One line, as it ends up in a JSON error and in logs.
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
 }
 
 // maxReportedErrors bounds the alert problems one validation error lists.
