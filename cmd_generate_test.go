@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/leakguard/leakguard/rules"
+)
+
+func TestGenerate(t *testing.T) {
+	tests := []struct {
+		name     string
+		params   string // a parameter file's content, if any
+		args     []string
+		wantCode int
+		want     []string // substrings of the rule file
+		notWant  []string
+		stderr   string
+	}{
+		{
+			name:     "defaults",
+			wantCode: 0,
+			want:     []string{"< 14400", "for: 15m", "severity: critical"},
+		},
+		{
+			name:     "parameter file",
+			params:   "oomHorizon: 3h\nnearLimitRatio: 0.8\n",
+			wantCode: 0,
+			want:     []string{"< 10800", ">= 0.8"},
+			notWant:  []string{"< 14400"},
+		},
+		{
+			name:     "a flag wins over the parameter file",
+			params:   "oomHorizon: 3h\n",
+			args:     []string{"--oom-horizon", "2h"},
+			wantCode: 0,
+			want:     []string{"< 7200"},
+			notWant:  []string{"< 10800"},
+		},
+		{
+			name:     "unknown field in the parameter file",
+			params:   "oomHorizn: 3h\n",
+			wantCode: 1,
+			stderr:   `unknown field "oomHorizn"`,
+		},
+		{
+			name:     "invalid value",
+			args:     []string{"--near-limit-ratio", "2"},
+			wantCode: 1,
+			stderr:   "nearLimitRatio: must be in (0, 1], got 2",
+		},
+		{
+			name:     "unknown flag",
+			args:     []string{"--no-such-flag"},
+			wantCode: 2,
+			stderr:   "flag provided but not defined: -no-such-flag",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out")
+			args := []string{"generate", "--out-dir", out}
+			if tt.params != "" {
+				pf := filepath.Join(dir, "params.yaml")
+				if err := os.WriteFile(pf, []byte(tt.params), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				args = append(args, "--params", pf)
+			}
+			args = append(args, tt.args...)
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), args, &stdout, &stderr)
+			if code != tt.wantCode {
+				t.Fatalf("run(%q) = %d, want %d; stderr:\n%s", args, code, tt.wantCode, stderr.String())
+			}
+			if tt.stderr != "" && !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("stderr = %q, want it to contain %q", stderr.String(), tt.stderr)
+			}
+			if tt.wantCode != 0 {
+				if _, err := os.Stat(out); !os.IsNotExist(err) {
+					t.Errorf("a failed generate wrote %s (stat: %v)", out, err)
+				}
+				return
+			}
+			data, err := os.ReadFile(filepath.Join(out, rules.RuleFilePath))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range tt.want {
+				if !strings.Contains(string(data), s) {
+					t.Errorf("rule file lacks %q", s)
+				}
+			}
+			for _, s := range tt.notWant {
+				if strings.Contains(string(data), s) {
+					t.Errorf("rule file still has %q", s)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(out, rules.PrometheusRulePath)); err != nil {
+				t.Errorf("PrometheusRule not written: %v", err)
+			}
+		})
+	}
+}
+
+func TestGenerateHelpListsParameters(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"generate", "--help"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("generate --help = %d, want 0", code)
+	}
+	for _, flag := range []string{"-oom-horizon", "-cadvisor-selector", "-runbook-base-url", "-object-label", "-params", "-out-dir"} {
+		if !strings.Contains(stderr.String(), flag) {
+			t.Errorf("generate --help does not list %s", flag)
+		}
+	}
+}
