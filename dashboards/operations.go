@@ -1,0 +1,77 @@
+package dashboards
+
+import (
+	"github.com/leakguard/leakguard/rules"
+)
+
+// Metrics exported by `leakguard serve` (the webhook receiver and the
+// remediation engine). This is the one place the dashboards name them; the
+// metric-name check accepts them besides the rules' recording rules and the
+// inputs of shared/ALERTS.md.
+const (
+	MetricAlertsReceived      = "leakguard_alerts_received_total"         // counter {alertname, status}
+	MetricDecisions           = "leakguard_decisions_total"               // counter {alertname, decision, reason}
+	MetricRemediations        = "leakguard_remediations_total"            // counter {remediator, result}
+	MetricCheckDuration       = "leakguard_check_duration_seconds"        // histogram
+	MetricHTTPRequestDuration = "leakguard_http_request_duration_seconds" // histogram
+)
+
+// ServeMetrics lists the metrics of `leakguard serve` as Prometheus stores
+// them (a histogram as its _bucket, _sum and _count series).
+func ServeMetrics() []string {
+	var out []string
+	for _, c := range []string{MetricAlertsReceived, MetricDecisions, MetricRemediations} {
+		out = append(out, c)
+	}
+	for _, h := range []string{MetricCheckDuration, MetricHTTPRequestDuration} {
+		out = append(out, h+"_bucket", h+"_sum", h+"_count")
+	}
+	return out
+}
+
+// Operations is leakguard's own dashboard: what it received, what it decided
+// and why, what it did, and how long its checks take.
+func Operations(p rules.Params) Dashboard {
+	vars := []Variable{datasourceVar(), clusterVar(p)}
+	rate := func(name, by string) string {
+		return "sum by (" + by + ") (rate(" + metric(name, clusterM) + "[$__rate_interval]))"
+	}
+	quantile := func(q, name string) string {
+		return "histogram_quantile(" + q + ", sum by (le) (rate(" + metric(name+"_bucket", clusterM) + "[$__rate_interval])))"
+	}
+	specs := []panelSpec{
+		timeseries("Alerts received",
+			"Alerts Alertmanager delivered to leakguard's webhook, per second, by alert and status (firing or resolved). Nothing here while leakguard alerts fire means the Alertmanager route or receiver is broken.",
+			unitPerSec,
+			query(rate(MetricAlertsReceived, "alertname, status"), "{{alertname}} {{status}}"),
+		),
+		timeseries("Decisions by outcome and reason",
+			"What leakguard decided for each alert, per second: acted, dry-run, or skipped and why (the check no longer holds, cooldown, opt-out, budget, rate limit, out of scope). Many skips for one reason point at the guard or the policy to look at.",
+			unitPerSec,
+			query(rate(MetricDecisions, "decision, reason"), "{{decision}}: {{reason}}"),
+		),
+		timeseries("Remediations by kind and result",
+			"Actions leakguard took, per second, by remediator (annotate, restart, cordon, evict, profile, ...) and result. Failures need a look at leakguard's log and the target's events.",
+			unitPerSec,
+			query(rate(MetricRemediations, "remediator, result"), "{{remediator}} {{result}}"),
+		),
+		timeseries("Check latency",
+			"How long leakguard's re-check of an alert against Prometheus takes (50th, 90th and 99th percentile). Slow checks delay every action; a check that times out fails closed and nothing is done.",
+			unitSeconds,
+			query(quantile("0.5", MetricCheckDuration), "p50"),
+			query(quantile("0.9", MetricCheckDuration), "p90"),
+			query(quantile("0.99", MetricCheckDuration), "p99"),
+		),
+		timeseries("Webhook request latency",
+			"How long leakguard takes to answer HTTP requests, the Alertmanager webhook among them (99th and 50th percentile). Alertmanager retries a webhook that times out.",
+			unitSeconds,
+			query(quantile("0.99", MetricHTTPRequestDuration), "p99"),
+			query(quantile("0.5", MetricHTTPRequestDuration), "p50"),
+		).size(24, 8),
+	}
+	d := newDashboard(UIDSelf, "leakguard / Operations",
+		"leakguard's own metrics: alerts received, decisions by outcome and reason, remediations by kind and result, check and webhook latency.",
+		vars, nil)
+	d.Tags = []string{"leakguard"}
+	return build(d, specs)
+}
