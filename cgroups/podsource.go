@@ -8,8 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
@@ -51,17 +50,9 @@ func NewInformerPodSource(client kubernetes.Interface, node string, resync time.
 		return nil, fmt.Errorf("pod source: empty node name")
 	}
 	selector := fields.OneTermEqualSelector("spec.nodeName", node).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = selector
-			return client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = selector
-			return client.CoreV1().Pods(metav1.NamespaceAll).Watch(ctx, o)
-		},
-	}
-	inf := cache.NewSharedIndexInformer(lw, &corev1.Pod{}, resync, cache.Indexers{uidIndex: indexUIDs})
+	inf := coreinformers.NewFilteredPodInformer(client, metav1.NamespaceAll, resync,
+		cache.Indexers{uidIndex: indexUIDs},
+		func(o *metav1.ListOptions) { o.FieldSelector = selector })
 	// Keep only what the index needs: a node's pods are few, but their
 	// specs and statuses are most of an agent's memory otherwise.
 	if err := inf.SetTransform(slimPod); err != nil {
