@@ -16,7 +16,7 @@ FUZZTIME ?= 10s
 RULES_FILE := deploy/prometheus/rules.yaml
 PROMRULE   := deploy/kubernetes/prometheusrule.yaml
 
-.PHONY: all build generate verify test go-test rules-check rules-test traces lint bench clean
+.PHONY: all build generate verify test go-test rules-check rules-test traces lint bench clean dashboards-check
 
 all: build
 
@@ -30,7 +30,7 @@ generate:
 verify:
 	hack/verify-generated.sh
 
-test: go-test verify rules-check rules-test traces
+test: go-test verify rules-check rules-test traces dashboards-check
 
 go-test:
 	$(GO) vet ./...
@@ -45,6 +45,11 @@ rules-check:
 	  $(GO) run ./hack/promrule-spec $(PROMRULE) > "$$tmp/spec.yaml" && \
 	  echo "$(PROMTOOL) check rules <spec of $(PROMRULE)>" && \
 	  $(PROMTOOL) check rules "$$tmp/spec.yaml"
+
+# Every committed dashboard type-checks against Grafana's schema (the pinned
+# @grafana/schema; run 'npm ci' in dashboards/schema first, as .ci/run does).
+dashboards-check:
+	dashboards/schema/check.sh deploy/grafana/*.json
 
 rules-test:
 	$(PROMTOOL) test rules rules/testdata/*.test.yaml
