@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/leakguard/leakguard/dashboards"
 	"github.com/leakguard/leakguard/rules"
 )
 
@@ -64,7 +65,21 @@ flags:
 // generatedFiles collects every generated file, keyed by its path under the
 // deploy directory.
 func generatedFiles(p rules.Params) (map[string][]byte, error) {
-	return rules.Files(p)
+	files, err := rules.Files(p)
+	if err != nil {
+		return nil, err
+	}
+	boards, err := dashboards.Files(p)
+	if err != nil {
+		return nil, fmt.Errorf("dashboards: %w", err)
+	}
+	for path, data := range boards {
+		if _, dup := files[path]; dup {
+			return nil, fmt.Errorf("two generators write %s", path)
+		}
+		files[path] = data
+	}
+	return files, nil
 }
 
 func writeFiles(dir string, files map[string][]byte, stdout io.Writer) error {
