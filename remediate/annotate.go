@@ -1,0 +1,117 @@
+package remediate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// RemediatorAnnotate is the name of the annotate remediator.
+const RemediatorAnnotate = "annotate"
+
+// Annotations that annotate writes on the target.
+const (
+	AnnotationFinding    = "leakguard.io/finding"
+	AnnotationSubject    = "leakguard.io/subject"
+	AnnotationValue      = "leakguard.io/value"
+	AnnotationSince      = "leakguard.io/since"
+	AnnotationRunbookURL = "leakguard.io/runbook-url"
+	// AnnotationIgnore set to "true" on an object or its namespace keeps
+	// leakguard from acting on it.
+	AnnotationIgnore = "leakguard.io/ignore"
+	// annotationLastActionPrefix followed by a remediator's name holds the
+	// RFC 3339 time of its last action on the object (the cooldown).
+	annotationLastActionPrefix = "leakguard.io/last-action-"
+)
+
+// maxValueLen bounds the value annotation taken from an alert's
+// description, which is free text.
+const maxValueLen = 256
+
+// Annotate marks the target with the finding: the alert name, the pod and
+// container it came from, the measured value, when the alert started and
+// its runbook, as leakguard.io/* annotations written with a JSON merge
+// patch. It changes nothing that runs.
+type Annotate struct{}
+
+var _ Remediator = Annotate{}
+
+// NewAnnotate builds the annotate remediator; it takes no arguments.
+func NewAnnotate(args json.RawMessage) (Remediator, error) {
+	if err := decodeArgs(args, &struct{}{}); err != nil {
+		return nil, err
+	}
+	return Annotate{}, nil
+}
+
+// Name returns "annotate".
+func (Annotate) Name() string { return RemediatorAnnotate }
+
+// Remediate writes the annotations. Keys without a value are removed, so
+// that a finding does not keep the runbook of a previous one.
+func (Annotate) Remediate(ctx context.Context, env Env, t *Target, f Finding) (string, error) {
+	ann := FindingAnnotations(t, f)
+	values := map[string]any{}
+	for _, k := range []string{AnnotationFinding, AnnotationSubject, AnnotationValue, AnnotationSince, AnnotationRunbookURL} {
+		if v, ok := ann[k]; ok {
+			values[k] = v
+		} else {
+			values[k] = nil
+		}
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": values}})
+	if err != nil {
+		return "", fmt.Errorf("annotate %s: %w", t.Object, err)
+	}
+	rv, err := patchObject(ctx, env.Client, t.Object, types.MergePatchType, patch)
+	if err != nil {
+		return "", fmt.Errorf("annotate: %w", err)
+	}
+	t.ResourceVersion = rv
+	return fmt.Sprintf("annotated %s with %s", t.Object, ann[AnnotationFinding]), nil
+}
+
+// FindingAnnotations returns the annotations annotate writes for f on t.
+func FindingAnnotations(t *Target, f Finding) map[string]string {
+	a := map[string]string{AnnotationFinding: f.AlertName()}
+	var subject []string
+	if t.Pod != nil && t.Pod.String() != t.Object.String() {
+		subject = append(subject, "pod "+t.Pod.Namespace+"/"+t.Pod.Name)
+	}
+	if c := f.Alert.Labels["container"]; c != "" {
+		subject = append(subject, "container "+c)
+	}
+	if len(subject) > 0 {
+		a[AnnotationSubject] = strings.Join(subject, ", ")
+	}
+	switch {
+	case f.Check.HasValue:
+		a[AnnotationValue] = f.Check.Summary
+	case f.Alert.Annotations["description"] != "":
+		a[AnnotationValue] = truncate(f.Alert.Annotations["description"], maxValueLen)
+	}
+	if !f.Alert.StartsAt.IsZero() {
+		a[AnnotationSince] = f.Alert.StartsAt.UTC().Format(time.RFC3339)
+	}
+	if u := f.Alert.Annotations["runbook_url"]; u != "" {
+		a[AnnotationRunbookURL] = u
+	}
+	return a
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}

@@ -1,0 +1,171 @@
+package remediate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+)
+
+// Querier runs an instant PromQL query. client_golang's v1.API satisfies it.
+type Querier interface {
+	Query(ctx context.Context, query string, ts time.Time, opts ...v1.Option) (model.Value, v1.Warnings, error)
+}
+
+// Check decides whether the finding of an alert still holds now. It is pure:
+// the engine runs the query that Query returns and hands the answer to
+// Evaluate, so that a check is tested by tables of answers alone.
+type Check interface {
+	// Name is the word the policy uses for the check.
+	Name() string
+	// Query returns the PromQL instant query for alert, or "" when the
+	// check needs none. An error means the alert lacks a label the check
+	// needs.
+	Query(alert template.Alert) (string, error)
+	// Evaluate decides over the answer to Query at now. It returns an error
+	// wrapping ErrNoData when the answer holds no usable sample.
+	Evaluate(alert template.Alert, answer model.Value, now time.Time) (Result, error)
+}
+
+// Result is a check's verdict.
+type Result struct {
+	// Confirmed is true when the finding still holds and the engine may act.
+	Confirmed bool `json:"confirmed"`
+	// Value is the measured value, in the check's unit; meaningful only
+	// when HasValue.
+	Value    float64 `json:"value,omitempty"`
+	HasValue bool    `json:"-"`
+	// Summary says in a few words what was measured against what, such as
+	// "2.0 MiB/h > 1.0 MiB/h".
+	Summary string `json:"summary"`
+}
+
+// ErrNoData means the query answered with no usable sample: the series is
+// absent, NaN or too old. The engine does not act on it (fail closed).
+var ErrNoData = errors.New("no data")
+
+// maxSampleAge is how old a sample may be, relative to now, to count.
+// Prometheus answers an instant query with samples stamped at the query
+// time, so only a stale or replayed answer is older.
+const maxSampleAge = 5 * time.Minute
+
+// sampleValue reduces an instant-query answer to one value: the largest
+// non-NaN sample not older than maxSampleAge. A scalar answer counts as one
+// sample.
+func sampleValue(answer model.Value, now time.Time) (float64, error) {
+	var samples []struct {
+		v  float64
+		ts model.Time
+	}
+	switch a := answer.(type) {
+	case nil:
+		return 0, fmt.Errorf("empty answer: %w", ErrNoData)
+	case model.Vector:
+		for _, s := range a {
+			samples = append(samples, struct {
+				v  float64
+				ts model.Time
+			}{float64(s.Value), s.Timestamp})
+		}
+	case *model.Scalar:
+		samples = append(samples, struct {
+			v  float64
+			ts model.Time
+		}{float64(a.Value), a.Timestamp})
+	default:
+		return 0, fmt.Errorf("answer of type %s, want an instant vector", answer.Type())
+	}
+	best, found := math.Inf(-1), false
+	for _, s := range samples {
+		if math.IsNaN(s.v) || now.Sub(s.ts.Time()) > maxSampleAge {
+			continue
+		}
+		if s.v > best {
+			best, found = s.v, true
+		}
+	}
+	if !found {
+		return 0, fmt.Errorf("%d samples, none usable: %w", len(samples), ErrNoData)
+	}
+	return best, nil
+}
+
+// selector renders metric{l1="v1",...} with the alert's values of labels,
+// each value quoted as a PromQL string literal (PromQL string literals
+// follow Go's quoting rules). A missing or empty label is an error.
+func selector(metric string, alert template.Alert, labels ...string) (string, error) {
+	var b strings.Builder
+	b.WriteString(metric)
+	b.WriteByte('{')
+	for i, l := range labels {
+		v := alert.Labels[l]
+		if v == "" {
+			return "", fmt.Errorf("alert %s has no %q label", alert.Labels["alertname"], l)
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(l)
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(v))
+	}
+	b.WriteByte('}')
+	return b.String(), nil
+}
+
+// thresholdCheck confirms a finding when the recording rule's value for the
+// alert's labels, times scale, is above threshold. The working-set-slope,
+// orphan-cgroups and apiserver-memory checks are thresholdChecks.
+type thresholdCheck struct {
+	name      string
+	metric    string
+	labels    []string
+	threshold float64
+	scale     float64
+	format    func(float64) string
+}
+
+func (c *thresholdCheck) Name() string { return c.name }
+
+// Query takes the max over the matching series, so that a lingering series
+// of a previous container or a second scrape target yields one value.
+func (c *thresholdCheck) Query(alert template.Alert) (string, error) {
+	sel, err := selector(c.metric, alert, c.labels...)
+	if err != nil {
+		return "", err
+	}
+	return "max(" + sel + ")", nil
+}
+
+func (c *thresholdCheck) Evaluate(_ template.Alert, answer model.Value, now time.Time) (Result, error) {
+	raw, err := sampleValue(answer, now)
+	if err != nil {
+		return Result{}, fmt.Errorf("check %s: %w", c.name, err)
+	}
+	v := raw * c.scale
+	r := Result{Confirmed: v > c.threshold, Value: v, HasValue: true}
+	op := ">"
+	if !r.Confirmed {
+		op = "<="
+	}
+	r.Summary = fmt.Sprintf("%s %s %s", c.format(v), op, c.format(c.threshold))
+	return r, nil
+}
+
+// formatBytes renders a byte count with a binary unit.
+func formatBytes(v float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for math.Abs(v) >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64) + " " + units[i]
+}

@@ -1,0 +1,36 @@
+package remediate
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/common/model"
+)
+
+// CheckNone is the name of the check that asks nothing: the alert firing
+// is confirmation enough. It suits alerts that describe an event (an OOM
+// kill) or a static fact (a missing limit), and remediators as mild as
+// annotate.
+const CheckNone = "none"
+
+// noneCheck confirms every alert without a query.
+type noneCheck struct{}
+
+var _ Check = noneCheck{}
+
+// NewNone builds the none check; it takes no arguments.
+func NewNone(args json.RawMessage) (Check, error) {
+	if err := decodeArgs(args, &struct{}{}); err != nil {
+		return nil, err
+	}
+	return noneCheck{}, nil
+}
+
+func (noneCheck) Name() string { return CheckNone }
+
+func (noneCheck) Query(template.Alert) (string, error) { return "", nil }
+
+func (noneCheck) Evaluate(template.Alert, model.Value, time.Time) (Result, error) {
+	return Result{Confirmed: true, Summary: "no check: the alert is the finding"}, nil
+}

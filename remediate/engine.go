@@ -1,0 +1,489 @@
+package remediate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Decision values: what the engine did with an alert.
+const (
+	DecisionActed    = "acted"
+	DecisionDryRun   = "dry-run"
+	DecisionHeld     = "held"
+	DecisionResolved = "resolved"
+	DecisionError    = "error"
+)
+
+// Reasons that go with a decision. The set is closed, so that metrics stay
+// bounded; Decision.Message carries the details.
+const (
+	ReasonOptOut            = "opt-out"
+	ReasonNamespaceExcluded = "namespace-excluded"
+	ReasonCooldown          = "cooldown"
+	ReasonRateLimited       = "rate-limited"
+	ReasonCheckNotConfirmed = "check-not-confirmed"
+	ReasonCheckNoData       = "check-no-data"
+	ReasonTargetNotFound    = "target-not-found"
+	ReasonNoPolicy          = "no-policy"
+	// ReasonRecordOnly: the entry names no object or no remediator.
+	ReasonRecordOnly = "record-only"
+	// ReasonWouldAct goes with dry-run when every guard passed.
+	ReasonWouldAct = "would-act"
+	// Error reasons say which step failed.
+	ReasonTargetError     = "target-error"
+	ReasonGuardError      = "guard-error"
+	ReasonCheckError      = "check-error"
+	ReasonRemediatorError = "remediator-error"
+)
+
+// Results of one remediator in a Decision.
+const (
+	ResultActed  = "acted"
+	ResultDryRun = "dry-run"
+	ResultHeld   = "held"
+	ResultFailed = "failed"
+)
+
+// Decision is what the engine decided for one alert, and why.
+type Decision struct {
+	AlertName   string `json:"alertname"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Status      string `json:"status"`
+	// Target is the object acted on, as "Kind namespace/name".
+	Target string `json:"target,omitempty"`
+	Check  string `json:"check,omitempty"`
+	// CheckResult summarises the check's measurement.
+	CheckResult string `json:"checkResult,omitempty"`
+	// Guards lists each guard passed or the one that held.
+	Guards      []string            `json:"guards,omitempty"`
+	Remediators []RemediatorOutcome `json:"remediators,omitempty"`
+	Decision    string              `json:"decision"`
+	Reason      string              `json:"reason,omitempty"`
+	Message     string              `json:"message,omitempty"`
+
+	at time.Time
+}
+
+// RemediatorOutcome is one remediator's part of a decision.
+type RemediatorOutcome struct {
+	Name   string `json:"name"`
+	Result string `json:"result"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func (d *Decision) eventMessage() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", d.AlertName, d.Decision)
+	if d.Reason != "" {
+		fmt.Fprintf(&b, " (%s)", d.Reason)
+	}
+	if d.Message != "" {
+		fmt.Fprintf(&b, ": %s", d.Message)
+	}
+	if d.CheckResult != "" {
+		fmt.Fprintf(&b, "; check %s: %s", d.Check, d.CheckResult)
+	}
+	for _, r := range d.Remediators {
+		fmt.Fprintf(&b, "; %s %s", r.Name, r.Result)
+		if r.Detail != "" {
+			fmt.Fprintf(&b, ": %s", r.Detail)
+		}
+	}
+	if d.Fingerprint != "" {
+		fmt.Fprintf(&b, " [fingerprint %s]", d.Fingerprint)
+	}
+	return b.String()
+}
+
+// Options configure an Engine.
+type Options struct {
+	// Client reads targets and writes annotations and Events.
+	Client kubernetes.Interface
+	// Querier answers the checks' queries; nil makes every check with a
+	// query fail (transiently, so nothing is acted on).
+	Querier Querier
+	// Policy is the initial policy; required.
+	Policy *Policy
+	// DryRun forces dry-run whatever the policy says.
+	DryRun bool
+	// ReadOnly makes the engine write nothing at all, not even Events (for
+	// replay). It implies DryRun.
+	ReadOnly bool
+	// QueryTimeout bounds one Prometheus query; 0 means 10 s.
+	QueryTimeout time.Duration
+	// Logger receives one line per decision; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the engine's metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Engine decides, per alert, whether and how to act. It is safe for
+// concurrent use; the policy can be swapped while it runs.
+type Engine struct {
+	client   kubernetes.Interface
+	querier  Querier
+	dryRun   bool
+	readOnly bool
+	timeout  time.Duration
+	logger   *slog.Logger
+	metrics  *metrics
+	now      func() time.Time
+	state    atomic.Pointer[engineState]
+}
+
+// engineState is what a policy reload swaps as one.
+type engineState struct {
+	policy *Policy
+	rate   *rateGuard
+}
+
+// NewEngine builds an engine.
+func NewEngine(o Options) (*Engine, error) {
+	if o.Client == nil {
+		return nil, errors.New("new engine: no Kubernetes client")
+	}
+	if o.Policy == nil {
+		return nil, errors.New("new engine: no policy")
+	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		client:   o.Client,
+		querier:  o.Querier,
+		dryRun:   o.DryRun || o.ReadOnly,
+		readOnly: o.ReadOnly,
+		timeout:  o.QueryTimeout,
+		logger:   o.Logger,
+		metrics:  m,
+		now:      o.Now,
+	}
+	if e.timeout == 0 {
+		e.timeout = 10 * time.Second
+	}
+	if e.logger == nil {
+		e.logger = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	e.SetPolicy(o.Policy)
+	return e, nil
+}
+
+// SetPolicy makes p the policy for the alerts decided from now on. The
+// rate limiter is kept when its settings are unchanged.
+func (e *Engine) SetPolicy(p *Policy) {
+	old := e.state.Load()
+	rg := (*rateGuard)(nil)
+	if old != nil && old.rate.perMinute == p.RatePerMinute && old.rate.burst == p.RateBurst {
+		rg = old.rate
+	} else {
+		rg = newRateGuard(p.RatePerMinute, p.RateBurst, e.now())
+	}
+	e.state.Store(&engineState{policy: p, rate: rg})
+}
+
+// Policy returns the current policy.
+func (e *Engine) Policy() *Policy { return e.state.Load().policy }
+
+// Decide decides every alert in order and returns one decision per alert.
+// The error joins the alerts' errors; it is transient (IsTransient) when
+// any of them is, so that the whole delivery is retried: alerts already
+// acted on are then held by their cooldown.
+func (e *Engine) Decide(ctx context.Context, alerts []template.Alert) ([]Decision, error) {
+	decisions := make([]Decision, 0, len(alerts))
+	var errs []error
+	anyTransient := false
+	for i, a := range alerts {
+		d, err := e.DecideOne(ctx, a)
+		decisions = append(decisions, d)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("alert %d (%s): %w", i, d.AlertName, err))
+			anyTransient = anyTransient || IsTransient(err)
+		}
+	}
+	err := errors.Join(errs...)
+	if anyTransient {
+		err = transient(err)
+	}
+	return decisions, err
+}
+
+// DecideOne decides one alert. The decision is always filled in; the error
+// is set when the decision is "error".
+func (e *Engine) DecideOne(ctx context.Context, a template.Alert) (Decision, error) {
+	st := e.state.Load()
+	d := Decision{AlertName: a.Labels["alertname"], Fingerprint: a.Fingerprint, Status: a.Status, at: e.now()}
+	logger := e.logger.With("alert", d.AlertName, "fingerprint", d.Fingerprint)
+	entry := st.policy.Entry(d.AlertName)
+	t, err := e.decide(ctx, st, entry, a, &d, logger)
+	if err != nil {
+		d.Message = err.Error()
+	}
+	metricName := "other"
+	if entry != nil {
+		metricName = d.AlertName
+	}
+	e.metrics.decisions.WithLabelValues(metricName, d.Decision, d.Reason).Inc()
+	level := slog.LevelInfo
+	if err != nil {
+		level = slog.LevelError
+	}
+	logger.Log(ctx, level, "decision", "status", d.Status, "target", d.Target, "check", d.Check,
+		"check_result", d.CheckResult, "decision", d.Decision, "reason", d.Reason, "message", d.Message,
+		"remediators", d.Remediators)
+	if t != nil && !e.readOnly && d.eventWorthy() {
+		eventType := corev1.EventTypeNormal
+		if d.Decision == DecisionActed || d.Decision == DecisionError {
+			eventType = corev1.EventTypeWarning
+		}
+		if evErr := recordEvent(ctx, e.client, &d, t, eventType, d.eventReason()); evErr != nil {
+			// Best effort: the action (or its absence) stands, the log
+			// line above records it.
+			logger.Warn("could not record event", "target", d.Target, "error", evErr)
+		}
+	}
+	return d, err
+}
+
+// eventWorthy reports whether d becomes an Event: every decision that acts
+// (or would, in dry-run), fails, or is held back by a guard. A check that
+// does not confirm is not a guard and writes nothing.
+func (d *Decision) eventWorthy() bool {
+	switch d.Decision {
+	case DecisionActed, DecisionDryRun, DecisionError:
+		return true
+	case DecisionHeld:
+		switch d.Reason {
+		case ReasonOptOut, ReasonNamespaceExcluded, ReasonCooldown, ReasonRateLimited:
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Decision) eventReason() string {
+	switch d.Decision {
+	case DecisionActed:
+		return EventReasonActed
+	case DecisionDryRun:
+		return EventReasonDryRun
+	case DecisionError:
+		return EventReasonFailed
+	default:
+		return EventReasonHeld
+	}
+}
+
+func (d *Decision) set(decision, reason, msg string) {
+	d.Decision, d.Reason, d.Message = decision, reason, msg
+}
+
+// decide fills in d and returns the resolved target (nil when there is
+// none) and, for an "error" decision, the error.
+func (e *Engine) decide(ctx context.Context, st *engineState, entry *Entry, a template.Alert, d *Decision, logger *slog.Logger) (*Target, error) {
+	if a.Status == "resolved" {
+		// Resolved alerts change nothing; undoing an action (uncordon) is a
+		// remediator's business in its own issue.
+		d.set(DecisionResolved, "", "")
+		return nil, nil
+	}
+	if entry == nil {
+		d.set(DecisionHeld, ReasonNoPolicy, "no policy entry for this alert name")
+		return nil, nil
+	}
+	d.Check = entry.Check.Name()
+	if entry.Target == TargetNone {
+		d.set(DecisionHeld, ReasonRecordOnly, "the policy entry names no target object")
+		return nil, nil
+	}
+
+	t, err := resolveTarget(ctx, e.client, entry.Target, a)
+	switch {
+	case errors.Is(err, errTargetNotFound):
+		d.set(DecisionHeld, ReasonTargetNotFound, err.Error())
+		return nil, nil
+	case err != nil:
+		d.set(DecisionError, ReasonTargetError, "")
+		return nil, fmt.Errorf("resolve target: %w", err)
+	}
+	d.Target = t.Object.String()
+
+	// Scope guards first: they need no query, and an alert out of scope
+	// must not turn a Prometheus outage into retries.
+	if ok, why := namespaceGuard(st.policy, entry, t); !ok {
+		d.Guards = append(d.Guards, "namespace: held")
+		d.set(DecisionHeld, ReasonNamespaceExcluded, why)
+		return t, nil
+	}
+	d.Guards = append(d.Guards, "namespace: ok")
+	ok, why, err := optOutGuard(ctx, e.client, t)
+	if err != nil {
+		d.set(DecisionError, ReasonGuardError, "")
+		return t, err
+	}
+	if !ok {
+		d.Guards = append(d.Guards, "opt-out: held")
+		d.set(DecisionHeld, ReasonOptOut, why)
+		return t, nil
+	}
+	d.Guards = append(d.Guards, "opt-out: ok")
+
+	res, err := e.runCheck(ctx, entry.Check, a, d.at)
+	switch {
+	case errors.Is(err, ErrNoData):
+		// Fail closed: no data is no confirmation.
+		d.CheckResult = "no data"
+		d.set(DecisionHeld, ReasonCheckNoData, err.Error())
+		return t, nil
+	case err != nil:
+		d.CheckResult = "failed"
+		d.set(DecisionError, ReasonCheckError, "")
+		return t, err
+	}
+	d.CheckResult = res.Summary
+	if !res.Confirmed {
+		d.set(DecisionHeld, ReasonCheckNotConfirmed, "")
+		return t, nil
+	}
+	if len(entry.Remediators) == 0 {
+		d.set(DecisionHeld, ReasonRecordOnly, "the policy entry names no remediator")
+		return t, nil
+	}
+	finding := Finding{Alert: a, Check: res}
+
+	if e.dryRun || st.policy.DryRun || entry.DryRun {
+		e.dryRunRemediators(st, entry, t, d)
+		return t, nil
+	}
+
+	reservation := st.rate.reserve(d.at)
+	if reservation == nil {
+		d.Guards = append(d.Guards, "rate: held")
+		d.set(DecisionHeld, ReasonRateLimited, fmt.Sprintf("more than %g actions per minute (burst %d)", st.policy.RatePerMinute, st.policy.RateBurst))
+		return t, nil
+	}
+	d.Guards = append(d.Guards, "rate: ok")
+
+	acted := false
+	var actErr error
+	for _, r := range entry.Remediators {
+		out := RemediatorOutcome{Name: r.Name()}
+		cr, err := claimCooldown(ctx, e.client, t, r.Name(), entry.Cooldown, d.at)
+		switch {
+		case err != nil:
+			out.Result, out.Detail = ResultFailed, err.Error()
+			d.Remediators = append(d.Remediators, out)
+			actErr = err
+		case !cr.claimed:
+			out.Result = ResultHeld
+			out.Detail = fmt.Sprintf("cooldown: last action at %s, cooldown %s", cr.last.UTC().Format(time.RFC3339), entry.Cooldown)
+			d.Remediators = append(d.Remediators, out)
+			continue
+		}
+		if actErr != nil {
+			break
+		}
+		detail, err := r.Remediate(ctx, Env{Client: e.client, Now: d.at}, t, finding)
+		if err != nil {
+			e.metrics.remediations.WithLabelValues(r.Name(), "failure").Inc()
+			if relErr := releaseCooldown(ctx, e.client, t, r.Name(), cr); relErr != nil {
+				logger.Warn("could not release cooldown after a failed remediation", "remediator", r.Name(), "error", relErr)
+			}
+			out.Result, out.Detail = ResultFailed, err.Error()
+			d.Remediators = append(d.Remediators, out)
+			actErr = fmt.Errorf("remediator %s: %w", r.Name(), err)
+			break
+		}
+		e.metrics.remediations.WithLabelValues(r.Name(), "success").Inc()
+		out.Result, out.Detail = ResultActed, detail
+		d.Remediators = append(d.Remediators, out)
+		acted = true
+	}
+	if !acted {
+		// Nothing ran: give the token back.
+		reservation.CancelAt(d.at)
+	}
+	switch {
+	case actErr != nil:
+		d.set(DecisionError, ReasonRemediatorError, "")
+		return t, actErr
+	case acted:
+		d.Guards = append(d.Guards, "cooldown: ok")
+		d.set(DecisionActed, "", "")
+	default:
+		d.Guards = append(d.Guards, "cooldown: held")
+		d.set(DecisionHeld, ReasonCooldown, "every remediator acted on this target within its cooldown")
+	}
+	return t, nil
+}
+
+// dryRunRemediators decides what would happen without writing: the rate
+// limit and the cooldowns are read, not taken.
+func (e *Engine) dryRunRemediators(st *engineState, entry *Entry, t *Target, d *Decision) {
+	if !st.rate.peek(d.at) {
+		d.Guards = append(d.Guards, "rate: would hold")
+		d.set(DecisionDryRun, ReasonRateLimited, "")
+		return
+	}
+	d.Guards = append(d.Guards, "rate: ok")
+	would := false
+	for _, r := range entry.Remediators {
+		out := RemediatorOutcome{Name: r.Name(), Result: ResultDryRun}
+		if hot, last := cooling(t.Annotations, r.Name(), entry.Cooldown, d.at); hot {
+			out.Result = ResultHeld
+			out.Detail = fmt.Sprintf("cooldown: last action at %s", last.UTC().Format(time.RFC3339))
+		} else {
+			would = true
+		}
+		d.Remediators = append(d.Remediators, out)
+	}
+	if !would {
+		d.Guards = append(d.Guards, "cooldown: would hold")
+		d.set(DecisionDryRun, ReasonCooldown, "")
+		return
+	}
+	d.Guards = append(d.Guards, "cooldown: ok")
+	d.set(DecisionDryRun, ReasonWouldAct, "")
+}
+
+// runCheck builds and runs the check's query and evaluates the answer. A
+// query error is transient: Prometheus could not answer.
+func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now time.Time) (Result, error) {
+	start := time.Now()
+	defer func() { e.metrics.checkDuration.WithLabelValues(c.Name()).Observe(time.Since(start).Seconds()) }()
+	q, err := c.Query(a)
+	if err != nil {
+		return Result{}, fmt.Errorf("check %s: %w", c.Name(), err)
+	}
+	if q == "" {
+		return c.Evaluate(a, nil, now)
+	}
+	if e.querier == nil {
+		return Result{}, transient(fmt.Errorf("check %s: no Prometheus configured to run %s", c.Name(), q))
+	}
+	qctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	val, warnings, err := e.querier.Query(qctx, q, now)
+	if err != nil {
+		return Result{}, transient(fmt.Errorf("check %s: query Prometheus %s: %w", c.Name(), q, err))
+	}
+	if len(warnings) > 0 {
+		e.logger.Warn("prometheus warnings", "check", c.Name(), "query", q, "warnings", warnings)
+	}
+	return c.Evaluate(a, val, now)
+}

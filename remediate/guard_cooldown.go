@@ -1,0 +1,121 @@
+package remediate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+)
+
+// cooldownAttempts bounds the claims of one cooldown when the target keeps
+// changing under us (a Deployment's status, say).
+const cooldownAttempts = 3
+
+// CooldownAnnotation returns the annotation that holds remediator's last
+// action on a target.
+func CooldownAnnotation(remediator string) string { return annotationLastActionPrefix + remediator }
+
+// cooling reports whether annotations record an action of remediator less
+// than cooldown before now, and when it was. A value that does not parse
+// counts as no action (the next claim overwrites it).
+func cooling(annotations map[string]string, remediator string, cooldown time.Duration, now time.Time) (bool, time.Time) {
+	v, ok := annotations[CooldownAnnotation(remediator)]
+	if !ok {
+		return false, time.Time{}
+	}
+	last, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return false, time.Time{}
+	}
+	// A time in the future (another replica's clock runs ahead) counts as
+	// recent: fail closed.
+	return now.Sub(last) < cooldown, last
+}
+
+// claimResult is the outcome of claimCooldown.
+type claimResult struct {
+	claimed bool
+	// previous is the annotation's value before the claim ("" if none),
+	// for releaseCooldown.
+	previous string
+	had      bool
+	// last is the other action's time when not claimed.
+	last time.Time
+}
+
+// claimCooldown records an action of remediator on t at now, unless one is
+// recorded within cooldown. The write is a merge patch that carries t's
+// resourceVersion, so the API server applies it only to the version read:
+// of two replicas that read the same version, one wins and the other gets
+// a Conflict, re-reads, sees the fresh annotation and backs off. A
+// conflict caused by an unrelated change is retried, at most
+// cooldownAttempts times in all.
+func claimCooldown(ctx context.Context, c kubernetes.Interface, t *Target, remediator string, cooldown time.Duration, now time.Time) (claimResult, error) {
+	key := CooldownAnnotation(remediator)
+	for attempt := 1; ; attempt++ {
+		if hot, last := cooling(t.Annotations, remediator, cooldown, now); hot {
+			return claimResult{last: last}, nil
+		}
+		prev, had := t.Annotations[key]
+		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+			"resourceVersion": t.ResourceVersion,
+			"annotations":     map[string]string{key: now.UTC().Format(time.RFC3339)},
+		}})
+		if err != nil {
+			return claimResult{}, fmt.Errorf("cooldown %s: %w", t.Object, err)
+		}
+		rv, err := patchObject(ctx, c, t.Object, types.MergePatchType, patch)
+		if err == nil {
+			t.ResourceVersion = rv
+			if t.Annotations == nil {
+				t.Annotations = map[string]string{}
+			} else {
+				t.Annotations = cloneMap(t.Annotations)
+			}
+			t.Annotations[key] = now.UTC().Format(time.RFC3339)
+			return claimResult{claimed: true, previous: prev, had: had}, nil
+		}
+		if !apierrors.IsConflict(err) {
+			return claimResult{}, fmt.Errorf("cooldown: %w", err)
+		}
+		if attempt == cooldownAttempts {
+			return claimResult{}, transient(fmt.Errorf("cooldown: %s changed %d times while claiming: %w", t.Object, attempt, err))
+		}
+		obj, err := getObject(ctx, c, t.Object.Kind, t.Object.Namespace, t.Object.Name)
+		if err != nil {
+			return claimResult{}, fmt.Errorf("cooldown: re-read after conflict: %w", err)
+		}
+		t.ResourceVersion = obj.GetResourceVersion()
+		t.Annotations = obj.GetAnnotations()
+	}
+}
+
+// releaseCooldown undoes a claim after the remediator failed, so that
+// Alertmanager's retry can act. It restores the previous value; failing to
+// release only delays the next action by one cooldown.
+func releaseCooldown(ctx context.Context, c kubernetes.Interface, t *Target, remediator string, cr claimResult) error {
+	var v any // JSON null removes the key
+	if cr.had {
+		v = cr.previous
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"annotations": map[string]any{CooldownAnnotation(remediator): v},
+	}})
+	if err != nil {
+		return err
+	}
+	_, err = patchObject(ctx, c, t.Object, types.MergePatchType, patch)
+	return err
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

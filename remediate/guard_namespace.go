@@ -1,0 +1,19 @@
+package remediate
+
+import "fmt"
+
+// namespaceGuard reports whether entry e may act on t, whose namespace the
+// policy's include and exclude lists (and e's allowNamespaces) judge.
+// Cluster-scoped targets (nodes) have no namespace and always pass.
+func namespaceGuard(p *Policy, e *Entry, t *Target) (bool, string) {
+	if t.Namespace == "" {
+		return true, ""
+	}
+	if p.namespaceAllowed(e, t.Namespace) {
+		return true, ""
+	}
+	if t.Namespace == systemNamespace && !p.exclude[systemNamespace] {
+		return false, fmt.Sprintf("namespace %s is excluded unless the policy includes it", t.Namespace)
+	}
+	return false, fmt.Sprintf("namespace %s is outside the policy's namespaces", t.Namespace)
+}

@@ -1,0 +1,171 @@
+package remediate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/alertmanager/template"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+// testNow is the engine's clock in tests.
+var testNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+
+func ptrTrue() *bool { b := true; return &b }
+
+func ownedBy(kind, name string) []metav1.OwnerReference {
+	return []metav1.OwnerReference{{APIVersion: apiVersions[kind], Kind: kind, Name: name, UID: types.UID("uid-" + name), Controller: ptrTrue()}}
+}
+
+// fixtures returns a cluster: namespace shop with Deployment web →
+// ReplicaSet web-7d9 → Pod web-7d9-abcde on node n1; a bare pod
+// shop/lonely; StatefulSet db with pod db-0; namespace kube-system with
+// the static pod kube-apiserver-cp1 on node cp1; nodes n1 and cp1.
+func fixtures() []runtime.Object {
+	meta := func(ns, name string, owners []metav1.OwnerReference) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name), ResourceVersion: "1", OwnerReferences: owners}
+	}
+	return []runtime.Object{
+		&corev1.Namespace{ObjectMeta: meta("", "shop", nil)},
+		&corev1.Namespace{ObjectMeta: meta("", "kube-system", nil)},
+		&corev1.Node{ObjectMeta: meta("", "n1", nil)},
+		&corev1.Node{ObjectMeta: meta("", "cp1", nil)},
+		&appsv1.Deployment{ObjectMeta: meta("shop", "web", nil)},
+		&appsv1.ReplicaSet{ObjectMeta: meta("shop", "web-7d9", ownedBy(KindDeployment, "web"))},
+		&corev1.Pod{ObjectMeta: meta("shop", "web-7d9-abcde", ownedBy(KindReplicaSet, "web-7d9")), Spec: corev1.PodSpec{NodeName: "n1"}},
+		&corev1.Pod{ObjectMeta: meta("shop", "lonely", nil)},
+		&appsv1.StatefulSet{ObjectMeta: meta("shop", "db", nil)},
+		&corev1.Pod{ObjectMeta: meta("shop", "db-0", ownedBy(KindStatefulSet, "db"))},
+		&corev1.Pod{ObjectMeta: meta("kube-system", "kube-apiserver-cp1", nil)},
+	}
+}
+
+// newCluster returns a fake clientset holding objs that behaves like the
+// API server on merge patches: a patch that carries
+// metadata.resourceVersion applies only to that version (else Conflict),
+// and every patch bumps the version.
+func newCluster(t testing.TB, objs ...runtime.Object) *fake.Clientset {
+	t.Helper()
+	cs := fake.NewClientset(objs...)
+	tracker := cs.Tracker()
+	cs.PrependReactor("patch", "*", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		pa := action.(k8stesting.PatchActionImpl)
+		cur, err := tracker.Get(pa.GetResource(), pa.GetNamespace(), pa.GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		m, err := metaOf(cur)
+		if err != nil {
+			return true, nil, err
+		}
+		var patch map[string]any
+		if err := json.Unmarshal(pa.GetPatch(), &patch); err != nil {
+			return true, nil, apierrors.NewBadRequest(err.Error())
+		}
+		md, _ := patch["metadata"].(map[string]any)
+		if md == nil {
+			md = map[string]any{}
+			patch["metadata"] = md
+		}
+		if want, ok := md["resourceVersion"].(string); ok && want != m.GetResourceVersion() {
+			return true, nil, apierrors.NewConflict(pa.GetResource().GroupResource(), pa.GetName(),
+				fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
+		}
+		n, _ := strconv.Atoi(m.GetResourceVersion())
+		md["resourceVersion"] = strconv.Itoa(n + 1)
+		data, _ := json.Marshal(patch)
+		pa.Patch = data
+		return k8stesting.ObjectReaction(tracker)(pa)
+	})
+	return cs
+}
+
+func metaOf(obj runtime.Object) (metav1.Object, error) {
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return nil, fmt.Errorf("%T has no metadata", obj)
+	}
+	return m, nil
+}
+
+// patches returns the patch actions on resource, in order.
+func patches(cs *fake.Clientset, resource string) []k8stesting.PatchActionImpl {
+	var out []k8stesting.PatchActionImpl
+	for _, a := range cs.Actions() {
+		if pa, ok := a.(k8stesting.PatchActionImpl); ok && pa.GetResource().Resource == resource {
+			out = append(out, pa)
+		}
+	}
+	return out
+}
+
+// events lists the Events in the fake cluster, all namespaces.
+func events(t testing.TB, cs *fake.Clientset) []corev1.Event {
+	t.Helper()
+	list, err := cs.CoreV1().Events("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatalf("list events: %v", err)
+	}
+	return list.Items
+}
+
+var gvrDeployments = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+
+// fakeQuerier answers queries from a map; a query it does not know gets
+// an empty vector.
+type fakeQuerier struct {
+	mu      sync.Mutex
+	answers map[string]model.Value
+	err     error
+	queries []string
+}
+
+func (f *fakeQuerier) Query(_ context.Context, q string, _ time.Time, _ ...v1.Option) (model.Value, v1.Warnings, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queries = append(f.queries, q)
+	if f.err != nil {
+		return nil, nil, f.err
+	}
+	if v, ok := f.answers[q]; ok {
+		return v, nil, nil
+	}
+	return model.Vector{}, nil, nil
+}
+
+func vec(v float64) model.Vector {
+	return model.Vector{{Metric: model.Metric{}, Value: model.SampleValue(v), Timestamp: model.TimeFromUnixNano(testNow.UnixNano())}}
+}
+
+func alert(status string, labels map[string]string) template.Alert {
+	kv := template.KV{}
+	for k, v := range labels {
+		kv[k] = v
+	}
+	return template.Alert{
+		Status:      status,
+		Labels:      kv,
+		Annotations: template.KV{"runbook_url": "https://example.com/runbooks/" + labels["alertname"] + ".md", "description": "memory grows"},
+		StartsAt:    testNow.Add(-2 * time.Hour),
+		Fingerprint: fmt.Sprintf("%016x", len(labels)*7919+len(labels["pod"])),
+	}
+}
+
+func leakAlert() template.Alert {
+	return alert("firing", map[string]string{"alertname": "ContainerMemoryLeak", "namespace": "shop", "pod": "web-7d9-abcde", "container": "app", "node": "n1"})
+}

@@ -1,0 +1,47 @@
+package remediate
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the engine's Prometheus metrics. Every label value is from a
+// bounded set: alert names outside the policy count as "other".
+type metrics struct {
+	decisions     *prometheus.CounterVec
+	remediations  *prometheus.CounterVec
+	checkDuration *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leakguard_decisions_total",
+			Help: "Decisions taken per alert, by alert name, decision (acted, dry-run, held, resolved, error) and reason.",
+		}, []string{"alertname", "decision", "reason"}),
+		remediations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leakguard_remediations_total",
+			Help: "Remediator runs by remediator and result (success, failure).",
+		}, []string{"remediator", "result"}),
+		checkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "leakguard_check_duration_seconds",
+			Help:    "Time to run a check, its Prometheus query included.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"check"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.decisions, m.remediations, m.checkDuration} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("register engine metrics: %w (one engine per registry)", err)
+			}
+			return nil, fmt.Errorf("register engine metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,340 @@
+package remediate
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+//go:embed default_policy.yaml
+var defaultPolicyYAML []byte
+
+// DefaultPolicyYAML returns the policy that the binary embeds and that
+// `leakguard serve` uses without --policy.
+func DefaultPolicyYAML() []byte { return bytes.Clone(defaultPolicyYAML) }
+
+// DefaultPolicy parses the embedded policy with reg.
+func DefaultPolicy(reg *Registry) (*Policy, error) {
+	p, err := ParsePolicy(defaultPolicyYAML, reg)
+	if err != nil {
+		return nil, fmt.Errorf("embedded default policy: %w", err)
+	}
+	return p, nil
+}
+
+// Target kinds a policy entry may name.
+const (
+	// TargetWorkload is the pod's owning workload (ReplicaSet → Deployment,
+	// StatefulSet, DaemonSet, Job), or the pod itself when it has none.
+	TargetWorkload = "workload"
+	// TargetPod is the alert's pod.
+	TargetPod = "pod"
+	// TargetNode is the alert's node.
+	TargetNode = "node"
+	// TargetAPIServer is the static pod kube-system/kube-apiserver-<node>
+	// when it exists, else the node.
+	TargetAPIServer = "apiserver"
+	// TargetNone means the alert is about no object; the decision is only
+	// recorded in logs and metrics.
+	TargetNone = "none"
+)
+
+var targetKinds = []string{TargetWorkload, TargetPod, TargetNode, TargetAPIServer, TargetNone}
+
+// Defaults of the policy's global settings.
+const (
+	DefaultCooldown       = time.Hour
+	DefaultRatePerMinute  = 10
+	DefaultRateBurst      = 5
+	systemNamespace       = "kube-system"
+)
+
+// Duration is a time.Duration written as a Go duration string ("90m").
+type Duration time.Duration
+
+// UnmarshalJSON parses a duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string such as \"1h30m\", got %s", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: want a Go duration such as \"90m\" or \"1h30m\"", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// PolicySpec is the policy file as written.
+type PolicySpec struct {
+	// DryRun makes every entry dry-run: decide and record, change nothing.
+	DryRun bool `json:"dryRun"`
+	// Cooldown is the least time between two actions of one remediator on
+	// one target; 0 or absent means DefaultCooldown.
+	Cooldown Duration `json:"cooldown"`
+	// RateLimit bounds actions over all targets.
+	RateLimit RateLimitSpec `json:"rateLimit"`
+	// Namespaces scopes pod and workload targets.
+	Namespaces NamespaceSpec `json:"namespaces"`
+	// Alerts maps alert names to what to do.
+	Alerts map[string]json.RawMessage `json:"alerts"`
+}
+
+// RateLimitSpec is a token bucket over every action the engine takes.
+type RateLimitSpec struct {
+	// PerMinute is the refill rate; 0 or absent means DefaultRatePerMinute.
+	PerMinute float64 `json:"perMinute"`
+	// Burst is the bucket size; 0 or absent means DefaultRateBurst.
+	Burst int `json:"burst"`
+}
+
+// NamespaceSpec lists the namespaces the engine may act in. kube-system is
+// excluded unless Include lists it (or an entry's AllowNamespaces does).
+type NamespaceSpec struct {
+	// Include, when not empty, is the only namespaces acted in.
+	Include []string `json:"include"`
+	// Exclude is never acted in.
+	Exclude []string `json:"exclude"`
+}
+
+// EntrySpec is what to do for one alert name.
+type EntrySpec struct {
+	// Target is which object the alert is about: workload, pod, node,
+	// apiserver or none.
+	Target string `json:"target"`
+	// Check confirms the finding against Prometheus before acting.
+	Check ComponentSpec `json:"check"`
+	// Remediators run in order on the target.
+	Remediators []ComponentSpec `json:"remediators"`
+	// DryRun makes this entry dry-run whatever the global setting.
+	DryRun bool `json:"dryRun"`
+	// Cooldown overrides the global cooldown for this entry.
+	Cooldown Duration `json:"cooldown"`
+	// AllowNamespaces are namespaces this entry may act in although the
+	// global lists exclude them (kube-system for the apiserver's static
+	// pod, say).
+	AllowNamespaces []string `json:"allowNamespaces"`
+}
+
+// ComponentSpec names a check or remediator and its arguments.
+type ComponentSpec struct {
+	Name string          `json:"name"`
+	Args json.RawMessage `json:"args,omitempty"`
+}
+
+// Policy is a validated, compiled policy.
+type Policy struct {
+	DryRun        bool
+	Cooldown      time.Duration
+	RatePerMinute float64
+	RateBurst     int
+	include       map[string]bool
+	exclude       map[string]bool
+	entries       map[string]*Entry
+}
+
+// Entry is a compiled policy entry.
+type Entry struct {
+	AlertName       string
+	Target          string
+	Check           Check
+	Remediators     []Remediator
+	DryRun          bool
+	Cooldown        time.Duration
+	AllowNamespaces map[string]bool
+}
+
+// Entry returns the entry for an alert name, or nil.
+func (p *Policy) Entry(alertname string) *Entry { return p.entries[alertname] }
+
+// AlertNames returns the alert names the policy covers, sorted.
+func (p *Policy) AlertNames() []string { return sortedNames(p.entries) }
+
+// namespaceAllowed reports whether entry e may act in namespace ns.
+func (p *Policy) namespaceAllowed(e *Entry, ns string) bool {
+	if e.AllowNamespaces[ns] {
+		return true
+	}
+	if p.exclude[ns] {
+		return false
+	}
+	if len(p.include) > 0 {
+		return p.include[ns]
+	}
+	return ns != systemNamespace
+}
+
+// LoadPolicyFile reads and parses a policy file.
+func LoadPolicyFile(path string, reg *Registry) (*Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	p, err := ParsePolicy(data, reg)
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// ParsePolicy parses a policy strictly: unknown fields, duplicate keys,
+// unknown check, remediator or target names and unusable arguments are
+// errors, each naming the alert entry it is in. All problems are reported
+// together.
+func ParsePolicy(data []byte, reg *Registry) (*Policy, error) {
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse YAML: %w", err)
+	}
+	var spec PolicySpec
+	if err := strictJSON(js, &spec); err != nil {
+		return nil, err
+	}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	p := &Policy{
+		DryRun:        spec.DryRun,
+		Cooldown:      orDefault(time.Duration(spec.Cooldown), DefaultCooldown),
+		RatePerMinute: spec.RateLimit.PerMinute,
+		RateBurst:     spec.RateLimit.Burst,
+		include:       map[string]bool{},
+		exclude:       map[string]bool{},
+		entries:       map[string]*Entry{},
+	}
+	if spec.Cooldown < 0 {
+		bad("cooldown: must not be negative, got %s", time.Duration(spec.Cooldown))
+	}
+	switch {
+	case spec.RateLimit.PerMinute < 0:
+		bad("rateLimit.perMinute: must not be negative, got %g", spec.RateLimit.PerMinute)
+	case spec.RateLimit.PerMinute == 0:
+		p.RatePerMinute = DefaultRatePerMinute
+	}
+	switch {
+	case spec.RateLimit.Burst < 0:
+		bad("rateLimit.burst: must not be negative, got %d", spec.RateLimit.Burst)
+	case spec.RateLimit.Burst == 0:
+		p.RateBurst = DefaultRateBurst
+	}
+	for _, ns := range spec.Namespaces.Include {
+		p.include[ns] = true
+	}
+	for _, ns := range spec.Namespaces.Exclude {
+		if p.include[ns] {
+			bad("namespaces: %q is both included and excluded", ns)
+		}
+		p.exclude[ns] = true
+	}
+	if len(spec.Alerts) == 0 {
+		bad("alerts: no entries; a policy must cover at least one alert")
+	}
+	names := make([]string, 0, len(spec.Alerts))
+	for n := range spec.Alerts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		e, entryErrs := compileEntry(name, spec.Alerts[name], reg, p.Cooldown)
+		for _, err := range entryErrs {
+			bad("alert %q: %w", name, err)
+		}
+		if e != nil && len(entryErrs) == 0 {
+			p.entries[name] = e
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func compileEntry(name string, raw json.RawMessage, reg *Registry, cooldown time.Duration) (*Entry, []error) {
+	var errs []error
+	if name == "" {
+		errs = append(errs, errors.New("empty alert name"))
+	}
+	var spec EntrySpec
+	if err := strictJSON(raw, &spec); err != nil {
+		return nil, append(errs, err)
+	}
+	e := &Entry{
+		AlertName:       name,
+		Target:          spec.Target,
+		DryRun:          spec.DryRun,
+		Cooldown:        orDefault(time.Duration(spec.Cooldown), cooldown),
+		AllowNamespaces: map[string]bool{},
+	}
+	if !slices.Contains(targetKinds, spec.Target) {
+		errs = append(errs, fmt.Errorf("target %q: want one of %s", spec.Target, strings.Join(targetKinds, ", ")))
+	}
+	if spec.Cooldown < 0 {
+		errs = append(errs, fmt.Errorf("cooldown: must not be negative, got %s", time.Duration(spec.Cooldown)))
+	}
+	for _, ns := range spec.AllowNamespaces {
+		e.AllowNamespaces[ns] = true
+	}
+	if spec.Check.Name == "" {
+		errs = append(errs, errors.New("check: no name (use \"none\" to act on the alert alone)"))
+	} else if c, err := reg.newCheck(spec.Check.Name, spec.Check.Args); err != nil {
+		errs = append(errs, err)
+	} else {
+		e.Check = c
+	}
+	if spec.Target == TargetNone && len(spec.Remediators) > 0 {
+		errs = append(errs, errors.New("remediators: target none has no object to act on; remove the remediators"))
+	}
+	seen := map[string]bool{}
+	for i, rs := range spec.Remediators {
+		if rs.Name == "" {
+			errs = append(errs, fmt.Errorf("remediators[%d]: no name", i))
+			continue
+		}
+		if seen[rs.Name] {
+			errs = append(errs, fmt.Errorf("remediators[%d]: %s is listed twice", i, rs.Name))
+			continue
+		}
+		seen[rs.Name] = true
+		r, err := reg.newRemediator(rs.Name, rs.Args)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remediators[%d]: %w", i, err))
+			continue
+		}
+		e.Remediators = append(e.Remediators, r)
+	}
+	return e, errs
+}
+
+// strictJSON decodes data into v, rejecting unknown fields and trailing
+// data; the error drops encoding/json's "json: " prefix.
+func strictJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return errors.New("unexpected data after the policy")
+	}
+	return nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
