@@ -139,6 +139,9 @@ func (s panelSpec) withThresholds(t *ThresholdsConfig, style string) panelSpec {
 	return s
 }
 
+// noValue is what a stat shows when its query returns nothing.
+func (s panelSpec) noValue(text string) panelSpec { s.FieldConfig.Defaults.NoValue = text; return s }
+
 func (s panelSpec) withLinks(links []Link) panelSpec { s.Links = links; return s }
 
 func (s panelSpec) size(w, h int) panelSpec { s.w, s.h = w, h; return s }
@@ -185,7 +188,7 @@ func stat(title, description, unit string, t *ThresholdsConfig, targets ...Targe
 			Unit:       unit,
 			Color:      &FieldColor{Mode: "thresholds"},
 			Thresholds: t,
-			NoValue:    "none",
+			NoValue:    "0",
 		}, Overrides: []Override{}},
 		Options: StatOptions{
 			ReduceOptions: ReduceOptions{Calcs: []string{"lastNotNull"}, Fields: "", Values: false},

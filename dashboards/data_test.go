@@ -174,10 +174,10 @@ func loadTraces(t *testing.T, dir string) []series {
 	return out
 }
 
-// supplement is what the traces lack: kube-apiserver's object counts and
-// leakguard serve's own metrics, the latter from a real client_golang
-// registry with the names and labels leakguard exports, gathered once a
-// minute over two hours.
+// supplement is what the traces lack: kube-apiserver's object counts,
+// leakguard serve's own metrics and the node agent's scan metrics, the
+// latter two from a real client_golang registry with the names and labels
+// leakguard exports, gathered once a minute.
 func supplement(t *testing.T, minutes int) []series {
 	t.Helper()
 	var out []series
@@ -195,7 +195,10 @@ func supplement(t *testing.T, minutes int) []series {
 	remediations := prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricRemediations, Help: "h"}, []string{"remediator", "result"})
 	check := prometheus.NewHistogram(prometheus.HistogramOpts{Name: MetricCheckDuration, Help: "h"})
 	httpDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricHTTPRequestDuration, Help: "h"}, []string{"code", "method", "route"})
-	reg.MustRegister(received, decisions, remediations, check, httpDur)
+	agent := prometheus.Labels{"job": "leakguard-agent"}
+	scanErrors := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "leakguard_node_cgroup_scan_errors_total", Help: "h", ConstLabels: agent}, []string{"node"})
+	scanDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "leakguard_node_cgroup_scan_duration_seconds", Help: "h", ConstLabels: agent}, []string{"node"})
+	reg.MustRegister(received, decisions, remediations, check, httpDur, scanErrors, scanDur)
 	values := map[string][]float64{}
 	var order []string
 	for m := 0; m < minutes; m++ {
@@ -205,6 +208,8 @@ func supplement(t *testing.T, minutes int) []series {
 		remediations.WithLabelValues("annotate", "success").Inc()
 		check.Observe(0.02 + float64(m%5)/100)
 		httpDur.WithLabelValues("200", "POST", "/api/v1/alerts").Observe(0.005)
+		scanErrors.WithLabelValues("worker-1").Add(float64(m % 3 / 2))
+		scanDur.WithLabelValues("worker-1").Observe(0.05)
 		mfs, err := reg.Gather()
 		if err != nil {
 			t.Fatal(err)

@@ -82,6 +82,13 @@ func Nodes(p rules.Params) Dashboard {
 			unitShort,
 			query("topk(10, "+metric(rules.RecAPIServerObjects, clusterM)+")", "{{resource}}"),
 		).withLinks(runbookLinks(p, rules.AlertKubeAPIServerObjectSurge)),
+
+		timeseries("Object growth over "+p.ObjectSurgeWindow.String(),
+			fmt.Sprintf("How many objects each resource gained over the last %s (the 10 that gained most). KubeAPIServerObjectSurge fires when the gain passes %s objects (red line) and %s of where the count started; a burst of large ConfigMaps or Secrets is the classic cause of an apiserver memory spike.", p.ObjectSurgeWindow, num(p.ObjectSurgeMinObjects), percent(p.ObjectSurgeMinRatio)),
+			unitShort,
+			query(fmt.Sprintf("topk(10, %s - %s offset %s)", metric(rules.RecAPIServerObjects, clusterM), metric(rules.RecAPIServerObjects, clusterM), p.ObjectSurgeWindow), "{{resource}}"),
+		).withThresholds(thresholds("green", p.ObjectSurgeMinObjects, "red"), "line").
+			withLinks(runbookLinks(p, rules.AlertKubeAPIServerObjectSurge)).size(24, 8),
 	}
 	d := newDashboard(UIDNodes, "leakguard / Nodes and control plane",
 		"Cgroup leaks per node (orphan, dying and live cgroups against their thresholds) and the control plane's memory: nodes against the waterline, kube-apiserver memory and object counts.",

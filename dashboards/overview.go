@@ -59,14 +59,14 @@ func Overview(p rules.Params) Dashboard {
 	firing := metric("ALERTS", `alertstate="firing"`, fmt.Sprintf("alertname=~%q", alertsRegex()), clusterM)
 
 	specs := []panelSpec{
-		stat("Firing leakguard alerts", "How many leakguard alerts fire now, by severity. Critical ones page: open the table below, then the runbook of the alert.",
+		stat("Alerts firing", "How many leakguard alerts fire now, by severity. Critical ones page: open the table below, then the runbook of the alert.",
 			unitShort, thresholds("green", 1.0, "red"),
 			instantQuery("count by (severity) ("+firing+")", "{{severity}}")).size(6, 6),
-		stat("Containers predicted to hit their limit", fmt.Sprintf("Containers whose working-set trend reaches their memory limit within %s: ContainerMemoryOOMPredicted fires for those that also grew steadily. Restart or fix them before the OOM killer does.", p.OOMHorizon),
+		stat("Predicted to hit their limit", fmt.Sprintf("Containers whose working-set trend reaches their memory limit within %s: ContainerMemoryOOMPredicted fires for those that also grew steadily. Restart or fix them before the OOM killer does.", p.OOMHorizon),
 			unitShort, thresholds("green", 1.0, "red"),
 			instantQuery(fmt.Sprintf("count(%s < %s) or vector(0)", byContainer(toLimit), horizon), "containers")).
 			withLinks(runbookLinks(p, rules.AlertContainerMemoryOOMPredicted)).size(6, 6),
-		stat("Containers without a memory limit", "Running containers without a memory limit: a leak in one of them takes the whole node down. Set limits (see the table at the bottom).",
+		stat("Running without a memory limit", "Running containers without a memory limit: a leak in one of them takes the whole node down. Set limits (see the table at the bottom).",
 			unitShort, thresholds("green", 1.0, "yellow"),
 			instantQuery(fmt.Sprintf("count(%s) or vector(0)", noLimitExpr(p, ns)), "containers")).
 			withLinks(runbookLinks(p, rules.AlertContainerMemoryLimitMissing)).size(6, 6),

@@ -69,7 +69,7 @@ func Workload(p rules.Params) Dashboard {
 			fmt.Sprintf("When the fitted trend reaches the limit, per container (none: not growing, or no limit). Red below %s, the horizon of ContainerMemoryOOMPredicted.", p.OOMHorizon),
 			unitSeconds, thresholds("red", secondsF(p.OOMHorizon), "yellow", 2*secondsF(p.OOMHorizon), "green"),
 			instantQuery(byContainer(metric(rules.RecSecondsToLimit, clusterM, ns, pod)), "{{pod}}/{{container}}"),
-		).withLinks(runbookLinks(p, rules.AlertContainerMemoryOOMPredicted)).size(8, 9),
+		).noValue("not growing").withLinks(runbookLinks(p, rules.AlertContainerMemoryOOMPredicted)).size(8, 9),
 
 		timeseries("Working set, RSS and cache",
 			"RSS (anonymous memory: heap, stacks) and page cache beside the working set and usage. A rise in cache alone is not a leak: the kernel reclaims it under pressure. A leak shows in RSS and the working set.",
