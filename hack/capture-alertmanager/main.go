@@ -213,6 +213,12 @@ const (
 	promURL  = "http://prometheus-k8s.monitoring.svc:9090"
 )
 
+// summaries are the static summary annotations of the container alerts.
+var summaries = map[string]string{
+	"ContainerMemoryLeak":      "A container's working set has grown steadily for hours.",
+	"ContainerMemoryNearLimit": "A container's working set is at 90% of its memory limit or above.",
+}
+
 func containerAlert(name, severity, namespace, pod, container, node string, since time.Time) alert {
 	return alert{
 		Labels: map[string]string{
@@ -220,8 +226,8 @@ func containerAlert(name, severity, namespace, pod, container, node string, sinc
 			"container": container, "node": node, "prometheus": "monitoring/k8s",
 		},
 		Annotations: map[string]string{
-			"summary":     "A container's working set has grown steadily for hours.",
-			"description": fmt.Sprintf("Container %s in pod %s/%s on node %s has grown its working set by 38 MiB per hour for 3 hours; it is now 1.2 GiB.", container, namespace, pod, node),
+			"summary":     summaries[name],
+			"description": fmt.Sprintf("Container %s in pod %s/%s on node %s: working set 1.2 GiB, growing by 38 MiB per hour for 3 hours.", container, namespace, pod, node),
 			"runbook_url": runbooks + name + ".md",
 		},
 		StartsAt:     since,
