@@ -1,0 +1,30 @@
+package server
+
+import "flag"
+
+// RegisterFlags defines the receiver's command-line flags on fs, writing into
+// c: --bearer-token-file, --basic-auth-username, --basic-auth-password-file,
+// --insecure-no-auth, --tls-cert-file, --tls-key-file, --max-body-bytes,
+// --ready-timeout and --shutdown-timeout. The fields c already holds are the
+// defaults. ReadyChecks, Registerer and Gatherer are the caller's wiring, not
+// flags.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.BearerTokenFile, "bearer-token-file", c.BearerTokenFile,
+		"file holding the bearer token Alertmanager must send (http_config.authorization); re-read when it changes")
+	fs.StringVar(&c.BasicAuthUsername, "basic-auth-username", c.BasicAuthUsername,
+		"user name for HTTP basic auth (http_config.basic_auth), instead of a bearer token")
+	fs.StringVar(&c.BasicAuthPasswordFile, "basic-auth-password-file", c.BasicAuthPasswordFile,
+		"file holding the basic auth password; re-read when it changes")
+	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", c.InsecureNoAuth,
+		"accept webhook requests without credentials (without it, no credentials means the server refuses to start)")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile,
+		"serve HTTPS with this certificate (PEM, chain after the leaf); reloaded when it changes")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile,
+		"the private key of --tls-cert-file (PEM); reloaded when it changes")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes,
+		"largest webhook request body accepted, larger ones are answered 413 (0 means 4 MiB)")
+	fs.DurationVar(&c.ReadyTimeout, "ready-timeout", c.ReadyTimeout,
+		"bound on the checks of /readyz (0 means 5s)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout,
+		"bound on the graceful shutdown (0 means 10s)")
+}
