@@ -226,7 +226,7 @@ func (s *Scanner) scanOrphans(r *Result, now time.Time) error {
 				continue
 			}
 			path := filepath.Join(dir, name)
-			busy, err := s.procs.busy(path, 0)
+			busy, err := s.busy(path)
 			if errors.Is(err, errVanished) {
 				continue
 			}
@@ -262,6 +262,22 @@ func (s *Scanner) scanOrphans(r *Result, now time.Time) error {
 		s.remove(r)
 	}
 	return errors.Join(errs...)
+}
+
+// busy reports whether a pod cgroup holds a process anywhere below it: on
+// v2 from cgroup.events, on v1 (or without cgroup.events) by reading
+// cgroup.procs down the tree until a process is found.
+func (s *Scanner) busy(path string) (bool, error) {
+	if s.layout.Version == V2 {
+		populated, ok, err := s.procs.populated(path)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			return populated, nil
+		}
+	}
+	return s.procs.busy(path, 0)
 }
 
 // remove removes the counted orphans, deepest cgroup first. A refusal (the

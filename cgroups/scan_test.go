@@ -47,7 +47,7 @@ func TestScanOrphansEveryLayout(t *testing.T) {
 					f.cgroup(podRel(d, qos, boundEmpty))
 					f.cgroup(containerRel(d, qos, unboundBusy, "c3"), 300)
 					f.cgroup(containerRel(d, qos, orphan, "c4"))
-					f.cgroup(containerRel(d, qos, deepBusy, "c5") + "/sub", 500)
+					f.cgroup(containerRel(d, qos, deepBusy, "c5")+"/sub", 500)
 					// Things in kubepods that are not pod cgroups.
 					f.cgroup(kubepodsRel(d) + "/not-a-pod")
 					f.cgroup(kubepodsRel(d) + "/podnot_hex")
