@@ -70,14 +70,14 @@ func Render(d Dashboard) ([]byte, error) {
 // the same bytes for the same parameters.
 func Files(p rules.Params) (map[string][]byte, error) {
 	if err := p.Validate(); err != nil {
-		return nil, fmt.Errorf("dashboards: %w", err)
+		return nil, fmt.Errorf("invalid parameters: %w", err)
 	}
 	files := map[string][]byte{}
 	var cms, gds [][]byte
 	seen := map[string]bool{}
 	for _, d := range All(p) {
 		if seen[d.UID] {
-			return nil, fmt.Errorf("dashboards: uid %q used twice", d.UID)
+			return nil, fmt.Errorf("uid %q used by two dashboards", d.UID)
 		}
 		seen[d.UID] = true
 		js, err := Render(d)
