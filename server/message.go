@@ -22,7 +22,7 @@ import (
 )
 
 // SupportedVersion is the only webhook payload version the receiver accepts.
-// Alertmanager has sent version "4" since 0.11.
+// Alertmanager 0.25 sends it (see testdata/), and so does 0.34.
 const SupportedVersion = "4"
 
 // Alert and payload statuses that Alertmanager sends.
