@@ -17,9 +17,13 @@ fi
 work=$(mktemp -d "$here/.check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 files=()
+i=0
 for f in "$@"; do
+  i=$((i + 1))
+  # numbered, so that two files of the same name in different directories
+  # do not collide
   name=$(basename "$f" .json | tr -c 'A-Za-z0-9_\n' '_')
-  ts="$work/$name.ts"
+  ts="$work/${i}_$name.ts"
   {
     echo "// $f"
     echo "import { checkDashboard } from '../leakguard';"
