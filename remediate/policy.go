@@ -52,10 +52,10 @@ var targetKinds = []string{TargetWorkload, TargetPod, TargetNode, TargetAPIServe
 
 // Defaults of the policy's global settings.
 const (
-	DefaultCooldown       = time.Hour
-	DefaultRatePerMinute  = 10
-	DefaultRateBurst      = 5
-	systemNamespace       = "kube-system"
+	DefaultCooldown      = time.Hour
+	DefaultRatePerMinute = 10
+	DefaultRateBurst     = 5
+	systemNamespace      = "kube-system"
 )
 
 // Duration is a time.Duration written as a Go duration string ("90m").
