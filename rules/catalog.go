@@ -185,11 +185,11 @@ or on (namespace, pod, container)
 			{
 				Name:     AlertContainerMemoryLimitMissing,
 				Severity: SeverityInfo,
-				Expr: fmt.Sprintf(`max by (namespace, pod, container) (
-  kube_pod_container_status_running%s == 1
-)
+				// A container cAdvisor measures is running; kube-state-metrics
+				// exports a limit only for containers that have one.
+				Expr: fmt.Sprintf(`max by (namespace, pod, container) (%s)
 unless on (namespace, pod, container)
-%s`, sel(ksm), RecMemoryLimit),
+%s`, RecWorkingSet, RecMemoryLimit),
 				For:         p.LimitMissingFor,
 				Summary:     "A running container has no memory limit.",
 				Description: `Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} runs without a memory limit: a leak in it can take the whole node down.`,
@@ -223,17 +223,21 @@ max by (node) (leakguard_node_cgroups%[1]s)`, sel(p.AgentSelector, `controller=~
 				Labels:      []string{"node"},
 			},
 			{
+				// Both branches return the node's live plus dying memory
+				// cgroups, so that the description means one thing.
 				Name:     AlertNodeCgroupLeak,
 				Severity: SeverityWarning,
-				Expr: fmt.Sprintf(`(
-%s
-) > %s
+				Expr: fmt.Sprintf(`%[1]s
+and on (node)
+(
+%[2]s
+) > %[3]s
 or
-%s > %s`, indent(steadyGrowth(RecNodeDyingCgroups, p.DyingStepWindow, p.DyingSteps, p.LeakMinStepShare)), num(p.DyingMinGrowth),
-					RecNodeMemoryCgroups, num(p.MemoryCgroupsLimit)),
+%[1]s > %[4]s`, RecNodeMemoryCgroups, indent(steadyGrowth(RecNodeDyingCgroups, p.DyingStepWindow, p.DyingSteps, p.DyingMinStepShare)),
+					num(p.DyingMinGrowth), num(p.MemoryCgroupsLimit)),
 				For:         p.CgroupLeakFor,
 				Summary:     "Cgroups pile up on a node: dying cgroups keep growing, or memory cgroups near the kernel's limit.",
-				Description: `Node {{ $labels.node }}: dying cgroups grew steadily, or live plus dying memory cgroups reached {{ $value }} (the kernel's memory cgroup ids end at 65,535).`,
+				Description: fmt.Sprintf(`Node {{ $labels.node }} holds {{ $value }} live and dying memory cgroups: dying cgroups grew in each of the last %d steps of %s, or the count passed %s (the kernel's memory cgroup ids end at 65,535, after which pods fail to start).`, p.DyingSteps, prom(p.DyingStepWindow), num(p.MemoryCgroupsLimit)),
 				Labels:      []string{"node"},
 			},
 		},
@@ -252,7 +256,7 @@ or
       "host_ip", "$1", "instance", "^\\[?([^\\]]*?)\\]?:[0-9]+$"
     )
     * on (host_ip) group_left (node, pod)
-    max by (host_ip, node, pod) (kube_pod_info%[2]s)
+    topk by (host_ip) (1, max by (host_ip, node, pod) (kube_pod_info%[2]s))
   )
   or on (node)
   max by (node) (
@@ -265,12 +269,18 @@ or
   )
 )
 / on (node) group_left ()
-%[4]s`, sel(p.APIServerSelector), sel(ksm, `namespace="kube-system"`, `pod=~"kube-apiserver.*"`), sel(ksm), nodeMemory)},
+%[4]s`, sel(p.APIServerSelector), sel(ksm, `namespace="kube-system"`, `pod=~"kube-apiserver-.+"`, `created_by_kind="Node"`), sel(ksm), nodeMemory)},
+			// apiserver_resource_objects (1.34+) names a resource by resource
+			// and group; apiserver_storage_objects as "resource.group". Both
+			// read -1 when the count is unknown, which is no count at all.
 			{RecAPIServerObjects, fmt.Sprintf(`max by (resource) (
-  apiserver_resource_objects%[1]s
-  or
-  apiserver_storage_objects%[1]s
-)`, sel(p.APIServerSelector))},
+  label_replace(
+    label_join(apiserver_resource_objects%[1]s >= 0, "resource", ".", "resource", "group"),
+    "resource", "$1", "resource", "^(.*)\\.$"
+  )
+)
+or
+max by (resource) (apiserver_storage_objects%[1]s >= 0)`, sel(p.APIServerSelector))},
 		},
 		Alerts: []Alert{
 			{

@@ -51,7 +51,7 @@ type Params struct {
 	LeakMinGrowthBytes int64          `json:"leakMinGrowthBytes"`
 	LeakMinGrowthRatio float64        `json:"leakMinGrowthRatio"`
 	// LeakMinStepShare is how much each step must rise, as a share of the
-	// average step; it also applies to the dying-cgroup trend.
+	// average step (DyingMinStepShare likewise for dying cgroups).
 	LeakMinStepShare float64        `json:"leakMinStepShare"`
 	LeakFor          model.Duration `json:"leakFor"`
 
@@ -78,6 +78,7 @@ type Params struct {
 	DyingStepWindow    model.Duration `json:"dyingStepWindow"`
 	DyingSteps         int            `json:"dyingSteps"`
 	DyingMinGrowth     float64        `json:"dyingMinGrowth"`
+	DyingMinStepShare  float64        `json:"dyingMinStepShare"`
 	MemoryCgroupsLimit float64        `json:"memoryCgroupsLimit"`
 	CgroupLeakFor      model.Duration `json:"cgroupLeakFor"`
 
@@ -138,6 +139,7 @@ func DefaultParams() Params {
 		DyingStepWindow:    dur(15 * time.Minute),
 		DyingSteps:         4,
 		DyingMinGrowth:     50,
+		DyingMinStepShare:  0.25,
 		MemoryCgroupsLimit: 50000,
 		CgroupLeakFor:      dur(5 * time.Minute),
 
@@ -243,6 +245,7 @@ func (p Params) Validate() error {
 	ratios := map[string]float64{
 		"nearLimitRatio": p.NearLimitRatio, "controlPlaneWaterline": p.ControlPlaneWaterline,
 		"apiServerMemoryRatio": p.APIServerMemoryRatio, "leakMinStepShare": p.LeakMinStepShare,
+		"dyingMinStepShare": p.DyingMinStepShare,
 	}
 	for _, name := range sortedKeys(ratios) {
 		if v := ratios[name]; !(v > 0 && v <= 1) {
@@ -305,7 +308,7 @@ func (p *Params) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&p.LeakSteps, "leak-steps", p.LeakSteps, "consecutive steps in which the floor must rise")
 	fs.Int64Var(&p.LeakMinGrowthBytes, "leak-min-growth-bytes", p.LeakMinGrowthBytes, "least growth of the floor over the leak span, in bytes")
 	fs.Float64Var(&p.LeakMinGrowthRatio, "leak-min-growth-ratio", p.LeakMinGrowthRatio, "least growth of the floor over the leak span, as a share of where it started")
-	fs.Float64Var(&p.LeakMinStepShare, "leak-min-step-share", p.LeakMinStepShare, "least rise of each step, as a share of the average step (also for dying cgroups)")
+	fs.Float64Var(&p.LeakMinStepShare, "leak-min-step-share", p.LeakMinStepShare, "least rise of each step, as a share of the average step")
 	fs.Var(&p.LeakFor, "leak-for", "for of ContainerMemoryLeak")
 	fs.Var(&p.OOMHorizon, "oom-horizon", "ContainerMemoryOOMPredicted fires when the trend reaches the limit within this")
 	fs.Var(&p.OOMFor, "oom-for", "for of ContainerMemoryOOMPredicted")
@@ -318,6 +321,7 @@ func (p *Params) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&p.DyingStepWindow, "dying-step-window", "length of one step of the dying-cgroup trend")
 	fs.IntVar(&p.DyingSteps, "dying-steps", p.DyingSteps, "consecutive steps in which dying cgroups must grow")
 	fs.Float64Var(&p.DyingMinGrowth, "dying-min-growth", p.DyingMinGrowth, "least growth of dying cgroups over all steps")
+	fs.Float64Var(&p.DyingMinStepShare, "dying-min-step-share", p.DyingMinStepShare, "least rise of each step of dying cgroups, as a share of the average step")
 	fs.Float64Var(&p.MemoryCgroupsLimit, "memory-cgroups-limit", p.MemoryCgroupsLimit, "live plus dying memory cgroups above which NodeCgroupLeak fires")
 	fs.Var(&p.CgroupLeakFor, "cgroup-leak-for", "for of NodeCgroupLeak")
 	fs.Float64Var(&p.ControlPlaneWaterline, "control-plane-waterline", p.ControlPlaneWaterline, "share of a control-plane node's memory above which ControlPlaneMemoryAboveWaterline fires")
