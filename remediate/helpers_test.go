@@ -169,3 +169,6 @@ func alert(status string, labels map[string]string) template.Alert {
 func leakAlert() template.Alert {
 	return alert("firing", map[string]string{"alertname": "ContainerMemoryLeak", "namespace": "shop", "pod": "web-7d9-abcde", "container": "app", "node": "n1"})
 }
+
+// k8sClient is what the tests hand to the package's functions.
+type k8sClient = *fake.Clientset

@@ -1,0 +1,138 @@
+package remediate
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+func TestCooling(t *testing.T) {
+	key := CooldownAnnotation("annotate")
+	tests := []struct {
+		name string
+		ann  map[string]string
+		want bool
+	}{
+		{"none", nil, false},
+		{"recent", map[string]string{key: testNow.Add(-time.Minute).Format(time.RFC3339)}, true},
+		{"exactly one cooldown ago", map[string]string{key: testNow.Add(-time.Hour).Format(time.RFC3339)}, false},
+		{"old", map[string]string{key: testNow.Add(-2 * time.Hour).Format(time.RFC3339)}, false},
+		{"future", map[string]string{key: testNow.Add(time.Hour).Format(time.RFC3339)}, true},
+		{"garbage", map[string]string{key: "yesterday"}, false},
+		{"other remediator", map[string]string{CooldownAnnotation("restart"): testNow.Format(time.RFC3339)}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, _ := cooling(tc.ann, "annotate", time.Hour, testNow); got != tc.want {
+				t.Errorf("cooling(%v) = %v, want %v", tc.ann, got, tc.want)
+			}
+		})
+	}
+}
+
+func deploymentTarget(t *testing.T, cs k8sClient) *Target {
+	t.Helper()
+	tg, err := resolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+// TestClaimCooldownConflicts injects Conflicts on the claim: an unrelated
+// change is retried, a claim by someone else backs off, and a target that
+// never stops changing gives up with a transient error.
+func TestClaimCooldownConflicts(t *testing.T) {
+	key := CooldownAnnotation("annotate")
+	tests := []struct {
+		name string
+		// conflicts is how many claims fail before the reactor lets
+		// patches through.
+		conflicts int
+		// otherClaims makes the reactor write another replica's claim
+		// before answering Conflict.
+		otherClaims bool
+		claimed     bool
+		transient   bool
+		patches     int
+	}{
+		{name: "no conflict", conflicts: 0, claimed: true, patches: 1},
+		{name: "unrelated change then success", conflicts: 1, claimed: true, patches: 2},
+		{name: "another replica claimed first", conflicts: 1, otherClaims: true, claimed: false, patches: 1},
+		{name: "keeps changing", conflicts: 99, transient: true, patches: cooldownAttempts},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := newCluster(t, fixtures()...)
+			tg := deploymentTarget(t, cs)
+			left := tc.conflicts
+			cs.PrependReactor("patch", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if left == 0 {
+					return false, nil, nil
+				}
+				left--
+				obj, _ := cs.Tracker().Get(gvrDeployments, "shop", "web")
+				m, _ := metaOf(obj)
+				m.SetResourceVersion(m.GetResourceVersion() + "0")
+				if tc.otherClaims {
+					m.SetAnnotations(map[string]string{key: testNow.Add(-time.Second).Format(time.RFC3339)})
+				}
+				if err := cs.Tracker().Update(gvrDeployments, obj, "shop"); err != nil {
+					t.Errorf("tracker update: %v", err)
+				}
+				return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, "web", errors.New("modified"))
+			})
+			cr, err := claimCooldown(context.Background(), cs, tg, "annotate", time.Hour, testNow)
+			if cr.claimed != tc.claimed || IsTransient(err) != tc.transient || (err != nil) != tc.transient {
+				t.Errorf("claimCooldown() = claimed %v, %v; want claimed %v, transient error %v", cr.claimed, err, tc.claimed, tc.transient)
+			}
+			if got := len(patches(cs, "deployments")); got != tc.patches {
+				t.Errorf("%d patches, want %d", got, tc.patches)
+			}
+			d := getDeployment(t, cs)
+			wantAnn := ""
+			switch {
+			case tc.claimed:
+				wantAnn = testNow.Format(time.RFC3339)
+			case tc.otherClaims:
+				wantAnn = testNow.Add(-time.Second).Format(time.RFC3339)
+			}
+			if got := d.GetAnnotations()[key]; got != wantAnn {
+				t.Errorf("annotation %s = %q, want %q", key, got, wantAnn)
+			}
+		})
+	}
+}
+
+func TestReleaseCooldown(t *testing.T) {
+	key := CooldownAnnotation("annotate")
+	old := testNow.Add(-3 * time.Hour).Format(time.RFC3339)
+	objs := fixtures()
+	for _, o := range objs {
+		if kindOf(o) == KindDeployment {
+			o.(interface{ SetAnnotations(map[string]string) }).SetAnnotations(map[string]string{key: old})
+		}
+	}
+	cs := newCluster(t, objs...)
+	tg := deploymentTarget(t, cs)
+	cr, err := claimCooldown(context.Background(), cs, tg, "annotate", time.Hour, testNow)
+	if err != nil || !cr.claimed {
+		t.Fatalf("claimCooldown() = %+v, %v", cr, err)
+	}
+	if err := releaseCooldown(context.Background(), cs, tg, "annotate", cr); err != nil {
+		t.Fatalf("releaseCooldown() error: %v", err)
+	}
+	if got := getDeployment(t, cs).GetAnnotations()[key]; got != old {
+		t.Errorf("after release %s = %q, want the previous %q", key, got, old)
+	}
+	if p := string(patches(cs, "deployments")[1].Patch); strings.Contains(p, "resourceVersion\":\"1\"") {
+		t.Errorf("release patch %s carries the old resourceVersion", p)
+	}
+}
