@@ -82,6 +82,9 @@ func sampleValue(answer model.Value, now time.Time) (float64, error) {
 	default:
 		return 0, fmt.Errorf("answer of type %s, want an instant vector", answer.Type())
 	}
+	if len(samples) == 0 {
+		return 0, fmt.Errorf("no series: %w", ErrNoData)
+	}
 	best, found := math.Inf(-1), false
 	for _, s := range samples {
 		if math.IsNaN(s.v) || now.Sub(s.ts.Time()) > maxSampleAge {
