@@ -193,8 +193,8 @@ func supplement(t *testing.T, minutes int) []series {
 	received := prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricAlertsReceived, Help: "h"}, []string{"alertname", "status"})
 	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricDecisions, Help: "h"}, []string{"alertname", "decision", "reason"})
 	remediations := prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricRemediations, Help: "h"}, []string{"remediator", "result"})
-	check := prometheus.NewHistogram(prometheus.HistogramOpts{Name: MetricCheckDuration, Help: "h"})
-	httpDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricHTTPRequestDuration, Help: "h"}, []string{"code", "method", "route"})
+	check := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricCheckDuration, Help: "h"}, []string{"check"})
+	httpDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: MetricHTTPRequestDuration, Help: "h"}, []string{"handler", "method", "code"})
 	agent := prometheus.Labels{"job": "leakguard-agent"}
 	scanErrors := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "leakguard_node_cgroup_scan_errors_total", Help: "h", ConstLabels: agent}, []string{"node"})
 	scanDur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "leakguard_node_cgroup_scan_duration_seconds", Help: "h", ConstLabels: agent}, []string{"node"})
@@ -203,11 +203,11 @@ func supplement(t *testing.T, minutes int) []series {
 	var order []string
 	for m := 0; m < minutes; m++ {
 		received.WithLabelValues(rules.AlertContainerMemoryLeak, "firing").Add(2)
-		decisions.WithLabelValues(rules.AlertContainerMemoryLeak, "skipped", "cooldown").Inc()
+		decisions.WithLabelValues(rules.AlertContainerMemoryLeak, "held", "cooldown").Inc()
 		decisions.WithLabelValues(rules.AlertContainerMemoryLeak, "acted", "").Add(float64(m % 2))
 		remediations.WithLabelValues("annotate", "success").Inc()
-		check.Observe(0.02 + float64(m%5)/100)
-		httpDur.WithLabelValues("200", "POST", "/api/v1/alerts").Observe(0.005)
+		check.WithLabelValues("working-set-slope").Observe(0.02 + float64(m%5)/100)
+		httpDur.WithLabelValues("/api/v1/alerts", "POST", "200").Observe(0.005)
 		scanErrors.WithLabelValues("worker-1").Add(float64(m % 3 / 2))
 		scanDur.WithLabelValues("worker-1").Observe(0.05)
 		mfs, err := reg.Gather()

@@ -4,16 +4,17 @@ import (
 	"github.com/leakguard/leakguard/rules"
 )
 
-// Metrics exported by `leakguard serve` (the webhook receiver and the
-// remediation engine). This is the one place the dashboards name them; the
-// metric-name check accepts them besides the rules' recording rules and the
-// inputs of shared/ALERTS.md.
+// Metrics exported by `leakguard serve`: the webhook receiver
+// (server/metrics.go) and the remediation engine (remediate/metrics.go).
+// This is the one place the dashboards name them; the metric-name check
+// accepts them besides the rules' recording rules and the inputs of
+// shared/ALERTS.md.
 const (
 	MetricAlertsReceived      = "leakguard_alerts_received_total"         // counter {alertname, status}
 	MetricDecisions           = "leakguard_decisions_total"               // counter {alertname, decision, reason}
 	MetricRemediations        = "leakguard_remediations_total"            // counter {remediator, result}
-	MetricCheckDuration       = "leakguard_check_duration_seconds"        // histogram
-	MetricHTTPRequestDuration = "leakguard_http_request_duration_seconds" // histogram
+	MetricCheckDuration       = "leakguard_check_duration_seconds"        // histogram {check}
+	MetricHTTPRequestDuration = "leakguard_http_request_duration_seconds" // histogram {handler, method, code}
 )
 
 // ServeMetrics lists the metrics of `leakguard serve` as Prometheus stores
@@ -36,8 +37,8 @@ func Operations(p rules.Params) Dashboard {
 	rate := func(name, by string) string {
 		return "sum by (" + by + ") (rate(" + metric(name, clusterM) + "[$__rate_interval]))"
 	}
-	quantile := func(q, name string) string {
-		return "histogram_quantile(" + q + ", sum by (le) (rate(" + metric(name+"_bucket", clusterM) + "[$__rate_interval])))"
+	quantileBy := func(q, name, by string) string {
+		return "histogram_quantile(" + q + ", sum by (" + by + ", le) (rate(" + metric(name+"_bucket", clusterM) + "[$__rate_interval])))"
 	}
 	specs := []panelSpec{
 		timeseries("Alerts received",
@@ -46,27 +47,26 @@ func Operations(p rules.Params) Dashboard {
 			query(rate(MetricAlertsReceived, "alertname, status"), "{{alertname}} {{status}}"),
 		),
 		timeseries("Decisions by outcome and reason",
-			"What leakguard decided for each alert, per second: acted, dry-run, or skipped and why (the check no longer holds, cooldown, opt-out, budget, rate limit, out of scope). Many skips for one reason point at the guard or the policy to look at.",
+			"What leakguard decided for each alert, per second, and why: acted, dry-run, held (the check no longer holds, or a guard stopped it: cooldown, opt-out, budget, rate limit, scope), resolved, or error. Many holds for one reason point at the guard or the policy to look at; errors at leakguard's log.",
 			unitPerSec,
 			query(rate(MetricDecisions, "decision, reason"), "{{decision}}: {{reason}}"),
 		),
 		timeseries("Remediations by kind and result",
-			"Actions leakguard took, per second, by remediator (annotate, restart, cordon, evict, profile, ...) and result. Failures need a look at leakguard's log and the target's events.",
+			"Actions leakguard took, per second, by remediator (annotate, restart, cordon, evict, profile, ...) and result (success or failure). Failures need a look at leakguard's log and the target's events.",
 			unitPerSec,
 			query(rate(MetricRemediations, "remediator, result"), "{{remediator}} {{result}}"),
 		),
 		timeseries("Check latency",
-			"How long leakguard's re-check of an alert against Prometheus takes (50th, 90th and 99th percentile). Slow checks delay every action; a check that times out fails closed and nothing is done.",
+			"How long leakguard's re-check of an alert against Prometheus takes, per check (median and 99th percentile). Slow checks delay every action; a check that fails or times out fails closed and nothing is done.",
 			unitSeconds,
-			query(quantile("0.5", MetricCheckDuration), "p50"),
-			query(quantile("0.9", MetricCheckDuration), "p90"),
-			query(quantile("0.99", MetricCheckDuration), "p99"),
+			query(quantileBy("0.5", MetricCheckDuration, "check"), "{{check}} p50"),
+			query(quantileBy("0.99", MetricCheckDuration, "check"), "{{check}} p99"),
 		),
 		timeseries("Webhook request latency",
-			"How long leakguard takes to answer HTTP requests, the Alertmanager webhook among them (99th and 50th percentile). Alertmanager retries a webhook that times out.",
+			"How long leakguard takes to answer HTTP requests, per handler (99th percentile and median), the Alertmanager webhook among them. Alertmanager retries a webhook that times out or answers 5xx.",
 			unitSeconds,
-			query(quantile("0.99", MetricHTTPRequestDuration), "p99"),
-			query(quantile("0.5", MetricHTTPRequestDuration), "p50"),
+			query(quantileBy("0.99", MetricHTTPRequestDuration, "handler"), "{{handler}} p99"),
+			query(quantileBy("0.5", MetricHTTPRequestDuration, "handler"), "{{handler}} p50"),
 		),
 		timeseries("Node agent scan errors",
 			"Failed cgroup scans of the leakguard node agent, per second and node. A node whose scans fail has no orphan or dying cgroup counts, so its cgroup alerts cannot fire: read the agent's log on that node.",
