@@ -2,11 +2,84 @@ package main
 
 import (
 	"context"
-	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"os"
+
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/server"
 )
 
-// runReplay is wired in by its own issue; until then it says so.
-func runReplay(_ context.Context, _ []string, _, _ io.Writer) error {
-	return errors.New("replay: not built yet")
+func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f serveFlags
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: leakguard replay [flags] FILE
+
+Run a saved Alertmanager webhook payload (JSON, version 4; - reads stdin)
+through the policy against the current cluster and Prometheus, in dry-run:
+nothing is written, not even Events. Prints a table of what would happen to
+each alert and why. No server is needed.
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	f.registerCommon(fs, "warn")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "replay: want exactly one payload FILE")
+		fs.Usage()
+		return errUsage
+	}
+	msg, err := readPayload(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, f.logLevel)
+	if err != nil {
+		return err
+	}
+	policy, err := loadPolicy(f.policyFile, remediate.DefaultRegistry())
+	if err != nil {
+		return err
+	}
+	client, err := kubeClient(f.kubeconfig)
+	if err != nil {
+		return err
+	}
+	querier, err := promQuerier(f.prometheusURL)
+	if err != nil {
+		return err
+	}
+	engine, err := remediate.NewEngine(remediate.Options{
+		Client: client, Querier: querier, Policy: policy, ReadOnly: true, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	return remediate.Replay(ctx, engine, msg.Alerts, stdout)
+}
+
+// readPayload reads and validates a webhook payload from a file, or from
+// stdin for "-".
+func readPayload(path string) (*server.Message, error) {
+	r := io.Reader(os.Stdin)
+	if path != "-" {
+		file, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("read payload: %w", err)
+		}
+		defer file.Close()
+		r = file
+	}
+	msg, err := server.DecodeMessage(r)
+	if err != nil {
+		return nil, fmt.Errorf("payload %s: %w", path, err)
+	}
+	return msg, nil
 }

@@ -3,10 +3,254 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/server"
 )
 
-// runServe is wired in by its own issue; until then it says so.
-func runServe(_ context.Context, _ []string, _, _ io.Writer) error {
-	return errors.New("serve: not built yet")
+// defaultPrometheusURL is the Service the Prometheus Operator creates for
+// every Prometheus (kube-prometheus and kube-prometheus-stack alike).
+const defaultPrometheusURL = "http://prometheus-operated.monitoring.svc:9090"
+
+// serveFlags are the flags of serve (and, in part, of replay).
+type serveFlags struct {
+	listen        string
+	kubeconfig    string
+	prometheusURL string
+	policyFile    string
+	dryRun        bool
+	printPolicy   bool
+	logLevel      string
+	server        server.Config
+}
+
+func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file to reach the cluster; empty means the in-cluster service account")
+	fs.StringVar(&f.prometheusURL, "prometheus-url", defaultPrometheusURL, "base URL of the Prometheus HTTP API that the checks query")
+	fs.StringVar(&f.policyFile, "policy", "", "policy `FILE` (YAML); empty means the embedded default policy (see --print-default-policy)")
+	fs.StringVar(&f.logLevel, "log-level", logLevel, "log level: debug, info, warn or error (logs are JSON on stderr)")
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f serveFlags
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: leakguard serve [flags]
+
+Receive Alertmanager's webhook on POST `+server.AlertsPath+`, decide per alert
+whether to act (policy, target, check against Prometheus, guards) and act
+through the policy's remediators. SIGHUP reloads --policy; an invalid file
+keeps the running policy. /healthz, /readyz and /metrics are served too.
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&f.listen, "listen-address", ":8443", "address to serve on (host:port)")
+	f.registerCommon(fs, "info")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "decide and record (logs, metrics, Events) but change no object, whatever the policy says")
+	fs.BoolVar(&f.printPolicy, "print-default-policy", false, "print the embedded default policy and exit")
+	f.server.RegisterFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "serve: unexpected arguments %q\n", fs.Args())
+		return errUsage
+	}
+	if f.printPolicy {
+		_, err := stdout.Write(remediate.DefaultPolicyYAML())
+		return err
+	}
+	logger, err := newLogger(stderr, f.logLevel)
+	if err != nil {
+		return err
+	}
+	reg := remediate.DefaultRegistry()
+	policy, err := loadPolicy(f.policyFile, reg)
+	if err != nil {
+		return err
+	}
+	client, err := kubeClient(f.kubeconfig)
+	if err != nil {
+		return err
+	}
+	querier, err := promQuerier(f.prometheusURL)
+	if err != nil {
+		return err
+	}
+	engine, handler, err := buildServe(serveDeps{
+		flags: f, policy: policy, client: client, querier: querier, logger: logger, registry: reg,
+	})
+	if err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go remediate.ReloadOnSignal(ctx, hup, func() error {
+		if f.policyFile == "" {
+			logger.Info("no --policy file: the embedded default policy stays")
+			return nil
+		}
+		return engine.ReloadPolicyFile(f.policyFile, reg)
+	}, logger)
+	logger.Info("serving", "address", f.listen, "policy", policyName(f.policyFile), "alerts", len(policy.AlertNames()),
+		"dry_run", f.dryRun || policy.DryRun, "prometheus", f.prometheusURL)
+	return server.Serve(ctx, f.listen, f.server, handler, logger)
+}
+
+// serveDeps is what buildServe wires together; the end-to-end test builds
+// it with a fake clientset and a fake Querier.
+type serveDeps struct {
+	flags    serveFlags
+	policy   *remediate.Policy
+	client   kubernetes.Interface
+	querier  remediate.Querier
+	logger   *slog.Logger
+	registry *remediate.Registry
+	// now is the engine's clock; nil means time.Now.
+	now func() time.Time
+}
+
+// buildServe builds the engine and the HTTP handler of serve, with one
+// metrics registry for both (plus the Go and process collectors) and the
+// ready checks of Kubernetes and Prometheus.
+func buildServe(d serveDeps) (*remediate.Engine, http.Handler, error) {
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	engine, err := remediate.NewEngine(remediate.Options{
+		Client:     d.client,
+		Querier:    d.querier,
+		Policy:     d.policy,
+		DryRun:     d.flags.dryRun,
+		Logger:     d.logger,
+		Registerer: metrics,
+		Now:        d.now,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := d.flags.server
+	cfg.Registerer = metrics
+	cfg.ReadyChecks = map[string]func(context.Context) error{
+		"kubernetes": func(context.Context) error {
+			_, err := d.client.Discovery().ServerVersion()
+			return err
+		},
+		"prometheus": func(ctx context.Context) error {
+			_, _, _, err := d.querier.Query(ctx, "vector(1)", time.Now())
+			return err
+		},
+	}
+	h, err := server.NewHandler(cfg, engineProcessor{engine}, d.logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	return engine, h, nil
+}
+
+// engineProcessor adapts the engine to server.Processor.
+type engineProcessor struct{ engine *remediate.Engine }
+
+// Process decides every alert of msg. A transient failure (Kubernetes or
+// Prometheus unreachable) of any alert fails the delivery, answered 503
+// so that Alertmanager retries it; the alerts already acted on are then
+// held by their cooldown. Any other failure of one alert is reported in
+// its decision with a 200; only when every alert failed is the delivery
+// an error (500).
+func (p engineProcessor) Process(ctx context.Context, msg *server.Message) (any, error) {
+	decisions, err := p.engine.Decide(ctx, msg.Alerts)
+	if err == nil {
+		return decisions, nil
+	}
+	if remediate.IsTransient(err) {
+		return nil, err
+	}
+	for _, d := range decisions {
+		if d.Decision != remediate.DecisionError {
+			return decisions, nil
+		}
+	}
+	return nil, err
+}
+
+func loadPolicy(path string, reg *remediate.Registry) (*remediate.Policy, error) {
+	if path == "" {
+		return remediate.DefaultPolicy(reg)
+	}
+	return remediate.LoadPolicyFile(path, reg)
+}
+
+func policyName(path string) string {
+	if path == "" {
+		return "embedded default"
+	}
+	return path
+}
+
+// kubeClient builds a clientset from a kubeconfig file, or from the
+// in-cluster service account when path is empty.
+func kubeClient(path string) (kubernetes.Interface, error) {
+	var (
+		cfg *rest.Config
+		err error
+	)
+	if path == "" {
+		cfg, err = rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("in-cluster Kubernetes config (outside a cluster, pass --kubeconfig): %w", err)
+		}
+	} else {
+		cfg, err = clientcmd.BuildConfigFromFlags("", path)
+		if err != nil {
+			return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+		}
+	}
+	cfg.UserAgent = "leakguard/" + version
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	return c, nil
+}
+
+// promQuerier builds the Prometheus HTTP API client the checks query.
+func promQuerier(url string) (remediate.Querier, error) {
+	if url == "" {
+		return nil, errors.New("--prometheus-url must not be empty")
+	}
+	c, err := api.NewClient(api.Config{Address: url})
+	if err != nil {
+		return nil, fmt.Errorf("prometheus client for %s: %w", url, err)
+	}
+	return v1.NewAPI(c), nil
+}
+
+// newLogger returns a JSON slog logger on w at the named level.
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
 }

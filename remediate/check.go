@@ -14,10 +14,13 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// Querier runs an instant PromQL query. client_golang's v1.API satisfies it.
+// Querier runs an instant PromQL query. client_golang's v1.API satisfies it
+// (since v1.24 its Query also returns the answer's informational notes).
 type Querier interface {
-	Query(ctx context.Context, query string, ts time.Time, opts ...v1.Option) (model.Value, v1.Warnings, error)
+	Query(ctx context.Context, query string, ts time.Time, opts ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error)
 }
+
+var _ Querier = v1.API(nil)
 
 // Check decides whether the finding of an alert still holds now. It is pure:
 // the engine runs the query that Query returns and hands the answer to

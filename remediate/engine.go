@@ -478,7 +478,7 @@ func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now ti
 	}
 	qctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	val, warnings, err := e.querier.Query(qctx, q, now)
+	val, warnings, _, err := e.querier.Query(qctx, q, now)
 	if err != nil {
 		return Result{}, transient(fmt.Errorf("check %s: query Prometheus %s: %w", c.Name(), q, err))
 	}

@@ -135,17 +135,17 @@ type fakeQuerier struct {
 	queries []string
 }
 
-func (f *fakeQuerier) Query(_ context.Context, q string, _ time.Time, _ ...v1.Option) (model.Value, v1.Warnings, error) {
+func (f *fakeQuerier) Query(_ context.Context, q string, _ time.Time, _ ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.queries = append(f.queries, q)
 	if f.err != nil {
-		return nil, nil, f.err
+		return nil, nil, nil, f.err
 	}
 	if v, ok := f.answers[q]; ok {
-		return v, nil, nil
+		return v, nil, nil, nil
 	}
-	return model.Vector{}, nil, nil
+	return model.Vector{}, nil, nil, nil
 }
 
 func vec(v float64) model.Vector {
