@@ -96,26 +96,41 @@ func (bt benchTree) generate(tb testing.TB, root string) []string {
 // cgroups each (the pod and four containers), 100 of them bound and
 // running, and of the others half orphans and half running a process in
 // their last container. Each cgroup holds cgroup.procs and nine other
-// interface files. "v2" has cgroup.events, as a kernel's tree does, and
-// judges each unbound pod from it; "walk" has none, so the scanner reads
-// cgroup.procs down every unbound pod as it does on cgroup v1.
+// interface files. The tree is generated once and scanned three ways:
+//
+//   - v2: as a kernel's tree is, with nr_descendants in the root's
+//     cgroup.stat and cgroup.events in every cgroup;
+//   - v2-dircount: without nr_descendants, so the directories are counted;
+//   - walk: without cgroup.events either, so cgroup.procs is read down every
+//     unbound pod, as on cgroup v1.
 func BenchmarkScan(b *testing.B) {
-	for _, bc := range []struct {
-		name   string
-		events bool
-	}{{"v2", true}, {"walk", false}} {
-		b.Run(bc.name, func(b *testing.B) {
-			benchScan(b, benchTree{pods: 3999, containers: 4, bound: 100, files: 9, events: bc.events})
-		})
-	}
-}
-
-func benchScan(b *testing.B, bt benchTree) {
+	bt := benchTree{pods: 3999, containers: 4, bound: 100, files: 9, events: true}
 	root := filepath.Join(b.TempDir(), "cgroup")
 	start := time.Now()
 	bound := bt.generate(b, root)
 	b.Logf("generated %d cgroups in %s", bt.cgroups(), time.Since(start).Round(time.Millisecond))
+	write := func(path, content string) {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	write(filepath.Join(root, "cgroup.stat"), fmt.Sprintf("nr_descendants %d\nnr_dying_descendants 321\n", bt.cgroups()-1))
+	b.Run("v2", func(b *testing.B) { benchScan(b, bt, root, bound) })
+	write(filepath.Join(root, "cgroup.stat"), "nr_dying_descendants 321\n")
+	b.Run("v2-dircount", func(b *testing.B) { benchScan(b, bt, root, bound) })
+	events, err := filepath.Glob(filepath.Join(root, "kubepods.slice", "*", "*", "cgroup.events"))
+	if err != nil || len(events) < bt.pods*2/3 {
+		b.Fatalf("glob cgroup.events: %d files, %v", len(events), err)
+	}
+	for _, e := range events {
+		if err := os.Remove(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("walk", func(b *testing.B) { benchScan(b, bt, root, bound) })
+}
 
+func benchScan(b *testing.B, bt benchTree, root string, bound []string) {
 	clock := newFakeClock()
 	s, err := NewScanner(Options{CgroupRoot: root, Now: clock.Now, Logger: slog.New(slog.DiscardHandler)}, newFakePods(bound...))
 	if err != nil {

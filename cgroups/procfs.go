@@ -86,16 +86,30 @@ func parseStatField(data []byte, key string) (int, error) {
 	return 0, fmt.Errorf("no %s line", key)
 }
 
-// readDying reads nr_dying_descendants from the cgroup.stat of the v2 root.
-func readDying(root string) (int, error) {
+// rootStat is what the scanner reads from the v2 root's cgroup.stat.
+type rootStat struct {
+	descendants    int
+	hasDescendants bool
+	dying          int
+}
+
+// readRootStat reads nr_descendants (the kernel's count of the live, visible
+// cgroups below the root: one per directory) and nr_dying_descendants from
+// the cgroup.stat of the v2 root. A missing nr_descendants is not an error;
+// the caller counts directories instead.
+func readRootStat(root string) (rootStat, error) {
 	path := root + "/cgroup.stat"
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", path, err)
+		return rootStat{}, fmt.Errorf("read %s: %w", path, err)
 	}
-	n, err := parseStatField(data, "nr_dying_descendants")
+	var st rootStat
+	st.dying, err = parseStatField(data, "nr_dying_descendants")
 	if err != nil {
-		return 0, fmt.Errorf("parse %s: %w", path, err)
+		return rootStat{}, fmt.Errorf("parse %s: %w", path, err)
 	}
-	return n, nil
+	if n, err := parseStatField(data, "nr_descendants"); err == nil {
+		st.descendants, st.hasDescendants = n, true
+	}
+	return st, nil
 }

@@ -160,17 +160,21 @@ func (s *Scanner) Scan() Result {
 
 	switch s.layout.Version {
 	case V2:
-		n, err := countDirs(s.layout.Root)
+		st, err := readRootStat(s.layout.Root)
 		if err != nil {
+			errs = append(errs, fmt.Errorf("dying cgroups: %w", err))
+		} else {
+			r.Dying, r.DyingKnown = st.dying, true
+		}
+		if st.hasDescendants {
+			// Every live cgroup below the root is one directory: the
+			// kernel's count is the directory count, without a walk.
+			r.Cgroups = map[string]int{UnifiedController: st.descendants + 1}
+		} else if n, err := countDirs(s.layout.Root); err != nil {
 			// A partial count would look like cgroups being freed.
 			errs = append(errs, fmt.Errorf("count cgroups: %w", err))
 		} else {
 			r.Cgroups = map[string]int{UnifiedController: n}
-		}
-		if d, err := readDying(s.layout.Root); err != nil {
-			errs = append(errs, fmt.Errorf("dying cgroups: %w", err))
-		} else {
-			r.Dying, r.DyingKnown = d, true
 		}
 	case V1:
 		if c, err := readProcCgroups(s.opts.ProcRoot); err != nil {

@@ -176,19 +176,31 @@ func TestScanCounts(t *testing.T) {
 		wantKnown  bool
 	}{
 		{
-			name: "v2 counts directories and reads nr_dying_descendants",
+			name: "v2 without nr_descendants counts directories",
 			v:    V2,
 			setup: func(f *fixture) {
 				f.cgroup(containerRel(DriverSystemd, qosBurstable, uid(1), "a"))         // kubepods, burstable, pod, container: 4
 				f.cgroup(containerRel(DriverSystemd, qosBurstable, uid(2), "b"))         // pod, container: 2
 				f.cgroup(containerRel(DriverSystemd, qosGuaranteed, uid(3), "c") + "/x") // pod, container, x: 3
 				f.cgroup("system.slice/containerd.service")                              // 2
-				f.write(filepath.Join(f.root, "cgroup.stat"), "nr_descendants 11\nnr_dying_descendants 37\n")
+				// Without nr_descendants the directories are counted.
+				f.write(filepath.Join(f.root, "cgroup.stat"), "nr_dying_descendants 37\n")
 				// A file is not a cgroup.
 				f.write(filepath.Join(f.root, "system.slice", "memory.max"), "max\n")
 			},
 			wantCounts: map[string]int{UnifiedController: 12}, // 11 and the root
 			wantDying:  37,
+			wantKnown:  true,
+		},
+		{
+			name: "v2 takes the count from nr_descendants when the kernel gives it",
+			v:    V2,
+			setup: func(f *fixture) {
+				f.cgroup(podRel(DriverSystemd, qosBurstable, uid(1)))
+				f.write(filepath.Join(f.root, "cgroup.stat"), "nr_descendants 4711\nnr_subsys_memory 9\nnr_dying_descendants 2\n")
+			},
+			wantCounts: map[string]int{UnifiedController: 4712},
+			wantDying:  2,
 			wantKnown:  true,
 		},
 		{
