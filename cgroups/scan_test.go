@@ -569,3 +569,56 @@ func TestRemoveEmptyOrphans(t *testing.T) {
 		})
 	}
 }
+
+// TestScanPopulated checks that on v2 the kernel's populated flag in
+// cgroup.events decides whether a pod holds a process, without a walk.
+func TestScanPopulated(t *testing.T) {
+	const d = DriverSystemd
+	for _, tc := range []struct {
+		name       string
+		events     string // cgroup.events of the pod; "dir" makes it unreadable
+		procs      []int  // in the pod's container
+		badProcs   bool   // the container's cgroup.procs is unreadable
+		wantOrphan bool
+		wantErr    string
+	}{
+		{name: "populated 0 is an orphan", events: "populated 0\nfrozen 0\n", wantOrphan: true},
+		{name: "populated 1 is not, whatever cgroup.procs says", events: "populated 1\nfrozen 0\n"},
+		{name: "populated 0 is trusted without reading cgroup.procs", events: "populated 0\nfrozen 0\n", badProcs: true, wantOrphan: true},
+		{name: "no cgroup.events: cgroup.procs is read", procs: []int{9}},
+		{name: "no cgroup.events and empty cgroup.procs", wantOrphan: true},
+		{name: "malformed cgroup.events", events: "populated yes\n", wantErr: "not a count"},
+		{name: "populated out of range", events: "populated 2\n", wantErr: "neither 0 nor 1"},
+		{name: "unreadable cgroup.events", events: "dir", wantErr: "cgroup.events"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, V2)
+			c := f.cgroup(containerRel(d, qosBurstable, uid(1), "c"), tc.procs...)
+			pod := filepath.Dir(c)
+			switch tc.events {
+			case "":
+			case "dir":
+				unreadable(f, filepath.Join(pod, "cgroup.events"))
+			default:
+				f.write(filepath.Join(pod, "cgroup.events"), tc.events)
+			}
+			if tc.badProcs {
+				unreadable(f, filepath.Join(c, "cgroup.procs"))
+			}
+			clock := newFakeClock()
+			s := newTestScanner(t, f, newFakePods(), clock, nil)
+			s.Scan()
+			clock.Advance(time.Hour)
+			r := s.Scan()
+			if tc.wantErr == "" && r.Err != nil {
+				t.Fatalf("Scan() error: %v", r.Err)
+			}
+			if tc.wantErr != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), tc.wantErr)) {
+				t.Fatalf("Scan() error = %v, want one containing %q", r.Err, tc.wantErr)
+			}
+			if got := len(r.Orphans) == 1; got != tc.wantOrphan {
+				t.Errorf("Scan() orphan = %v (%v), want %v", got, r.Orphans, tc.wantOrphan)
+			}
+		})
+	}
+}
