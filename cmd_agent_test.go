@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRunAgentFlags(t *testing.T) {
+	t.Setenv("NODE_NAME", "")
+	missing := filepath.Join(t.TempDir(), "no-such-dir")
+	notCgroup := t.TempDir()
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		wantIs     error  // errors.Is target, or nil
+		wantErr    string // substring of the error, when wantIs is nil
+		wantStderr string
+	}{
+		{name: "help", args: []string{"--help"}, wantIs: flag.ErrHelp, wantStderr: "-cgroup-root"},
+		{name: "unknown flag", args: []string{"--nope"}, wantIs: errUsage},
+		{name: "no node name", args: []string{"--cgroup-root", missing}, wantIs: errUsage, wantStderr: "--node-name is required"},
+		{name: "zero interval", args: []string{"--node-name", "n1", "--interval", "0s"}, wantIs: errUsage, wantStderr: "must be positive"},
+		{name: "bad log level", args: []string{"--node-name", "n1", "--log-level", "loud"}, wantIs: errUsage, wantStderr: "--log-level"},
+		{name: "stray argument", args: []string{"--node-name", "n1", "extra"}, wantIs: errUsage, wantStderr: "unexpected arguments"},
+		{name: "cgroup root does not exist", args: []string{"--node-name", "n1", "--cgroup-root", missing}, wantErr: `cgroup root "` + missing + `"`},
+		{name: "cgroup root is not a cgroup mount", args: []string{"--node-name", "n1", "--cgroup-root", notCgroup}, wantErr: "neither a cgroup v2 root"},
+		{
+			name: "the DaemonSet's arguments parse",
+			args: []string{"--cgroup-root=" + missing, "--listen-address=:9808", "--interval=60s", "--grace-period=2m", "--node-name=n1"},
+			wantErr: "no such file or directory",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := runAgent(context.Background(), tc.args, &bytes.Buffer{}, &stderr)
+			switch {
+			case tc.wantIs != nil && !errors.Is(err, tc.wantIs):
+				t.Errorf("runAgent(%q) = %v, want %v", tc.args, err, tc.wantIs)
+			case tc.wantIs == nil && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("runAgent(%q) = %v, want an error containing %q", tc.args, err, tc.wantErr)
+			}
+			if !strings.Contains(stderr.String(), tc.wantStderr) {
+				t.Errorf("runAgent(%q) stderr = %q, want it to contain %q", tc.args, stderr.String(), tc.wantStderr)
+			}
+		})
+	}
+}
+
+// TestRunAgentStartsAndStops runs the agent against a v2 fixture root with an
+// API server that refuses connections on loopback: it must scan, serve, and
+// stop cleanly when its context ends.
+func TestRunAgentStartsAndStops(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "cgroup")
+	if err := os.MkdirAll(filepath.Join(root, "kubepods.slice"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		"cgroup.controllers": "cpu memory\n",
+		"cgroup.stat":        "nr_descendants 1\nnr_dying_descendants 0\n",
+	} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var stderr bytes.Buffer
+	err := runAgent(ctx, []string{"--node-name=n1", "--cgroup-root=" + root, "--kubeconfig=" + kubeconfig,
+		"--listen-address=127.0.0.1:0", "--sync-timeout=200ms", "--interval=100ms"}, &bytes.Buffer{}, &stderr)
+	if err != nil {
+		t.Fatalf("runAgent() = %v, want nil after its context ends; stderr:\n%s", err, stderr.String())
+	}
+	for _, want := range []string{"starting node agent", "not synced yet", "serving"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("agent log does not say %q:\n%s", want, stderr.String())
+		}
+	}
+}
