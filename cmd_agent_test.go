@@ -32,8 +32,8 @@ func TestRunAgentFlags(t *testing.T) {
 		{name: "cgroup root does not exist", args: []string{"--node-name", "n1", "--cgroup-root", missing}, wantErr: `cgroup root "` + missing + `"`},
 		{name: "cgroup root is not a cgroup mount", args: []string{"--node-name", "n1", "--cgroup-root", notCgroup}, wantErr: "neither a cgroup v2 root"},
 		{
-			name: "the DaemonSet's arguments parse",
-			args: []string{"--cgroup-root=" + missing, "--listen-address=:9808", "--interval=60s", "--grace-period=2m", "--node-name=n1"},
+			name:    "the DaemonSet's arguments parse",
+			args:    []string{"--cgroup-root=" + missing, "--listen-address=:9808", "--interval=60s", "--grace-period=2m", "--node-name=n1"},
 			wantErr: "no such file or directory",
 		},
 	} {
