@@ -371,6 +371,14 @@ func (e *Engine) decide(ctx context.Context, st *engineState, entry *Entry, a te
 		return t, nil
 	}
 
+	// The cooldown as read with the target: when every remediator acted
+	// within it, say so without taking a rate token. claimCooldown checks
+	// again at write time.
+	if allCooling(entry, t, d.at) {
+		d.Guards = append(d.Guards, "cooldown: held")
+		d.set(DecisionHeld, ReasonCooldown, "every remediator acted on this target within its cooldown")
+		return t, nil
+	}
 	reservation := st.rate.reserve(d.at)
 	if reservation == nil {
 		d.Guards = append(d.Guards, "rate: held")
@@ -432,15 +440,18 @@ func (e *Engine) decide(ctx context.Context, st *engineState, entry *Entry, a te
 	return t, nil
 }
 
+func allCooling(entry *Entry, t *Target, now time.Time) bool {
+	for _, r := range entry.Remediators {
+		if hot, _ := cooling(t.Annotations, r.Name(), entry.Cooldown, now); !hot {
+			return false
+		}
+	}
+	return true
+}
+
 // dryRunRemediators decides what would happen without writing: the rate
 // limit and the cooldowns are read, not taken.
 func (e *Engine) dryRunRemediators(st *engineState, entry *Entry, t *Target, d *Decision) {
-	if !st.rate.peek(d.at) {
-		d.Guards = append(d.Guards, "rate: would hold")
-		d.set(DecisionDryRun, ReasonRateLimited, "")
-		return
-	}
-	d.Guards = append(d.Guards, "rate: ok")
 	would := false
 	for _, r := range entry.Remediators {
 		out := RemediatorOutcome{Name: r.Name(), Result: ResultDryRun}
@@ -457,7 +468,12 @@ func (e *Engine) dryRunRemediators(st *engineState, entry *Entry, t *Target, d *
 		d.set(DecisionDryRun, ReasonCooldown, "")
 		return
 	}
-	d.Guards = append(d.Guards, "cooldown: ok")
+	if !st.rate.peek(d.at) {
+		d.Guards = append(d.Guards, "rate: would hold")
+		d.set(DecisionDryRun, ReasonRateLimited, "")
+		return
+	}
+	d.Guards = append(d.Guards, "cooldown: ok", "rate: ok")
 	d.set(DecisionDryRun, ReasonWouldAct, "")
 }
 

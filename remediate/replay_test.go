@@ -22,7 +22,7 @@ func TestReplay(t *testing.T) {
 		t.Fatalf("Replay() error: %v", err)
 	}
 	want := `ALERT                STATUS    TARGET                              CHECK                                     GUARDS                                              REMEDIATORS       DECISION  REASON
-ContainerMemoryLeak  firing    Deployment shop/web                 working-set-slope: 8.0 MiB/h > 1.0 MiB/h  namespace: ok, opt-out: ok, rate: ok, cooldown: ok  annotate dry-run  dry-run   would-act
+ContainerMemoryLeak  firing    Deployment shop/web                 working-set-slope: 8.0 MiB/h > 1.0 MiB/h  namespace: ok, opt-out: ok, cooldown: ok, rate: ok  annotate dry-run  dry-run   would-act
 NodeOrphanCgroups    firing    Node n1                             orphan-cgroups: no data                   namespace: ok, opt-out: ok                          -                 held      check-no-data
 ContainerOOMKilled   firing    Pod kube-system/kube-apiserver-cp1  none                                      namespace: held                                     -                 held      namespace-excluded
 ContainerOOMKilled   resolved  -                                   -                                         -                                                   -                 resolved  -
