@@ -71,18 +71,27 @@ func offset(metric string, d time.Duration) string {
 	return metric + " offset " + prom(model.Duration(d))
 }
 
-// steadyGrowth is the growth of metric over steps steps of step each, present
-// only where it rose in every one of them by at least minShare of the average
-// step: a sustained trend, which a sawtooth, noise or a single step up (a
-// warm-up) followed by flat jitter does not produce.
-func steadyGrowth(metric string, step model.Duration, steps int, minShare float64) string {
-	s := time.Duration(step)
-	total := fmt.Sprintf("(%s - %s)", metric, offset(metric, s*time.Duration(steps)))
+// trendRecords records the two series a steady-growth test reads: step, the
+// rise of metric over the last step, and growth, its rise over all steps.
+// Recording them once keeps the test to a few look-ups back in time.
+func trendRecords(metric, step, growth string, window model.Duration, steps int) []Record {
+	w := time.Duration(window)
+	return []Record{
+		{step, fmt.Sprintf(`%s - %s`, metric, offset(metric, w))},
+		{growth, fmt.Sprintf(`%s - %s`, metric, offset(metric, w*time.Duration(steps)))},
+	}
+}
+
+// steadyGrowth is the growth of a trend's metric over all its steps, present
+// only where it rose in every step by at least minShare of the average step:
+// a sustained trend, which a sawtooth, noise or a single step up (a warm-up)
+// followed by flat jitter does not produce.
+func steadyGrowth(step, growth string, window model.Duration, steps int, minShare float64) string {
+	w := time.Duration(window)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\nand\n%s > 0", total, total)
+	fmt.Fprintf(&b, "%s > 0", growth)
 	for i := 0; i < steps; i++ {
-		fmt.Fprintf(&b, "\nand\n(%s - %s) > %s * %s",
-			offset(metric, s*time.Duration(i)), offset(metric, s*time.Duration(i+1)), num(minShare/float64(steps)), total)
+		fmt.Fprintf(&b, "\nand\n%s > %s * %s", offset(step, w*time.Duration(i)), num(minShare/float64(steps)), growth)
 	}
 	return b.String()
 }
@@ -107,11 +116,13 @@ func Groups(p Params) []Group {
 )`, containers)},
 			{RecWorkingSetFloor, fmt.Sprintf(`min_over_time(%s[%s])`, RecWorkingSet, prom(p.FloorWindow))},
 			{RecWorkingSetDeriv, fmt.Sprintf(`deriv(%s[%s])`, RecWorkingSetFloor, prom(span))},
+			trendRecords(RecWorkingSetFloor, RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, p.LeakStepWindow, p.LeakSteps)[0],
+			trendRecords(RecWorkingSetFloor, RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, p.LeakStepWindow, p.LeakSteps)[1],
 			{RecSustainedGrowth, fmt.Sprintf(`%s
 unless on (namespace, pod, container)
 (
   increase(kube_pod_container_status_restarts_total%s[%s]) > 0
-)`, steadyGrowth(RecWorkingSetFloor, p.LeakStepWindow, p.LeakSteps, p.LeakMinStepShare), sel(ksm), prom(p.FloorWindow+span))},
+)`, steadyGrowth(RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, p.LeakStepWindow, p.LeakSteps, p.LeakMinStepShare), sel(ksm), prom(p.FloorWindow+span))},
 			{RecMemoryLimit, fmt.Sprintf(`max by (namespace, pod, container) (
   kube_pod_container_resource_limits%s
 ) > 0`, sel(ksm, `resource="memory"`, `unit="byte"`))},
@@ -132,7 +143,7 @@ unless on (namespace, pod, container)
 				Severity: SeverityWarning,
 				Expr: fmt.Sprintf(`%[1]s > %[2]d
 and
-%[1]s > %[3]s * (%[4]s)`, RecSustainedGrowth, p.LeakMinGrowthBytes, num(p.LeakMinGrowthRatio), offset(RecWorkingSetFloor, time.Duration(span))),
+%[1]s > %[3]s * (%[4]s - %[5]s)`, RecSustainedGrowth, p.LeakMinGrowthBytes, num(p.LeakMinGrowthRatio), RecWorkingSetFloor, RecWorkingSetFloorGrowth),
 				For:     p.LeakFor,
 				Summary: "A container's working set has grown steadily for hours: a likely memory leak.",
 				Description: fmt.Sprintf(`Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} on node {{ $labels.node }}: its working set after garbage collection rose in each of the last %d steps of %s, by {{ $value | humanize1024 }}B in all, without a restart.`,
@@ -204,6 +215,8 @@ unless on (namespace, pod, container)
 		Records: []Record{
 			{RecNodeOrphanCgroups, fmt.Sprintf(`max by (node) (leakguard_node_orphan_cgroups%s)`, agent)},
 			{RecNodeDyingCgroups, fmt.Sprintf(`max by (node) (leakguard_node_dying_cgroups%s)`, agent)},
+			trendRecords(RecNodeDyingCgroups, RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth, p.DyingStepWindow, p.DyingSteps)[0],
+			trendRecords(RecNodeDyingCgroups, RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth, p.DyingStepWindow, p.DyingSteps)[1],
 			{RecNodeMemoryCgroups, fmt.Sprintf(`(
   max by (node) (leakguard_node_cgroups%[1]s)
   + on (node)
@@ -233,7 +246,7 @@ and on (node)
 %[2]s
 ) > %[3]s
 or
-%[1]s > %[4]s`, RecNodeMemoryCgroups, indent(steadyGrowth(RecNodeDyingCgroups, p.DyingStepWindow, p.DyingSteps, p.DyingMinStepShare)),
+%[1]s > %[4]s`, RecNodeMemoryCgroups, indent(steadyGrowth(RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth, p.DyingStepWindow, p.DyingSteps, p.DyingMinStepShare)),
 					num(p.DyingMinGrowth), num(p.MemoryCgroupsLimit)),
 				For:         p.CgroupLeakFor,
 				Summary:     "Cgroups pile up on a node: dying cgroups keep growing, or memory cgroups near the kernel's limit.",

@@ -179,8 +179,8 @@ func TestRecordingRulesAreDefinedBeforeUseAndUsed(t *testing.T) {
 	defined := map[string]bool{}
 	used := map[string]bool{}
 	exported := []string{
-		RecWorkingSet, RecWorkingSetFloor, RecWorkingSetDeriv, RecSustainedGrowth, RecMemoryLimit,
-		RecLimitRatio, RecSecondsToLimit, RecNodeOrphanCgroups, RecNodeDyingCgroups,
+		RecWorkingSet, RecWorkingSetFloor, RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, RecWorkingSetDeriv, RecSustainedGrowth, RecMemoryLimit,
+		RecLimitRatio, RecSecondsToLimit, RecNodeOrphanCgroups, RecNodeDyingCgroups, RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth,
 		RecNodeMemoryCgroups, RecNodeMemoryRatio, RecAPIServerMemoryRatio, RecAPIServerObjects,
 	}
 	uses := func(where, expr string) {

@@ -31,6 +31,10 @@ const (
 	// RecWorkingSetFloor is the lowest working set over the floor window: the
 	// level after garbage collection, which a GC sawtooth does not move.
 	RecWorkingSetFloor = "namespace_pod_container:container_memory_working_set_bytes:floor"
+	// RecWorkingSetFloorStep is the rise of the floor over the last step of
+	// the leak trend, and RecWorkingSetFloorGrowth over all its steps.
+	RecWorkingSetFloorStep   = "namespace_pod_container:container_memory_working_set_bytes:floor_step"
+	RecWorkingSetFloorGrowth = "namespace_pod_container:container_memory_working_set_bytes:floor_growth"
 	// RecWorkingSetDeriv is the slope of the floor over the leak span, in
 	// bytes per second (the growth rate the dashboards and checks show).
 	RecWorkingSetDeriv = "namespace_pod_container:container_memory_working_set_bytes:deriv"
@@ -51,6 +55,10 @@ const (
 	RecNodeOrphanCgroups = "node:leakguard_node_orphan_cgroups:max"
 	// RecNodeDyingCgroups is the node agent's dying cgroup count per node.
 	RecNodeDyingCgroups = "node:leakguard_node_dying_cgroups:max"
+	// RecNodeDyingCgroupsStep is the rise of dying cgroups over the last step
+	// of their trend, and RecNodeDyingCgroupsGrowth over all its steps.
+	RecNodeDyingCgroupsStep   = "node:leakguard_node_dying_cgroups:step"
+	RecNodeDyingCgroupsGrowth = "node:leakguard_node_dying_cgroups:growth"
 	// RecNodeMemoryCgroups is live memory cgroups per node (the memory
 	// controller on cgroup v1, all cgroups on v2) plus dying ones.
 	RecNodeMemoryCgroups = "node:leakguard_node_memory_cgroups:sum"

@@ -114,8 +114,13 @@ func TestFlagsChangeTheRules(t *testing.T) {
 	if got := alerts[AlertContainerMemoryNearLimit].Expr; !strings.HasSuffix(got, ">= 0.8") {
 		t.Errorf("NearLimit expr = %q, want the 0.8 ratio", got)
 	}
-	if got := AlertsByName(p)[AlertContainerMemoryLeak].Expr; !strings.Contains(got, "offset 1h") {
-		t.Errorf("Leak expr does not look 3 steps of 20m back: %s", got)
+	for _, r := range Groups(p)[0].Records {
+		if r.Name == RecWorkingSetFloorGrowth && !strings.HasSuffix(r.Expr, "offset 1h") {
+			t.Errorf("%s does not look 3 steps of 20m back: %s", r.Name, r.Expr)
+		}
+		if r.Name == RecWorkingSetFloorStep && !strings.HasSuffix(r.Expr, "offset 20m") {
+			t.Errorf("%s does not look one step of 20m back: %s", r.Name, r.Expr)
+		}
 	}
 	pr, err := PrometheusRule(p)
 	if err != nil {
