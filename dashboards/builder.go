@@ -167,11 +167,15 @@ func (s panelSpec) bars() panelSpec {
 
 // dashedRed is an override that draws the named series (a limit) as a red
 // dashed line.
-func dashedRed(regex string) Override {
+func dashedRed(regex string) Override { return dashed(regex, "red") }
+
+// dashed draws the series whose name matches regex as a dashed line in a
+// fixed colour: the limits and requests that the working set is read against.
+func dashed(regex, color string) Override {
 	return Override{
 		Matcher: Matcher{ID: "byRegexp", Options: regex},
 		Properties: []Property{
-			{ID: "color", Value: FieldColor{Mode: "fixed", FixedColor: "red"}},
+			{ID: "color", Value: FieldColor{Mode: "fixed", FixedColor: color}},
 			{ID: "custom.lineStyle", Value: LineStyle{Fill: "dash", Dash: []int{10, 10}}},
 			{ID: "custom.fillOpacity", Value: 0},
 		},

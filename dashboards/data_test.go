@@ -174,6 +174,27 @@ func loadTraces(t *testing.T, dir string) []series {
 	return out
 }
 
+// requests gives every container with a memory limit in the traces a memory
+// request of half that limit: the traces carry no requests.
+func requests(traces []series) []series {
+	var out []series
+	for _, s := range traces {
+		if s.name != "kube_pod_container_resource_limits" || !strings.Contains(s.text, `resource="memory"`) {
+			continue
+		}
+		vals := make([]float64, len(s.values))
+		for i, v := range s.values {
+			vals[i] = v / 2
+		}
+		out = append(out, series{
+			text:   "kube_pod_container_resource_requests" + strings.TrimPrefix(s.text, "kube_pod_container_resource_limits"),
+			name:   "kube_pod_container_resource_requests",
+			values: vals,
+		})
+	}
+	return out
+}
+
 // supplement is what the traces lack: kube-apiserver's object counts,
 // leakguard serve's own metrics and the node agent's scan metrics, the
 // latter two from a real client_golang registry with the names and labels
@@ -471,6 +492,7 @@ func TestPanelsReturnData(t *testing.T) {
 	end := time.Now().Truncate(time.Minute).Add(-time.Minute)
 
 	all := loadTraces(t, tracesDir)
+	all = append(all, requests(all)...)
 	all = append(all, supplement(t, 180)...)
 	om := filepath.Join(dir, "series.om")
 	f, err := os.Create(om)

@@ -24,9 +24,6 @@ var ContractMetrics = []string{
 	"kube_pod_container_status_last_terminated_reason", "kube_pod_container_info",
 	"kube_pod_container_state_started", "kube_pod_info", "kube_pod_owner",
 	"kube_node_status_capacity", "kube_node_role",
-	// Read by rules/ for ContainerMemoryLimitMissing ("a running container")
-	// though shared/ALERTS.md does not list it yet.
-	"kube_pod_container_status_running",
 	// kube-apiserver
 	"process_resident_memory_bytes", "apiserver_resource_objects", "apiserver_storage_objects",
 	// leakguard node agent

@@ -128,6 +128,6 @@ func Overview(p rules.Params) Dashboard {
 // noLimitExpr is the running containers without a memory limit, as
 // ContainerMemoryLimitMissing sees them.
 func noLimitExpr(p rules.Params, ns string) string {
-	return byContainer(metric("kube_pod_container_status_running", p.KubeStateMetricsSelector, clusterM, ns)+" == 1") +
+	return byContainer(metric(rules.RecWorkingSet, clusterM, ns)) +
 		"\nunless on (namespace, pod, container)\n" + metric(rules.RecMemoryLimit, clusterM)
 }

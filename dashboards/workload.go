@@ -42,17 +42,19 @@ func Workload(p rules.Params) Dashboard {
 	}
 	ws := metric(rules.RecWorkingSet, clusterM, ns, pod)
 	limit := metric(rules.RecMemoryLimit, clusterM, ns, pod)
+	request := metric(rules.RecMemoryRequest, clusterM, ns, pod)
 	floor := metric(rules.RecWorkingSetFloor, clusterM, ns, pod)
 	deriv := metric(rules.RecWorkingSetDeriv, clusterM, ns, pod)
 	horizon := seconds(p.OOMHorizon)
 
 	specs := []panelSpec{
-		timeseries("Working set against limit",
-			"Each container's working set (what the OOM killer compares with the limit) and its memory limit (dashed red). Restarts and OOM kills are marked on the time axis. A working set that touches the limit gets the container killed.",
+		timeseries("Working set against limit and request",
+			"Each container's working set (what the OOM killer compares with the limit), its memory limit (dashed red) and its memory request (dashed orange: what the scheduler reserved; above it, the pod is among the first the kubelet evicts under node memory pressure). Restarts and OOM kills are marked on the time axis. A working set that touches the limit gets the container killed.",
 			unitBytes,
 			query(byContainer(ws), "{{pod}}/{{container}}"),
 			query(byContainer(limit), "{{pod}}/{{container}} limit"),
-		).withOverrides(dashedRed(".* limit$")).withLinks(runbookLinks(p, rules.AlertContainerMemoryNearLimit, rules.AlertContainerOOMKilled)).size(24, 9),
+			query(byContainer(request), "{{pod}}/{{container}} request"),
+		).withOverrides(dashedRed(".* limit$"), dashed(".* request$", "orange")).withLinks(runbookLinks(p, rules.AlertContainerMemoryNearLimit, rules.AlertContainerOOMKilled)).size(24, 9),
 
 		timeseries("Fitted trend and predicted crossing",
 			fmt.Sprintf("The working-set floor (lowest over %s, so a GC sawtooth does not move it), where that floor will be in %s at the slope fitted over %s (dotted), and the limit (dashed red). When the dotted line crosses the limit, ContainerMemoryOOMPredicted is about to fire; the stat beside it says when.", p.FloorWindow, p.OOMHorizon, p.LeakSpan()),

@@ -126,6 +126,9 @@ unless on (namespace, pod, container)
 			{RecMemoryLimit, fmt.Sprintf(`max by (namespace, pod, container) (
   kube_pod_container_resource_limits%s
 ) > 0`, sel(ksm, `resource="memory"`, `unit="byte"`))},
+			{RecMemoryRequest, fmt.Sprintf(`max by (namespace, pod, container) (
+  kube_pod_container_resource_requests%s
+) > 0`, sel(ksm, `resource="memory"`, `unit="byte"`))},
 			{RecLimitRatio, fmt.Sprintf(`%s
 / on (namespace, pod, container) group_left
 %s`, RecWorkingSet, RecMemoryLimit)},

@@ -179,7 +179,7 @@ func TestRecordingRulesAreDefinedBeforeUseAndUsed(t *testing.T) {
 	defined := map[string]bool{}
 	used := map[string]bool{}
 	exported := []string{
-		RecWorkingSet, RecWorkingSetFloor, RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, RecWorkingSetDeriv, RecSustainedGrowth, RecMemoryLimit,
+		RecWorkingSet, RecWorkingSetFloor, RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, RecWorkingSetDeriv, RecSustainedGrowth, RecMemoryLimit, RecMemoryRequest,
 		RecLimitRatio, RecSecondsToLimit, RecNodeOrphanCgroups, RecNodeDyingCgroups, RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth,
 		RecNodeMemoryCgroups, RecNodeMemoryRatio, RecAPIServerMemoryRatio, RecAPIServerObjects,
 	}

@@ -45,6 +45,9 @@ const (
 	// RecMemoryLimit is each container's memory limit in bytes
 	// (namespace, pod, container); absent for a container without one.
 	RecMemoryLimit = "namespace_pod_container:kube_pod_container_resource_limits_memory_bytes:max"
+	// RecMemoryRequest is each container's memory request in bytes
+	// (namespace, pod, container), for the dashboards; absent without one.
+	RecMemoryRequest = "namespace_pod_container:kube_pod_container_resource_requests_memory_bytes:max"
 	// RecLimitRatio is the working set as a share of the limit.
 	RecLimitRatio = "namespace_pod_container:container_memory_working_set_bytes:ratio_limit"
 	// RecSecondsToLimit is when the trend reaches the limit, in seconds from
