@@ -39,6 +39,9 @@ type engineSetup struct {
 	querier  *fakeQuerier
 	objs     []runtime.Object
 	registry *prometheus.Registry
+	// simple uses the fake clientset without field management, whose
+	// cost would otherwise dominate the benchmarks.
+	simple bool
 }
 
 func newTestEngine(t testing.TB, s engineSetup) (*Engine, *fake.Clientset) {
@@ -48,6 +51,9 @@ func newTestEngine(t testing.TB, s engineSetup) (*Engine, *fake.Clientset) {
 		objs = fixtures()
 	}
 	cs := newCluster(t, objs...)
+	if s.simple {
+		cs = withPreconditions(fake.NewSimpleClientset(objs...))
+	}
 	var p *Policy
 	var err error
 	if s.policy == "" {

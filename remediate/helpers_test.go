@@ -61,7 +61,11 @@ func fixtures() []runtime.Object {
 // and every patch bumps the version.
 func newCluster(t testing.TB, objs ...runtime.Object) *fake.Clientset {
 	t.Helper()
-	cs := fake.NewClientset(objs...)
+	return withPreconditions(fake.NewClientset(objs...))
+}
+
+// withPreconditions adds newCluster's resourceVersion semantics to cs.
+func withPreconditions(cs *fake.Clientset) *fake.Clientset {
 	tracker := cs.Tracker()
 	cs.PrependReactor("patch", "*", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		pa := action.(k8stesting.PatchActionImpl)
