@@ -50,8 +50,12 @@ rules-check:
 
 # Every committed dashboard type-checks against Grafana's schema (the pinned
 # @grafana/schema; run 'npm ci' in dashboards/schema first, as .ci/run does).
-dashboards-check:
+dashboards-check: dashboards/schema/node_modules
 	dashboards/schema/check.sh deploy/grafana/*.json
+
+dashboards/schema/node_modules: dashboards/schema/package-lock.json
+	cd dashboards/schema && npm ci --no-audit --no-fund
+	@touch $@
 
 rules-test:
 	$(PROMTOOL) test rules rules/testdata/*.test.yaml
