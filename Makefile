@@ -32,7 +32,7 @@ verify:
 
 test: go-test verify rules-check rules-test traces dashboards-check
 
-go-test:
+go-test: dashboards/schema/node_modules
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
