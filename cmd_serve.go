@@ -49,8 +49,8 @@ func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
 	fs.StringVar(&f.logLevel, "log-level", logLevel, "log level: debug, info, warn or error (logs are JSON on stderr)")
 }
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	var f serveFlags
+// serveFlagSet defines serve's flags on a new flag set writing into f.
+func serveFlagSet(f *serveFlags, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -70,6 +70,12 @@ flags:
 	fs.BoolVar(&f.dryRun, "dry-run", false, "decide and record (logs, metrics, Events) but change no object, whatever the policy says")
 	fs.BoolVar(&f.printPolicy, "print-default-policy", false, "print the embedded default policy and exit")
 	f.server.RegisterFlags(fs)
+	return fs
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var f serveFlags
+	fs := serveFlagSet(&f, stderr)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

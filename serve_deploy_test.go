@@ -1,0 +1,92 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"sigs.k8s.io/yaml"
+)
+
+func readManifest(t *testing.T, name string, into any) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("deploy", "leakguard", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(data, into); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+}
+
+// TestServeClusterRole pins the ClusterRole to exactly the verbs serve
+// uses: reads of targets, owners, nodes and namespaces, patches of what it
+// annotates, and Event writes.
+func TestServeClusterRole(t *testing.T) {
+	var role rbacv1.ClusterRole
+	readManifest(t, "clusterrole.yaml", &role)
+	got := map[string][]string{}
+	for _, r := range role.Rules {
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				key := g + "/" + res
+				if _, dup := got[key]; dup {
+					t.Errorf("%s appears in two rules", key)
+				}
+				got[key] = r.Verbs
+			}
+		}
+	}
+	rw := []string{"get", "list", "patch"}
+	want := map[string][]string{
+		"/pods": rw, "/nodes": rw, "/namespaces": {"get", "list"},
+		"apps/replicasets": rw, "apps/deployments": rw, "apps/statefulsets": rw, "apps/daemonsets": rw,
+		"batch/jobs": rw, "/events": {"create", "patch"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ClusterRole rules mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestServeDeployment checks that the Deployment runs two replicas whose
+// arguments parse as serve's flags, and that the files they name are
+// where the Secrets are mounted.
+func TestServeDeployment(t *testing.T) {
+	var d appsv1.Deployment
+	readManifest(t, "deployment.yaml", &d)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+		t.Errorf("replicas = %v, want 2", d.Spec.Replicas)
+	}
+	if len(d.Spec.Template.Spec.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(d.Spec.Template.Spec.Containers))
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if len(c.Args) == 0 || c.Args[0] != "serve" {
+		t.Fatalf("args = %v, want serve first", c.Args)
+	}
+	var f serveFlags
+	fs := serveFlagSet(&f, io.Discard)
+	if err := fs.Parse(c.Args[1:]); err != nil || fs.NArg() != 0 {
+		t.Fatalf("serve flags %v: %v (left %v)", c.Args[1:], err, fs.Args())
+	}
+	mounts := map[string]bool{}
+	for _, m := range c.VolumeMounts {
+		mounts[m.MountPath] = true
+	}
+	for _, file := range []string{f.server.BearerTokenFile, f.server.TLSCertFile, f.server.TLSKeyFile} {
+		if file == "" || !mounts[filepath.Dir(file)] {
+			t.Errorf("flag file %q is not under a mounted volume %v", file, mounts)
+		}
+	}
+	if !strings.HasSuffix(f.listen, ":8443") {
+		t.Errorf("--listen-address = %q, want port 8443 (the receiver.yaml URL)", f.listen)
+	}
+	if d.Spec.Template.Spec.ServiceAccountName != "leakguard-serve" {
+		t.Errorf("serviceAccountName = %q, want leakguard-serve", d.Spec.Template.Spec.ServiceAccountName)
+	}
+}
