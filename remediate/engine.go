@@ -246,7 +246,9 @@ func (e *Engine) DecideOne(ctx context.Context, a template.Alert) (Decision, err
 	logger.Log(ctx, level, "decision", "status", d.Status, "target", d.Target, "check", d.Check,
 		"check_result", d.CheckResult, "decision", d.Decision, "reason", d.Reason, "message", d.Message,
 		"remediators", d.Remediators)
-	if t != nil && !e.readOnly && d.eventWorthy() {
+	// A transient failure writes no Event: Alertmanager retries it, and
+	// an outage would otherwise add one Event per retry and alert.
+	if t != nil && !e.readOnly && d.eventWorthy() && !IsTransient(err) {
 		eventType := corev1.EventTypeNormal
 		if d.Decision == DecisionActed || d.Decision == DecisionError {
 			eventType = corev1.EventTypeWarning
