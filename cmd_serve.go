@@ -233,6 +233,13 @@ func kubeClient(path string) (kubernetes.Interface, error) {
 		}
 	}
 	cfg.UserAgent = "leakguard/" + version
+	// client-go's default of 5 requests per second would spread the 7
+	// requests of each acting alert of a 100-alert notification over more
+	// than two minutes, past the receiver's write timeout.
+	cfg.QPS, cfg.Burst = 50, 100
+	// A hung API server fails the request (503, retried) instead of
+	// holding the notification.
+	cfg.Timeout = 30 * time.Second
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
