@@ -12,7 +12,9 @@
 //
 // The evaluation order of a firing alert is: policy entry, target, scope
 // guards (namespace lists and the opt-out annotation, which need no query),
-// the check against Prometheus, dry-run, the global rate limit, the per
-// target and remediator cooldown, and finally the remediators. Every step
-// that cannot decide fails closed: nothing is changed.
+// the check against Prometheus, dry-run, the per target and remediator
+// cooldown as read with the target, the global rate limit, the cooldown
+// claim (a write with a resourceVersion precondition) and finally the
+// remediators. Every step that cannot decide fails closed: nothing is
+// changed.
 package remediate
