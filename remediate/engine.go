@@ -391,6 +391,7 @@ func (e *Engine) decide(ctx context.Context, st *engineState, entry *Entry, a te
 
 	acted := false
 	var actErr error
+	errReason := ReasonRemediatorError
 	for _, r := range entry.Remediators {
 		out := RemediatorOutcome{Name: r.Name()}
 		cr, err := claimCooldown(ctx, e.client, t, r.Name(), entry.Cooldown, d.at)
@@ -398,7 +399,7 @@ func (e *Engine) decide(ctx context.Context, st *engineState, entry *Entry, a te
 		case err != nil:
 			out.Result, out.Detail = ResultFailed, err.Error()
 			d.Remediators = append(d.Remediators, out)
-			actErr = err
+			actErr, errReason = err, ReasonGuardError
 		case !cr.claimed:
 			out.Result = ResultHeld
 			out.Detail = fmt.Sprintf("cooldown: last action at %s, cooldown %s", cr.last.UTC().Format(time.RFC3339), entry.Cooldown)
@@ -430,7 +431,7 @@ func (e *Engine) decide(ctx context.Context, st *engineState, entry *Entry, a te
 	}
 	switch {
 	case actErr != nil:
-		d.set(DecisionError, ReasonRemediatorError, "")
+		d.set(DecisionError, errReason, "")
 		return t, actErr
 	case acted:
 		d.Guards = append(d.Guards, "cooldown: ok")
