@@ -90,6 +90,7 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) error {
 		Interval:         *interval,
 		MaxListedOrphans: *maxListed,
 		Logger:           logger,
+		ReturnMemory:     true,
 	}, scanner)
 	if err != nil {
 		return err
