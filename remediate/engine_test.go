@@ -426,3 +426,26 @@ func TestNewEngineErrors(t *testing.T) {
 		t.Errorf("NewEngine(same registry twice) = nil error, want already registered")
 	}
 }
+
+// TestEngineClaimFailure makes the cooldown claim fail: nothing is
+// annotated and the decision is an error of the guard step.
+func TestEngineClaimFailure(t *testing.T) {
+	e, cs := newTestEngine(t, engineSetup{})
+	cs.PrependReactor("patch", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, "web", errors.New("no patch verb"))
+	})
+	d, err := e.DecideOne(context.Background(), leakAlert())
+	if d.Decision != DecisionError || d.Reason != ReasonGuardError || err == nil || IsTransient(err) {
+		t.Errorf("DecideOne() = %s/%s, %v; want error/guard-error, permanent", d.Decision, d.Reason, err)
+	}
+	if n := len(patches(cs, "deployments")); n != 1 {
+		t.Errorf("%d patches, want only the failed claim", n)
+	}
+	if got := testutil.ToFloat64(e.metrics.remediations.WithLabelValues("annotate", "success")); got != 0 {
+		t.Errorf("remediations{success} = %g, want 0", got)
+	}
+	evs := events(t, cs)
+	if len(evs) != 1 || evs[0].Reason != EventReasonFailed {
+		t.Errorf("events = %+v, want one LeakguardFailed", evs)
+	}
+}
