@@ -158,7 +158,7 @@ func TestEngineDecisions(t *testing.T) {
 	optOut := func(objs []runtime.Object, kind, name string) []runtime.Object {
 		for _, o := range objs {
 			m := o.(metav1.Object)
-			if o.GetObjectKind().GroupVersionKind().Kind == "" && m.GetName() == name && kindOf(o) == kind {
+			if m.GetName() == name && kindOf(o) == kind {
 				m.SetAnnotations(map[string]string{AnnotationIgnore: "true"})
 			}
 		}
@@ -276,12 +276,17 @@ func kindOf(o runtime.Object) string {
 	return t[strings.LastIndex(t, ".")+1:]
 }
 
-// TestEngineConcurrentDeliveries delivers one alert from two goroutines at
-// once, as two replicas behind a Service would receive it: exactly one
-// acts and the other is held by the cooldown.
+// TestEngineConcurrentDeliveries delivers one alert to two engines (two
+// replicas, sharing nothing but the cluster) at once: exactly one acts and
+// the other is held by the cooldown.
 func TestEngineConcurrentDeliveries(t *testing.T) {
 	for round := range 20 { // different interleavings
-		e, cs := newTestEngine(t, engineSetup{})
+		e1, cs := newTestEngine(t, engineSetup{})
+		e2, err := NewEngine(Options{Client: cs, Querier: leakingQuerier(), Policy: e1.Policy(), Now: func() time.Time { return testNow }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		engines := []*Engine{e1, e2}
 		var wg sync.WaitGroup
 		ds := make([]Decision, 2)
 		errs := make([]error, 2)
@@ -289,7 +294,7 @@ func TestEngineConcurrentDeliveries(t *testing.T) {
 		for i := range 2 {
 			wg.Go(func() {
 				<-start
-				ds[i], errs[i] = e.DecideOne(context.Background(), leakAlert())
+				ds[i], errs[i] = engines[i].DecideOne(context.Background(), leakAlert())
 			})
 		}
 		close(start)
