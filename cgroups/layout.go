@@ -66,6 +66,10 @@ type Layout struct {
 	// Controller names the v1 hierarchy used ("memory", "cpu" or "pids");
 	// empty on v2.
 	Controller string
+	// Pids is the v1 pids hierarchy (Root/pids), whose pids.current says
+	// whether a pod cgroup holds a task whatever PID namespace the agent
+	// runs in; empty on v2 or when it is not mounted.
+	Pids string
 }
 
 // DetectLayout finds the cgroup version under root. A root that holds
@@ -90,7 +94,11 @@ func DetectLayout(root string) (Layout, error) {
 		dir := filepath.Join(root, c)
 		fi, err := os.Stat(dir)
 		if err == nil && fi.IsDir() {
-			return Layout{Root: root, Version: V1, Hierarchy: dir, Controller: c}, nil
+			l := Layout{Root: root, Version: V1, Hierarchy: dir, Controller: c}
+			if fi, err := os.Stat(filepath.Join(root, "pids")); err == nil && fi.IsDir() {
+				l.Pids = filepath.Join(root, "pids")
+			}
+			return l, nil
 		}
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return Layout{}, fmt.Errorf("cgroup root %q: %w", root, err)

@@ -269,17 +269,31 @@ func (s *Scanner) scanOrphans(r *Result, now time.Time) error {
 }
 
 // busy reports whether a pod cgroup holds a process anywhere below it: on
-// v2 from cgroup.events, on v1 (or without cgroup.events) by reading
-// cgroup.procs down the tree until a process is found.
+// v2 from cgroup.events, on v1 from pids.current of the same cgroup in the
+// pids hierarchy; without those files, by reading cgroup.procs down the tree
+// until a process is found. The first two are counted by the kernel across
+// PID namespaces; cgroup.procs on v1 lists only the processes of the
+// reader's PID namespace (see the README).
 func (s *Scanner) busy(path string) (bool, error) {
-	if s.layout.Version == V2 {
-		populated, ok, err := s.procs.populated(path)
-		if err != nil {
-			return false, err
+	var (
+		busy, ok bool
+		err      error
+	)
+	switch {
+	case s.layout.Version == V2:
+		busy, ok, err = s.procs.populated(path)
+	case s.layout.Pids != "":
+		rel, rerr := filepath.Rel(s.layout.Hierarchy, path)
+		if rerr != nil {
+			return false, fmt.Errorf("pids cgroup of %s: %w", path, rerr)
 		}
-		if ok {
-			return populated, nil
-		}
+		busy, ok, err = s.procs.pidsCurrent(filepath.Join(s.layout.Pids, rel))
+	}
+	if err != nil {
+		return false, err
+	}
+	if ok {
+		return busy, nil
 	}
 	return s.procs.busy(path, 0)
 }

@@ -413,10 +413,10 @@ func TestDetectLayout(t *testing.T) {
 		noCreate bool
 	}{
 		{name: "v2", files: []string{"cgroup.controllers"}, want: Layout{Version: V2, Hierarchy: "."}},
-		{name: "v1", dirs: []string{"memory", "cpu", "pids"}, want: Layout{Version: V1, Hierarchy: "memory", Controller: "memory"}},
+		{name: "v1", dirs: []string{"memory", "cpu", "pids"}, want: Layout{Version: V1, Hierarchy: "memory", Controller: "memory", Pids: "pids"}},
 		{name: "hybrid", dirs: []string{"unified", "memory", "cpu"}, want: Layout{Version: V1, Hierarchy: "memory", Controller: "memory"}},
-		{name: "v1 without memory", dirs: []string{"cpu", "pids"}, want: Layout{Version: V1, Hierarchy: "cpu", Controller: "cpu"}},
-		{name: "v1 pids only", dirs: []string{"pids"}, want: Layout{Version: V1, Hierarchy: "pids", Controller: "pids"}},
+		{name: "v1 without memory", dirs: []string{"cpu", "pids"}, want: Layout{Version: V1, Hierarchy: "cpu", Controller: "cpu", Pids: "pids"}},
+		{name: "v1 pids only", dirs: []string{"pids"}, want: Layout{Version: V1, Hierarchy: "pids", Controller: "pids", Pids: "pids"}},
 		{name: "empty", wantErr: "neither a cgroup v2 root"},
 		{name: "missing", noCreate: true, wantErr: "no such file or directory"},
 	} {
@@ -447,6 +447,9 @@ func TestDetectLayout(t *testing.T) {
 			want := tc.want
 			want.Root = root
 			want.Hierarchy = filepath.Join(root, tc.want.Hierarchy)
+			if tc.want.Pids != "" {
+				want.Pids = filepath.Join(root, tc.want.Pids)
+			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("DetectLayout(%q) (-want +got):\n%s", root, diff)
 			}
@@ -604,6 +607,51 @@ func TestScanPopulated(t *testing.T) {
 			}
 			if tc.badProcs {
 				unreadable(f, filepath.Join(c, "cgroup.procs"))
+			}
+			clock := newFakeClock()
+			s := newTestScanner(t, f, newFakePods(), clock, nil)
+			s.Scan()
+			clock.Advance(time.Hour)
+			r := s.Scan()
+			if tc.wantErr == "" && r.Err != nil {
+				t.Fatalf("Scan() error: %v", r.Err)
+			}
+			if tc.wantErr != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), tc.wantErr)) {
+				t.Fatalf("Scan() error = %v, want one containing %q", r.Err, tc.wantErr)
+			}
+			if got := len(r.Orphans) == 1; got != tc.wantOrphan {
+				t.Errorf("Scan() orphan = %v (%v), want %v", got, r.Orphans, tc.wantOrphan)
+			}
+		})
+	}
+}
+
+// TestScanV1PidsCurrent checks that on v1 the pids controller's
+// pids.current, which counts tasks in every PID namespace, decides whether a
+// pod holds a process; cgroup.procs, which lists only the agent's own
+// namespace, is read only when pids.current is missing.
+func TestScanV1PidsCurrent(t *testing.T) {
+	const d = DriverCgroupfs
+	for _, tc := range []struct {
+		name       string
+		pids       string // pids.current of the pod in the pids hierarchy; "" for none
+		procs      []int  // in the memory hierarchy's container
+		wantOrphan bool
+		wantErr    string
+	}{
+		{name: "tasks in another PID namespace", pids: "3\n"},
+		{name: "no task", pids: "0\n", wantOrphan: true},
+		{name: "no pids cgroup: cgroup.procs is read", procs: []int{7}},
+		{name: "no pids cgroup and no process", wantOrphan: true},
+		{name: "malformed pids.current", pids: "max\n", wantErr: "is not a count"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, V1)
+			f.cgroup(containerRel(d, qosBurstable, uid(1), "c"), tc.procs...)
+			if tc.pids != "" {
+				dir := filepath.Join(f.root, "pids", podRel(d, qosBurstable, uid(1)))
+				f.mkdir(dir)
+				f.write(filepath.Join(dir, "pids.current"), tc.pids)
 			}
 			clock := newFakeClock()
 			s := newTestScanner(t, f, newFakePods(), clock, nil)

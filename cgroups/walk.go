@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -183,6 +185,30 @@ func (p *procsChecker) populated(dir string) (populated, ok bool, err error) {
 		return false, false, fmt.Errorf("parse %s: populated %d is neither 0 nor 1", path, v)
 	}
 	return v == 1, true, nil
+}
+
+// pidsCurrent reads dir/pids.current (the v1 pids controller): the number
+// of tasks in the cgroup and below it. ok is false when the file does not
+// exist, and the caller walks instead.
+func (p *procsChecker) pidsCurrent(dir string) (busy, ok bool, err error) {
+	path := filepath.Join(dir, "pids.current")
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, false, nil
+		}
+		return false, false, fmt.Errorf("read %s: %w", path, err)
+	}
+	defer f.Close()
+	n, err := io.ReadFull(f, p.buf[:])
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return false, false, fmt.Errorf("read %s: %w", path, err)
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(p.buf[:n])))
+	if err != nil || v < 0 {
+		return false, false, fmt.Errorf("parse %s: %q is not a count", path, p.buf[:n])
+	}
+	return v > 0, true, nil
 }
 
 // readProcs reports whether dir/cgroup.procs lists at least one process,
