@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/alertmanager/template"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
@@ -276,28 +277,53 @@ func kindOf(o runtime.Object) string {
 	return t[strings.LastIndex(t, ".")+1:]
 }
 
-// TestEngineConcurrentDeliveries delivers one alert to two engines (two
-// replicas, sharing nothing but the cluster) at once: exactly one acts and
-// the other is held by the cooldown.
-func TestEngineConcurrentDeliveries(t *testing.T) {
-	for round := range 20 { // different interleavings
-		e1, cs := newTestEngine(t, engineSetup{})
-		e2, err := NewEngine(Options{Client: cs, Querier: leakingQuerier(), Policy: e1.Policy(), Now: func() time.Time { return testNow }})
-		if err != nil {
-			t.Fatal(err)
+// barrierQuerier answers like q once n callers are waiting in Query (or
+// after a timeout), so that n deliveries have all read their target before
+// any of them claims the cooldown.
+type barrierQuerier struct {
+	q       *fakeQuerier
+	arrived chan struct{}
+	n       int
+}
+
+func (b *barrierQuerier) Query(ctx context.Context, query string, ts time.Time, opts ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
+	b.arrived <- struct{}{}
+	deadline := time.After(5 * time.Second)
+	for len(b.arrived) < b.n {
+		select {
+		case <-deadline:
+			return nil, nil, nil, errors.New("barrier: the other delivery never came")
+		case <-time.After(time.Millisecond):
 		}
-		engines := []*Engine{e1, e2}
+	}
+	return b.q.Query(ctx, query, ts, opts...)
+}
+
+// TestEngineConcurrentDeliveries delivers one alert to two engines (two
+// replicas, sharing nothing but the cluster) at once. Both read the
+// Deployment at the same resourceVersion before either claims the
+// cooldown, so one claim wins and the other gets a Conflict, re-reads and
+// backs off: exactly one annotate, one LeakguardActed and one
+// LeakguardHeld Event.
+func TestEngineConcurrentDeliveries(t *testing.T) {
+	for round := range 10 {
+		cs := newCluster(t, fixtures()...)
+		p, _ := DefaultPolicy(DefaultRegistry())
+		bq := &barrierQuerier{q: leakingQuerier(), arrived: make(chan struct{}, 2), n: 2}
+		var engines []*Engine
+		for range 2 {
+			e, err := NewEngine(Options{Client: cs, Querier: bq, Policy: p, Now: func() time.Time { return testNow }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			engines = append(engines, e)
+		}
 		var wg sync.WaitGroup
 		ds := make([]Decision, 2)
 		errs := make([]error, 2)
-		start := make(chan struct{})
 		for i := range 2 {
-			wg.Go(func() {
-				<-start
-				ds[i], errs[i] = engines[i].DecideOne(context.Background(), leakAlert())
-			})
+			wg.Go(func() { ds[i], errs[i] = engines[i].DecideOne(context.Background(), leakAlert()) })
 		}
-		close(start)
 		wg.Wait()
 		got := map[string]int{}
 		for i := range 2 {
@@ -306,18 +332,20 @@ func TestEngineConcurrentDeliveries(t *testing.T) {
 			}
 			got[ds[i].Decision+"/"+ds[i].Reason]++
 		}
-		want := map[string]int{"acted/": 1, "held/cooldown": 1}
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := cmp.Diff(map[string]int{"acted/": 1, "held/cooldown": 1}, got); diff != "" {
 			t.Fatalf("round %d: decisions mismatch (-want +got):\n%s", round, diff)
 		}
-		var annotates int
+		var claims, annotates int
 		for _, p := range patches(cs, "deployments") {
-			if strings.Contains(string(p.Patch), AnnotationFinding) {
+			switch {
+			case strings.Contains(string(p.Patch), AnnotationFinding):
 				annotates++
+			case strings.Contains(string(p.Patch), `"resourceVersion":"1"`):
+				claims++
 			}
 		}
-		if annotates != 1 {
-			t.Errorf("round %d: %d annotate patches, want 1", round, annotates)
+		if claims != 2 || annotates != 1 {
+			t.Errorf("round %d: %d claims at resourceVersion 1 and %d annotate patches, want 2 (one conflicting) and 1", round, claims, annotates)
 		}
 		reasons := map[string]int{}
 		for _, ev := range events(t, cs) {
