@@ -39,6 +39,7 @@ go-test: dashboards/schema/node_modules
 	$(GO) test -count=1 ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./server/
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./server/
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePolicy$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./remediate/
 
 # promtool check rules on the plain rule file and on the PrometheusRule's spec.
 rules-check:

@@ -5,7 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/server"
@@ -56,6 +59,12 @@ flags:
 	if err != nil {
 		return err
 	}
+	return replay(ctx, msg, policy, client, querier, logger, stdout)
+}
+
+// replay runs msg through a read-only engine and prints the table.
+func replay(ctx context.Context, msg *server.Message, policy *remediate.Policy, client kubernetes.Interface,
+	querier remediate.Querier, logger *slog.Logger, stdout io.Writer) error {
 	engine, err := remediate.NewEngine(remediate.Options{
 		Client: client, Querier: querier, Policy: policy, ReadOnly: true, Logger: logger,
 	})

@@ -288,3 +288,37 @@ func TestReplayCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayPayload replays a payload that a real Alertmanager sent (the
+// end-to-end test's leak) against the test cluster: the table says the
+// Deployment would be annotated, and nothing is written.
+func TestReplayPayload(t *testing.T) {
+	msg, err := readPayload(filepath.Join("remediate", "testdata", "alertmanager", "alertmanager-0.25-e2e-leak.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, err := loadPolicy("", remediate.DefaultRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := leakingCluster()
+	var out bytes.Buffer
+	q := &testQuerier{answers: map[string]float64{slopeQueryWeb: 1e4}}
+	if err := replay(context.Background(), msg, policy, cs, q, slog.New(slog.DiscardHandler), &out); err != nil {
+		t.Fatalf("replay() error: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "ALERT") {
+		t.Fatalf("replay() table:\n%s\nwant a header and one row", out.String())
+	}
+	for _, want := range []string{"ContainerMemoryLeak", "Deployment shop/web", "34.3 MiB/h > 1.0 MiB/h", "annotate dry-run", "would-act"} {
+		if !strings.Contains(lines[1], want) {
+			t.Errorf("replay() row %q lacks %q", lines[1], want)
+		}
+	}
+	for _, a := range cs.Actions() {
+		if a.GetVerb() != "get" {
+			t.Errorf("replay() made a %s on %s, want reads only", a.GetVerb(), a.GetResource().Resource)
+		}
+	}
+}
