@@ -21,6 +21,10 @@ const (
 // eventComponent is the source component of leakguard's Events.
 const eventComponent = "leakguard"
 
+// maxEventNamePrefix keeps an Event's name (object name, a dot and 24 hex
+// digits) within the 253 characters of a DNS subdomain.
+const maxEventNamePrefix = 200
+
 // maxEventMessage is the API server's limit on an Event's message.
 const maxEventMessage = 1024
 
@@ -36,9 +40,13 @@ func recordEvent(ctx context.Context, c kubernetes.Interface, d *Decision, t *Ta
 	now := d.at
 	h := fnv.New32a()
 	fmt.Fprintf(h, "%s|%s|%s|%d", t.Object, d.Fingerprint, reason, now.UnixNano())
+	prefix := t.Object.Name
+	if len(prefix) > maxEventNamePrefix {
+		prefix = prefix[:maxEventNamePrefix]
+	}
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      fmt.Sprintf("%s.%x%08x", t.Object.Name, now.UnixNano(), h.Sum32()),
+			Name:      fmt.Sprintf("%s.%x%08x", prefix, now.UnixNano(), h.Sum32()),
 			Namespace: ns,
 			Labels:    map[string]string{"app.kubernetes.io/managed-by": eventComponent},
 		},
