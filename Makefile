@@ -40,6 +40,7 @@ go-test: dashboards/schema/node_modules
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMessage$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./server/
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./server/
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePolicy$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./remediate/
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePodDir$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./cgroups/
 
 # promtool check rules on the plain rule file and on the PrometheusRule's spec.
 rules-check:

@@ -670,3 +670,27 @@ func TestScanV1PidsCurrent(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParsePodDir checks that a name the scanner accepts as a pod cgroup
+// always yields a UID in the form the pod source compares: lower case,
+// dashes not underscores, only hex digits and dashes.
+func FuzzParsePodDir(f *testing.F) {
+	f.Add("kubepods-burstable-pod0f3a9c1e_5b2d_4e8f_9a7b_6c5d4e3f2a1b.slice", true)
+	f.Add("pod0f3a9c1e-5b2d-4e8f-9a7b-6c5d4e3f2a1b", false)
+	f.Add("kubepods-podABC.slice", true)
+	f.Fuzz(func(t *testing.T, name string, systemd bool) {
+		d := DriverCgroupfs
+		if systemd {
+			d = DriverSystemd
+		}
+		for _, qos := range []string{qosGuaranteed, qosBurstable, qosBestEffort} {
+			got, ok := parsePodDir(d, qos, name)
+			if !ok {
+				continue
+			}
+			if got == "" || got != NormalizeUID(got) || !validUID(got) || strings.ContainsAny(got, "_ABCDEF") {
+				t.Errorf("parsePodDir(%s, %s, %q) = %q, not a normalised UID", d, qos, name, got)
+			}
+		}
+	})
+}
