@@ -5,7 +5,9 @@ package cgroups
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
+	"sync"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -134,4 +136,83 @@ func indexNUL(b []byte) int {
 		}
 	}
 	return -1
+}
+
+// subdirs returns the names of the directories in dir, in directory order,
+// as subdirsPortable does, reading the entries with getdents into a buffer
+// and allocating only the names of directories. names is reused as the
+// result's backing array.
+func subdirs(dir string, names []string) ([]string, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return names, &fs.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	bufp := direntBufs.Get().(*[]byte)
+	defer direntBufs.Put(bufp)
+	buf := *bufp
+	for {
+		nb, err := readDirent(fd, buf)
+		if err != nil {
+			return names, &fs.PathError{Op: "readdirent", Path: dir, Err: err}
+		}
+		if nb <= 0 {
+			return names, nil
+		}
+		for off := 0; off < nb; {
+			reclen := int(*(*uint16)(unsafe.Pointer(&buf[off+16])))
+			if reclen == 0 {
+				return names, nil
+			}
+			typ := buf[off+18]
+			name := buf[off+19 : off+reclen]
+			off += reclen
+			if i := indexNUL(name); i >= 0 {
+				name = name[:i]
+			}
+			if string(name) == "." || string(name) == ".." {
+				continue
+			}
+			switch typ {
+			case unix.DT_DIR:
+			case unix.DT_UNKNOWN:
+				// A file system that does not say: ask.
+				var st unix.Stat_t
+				if err := unix.Fstatat(fd, string(name), &st, unix.AT_SYMLINK_NOFOLLOW); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+					continue
+				}
+			default:
+				continue
+			}
+			names = append(names, string(name))
+		}
+	}
+}
+
+// direntBufs holds getdents buffers between calls of subdirs.
+var direntBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// readSmall reads the start of a small file into buf and returns how many
+// bytes it read, without an os.File.
+func readSmall(path string, buf []byte) (int, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, &fs.PathError{Op: "read", Path: path, Err: err}
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return n, nil
 }

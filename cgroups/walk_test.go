@@ -1,9 +1,12 @@
 package cgroups
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -74,5 +77,58 @@ func mustWrite(t *testing.T, path string) {
 	t.Helper()
 	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSubdirs(t *testing.T) {
+	root := t.TempDir()
+	for i := range 300 {
+		mustMkdir(t, filepath.Join(root, fmt.Sprintf("%s-%03d", strings.Repeat("d", 100), i)))
+		mustWrite(t, filepath.Join(root, fmt.Sprintf("%s-%03d", strings.Repeat("f", 100), i)))
+	}
+	if err := os.Symlink(root, filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := subdirs(root, nil)
+	if err != nil {
+		t.Fatalf("subdirs(%s) error: %v", root, err)
+	}
+	want, err := subdirsPortable(root, nil)
+	if err != nil {
+		t.Fatalf("subdirsPortable(%s) error: %v", root, err)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if len(want) != 300 || !slices.Equal(got, want) {
+		t.Errorf("subdirs(%s) = %d names, subdirsPortable = %d; want the same 300", root, len(got), len(want))
+	}
+	for _, fn := range []func(string, []string) ([]string, error){subdirs, subdirsPortable} {
+		if _, err := fn(filepath.Join(root, "missing"), nil); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("listing a missing directory: error %v, want one that is fs.ErrNotExist", err)
+		}
+	}
+}
+
+func TestReadSmall(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "cgroup.events")
+	if err := os.WriteFile(path, []byte("populated 1\nfrozen 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range []func(string, []byte) (int, error){readSmall, readSmallPortable} {
+		buf := make([]byte, 64)
+		if n, err := fn(path, buf); err != nil || string(buf[:n]) != "populated 1\nfrozen 0\n" {
+			t.Errorf("read %s = %q, %v; want its content", path, buf[:n], err)
+		}
+		short := make([]byte, 4)
+		if n, err := fn(path, short); err != nil || string(short[:n]) != "popu" {
+			t.Errorf("read %s into 4 bytes = %q, %v; want %q", path, short[:n], err, "popu")
+		}
+		if _, err := fn(dir, buf); err == nil {
+			t.Errorf("read of a directory: error nil, want one")
+		}
+		if _, err := fn(filepath.Join(dir, "missing"), buf); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("read of a missing file: error %v, want fs.ErrNotExist", err)
+		}
 	}
 }
