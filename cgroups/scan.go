@@ -139,6 +139,13 @@ func NewScanner(opts Options, pods PodSource) (*Scanner, error) {
 		// from one alone would leave the others behind.
 		return nil, fmt.Errorf("new scanner: removing orphans is supported on cgroup v2 only, %q is %s", opts.CgroupRoot, layout.Version)
 	}
+	if opts.RemoveEmptyOrphans {
+		if ro, err := readOnlyMount(layout.Root); err != nil {
+			return nil, fmt.Errorf("new scanner: %w", err)
+		} else if ro {
+			return nil, fmt.Errorf("new scanner: removing orphans needs %q mounted read-write, it is read-only", opts.CgroupRoot)
+		}
+	}
 	return &Scanner{
 		opts:   opts,
 		layout: layout,
@@ -303,17 +310,28 @@ func (s *Scanner) busy(path string) (bool, error) {
 // orphan counted; it is not a scan error.
 func (s *Scanner) remove(r *Result) {
 	kept := r.Orphans[:0]
+	var refused int
+	var firstErr error
 	for _, o := range r.Orphans {
 		path := filepath.Join(s.layout.Root, filepath.FromSlash(o.Path))
 		n, err := removeTree(path, s.opts.Rmdir, 0)
 		r.Removed += n
 		if err != nil {
-			s.log.Warn("orphan cgroup not removed", "path", o.Path, "pod_uid", o.PodUID, "removed_below", n, "err", err)
+			// One warning per scan, not one per orphan: a node with
+			// thousands of them must not flood the log.
+			s.log.Debug("orphan cgroup not removed", "path", o.Path, "pod_uid", o.PodUID, "removed_below", n, "err", err)
+			refused++
+			if firstErr == nil {
+				firstErr = err
+			}
 			kept = append(kept, o)
 			continue
 		}
 		s.log.Info("removed orphan cgroup", "path", o.Path, "pod_uid", o.PodUID, "first_seen", o.FirstSeen, "directories", n)
 		delete(s.seen, path)
+	}
+	if refused > 0 {
+		s.log.Warn("orphan cgroups not removed", "count", refused, "first_err", firstErr)
 	}
 	r.Orphans = kept
 }

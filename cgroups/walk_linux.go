@@ -216,3 +216,12 @@ func readSmall(path string, buf []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// readOnlyMount reports whether path is on a read-only mount.
+func readOnlyMount(path string) (bool, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	return st.Flags&unix.ST_RDONLY != 0, nil
+}

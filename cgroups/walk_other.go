@@ -11,3 +11,7 @@ func subdirs(dir string, names []string) ([]string, error) { return subdirsPorta
 
 // readSmall reads the start of a small file; see readSmallPortable.
 func readSmall(path string, buf []byte) (int, error) { return readSmallPortable(path, buf) }
+
+// readOnlyMount reports false: only Linux says, and the kernel refuses an
+// rmdir on a read-only mount in any case.
+func readOnlyMount(string) (bool, error) { return false, nil }

@@ -100,7 +100,7 @@ current-context: c
 	fmt.Printf("VmRSS now %.1f MiB (RssAnon %.1f MiB + RssFile %.1f MiB), max sampled VmRSS %.1f MiB, max sampled RssAnon %.1f MiB, VmHWM (peak) %.1f MiB\n",
 		mib(statusKB(pid, "VmRSS")), mib(statusKB(pid, "RssAnon")), mib(statusKB(pid, "RssFile")), mib(maxRSS), mib(maxAnon), mib(statusKB(pid, "VmHWM")))
 	for _, l := range strings.Split(metrics, "\n") {
-		if (strings.HasPrefix(l, "leakguard_node_") && !strings.Contains(l, "_bucket")) ||
+		if strings.HasPrefix(l, "leakguard_node_") ||
 			strings.HasPrefix(l, "go_memstats_heap_inuse_bytes") || strings.HasPrefix(l, "go_memstats_sys_bytes") ||
 			strings.HasPrefix(l, "go_memstats_stack_inuse_bytes") || strings.HasPrefix(l, "go_goroutines") {
 			fmt.Println(l)
