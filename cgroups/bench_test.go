@@ -157,3 +157,58 @@ func benchScan(b *testing.B, bt benchTree, root string, bound []string) {
 	}
 	b.ReportMetric(float64(bt.cgroups()), "cgroups")
 }
+
+// BenchmarkScanV1 scans the same 20,000-cgroup node on cgroup v1: the pod
+// tree in the memory hierarchy (without cgroup.events, which v1 lacks), each
+// pod's pids.current in the pids hierarchy, and /proc/cgroups for the counts.
+func BenchmarkScanV1(b *testing.B) {
+	bt := benchTree{pods: 3999, containers: 4, bound: 100, files: 9}
+	dir := b.TempDir()
+	root, proc := filepath.Join(dir, "cgroup"), filepath.Join(dir, "proc")
+	bound := bt.generate(b, filepath.Join(root, "memory"))
+	qos := []string{qosGuaranteed, qosBurstable, qosBestEffort}
+	for i := range bt.pods {
+		pids := filepath.Join(root, "pids", podRel(DriverSystemd, qos[i%3], uid(i)))
+		if err := os.MkdirAll(pids, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		if i < bt.bound || (i-bt.bound)%2 == 1 {
+			n = 1
+		}
+		if err := os.WriteFile(filepath.Join(pids, "pids.current"), []byte(fmt.Sprintf("%d\n", n)), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(proc, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(proc, "cgroups"), []byte(procCgroupsV1), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	clock := newFakeClock()
+	s, err := NewScanner(Options{CgroupRoot: root, ProcRoot: proc, Now: clock.Now, Logger: slog.New(slog.DiscardHandler)}, newFakePods(bound...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if l := s.Layout(); l.Version != V1 || l.Pids == "" {
+		b.Fatalf("layout %+v, want v1 with a pids hierarchy", l)
+	}
+	s.Scan()
+	clock.Advance(time.Hour)
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	var r Result
+	for b.Loop() {
+		r = s.Scan()
+	}
+	b.StopTimer()
+	if r.Err != nil {
+		b.Fatalf("Scan() error: %v", r.Err)
+	}
+	if len(r.Orphans) != bt.orphans() || r.Cgroups["memory"] != 1480 {
+		b.Fatalf("Scan() = %d orphans, %d memory cgroups; want %d, 1480", len(r.Orphans), r.Cgroups["memory"], bt.orphans())
+	}
+	b.ReportMetric(float64(bt.cgroups()), "cgroups")
+}
