@@ -131,24 +131,7 @@ func BenchmarkScan(b *testing.B) {
 }
 
 func benchScan(b *testing.B, bt benchTree, root string, bound []string) {
-	clock := newFakeClock()
-	s, err := NewScanner(Options{CgroupRoot: root, Now: clock.Now, Logger: slog.New(slog.DiscardHandler)}, newFakePods(bound...))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s.Scan()
-	clock.Advance(time.Hour) // every orphan is past its grace period
-	runtime.GC()
-	b.ReportAllocs()
-	b.ResetTimer()
-	var r Result
-	for b.Loop() {
-		r = s.Scan()
-	}
-	b.StopTimer()
-	if r.Err != nil {
-		b.Fatalf("Scan() error: %v", r.Err)
-	}
+	r := timeScans(b, Options{CgroupRoot: root}, bound, nil)
 	if got := r.Cgroups[UnifiedController]; got != bt.cgroups() {
 		b.Fatalf("Scan() counted %d cgroups, want %d", got, bt.cgroups())
 	}
@@ -186,16 +169,33 @@ func BenchmarkScanV1(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(proc, "cgroups"), []byte(procCgroupsV1), 0o644); err != nil {
 		b.Fatal(err)
 	}
+	r := timeScans(b, Options{CgroupRoot: root, ProcRoot: proc}, bound, func(l Layout) {
+		if l.Version != V1 || l.Pids == "" {
+			b.Fatalf("layout %+v, want v1 with a pids hierarchy", l)
+		}
+	})
+	if len(r.Orphans) != bt.orphans() || r.Cgroups["memory"] != 1480 {
+		b.Fatalf("Scan() = %d orphans, %d memory cgroups; want %d, 1480", len(r.Orphans), r.Cgroups["memory"], bt.orphans())
+	}
+	b.ReportMetric(float64(bt.cgroups()), "cgroups")
+}
+
+// timeScans builds a scanner over the tree, scans it once, moves past the
+// grace period, then times b.N scans and returns the last result, failing on
+// its error. checkLayout, when set, vets the detected layout first.
+func timeScans(b *testing.B, opts Options, bound []string, checkLayout func(Layout)) Result {
 	clock := newFakeClock()
-	s, err := NewScanner(Options{CgroupRoot: root, ProcRoot: proc, Now: clock.Now, Logger: slog.New(slog.DiscardHandler)}, newFakePods(bound...))
+	opts.Now = clock.Now
+	opts.Logger = slog.New(slog.DiscardHandler)
+	s, err := NewScanner(opts, newFakePods(bound...))
 	if err != nil {
 		b.Fatal(err)
 	}
-	if l := s.Layout(); l.Version != V1 || l.Pids == "" {
-		b.Fatalf("layout %+v, want v1 with a pids hierarchy", l)
+	if checkLayout != nil {
+		checkLayout(s.Layout())
 	}
 	s.Scan()
-	clock.Advance(time.Hour)
+	clock.Advance(time.Hour) // every orphan is past its grace period
 	runtime.GC()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -207,8 +207,5 @@ func BenchmarkScanV1(b *testing.B) {
 	if r.Err != nil {
 		b.Fatalf("Scan() error: %v", r.Err)
 	}
-	if len(r.Orphans) != bt.orphans() || r.Cgroups["memory"] != 1480 {
-		b.Fatalf("Scan() = %d orphans, %d memory cgroups; want %d, 1480", len(r.Orphans), r.Cgroups["memory"], bt.orphans())
-	}
-	b.ReportMetric(float64(bt.cgroups()), "cgroups")
+	return r
 }

@@ -608,21 +608,28 @@ func TestScanPopulated(t *testing.T) {
 			if tc.badProcs {
 				unreadable(f, filepath.Join(c, "cgroup.procs"))
 			}
-			clock := newFakeClock()
-			s := newTestScanner(t, f, newFakePods(), clock, nil)
-			s.Scan()
-			clock.Advance(time.Hour)
-			r := s.Scan()
-			if tc.wantErr == "" && r.Err != nil {
-				t.Fatalf("Scan() error: %v", r.Err)
-			}
-			if tc.wantErr != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), tc.wantErr)) {
-				t.Fatalf("Scan() error = %v, want one containing %q", r.Err, tc.wantErr)
-			}
-			if got := len(r.Orphans) == 1; got != tc.wantOrphan {
-				t.Errorf("Scan() orphan = %v (%v), want %v", got, r.Orphans, tc.wantOrphan)
-			}
+			checkLonePod(t, f, tc.wantOrphan, tc.wantErr)
 		})
+	}
+}
+
+// checkLonePod scans the fixture, whose one pod is bound to nothing, twice
+// an hour apart, and checks whether the pod is then an orphan and the error.
+func checkLonePod(t *testing.T, f *fixture, wantOrphan bool, wantErr string) {
+	t.Helper()
+	clock := newFakeClock()
+	s := newTestScanner(t, f, newFakePods(), clock, nil)
+	s.Scan()
+	clock.Advance(time.Hour)
+	r := s.Scan()
+	if wantErr == "" && r.Err != nil {
+		t.Fatalf("Scan() error: %v", r.Err)
+	}
+	if wantErr != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), wantErr)) {
+		t.Fatalf("Scan() error = %v, want one containing %q", r.Err, wantErr)
+	}
+	if got := len(r.Orphans) == 1; got != wantOrphan {
+		t.Errorf("Scan() orphan = %v (%v), want %v", got, r.Orphans, wantOrphan)
 	}
 }
 
@@ -653,20 +660,7 @@ func TestScanV1PidsCurrent(t *testing.T) {
 				f.mkdir(dir)
 				f.write(filepath.Join(dir, "pids.current"), tc.pids)
 			}
-			clock := newFakeClock()
-			s := newTestScanner(t, f, newFakePods(), clock, nil)
-			s.Scan()
-			clock.Advance(time.Hour)
-			r := s.Scan()
-			if tc.wantErr == "" && r.Err != nil {
-				t.Fatalf("Scan() error: %v", r.Err)
-			}
-			if tc.wantErr != "" && (r.Err == nil || !strings.Contains(r.Err.Error(), tc.wantErr)) {
-				t.Fatalf("Scan() error = %v, want one containing %q", r.Err, tc.wantErr)
-			}
-			if got := len(r.Orphans) == 1; got != tc.wantOrphan {
-				t.Errorf("Scan() orphan = %v (%v), want %v", got, r.Orphans, tc.wantOrphan)
-			}
+			checkLonePod(t, f, tc.wantOrphan, tc.wantErr)
 		})
 	}
 }
