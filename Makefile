@@ -71,7 +71,7 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	hack/rules-bench.sh 2000 180
+	hack/rules-bench.sh 1000 180
 
 clean:
 	rm -rf bin

@@ -3,16 +3,17 @@
 # whole rule file once a minute over synthetic series (hack/rulebench), and
 # the time of the same run with an empty rule file is subtracted.
 #
-# usage: hack/rules-bench.sh [CONTAINERS [MINUTES]]
+# usage: [RULES=rule-file] hack/rules-bench.sh [CONTAINERS [MINUTES]]
+# (promtool caps a query at 10,000 samples, about 1,500 containers here.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-containers=${1:-2000}
+containers=${1:-1000}
 minutes=${2:-180}
 promtool=${PROMTOOL:-promtool}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 printf 'groups: []\n' >"$tmp/empty.yaml"
-rules=$PWD/deploy/prometheus/rules.yaml
+rules=$(realpath "${RULES:-deploy/prometheus/rules.yaml}")
 go run ./hack/rulebench -containers "$containers" -minutes "$minutes" -rules "$rules" >"$tmp/rules.test.yaml"
 go run ./hack/rulebench -containers "$containers" -minutes "$minutes" -rules "$tmp/empty.yaml" >"$tmp/empty.test.yaml"
 run() { # prints the best wall time in seconds of three runs

@@ -14,7 +14,7 @@ import (
 )
 
 func main() {
-	containers := flag.Int("containers", 2000, "containers (one per pod, each with a pause container and a pod cgroup)")
+	containers := flag.Int("containers", 1000, "containers (one per pod, each with a pause container and a pod cgroup)")
 	minutes := flag.Int("minutes", 180, "minutes of series; rules are evaluated once a minute over them")
 	nodesPer := flag.Int("pods-per-node", 40, "pods per node")
 	rules := flag.String("rules", "", "rule file the test loads")
