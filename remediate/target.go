@@ -58,10 +58,14 @@ func resolveTarget(ctx context.Context, c kubernetes.Interface, kind string, ale
 		pod := refOf(KindPod, obj)
 		t := &Target{Pod: &pod, Node: alert.Labels["node"], Namespace: ns}
 		t.set(KindPod, obj)
-		if kind == TargetWorkload {
-			if err := t.climbOwners(ctx, c, obj); err != nil {
-				return nil, err
-			}
+		// The owners are read for a pod target too: an opt-out on the
+		// Deployment (where people put it, as its pods' own annotations
+		// come from the template) must hold its pods as well.
+		if err := t.climbOwners(ctx, c, obj); err != nil {
+			return nil, err
+		}
+		if kind == TargetPod {
+			t.Object, t.ResourceVersion, t.Annotations = pod, obj.GetResourceVersion(), obj.GetAnnotations()
 		}
 		return t, nil
 	case TargetNode:
