@@ -48,7 +48,7 @@ func TestServeClusterRole(t *testing.T) {
 	want := map[string][]string{
 		"/pods": rw, "/nodes": rw, "/namespaces": {"get"},
 		"apps/replicasets": rw, "apps/deployments": rw, "apps/statefulsets": rw, "apps/daemonsets": rw,
-		"batch/jobs": rw, "/events": {"create"},
+		"batch/jobs": rw, "batch/cronjobs": {"get"}, "/events": {"create"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ClusterRole rules mismatch (-want +got):\n%s", diff)

@@ -15,6 +15,7 @@ func TestOptOutGuard(t *testing.T) {
 	tests := []struct {
 		name      string
 		annotate  string // kind/name to opt out
+		pod       string // the alert's pod; empty means web-7d9-abcde
 		value     string
 		nsErr     error
 		nsGone    bool
@@ -26,6 +27,7 @@ func TestOptOutGuard(t *testing.T) {
 		{name: "pod", annotate: "Pod/web-7d9-abcde", value: "true", why: `Pod shop/web-7d9-abcde has leakguard.io/ignore: "true"`},
 		{name: "replicaset", annotate: "ReplicaSet/web-7d9", value: "true", why: `ReplicaSet shop/web-7d9 has leakguard.io/ignore: "true"`},
 		{name: "deployment", annotate: "Deployment/web", value: "true", why: `Deployment shop/web has leakguard.io/ignore: "true"`},
+		{name: "cronjob of a job", pod: "report-2911-xyz", annotate: "CronJob/report", value: "true", why: `CronJob shop/report has leakguard.io/ignore: "true"`},
 		{name: "namespace", annotate: "Namespace/shop", value: "true", why: `Namespace shop has leakguard.io/ignore: "true"`},
 		{name: "only the exact value true counts", annotate: "Deployment/web", value: "yes", ok: true},
 		{name: "namespace unreadable fails closed", nsErr: errors.New("connection refused"), transient: true},
@@ -46,6 +48,14 @@ func TestOptOutGuard(t *testing.T) {
 			}
 			cs := newCluster(t, objs...)
 			tg := deploymentTarget(t, cs)
+			if tc.pod != "" {
+				var err error
+				tg, err = resolveTarget(context.Background(), cs, TargetWorkload,
+					alert("firing", map[string]string{"alertname": "ContainerMemoryLeak", "namespace": "shop", "pod": tc.pod}))
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
 			if tc.nsErr != nil {
 				cs.PrependReactor("get", "namespaces", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.nsErr })
 			}

@@ -13,6 +13,7 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,7 +36,8 @@ func ownedBy(kind, name string) []metav1.OwnerReference {
 // fixtures returns a cluster: namespace shop with Deployment web →
 // ReplicaSet web-7d9 → Pod web-7d9-abcde on node n1; a bare pod
 // shop/lonely; StatefulSet db with pod db-0; namespace kube-system with
-// the static pod kube-apiserver-cp1 on node cp1; nodes n1 and cp1.
+// the static pod kube-apiserver-cp1 on node cp1; nodes n1 and cp1;
+// CronJob report → Job report-2911 → Pod report-2911-xyz.
 func fixtures() []runtime.Object {
 	meta := func(ns, name string, owners []metav1.OwnerReference) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name), ResourceVersion: "1", OwnerReferences: owners}
@@ -52,6 +54,9 @@ func fixtures() []runtime.Object {
 		&appsv1.StatefulSet{ObjectMeta: meta("shop", "db", nil)},
 		&corev1.Pod{ObjectMeta: meta("shop", "db-0", ownedBy(KindStatefulSet, "db"))},
 		&corev1.Pod{ObjectMeta: meta("kube-system", "kube-apiserver-cp1", nil)},
+		&batchv1.CronJob{ObjectMeta: meta("shop", "report", nil)},
+		&batchv1.Job{ObjectMeta: meta("shop", "report-2911", ownedBy(KindCronJob, "report"))},
+		&corev1.Pod{ObjectMeta: meta("shop", "report-2911-xyz", ownedBy(KindJob, "report-2911"))},
 	}
 }
 

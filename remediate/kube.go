@@ -34,6 +34,7 @@ const (
 	KindStatefulSet = "StatefulSet"
 	KindDaemonSet   = "DaemonSet"
 	KindJob         = "Job"
+	KindCronJob     = "CronJob"
 	KindNode        = "Node"
 	KindNamespace   = "Namespace"
 )
@@ -41,7 +42,7 @@ const (
 var apiVersions = map[string]string{
 	KindPod: "v1", KindNode: "v1", KindNamespace: "v1",
 	KindReplicaSet: "apps/v1", KindDeployment: "apps/v1", KindStatefulSet: "apps/v1", KindDaemonSet: "apps/v1",
-	KindJob: "batch/v1",
+	KindJob: "batch/v1", KindCronJob: "batch/v1",
 }
 
 // getObject reads one object of a supported kind.
@@ -68,6 +69,8 @@ func getObject(ctx context.Context, c kubernetes.Interface, kind, ns, name strin
 		obj, err = c.AppsV1().DaemonSets(ns).Get(ctx, name, opts)
 	case KindJob:
 		obj, err = c.BatchV1().Jobs(ns).Get(ctx, name, opts)
+	case KindCronJob:
+		obj, err = c.BatchV1().CronJobs(ns).Get(ctx, name, opts)
 	default:
 		return nil, fmt.Errorf("get %s %s/%s: unsupported kind", kind, ns, name)
 	}

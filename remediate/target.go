@@ -123,15 +123,16 @@ func (t *Target) set(kind string, obj metav1.Object) {
 // climbOwners follows controller references from the pod: ReplicaSet →
 // Deployment, StatefulSet, DaemonSet, Job. It stops at the last object it
 // could read, so a pod owned by an unknown kind (a custom controller) stays
-// its own target, and a ReplicaSet without a Deployment is the workload.
+// its own target, and a ReplicaSet without a Deployment is the workload. A
+// Job's CronJob is read for its opt-out only: the Job stays the workload.
 func (t *Target) climbOwners(ctx context.Context, c kubernetes.Interface, obj metav1.Object) error {
-	for range 3 { // pod → ReplicaSet → Deployment at most
+	for range 3 { // pod → ReplicaSet → Deployment, pod → Job → CronJob at most
 		owner := metav1.GetControllerOf(obj)
 		if owner == nil {
 			return nil
 		}
 		switch owner.Kind {
-		case KindReplicaSet, KindDeployment, KindStatefulSet, KindDaemonSet, KindJob:
+		case KindReplicaSet, KindDeployment, KindStatefulSet, KindDaemonSet, KindJob, KindCronJob:
 		default:
 			return nil
 		}
@@ -142,6 +143,10 @@ func (t *Target) climbOwners(ctx context.Context, c kubernetes.Interface, obj me
 		}
 		if err != nil {
 			return err
+		}
+		if owner.Kind == KindCronJob {
+			t.examined = append(t.examined, examined{refOf(KindCronJob, next), next.GetAnnotations()})
+			return nil
 		}
 		t.set(owner.Kind, next)
 		obj = next
