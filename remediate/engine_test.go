@@ -380,8 +380,8 @@ func TestEngineRateLimit(t *testing.T) {
 	if len(n.Annotations) != 0 {
 		t.Errorf("rate-limited node annotations = %v, want none", n.Annotations)
 	}
-	// A held alert gives no token back, a cooldown-held one does: the
-	// cooldown-held n1 must not eat the token that refills for cp1.
+	// A cooldown-held alert takes no token: the cooldown-held n1 must not
+	// eat the token that refills for cp1.
 	e.now = func() time.Time { return testNow.Add(time.Minute) }
 	ds, _ = e.Decide(context.Background(), []template.Alert{
 		alert("firing", map[string]string{"alertname": "NodeCgroupLeak", "node": "n1"}),
@@ -483,5 +483,29 @@ func TestEngineClaimFailure(t *testing.T) {
 	evs := events(t, cs)
 	if len(evs) != 1 || evs[0].Reason != EventReasonFailed {
 		t.Errorf("events = %+v, want one LeakguardFailed", evs)
+	}
+}
+
+// TestEngineFailureGivesTokenBack makes the first annotate fail with a
+// bucket of one token: the failed action gives its token back, so that
+// Alertmanager's retry, a moment later, acts instead of being rate-limited.
+func TestEngineFailureGivesTokenBack(t *testing.T) {
+	policy := "rateLimit: {perMinute: 1, burst: 1}\nalerts:\n  ContainerMemoryLeak:\n    target: workload\n    check: {name: none}\n    remediators: [{name: annotate}]\n"
+	e, cs := newTestEngine(t, engineSetup{policy: policy})
+	failures := 1
+	cs.PrependReactor("patch", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if failures > 0 && strings.Contains(string(a.(k8stesting.PatchActionImpl).Patch), AnnotationFinding) {
+			failures--
+			return true, nil, apierrors.NewServiceUnavailable("apiserver restarting")
+		}
+		return false, nil, nil
+	})
+	var got []string
+	for range 2 {
+		d, _ := e.DecideOne(context.Background(), leakAlert())
+		got = append(got, d.Decision+"/"+d.Reason)
+	}
+	if diff := cmp.Diff([]string{"error/remediator-error", "acted/"}, got); diff != "" {
+		t.Errorf("decisions mismatch (-want +got):\n%s", diff)
 	}
 }
