@@ -16,12 +16,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/leakguard/leakguard/rules"
@@ -507,5 +510,52 @@ func TestEngineFailureGivesTokenBack(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"error/remediator-error", "acted/"}, got); diff != "" {
 		t.Errorf("decisions mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// ctxClient is a fake clientset whose Deployment patches fail once their
+// context is done, as a real client's requests do.
+type ctxClient struct{ *fake.Clientset }
+
+func (c ctxClient) AppsV1() appsv1client.AppsV1Interface { return ctxApps{c.Clientset.AppsV1()} }
+
+type ctxApps struct{ appsv1client.AppsV1Interface }
+
+func (a ctxApps) Deployments(ns string) appsv1client.DeploymentInterface {
+	return ctxDeployments{a.AppsV1Interface.Deployments(ns)}
+}
+
+type ctxDeployments struct {
+	appsv1client.DeploymentInterface
+}
+
+func (d ctxDeployments) Patch(ctx context.Context, name string, pt types.PatchType, data []byte, opts metav1.PatchOptions, sub ...string) (*appsv1.Deployment, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return d.DeploymentInterface.Patch(ctx, name, pt, data, opts, sub...)
+}
+
+// TestEngineReleaseAfterHangUp makes Alertmanager hang up while annotate
+// runs: the request's context is cancelled and annotate fails, and the
+// cooldown claim must still be given back, or the retry that follows is
+// held for a whole cooldown with nothing done.
+func TestEngineReleaseAfterHangUp(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e, cs := newTestEngine(t, engineSetup{opts: func(o *Options) { o.Client = ctxClient{o.Client.(*fake.Clientset)} }})
+	cs.PrependReactor("patch", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if strings.Contains(string(a.(k8stesting.PatchActionImpl).Patch), AnnotationFinding) {
+			cancel()
+			return true, nil, context.Canceled
+		}
+		return false, nil, nil
+	})
+	d, err := e.DecideOne(ctx, leakAlert())
+	if d.Decision != DecisionError || !IsTransient(err) {
+		t.Errorf("DecideOne() = %s/%s, %v; want error, transient", d.Decision, d.Reason, err)
+	}
+	if ann := getDeployment(t, cs).GetAnnotations(); len(ann) != 0 {
+		t.Errorf("annotations after the hang-up = %v, want none (claim released)", ann)
 	}
 }

@@ -94,10 +94,17 @@ func claimCooldown(ctx context.Context, c kubernetes.Interface, t *Target, remed
 	}
 }
 
+// releaseTimeout bounds releaseCooldown, which outlives the request.
+const releaseTimeout = 10 * time.Second
+
 // releaseCooldown undoes a claim after the remediator failed, so that
 // Alertmanager's retry can act. It restores the previous value; failing to
-// release only delays the next action by one cooldown.
+// release only delays the next action by one cooldown. It runs even when
+// ctx is done: a remediator that failed because Alertmanager hung up is
+// exactly the case whose retry must find the claim given back.
 func releaseCooldown(ctx context.Context, c kubernetes.Interface, t *Target, remediator string, cr claimResult) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
 	var v any // JSON null removes the key
 	if cr.had {
 		v = cr.previous
