@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -90,5 +91,19 @@ func TestServeDeployment(t *testing.T) {
 	}
 	if d.Spec.Template.Spec.ServiceAccountName != "leakguard-serve" {
 		t.Errorf("serviceAccountName = %q, want leakguard-serve", d.Spec.Template.Spec.ServiceAccountName)
+	}
+}
+
+// TestServePodDisruptionBudget checks that the budget keeps one replica but
+// does not block a node drain when the replicas are unready, as they all
+// are while Prometheus is down (readiness checks it).
+func TestServePodDisruptionBudget(t *testing.T) {
+	var pdb policyv1.PodDisruptionBudget
+	readManifest(t, "poddisruptionbudget.yaml", &pdb)
+	if m := pdb.Spec.MinAvailable; m == nil || m.IntValue() != 1 {
+		t.Errorf("minAvailable = %v, want 1", m)
+	}
+	if p := pdb.Spec.UnhealthyPodEvictionPolicy; p == nil || *p != policyv1.AlwaysAllow {
+		t.Errorf("unhealthyPodEvictionPolicy = %v, want %s", p, policyv1.AlwaysAllow)
 	}
 }
