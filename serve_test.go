@@ -243,7 +243,7 @@ func TestServeFlags(t *testing.T) {
 			if tc.stderr != "" {
 				for _, flagName := range []string{"listen-address", "kubeconfig", "prometheus-url", "policy", "dry-run", "print-default-policy",
 					"bearer-token-file", "basic-auth-username", "basic-auth-password-file", "insecure-no-auth", "tls-cert-file",
-					"tls-key-file", "max-body-bytes", "log-level"} {
+					"tls-key-file", "max-body-bytes", "ready-timeout", "shutdown-timeout", "log-level"} {
 					if !strings.Contains(errOut.String(), "-"+flagName+" ") && !strings.Contains(errOut.String(), "-"+flagName+"\n") {
 						t.Errorf("--help does not document --%s", flagName)
 					}
