@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"k8s.io/client-go/kubernetes"
 )
@@ -15,7 +16,7 @@ import (
 // error.
 func optOutGuard(ctx context.Context, c kubernetes.Interface, t *Target) (bool, string, error) {
 	for _, ex := range t.examined {
-		if ex.annotations[AnnotationIgnore] == "true" {
+		if ignored(ex.annotations) {
 			return false, fmt.Sprintf("%s has %s: \"true\"", ex.ref, AnnotationIgnore), nil
 		}
 	}
@@ -31,8 +32,15 @@ func optOutGuard(ctx context.Context, c kubernetes.Interface, t *Target) (bool, 
 		}
 		return false, "", fmt.Errorf("opt-out guard: %w", err)
 	}
-	if ns.GetAnnotations()[AnnotationIgnore] == "true" {
+	if ignored(ns.GetAnnotations()) {
 		return false, fmt.Sprintf("Namespace %s has %s: \"true\"", t.Namespace, AnnotationIgnore), nil
 	}
 	return true, "", nil
+}
+
+// ignored reports whether annotations opt out. "True", "TRUE" and a value
+// with stray spaces count as "true": whoever wrote them meant to opt out,
+// and reading them otherwise would act against that intent.
+func ignored(annotations map[string]string) bool {
+	return strings.EqualFold(strings.TrimSpace(annotations[AnnotationIgnore]), "true")
 }

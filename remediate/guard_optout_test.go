@@ -29,7 +29,10 @@ func TestOptOutGuard(t *testing.T) {
 		{name: "deployment", annotate: "Deployment/web", value: "true", why: `Deployment shop/web has leakguard.io/ignore: "true"`},
 		{name: "cronjob of a job", pod: "report-2911-xyz", annotate: "CronJob/report", value: "true", why: `CronJob shop/report has leakguard.io/ignore: "true"`},
 		{name: "namespace", annotate: "Namespace/shop", value: "true", why: `Namespace shop has leakguard.io/ignore: "true"`},
-		{name: "only the exact value true counts", annotate: "Deployment/web", value: "yes", ok: true},
+		{name: "yes is not true", annotate: "Deployment/web", value: "yes", ok: true},
+		{name: "false", annotate: "Deployment/web", value: "false", ok: true},
+		{name: "True in another case counts", annotate: "Deployment/web", value: "True", why: `Deployment shop/web has leakguard.io/ignore: "true"`},
+		{name: "namespace TRUE with spaces counts", annotate: "Namespace/shop", value: " TRUE ", why: `Namespace shop has leakguard.io/ignore: "true"`},
 		{name: "namespace unreadable fails closed", nsErr: errors.New("connection refused"), transient: true},
 		{name: "namespace gone", nsGone: true, ok: true},
 	}
