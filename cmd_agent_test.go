@@ -7,9 +7,13 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/yaml"
 )
 
 func TestRunAgentFlags(t *testing.T) {
@@ -31,11 +35,6 @@ func TestRunAgentFlags(t *testing.T) {
 		{name: "stray argument", args: []string{"--node-name", "n1", "extra"}, wantIs: errUsage, wantStderr: "unexpected arguments"},
 		{name: "cgroup root does not exist", args: []string{"--node-name", "n1", "--cgroup-root", missing}, wantErr: `cgroup root "` + missing + `"`},
 		{name: "cgroup root is not a cgroup mount", args: []string{"--node-name", "n1", "--cgroup-root", notCgroup}, wantErr: "neither a cgroup v2 root"},
-		{
-			name:    "the DaemonSet's arguments parse",
-			args:    []string{"--cgroup-root=" + missing, "--listen-address=:9808", "--interval=60s", "--grace-period=2m", "--node-name=n1"},
-			wantErr: "no such file or directory",
-		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
@@ -50,6 +49,42 @@ func TestRunAgentFlags(t *testing.T) {
 				t.Errorf("runAgent(%q) stderr = %q, want it to contain %q", tc.args, stderr.String(), tc.wantStderr)
 			}
 		})
+	}
+}
+
+// TestRunAgentDaemonSetArgs runs the agent with the arguments and
+// environment of deploy/agent/daemonset.yaml: a flag the agent does not
+// know, or a value it refuses, would crash-loop the agent on every node.
+// Only --cgroup-root is pointed at a missing directory, so that the run
+// stops at the first step after the flags.
+func TestRunAgentDaemonSetArgs(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("deploy", "agent", "daemonset.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds appsv1.DaemonSet
+	if err := yaml.UnmarshalStrict(data, &ds); err != nil {
+		t.Fatalf("daemonset.yaml: %v", err)
+	}
+	if n := len(ds.Spec.Template.Spec.Containers); n != 1 {
+		t.Fatalf("daemonset.yaml has %d containers, want 1", n)
+	}
+	c := ds.Spec.Template.Spec.Containers[0]
+	if len(c.Args) == 0 || c.Args[0] != "agent" {
+		t.Fatalf("daemonset.yaml args = %q, want the agent subcommand first", c.Args)
+	}
+	t.Setenv("NODE_NAME", "")
+	for _, e := range c.Env {
+		if e.Name == "NODE_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			t.Setenv("NODE_NAME", "n1") // the downward API's spec.nodeName
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "no-such-dir")
+	args := append(slices.Clone(c.Args[1:]), "--cgroup-root="+missing)
+	var stderr bytes.Buffer
+	err = runAgent(context.Background(), args, &bytes.Buffer{}, &stderr)
+	if want := `cgroup root "` + missing + `"`; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("runAgent(%q) = %v, want an error containing %q (flags accepted); stderr:\n%s", args, err, want, stderr.String())
 	}
 }
 
