@@ -376,6 +376,53 @@ func TestScanNotSyncedKeepsTimers(t *testing.T) {
 	}
 }
 
+// TestScanForgetsVanishedCgroups checks that the scanner's memory of
+// orphans follows the tree through pod churn: a cgroup that is gone, bound
+// again or busy again is forgotten, so the memory does not grow with every
+// pod the node has ever run.
+func TestScanForgetsVanishedCgroups(t *testing.T) {
+	f := newFixture(t, V2)
+	pods := newFakePods()
+	clock := newFakeClock()
+	s := newTestScanner(t, f, pods, clock, nil)
+	for round := range 3 {
+		var paths []string
+		for i := range 50 {
+			paths = append(paths, f.cgroup(podRel(DriverSystemd, qosBurstable, uid(round*100+i))))
+		}
+		if r := s.Scan(); r.Err != nil || r.Pending != 50 {
+			t.Fatalf("round %d: Scan() = %d pending, %v; want 50, nil", round, r.Pending, r.Err)
+		}
+		if got := len(s.seen); got != 50 {
+			t.Errorf("round %d: scanner remembers %d cgroups after seeing 50, want 50", round, got)
+		}
+		for i, p := range paths {
+			switch i % 3 {
+			case 0: // removed by the kubelet
+				if err := os.RemoveAll(p); err != nil {
+					t.Fatal(err)
+				}
+			case 1: // its pod shows up in the informer
+				pods.uids[uid(round*100+i)] = true
+			case 2: // a process moves in, then the kubelet removes it
+				f.write(filepath.Join(p, "cgroup.procs"), "1\n")
+			}
+		}
+		clock.Advance(time.Minute)
+		if r := s.Scan(); r.Err != nil || r.Pending != 0 || len(r.Orphans) != 0 {
+			t.Fatalf("round %d: Scan() after churn = %d pending, %d orphans, %v; want 0, 0, nil", round, r.Pending, len(r.Orphans), r.Err)
+		}
+		if got := len(s.seen); got != 0 {
+			t.Errorf("round %d: scanner remembers %d cgroups after they all went, want 0", round, got)
+		}
+		for _, p := range paths {
+			if err := os.RemoveAll(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
 func TestNewScannerErrors(t *testing.T) {
 	v1 := newFixture(t, V1)
 	v2 := newFixture(t, V2)
