@@ -74,12 +74,10 @@ func offset(metric string, d time.Duration) string {
 // trendRecords records the two series a steady-growth test reads: step, the
 // rise of metric over the last step, and growth, its rise over all steps.
 // Recording them once keeps the test to a few look-ups back in time.
-func trendRecords(metric, step, growth string, window model.Duration, steps int) []Record {
+func trendRecords(metric, step, growth string, window model.Duration, steps int) (stepRecord, growthRecord Record) {
 	w := time.Duration(window)
-	return []Record{
-		{step, fmt.Sprintf(`%s - %s`, metric, offset(metric, w))},
-		{growth, fmt.Sprintf(`%s - %s`, metric, offset(metric, w*time.Duration(steps)))},
-	}
+	return Record{step, fmt.Sprintf(`%s - %s`, metric, offset(metric, w))},
+		Record{growth, fmt.Sprintf(`%s - %s`, metric, offset(metric, w*time.Duration(steps)))}
 }
 
 // steadyGrowth is the growth of a trend's metric over all its steps, present
@@ -102,6 +100,8 @@ func Groups(p Params) []Group {
 	ksm := p.KubeStateMetricsSelector
 	containers := sel(cadvisor, `container!=""`, `container!="POD"`, `image!=""`)
 	span := p.LeakSpan()
+	floorStep, floorGrowth := trendRecords(RecWorkingSetFloor, RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, p.LeakStepWindow, p.LeakSteps)
+	dyingStep, dyingGrowth := trendRecords(RecNodeDyingCgroups, RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth, p.DyingStepWindow, p.DyingSteps)
 	nodeMemory := fmt.Sprintf(`(
   max by (node) (machine_memory_bytes%s)
   or
@@ -116,8 +116,7 @@ func Groups(p Params) []Group {
 )`, containers)},
 			{RecWorkingSetFloor, fmt.Sprintf(`min_over_time(%s[%s])`, RecWorkingSet, prom(p.FloorWindow))},
 			{RecWorkingSetDeriv, fmt.Sprintf(`deriv(%s[%s])`, RecWorkingSetFloor, prom(span))},
-			trendRecords(RecWorkingSetFloor, RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, p.LeakStepWindow, p.LeakSteps)[0],
-			trendRecords(RecWorkingSetFloor, RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, p.LeakStepWindow, p.LeakSteps)[1],
+			floorStep, floorGrowth,
 			{RecSustainedGrowth, fmt.Sprintf(`%s
 unless on (namespace, pod, container)
 (
@@ -218,8 +217,7 @@ unless on (namespace, pod, container)
 		Records: []Record{
 			{RecNodeOrphanCgroups, fmt.Sprintf(`max by (node) (leakguard_node_orphan_cgroups%s)`, agent)},
 			{RecNodeDyingCgroups, fmt.Sprintf(`max by (node) (leakguard_node_dying_cgroups%s)`, agent)},
-			trendRecords(RecNodeDyingCgroups, RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth, p.DyingStepWindow, p.DyingSteps)[0],
-			trendRecords(RecNodeDyingCgroups, RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth, p.DyingStepWindow, p.DyingSteps)[1],
+			dyingStep, dyingGrowth,
 			{RecNodeMemoryCgroups, fmt.Sprintf(`(
   max by (node) (leakguard_node_cgroups%[1]s)
   + on (node)
