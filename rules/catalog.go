@@ -80,18 +80,61 @@ func trendRecords(metric, step, growth string, window model.Duration, steps int)
 		Record{growth, fmt.Sprintf(`%s - %s`, metric, offset(metric, w*time.Duration(steps)))}
 }
 
-// steadyGrowth is the growth of a trend's metric over all its steps, present
-// only where it rose in every step by at least minShare of the average step:
-// a sustained trend, which a sawtooth, noise or a single step up (a warm-up)
-// followed by flat jitter does not produce.
-func steadyGrowth(step, growth string, window model.Duration, steps int, minShare float64) string {
-	w := time.Duration(window)
+// trend is a test of steady growth over steps of a recorded metric: step is
+// the record of its rise over one step, growth over all steps.
+type trend struct {
+	step, growth string
+	window       model.Duration
+	steps        int
+	// minRising is how many steps must rise; the others may be flat (a
+	// climb in steps), but none may fall. minRising == steps: every step.
+	minRising int
+	// minShare is how much a step must rise to count, as a share of the
+	// average step; a step that falls by as much fails the trend.
+	minShare float64
+}
+
+// span is how far back the trend looks.
+func (t trend) span() model.Duration { return model.Duration(time.Duration(t.window) * time.Duration(t.steps)) }
+
+// expr is the growth over all steps, present only where the trend holds: it
+// grew, and at least minRising steps rose by minShare of the average step
+// while none fell by as much. A sawtooth, noise or a single step up (a
+// warm-up) followed by flat jitter does not pass.
+func (t trend) expr() string {
+	w := time.Duration(t.window)
+	share := num(t.minShare / float64(t.steps))
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s > 0", growth)
-	for i := 0; i < steps; i++ {
-		fmt.Fprintf(&b, "\nand\n%s > %s * %s", offset(step, w*time.Duration(i)), num(minShare/float64(steps)), growth)
+	fmt.Fprintf(&b, "%s > 0", t.growth)
+	if t.minRising >= t.steps {
+		for i := 0; i < t.steps; i++ {
+			fmt.Fprintf(&b, "\nand\n%s > %s * %s", offset(t.step, w*time.Duration(i)), share, t.growth)
+		}
+		return b.String()
+	}
+	b.WriteString("\nand\n(")
+	for i := 0; i < t.steps; i++ {
+		sep := "\n  + "
+		if i == 0 {
+			sep = "\n  "
+		}
+		fmt.Fprintf(&b, "%s(%s > bool %s * %s)", sep, offset(t.step, w*time.Duration(i)), share, t.growth)
+	}
+	fmt.Fprintf(&b, "\n) >= %d", t.minRising)
+	for i := 0; i < t.steps; i++ {
+		fmt.Fprintf(&b, "\nand\n%s > -%s * %s", offset(t.step, w*time.Duration(i)), share, t.growth)
 	}
 	return b.String()
+}
+
+// minOf is the element-wise minimum of vectors with the same labels, present
+// where all of them are.
+func minOf(exprs ...string) string {
+	m := exprs[0]
+	for _, e := range exprs[1:] {
+		m = fmt.Sprintf("(%s <= %s or %s < %s)", m, e, e, m)
+	}
+	return m
 }
 
 // Groups returns the whole catalogue for p.
@@ -99,65 +142,118 @@ func Groups(p Params) []Group {
 	cadvisor := p.CadvisorSelector
 	ksm := p.KubeStateMetricsSelector
 	containers := sel(cadvisor, `container!=""`, `container!="POD"`, `image!=""`)
-	span := p.LeakSpan()
-	floorStep, floorGrowth := trendRecords(RecWorkingSetFloor, RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, p.LeakStepWindow, p.LeakSteps)
+	fast, steady, slow := p.trends()
+	fastStep, fastGrowth := trendRecords(RecWorkingSetFloorFast, fast.step, fast.growth, fast.window, fast.steps)
+	floorStep, floorGrowth := trendRecords(RecWorkingSetFloor, steady.step, steady.growth, steady.window, steady.steps)
+	slowStep, slowGrowth := trendRecords(RecWorkingSetFloor, slow.step, slow.growth, slow.window, slow.steps)
+	trendRecs := []Record{fastStep, fastGrowth, floorStep, floorGrowth}
+	if slow.step != steady.growth {
+		trendRecs = append(trendRecs, slowStep)
+	}
+	trendRecs = append(trendRecs, slowGrowth)
 	dyingStep, dyingGrowth := trendRecords(RecNodeDyingCgroups, RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth, p.DyingStepWindow, p.DyingSteps)
 	nodeMemory := fmt.Sprintf(`(
   max by (node) (machine_memory_bytes%s)
   or
   max by (node) (kube_node_status_capacity%s)
 )`, sel(cadvisor), sel(ksm, `resource="memory"`))
+	// The floor over FloorWindow is the minimum of the fast floor's last
+	// windows, which is cheaper than another range over the working set.
+	var floorParts []string
+	fw := time.Duration(p.FastStepWindow)
+	for i := 0; i < int(time.Duration(p.FloorWindow)/fw); i++ {
+		floorParts = append(floorParts, offset(RecWorkingSetFloorFast, fw*time.Duration(i)))
+	}
+	// restarted is every container that restarted within d: a trend across
+	// a restart compares two processes, which is no trend.
+	restarted := func(d model.Duration) string {
+		restarts := "kube_pod_container_status_restarts_total" + sel(ksm)
+		return fmt.Sprintf("(%s - %s > 0)", restarts, offset(restarts, time.Duration(d)))
+	}
+	minGrowth := fmt.Sprintf("%d", p.LeakMinGrowthBytes)
 
-	container := Group{
-		Name: "leakguard.container-memory",
-		Records: []Record{
-			{RecWorkingSet, fmt.Sprintf(`max by (namespace, pod, container, node) (
+	records := []Record{
+		{RecWorkingSet, fmt.Sprintf(`max by (namespace, pod, container, node) (
   container_memory_working_set_bytes%s
 )`, containers)},
-			{RecWorkingSetFloor, fmt.Sprintf(`min_over_time(%s[%s])`, RecWorkingSet, prom(p.FloorWindow))},
-			{RecWorkingSetDeriv, fmt.Sprintf(`deriv(%s[%s])`, RecWorkingSetFloor, prom(span))},
-			floorStep, floorGrowth,
-			{RecSustainedGrowth, fmt.Sprintf(`%s
-unless on (namespace, pod, container)
-(
-  increase(kube_pod_container_status_restarts_total%s[%s]) > 0
-)`, steadyGrowth(RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, p.LeakStepWindow, p.LeakSteps, p.LeakMinStepShare), sel(ksm), prom(p.FloorWindow+span))},
-			{RecMemoryLimit, fmt.Sprintf(`max by (namespace, pod, container) (
+		{RecWorkingSetFloorFast, fmt.Sprintf(`min_over_time(%s[%s])`, RecWorkingSet, prom(p.FastStepWindow))},
+		{RecWorkingSetFloor, strings.TrimSuffix(strings.TrimPrefix(minOf(floorParts...), "("), ")")},
+		{RecWorkingSetDeriv, fmt.Sprintf(`deriv(%s[%s])`, RecWorkingSetFloor, prom(steady.span()))},
+	}
+	records = append(records, trendRecs...)
+	records = append(records,
+		Record{RecMemoryLimit, fmt.Sprintf(`max by (namespace, pod, container) (
   kube_pod_container_resource_limits%s
 ) > 0`, sel(ksm, `resource="memory"`, `unit="byte"`))},
-			{RecMemoryRequest, fmt.Sprintf(`max by (namespace, pod, container) (
+		Record{RecMemoryRequest, fmt.Sprintf(`max by (namespace, pod, container) (
   kube_pod_container_resource_requests%s
 ) > 0`, sel(ksm, `resource="memory"`, `unit="byte"`))},
-			{RecLimitRatio, fmt.Sprintf(`%s
+		// The leak rate is the growth of whichever trend holds, fastest
+		// first, per second of its span: a steep climb against the limit
+		// over the fast span, a steady one over the leak span, or a slow one
+		// over half a day, whose threshold does not grow with the container.
+		Record{RecLeakRate, fmt.Sprintf(`(
+%[1]s
+  and
+  %[2]s > %[3]s
+  and
+  %[2]s / on (namespace, pod, container) group_left %[5]s > %[4]s
+  unless on (namespace, pod, container)
+  %[6]s
+) / %[7]s
+or
+(
+%[8]s
+  and
+  %[9]s > %[3]s
+  and
+  %[9]s > %[10]s * (%[11]s - %[9]s)
+  unless on (namespace, pod, container)
+  %[12]s
+) / %[13]s
+or
+(
+%[14]s
+  and
+  %[15]s > %[3]s
+  unless on (namespace, pod, container)
+  %[16]s
+) / %[17]s`,
+			indent(fast.expr()), fast.growth, minGrowth, num(p.FastMinLimitRatio), RecMemoryLimit, restarted(p.FastStepWindow+fast.span()), seconds(fast.span()),
+			indent(steady.expr()), steady.growth, num(p.LeakMinGrowthRatio), RecWorkingSetFloor, restarted(p.FloorWindow+steady.span()), seconds(steady.span()),
+			indent(slow.expr()), slow.growth, restarted(p.FloorWindow+slow.span()), seconds(slow.span()))},
+		Record{RecLimitRatio, fmt.Sprintf(`%s
 / on (namespace, pod, container) group_left
 %s`, RecWorkingSet, RecMemoryLimit)},
-			{RecSecondsToLimit, fmt.Sprintf(`(
+		// From the current peak, at the leak's rate: present only for a
+		// container whose trend holds and that has a limit.
+		Record{RecSecondsToLimit, fmt.Sprintf(`(
   %s
   - on (namespace, pod, container) group_right
   max_over_time(%s[%s])
 )
 /
-(%s > 0)`, RecMemoryLimit, RecWorkingSet, prom(p.FloorWindow), RecWorkingSetDeriv)},
-		},
+%s`, RecMemoryLimit, RecWorkingSet, prom(p.FloorWindow), RecLeakRate)},
+	)
+
+	container := Group{
+		Name:    "leakguard.container-memory",
+		Records: records,
 		Alerts: []Alert{
 			{
 				Name:     AlertContainerMemoryLeak,
 				Severity: SeverityWarning,
-				Expr: fmt.Sprintf(`%[1]s > %[2]d
-and
-%[1]s > %[3]s * (%[4]s - %[5]s)`, RecSustainedGrowth, p.LeakMinGrowthBytes, num(p.LeakMinGrowthRatio), RecWorkingSetFloor, RecWorkingSetFloorGrowth),
-				For:     p.LeakFor,
-				Summary: "A container's working set has grown steadily for hours: a likely memory leak.",
-				Description: fmt.Sprintf(`Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} on node {{ $labels.node }}: its working set after garbage collection rose in each of the last %d steps of %s, by {{ $value | humanize1024 }}B in all, without a restart.`,
-					p.LeakSteps, prom(p.LeakStepWindow)),
+				// The leak rate per hour, for the description.
+				Expr:        fmt.Sprintf(`%s * 3600`, RecLeakRate),
+				For:         p.LeakFor,
+				Summary:     "A container's working set keeps growing: a likely memory leak.",
+				Description: `Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} on node {{ $labels.node }}: its working set after garbage collection keeps rising, by about {{ $value | humanize1024 }}B an hour, without a restart.`,
 				Labels: []string{"namespace", "pod", "container", "node"},
 			},
 			{
 				Name:     AlertContainerMemoryOOMPredicted,
 				Severity: SeverityCritical,
-				Expr: fmt.Sprintf(`%s < %s
-and on (namespace, pod, container, node)
-(%s > %d)`, RecSecondsToLimit, seconds(p.OOMHorizon), RecSustainedGrowth, p.LeakMinGrowthBytes),
+				Expr:     fmt.Sprintf(`%s < %s`, RecSecondsToLimit, seconds(p.OOMHorizon)),
 				For:     p.OOMFor,
 				Summary: "A container's growing working set will reach its memory limit within hours: an OOM kill is coming.",
 				Description: fmt.Sprintf(`Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} on node {{ $labels.node }} grows steadily and, at this rate, reaches its memory limit in {{ $value | humanizeDuration }} (alerting within %s).`,
@@ -247,7 +343,7 @@ and on (node)
 %[2]s
 ) > %[3]s
 or
-%[1]s > %[4]s`, RecNodeMemoryCgroups, indent(steadyGrowth(RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth, p.DyingStepWindow, p.DyingSteps, p.DyingMinStepShare)),
+%[1]s > %[4]s`, RecNodeMemoryCgroups, indent(trend{RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth, p.DyingStepWindow, p.DyingSteps, p.DyingSteps, p.DyingMinStepShare}.expr()),
 					num(p.DyingMinGrowth), num(p.MemoryCgroupsLimit)),
 				For:         p.CgroupLeakFor,
 				Summary:     "Cgroups pile up on a node: dying cgroups keep growing, or memory cgroups near the kernel's limit.",
@@ -331,6 +427,20 @@ and
 		},
 	}
 	return []Group{container, nodes, controlPlane}
+}
+
+// trends are the three speeds of the container leak test: fast (a steep
+// climb over the fast floor), steady (the floor over the leak steps, which
+// may climb in steps) and slow (the floor over half a day).
+func (p Params) trends() (fast, steady, slow trend) {
+	fast = trend{RecWorkingSetFloorFastStep, RecWorkingSetFloorFastGrowth, p.FastStepWindow, p.FastSteps, p.FastSteps, p.LeakMinStepShare}
+	steady = trend{RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, p.LeakStepWindow, p.LeakSteps, p.LeakMinRisingSteps, p.LeakMinStepShare}
+	slow = trend{RecWorkingSetFloorSlowStep, RecWorkingSetFloorSlowGrowth, p.SlowStepWindow, p.SlowSteps, p.SlowSteps, p.LeakMinStepShare}
+	if slow.window == steady.span() {
+		// The slow step is the steady trend's growth: record it once.
+		slow.step = steady.growth
+	}
+	return fast, steady, slow
 }
 
 func percent(f float64) string { return num(f*100) + " %" }

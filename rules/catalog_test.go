@@ -179,13 +179,14 @@ func TestRecordingRulesAreDefinedBeforeUseAndUsed(t *testing.T) {
 	defined := map[string]bool{}
 	used := map[string]bool{}
 	exported := []string{
-		RecWorkingSet, RecWorkingSetFloor, RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, RecWorkingSetDeriv, RecSustainedGrowth, RecMemoryLimit, RecMemoryRequest,
+		RecWorkingSet, RecWorkingSetFloor, RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, RecWorkingSetDeriv, RecLeakRate, RecWorkingSetFloorFast, RecWorkingSetFloorFastStep, RecWorkingSetFloorFastGrowth, RecWorkingSetFloorSlowGrowth, RecMemoryLimit, RecMemoryRequest,
 		RecLimitRatio, RecSecondsToLimit, RecNodeOrphanCgroups, RecNodeDyingCgroups, RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth,
 		RecNodeMemoryCgroups, RecNodeMemoryRatio, RecAPIServerMemoryRatio, RecAPIServerObjects,
 	}
 	uses := func(where, expr string) {
 		for _, name := range exported {
-			if strings.Contains(expr, name) {
+			// A whole name: ":floor" is not ":floor_fast".
+			if regexp.MustCompile(regexp.QuoteMeta(name) + `([^a-z_:]|$)`).MatchString(expr) {
 				used[name] = true
 				if !defined[name] {
 					t.Errorf("%s uses %s before it is recorded", where, name)

@@ -28,20 +28,34 @@ const (
 	// (container="POD") and non-container cgroups (image=""), and with the
 	// lingering series of a previous container run folded in by max.
 	RecWorkingSet = "namespace_pod_container:container_memory_working_set_bytes:max"
+	// RecWorkingSetFloorFast is the lowest working set over one step of the
+	// fast trend (15m): the floor of a fast leak, which it follows sooner.
+	RecWorkingSetFloorFast = "namespace_pod_container:container_memory_working_set_bytes:floor_fast"
 	// RecWorkingSetFloor is the lowest working set over the floor window: the
 	// level after garbage collection, which a GC sawtooth does not move.
 	RecWorkingSetFloor = "namespace_pod_container:container_memory_working_set_bytes:floor"
+	// RecWorkingSetFloorFastStep is the rise of the fast floor over the last
+	// step of the fast trend, and RecWorkingSetFloorFastGrowth over all its
+	// steps.
+	RecWorkingSetFloorFastStep   = "namespace_pod_container:container_memory_working_set_bytes:floor_fast_step"
+	RecWorkingSetFloorFastGrowth = "namespace_pod_container:container_memory_working_set_bytes:floor_fast_growth"
 	// RecWorkingSetFloorStep is the rise of the floor over the last step of
-	// the leak trend, and RecWorkingSetFloorGrowth over all its steps.
+	// the steady leak trend, and RecWorkingSetFloorGrowth over all its steps.
 	RecWorkingSetFloorStep   = "namespace_pod_container:container_memory_working_set_bytes:floor_step"
 	RecWorkingSetFloorGrowth = "namespace_pod_container:container_memory_working_set_bytes:floor_growth"
+	// RecWorkingSetFloorSlowStep is the rise of the floor over the last step
+	// of the slow trend (recorded only when the slow step is not the steady
+	// trend's span, whose growth it then is), and RecWorkingSetFloorSlowGrowth
+	// over all its steps.
+	RecWorkingSetFloorSlowStep   = "namespace_pod_container:container_memory_working_set_bytes:floor_slow_step"
+	RecWorkingSetFloorSlowGrowth = "namespace_pod_container:container_memory_working_set_bytes:floor_slow_growth"
 	// RecWorkingSetDeriv is the slope of the floor over the leak span, in
 	// bytes per second (the growth rate the dashboards and checks show).
 	RecWorkingSetDeriv = "namespace_pod_container:container_memory_working_set_bytes:deriv"
-	// RecSustainedGrowth is the growth of the floor over the leak span, in
-	// bytes, present only where the floor rose in every step of the span and
-	// the container did not restart in it.
-	RecSustainedGrowth = "namespace_pod_container:container_memory_working_set_bytes:sustained_growth"
+	// RecLeakRate is how fast a leaking container's floor grows, in bytes per
+	// second, present only where one of the three trends (fast, steady, slow)
+	// holds and the container did not restart within it.
+	RecLeakRate = "namespace_pod_container:container_memory_working_set_bytes:leak_rate"
 	// RecMemoryLimit is each container's memory limit in bytes
 	// (namespace, pod, container); absent for a container without one.
 	RecMemoryLimit = "namespace_pod_container:kube_pod_container_resource_limits_memory_bytes:max"
@@ -50,8 +64,8 @@ const (
 	RecMemoryRequest = "namespace_pod_container:kube_pod_container_resource_requests_memory_bytes:max"
 	// RecLimitRatio is the working set as a share of the limit.
 	RecLimitRatio = "namespace_pod_container:container_memory_working_set_bytes:ratio_limit"
-	// RecSecondsToLimit is when the trend reaches the limit, in seconds from
-	// now; present only for a growing container with a limit.
+	// RecSecondsToLimit is when the leak reaches the limit at RecLeakRate, in
+	// seconds from now; present only for a leaking container with a limit.
 	RecSecondsToLimit = "namespace_pod_container:container_memory_working_set_bytes:seconds_to_limit"
 
 	// RecNodeOrphanCgroups is the node agent's orphan cgroup count per node.

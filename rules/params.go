@@ -41,19 +41,37 @@ type Params struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 
-	// Leak detection. The floor is the lowest working set over FloorWindow,
-	// which must be longer than a garbage-collection cycle; a leak is a floor
-	// that rose in each of LeakSteps consecutive steps of LeakStepWindow, by
-	// at least LeakMinGrowthBytes and LeakMinGrowthRatio of where it started.
+	// Leak detection follows the working-set floor, the lowest working set
+	// over FloorWindow (longer than a garbage-collection cycle), with three
+	// trends of different speed; any one of them makes a leak:
+	//
+	//   - steady: the floor rose in at least LeakMinRisingSteps of LeakSteps
+	//     steps of LeakStepWindow and fell in none (a leak that climbs in
+	//     steps leaves some flat), by at least LeakMinGrowthBytes and
+	//     LeakMinGrowthRatio of where it started;
+	//   - fast: the fast floor (the lowest over FastStepWindow, which follows
+	//     a leak sooner) rose in each of FastSteps steps of FastStepWindow,
+	//     by at least LeakMinGrowthBytes and FastMinLimitRatio of the memory
+	//     limit: a steep climb against the limit, recognised within the hour;
+	//   - slow: the floor rose in each of SlowSteps steps of SlowStepWindow
+	//     (half a day), by at least LeakMinGrowthBytes, a threshold that does
+	//     not grow with the container.
 	FloorWindow        model.Duration `json:"floorWindow"`
 	LeakStepWindow     model.Duration `json:"leakStepWindow"`
 	LeakSteps          int            `json:"leakSteps"`
+	LeakMinRisingSteps int            `json:"leakMinRisingSteps"`
 	LeakMinGrowthBytes int64          `json:"leakMinGrowthBytes"`
 	LeakMinGrowthRatio float64        `json:"leakMinGrowthRatio"`
-	// LeakMinStepShare is how much each step must rise, as a share of the
-	// average step (DyingMinStepShare likewise for dying cgroups).
-	LeakMinStepShare float64        `json:"leakMinStepShare"`
-	LeakFor          model.Duration `json:"leakFor"`
+	// LeakMinStepShare is how much a step must rise to count, as a share of
+	// the average step, in each trend (DyingMinStepShare likewise for dying
+	// cgroups).
+	LeakMinStepShare  float64        `json:"leakMinStepShare"`
+	FastStepWindow    model.Duration `json:"fastStepWindow"`
+	FastSteps         int            `json:"fastSteps"`
+	FastMinLimitRatio float64        `json:"fastMinLimitRatio"`
+	SlowStepWindow    model.Duration `json:"slowStepWindow"`
+	SlowSteps         int            `json:"slowSteps"`
+	LeakFor           model.Duration `json:"leakFor"`
 
 	// OOMHorizon is how far ahead the trend is extrapolated for
 	// ContainerMemoryOOMPredicted.
@@ -119,9 +137,15 @@ func DefaultParams() Params {
 		FloorWindow:        dur(30 * time.Minute),
 		LeakStepWindow:     dur(30 * time.Minute),
 		LeakSteps:          4,
+		LeakMinRisingSteps: 3,
 		LeakMinGrowthBytes: 32 << 20,
 		LeakMinGrowthRatio: 0.05,
 		LeakMinStepShare:   0.25,
+		FastStepWindow:     dur(15 * time.Minute),
+		FastSteps:          4,
+		FastMinLimitRatio:  0.1,
+		SlowStepWindow:     dur(2 * time.Hour),
+		SlowSteps:          6,
 		LeakFor:            dur(15 * time.Minute),
 
 		OOMHorizon: dur(4 * time.Hour),
@@ -156,8 +180,8 @@ func DefaultParams() Params {
 	}
 }
 
-// LeakSpan is how far back the leak trend looks: its steps, not counting the
-// floor window before them.
+// LeakSpan is how far back the steady leak trend looks: its steps, not
+// counting the floor window before them.
 func (p Params) LeakSpan() model.Duration {
 	return model.Duration(time.Duration(p.LeakStepWindow) * time.Duration(p.LeakSteps))
 }
@@ -214,6 +238,7 @@ func (p Params) Validate() error {
 	}
 	positive := map[string]model.Duration{
 		"floorWindow": p.FloorWindow, "leakStepWindow": p.LeakStepWindow, "oomHorizon": p.OOMHorizon,
+		"fastStepWindow": p.FastStepWindow, "slowStepWindow": p.SlowStepWindow,
 		"oomKilledWindow": p.OOMKilledWindow, "dyingStepWindow": p.DyingStepWindow,
 		"objectSurgeWindow": p.ObjectSurgeWindow,
 	}
@@ -233,8 +258,23 @@ func (p Params) Validate() error {
 			bad("%s: must not be negative, got %s", name, nonNegative[name])
 		}
 	}
-	if p.LeakSteps < 2 || p.LeakSteps > 12 {
-		bad("leakSteps: must be between 2 and 12, got %d", p.LeakSteps)
+	for _, n := range []struct {
+		name  string
+		steps int
+	}{{"leakSteps", p.LeakSteps}, {"fastSteps", p.FastSteps}, {"slowSteps", p.SlowSteps}} {
+		if n.steps < 2 || n.steps > 12 {
+			bad("%s: must be between 2 and 12, got %d", n.name, n.steps)
+		}
+	}
+	if p.LeakMinRisingSteps < 1 || p.LeakMinRisingSteps > p.LeakSteps {
+		bad("leakMinRisingSteps: must be between 1 and leakSteps (%d), got %d", p.LeakSteps, p.LeakMinRisingSteps)
+	}
+	// The floor is the minimum of the fast floor's last windows.
+	if p.FastStepWindow > 0 && p.FloorWindow > 0 && p.FloorWindow%p.FastStepWindow != 0 {
+		bad("floorWindow: must be a whole multiple of fastStepWindow (%s), got %s", p.FastStepWindow, p.FloorWindow)
+	}
+	if p.FastStepWindow > 0 && p.FloorWindow/p.FastStepWindow > 12 {
+		bad("floorWindow: must be at most 12 times fastStepWindow (%s), got %s", p.FastStepWindow, p.FloorWindow)
 	}
 	if p.DyingSteps < 2 || p.DyingSteps > 12 {
 		bad("dyingSteps: must be between 2 and 12, got %d", p.DyingSteps)
@@ -245,7 +285,7 @@ func (p Params) Validate() error {
 	ratios := map[string]float64{
 		"nearLimitRatio": p.NearLimitRatio, "controlPlaneWaterline": p.ControlPlaneWaterline,
 		"apiServerMemoryRatio": p.APIServerMemoryRatio, "leakMinStepShare": p.LeakMinStepShare,
-		"dyingMinStepShare": p.DyingMinStepShare,
+		"dyingMinStepShare": p.DyingMinStepShare, "fastMinLimitRatio": p.FastMinLimitRatio,
 	}
 	for _, name := range sortedKeys(ratios) {
 		if v := ratios[name]; !(v > 0 && v <= 1) {
@@ -305,10 +345,16 @@ func (p *Params) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&p.Name, "name", p.Name, "name of the PrometheusRule object")
 	fs.Var(&p.FloorWindow, "floor-window", "window of the working-set floor (min_over_time); longer than a GC cycle")
 	fs.Var(&p.LeakStepWindow, "leak-step-window", "length of one step of the leak trend")
-	fs.IntVar(&p.LeakSteps, "leak-steps", p.LeakSteps, "consecutive steps in which the floor must rise")
-	fs.Int64Var(&p.LeakMinGrowthBytes, "leak-min-growth-bytes", p.LeakMinGrowthBytes, "least growth of the floor over the leak span, in bytes")
-	fs.Float64Var(&p.LeakMinGrowthRatio, "leak-min-growth-ratio", p.LeakMinGrowthRatio, "least growth of the floor over the leak span, as a share of where it started")
-	fs.Float64Var(&p.LeakMinStepShare, "leak-min-step-share", p.LeakMinStepShare, "least rise of each step, as a share of the average step")
+	fs.IntVar(&p.LeakSteps, "leak-steps", p.LeakSteps, "steps of the steady leak trend")
+	fs.IntVar(&p.LeakMinRisingSteps, "leak-min-rising-steps", p.LeakMinRisingSteps, "steps of the steady leak trend in which the floor must rise; the others may be flat (a leak that climbs in steps), none may fall")
+	fs.Int64Var(&p.LeakMinGrowthBytes, "leak-min-growth-bytes", p.LeakMinGrowthBytes, "least growth of the floor over any leak trend's span, in bytes")
+	fs.Float64Var(&p.LeakMinGrowthRatio, "leak-min-growth-ratio", p.LeakMinGrowthRatio, "least growth of the floor over the steady trend's span, as a share of where it started")
+	fs.Float64Var(&p.LeakMinStepShare, "leak-min-step-share", p.LeakMinStepShare, "least rise of a step to count as rising, as a share of the average step (every leak trend)")
+	fs.Var(&p.FastStepWindow, "fast-step-window", "length of one step of the fast leak trend, and the window of its floor; floor-window is a multiple of it")
+	fs.IntVar(&p.FastSteps, "fast-steps", p.FastSteps, "consecutive steps in which the fast floor must rise")
+	fs.Float64Var(&p.FastMinLimitRatio, "fast-min-limit-ratio", p.FastMinLimitRatio, "least growth of the fast floor over the fast span, as a share of the memory limit")
+	fs.Var(&p.SlowStepWindow, "slow-step-window", "length of one step of the slow leak trend")
+	fs.IntVar(&p.SlowSteps, "slow-steps", p.SlowSteps, "consecutive steps in which the floor must rise for the slow leak trend")
 	fs.Var(&p.LeakFor, "leak-for", "for of ContainerMemoryLeak")
 	fs.Var(&p.OOMHorizon, "oom-horizon", "ContainerMemoryOOMPredicted fires when the trend reaches the limit within this")
 	fs.Var(&p.OOMFor, "oom-for", "for of ContainerMemoryOOMPredicted")
