@@ -95,7 +95,9 @@ type trend struct {
 }
 
 // span is how far back the trend looks.
-func (t trend) span() model.Duration { return model.Duration(time.Duration(t.window) * time.Duration(t.steps)) }
+func (t trend) span() model.Duration {
+	return model.Duration(time.Duration(t.window) * time.Duration(t.steps))
+}
 
 // expr is the growth over all steps, present only where the trend holds: it
 // grew, and at least minRising steps rose by minShare of the average step
@@ -189,15 +191,15 @@ func Groups(p Params) []Group {
   kube_pod_container_resource_requests%s
 ) > 0`, sel(ksm, `resource="memory"`, `unit="byte"`))},
 		// The leak rate is the growth of whichever trend holds, fastest
-		// first, per second of its span: a steep climb against the limit
-		// over the fast span, a steady one over the leak span, or a slow one
+		// first, per second of its span: a steep climb against the room left
+		// to the limit over the fast span, a steady one over the leak span, or a slow one
 		// over half a day, whose threshold does not grow with the container.
 		Record{RecLeakRate, fmt.Sprintf(`(
 %[1]s
   and
   %[2]s > %[3]s
   and
-  %[2]s / on (namespace, pod, container) group_left %[5]s > %[4]s
+  %[2]s > %[4]s * (%[5]s - on (namespace, pod, container) group_right %[18]s)
   unless on (namespace, pod, container)
   %[6]s
 ) / %[7]s
@@ -219,9 +221,9 @@ or
   unless on (namespace, pod, container)
   %[16]s
 ) / %[17]s`,
-			indent(fast.expr()), fast.growth, minGrowth, num(p.FastMinLimitRatio), RecMemoryLimit, restarted(p.FastStepWindow+fast.span()), seconds(fast.span()),
+			indent(fast.expr()), fast.growth, minGrowth, num(p.FastMinHeadroomRatio), RecMemoryLimit, restarted(p.FastStepWindow+fast.span()), seconds(fast.span()),
 			indent(steady.expr()), steady.growth, num(p.LeakMinGrowthRatio), RecWorkingSetFloor, restarted(p.FloorWindow+steady.span()), seconds(steady.span()),
-			indent(slow.expr()), slow.growth, restarted(p.FloorWindow+slow.span()), seconds(slow.span()))},
+			indent(slow.expr()), slow.growth, restarted(p.FloorWindow+slow.span()), seconds(slow.span()), RecWorkingSetFloorFast)},
 		Record{RecLimitRatio, fmt.Sprintf(`%s
 / on (namespace, pod, container) group_left
 %s`, RecWorkingSet, RecMemoryLimit)},
@@ -248,14 +250,14 @@ or
 				For:         p.LeakFor,
 				Summary:     "A container's working set keeps growing: a likely memory leak.",
 				Description: `Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} on node {{ $labels.node }}: its working set after garbage collection keeps rising, by about {{ $value | humanize1024 }}B an hour, without a restart.`,
-				Labels: []string{"namespace", "pod", "container", "node"},
+				Labels:      []string{"namespace", "pod", "container", "node"},
 			},
 			{
 				Name:     AlertContainerMemoryOOMPredicted,
 				Severity: SeverityCritical,
 				Expr:     fmt.Sprintf(`%s < %s`, RecSecondsToLimit, seconds(p.OOMHorizon)),
-				For:     p.OOMFor,
-				Summary: "A container's growing working set will reach its memory limit within hours: an OOM kill is coming.",
+				For:      p.OOMFor,
+				Summary:  "A container's growing working set will reach its memory limit within hours: an OOM kill is coming.",
 				Description: fmt.Sprintf(`Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} on node {{ $labels.node }} grows steadily and, at this rate, reaches its memory limit in {{ $value | humanizeDuration }} (alerting within %s).`,
 					prom(p.OOMHorizon)),
 				Labels: []string{"namespace", "pod", "container", "node"},

@@ -51,8 +51,9 @@ type Params struct {
 	//     LeakMinGrowthRatio of where it started;
 	//   - fast: the fast floor (the lowest over FastStepWindow, which follows
 	//     a leak sooner) rose in each of FastSteps steps of FastStepWindow,
-	//     by at least LeakMinGrowthBytes and FastMinLimitRatio of the memory
-	//     limit: a steep climb against the limit, recognised within the hour;
+	//     by at least LeakMinGrowthBytes and FastMinHeadroomRatio of the room
+	//     left to the memory limit: a steep climb against the limit,
+	//     recognised within the hour;
 	//   - slow: the floor rose in each of SlowSteps steps of SlowStepWindow
 	//     (half a day), by at least LeakMinGrowthBytes, a threshold that does
 	//     not grow with the container.
@@ -65,13 +66,13 @@ type Params struct {
 	// LeakMinStepShare is how much a step must rise to count, as a share of
 	// the average step, in each trend (DyingMinStepShare likewise for dying
 	// cgroups).
-	LeakMinStepShare  float64        `json:"leakMinStepShare"`
-	FastStepWindow    model.Duration `json:"fastStepWindow"`
-	FastSteps         int            `json:"fastSteps"`
-	FastMinLimitRatio float64        `json:"fastMinLimitRatio"`
-	SlowStepWindow    model.Duration `json:"slowStepWindow"`
-	SlowSteps         int            `json:"slowSteps"`
-	LeakFor           model.Duration `json:"leakFor"`
+	LeakMinStepShare     float64        `json:"leakMinStepShare"`
+	FastStepWindow       model.Duration `json:"fastStepWindow"`
+	FastSteps            int            `json:"fastSteps"`
+	FastMinHeadroomRatio float64        `json:"fastMinHeadroomRatio"`
+	SlowStepWindow       model.Duration `json:"slowStepWindow"`
+	SlowSteps            int            `json:"slowSteps"`
+	LeakFor              model.Duration `json:"leakFor"`
 
 	// OOMHorizon is how far ahead the trend is extrapolated for
 	// ContainerMemoryOOMPredicted.
@@ -134,19 +135,19 @@ func DefaultParams() Params {
 		Namespace: "monitoring",
 		Name:      "leakguard",
 
-		FloorWindow:        dur(30 * time.Minute),
-		LeakStepWindow:     dur(30 * time.Minute),
-		LeakSteps:          4,
-		LeakMinRisingSteps: 3,
-		LeakMinGrowthBytes: 32 << 20,
-		LeakMinGrowthRatio: 0.05,
-		LeakMinStepShare:   0.25,
-		FastStepWindow:     dur(15 * time.Minute),
-		FastSteps:          4,
-		FastMinLimitRatio:  0.1,
-		SlowStepWindow:     dur(2 * time.Hour),
-		SlowSteps:          6,
-		LeakFor:            dur(15 * time.Minute),
+		FloorWindow:          dur(30 * time.Minute),
+		LeakStepWindow:       dur(30 * time.Minute),
+		LeakSteps:            4,
+		LeakMinRisingSteps:   3,
+		LeakMinGrowthBytes:   32 << 20,
+		LeakMinGrowthRatio:   0.05,
+		LeakMinStepShare:     0.25,
+		FastStepWindow:       dur(15 * time.Minute),
+		FastSteps:            4,
+		FastMinHeadroomRatio: 0.1,
+		SlowStepWindow:       dur(2 * time.Hour),
+		SlowSteps:            6,
+		LeakFor:              dur(15 * time.Minute),
 
 		OOMHorizon: dur(4 * time.Hour),
 		OOMFor:     dur(15 * time.Minute),
@@ -285,7 +286,7 @@ func (p Params) Validate() error {
 	ratios := map[string]float64{
 		"nearLimitRatio": p.NearLimitRatio, "controlPlaneWaterline": p.ControlPlaneWaterline,
 		"apiServerMemoryRatio": p.APIServerMemoryRatio, "leakMinStepShare": p.LeakMinStepShare,
-		"dyingMinStepShare": p.DyingMinStepShare, "fastMinLimitRatio": p.FastMinLimitRatio,
+		"dyingMinStepShare": p.DyingMinStepShare, "fastMinHeadroomRatio": p.FastMinHeadroomRatio,
 	}
 	for _, name := range sortedKeys(ratios) {
 		if v := ratios[name]; !(v > 0 && v <= 1) {
@@ -352,7 +353,7 @@ func (p *Params) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&p.LeakMinStepShare, "leak-min-step-share", p.LeakMinStepShare, "least rise of a step to count as rising, as a share of the average step (every leak trend)")
 	fs.Var(&p.FastStepWindow, "fast-step-window", "length of one step of the fast leak trend, and the window of its floor; floor-window is a multiple of it")
 	fs.IntVar(&p.FastSteps, "fast-steps", p.FastSteps, "consecutive steps in which the fast floor must rise")
-	fs.Float64Var(&p.FastMinLimitRatio, "fast-min-limit-ratio", p.FastMinLimitRatio, "least growth of the fast floor over the fast span, as a share of the memory limit")
+	fs.Float64Var(&p.FastMinHeadroomRatio, "fast-min-headroom-ratio", p.FastMinHeadroomRatio, "least growth of the fast floor over the fast span, as a share of the room left to the memory limit")
 	fs.Var(&p.SlowStepWindow, "slow-step-window", "length of one step of the slow leak trend")
 	fs.IntVar(&p.SlowSteps, "slow-steps", p.SlowSteps, "consecutive steps in which the floor must rise for the slow leak trend")
 	fs.Var(&p.LeakFor, "leak-for", "for of ContainerMemoryLeak")
