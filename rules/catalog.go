@@ -130,11 +130,12 @@ func (t trend) expr() string {
 }
 
 // minOf is the element-wise minimum of vectors with the same labels, present
-// where all of them are.
+// where the first one is (the others may be missing, as the first windows of
+// a new container's history are).
 func minOf(exprs ...string) string {
 	m := exprs[0]
 	for _, e := range exprs[1:] {
-		m = fmt.Sprintf("(%s <= %s or %s < %s)", m, e, e, m)
+		m = fmt.Sprintf("(%s <= %s or %s < %s or %s)", m, e, e, m, m)
 	}
 	return m
 }
