@@ -143,6 +143,23 @@ out.append(f"""  - name: plateaus at other heights stop alerting within two hour
           - labels: '{{}}'
             value: 0""")
 
+# --- a restart
+m = 360
+out.append(f"""  - name: a trend across a restart is no trend, even when the new run starts where the old one stopped
+    interval: 1m
+    input_series:
+      # 1 GiB + 2 MiB/min for 6h, restarted at 3h into a run that loads the
+      # old state at once, so the floor never falls; limit 4 GiB. The steady
+      # trend holds before the restart, and again 2h30m after it.
+{series("orders", "restart-r", "api", "w1", seg(GiB, 2*MiB, m), 4*GiB, m)}
+      - series: 'kube_pod_container_state_started{{job="kube-state-metrics",namespace="orders",pod="restart-r",container="api"}}'
+        values: '0+0x179 10800+0x{m - 180}'
+    promql_expr_test:
+{alert_firing("ContainerMemoryLeak", "orders", "restart-r", "api", "w1", "warning", "2h45m")}
+{quiet(LO, "orders", "restart-r", "3h05m")}
+{quiet(LO, "orders", "restart-r", "5h25m")}
+{alert_firing("ContainerMemoryLeak", "orders", "restart-r", "api", "w1", "warning", "6h")}""")
+
 # --- slow leaks
 m = 17 * 60
 out.append(f"""  - name: slow leaks of other rates on large containers, judged over 12 hours

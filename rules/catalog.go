@@ -167,11 +167,12 @@ func Groups(p Params) []Group {
 	for i := 0; i < int(time.Duration(p.FloorWindow)/fw); i++ {
 		floorParts = append(floorParts, offset(RecWorkingSetFloorFast, fw*time.Duration(i)))
 	}
-	// restarted is every container that restarted within d: a trend across
-	// a restart compares two processes, which is no trend.
+	// restarted is every container whose current run started within d: a
+	// trend across a restart compares two processes, which is no trend. (The
+	// fall of the floor at a restart breaks every trend too; this is the
+	// belt to those braces, and one look-up a container.)
 	restarted := func(d model.Duration) string {
-		restarts := "kube_pod_container_status_restarts_total" + sel(ksm)
-		return fmt.Sprintf("(%s - %s > 0)", restarts, offset(restarts, time.Duration(d)))
+		return fmt.Sprintf("(kube_pod_container_state_started%s > time() - %s)", sel(ksm), seconds(d))
 	}
 	minGrowth := fmt.Sprintf("%d", p.LeakMinGrowthBytes)
 

@@ -121,9 +121,10 @@ func main() {
 type probe struct {
 	id, alert, rules string
 	file             testFile
-	// firstFiring is the first minute the alert fired, -1 if never.
-	firstFiring int
-	err         error
+	// firstFiring and lastFiring are the first and last minutes the alert
+	// fired, -1 if never.
+	firstFiring, lastFiring int
+	err                     error
 }
 
 func run(ctx context.Context, out *os.File, casesDir, promtool string, jobs int, names, rules []string) error {
@@ -171,26 +172,27 @@ func run(ctx context.Context, out *os.File, casesDir, promtool string, jobs int,
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			p.firstFiring, p.err = runProbe(ctx, promtool, filepath.Join(tmp, fmt.Sprintf("probe-%03d.yaml", i)), p.file)
+			p.firstFiring, p.lastFiring, p.err = runProbe(ctx, promtool, filepath.Join(tmp, fmt.Sprintf("probe-%03d.yaml", i)), p.file)
 		}()
 	}
 	wg.Wait()
 
-	result := map[string]int{}
+	result, lastResult := map[string]int{}, map[string]int{}
 	for _, p := range probes {
 		if p.err != nil {
 			return fmt.Errorf("%s %s %s: %w", p.id, p.alert, p.rules, p.err)
 		}
 		result[p.id+"|"+p.alert+"|"+p.rules] = p.firstFiring
+		lastResult[p.id+"|"+p.alert+"|"+p.rules] = p.lastFiring
 	}
 
 	w := bufio.NewWriter(out)
 	defer w.Flush()
 	fmt.Fprintf(w, "| case | leak starts | limit reached |")
 	for _, n := range names {
-		fmt.Fprintf(w, " %s: Leak after start | %s: OOMPredicted lead |", n, n)
+		fmt.Fprintf(w, " %s: Leak after start | %s: Leak last firing | %s: OOMPredicted lead |", n, n, n)
 	}
-	fmt.Fprintf(w, "\n|---|---|---|%s\n", strings.Repeat("---|---|", len(names)))
+	fmt.Fprintf(w, "\n|---|---|---|%s\n", strings.Repeat("---|---|---|", len(names)))
 	for _, id := range sortedKeys(leakStarts) {
 		start := leakStarts[id]
 		cross := "–"
@@ -201,9 +203,10 @@ func run(ctx context.Context, out *os.File, casesDir, promtool string, jobs int,
 		for _, rf := range rules {
 			leak := result[id+"|"+alertLeak+"|"+rf]
 			oom := result[id+"|"+alertOOM+"|"+rf]
-			leakCell := "never"
+			leakCell, lastCell := "never", "–"
 			if leak >= 0 {
 				leakCell = hm(leak - start)
+				lastCell = hm(lastResult[id+"|"+alertLeak+"|"+rf])
 			}
 			oomCell := "never"
 			if c, ok := crossing[id]; !ok {
@@ -214,7 +217,7 @@ func run(ctx context.Context, out *os.File, casesDir, promtool string, jobs int,
 			} else if oom >= 0 {
 				oomCell = fmt.Sprintf("%.2f h", float64(c-oom)/60)
 			}
-			fmt.Fprintf(w, " %s | %s |", leakCell, oomCell)
+			fmt.Fprintf(w, " %s | %s | %s |", leakCell, lastCell, oomCell)
 		}
 		fmt.Fprintln(w)
 	}
@@ -230,7 +233,7 @@ func run(ctx context.Context, out *os.File, casesDir, promtool string, jobs int,
 			for _, alert := range []string{alertLeak, alertOOM} {
 				cell := "quiet"
 				if m := result[id+"|"+alert+"|"+rf]; m >= 0 {
-					cell = "fired at " + hm(m)
+					cell = fmt.Sprintf("fired %s to %s", hm(m), hm(lastResult[id+"|"+alert+"|"+rf]))
 				}
 				fmt.Fprintf(w, " %s |", cell)
 			}
@@ -321,38 +324,40 @@ func probeOf(path, rules, alert string, last int) (testFile, error) {
 
 var failedAt = regexp.MustCompile(`expr: .*, time: ([0-9hms]+),`)
 
-// runProbe runs promtool on tf and returns the first minute at which the
-// probe failed (the alert fired), or -1.
-func runProbe(ctx context.Context, promtool, path string, tf testFile) (int, error) {
+// runProbe runs promtool on tf and returns the first and last minutes at
+// which the probe failed (the alert fired), or -1.
+func runProbe(ctx context.Context, promtool, path string, tf testFile) (first, last int, err error) {
 	data, err := yaml.Marshal(tf)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := os.WriteFile(path, data, 0o644); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	cmd := exec.CommandContext(ctx, promtool, "test", "rules", path)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err = cmd.Run()
-	first := -1
+	first, last = -1, -1
 	for _, m := range failedAt.FindAllStringSubmatch(out.String(), -1) {
 		d, perr := time.ParseDuration(m[1])
 		if perr != nil {
-			return 0, fmt.Errorf("promtool time %q: %w", m[1], perr)
+			return 0, 0, fmt.Errorf("promtool time %q: %w", m[1], perr)
 		}
-		if mins := int(d.Minutes()); first < 0 || mins < first {
+		mins := int(d.Minutes())
+		if first < 0 || mins < first {
 			first = mins
 		}
+		last = max(last, mins)
 	}
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
-		return -1, nil
+		return -1, -1, nil
 	case errors.As(err, &exit) && first >= 0:
-		return first, nil
+		return first, last, nil
 	default:
-		return 0, fmt.Errorf("promtool: %v: %s", err, firstLines(out.String(), 5))
+		return 0, 0, fmt.Errorf("promtool: %v: %s", err, firstLines(out.String(), 5))
 	}
 }
 
