@@ -24,7 +24,7 @@ dir=$cache/bin/$version
 mkdir -p "$dir"
 
 if [ ! -x "$dir/kube-apiserver" ]; then
-  echo "building kube-apiserver $version from source, first time only, about 7 minutes (into $dir)" >&2
+  echo "building kube-apiserver $version from source, first time only, about 6 minutes on 2 cores (into $dir)" >&2
   start=$(date +%s)
   major=${version#v}; major=${major%%.*}
   minor=${version#v*.}; minor=${minor%%.*}
