@@ -17,8 +17,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -115,7 +117,13 @@ func (l *Lab) startEtcd(ctx context.Context, o Options) (string, error) {
 	if err := os.RemoveAll(dataDir); err != nil {
 		return "", err
 	}
-	p, err := startProcess("etcd", filepath.Join(l.dir, "etcd.log"), filepath.Join(o.BinDir, "etcd"),
+	var env []string
+	if runtime.GOARCH != "amd64" {
+		// etcd 3.4 (Debian 12's) refuses to start on other architectures
+		// unless told that the user knows (arm64 is supported from 3.5).
+		env = append(env, "ETCD_UNSUPPORTED_ARCH="+runtime.GOARCH)
+	}
+	p, err := startProcess("etcd", filepath.Join(l.dir, "etcd.log"), env, filepath.Join(o.BinDir, "etcd"),
 		"--name=lab",
 		"--data-dir="+dataDir,
 		"--listen-client-urls="+clientURL,
@@ -156,7 +164,7 @@ func (l *Lab) startAPIServer(ctx context.Context, o Options, etcdURL string) err
 	if l.apiserver != nil {
 		_ = l.apiserver.stop()
 	}
-	p, err := startProcess("kube-apiserver", filepath.Join(l.dir, "kube-apiserver.log"), filepath.Join(o.BinDir, "kube-apiserver"),
+	p, err := startProcess("kube-apiserver", filepath.Join(l.dir, "kube-apiserver.log"), nil, filepath.Join(o.BinDir, "kube-apiserver"),
 		"--etcd-servers="+etcdURL,
 		// Each lab has its own etcd; a prefix keeps a mistake from
 		// reading another cluster's keys all the same.
@@ -313,4 +321,23 @@ func (l *Lab) EnsureDefaultServiceAccount(ctx context.Context, namespace string)
 		return nil
 	}
 	return err
+}
+
+// New starts a lab for one test and stops it, removing everything it
+// wrote, when the test and its subtests end, passed or failed
+// (t.Cleanup). A lab that does not start fails the test.
+func New(t testing.TB, o Options) *Lab {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l, err := Start(ctx, o)
+	if err != nil {
+		t.Fatalf("start the lab: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("stop the lab: %v", err)
+		}
+	})
+	return l
 }

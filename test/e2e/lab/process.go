@@ -25,13 +25,16 @@ type process struct {
 // stopGrace is how long a child has to exit on SIGTERM before SIGKILL.
 const stopGrace = 10 * time.Second
 
-func startProcess(name, logPath, bin string, args ...string) (*process, error) {
+// startProcess starts bin with args and the environment plus env, its
+// output in logPath.
+func startProcess(name, logPath string, env []string, bin string, args ...string) (*process, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), env...)
 	// The child dies with the test binary even when the binary dies
 	// without cleaning up (a panic, go test's -timeout): no stray etcd
 	// holds a port or a data directory afterwards.
