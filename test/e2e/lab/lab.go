@@ -185,7 +185,6 @@ func (l *Lab) startAPIServer(ctx context.Context, o Options, etcdURL string) err
 		// Nothing else runs on loopback to be an endpoint of the
 		// kubernetes Service.
 		"--endpoint-reconciler-type=none",
-		"--cert-dir="+filepath.Join(l.dir, "certs"),
 		"--profiling=false",
 	)
 	if err != nil {
