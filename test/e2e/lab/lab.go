@@ -53,8 +53,10 @@ type Lab struct {
 	AdminConfig *rest.Config
 }
 
-// startAttempts bounds the starts of one process: a port found free can
-// be taken by another process before the child binds it.
+// startAttempts bounds the starts of one process that exits before it is
+// ready: a port found free can be taken by another process before the
+// child binds it. A process that runs and does not get ready is not
+// started again.
 const startAttempts = 3
 
 // Start starts etcd and kube-apiserver and returns once the API server
@@ -88,7 +90,7 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	var etcdURL string
 	for attempt := 1; ; attempt++ {
 		etcdURL, err = l.startEtcd(ctx, o)
-		if err == nil || attempt == startAttempts {
+		if !errors.Is(err, errExited) || attempt == startAttempts {
 			break
 		}
 	}
@@ -97,7 +99,7 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	}
 	for attempt := 1; ; attempt++ {
 		err = l.startAPIServer(ctx, o, etcdURL)
-		if err == nil || attempt == startAttempts {
+		if !errors.Is(err, errExited) || attempt == startAttempts {
 			break
 		}
 	}

@@ -52,11 +52,14 @@ func startProcess(name, logPath string, env []string, bin string, args ...string
 	return p, nil
 }
 
-// running returns an error when the process has exited.
+// errExited means a child exited before it was ready.
+var errExited = errors.New("exited")
+
+// running returns an error wrapping errExited when the process has exited.
 func (p *process) running() error {
 	select {
 	case <-p.exited:
-		return fmt.Errorf("%s exited: %v\n%s", p.name, p.err, p.tail(40))
+		return fmt.Errorf("%s %w: %v\n%s", p.name, errExited, p.err, p.tail(40))
 	default:
 		return nil
 	}
