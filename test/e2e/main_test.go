@@ -47,7 +47,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	code := func() int {
+	code := func() (code int) {
 		bin, err := lab.FindBinaries(repoRoot)
 		if err != nil {
 			unavailable = err.Error()
@@ -63,8 +63,11 @@ func TestMain(m *testing.M) {
 			return m.Run()
 		}
 		defer func() {
+			// A lab that does not stop cleanly fails the run: it may have
+			// left a process or files behind.
 			if err := l.Close(); err != nil {
 				fmt.Fprintf(os.Stderr, "e2e: close the lab: %v\n", err)
+				code = 1
 			}
 		}()
 		fmt.Fprintf(os.Stderr, "e2e: etcd and kube-apiserver at %s ready in %s\n", l.Host(), time.Since(start).Round(time.Millisecond))
