@@ -1,7 +1,10 @@
 # leakguard: build, generate, verify and test.
 #
-# make test      Go tests, generated files up to date, promtool checks and
-#                unit tests of the rules, and the shared memory-trace suite.
+# make test      Go tests, the e2e tests against a real kube-apiserver and
+#                etcd, generated files up to date, promtool checks and unit
+#                tests of the rules, and the shared memory-trace suite.
+# make e2e       the e2e tests alone (builds kube-apiserver once, see
+#                hack/e2e-binaries.sh).
 # make generate  rewrite every generated file under deploy/.
 # make bench     benchmarks and long fuzzing (not part of make test).
 
@@ -21,7 +24,7 @@ FUZZ_TARGETS := server:FuzzDecodeMessage server:FuzzHandler remediate:FuzzParseP
 RULES_FILE := deploy/prometheus/rules.yaml
 PROMRULE   := deploy/kubernetes/prometheusrule.yaml
 
-.PHONY: all build generate verify test go-test rules-check rules-test traces lint bench clean dashboards-check
+.PHONY: all build generate verify test go-test e2e rules-check rules-test traces lint bench clean dashboards-check
 
 all: build
 
@@ -35,17 +38,25 @@ generate:
 verify:
 	hack/verify-generated.sh
 
-test: go-test verify rules-check rules-test traces dashboards-check
+test: go-test e2e verify rules-check rules-test traces dashboards-check
 
 go-test: dashboards/schema/node_modules
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/test/e2e')
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  echo "$(GO) test -run '^$$' -fuzz '^$${t#*:}$$' -fuzztime $(FUZZCOUNT) ./$${t%%:*}/"; \
 	  $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZCOUNT) -fuzzminimizetime 100x ./$${t%%:*}/; \
 	done
+
+# The e2e tests need kube-apiserver (built from source into a cache on the
+# first run, about 6 minutes) and etcd (Debian's etcd-server); with
+# LEAKGUARD_E2E=1 they fail rather than skip when either is missing.
+e2e:
+	@bin=$$(hack/e2e-binaries.sh) && \
+	  echo "LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN=$$bin $(GO) test -count=1 -timeout 5m ./test/e2e/..." && \
+	  LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN="$$bin" $(GO) test -count=1 -timeout 5m ./test/e2e/...
 
 # promtool check rules on the plain rule file and on the PrometheusRule's spec.
 rules-check:

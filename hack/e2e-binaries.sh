@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# hack/e2e-binaries.sh: make sure the binaries of the e2e tests exist and
+# print the directory that holds them (the e2e tests read it from
+# LEAKGUARD_E2E_BIN).
+#
+# kube-apiserver is built from source through the Go module proxy, from the
+# tools module in hack/tools/kube-apiserver (its go.sum pins every module),
+# into a cache directory keyed by version; a second run finds it there and
+# does nothing. etcd is Debian's etcd-server package (/usr/bin/etcd), linked
+# into the same directory so that one path names both.
+#
+# Progress goes to stderr; stdout carries only the directory.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+tools=$root/hack/tools/kube-apiserver
+version=$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$tools/go.mod")
+if [ -z "$version" ]; then
+  echo "e2e-binaries: no 'require k8s.io/kubernetes vX.Y.Z' line in $tools/go.mod" >&2
+  exit 1
+fi
+cache=${LEAKGUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/leakguard}
+dir=$cache/bin/$version
+mkdir -p "$dir"
+
+if [ ! -x "$dir/kube-apiserver" ]; then
+  echo "building kube-apiserver $version from source, first time only, about 6 minutes on 2 cores (into $dir)" >&2
+  start=$(date +%s)
+  major=${version#v}; major=${major%%.*}
+  minor=${version#v*.}; minor=${minor%%.*}
+  tmp=$(mktemp "$dir/.kube-apiserver.XXXXXX")
+  trap 'rm -f "$tmp"' EXIT
+  # The version flags are those of Kubernetes' own build (hack/lib/version.sh),
+  # so that /version answers the release rather than v0.0.0-master.
+  pkg=k8s.io/component-base/version
+  (cd "$tools" && GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath -o "$tmp" \
+    -ldflags "-s -w -X $pkg.gitVersion=$version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean" \
+    k8s.io/kubernetes/cmd/kube-apiserver)
+  chmod +x "$tmp"
+  mv "$tmp" "$dir/kube-apiserver"
+  trap - EXIT
+  echo "built kube-apiserver $version in $(( $(date +%s) - start ))s" >&2
+fi
+
+etcd=${ETCD:-$(command -v etcd || true)}
+if [ -z "$etcd" ]; then
+  echo "e2e-binaries: etcd not found; install Debian's etcd-server package (apt-get install etcd-server)" >&2
+  exit 1
+fi
+ln -sfn "$etcd" "$dir/etcd"
+
+echo "$dir"

@@ -1,0 +1,154 @@
+// Package e2e tests leakguard's engine against a real kube-apiserver and
+// etcd (package lab): RBAC with the ClusterRole of deploy/leakguard/, merge
+// patches and their resourceVersion preconditions, Events. One lab serves
+// every test of the package; each test works in namespaces and on nodes of
+// its own.
+//
+// Without the binaries the tests skip, unless LEAKGUARD_E2E=1 (make e2e
+// sets it), when they fail.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/leakguard/leakguard/test/e2e/lab"
+)
+
+// repoRoot is the repository, seen from this package's directory, where
+// go test runs it.
+const repoRoot = "../.."
+
+// The manifests of deploy/leakguard/ that grant leakguard serve its
+// permissions, read as they ship.
+var rbacManifests = []string{"namespace.yaml", "serviceaccount.yaml", "clusterrole.yaml", "clusterrolebinding.yaml"}
+
+var (
+	// shared is the package's lab, nil when it is not running.
+	shared *lab.Lab
+	// unavailable says why shared is nil.
+	unavailable string
+	// broken is set when the binaries are there but the lab did not
+	// start: the tests fail then, whatever LEAKGUARD_E2E says.
+	broken bool
+	// leakguardConfig authenticates as the service account bound to
+	// leakguard's ClusterRole.
+	leakguardConfig *rest.Config
+	// serviceAccount is that account, as namespace/name.
+	serviceAccount string
+)
+
+func TestMain(m *testing.M) {
+	code := func() (code int) {
+		bin, err := lab.FindBinaries(repoRoot)
+		if err != nil {
+			unavailable = err.Error()
+			return m.Run()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		start := time.Now()
+		l, err := lab.Start(ctx, lab.Options{BinDir: bin})
+		if err != nil {
+			unavailable = fmt.Sprintf("start the lab from %s: %v", bin, err)
+			broken = true
+			return m.Run()
+		}
+		defer func() {
+			// A lab that does not stop cleanly fails the run: it may have
+			// left a process or files behind.
+			if err := l.Close(); err != nil {
+				fmt.Fprintf(os.Stderr, "e2e: close the lab: %v\n", err)
+				code = 1
+			}
+		}()
+		fmt.Fprintf(os.Stderr, "e2e: etcd and kube-apiserver at %s ready in %s\n", l.Host(), time.Since(start).Round(time.Millisecond))
+		if err := setUpLeakguard(ctx, l); err != nil {
+			unavailable = "set up leakguard's service account and role: " + err.Error()
+			broken = true
+			return m.Run()
+		}
+		shared = l
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// setUpLeakguard creates deploy/leakguard's namespace, service account,
+// ClusterRole and binding, and a client configuration for the account
+// that the binding names.
+func setUpLeakguard(ctx context.Context, l *lab.Lab) error {
+	paths := make([]string, len(rbacManifests))
+	for i, f := range rbacManifests {
+		paths[i] = filepath.Join(repoRoot, "deploy", "leakguard", f)
+	}
+	objs, err := lab.ReadManifests(paths...)
+	if err != nil {
+		return err
+	}
+	if err := lab.Create(ctx, l.Admin, objs...); err != nil {
+		return err
+	}
+	var ns, name string
+	for _, obj := range objs {
+		if b, ok := obj.(*rbacv1.ClusterRoleBinding); ok {
+			for _, s := range b.Subjects {
+				if s.Kind == rbacv1.ServiceAccountKind {
+					ns, name = s.Namespace, s.Name
+				}
+			}
+		}
+	}
+	if name == "" {
+		return fmt.Errorf("no ClusterRoleBinding in %v binds a service account", rbacManifests)
+	}
+	serviceAccount = ns + "/" + name
+	leakguardConfig, err = l.ServiceAccountConfig(ctx, ns, name)
+	return err
+}
+
+// needLab returns the shared lab, or skips the test when the binaries are
+// absent; with LEAKGUARD_E2E=1 it fails instead.
+func needLab(t *testing.T) *lab.Lab {
+	t.Helper()
+	if shared != nil {
+		return shared
+	}
+	if broken {
+		t.Fatalf("the e2e lab did not start: %s", unavailable)
+	}
+	if os.Getenv("LEAKGUARD_E2E") == "1" {
+		t.Fatalf("the e2e lab is required (LEAKGUARD_E2E=1) and not running: %s", unavailable)
+	}
+	t.Skipf("no e2e lab: %s; set LEAKGUARD_E2E=1 to make this a failure", unavailable)
+	return nil
+}
+
+// leakguardClient returns a client that authenticates as leakguard's
+// service account.
+func leakguardClient(t *testing.T) kubernetes.Interface {
+	t.Helper()
+	needLab(t)
+	c, err := kubernetes.NewForConfig(leakguardConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// testContext is a context that ends with the test, bounded so that a
+// hung API call fails the test instead of hanging it.
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}

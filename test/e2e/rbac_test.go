@@ -1,0 +1,223 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+)
+
+// TestLeakguardIdentity checks that the tests' leakguard client is the
+// service account the ClusterRoleBinding names, authenticated by its token
+// and nothing else.
+func TestLeakguardIdentity(t *testing.T) {
+	c := leakguardClient(t)
+	ctx := testContext(t)
+	r, err := c.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("SelfSubjectReview: %v", err)
+	}
+	if got, want := r.Status.UserInfo.Username, "system:serviceaccount:"+strings.Replace(serviceAccount, "/", ":", 1); got != want {
+		t.Errorf("leakguard's client is %q, want %q", got, want)
+	}
+}
+
+// TestLeakguardRoleAllows: every read and write that the annotate
+// remediator and its engine make is allowed by the ClusterRole as it
+// ships. TestAnnotateWithLeakguardRole exercises them through the engine;
+// this names each one, so that a rule dropped from the role fails here by
+// name.
+func TestLeakguardRoleAllows(t *testing.T) {
+	w := newWorld(t)
+	c := leakguardClient(t)
+	ctx := testContext(t)
+	get := metav1.GetOptions{}
+	annotation := []byte(`{"metadata":{"annotations":{"e2e.leakguard.io/probe":"x"}}}`)
+	allowed := []struct {
+		name string
+		do   func() error
+	}{
+		{"get pods", func() error { _, err := c.CoreV1().Pods(w.Namespace).Get(ctx, w.Pod, get); return err }},
+		{"patch pods", func() error {
+			_, err := c.CoreV1().Pods(w.Namespace).Patch(ctx, w.Pod, types.MergePatchType, annotation, metav1.PatchOptions{})
+			return err
+		}},
+		{"get nodes", func() error { _, err := c.CoreV1().Nodes().Get(ctx, w.Node, get); return err }},
+		{"patch nodes", func() error {
+			_, err := c.CoreV1().Nodes().Patch(ctx, w.Node, types.MergePatchType, annotation, metav1.PatchOptions{})
+			return err
+		}},
+		{"get namespaces", func() error { _, err := c.CoreV1().Namespaces().Get(ctx, w.Namespace, get); return err }},
+		{"get replicasets", func() error { _, err := c.AppsV1().ReplicaSets(w.Namespace).Get(ctx, w.ReplicaSet, get); return err }},
+		{"patch replicasets", func() error {
+			_, err := c.AppsV1().ReplicaSets(w.Namespace).Patch(ctx, w.ReplicaSet, types.MergePatchType, annotation, metav1.PatchOptions{})
+			return err
+		}},
+		{"get deployments", func() error { _, err := c.AppsV1().Deployments(w.Namespace).Get(ctx, w.Deployment, get); return err }},
+		{"patch deployments", func() error {
+			_, err := c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Deployment, types.MergePatchType, annotation, metav1.PatchOptions{})
+			return err
+		}},
+		// The kinds below have no object in the world: NotFound shows
+		// that the request got past authorization.
+		{"get statefulsets", notFound(func() error { _, err := c.AppsV1().StatefulSets(w.Namespace).Get(ctx, "none", get); return err })},
+		{"get daemonsets", notFound(func() error { _, err := c.AppsV1().DaemonSets(w.Namespace).Get(ctx, "none", get); return err })},
+		{"get jobs", notFound(func() error { _, err := c.BatchV1().Jobs(w.Namespace).Get(ctx, "none", get); return err })},
+		{"get cronjobs", notFound(func() error { _, err := c.BatchV1().CronJobs(w.Namespace).Get(ctx, "none", get); return err })},
+		{"create events", func() error {
+			_, err := c.CoreV1().Events(w.Namespace).Create(ctx, &corev1.Event{
+				ObjectMeta:     metav1.ObjectMeta{Name: "probe." + w.Namespace},
+				InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: w.Namespace, Name: w.Pod},
+				Reason:         "Probe", Message: "RBAC probe", Type: corev1.EventTypeNormal,
+			}, metav1.CreateOptions{})
+			return err
+		}},
+	}
+	for _, tc := range allowed {
+		if err := tc.do(); err != nil {
+			t.Errorf("%s as %s: %v, want allowed", tc.name, serviceAccount, err)
+		}
+	}
+}
+
+// notFound turns a NotFound answer into success.
+func notFound(f func() error) func() error {
+	return func() error {
+		if err := f(); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		return nil
+	}
+}
+
+// TestLeakguardRoleRefuses: what leakguard never needs, the API server
+// refuses it with 403 Forbidden. The role grants patch on pods (for the
+// annotations), and RBAC cannot tell an annotation from a change to a
+// pod's spec; that field-level limit needs a ValidatingAdmissionPolicy and
+// comes with the disruptive remediators. What RBAC can refuse is checked
+// here.
+func TestLeakguardRoleRefuses(t *testing.T) {
+	w := newWorld(t)
+	c := leakguardClient(t)
+	ctx := testContext(t)
+	refused := []struct {
+		name string
+		do   func(ctx context.Context, c kubernetes.Interface) error
+	}{
+		{"delete nodes", func(ctx context.Context, c kubernetes.Interface) error {
+			return c.CoreV1().Nodes().Delete(ctx, w.Node, metav1.DeleteOptions{})
+		}},
+		{"update nodes", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.CoreV1().Nodes().Update(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: w.Node}}, metav1.UpdateOptions{})
+			return err
+		}},
+		{"list nodes", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{"get secrets", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.CoreV1().Secrets(w.Namespace).Get(ctx, "any", metav1.GetOptions{})
+			return err
+		}},
+		{"list secrets", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.CoreV1().Secrets(w.Namespace).List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{"list secrets in all namespaces", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{"get configmaps", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.CoreV1().ConfigMaps(w.Namespace).Get(ctx, "any", metav1.GetOptions{})
+			return err
+		}},
+		{"list pods", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.CoreV1().Pods(w.Namespace).List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{"create pods", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.CoreV1().Pods(w.Namespace).Create(ctx, &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: "intruder"},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.invalid/c"}}},
+			}, metav1.CreateOptions{})
+			return err
+		}},
+		{"update pods", func(ctx context.Context, c kubernetes.Interface) error {
+			p, err := needLab(t).Admin.CoreV1().Pods(w.Namespace).Get(ctx, w.Pod, metav1.GetOptions{})
+			if err != nil {
+				t.Fatalf("admin get pod: %v", err)
+			}
+			_, err = c.CoreV1().Pods(w.Namespace).Update(ctx, p, metav1.UpdateOptions{})
+			return err
+		}},
+		{"delete pods", func(ctx context.Context, c kubernetes.Interface) error {
+			return c.CoreV1().Pods(w.Namespace).Delete(ctx, w.Pod, metav1.DeleteOptions{})
+		}},
+		{"evict pods", func(ctx context.Context, c kubernetes.Interface) error {
+			return c.CoreV1().Pods(w.Namespace).EvictV1(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: w.Pod, Namespace: w.Namespace}})
+		}},
+		{"patch pods/status", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.CoreV1().Pods(w.Namespace).Patch(ctx, w.Pod, types.MergePatchType, []byte(`{"status":{"phase":"Failed"}}`), metav1.PatchOptions{}, "status")
+			return err
+		}},
+		{"delete deployments", func(ctx context.Context, c kubernetes.Interface) error {
+			return c.AppsV1().Deployments(w.Namespace).Delete(ctx, w.Deployment, metav1.DeleteOptions{})
+		}},
+		{"patch deployments/scale", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Deployment, types.MergePatchType, []byte(`{"spec":{"replicas":0}}`), metav1.PatchOptions{}, "scale")
+			return err
+		}},
+		{"create deployments", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.AppsV1().Deployments(w.Namespace).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "intruder"}}, metav1.CreateOptions{})
+			return err
+		}},
+		{"patch namespaces", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.CoreV1().Namespaces().Patch(ctx, w.Namespace, types.MergePatchType, []byte(`{"metadata":{"annotations":{"leakguard.io/ignore":"false"}}}`), metav1.PatchOptions{})
+			return err
+		}},
+		{"patch cronjobs", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.BatchV1().CronJobs(w.Namespace).Patch(ctx, "any", types.MergePatchType, []byte(`{}`), metav1.PatchOptions{})
+			return err
+		}},
+		{"update events", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.CoreV1().Events(w.Namespace).Update(ctx, &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: "any", Namespace: w.Namespace}}, metav1.UpdateOptions{})
+			return err
+		}},
+		{"delete events", func(ctx context.Context, c kubernetes.Interface) error {
+			return c.CoreV1().Events(w.Namespace).Delete(ctx, "any", metav1.DeleteOptions{})
+		}},
+		{"create service account tokens", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.CoreV1().ServiceAccounts(w.Namespace).CreateToken(ctx, "default", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+			return err
+		}},
+		{"create clusterrolebindings", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Name: "intruder"},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+			}, metav1.CreateOptions{})
+			return err
+		}},
+	}
+	for _, tc := range refused {
+		err := tc.do(ctx, c)
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("%s as %s: error %v, want Forbidden", tc.name, serviceAccount, err)
+		}
+	}
+	// Nothing above reached the objects.
+	if _, err := needLab(t).Admin.CoreV1().Pods(w.Namespace).Get(ctx, w.Pod, metav1.GetOptions{}); err != nil {
+		t.Errorf("the pod is gone after the refused requests: %v", err)
+	}
+	if _, err := needLab(t).Admin.CoreV1().Nodes().Get(ctx, w.Node, metav1.GetOptions{}); err != nil {
+		t.Errorf("the node is gone after the refused requests: %v", err)
+	}
+}
