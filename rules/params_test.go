@@ -32,6 +32,13 @@ func TestValidateRejects(t *testing.T) {
 		{"zero floor window", func(p *Params) { p.FloorWindow = 0 }, "floorWindow: must be positive, got 0s"},
 		{"negative for", func(p *Params) { p.LeakFor = model.Duration(-time.Minute) }, "leakFor: must not be negative"},
 		{"one step", func(p *Params) { p.LeakSteps = 1 }, "leakSteps: must be between 2 and 12, got 1"},
+		{"one fast step", func(p *Params) { p.FastSteps = 1 }, "fastSteps: must be between 2 and 12, got 1"},
+		{"too many slow steps", func(p *Params) { p.SlowSteps = 13 }, "slowSteps: must be between 2 and 12, got 13"},
+		{"more rising steps than steps", func(p *Params) { p.LeakMinRisingSteps = 5 }, "leakMinRisingSteps: must be between 1 and leakSteps (4), got 5"},
+		{"no rising step", func(p *Params) { p.LeakMinRisingSteps = 0 }, "leakMinRisingSteps: must be between 1 and leakSteps (4), got 0"},
+		{"floor not a multiple of the fast step", func(p *Params) { p.FastStepWindow = model.Duration(20 * time.Minute) }, "floorWindow: must be a whole multiple of fastStepWindow (20m), got 30m"},
+		{"zero slow step", func(p *Params) { p.SlowStepWindow = 0 }, "slowStepWindow: must be positive, got 0s"},
+		{"headroom ratio over one", func(p *Params) { p.FastMinHeadroomRatio = 2 }, "fastMinHeadroomRatio: must be in (0, 1], got 2"},
 		{"ratio over one", func(p *Params) { p.NearLimitRatio = 1.5 }, "nearLimitRatio: must be in (0, 1], got 1.5"},
 		{"negative threshold", func(p *Params) { p.OrphanCgroupsThreshold = -1 }, "orphanCgroupsThreshold: must be a finite number >= 0, got -1"},
 		{"no name", func(p *Params) { p.Name = "" }, "namespace and name: must not be empty"},
@@ -139,5 +146,54 @@ func TestFlagsChangeTheRules(t *testing.T) {
 	}
 	if err := fs.Parse([]string{"--object-label=novalue"}); err == nil {
 		t.Error("--object-label=novalue was accepted")
+	}
+}
+
+func TestTrendFlagsShapeTheRecords(t *testing.T) {
+	records := func(args ...string) map[string]string {
+		t.Helper()
+		p := DefaultParams()
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		p.RegisterFlags(fs)
+		if err := fs.Parse(args); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Validate(); err != nil {
+			t.Fatalf("Validate(%v) = %v", args, err)
+		}
+		m := map[string]string{}
+		for _, r := range Groups(p)[0].Records {
+			m[r.Name] = r.Expr
+		}
+		return m
+	}
+
+	def := records()
+	if _, ok := def[RecWorkingSetFloorSlowStep]; ok {
+		t.Errorf("defaults record %s, which is the steady trend's growth (a 2h slow step)", RecWorkingSetFloorSlowStep)
+	}
+	if got := def[RecLeakRate]; !strings.Contains(got, ") >= 3") || !strings.Contains(got, RecWorkingSetFloorGrowth+" offset 10h") {
+		t.Errorf("default leak rate does not count 3 rising steps or read the slow steps from the steady growth:\n%s", got)
+	}
+
+	got := records("--fast-step-window=10m", "--fast-steps=3", "--slow-step-window=3h", "--slow-steps=4", "--leak-min-rising-steps=4")
+	for name, want := range map[string]string{
+		RecWorkingSetFloorFast:       "[10m])",
+		RecWorkingSetFloorFastGrowth: "offset 30m",
+		RecWorkingSetFloorFastStep:   "offset 10m",
+		RecWorkingSetFloorSlowStep:   "offset 3h",
+		RecWorkingSetFloorSlowGrowth: "offset 12h",
+	} {
+		if !strings.HasSuffix(got[name], want) {
+			t.Errorf("%s = %q, want it to end in %q", name, got[name], want)
+		}
+	}
+	// The 30m floor is the lowest of the three last 10m floors.
+	if floor := got[RecWorkingSetFloor]; !strings.Contains(floor, RecWorkingSetFloorFast+" offset 20m") || strings.Contains(floor, "offset 30m") {
+		t.Errorf("floor = %s, want the fast floor now, 10m and 20m ago", floor)
+	}
+	// Every steady step must rise: no counting of rising steps.
+	if rate := got[RecLeakRate]; strings.Contains(rate, "bool") || !strings.Contains(rate, RecWorkingSetFloorSlowStep+" offset 9h") {
+		t.Errorf("leak rate with every steady step rising and four 3h slow steps:\n%s", rate)
 	}
 }
