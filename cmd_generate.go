@@ -14,11 +14,48 @@ import (
 )
 
 func runGenerate(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	outDir := fs.String("out-dir", "deploy", "directory to write the generated files into")
-	paramsFile := fs.String("params", "", "YAML `file` of generator parameters (field names as in the flag list's YAML names); flags given on the command line win over it")
+	p, outDir, err := generateParams(args, stderr)
+	if err != nil {
+		return err
+	}
+	files, err := generatedFiles(p)
+	if err != nil {
+		return err
+	}
+	return writeFiles(outDir, files, stdout)
+}
+
+// generateParams reads generate's command line: the defaults, then the
+// --params file, then the flags.
+func generateParams(args []string, stderr io.Writer) (rules.Params, string, error) {
 	p := rules.DefaultParams()
+	fs, outDir, paramsFile := generateFlags(&p, stderr)
+	if err := parseFlags(fs, args); err != nil {
+		return p, "", err
+	}
+	if *paramsFile != "" {
+		// The file sets the base; the command line is then parsed again over
+		// it, so that each flag applies exactly as given (a repeated label
+		// flag adds one label, name= removes one) and wins over the file.
+		base := rules.DefaultParams()
+		if err := rules.LoadParamsFile(*paramsFile, &base); err != nil {
+			return p, "", err
+		}
+		again, _, _ := generateFlags(&base, io.Discard)
+		if err := parseFlags(again, args); err != nil {
+			return p, "", err
+		}
+		p = base
+	}
+	return p, *outDir, nil
+}
+
+// generateFlags is generate's flag set, writing the parameters into p.
+func generateFlags(p *rules.Params, stderr io.Writer) (fs *flag.FlagSet, outDir, paramsFile *string) {
+	fs = flag.NewFlagSet("generate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	outDir = fs.String("out-dir", "deploy", "directory to write the generated files into")
+	paramsFile = fs.String("params", "", "YAML `file` of generator parameters (field names as in the flag list's YAML names); flags given on the command line win over it")
 	p.RegisterFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `usage: leakguard generate [flags]
@@ -32,34 +69,7 @@ flags:
 `, rules.RuleFilePath, rules.PrometheusRulePath)
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *paramsFile != "" {
-		// The file sets the base; flags given explicitly are applied again on top.
-		base := rules.DefaultParams()
-		if err := rules.LoadParamsFile(*paramsFile, &base); err != nil {
-			return err
-		}
-		explicit := flag.NewFlagSet("generate", flag.ContinueOnError)
-		explicit.SetOutput(io.Discard)
-		base.RegisterFlags(explicit)
-		var setErr error
-		fs.Visit(func(f *flag.Flag) {
-			if explicit.Lookup(f.Name) != nil && setErr == nil {
-				setErr = explicit.Set(f.Name, f.Value.String())
-			}
-		})
-		if setErr != nil {
-			return setErr
-		}
-		p = base
-	}
-	files, err := generatedFiles(p)
-	if err != nil {
-		return err
-	}
-	return writeFiles(*outDir, files, stdout)
+	return fs, outDir, paramsFile
 }
 
 // generatedFiles collects every generated file, keyed by its path under the

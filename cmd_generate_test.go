@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/common/model"
 
 	"github.com/leakguard/leakguard/rules"
 )
@@ -117,5 +122,67 @@ func TestGenerateHelpListsParameters(t *testing.T) {
 		if !strings.Contains(stderr.String(), flag) {
 			t.Errorf("generate --help does not list %s", flag)
 		}
+	}
+}
+
+// Every kind of parameter (selector string, duration, int, int64, float,
+// label maps) merges the same way: defaults, then the file, then each flag
+// as given, repeated label flags adding one label each.
+func TestGenerateParamsMergeFileAndFlags(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "params.yaml")
+	if err := os.WriteFile(file, []byte(`cadvisorSelector: job="cadvisor"
+kubeStateMetricsSelector: job="ksm-file"
+oomHorizon: 3h
+leakFor: 20m
+leakSteps: 5
+slowSteps: 5
+leakMinGrowthBytes: 1000
+nearLimitRatio: 0.8
+fastMinHeadroomRatio: 0.2
+clusterLabel: region
+alertLabels:
+  team: file
+  tier: gold
+objectLabels:
+  release: file
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, outDir, err := generateParams([]string{
+		"--params", file, "--out-dir", "out",
+		"--kube-state-metrics-selector", `job="ksm-flag"`,
+		"--leak-for", "25m", "--leak-steps", "6", "--leak-min-growth-bytes", "2000", "--fast-min-headroom-ratio", "0.3",
+		"--alert-label", "team=a", "--alert-label", "cluster=prod", "--alert-label", "tier=",
+		"--object-label", "release=flag", "--object-label", "app.kubernetes.io/part-of=",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rules.DefaultParams()
+	want.CadvisorSelector = `job="cadvisor"`         // the file
+	want.KubeStateMetricsSelector = `job="ksm-flag"` // the flag over the file
+	want.OOMHorizon = model.Duration(3 * time.Hour)  // the file
+	want.LeakFor = model.Duration(25 * time.Minute)  // the flag
+	want.LeakSteps, want.SlowSteps = 6, 5            // flag, file
+	want.LeakMinGrowthBytes = 2000                   // the flag
+	want.NearLimitRatio, want.FastMinHeadroomRatio = 0.8, 0.3
+	want.ClusterLabel = "region"
+	want.AlertLabels = map[string]string{"team": "a", "cluster": "prod"}
+	want.ObjectLabels = map[string]string{"app.kubernetes.io/name": "leakguard", "release": "flag"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("generateParams (-want +got):\n%s", diff)
+	}
+	if outDir != "out" {
+		t.Errorf("out dir = %q, want out", outDir)
+	}
+
+	// Without a file, the flags alone.
+	got, _, err = generateParams([]string{"--alert-label", "team=a", "--alert-label", "cluster=prod"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]string{"team": "a", "cluster": "prod"}, got.AlertLabels); diff != "" {
+		t.Errorf("alert labels (-want +got):\n%s", diff)
 	}
 }

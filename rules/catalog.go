@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -430,7 +431,32 @@ and
 			},
 		},
 	}
-	return []Group{container, nodes, controlPlane}
+	groups := []Group{container, nodes, controlPlane}
+	if p.ClusterLabel != "" {
+		for i := range groups {
+			for j := range groups[i].Records {
+				groups[i].Records[j].Expr = keepCluster(groups[i].Records[j].Expr, p.ClusterLabel)
+			}
+			for j := range groups[i].Alerts {
+				groups[i].Alerts[j].Expr = keepCluster(groups[i].Alerts[j].Expr, p.ClusterLabel)
+			}
+		}
+	}
+	return groups
+}
+
+// groupings are the label lists of aggregations ("max by (node)") and of
+// vector matching ("on (namespace, pod)"); the labels that group_left and
+// group_right copy are not among them.
+var groupings = regexp.MustCompile(`\b(by|on) \(`)
+
+// keepCluster adds the cluster label to every aggregation and join of expr,
+// so that no rule mixes two clusters' series: on a central engine holding
+// many clusters (Thanos, Mimir, VictoriaMetrics) two clusters' shop/cart-0
+// stay two series, and every record and alert carries its cluster. On the
+// series of one cluster without that label, grouping by it changes nothing.
+func keepCluster(expr, label string) string {
+	return groupings.ReplaceAllString(expr, "$1 ("+label+", ")
 }
 
 // trends are the three speeds of the container leak test: fast (a steep

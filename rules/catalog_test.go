@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -243,6 +244,43 @@ func TestSelectorsReachEveryExpression(t *testing.T) {
 	for _, m := range raw.FindAllStringSubmatch(text, -1) {
 		if m[2] == "" || !strings.Contains(m[2], `job="`) {
 			t.Errorf("raw metric read without its selector: %s%s", m[1], m[2])
+		}
+	}
+}
+
+// Every aggregation and join keeps the cluster label, so that on an engine
+// holding many clusters no rule mixes two clusters' series; without a cluster
+// label the rules group by what they did before.
+func TestEveryGroupingKeepsTheClusterLabel(t *testing.T) {
+	grouping := regexp.MustCompile(`\b(by|on) \(([^)]*)\)`)
+	for _, label := range []string{"cluster", "k8s_cluster", ""} {
+		p := DefaultParams()
+		p.ClusterLabel = label
+		n := 0
+		for _, g := range Groups(p) {
+			exprs := map[string]string{}
+			for _, r := range g.Records {
+				exprs[r.Name] = r.Expr
+			}
+			for _, a := range g.Alerts {
+				exprs[a.Name] = a.Expr
+			}
+			for name, expr := range exprs {
+				for _, m := range grouping.FindAllStringSubmatch(expr, -1) {
+					n++
+					labels := strings.Split(m[2], ", ")
+					has := slices.Contains(labels, label)
+					if label != "" && (!has || labels[0] != label) {
+						t.Errorf("cluster label %q: %s: %q does not start with it", label, name, m[0])
+					}
+					if label == "" && slices.Contains(labels, "cluster") {
+						t.Errorf("no cluster label: %s: %q still groups by cluster", name, m[0])
+					}
+				}
+			}
+		}
+		if n < 30 {
+			t.Errorf("cluster label %q: only %d groupings found; the pattern no longer matches the catalogue", label, n)
 		}
 	}
 }

@@ -10,8 +10,10 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 )
 
@@ -28,6 +30,11 @@ type Params struct {
 	// ControlPlaneRoleSelector picks control-plane nodes out of
 	// kube_node_role.
 	ControlPlaneRoleSelector string `json:"controlPlaneRoleSelector"`
+
+	// ClusterLabel is the label that tells clusters apart where one engine
+	// (Thanos, Mimir, VictoriaMetrics) holds the series of many: every
+	// aggregation and join keeps it, so alerts carry it. Empty: none.
+	ClusterLabel string `json:"clusterLabel"`
 
 	// RunbookBaseURL is where the runbook pages live; an alert's runbook_url
 	// is this base followed by "<AlertName>.md".
@@ -113,6 +120,13 @@ type Params struct {
 	ObjectSurgeFor        model.Duration `json:"objectSurgeFor"`
 }
 
+// usedLabels are the labels the rules group and join by, or that alerts
+// carry, which the cluster label must not be.
+var usedLabels = map[string]bool{
+	"namespace": true, "pod": true, "container": true, "node": true, "resource": true,
+	"instance": true, "host_ip": true, "internal_ip": true, "severity": true, "alertname": true,
+}
+
 // DefaultRunbookBaseURL is where the project's own runbook pages are served.
 const DefaultRunbookBaseURL = "https://github.com/leakguard/leakguard/blob/main/docs/runbooks/"
 
@@ -126,6 +140,7 @@ func DefaultParams() Params {
 		APIServerSelector:        `job="apiserver"`,
 		AgentSelector:            `job="leakguard-agent"`,
 		ControlPlaneRoleSelector: `role=~"control-plane|master"`,
+		ClusterLabel:             "cluster",
 		RunbookBaseURL:           DefaultRunbookBaseURL,
 		ObjectLabels: map[string]string{
 			"app.kubernetes.io/name":    "leakguard",
@@ -218,20 +233,33 @@ func (p Params) Validate() error {
 			bad("%s: %w", name, err)
 		}
 	}
+	if p.ClusterLabel != "" {
+		if !model.LabelName(p.ClusterLabel).IsValidLegacy() {
+			bad("clusterLabel: %q is not a valid label name", p.ClusterLabel)
+		} else if usedLabels[p.ClusterLabel] {
+			bad("clusterLabel: %q is a label the rules already group by", p.ClusterLabel)
+		}
+	}
 	if p.RunbookBaseURL == "" {
 		bad("runbookBaseURL: must not be empty")
 	}
-	for _, l := range []struct {
-		field string
-		m     map[string]string
-	}{{"alertLabels", p.AlertLabels}, {"objectLabels", p.ObjectLabels}} {
-		for k := range l.m {
-			if l.field == "alertLabels" && !model.LabelName(k).IsValidLegacy() {
-				bad("%s: %q is not a valid label name", l.field, k)
-			}
-			if l.field == "alertLabels" && (k == "severity" || k == "alertname") {
-				bad("%s: %q is set by the catalogue", l.field, k)
-			}
+	for _, k := range sortedKeys(p.AlertLabels) {
+		switch v := p.AlertLabels[k]; {
+		case !model.LabelName(k).IsValidLegacy():
+			bad("alertLabels: %q is not a valid label name", k)
+		case k == "severity" || k == "alertname":
+			bad("alertLabels: %q is set by the catalogue", k)
+		case v == "" || !utf8.ValidString(v):
+			bad("alertLabels: %s: the value must be non-empty UTF-8, got %q", k, v)
+		}
+	}
+	// The PrometheusRule object's labels are Kubernetes labels.
+	for _, k := range sortedKeys(p.ObjectLabels) {
+		for _, msg := range validation.IsQualifiedName(k) {
+			bad("objectLabels: %q: %s", k, msg)
+		}
+		for _, msg := range validation.IsValidLabelValue(p.ObjectLabels[k]) {
+			bad("objectLabels: %s: %q: %s", k, p.ObjectLabels[k], msg)
 		}
 	}
 	if p.Namespace == "" || p.Name == "" {
@@ -339,6 +367,7 @@ func (p *Params) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&p.APIServerSelector, "apiserver-selector", p.APIServerSelector, "label matchers for kube-apiserver series")
 	fs.StringVar(&p.AgentSelector, "agent-selector", p.AgentSelector, "label matchers for the leakguard node agent's series")
 	fs.StringVar(&p.ControlPlaneRoleSelector, "control-plane-role-selector", p.ControlPlaneRoleSelector, "label matchers on kube_node_role that pick control-plane nodes")
+	fs.StringVar(&p.ClusterLabel, "cluster-label", p.ClusterLabel, "label that tells clusters apart on an engine holding many (Thanos, Mimir, VictoriaMetrics); every aggregation and join keeps it; empty for none")
 	fs.StringVar(&p.RunbookBaseURL, "runbook-base-url", p.RunbookBaseURL, "base URL of the runbook pages; runbook_url is this plus <AlertName>.md")
 	fs.Var(labelsFlag{&p.AlertLabels}, "alert-label", "`name=value` label added to every alert (repeatable)")
 	fs.Var(labelsFlag{&p.ObjectLabels}, "object-label", "`name=value` label of the PrometheusRule object, e.g. release=<your kube-prometheus-stack release> (repeatable; name= removes a default)")

@@ -42,6 +42,11 @@ func TestValidateRejects(t *testing.T) {
 		{"ratio over one", func(p *Params) { p.NearLimitRatio = 1.5 }, "nearLimitRatio: must be in (0, 1], got 1.5"},
 		{"negative threshold", func(p *Params) { p.OrphanCgroupsThreshold = -1 }, "orphanCgroupsThreshold: must be a finite number >= 0, got -1"},
 		{"no name", func(p *Params) { p.Name = "" }, "namespace and name: must not be empty"},
+		{"empty alert label value", func(p *Params) { p.AlertLabels = map[string]string{"team": ""} }, `alertLabels: team: the value must be non-empty UTF-8, got ""`},
+		{"object label key", func(p *Params) { p.ObjectLabels = map[string]string{"bad key!": "x"} }, `objectLabels: "bad key!": name part must consist of alphanumeric characters`},
+		{"object label value", func(p *Params) { p.ObjectLabels = map[string]string{"release": "a,b=c"} }, `objectLabels: release: "a,b=c": a valid label must be`},
+		{"cluster label name", func(p *Params) { p.ClusterLabel = "1cluster" }, `clusterLabel: "1cluster" is not a valid label name`},
+		{"cluster label in use", func(p *Params) { p.ClusterLabel = "node" }, `clusterLabel: "node" is a label the rules already group by`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
