@@ -60,13 +60,15 @@ func generateFlags(p *rules.Params, stderr io.Writer) (fs *flag.FlagSet, outDir,
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, `usage: leakguard generate [flags]
 
-Write the Prometheus rule file (%s), the PrometheusRule object
-(%s) and the Grafana dashboards under --out-dir.
+Write the Prometheus rule file (%s, also for Thanos Ruler and
+vmalert), the PrometheusRule object (%s), the Mimir or Cortex
+ruler namespace (%s, for mimirtool rules sync) and the Grafana
+dashboards under --out-dir.
 Every threshold, window, for duration and selector is a flag, or a field
 of the YAML file given with --params (camelCase names, e.g. oomHorizon: 3h).
 
 flags:
-`, rules.RuleFilePath, rules.PrometheusRulePath)
+`, rules.RuleFilePath, rules.PrometheusRulePath, rules.MimirRulesPath)
 		fs.PrintDefaults()
 	}
 	return fs, outDir, paramsFile

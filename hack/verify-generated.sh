@@ -17,7 +17,7 @@ while IFS= read -r -d '' f; do
   fi
 done < <(find "$tmp" -type f -print0 | sort -z)
 # Wholly generated directories hold only what the generator writes.
-for dir in grafana prometheus; do
+for dir in grafana mimir prometheus; do
   for f in deploy/"$dir"/*; do
     [ -e "$f" ] || continue
     [ -e "$tmp/${f#deploy/}" ] || { echo "stale: $f is no longer generated (remove it)"; status=1; }

@@ -16,7 +16,15 @@ import (
 const (
 	RuleFilePath       = "prometheus/rules.yaml"
 	PrometheusRulePath = "kubernetes/prometheusrule.yaml"
+	// MimirRulesPath is the rule groups as a Mimir (or Cortex) ruler
+	// namespace, the file 'mimirtool rules load' and 'mimirtool rules sync'
+	// read: the plain rule file's groups under a namespace key.
+	MimirRulesPath = "mimir/leakguard.yaml"
 )
+
+// MimirNamespace is the ruler namespace of the Mimir file: mimirtool keeps
+// the groups of one namespace together and replaces them as a whole.
+const MimirNamespace = "leakguard"
 
 // Spec renders the catalogue as the spec of a PrometheusRule, which is also
 // the layout of a plain Prometheus rule file.
@@ -88,9 +96,13 @@ func Files(p Params) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	ruleFile, err := marshalRuleFile(spec)
+	ruleFile, err := marshalRuleFile(spec, "")
 	if err != nil {
 		return nil, fmt.Errorf("render rule file: %w", err)
+	}
+	mimirFile, err := marshalRuleFile(spec, MimirNamespace)
+	if err != nil {
+		return nil, fmt.Errorf("render Mimir rule namespace: %w", err)
 	}
 	pr, err := PrometheusRule(p)
 	if err != nil {
@@ -103,14 +115,17 @@ func Files(p Params) (map[string][]byte, error) {
 	return map[string][]byte{
 		RuleFilePath:       append([]byte(header), ruleFile...),
 		PrometheusRulePath: append([]byte(header), obj...),
+		MimirRulesPath:     append([]byte(header), mimirFile...),
 	}, nil
 }
 
 // ruleFile is a Prometheus rule file with its keys in the order people read
 // them (name, then alert or record, expr, for, labels, annotations);
-// sigs.k8s.io/yaml would sort them.
+// sigs.k8s.io/yaml would sort them. Namespace is set only in a Mimir ruler
+// namespace file.
 type ruleFile struct {
-	Groups []ruleGroup `yaml:"groups"`
+	Namespace string      `yaml:"namespace,omitempty"`
+	Groups    []ruleGroup `yaml:"groups"`
 }
 
 type ruleGroup struct {
@@ -127,8 +142,8 @@ type ruleYAML struct {
 	Annotations map[string]string `yaml:"annotations,omitempty"`
 }
 
-func marshalRuleFile(spec monitoringv1.PrometheusRuleSpec) ([]byte, error) {
-	var f ruleFile
+func marshalRuleFile(spec monitoringv1.PrometheusRuleSpec, namespace string) ([]byte, error) {
+	f := ruleFile{Namespace: namespace}
 	for _, g := range spec.Groups {
 		rg := ruleGroup{Name: g.Name}
 		for _, r := range g.Rules {

@@ -55,3 +55,33 @@ func TestRuleFileAndPrometheusRuleAgree(t *testing.T) {
 		t.Error("PrometheusRule carries creationTimestamp")
 	}
 }
+
+// The Mimir ruler namespace file holds the rule file's groups under a
+// namespace, the layout mimirtool reads (namespace, then groups).
+func TestMimirNamespaceHoldsTheRuleFilesGroups(t *testing.T) {
+	files, err := Files(DefaultParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plain monitoringv1.PrometheusRuleSpec
+	if err := yaml.UnmarshalStrict(files[RuleFilePath], &plain); err != nil {
+		t.Fatalf("rule file: %v", err)
+	}
+	var ns struct {
+		Namespace string                   `json:"namespace"`
+		Groups    []monitoringv1.RuleGroup `json:"groups"`
+	}
+	if err := yaml.UnmarshalStrict(files[MimirRulesPath], &ns); err != nil {
+		t.Fatalf("Mimir namespace file: %v", err)
+	}
+	if ns.Namespace != MimirNamespace {
+		t.Errorf("namespace = %q, want %q", ns.Namespace, MimirNamespace)
+	}
+	if diff := cmp.Diff(plain.Groups, ns.Groups); diff != "" {
+		t.Errorf("rule file and Mimir namespace differ (-file +mimir):\n%s", diff)
+	}
+	first := strings.SplitN(strings.TrimPrefix(string(files[MimirRulesPath]), header), "\n", 2)[0]
+	if first != "namespace: "+MimirNamespace {
+		t.Errorf("first line after the header = %q, want the namespace", first)
+	}
+}
