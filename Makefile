@@ -6,6 +6,9 @@
 # make e2e       the e2e tests alone (builds kube-apiserver once, see
 #                hack/e2e-binaries.sh).
 # make generate  rewrite every generated file under deploy/.
+# make fleet     the fleet tests (test/fleet): the rules and the routing on
+#                VictoriaMetrics + vmalert and on Thanos (built from source
+#                once, see hack/fleet-binaries.sh), with a real Alertmanager.
 # make bench     benchmarks and long fuzzing (not part of make test).
 
 GO       ?= go
@@ -24,7 +27,7 @@ FUZZ_TARGETS := server:FuzzDecodeMessage server:FuzzHandler remediate:FuzzParseP
 RULES_FILE := deploy/prometheus/rules.yaml
 PROMRULE   := deploy/kubernetes/prometheusrule.yaml
 
-.PHONY: all build generate verify test go-test e2e rules-check rules-test traces lint bench clean dashboards-check
+.PHONY: all build generate verify test go-test e2e fleet rules-check rules-test traces lint bench clean dashboards-check
 
 all: build
 
@@ -38,13 +41,13 @@ generate:
 verify:
 	hack/verify-generated.sh
 
-test: go-test e2e verify rules-check rules-test traces dashboards-check
+test: go-test e2e fleet verify rules-check rules-test traces dashboards-check
 
 go-test: dashboards/schema/node_modules
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v '/test/e2e')
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e '/test/e2e' -e '/test/fleet')
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  echo "$(GO) test -run '^$$' -fuzz '^$${t#*:}$$' -fuzztime $(FUZZCOUNT) ./$${t%%:*}/"; \
 	  $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZCOUNT) -fuzzminimizetime 100x ./$${t%%:*}/; \
@@ -57,6 +60,15 @@ e2e:
 	@bin=$$(hack/e2e-binaries.sh) && \
 	  echo "LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN=$$bin $(GO) test -count=1 -timeout 5m ./test/e2e/..." && \
 	  LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN="$$bin" $(GO) test -count=1 -timeout 5m ./test/e2e/...
+
+# The fleet tests need victoria-metrics and vmalert (Debian's victoria-metrics
+# package), prometheus, promtool, prometheus-alertmanager and thanos (built
+# from source into a cache on the first run, about 4 minutes); with
+# LEAKGUARD_FLEET=1 they fail rather than skip when one is missing.
+fleet:
+	@bin=$$(hack/fleet-binaries.sh) && \
+	  echo "LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN=$$bin $(GO) test -count=1 -timeout 10m ./test/fleet/..." && \
+	  LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN="$$bin" $(GO) test -count=1 -timeout 10m ./test/fleet/...
 
 # promtool check rules on the plain rule file and on the PrometheusRule's spec.
 rules-check:

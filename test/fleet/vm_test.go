@@ -1,0 +1,325 @@
+package fleet
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+const vmInstall = "Debian: apt-get install victoria-metrics; .ci/run installs it"
+
+// startVictoriaMetrics runs a single-node VictoriaMetrics on loopback and
+// returns its base URL. The rollup cache is off: the tests write samples
+// into the past (backfilling) and read them back at once, which VictoriaMetrics'
+// cache does not expect; the latency offset is off so that a query at "now"
+// sees the samples written just before.
+func startVictoriaMetrics(t *testing.T) string {
+	t.Helper()
+	bin := binary(t, "victoria-metrics", vmInstall)
+	addr := loopback(t)
+	p := start(t, "victoria-metrics", bin,
+		"-storageDataPath="+filepath.Join(t.TempDir(), "vm"),
+		"-httpListenAddr="+addr,
+		"-retentionPeriod=100y",
+		"-search.disableCache",
+		"-search.latencyOffset=0s",
+		"-loggerLevel=WARN")
+	base := "http://" + addr
+	waitReady(t, p, base+"/health")
+	return base
+}
+
+// importSeries writes ss into VictoriaMetrics through its JSON line import
+// API, minute m of a trace at start+m. A staleness marker ends the series
+// there: the import API carries no markers, so VictoriaMetrics sees the
+// series stop (see README, Fleets, for what that changes).
+func importSeries(t *testing.T, base string, ss []series, start time.Time) {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for _, s := range ss {
+		line := struct {
+			Metric     map[string]string `json:"metric"`
+			Values     []float64         `json:"values"`
+			Timestamps []int64           `json:"timestamps"`
+		}{Metric: s.labels}
+		for _, p := range s.points {
+			if p.stale {
+				continue
+			}
+			line.Values = append(line.Values, p.value)
+			line.Timestamps = append(line.Timestamps, start.Add(time.Duration(p.minute)*time.Minute).UnixMilli())
+		}
+		if len(line.Values) == 0 {
+			continue
+		}
+		if err := enc.Encode(line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.Post(base+"/api/v1/import", "application/json", &buf)
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("import: %s: %s", resp.Status, body)
+	}
+	// Imported rows become searchable after VictoriaMetrics' next flushes,
+	// and not all at once: wait until every sample is counted.
+	want, last := 0, 0
+	for _, s := range ss {
+		for _, p := range s.points {
+			if !p.stale {
+				want++
+			}
+			if p.minute > last {
+				last = p.minute
+			}
+		}
+	}
+	end := start.Add(time.Duration(last) * time.Minute)
+	q := fmt.Sprintf(`sum(count_over_time({__name__!=""}[%ds]))`, int(end.Sub(start).Seconds())+60)
+	waitFor(t, 60*time.Second, fmt.Sprintf("%d imported samples searchable", want), func() (bool, error) {
+		v, err := scalarAt(base, q, end)
+		return v == float64(want), err
+	})
+}
+
+// scalarAt evaluates an expression of one result at time at (0 when
+// empty).
+func scalarAt(base, query string, at time.Time) (float64, error) {
+	q := url.Values{"query": {query}, "time": {unix(at)}}
+	resp, err := http.Get(base + "/api/v1/query?" + q.Encode())
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return 0, err
+	}
+	if len(r.Data.Result) == 0 {
+		return 0, nil
+	}
+	str, _ := r.Data.Result[0].Value[1].(string)
+	return strconv.ParseFloat(str, 64)
+}
+
+// seriesCount counts the series VictoriaMetrics holds between from and to.
+func seriesCount(base string, from, to time.Time) (int, error) {
+	q := url.Values{"match[]": {`{__name__!=""}`}, "start": {unix(from)}, "end": {unix(to)}}
+	resp, err := http.Get(base + "/api/v1/series?" + q.Encode())
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data []map[string]string `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return 0, err
+	}
+	return len(r.Data), nil
+}
+
+func unix(t time.Time) string { return strconv.FormatInt(t.Unix(), 10) }
+
+// exported is one series of VictoriaMetrics' export API.
+type exported struct {
+	Metric     map[string]string `json:"metric"`
+	Values     []float64         `json:"values"`
+	Timestamps []int64           `json:"timestamps"`
+}
+
+// export reads the raw samples of the series that match selector.
+func export(t *testing.T, base, selector string, from, to time.Time) []exported {
+	t.Helper()
+	q := url.Values{"match[]": {selector}, "start": {unix(from)}, "end": {unix(to)}}
+	resp, err := http.Get(base + "/api/v1/export?" + q.Encode())
+	if err != nil {
+		t.Fatalf("export %s: %v", selector, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("export %s: %s: %s", selector, resp.Status, body)
+	}
+	var out []exported
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for sc.Scan() {
+		var e exported
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("export %s: %v", selector, err)
+		}
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("export %s: %v", selector, err)
+	}
+	return out
+}
+
+// replay runs vmalert's replay mode over [from, to]: every rule of the rule
+// file is evaluated at each evaluation interval (1m, as Prometheus and the
+// traces do), and the recorded series and ALERTS / ALERTS_FOR_STATE are
+// written back into VictoriaMetrics.
+//
+// The recording rules form chains (a rule reads the ones before it in its
+// group), and replay evaluates one rule over the whole range before the
+// next; what it wrote becomes searchable only after VictoriaMetrics' next
+// flush, so vmalert's own -replay.rulesDelay is a race (with 1.5s, one rule
+// in five of the chain read nothing on 2 cores). Instead each rule is
+// replayed on its own, in the file's order, and the next starts only once a
+// marker series written after it is searchable.
+func replay(t *testing.T, base string, from, to time.Time) {
+	t.Helper()
+	bin := binary(t, "vmalert", vmInstall)
+	started := time.Now()
+	dir := t.TempDir()
+	for i, file := range splitRules(t, dir) {
+		t0 := time.Now()
+		out := run(t, 5*time.Minute, "vmalert replay of "+file, bin,
+			"-rule="+file,
+			"-datasource.url="+base,
+			"-remoteWrite.url="+base,
+			"-remoteWrite.flushInterval=200ms",
+			// The step of replay's range queries: one evaluation a minute, as
+			// the group interval says (the default, 5m, records one in five).
+			"-datasource.queryStep=1m",
+			"-evaluationInterval=1m",
+			"-replay.rulesDelay=0s",
+			"-replay.maxDatapointsPerQuery=1500",
+			"-replay.disableProgressBar",
+			"-replay.timeFrom="+from.UTC().Format(time.RFC3339),
+			"-replay.timeTo="+to.UTC().Format(time.RFC3339),
+			"-httpListenAddr="+loopback(t),
+			"-loggerLevel=WARN")
+		if os.Getenv("LEAKGUARD_FLEET_VERBOSE") != "" {
+			t.Logf("vmalert replay output:\n%s", out)
+		}
+		t1 := time.Now()
+		barrier(t, base, i)
+		if os.Getenv("LEAKGUARD_FLEET_VERBOSE") != "" {
+			t.Logf("rule %d: replay %v, barrier %v", i, t1.Sub(t0), time.Since(t1))
+		}
+	}
+	t.Logf("vmalert replay of %v took %v", to.Sub(from), time.Since(started).Round(time.Second))
+}
+
+// barrier writes a marker sample and waits until VictoriaMetrics finds it:
+// what was written before it is searchable then too.
+func barrier(t *testing.T, base string, n int) {
+	t.Helper()
+	now := time.Now()
+	// One series throughout (a new series takes longer to become
+	// searchable than a new sample), its value the barrier's number.
+	line := fmt.Sprintf(`{"metric":{"__name__":"leakguard_test_barrier"},"values":[%d],"timestamps":[%d]}`+"\n", n, now.UnixMilli())
+	resp, err := http.Post(base+"/api/v1/import", "application/json", strings.NewReader(line))
+	if err != nil {
+		t.Fatalf("barrier: %v", err)
+	}
+	resp.Body.Close()
+	waitFor(t, 30*time.Second, "the replay's results searchable", func() (bool, error) {
+		q := url.Values{"query": {fmt.Sprintf(`leakguard_test_barrier == %d`, n)}, "time": {unix(now.Add(time.Second))}, "step": {"1s"}}
+		resp, err := http.Get(base + "/api/v1/query?" + q.Encode())
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		var r struct {
+			Data struct {
+				Result []json.RawMessage `json:"result"`
+			} `json:"data"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			return false, err
+		}
+		return len(r.Data.Result) == 1, nil
+	})
+}
+
+// splitRules writes every rule of the rule file into a file of its own (a
+// group of the same name holding that rule alone), in the file's order.
+func splitRules(t *testing.T, dir string) []string {
+	t.Helper()
+	data, err := os.ReadFile(ruleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Groups []struct {
+			Name  string           `json:"name"`
+			Rules []map[string]any `json:"rules"`
+		} `json:"groups"`
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		t.Fatalf("%s: %v", ruleFile, err)
+	}
+	var files []string
+	for _, g := range f.Groups {
+		for _, r := range g.Rules {
+			one := map[string]any{"groups": []any{map[string]any{"name": g.Name, "rules": []any{r}}}}
+			out, err := yaml.Marshal(one)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, fmt.Sprintf("rule-%02d.yaml", len(files)))
+			if err := os.WriteFile(path, out, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, path)
+		}
+	}
+	return files
+}
+
+// firingAt lists the label sets of the ALERTS series that are firing at
+// exactly time at (replay writes one sample per evaluation).
+func firingAt(all []exported, at time.Time) []map[string]string {
+	var out []map[string]string
+	ms := at.UnixMilli()
+	for _, e := range all {
+		if e.Metric["alertstate"] != "firing" {
+			continue
+		}
+		for i, ts := range e.Timestamps {
+			if ts == ms && e.Values[i] == 1 {
+				out = append(out, e.Metric)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func describe(ls []map[string]string) string {
+	var b bytes.Buffer
+	for _, l := range ls {
+		fmt.Fprintf(&b, "\n  %s", labelString(l))
+	}
+	if b.Len() == 0 {
+		return " none"
+	}
+	return b.String()
+}
