@@ -265,7 +265,7 @@ func waitDelivered(t *testing.T, timeout time.Duration, rs map[string]*receiver,
 	waitFor(t, timeout, "the expected alerts at each cluster's receiver", func() (bool, error) {
 		for c, r := range rs {
 			got := map[string]bool{}
-			for _, a := range r.firing() {
+			for _, a := range alertKeys(r) {
 				got[a] = true
 			}
 			for _, w := range want[c] {

@@ -1,0 +1,183 @@
+package fleet
+
+import (
+	"io"
+	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// twoClusterMinutes is how much history the two-cluster data holds: enough
+// for the fast and steady leak trends (up to 2.5 h), not for the slow one.
+const twoClusterMinutes = 300
+
+// twoClusters builds the series of two clusters with the same namespaces,
+// pods and nodes: both are the shared trace suite's L1 case (a leaking
+// container inventory/stock-sync-…/sync on worker-2) to 5 h, but in prod-b
+// the container's memory is flat at its starting value; and the node agent
+// of worker-2 reports no orphan cgroups in prod-a, 80 from 20m in prod-b.
+// Expected: ContainerMemoryLeak for prod-a's container alone, and
+// NodeOrphanCgroups for prod-b's worker-2 alone. Extra minutes past the
+// history keep the series fresh while the live engine evaluates.
+func twoClusters(t *testing.T, extra int) []series {
+	t.Helper()
+	ss, _ := loadCase(t, filepath.Join(tracesDir, "L1", "leak_firing_7h.yaml"))
+	ss = extend(truncate(ss, twoClusterMinutes), twoClusterMinutes+extra)
+	a := withLabels(ss, map[string]string{"cluster": "prod-a"})
+	b := withLabels(ss, map[string]string{"cluster": "prod-b"})
+	for i, s := range b {
+		if strings.HasPrefix(s.labels["__name__"], "container_memory_") {
+			flat := make([]point, len(s.points))
+			for j, p := range s.points {
+				flat[j] = point{minute: p.minute, value: s.points[0].value}
+			}
+			b[i].points = flat
+		}
+	}
+	agent := map[string]string{"container": "agent", "endpoint": "metrics", "instance": "10.42.59.176:9808", "job": "leakguard-agent",
+		"namespace": "leakguard", "node": "worker-2", "pod": "leakguard-agent-f65ph"}
+	gauge := func(name, cluster string, value func(minute int) float64) series {
+		ls := map[string]string{"__name__": name, "cluster": cluster}
+		for k, v := range agent {
+			ls[k] = v
+		}
+		s := series{labels: ls}
+		for m := 0; m <= twoClusterMinutes+extra; m++ {
+			s.points = append(s.points, point{minute: m, value: value(m)})
+		}
+		return s
+	}
+	for _, c := range []string{"prod-a", "prod-b"} {
+		orphans := func(int) float64 { return 0 }
+		if c == "prod-b" {
+			orphans = func(m int) float64 {
+				if m >= 20 {
+					return 80
+				}
+				return 0
+			}
+		}
+		a = append(a,
+			gauge("leakguard_node_orphan_cgroups", c, orphans),
+			gauge("leakguard_node_dying_cgroups", c, func(int) float64 { return 120 }),
+		)
+		cg := gauge("leakguard_node_cgroups", c, func(int) float64 { return 300 })
+		cg.labels["controller"] = "unified"
+		a = append(a, cg)
+	}
+	return append(a, b...)
+}
+
+// extend repeats each series' last value (when it has one at the end) up
+// to minute last, as a scrape that goes on would.
+func extend(ss []series, last int) []series {
+	out := make([]series, len(ss))
+	for i, s := range ss {
+		pts := append([]point(nil), s.points...)
+		if n := len(pts); n > 0 && !pts[n-1].stale && pts[n-1].minute == twoClusterMinutes {
+			for m := twoClusterMinutes + 1; m <= last; m++ {
+				pts = append(pts, point{minute: m, value: pts[n-1].value})
+			}
+		}
+		out[i] = series{labels: s.labels, points: pts}
+	}
+	return out
+}
+
+// wantTwoClusters are the alerts each cluster's receiver must get, exactly.
+func wantTwoClusters(extra map[string]string) map[string][]string {
+	leak := map[string]string{"alertname": "ContainerMemoryLeak", "cluster": "prod-a", "namespace": "inventory",
+		"pod": "stock-sync-58f9c7d6b-t5h2k", "container": "sync", "node": "worker-2", "severity": "warning"}
+	orphans := map[string]string{"alertname": "NodeOrphanCgroups", "cluster": "prod-b", "node": "worker-2", "severity": "warning"}
+	for k, v := range extra {
+		leak[k], orphans[k] = v, v
+	}
+	return map[string][]string{"prod-a": {labelString(leak)}, "prod-b": {labelString(orphans)}}
+}
+
+// alertKeys reduces received alerts to the labels the contract names (and
+// the cluster), so that engine-specific labels (alertgroup, the ruler's
+// own external label) can be compared apart.
+func alertKeys(r *receiver, keep ...string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, ls := range r.alerts {
+		k := map[string]string{}
+		for _, l := range append([]string{"alertname", "cluster", "namespace", "pod", "container", "node", "severity"}, keep...) {
+			if v, ok := ls[l]; ok {
+				k[l] = v
+			}
+		}
+		out = append(out, labelString(k))
+	}
+	return sortStrings(out)
+}
+
+// TestTwoClustersOnVictoriaMetrics writes two clusters' series into one
+// VictoriaMetrics, replays the rules over their history with vmalert (so
+// that the recorded series and the alerts' pending time exist, as after
+// hours of evaluation), then runs vmalert live, restoring its alerts' state
+// from VictoriaMetrics and sending to the real Alertmanager on the shipped
+// fleet routing. Each cluster's receiver must get exactly its own alert;
+// prod-b's answers 503 to its first two requests (its cluster's outage),
+// which must not hold up prod-a's.
+func TestTwoClustersOnVictoriaMetrics(t *testing.T) {
+	vmalert := binary(t, "vmalert", vmInstall)
+	base := startVictoriaMetrics(t)
+	const extra = 15
+	now := time.Now().UTC().Truncate(time.Minute)
+	from := now.Add(-twoClusterMinutes * time.Minute)
+	importSeries(t, base, twoClusters(t, extra), from)
+	replay(t, base, from, now)
+
+	ra, urlA := newReceiver(t, "prod-a", 0)
+	rb, urlB := newReceiver(t, "prod-b", 2)
+	am := fleetAlertmanager(t, map[string]string{"prod-a": urlA, "prod-b": urlB})
+	liveAddr := loopback(t)
+	live := start(t, "vmalert", vmalert,
+		"-rule="+ruleFile,
+		"-datasource.url="+base,
+		// The default step (5m) is also how far back a query looks for a
+		// sample: the replay's last recorded samples are a minute or two old
+		// when the live evaluations start.
+		"-remoteWrite.url="+base,
+		"-remoteRead.url="+base,
+		"-notifier.url="+am,
+		"-evaluationInterval=15s",
+		"-httpListenAddr="+liveAddr,
+		"-loggerLevel=INFO")
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, path := range []string{"/api/v1/alerts", "/api/v1/groups"} {
+				if resp, err := http.Get("http://" + liveAddr + path); err == nil {
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					t.Logf("vmalert %s:\n%s", path, tail(string(body), 4000))
+				}
+			}
+		}
+	})
+	rs := map[string]*receiver{"prod-a": ra, "prod-b": rb}
+	want := wantTwoClusters(nil)
+	waitDelivered(t, 2*time.Minute, rs, want, live)
+	for c, r := range rs {
+		got := alertKeys(r)
+		if strings.Join(got, "\n") != strings.Join(want[c], "\n") {
+			t.Errorf("%s's receiver got the firing alerts\n  %s\nwant\n  %s", c, strings.Join(got, "\n  "), strings.Join(want[c], "\n  "))
+		} else {
+			t.Logf("%s's receiver got %s", c, strings.Join(got, ", "))
+		}
+	}
+	rb.mu.Lock()
+	refused := rb.refused
+	rb.mu.Unlock()
+	if refused != 2 {
+		t.Errorf("prod-b's receiver refused %d requests, want 2 (its outage)", refused)
+	}
+}
+
+func sortStrings(xs []string) []string { sort.Strings(xs); return xs }
