@@ -2,6 +2,7 @@ package dashboards
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -41,8 +42,100 @@ func metric(name string, matchers ...string) string {
 }
 
 // clusterM matches the cluster variable; a series without a cluster label
-// matches its "All" value (.*).
+// matches its "All" value (.*). The definitions write it with the label
+// "cluster"; forCluster puts the generator's clusterLabel in its place.
 const clusterM = `cluster=~"$cluster"`
+
+// groupings are the label lists of aggregations ("max by (node)") and of
+// joins ("and on (namespace, pod)"), as in the rules.
+var groupings = regexp.MustCompile(`\b(by|on) \(`)
+
+// forCluster makes d tell clusters apart by label, the generator's
+// clusterLabel: every selector matches the cluster variable on it, every
+// aggregation and join keeps it (so that under "All" two clusters'
+// shop/cart-0 stay two series), and every legend and table shows it. On the
+// series of one cluster without the label, grouping by it changes nothing,
+// the legend's {{label}} is empty and All (.*) matches every series. An
+// empty label removes the cluster variable and its matchers.
+func forCluster(d Dashboard, label string) Dashboard {
+	fix := func(expr string) string {
+		if label == "" {
+			expr = strings.ReplaceAll(expr, ", "+clusterM, "")
+			expr = strings.ReplaceAll(expr, clusterM+", ", "")
+			return strings.ReplaceAll(expr, clusterM, "")
+		}
+		expr = strings.ReplaceAll(expr, clusterM, label+`=~"$cluster"`)
+		return groupings.ReplaceAllString(expr, "$1 ("+label+", ")
+	}
+	legend := func(l string) string {
+		if label == "" || !strings.Contains(l, "{{") {
+			return l
+		}
+		return "{{" + label + "}} " + l
+	}
+	var vars []Variable
+	for _, v := range d.Templating.List {
+		if v.Name == "cluster" {
+			if label == "" {
+				continue
+			}
+			v.Query = strings.Replace(v.Query, ", cluster)", ", "+label+")", 1)
+		}
+		v.Query = fix(v.Query)
+		vars = append(vars, v)
+	}
+	d.Templating.List = vars
+	for i, a := range d.Annotations.List {
+		if a.Target != nil {
+			t := *a.Target
+			t.Expr = fix(t.Expr)
+			d.Annotations.List[i].Target = &t
+		}
+	}
+	for i := range d.Panels {
+		p := &d.Panels[i]
+		targets := append([]Target(nil), p.Targets...)
+		for j := range targets {
+			targets[j].Expr = fix(targets[j].Expr)
+			targets[j].LegendFormat = legend(targets[j].LegendFormat)
+		}
+		p.Targets = targets
+		if label != "" && p.Type == "table" {
+			p.Transformations = withClusterColumn(p.Transformations, label)
+		}
+	}
+	return d
+}
+
+// withClusterColumn puts the cluster label first among a table's columns.
+func withClusterColumn(ts []Transformation, label string) []Transformation {
+	out := make([]Transformation, len(ts))
+	for i, t := range ts {
+		out[i] = t
+		if t.ID != "organize" {
+			continue
+		}
+		opts, ok := t.Options.(map[string]any)
+		if !ok {
+			continue
+		}
+		index, ok := opts["indexByName"].(map[string]int)
+		if !ok {
+			continue
+		}
+		shifted := map[string]int{label: 0}
+		for k, v := range index {
+			shifted[k] = v + 1
+		}
+		copied := map[string]any{}
+		for k, v := range opts {
+			copied[k] = v
+		}
+		copied["indexByName"] = shifted
+		out[i].Options = copied
+	}
+	return out
+}
 
 // realContainers excludes cAdvisor's pod cgroup, pause container and
 // non-container cgroups, as the recording rules do.
@@ -361,13 +454,16 @@ func datasourceVar() Variable {
 	}
 }
 
-// clusterVar is hidden: most Prometheus servers see one cluster and carry no
-// cluster label, and then "All" (.*) matches every series. Set hide to 0 in
-// the dashboard settings where one Prometheus sees several clusters.
+// clusterVar is shown: Grafana cannot hide a variable depending on the data.
+// Where the series carry no cluster label (one Prometheus per cluster) it
+// offers only All, whose value .* matches every series, label or not; where
+// one engine holds several clusters it picks one, or All of them, kept apart
+// in every panel. Generate with an empty clusterLabel to drop it. The label
+// is written "cluster" here; forCluster puts clusterLabel in its place.
 func clusterVar(p rules.Params) Variable {
 	return queryVar("cluster", "Cluster",
-		"The cluster label of a multi-cluster Prometheus; hidden, and matching everything, where there is one cluster.",
-		fmt.Sprintf("label_values(%s, cluster)", metric("kube_pod_info", p.KubeStateMetricsSelector)), true, false, ".*", varHideVariable)
+		"The cluster label (clusterLabel) on an engine that holds several clusters (Thanos, Mimir, VictoriaMetrics); with one cluster and no such label, All matches everything.",
+		fmt.Sprintf("label_values(%s, cluster)", metric("kube_pod_info", p.KubeStateMetricsSelector)), true, false, ".*", varHideNone)
 }
 
 func queryVar(name, label, description, q string, includeAll, multi bool, allValue string, hide int) Variable {

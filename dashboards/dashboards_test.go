@@ -75,8 +75,8 @@ func TestConventions(t *testing.T) {
 			if v, ok := vars["datasource"]; !ok || v.Type != "datasource" || v.Query != "prometheus" {
 				t.Errorf("datasource variable = %+v, want type datasource, query prometheus", v)
 			}
-			if v, ok := vars["cluster"]; !ok || v.Hide != varHideVariable || v.AllValue != ".*" || !v.IncludeAll {
-				t.Errorf("cluster variable = %+v, want hidden, include All with allValue .*", v)
+			if v, ok := vars["cluster"]; !ok || v.Hide != varHideNone || v.AllValue != ".*" || !v.IncludeAll {
+				t.Errorf("cluster variable = %+v, want shown, include All with allValue .*", v)
 			}
 			ids := map[int]bool{}
 			for _, p := range d.Panels {
@@ -460,5 +460,53 @@ func TestPromQLCheckRejects(t *testing.T) {
 	}
 	if out, err := exec.Command(promtool, "check", "rules", path).CombinedOutput(); err == nil {
 		t.Errorf("promtool check rules accepted a broken expression:\n%s", out)
+	}
+}
+
+// Every aggregation and join of every query keeps the cluster label (so that
+// under All two clusters' worker-1 stay apart), every selector matches the
+// cluster variable on it, and every legend shows it; an empty clusterLabel
+// drops the variable and its matchers.
+func TestClusterLabel(t *testing.T) {
+	for _, label := range []string{"cluster", "k8s_cluster", ""} {
+		p := rules.DefaultParams()
+		p.ClusterLabel = label
+		for _, d := range All(p) {
+			hasVar := false
+			for _, v := range d.Templating.List {
+				if v.Name == "cluster" {
+					hasVar = true
+					if want := ", " + label + ")"; !strings.HasSuffix(v.Query, want) {
+						t.Errorf("label %q: %s: cluster variable query %q, want label_values(..., %s)", label, d.UID, v.Query, label)
+					}
+				}
+			}
+			if hasVar != (label != "") {
+				t.Errorf("label %q: %s: cluster variable present = %v", label, d.UID, hasVar)
+			}
+			for _, q := range mustQueries(t, d) {
+				if label == "" {
+					if strings.Contains(q.Expr, "$cluster") {
+						t.Errorf("%s: %q selects $cluster without a cluster label", q.Where, q.Expr)
+					}
+					continue
+				}
+				if q.Where != d.UID+" / variable cluster" && !strings.Contains(q.Expr, label+`=~"$cluster"`) {
+					t.Errorf("label %q: %s: %q does not match the cluster variable on %s", label, q.Where, q.Expr, label)
+				}
+				for _, kw := range []string{"by (", "on ("} {
+					if n, m := strings.Count(q.Expr, kw), strings.Count(q.Expr, kw+label+", "); n != m {
+						t.Errorf("label %q: %s: %d of %d %q lists lack %s: %q", label, q.Where, n-m, n, kw, label, q.Expr)
+					}
+				}
+			}
+			for _, pn := range d.Panels {
+				for _, tg := range pn.Targets {
+					if label != "" && strings.Contains(tg.LegendFormat, "{{") && !strings.Contains(tg.LegendFormat, "{{"+label+"}}") {
+						t.Errorf("label %q: %s / %s: legend %q does not show the cluster", label, d.UID, pn.Title, tg.LegendFormat)
+					}
+				}
+			}
+		}
 	}
 }

@@ -32,9 +32,13 @@ var ContractMetrics = []string{
 	"leakguard_node_cgroup_scan_duration_seconds_count", "leakguard_node_cgroup_scan_errors_total",
 }
 
-// All returns every dashboard, in a fixed order.
+// All returns every dashboard, in a fixed order, for p's cluster label.
 func All(p rules.Params) []Dashboard {
-	return []Dashboard{Overview(p), Workload(p), Nodes(p), Operations(p)}
+	ds := []Dashboard{Overview(p), Workload(p), Nodes(p), Operations(p)}
+	for i := range ds {
+		ds[i] = forCluster(ds[i], p.ClusterLabel)
+	}
+	return ds
 }
 
 // Paths of the generated files relative to the deploy directory.
