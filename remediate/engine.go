@@ -203,13 +203,16 @@ func (e *Engine) Policy() *Policy { return e.state.Load().policy }
 // Decide decides every alert in order and returns one decision per alert.
 // The error joins the alerts' errors; it is transient (IsTransient) when
 // any of them is, so that the whole delivery is retried: alerts already
-// acted on are then held by their cooldown.
+// acted on are then held by their cooldown. One ledger spans the
+// delivery, so that dry-run holds the second alert on a target by the
+// cooldown the first would have claimed, as a real run does.
 func (e *Engine) Decide(ctx context.Context, alerts []template.Alert) ([]Decision, error) {
 	decisions := make([]Decision, 0, len(alerts))
 	var errs []error
 	anyTransient := false
+	l := newLedger()
 	for i, a := range alerts {
-		d, err := e.DecideOne(ctx, a)
+		d, err := e.decideOne(ctx, a, l)
 		decisions = append(decisions, d)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("alert %d (%s): %w", i, d.AlertName, err))
@@ -226,16 +229,38 @@ func (e *Engine) Decide(ctx context.Context, alerts []template.Alert) ([]Decisio
 // DecideOne decides one alert. The decision is always filled in; the error
 // is set when the decision is "error".
 func (e *Engine) DecideOne(ctx context.Context, a template.Alert) (Decision, error) {
+	return e.decideOne(ctx, a, newLedger())
+}
+
+func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (Decision, error) {
 	st := e.state.Load()
-	d := Decision{AlertName: a.Labels["alertname"], Fingerprint: a.Fingerprint, Status: a.Status, at: e.now()}
-	logger := e.logger.With("alert", d.AlertName, "fingerprint", d.Fingerprint)
-	entry := st.policy.Entry(d.AlertName)
-	t, err := e.decide(ctx, st, entry, a, &d, logger)
+	name := a.Labels["alertname"]
+	d := Decision{AlertName: name, Fingerprint: a.Fingerprint, Status: a.Status, at: e.now()}
+	r := &run{
+		st:     st,
+		entry:  st.policy.Entry(name),
+		alert:  a,
+		d:      &d,
+		ledger: l,
+		logger: e.logger.With("alert", d.AlertName, "fingerprint", d.Fingerprint),
+	}
+	if r.entry != nil {
+		r.dryRun = e.dryRun || st.policy.DryRun || r.entry.DryRun
+	}
+	err := e.pipeline(ctx, r)
 	if err != nil {
 		d.Message = err.Error()
 	}
+	e.record(ctx, r, err)
+	return d, err
+}
+
+// record is the pipeline's last step, whatever the step that decided:
+// the metric, the log line and the Event.
+func (e *Engine) record(ctx context.Context, r *run, err error) {
+	d := r.d
 	metricName := "other"
-	if entry != nil {
+	if r.entry != nil {
 		metricName = d.AlertName
 	}
 	e.metrics.decisions.WithLabelValues(metricName, d.Decision, d.Reason).Inc()
@@ -243,23 +268,22 @@ func (e *Engine) DecideOne(ctx context.Context, a template.Alert) (Decision, err
 	if err != nil {
 		level = slog.LevelError
 	}
-	logger.Log(ctx, level, "decision", "status", d.Status, "target", d.Target, "check", d.Check,
+	r.logger.Log(ctx, level, "decision", "status", d.Status, "target", d.Target, "check", d.Check,
 		"check_result", d.CheckResult, "decision", d.Decision, "reason", d.Reason, "message", d.Message,
 		"remediators", d.Remediators)
 	// A transient failure writes no Event: Alertmanager retries it, and
 	// an outage would otherwise add one Event per retry and alert.
-	if t != nil && !e.readOnly && d.eventWorthy() && !IsTransient(err) {
+	if r.t != nil && !e.readOnly && d.eventWorthy() && !IsTransient(err) {
 		eventType := corev1.EventTypeNormal
-		if d.Decision == DecisionActed || d.Decision == DecisionError {
+		if d.Decision == DecisionActed || d.Decision == DecisionError || r.warn {
 			eventType = corev1.EventTypeWarning
 		}
-		if evErr := recordEvent(ctx, e.client, &d, t, eventType, d.eventReason()); evErr != nil {
+		if evErr := recordEvent(ctx, e.client, d, r.t, eventType, d.eventReason()); evErr != nil {
 			// Best effort: the action (or its absence) stands, the log
 			// line above records it.
-			logger.Warn("could not record event", "target", d.Target, "error", evErr)
+			r.logger.Warn("could not record event", "target", d.Target, "error", evErr)
 		}
 	}
-	return d, err
 }
 
 // eventWorthy reports whether d becomes an Event: every decision that acts
@@ -271,9 +295,10 @@ func (d *Decision) eventWorthy() bool {
 		return true
 	case DecisionHeld:
 		switch d.Reason {
-		case ReasonOptOut, ReasonNamespaceExcluded, ReasonCooldown, ReasonRateLimited:
-			return true
+		case ReasonNoPolicy, ReasonRecordOnly, ReasonTargetNotFound, ReasonCheckNotConfirmed, ReasonCheckNoData:
+			return false
 		}
+		return true
 	}
 	return false
 }
@@ -293,191 +318,6 @@ func (d *Decision) eventReason() string {
 
 func (d *Decision) set(decision, reason, msg string) {
 	d.Decision, d.Reason, d.Message = decision, reason, msg
-}
-
-// decide fills in d and returns the resolved target (nil when there is
-// none) and, for an "error" decision, the error.
-func (e *Engine) decide(ctx context.Context, st *engineState, entry *Entry, a template.Alert, d *Decision, logger *slog.Logger) (*Target, error) {
-	if a.Status == "resolved" {
-		// Resolved alerts change nothing; undoing an action (uncordon) is a
-		// remediator's business in its own issue.
-		d.set(DecisionResolved, "", "")
-		return nil, nil
-	}
-	if entry == nil {
-		d.set(DecisionHeld, ReasonNoPolicy, "no policy entry for this alert name")
-		return nil, nil
-	}
-	d.Check = entry.Check.Name()
-	if entry.Target == TargetNone {
-		d.set(DecisionHeld, ReasonRecordOnly, "the policy entry names no target object")
-		return nil, nil
-	}
-
-	t, err := resolveTarget(ctx, e.client, entry.Target, a)
-	switch {
-	case errors.Is(err, errTargetNotFound):
-		d.set(DecisionHeld, ReasonTargetNotFound, err.Error())
-		return nil, nil
-	case err != nil:
-		d.set(DecisionError, ReasonTargetError, "")
-		return nil, fmt.Errorf("resolve target: %w", err)
-	}
-	d.Target = t.Object.String()
-
-	// Scope guards first: they need no query, and an alert out of scope
-	// must not turn a Prometheus outage into retries.
-	if ok, why := namespaceGuard(st.policy, entry, t); !ok {
-		d.Guards = append(d.Guards, "namespace: held")
-		d.set(DecisionHeld, ReasonNamespaceExcluded, why)
-		return t, nil
-	}
-	d.Guards = append(d.Guards, "namespace: ok")
-	ok, why, err := optOutGuard(ctx, e.client, t)
-	if err != nil {
-		d.set(DecisionError, ReasonGuardError, "")
-		return t, err
-	}
-	if !ok {
-		d.Guards = append(d.Guards, "opt-out: held")
-		d.set(DecisionHeld, ReasonOptOut, why)
-		return t, nil
-	}
-	d.Guards = append(d.Guards, "opt-out: ok")
-
-	res, err := e.runCheck(ctx, entry.Check, a, d.at)
-	switch {
-	case errors.Is(err, ErrNoData):
-		// Fail closed: no data is no confirmation.
-		d.CheckResult = "no data"
-		d.set(DecisionHeld, ReasonCheckNoData, err.Error())
-		return t, nil
-	case err != nil:
-		d.CheckResult = "failed"
-		d.set(DecisionError, ReasonCheckError, "")
-		return t, err
-	}
-	d.CheckResult = res.Summary
-	if !res.Confirmed {
-		d.set(DecisionHeld, ReasonCheckNotConfirmed, "")
-		return t, nil
-	}
-	if len(entry.Remediators) == 0 {
-		d.set(DecisionHeld, ReasonRecordOnly, "the policy entry names no remediator")
-		return t, nil
-	}
-	finding := Finding{Alert: a, Check: res}
-
-	if e.dryRun || st.policy.DryRun || entry.DryRun {
-		e.dryRunRemediators(st, entry, t, d)
-		return t, nil
-	}
-
-	// The cooldown as read with the target: when every remediator acted
-	// within it, say so without taking a rate token. claimCooldown checks
-	// again at write time.
-	if allCooling(entry, t, d.at) {
-		d.Guards = append(d.Guards, "cooldown: held")
-		d.set(DecisionHeld, ReasonCooldown, "every remediator acted on this target within its cooldown")
-		return t, nil
-	}
-	reservation := st.rate.reserve(d.at)
-	if reservation == nil {
-		d.Guards = append(d.Guards, "rate: held")
-		d.set(DecisionHeld, ReasonRateLimited, fmt.Sprintf("more than %g actions per minute (burst %d)", st.policy.RatePerMinute, st.policy.RateBurst))
-		return t, nil
-	}
-	d.Guards = append(d.Guards, "rate: ok")
-
-	acted := false
-	var actErr error
-	errReason := ReasonRemediatorError
-	for _, r := range entry.Remediators {
-		out := RemediatorOutcome{Name: r.Name()}
-		cr, err := claimCooldown(ctx, e.client, t, r.Name(), entry.Cooldown, d.at)
-		switch {
-		case err != nil:
-			out.Result, out.Detail = ResultFailed, err.Error()
-			d.Remediators = append(d.Remediators, out)
-			actErr, errReason = err, ReasonGuardError
-		case !cr.claimed:
-			out.Result = ResultHeld
-			out.Detail = fmt.Sprintf("cooldown: last action at %s, cooldown %s", cr.last.UTC().Format(time.RFC3339), entry.Cooldown)
-			d.Remediators = append(d.Remediators, out)
-			continue
-		}
-		if actErr != nil {
-			break
-		}
-		detail, err := r.Remediate(ctx, Env{Client: e.client, Now: d.at}, t, finding)
-		if err != nil {
-			e.metrics.remediations.WithLabelValues(r.Name(), "failure").Inc()
-			if relErr := releaseCooldown(ctx, e.client, t, r.Name(), cr); relErr != nil {
-				logger.Warn("could not release cooldown after a failed remediation", "remediator", r.Name(), "error", relErr)
-			}
-			out.Result, out.Detail = ResultFailed, err.Error()
-			d.Remediators = append(d.Remediators, out)
-			actErr = fmt.Errorf("remediator %s: %w", r.Name(), err)
-			break
-		}
-		e.metrics.remediations.WithLabelValues(r.Name(), "success").Inc()
-		out.Result, out.Detail = ResultActed, detail
-		d.Remediators = append(d.Remediators, out)
-		acted = true
-	}
-	if !acted {
-		// Nothing ran: give the token back.
-		reservation.CancelAt(d.at)
-	}
-	switch {
-	case actErr != nil:
-		d.set(DecisionError, errReason, "")
-		return t, actErr
-	case acted:
-		d.Guards = append(d.Guards, "cooldown: ok")
-		d.set(DecisionActed, "", "")
-	default:
-		d.Guards = append(d.Guards, "cooldown: held")
-		d.set(DecisionHeld, ReasonCooldown, "every remediator acted on this target within its cooldown")
-	}
-	return t, nil
-}
-
-func allCooling(entry *Entry, t *Target, now time.Time) bool {
-	for _, r := range entry.Remediators {
-		if hot, _ := cooling(t.Annotations, r.Name(), entry.Cooldown, now); !hot {
-			return false
-		}
-	}
-	return true
-}
-
-// dryRunRemediators decides what would happen without writing: the rate
-// limit and the cooldowns are read, not taken.
-func (e *Engine) dryRunRemediators(st *engineState, entry *Entry, t *Target, d *Decision) {
-	would := false
-	for _, r := range entry.Remediators {
-		out := RemediatorOutcome{Name: r.Name(), Result: ResultDryRun}
-		if hot, last := cooling(t.Annotations, r.Name(), entry.Cooldown, d.at); hot {
-			out.Result = ResultHeld
-			out.Detail = fmt.Sprintf("cooldown: last action at %s", last.UTC().Format(time.RFC3339))
-		} else {
-			would = true
-		}
-		d.Remediators = append(d.Remediators, out)
-	}
-	if !would {
-		d.Guards = append(d.Guards, "cooldown: would hold")
-		d.set(DecisionDryRun, ReasonCooldown, "")
-		return
-	}
-	if !st.rate.peek(d.at) {
-		d.Guards = append(d.Guards, "rate: would hold")
-		d.set(DecisionDryRun, ReasonRateLimited, "")
-		return
-	}
-	d.Guards = append(d.Guards, "cooldown: ok", "rate: ok")
-	d.set(DecisionDryRun, ReasonWouldAct, "")
 }
 
 // runCheck builds and runs the check's query and evaluates the answer. A

@@ -34,7 +34,8 @@ func (g *rateGuard) reserve(now time.Time) *rate.Reservation {
 	return r
 }
 
-// peek reports whether a token is available at now, taking none (dry-run).
-func (g *rateGuard) peek(now time.Time) bool {
-	return g.lim.TokensAt(now) >= 1
+// peekN reports whether n tokens are available at now, taking none
+// (dry-run, with the n-1 its ledger took).
+func (g *rateGuard) peekN(now time.Time, n int) bool {
+	return g.lim.TokensAt(now) >= float64(n)
 }

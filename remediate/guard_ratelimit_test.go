@@ -23,8 +23,8 @@ func TestRateGuard(t *testing.T) {
 	}
 	for i, s := range steps {
 		now := testNow.Add(s.at)
-		if got := g.peek(now); got != s.peek {
-			t.Errorf("step %d: peek(+%v) = %v, want %v", i, s.at, got, s.peek)
+		if got := g.peekN(now, 1); got != s.peek {
+			t.Errorf("step %d: peekN(+%v, 1) = %v, want %v", i, s.at, got, s.peek)
 		}
 		r := g.reserve(now)
 		if (r != nil) != s.reserve {

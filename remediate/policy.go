@@ -133,6 +133,10 @@ type EntrySpec struct {
 type ComponentSpec struct {
 	Name string          `json:"name"`
 	Args json.RawMessage `json:"args,omitempty"`
+	// Enabled must be true for a disruptive remediator (restart): a
+	// policy that disrupts says so in as many words. It is not allowed on
+	// a check.
+	Enabled *bool `json:"enabled,omitempty"`
 }
 
 // Policy is a validated, compiled policy.
@@ -151,10 +155,26 @@ type Entry struct {
 	AlertName       string
 	Target          string
 	Check           Check
-	Remediators     []Remediator
+	Remediators     []EntryRemediator
 	DryRun          bool
 	Cooldown        time.Duration
 	AllowNamespaces map[string]bool
+}
+
+// EntryRemediator is one remediator of an entry, as declared and built.
+type EntryRemediator struct {
+	RemediatorInfo
+	Remediator Remediator
+}
+
+// disruptive reports whether any of e's remediators is disruptive.
+func (e *Entry) disruptive() bool {
+	for _, r := range e.Remediators {
+		if r.Disruptive {
+			return true
+		}
+	}
+	return false
 }
 
 // Entry returns the entry for an alert name, or nil.
@@ -287,6 +307,9 @@ func compileEntry(name string, raw json.RawMessage, reg *Registry, cooldown time
 	for _, ns := range spec.AllowNamespaces {
 		e.AllowNamespaces[ns] = true
 	}
+	if spec.Check.Enabled != nil {
+		errs = append(errs, errors.New("check: enabled is a remediator setting"))
+	}
 	if spec.Check.Name == "" {
 		errs = append(errs, errors.New("check: no name (use \"none\" to act on the alert alone)"))
 	} else if c, err := reg.newCheck(spec.Check.Name, spec.Check.Args); err != nil {
@@ -308,12 +331,26 @@ func compileEntry(name string, raw json.RawMessage, reg *Registry, cooldown time
 			continue
 		}
 		seen[rs.Name] = true
-		r, err := reg.newRemediator(rs.Name, rs.Args)
+		info, r, err := reg.newRemediator(rs.Name, rs.Args)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("remediators[%d]: %w", i, err))
 			continue
 		}
-		e.Remediators = append(e.Remediators, r)
+		if spec.Target != TargetNone && slices.Contains(targetKinds, spec.Target) && !slices.Contains(info.Targets, spec.Target) {
+			errs = append(errs, fmt.Errorf("remediators[%d]: %s cannot act on target %s (it acts on %s)", i, rs.Name, spec.Target, strings.Join(info.Targets, ", ")))
+		}
+		if rs.Enabled != nil && !*rs.Enabled {
+			errs = append(errs, fmt.Errorf("remediators[%d]: %s has enabled: false; remove it from the list instead", i, rs.Name))
+		}
+		if info.Disruptive {
+			if rs.Enabled == nil || !*rs.Enabled {
+				errs = append(errs, fmt.Errorf("remediators[%d]: %s disrupts running workloads and must be enabled explicitly (enabled: true)", i, rs.Name))
+			}
+			if spec.Check.Name == CheckNone {
+				errs = append(errs, fmt.Errorf("remediators[%d]: %s disrupts running workloads and needs a check that re-asks Prometheus, not check: none", i, rs.Name))
+			}
+		}
+		e.Remediators = append(e.Remediators, EntryRemediator{RemediatorInfo: info, Remediator: r})
 	}
 	return e, errs
 }

@@ -120,6 +120,18 @@ func (t *Target) set(kind string, obj metav1.Object) {
 	t.examined = append(t.examined, examined{t.Object, obj.GetAnnotations()})
 }
 
+// reread makes obj, the target read again, the target's state, and its
+// annotations the ones the opt-out guard judges.
+func (t *Target) reread(obj metav1.Object) {
+	t.ResourceVersion = obj.GetResourceVersion()
+	t.Annotations = obj.GetAnnotations()
+	for i := range t.examined {
+		if t.examined[i].ref.Kind == t.Object.Kind && t.examined[i].ref.Name == t.Object.Name && t.examined[i].ref.Namespace == t.Object.Namespace {
+			t.examined[i].annotations = obj.GetAnnotations()
+		}
+	}
+}
+
 // climbOwners follows controller references from the pod: ReplicaSet →
 // Deployment, StatefulSet, DaemonSet, Job. It stops at the last object it
 // could read, so a pod owned by an unknown kind (a custom controller) stays
