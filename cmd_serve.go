@@ -158,6 +158,7 @@ func buildServe(d serveDeps) (*remediate.Engine, http.Handler, error) {
 	}
 	cfg := d.flags.server
 	cfg.Registerer = metrics
+	cfg.KnownAlertName = func(name string) bool { return engine.Policy().Entry(name) != nil }
 	cfg.ReadyChecks = map[string]func(context.Context) error{
 		"kubernetes": func(context.Context) error {
 			_, err := d.client.Discovery().ServerVersion()
@@ -179,25 +180,18 @@ func buildServe(d serveDeps) (*remediate.Engine, http.Handler, error) {
 type engineProcessor struct{ engine *remediate.Engine }
 
 // Process decides every alert of msg. A transient failure (Kubernetes or
-// Prometheus unreachable) of any alert fails the delivery, answered 503
-// so that Alertmanager retries it; the alerts already acted on are then
-// held by their cooldown. Any other failure of one alert is reported in
-// its decision with a 200; only when every alert failed is the delivery
-// an error (500).
+// Prometheus unreachable, 429, 5xx) of any alert fails the delivery,
+// answered 503 so that Alertmanager retries it; the alerts already acted
+// on are then held by their cooldown. A permanent failure (a missing
+// label, Forbidden, an unusable Prometheus answer) is reported in its
+// decision with a 200, even when every alert failed: no retry can fix it,
+// and a 5xx would only make Alertmanager redeliver it.
 func (p engineProcessor) Process(ctx context.Context, msg *server.Message) (any, error) {
 	decisions, err := p.engine.Decide(ctx, msg.Alerts)
-	if err == nil {
-		return decisions, nil
-	}
 	if remediate.IsTransient(err) {
 		return nil, err
 	}
-	for _, d := range decisions {
-		if d.Decision != remediate.DecisionError {
-			return decisions, nil
-		}
-	}
-	return nil, err
+	return decisions, nil
 }
 
 func loadPolicy(path string, reg *remediate.Registry) (*remediate.Policy, error) {

@@ -21,10 +21,13 @@ import (
 	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/rules"
@@ -139,6 +142,9 @@ func TestServeStatusCodes(t *testing.T) {
 		status    int
 		decisions []string
 		annotated bool
+		// forbidPods and throttlePods make reading the pod fail with 403
+		// or 429.
+		forbidPods, throttlePods bool
 	}{
 		{name: "acted 200", querier: &testQuerier{answers: map[string]float64{slopeQueryWeb: 1e4}}, body: payload(t, leakLabels),
 			token: "s3cret", status: http.StatusOK, decisions: []string{"acted"}, annotated: true},
@@ -148,14 +154,28 @@ func TestServeStatusCodes(t *testing.T) {
 			token: "s3cret", status: http.StatusServiceUnavailable},
 		{name: "one alert fails permanently 200", querier: &testQuerier{answers: map[string]float64{orphansQueryN1: 40}},
 			body: payload(t, noContainer, orphanLabels), token: "s3cret", status: http.StatusOK, decisions: []string{"error", "acted"}},
-		{name: "every alert fails permanently 500", querier: &testQuerier{}, body: payload(t, noContainer),
-			token: "s3cret", status: http.StatusInternalServerError},
+		// No retry can fix a permanent failure: answered 200 with the
+		// error decisions, so that Alertmanager does not redeliver it.
+		{name: "every alert fails permanently 200", querier: &testQuerier{}, body: payload(t, noContainer),
+			token: "s3cret", status: http.StatusOK, decisions: []string{"error"}},
+		{name: "forbidden read 200", querier: &testQuerier{}, body: payload(t, leakLabels), forbidPods: true,
+			token: "s3cret", status: http.StatusOK, decisions: []string{"error"}},
+		{name: "apiserver 429 503", querier: &testQuerier{}, body: payload(t, leakLabels), throttlePods: true,
+			token: "s3cret", status: http.StatusServiceUnavailable},
 		{name: "wrong token 401", querier: &testQuerier{}, body: payload(t, leakLabels), token: "guess", status: http.StatusUnauthorized},
 		{name: "bad payload 400", querier: &testQuerier{}, body: []byte(`{"version":"4","alerts":[]}`), token: "s3cret", status: http.StatusBadRequest},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cs := leakingCluster()
+			if tc.forbidPods || tc.throttlePods {
+				cs.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+					if tc.forbidPods {
+						return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "web-7d9-abcde", errors.New("RBAC"))
+					}
+					return true, nil, apierrors.NewTooManyRequests("slow down", 1)
+				})
+			}
 			_, h := newServeHandler(t, cs, tc.querier, "s3cret", nil)
 			req := httptest.NewRequest(http.MethodPost, server.AlertsPath, bytes.NewReader(tc.body))
 			req.Header.Set("Content-Type", "application/json")

@@ -321,7 +321,7 @@ func (d *Decision) set(decision, reason, msg string) {
 }
 
 // runCheck builds and runs the check's query and evaluates the answer. A
-// query error is transient: Prometheus could not answer.
+// query error is transient when Prometheus could not answer (classifyProm).
 func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now time.Time) (Result, error) {
 	start := time.Now()
 	defer func() { e.metrics.checkDuration.WithLabelValues(c.Name()).Observe(time.Since(start).Seconds()) }()
@@ -339,7 +339,7 @@ func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now ti
 	defer cancel()
 	val, warnings, _, err := e.querier.Query(qctx, q, now)
 	if err != nil {
-		return Result{}, transient(fmt.Errorf("check %s: query Prometheus %s: %w", c.Name(), q, err))
+		return Result{}, classifyProm(fmt.Errorf("check %s: query Prometheus %s: %w", c.Name(), q, err))
 	}
 	if len(warnings) > 0 {
 		e.logger.Warn("prometheus warnings", "check", c.Name(), "query", q, "warnings", warnings)

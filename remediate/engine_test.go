@@ -46,6 +46,26 @@ type engineSetup struct {
 	// simple uses the fake clientset without field management, whose
 	// cost would otherwise dominate the benchmarks.
 	simple bool
+	// react installs reactors on the clientset before the engine runs.
+	react func(*fake.Clientset)
+}
+
+// forbid makes verb on resource fail with 403.
+func forbid(verb, resource string) func(*fake.Clientset) {
+	return func(cs *fake.Clientset) {
+		cs.PrependReactor(verb, resource, func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: resource}, "x", errors.New("RBAC"))
+		})
+	}
+}
+
+// throttle makes verb on resource fail with 429.
+func throttle(verb, resource string) func(*fake.Clientset) {
+	return func(cs *fake.Clientset) {
+		cs.PrependReactor(verb, resource, func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewTooManyRequests("slow down", 1)
+		})
+	}
 }
 
 func newTestEngine(t testing.TB, s engineSetup) (*Engine, *fake.Clientset) {
@@ -57,6 +77,9 @@ func newTestEngine(t testing.TB, s engineSetup) (*Engine, *fake.Clientset) {
 	cs := newCluster(t, objs...)
 	if s.simple {
 		cs = withPreconditions(fake.NewSimpleClientset(objs...))
+	}
+	if s.react != nil {
+		s.react(cs)
 	}
 	var p *Policy
 	var err error
@@ -217,6 +240,18 @@ func TestEngineDecisions(t *testing.T) {
 			decision: DecisionHeld, reason: ReasonCheckNoData},
 		{name: "prometheus down is transient", setup: engineSetup{querier: &fakeQuerier{err: errors.New("connection refused")}}, alert: leakAlert(),
 			decision: DecisionError, reason: ReasonCheckError, wantErr: true, transient: true},
+		{name: "prometheus 503 is transient", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrServer, Msg: "server error: 503"}}}, alert: leakAlert(),
+			decision: DecisionError, reason: ReasonCheckError, wantErr: true, transient: true},
+		{name: "prometheus 429 is transient", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrClient, Msg: "client error: 429"}}}, alert: leakAlert(),
+			decision: DecisionError, reason: ReasonCheckError, wantErr: true, transient: true},
+		{name: "prometheus rejects the query: permanent", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrBadData, Msg: "parse error"}}}, alert: leakAlert(),
+			decision: DecisionError, reason: ReasonCheckError, wantErr: true, eventCount: 1, eventOn: "Deployment shop/web"},
+		{name: "prometheus 403: permanent", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrClient, Msg: "client error: 403"}}}, alert: leakAlert(),
+			decision: DecisionError, reason: ReasonCheckError, wantErr: true, eventCount: 1, eventOn: "Deployment shop/web"},
+		{name: "pod read forbidden: permanent", setup: engineSetup{react: forbid("get", "pods")}, alert: leakAlert(),
+			decision: DecisionError, reason: ReasonTargetError, wantErr: true},
+		{name: "pod read 429: transient", setup: engineSetup{react: throttle("get", "pods")}, alert: leakAlert(),
+			decision: DecisionError, reason: ReasonTargetError, wantErr: true, transient: true},
 		{name: "alert without container label", alert: alert("firing", map[string]string{"alertname": "ContainerMemoryLeak", "namespace": "shop", "pod": "web-7d9-abcde"}),
 			decision: DecisionError, reason: ReasonCheckError, wantErr: true, eventCount: 1, eventOn: "Deployment shop/web"},
 		{name: "global dry-run", setup: engineSetup{opts: func(o *Options) { o.DryRun = true }}, alert: leakAlert(),
