@@ -43,13 +43,13 @@ func TestServeClusterRole(t *testing.T) {
 			}
 		}
 	}
-	// serve reads one object at a time (Get) and creates Events; it never
-	// lists, watches or updates an Event.
+	// serve reads one object at a time (Get), never lists or watches;
+	// it creates Events and patches the count of an aggregated one.
 	rw := []string{"get", "patch"}
 	want := map[string][]string{
 		"/pods": rw, "/nodes": rw, "/namespaces": {"get"},
 		"apps/replicasets": rw, "apps/deployments": rw, "apps/statefulsets": rw, "apps/daemonsets": rw,
-		"batch/jobs": rw, "batch/cronjobs": {"get"}, "/events": {"create"},
+		"batch/jobs": rw, "batch/cronjobs": {"get"}, "/events": {"create", "get", "patch"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ClusterRole rules mismatch (-want +got):\n%s", diff)

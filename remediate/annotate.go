@@ -117,6 +117,17 @@ func FindingAnnotations(t *Target, f Finding) map[string]string {
 	return a
 }
 
+// maxLabelLen bounds a label value (an alert name, a fingerprint, a name
+// the labels give) in log lines, decisions and Events: a sender controls
+// them, and a log pipeline should not choke on one.
+const maxLabelLen = 128
+
+// maxMessageLen bounds a decision's message in log lines and answers.
+const maxMessageLen = 2048
+
+// clip cuts a label value to maxLabelLen.
+func clip(s string) string { return truncate(s, maxLabelLen) }
+
 // truncate cuts s to at most n bytes on a rune boundary, marking the cut.
 func truncate(s string, n int) string {
 	if len(s) <= n {

@@ -34,7 +34,10 @@ const (
 	ReasonCheckNotConfirmed = "check-not-confirmed"
 	ReasonCheckNoData       = "check-no-data"
 	ReasonTargetNotFound    = "target-not-found"
-	ReasonNoPolicy          = "no-policy"
+	// ReasonInvalidLabels: the alert's labels cannot name a Kubernetes
+	// object (too long, forbidden characters); the API is not asked.
+	ReasonInvalidLabels = "invalid-target-labels"
+	ReasonNoPolicy      = "no-policy"
 	// ReasonRecordOnly: the entry names no object or no remediator.
 	ReasonRecordOnly = "record-only"
 	// ReasonWouldAct goes with dry-run when every guard passed.
@@ -235,7 +238,7 @@ func (e *Engine) DecideOne(ctx context.Context, a template.Alert) (Decision, err
 func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (Decision, error) {
 	st := e.state.Load()
 	name := a.Labels["alertname"]
-	d := Decision{AlertName: name, Fingerprint: a.Fingerprint, Status: a.Status, at: e.now()}
+	d := Decision{AlertName: clip(name), Fingerprint: clip(a.Fingerprint), Status: clip(a.Status), at: e.now()}
 	r := &run{
 		st:     st,
 		entry:  st.policy.Entry(name),
@@ -251,6 +254,7 @@ func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (De
 	if err != nil {
 		d.Message = err.Error()
 	}
+	d.Message = truncate(d.Message, maxMessageLen)
 	e.record(ctx, r, err)
 	return d, err
 }
@@ -261,7 +265,7 @@ func (e *Engine) record(ctx context.Context, r *run, err error) {
 	d := r.d
 	metricName := "other"
 	if r.entry != nil {
-		metricName = d.AlertName
+		metricName = r.entry.AlertName
 	}
 	e.metrics.decisions.WithLabelValues(metricName, d.Decision, d.Reason).Inc()
 	level := slog.LevelInfo

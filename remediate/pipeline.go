@@ -95,6 +95,10 @@ func (e *Engine) resolve(ctx context.Context, r *run) (bool, error) {
 	}
 	t, err := resolveTarget(ctx, e.client, r.entry.Target, r.alert)
 	switch {
+	case errors.Is(err, errInvalidLabels):
+		// Held, not an error: no retry can make these labels valid.
+		d.set(DecisionHeld, ReasonInvalidLabels, err.Error())
+		return true, nil
 	case errors.Is(err, errTargetNotFound):
 		d.set(DecisionHeld, ReasonTargetNotFound, err.Error())
 		return true, nil

@@ -3,14 +3,20 @@ package remediate
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/alertmanager/template"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 // TestDryRunLedger sends two pods of one Deployment in one delivery in
@@ -117,5 +123,82 @@ func TestPlanIsPure(t *testing.T) {
 	p := Annotate{}.Plan(tg, Finding{Alert: leakAlert()}, testNow)
 	if n := len(cs.Actions()) - before; n != 0 || p.Apply == nil || !strings.Contains(p.Action, "Deployment shop/web") {
 		t.Errorf("Plan() made %d requests, plan %+v; want none and an action on Deployment shop/web", n, p)
+	}
+}
+
+// TestOptOutDuringClaim writes an opt-out on the Deployment while the
+// cooldown claim is in flight: the claim conflicts, the engine reads the
+// Deployment again, and the opt-out guard, run again on what it read,
+// holds. Nothing but the failed claim is written.
+func TestOptOutDuringClaim(t *testing.T) {
+	e, cs := newTestEngine(t, engineSetup{})
+	raced := false
+	cs.PrependReactor("patch", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if raced {
+			return false, nil, nil
+		}
+		raced = true
+		obj, err := cs.Tracker().Get(gvrDeployments, "shop", "web")
+		if err != nil {
+			return true, nil, err
+		}
+		dep := obj.(*appsv1.Deployment).DeepCopy()
+		dep.Annotations = map[string]string{AnnotationIgnore: "true"}
+		dep.ResourceVersion = "2"
+		if err := cs.Tracker().Update(gvrDeployments, dep, "shop"); err != nil {
+			return true, nil, err
+		}
+		return true, nil, apierrors.NewConflict(gvrDeployments.GroupResource(), "web", errors.New("the object has been modified"))
+	})
+	d, err := e.DecideOne(context.Background(), leakAlert())
+	if err != nil || d.Decision != DecisionHeld || d.Reason != ReasonOptOut {
+		t.Fatalf("DecideOne() = %s/%s (%s), %v; want held/opt-out", d.Decision, d.Reason, d.Message, err)
+	}
+	if n := len(patches(cs, "deployments")); n != 1 {
+		t.Errorf("%d deployment patches, want only the conflicting claim", n)
+	}
+	if diff := cmp.Diff(map[string]string{AnnotationIgnore: "true"}, getDeployment(t, cs).GetAnnotations()); diff != "" {
+		t.Errorf("Deployment annotations mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestInvalidTargetLabels sends alerts whose labels cannot name an object:
+// each is held with its own reason, without a request to the API server
+// and without an error (no retry can fix it). Log lines carry the label
+// values cut short.
+func TestInvalidTargetLabels(t *testing.T) {
+	long := strings.Repeat("a", 5000)
+	tests := []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"pod name too long", map[string]string{"alertname": "ContainerMemoryLeak", "namespace": "shop", "pod": long, "container": "app"}},
+		{"pod name with a slash", map[string]string{"alertname": "ContainerMemoryLeak", "namespace": "shop", "pod": "web/../x", "container": "app"}},
+		{"namespace in capitals", map[string]string{"alertname": "ContainerMemoryLeak", "namespace": "Shop", "pod": "web", "container": "app"}},
+		{"node with a space", map[string]string{"alertname": "NodeCgroupLeak", "node": "n 1"}},
+		{"apiserver node too long", map[string]string{"alertname": "KubeAPIServerMemoryHigh", "node": long}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs strings.Builder
+			e, cs := newTestEngine(t, engineSetup{opts: func(o *Options) {
+				o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+			}})
+			a := alert("firing", tc.labels)
+			a.Fingerprint = long
+			d, err := e.DecideOne(context.Background(), a)
+			if err != nil || d.Decision != DecisionHeld || d.Reason != ReasonInvalidLabels {
+				t.Errorf("DecideOne() = %s/%s (%s), %v; want held/%s, no error", d.Decision, d.Reason, d.Message, err, ReasonInvalidLabels)
+			}
+			if n := len(cs.Actions()); n != 0 {
+				t.Errorf("%d requests to the API server, want none: %v", n, cs.Actions())
+			}
+			if n := len(logs.String()); n > 1500 || n == 0 {
+				t.Errorf("log of %d bytes, want some and at most 1500: %s", n, logs.String())
+			}
+			if len(d.Fingerprint) > maxLabelLen || len(d.Message) > maxMessageLen {
+				t.Errorf("decision carries a fingerprint of %d and a message of %d bytes, want at most %d and %d", len(d.Fingerprint), len(d.Message), maxLabelLen, maxMessageLen)
+			}
+		})
 	}
 }

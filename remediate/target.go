@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -37,6 +38,27 @@ type examined struct {
 	annotations map[string]string
 }
 
+// errInvalidLabels means the alert's labels cannot name a Kubernetes
+// object: longer than Kubernetes allows, or with characters it forbids.
+// No retry can fix it, and the API server is not asked.
+var errInvalidLabels = errors.New("labels cannot name a Kubernetes object")
+
+// checkName reports errInvalidLabels unless v is a valid value of the
+// label that names an object: a namespace is a DNS-1123 label, pod and
+// node names DNS-1123 subdomains.
+func checkName(label, v string) error {
+	var problems []string
+	if label == "namespace" {
+		problems = validation.IsDNS1123Label(v)
+	} else {
+		problems = validation.IsDNS1123Subdomain(v)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: label %s %q: %s", errInvalidLabels, label, clip(v), problems[0])
+	}
+	return nil
+}
+
 // errTargetNotFound means the object an alert names does not exist (any
 // more) or the alert lacks the labels that name it.
 var errTargetNotFound = errors.New("target not found")
@@ -50,6 +72,9 @@ func resolveTarget(ctx context.Context, c kubernetes.Interface, kind string, ale
 		ns, name := alert.Labels["namespace"], alert.Labels["pod"]
 		if ns == "" || name == "" {
 			return nil, fmt.Errorf("alert has no namespace and pod labels: %w", errTargetNotFound)
+		}
+		if err := errors.Join(checkName("namespace", ns), checkName("pod", name)); err != nil {
+			return nil, err
 		}
 		obj, err := getObject(ctx, c, KindPod, ns, name)
 		if err != nil {
@@ -79,6 +104,9 @@ func resolveTarget(ctx context.Context, c kubernetes.Interface, kind string, ale
 		if name == "" {
 			name = "kube-apiserver-" + node
 		}
+		if err := errors.Join(checkName("node", node), checkName("pod", name)); err != nil {
+			return nil, err
+		}
 		obj, err := getObject(ctx, c, KindPod, systemNamespace, name)
 		switch {
 		case err == nil:
@@ -102,6 +130,9 @@ func resolveNode(ctx context.Context, c kubernetes.Interface, alert template.Ale
 	node := alert.Labels["node"]
 	if node == "" {
 		return nil, fmt.Errorf("alert has no node label: %w", errTargetNotFound)
+	}
+	if err := checkName("node", node); err != nil {
+		return nil, err
 	}
 	obj, err := getObject(ctx, c, KindNode, "", node)
 	if err != nil {
