@@ -19,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/server"
@@ -96,7 +98,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	client, err := kubeClient(f.kubeconfig)
+	client, md, err := kubeClient(f.kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -105,7 +107,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	engine, handler, err := buildServe(serveDeps{
-		flags: f, policy: policy, client: client, querier: querier, logger: logger, registry: reg,
+		flags: f, policy: policy, client: client, metadata: md, querier: querier, logger: logger, registry: reg,
 	})
 	if err != nil {
 		return err
@@ -131,6 +133,7 @@ type serveDeps struct {
 	flags    serveFlags
 	policy   *remediate.Policy
 	client   kubernetes.Interface
+	metadata metadata.Interface
 	querier  remediate.Querier
 	logger   *slog.Logger
 	registry *remediate.Registry
@@ -146,6 +149,7 @@ func buildServe(d serveDeps) (*remediate.Engine, http.Handler, error) {
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	engine, err := remediate.NewEngine(remediate.Options{
 		Client:     d.client,
+		Metadata:   d.metadata,
 		Querier:    d.querier,
 		Policy:     d.policy,
 		DryRun:     d.flags.dryRun,
@@ -208,9 +212,10 @@ func policyName(path string) string {
 	return path
 }
 
-// kubeClient builds a clientset from a kubeconfig file, or from the
+// kubeClient builds a clientset and a metadata client (for owners of
+// kinds without a typed client) from a kubeconfig file, or from the
 // in-cluster service account when path is empty.
-func kubeClient(path string) (kubernetes.Interface, error) {
+func kubeClient(path string) (kubernetes.Interface, metadata.Interface, error) {
 	var (
 		cfg *rest.Config
 		err error
@@ -218,12 +223,12 @@ func kubeClient(path string) (kubernetes.Interface, error) {
 	if path == "" {
 		cfg, err = rest.InClusterConfig()
 		if err != nil {
-			return nil, fmt.Errorf("in-cluster Kubernetes config (outside a cluster, pass --kubeconfig): %w", err)
+			return nil, nil, fmt.Errorf("in-cluster Kubernetes config (outside a cluster, pass --kubeconfig): %w", err)
 		}
 	} else {
 		cfg, err = clientcmd.BuildConfigFromFlags("", path)
 		if err != nil {
-			return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+			return nil, nil, fmt.Errorf("kubeconfig %s: %w", path, err)
 		}
 	}
 	cfg.UserAgent = "leakguard/" + version
@@ -236,9 +241,13 @@ func kubeClient(path string) (kubernetes.Interface, error) {
 	cfg.Timeout = 30 * time.Second
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
+		return nil, nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	return c, nil
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes metadata client: %w", err)
+	}
+	return c, md, nil
 }
 
 // promQuerier builds the Prometheus HTTP API client the checks query.
@@ -253,11 +262,22 @@ func promQuerier(url string) (remediate.Querier, error) {
 	return v1.NewAPI(c), nil
 }
 
-// newLogger returns a JSON slog logger on w at the named level.
+// newLogger returns a JSON slog logger on w at the named level, and routes
+// client-go's own log lines (klog) through it, so that a log pipeline
+// parses every line the process writes.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+	logger := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	routeKlog(logger)
+	return logger, nil
+}
+
+// routeKlog sends klog's output (client-go's warnings, throttling notes,
+// reflector errors) to logger's handler instead of klog's text format on
+// stderr.
+func routeKlog(logger *slog.Logger) {
+	klog.SetSlogLogger(logger)
 }

@@ -49,7 +49,7 @@ func TestServeClusterRole(t *testing.T) {
 	want := map[string][]string{
 		"/pods": rw, "/nodes": rw, "/namespaces": {"get"},
 		"apps/replicasets": rw, "apps/deployments": rw, "apps/statefulsets": rw, "apps/daemonsets": rw,
-		"batch/jobs": rw, "batch/cronjobs": {"get"}, "/events": {"create", "get", "patch"},
+		"batch/jobs": rw, "batch/cronjobs": {"get"}, "argoproj.io/rollouts": {"get"}, "/events": {"create", "get", "patch"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ClusterRole rules mismatch (-want +got):\n%s", diff)

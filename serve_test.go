@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -28,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/klog/v2"
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/rules"
@@ -324,7 +326,7 @@ func TestReplayPayload(t *testing.T) {
 	cs := leakingCluster()
 	var out bytes.Buffer
 	q := &testQuerier{answers: map[string]float64{slopeQueryWeb: 1e4}}
-	if err := replay(context.Background(), msg, policy, cs, q, slog.New(slog.DiscardHandler), &out); err != nil {
+	if err := replay(context.Background(), msg, policy, cs, nil, q, slog.New(slog.DiscardHandler), &out); err != nil {
 		t.Fatalf("replay() error: %v", err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -341,4 +343,45 @@ func TestReplayPayload(t *testing.T) {
 			t.Errorf("replay() made a %s on %s, want reads only", a.GetVerb(), a.GetResource().Resource)
 		}
 	}
+}
+
+// TestKlogThroughSlog checks that client-go's own log lines (klog) come
+// out as JSON through the logger that newLogger builds, as every other
+// line of serve and agent does.
+func TestKlogThroughSlog(t *testing.T) {
+	var buf strings.Builder
+	logger, err := newLogger(&syncWriter{w: &buf}, "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { routeKlog(slog.New(slog.DiscardHandler)) })
+	logger.Info("from slog")
+	klog.InfoS("from klog", "reflector", "pods")
+	klog.Warning("a klog warning")
+	klog.Flush()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d log lines, want 3:\n%s", len(lines), buf.String())
+	}
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil || m["msg"] == nil || m["level"] == nil {
+			t.Errorf("log line %q is not a JSON slog record: %v", l, err)
+		}
+	}
+	if !strings.Contains(lines[1], `"reflector":"pods"`) || !strings.Contains(lines[2], "a klog warning") {
+		t.Errorf("klog lines = %q, want the key and the warning", lines[1:])
+	}
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

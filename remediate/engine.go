@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 )
 
 // Decision values: what the engine did with an alert.
@@ -112,6 +113,10 @@ func (d *Decision) eventMessage() string {
 type Options struct {
 	// Client reads targets and writes annotations and Events.
 	Client kubernetes.Interface
+	// Metadata reads the owners of kinds the engine has no typed client
+	// for (Argo Rollouts, operators' custom resources), for their
+	// opt-out. Nil makes a pod with such a controller fail closed.
+	Metadata metadata.Interface
 	// Querier answers the checks' queries; nil makes every check with a
 	// query fail (transiently, so nothing is acted on).
 	Querier Querier
@@ -136,6 +141,7 @@ type Options struct {
 // concurrent use; the policy can be swapped while it runs.
 type Engine struct {
 	client   kubernetes.Interface
+	metadata metadata.Interface
 	querier  Querier
 	dryRun   bool
 	readOnly bool
@@ -166,6 +172,7 @@ func NewEngine(o Options) (*Engine, error) {
 	}
 	e := &Engine{
 		client:   o.Client,
+		metadata: o.Metadata,
 		querier:  o.Querier,
 		dryRun:   o.DryRun || o.ReadOnly,
 		readOnly: o.ReadOnly,

@@ -30,7 +30,11 @@ var testNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 func ptrTrue() *bool { b := true; return &b }
 
 func ownedBy(kind, name string) []metav1.OwnerReference {
-	return []metav1.OwnerReference{{APIVersion: apiVersions[kind], Kind: kind, Name: name, UID: types.UID("uid-" + name), Controller: ptrTrue()}}
+	return ownedByUID(kind, name, "uid-"+name)
+}
+
+func ownedByUID(kind, name, uid string) []metav1.OwnerReference {
+	return []metav1.OwnerReference{{APIVersion: apiVersions[kind], Kind: kind, Name: name, UID: types.UID(uid), Controller: ptrTrue()}}
 }
 
 // fixtures returns a cluster: namespace shop with Deployment web →

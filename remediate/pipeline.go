@@ -93,7 +93,7 @@ func (e *Engine) resolve(ctx context.Context, r *run) (bool, error) {
 		d.set(DecisionHeld, ReasonRecordOnly, "the policy entry names no target object")
 		return true, nil
 	}
-	t, err := resolveTarget(ctx, e.client, r.entry.Target, r.alert)
+	t, err := resolver{c: e.client, md: e.metadata}.resolve(ctx, r.entry.Target, r.alert)
 	switch {
 	case errors.Is(err, errInvalidLabels):
 		// Held, not an error: no retry can make these labels valid.
