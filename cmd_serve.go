@@ -38,6 +38,7 @@ type serveFlags struct {
 	kubeconfig    string
 	prometheusURL string
 	policyFile    string
+	namespace     string
 	dryRun        bool
 	printPolicy   bool
 	logLevel      string
@@ -49,6 +50,17 @@ func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
 	fs.StringVar(&f.prometheusURL, "prometheus-url", defaultPrometheusURL, "base URL of the Prometheus HTTP API that the checks query")
 	fs.StringVar(&f.policyFile, "policy", "", "policy `FILE` (YAML); empty means the embedded default policy (see --print-default-policy)")
 	fs.StringVar(&f.logLevel, "log-level", logLevel, "log level: debug, info, warn or error (logs are JSON on stderr)")
+	fs.StringVar(&f.namespace, "namespace", defaultNamespace(),
+		"leakguard's own namespace: the budget Lease lives there and its "+remediate.AnnotationPause+` annotation ("true") pauses every disruptive action (default $POD_NAMESPACE, else `+remediate.DefaultNamespace+")")
+}
+
+// defaultNamespace is $POD_NAMESPACE (the Deployment sets it from the
+// downward API), else remediate.DefaultNamespace.
+func defaultNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return remediate.DefaultNamespace
 }
 
 // serveFlagSet defines serve's flags on a new flag set writing into f.
@@ -122,7 +134,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return engine.ReloadPolicyFile(f.policyFile, reg)
 	}, logger)
-	logger.Info("serving", "address", f.listen, "policy", policyName(f.policyFile), "alerts", len(policy.AlertNames()),
+	logger.Info("serving", "address", f.listen, "policy", policyName(f.policyFile), "alerts", len(policy.AlertNames()), "namespace", f.namespace,
 		"dry_run", f.dryRun || policy.DryRun, "prometheus", f.prometheusURL)
 	return server.Serve(ctx, f.listen, f.server, handler, logger)
 }
@@ -152,6 +164,7 @@ func buildServe(d serveDeps) (*remediate.Engine, http.Handler, error) {
 		Metadata:   d.metadata,
 		Querier:    d.querier,
 		Policy:     d.policy,
+		Namespace:  d.flags.namespace,
 		DryRun:     d.flags.dryRun,
 		Logger:     d.logger,
 		Registerer: metrics,

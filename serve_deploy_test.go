@@ -56,6 +56,22 @@ func TestServeClusterRole(t *testing.T) {
 	}
 }
 
+// TestServeRole pins the namespaced Role to the budget Lease's verbs, and
+// its binding to serve's service account.
+func TestServeRole(t *testing.T) {
+	var role rbacv1.Role
+	readManifest(t, "role.yaml", &role)
+	want := []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}}}
+	if diff := cmp.Diff(want, role.Rules); diff != "" {
+		t.Errorf("Role rules mismatch (-want +got):\n%s", diff)
+	}
+	var binding rbacv1.RoleBinding
+	readManifest(t, "rolebinding.yaml", &binding)
+	if binding.RoleRef.Kind != "Role" || binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 || binding.Subjects[0].Name != "leakguard-serve" {
+		t.Errorf("RoleBinding = %+v, want Role %s bound to leakguard-serve", binding, role.Name)
+	}
+}
+
 // TestServeDeployment checks that the Deployment runs two replicas whose
 // arguments parse as serve's flags, and that the files they name are
 // where the Secrets are mounted.
@@ -88,6 +104,10 @@ func TestServeDeployment(t *testing.T) {
 	}
 	if !strings.HasSuffix(f.listen, ":8443") {
 		t.Errorf("--listen-address = %q, want port 8443 (the receiver.yaml URL)", f.listen)
+	}
+	if len(c.Env) != 1 || c.Env[0].Name != "POD_NAMESPACE" || c.Env[0].ValueFrom == nil || c.Env[0].ValueFrom.FieldRef == nil ||
+		c.Env[0].ValueFrom.FieldRef.FieldPath != "metadata.namespace" {
+		t.Errorf("env = %+v, want POD_NAMESPACE from metadata.namespace (the budget Lease's namespace)", c.Env)
 	}
 	if d.Spec.Template.Spec.ServiceAccountName != "leakguard-serve" {
 		t.Errorf("serviceAccountName = %q, want leakguard-serve", d.Spec.Template.Spec.ServiceAccountName)

@@ -32,6 +32,15 @@ const (
 	ReasonNamespaceExcluded = "namespace-excluded"
 	ReasonCooldown          = "cooldown"
 	ReasonRateLimited       = "rate-limited"
+	// ReasonPaused: the pause switch on leakguard's namespace holds every
+	// disruptive remediator.
+	ReasonPaused = "paused"
+	// ReasonStorm: more targets than the storm guard allows needed a
+	// disruptive action within its window.
+	ReasonStorm = "storm"
+	// ReasonNamespaceBudget: the namespace had its disruptive actions for
+	// the hour.
+	ReasonNamespaceBudget   = "namespace-budget"
 	ReasonCheckNotConfirmed = "check-not-confirmed"
 	ReasonCheckNoData       = "check-no-data"
 	ReasonTargetNotFound    = "target-not-found"
@@ -122,6 +131,10 @@ type Options struct {
 	Querier Querier
 	// Policy is the initial policy; required.
 	Policy *Policy
+	// Namespace is leakguard's own namespace: the budget Lease lives
+	// there, and its leakguard.io/pause annotation is the pause switch.
+	// Empty means DefaultNamespace.
+	Namespace string
 	// DryRun forces dry-run whatever the policy says.
 	DryRun bool
 	// ReadOnly makes the engine write nothing at all, not even Events (for
@@ -149,13 +162,17 @@ type Engine struct {
 	logger   *slog.Logger
 	metrics  *metrics
 	now      func() time.Time
+	budget   budgetStore
 	state    atomic.Pointer[engineState]
 }
+
+// DefaultNamespace is leakguard's namespace when Options.Namespace is
+// empty, the one deploy/leakguard installs into.
+const DefaultNamespace = "leakguard"
 
 // engineState is what a policy reload swaps as one.
 type engineState struct {
 	policy *Policy
-	rate   *rateGuard
 }
 
 // NewEngine builds an engine.
@@ -190,21 +207,19 @@ func NewEngine(o Options) (*Engine, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
+	ns := o.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	e.budget = budgetStore{client: o.Client, namespace: ns}
 	e.SetPolicy(o.Policy)
 	return e, nil
 }
 
 // SetPolicy makes p the policy for the alerts decided from now on. The
-// rate limiter is kept when its settings are unchanged.
+// budgets live in the cluster, so a reload keeps what they have spent.
 func (e *Engine) SetPolicy(p *Policy) {
-	old := e.state.Load()
-	rg := (*rateGuard)(nil)
-	if old != nil && old.rate.perMinute == p.RatePerMinute && old.rate.burst == p.RateBurst {
-		rg = old.rate
-	} else {
-		rg = newRateGuard(p.RatePerMinute, p.RateBurst, e.now())
-	}
-	e.state.Store(&engineState{policy: p, rate: rg})
+	e.state.Store(&engineState{policy: p})
 }
 
 // Policy returns the current policy.

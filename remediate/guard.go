@@ -31,6 +31,8 @@ type stepGuard interface {
 type alertGuard interface {
 	Name() string
 	Reason() string
+	// Applies reports whether the guard judges r at all.
+	Applies(r *run) bool
 	Take(ctx context.Context, r *run) (ok bool, why string, release func(), err error)
 }
 
@@ -42,12 +44,12 @@ func (e *Engine) scopeGuards() []scopeGuard {
 // stepGuards are run in this order on every remediator still planning to
 // act.
 func (e *Engine) stepGuards() []stepGuard {
-	return []stepGuard{cooldownGuard{}}
+	return []stepGuard{cooldownGuard{}, pauseGuard{store: e.budget}}
 }
 
 // alertGuards are run once per alert that still has a remediator to run.
 func (e *Engine) alertGuards() []alertGuard {
-	return []alertGuard{rateGuardStep{}}
+	return []alertGuard{rateBudget{store: e.budget}, disruptionBudget{store: e.budget}}
 }
 
 // cooldownGuard holds a remediator that acted on the target within the
@@ -67,28 +69,4 @@ func (cooldownGuard) Allow(_ context.Context, r *run, s *step) (bool, string, er
 		return false, "an earlier alert of this delivery would act on it", nil
 	}
 	return true, "", nil
-}
-
-// rateGuardStep takes one token of the global action rate per alert.
-type rateGuardStep struct{}
-
-func (rateGuardStep) Name() string   { return "rate" }
-func (rateGuardStep) Reason() string { return ReasonRateLimited }
-
-func (rateGuardStep) Take(_ context.Context, r *run) (bool, string, func(), error) {
-	p := r.st.policy
-	why := fmt.Sprintf("more than %g actions per minute (burst %d)", p.RatePerMinute, p.RateBurst)
-	if r.dryRun {
-		if !r.st.rate.peekN(r.d.at, r.ledger.actions+1) {
-			return false, why, nil, nil
-		}
-		r.ledger.actions++
-		return true, "", func() { r.ledger.actions-- }, nil
-	}
-	res := r.st.rate.reserve(r.d.at)
-	if res == nil {
-		return false, why, nil, nil
-	}
-	at := r.d.at
-	return true, "", func() { res.CancelAt(at) }, nil
 }

@@ -10,9 +10,15 @@ import "time"
 type ledger struct {
 	claims  map[string]time.Time
 	actions int
+	// disruptions counts would-be disruptive actions per namespace, and
+	// stormTargets the targets that would have needed one.
+	disruptions  map[string]int
+	stormTargets map[string]bool
 }
 
-func newLedger() *ledger { return &ledger{claims: map[string]time.Time{}} }
+func newLedger() *ledger {
+	return &ledger{claims: map[string]time.Time{}, disruptions: map[string]int{}, stormTargets: map[string]bool{}}
+}
 
 func ledgerKey(ref ObjectRef, remediator string) string { return ref.String() + "|" + remediator }
 

@@ -183,10 +183,12 @@ func (e *Engine) plan(_ context.Context, r *run) (bool, error) {
 // alert. In dry-run they read and take from the delivery's ledger only.
 func (e *Engine) budgets(ctx context.Context, r *run) (bool, error) {
 	for _, g := range e.stepGuards() {
+		judged := 0
 		for _, s := range r.steps {
 			if s.held != "" || (g.DisruptiveOnly() && !s.rem.Disruptive) {
 				continue
 			}
+			judged++
 			ok, why, err := g.Allow(ctx, r, s)
 			if err != nil {
 				r.d.set(DecisionError, ReasonGuardError, "")
@@ -196,6 +198,9 @@ func (e *Engine) budgets(ctx context.Context, r *run) (bool, error) {
 				s.hold(g.Reason(), why)
 			}
 		}
+		if judged == 0 {
+			continue // a guard of disruptive remediators, and none is left
+		}
 		if r.allHeld() {
 			r.d.Guards = append(r.d.Guards, g.Name()+": "+r.heldWord())
 			r.finish()
@@ -204,22 +209,21 @@ func (e *Engine) budgets(ctx context.Context, r *run) (bool, error) {
 		r.d.Guards = append(r.d.Guards, g.Name()+": ok")
 	}
 	for _, g := range e.alertGuards() {
+		if !g.Applies(r) {
+			continue
+		}
 		ok, why, release, err := g.Take(ctx, r)
 		if err != nil {
 			r.d.set(DecisionError, ReasonGuardError, "")
 			return true, fmt.Errorf("%s guard: %w", g.Reason(), err)
 		}
 		if !ok {
-			r.d.Guards = append(r.d.Guards, g.Name()+": "+r.heldWord())
 			for _, s := range r.steps {
 				if s.held == "" {
 					s.hold(g.Reason(), why)
 				}
 			}
-			r.finish()
-			return true, nil
 		}
-		r.d.Guards = append(r.d.Guards, g.Name()+": ok")
 		if release != nil {
 			prev := r.release
 			r.release = func() {
@@ -229,6 +233,13 @@ func (e *Engine) budgets(ctx context.Context, r *run) (bool, error) {
 				}
 			}
 		}
+		if r.allHeld() {
+			r.d.Guards = append(r.d.Guards, g.Name()+": "+r.heldWord())
+			r.giveBack()
+			r.finish()
+			return true, nil
+		}
+		r.d.Guards = append(r.d.Guards, g.Name()+": ok")
 	}
 	return false, nil
 }
