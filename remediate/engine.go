@@ -276,6 +276,7 @@ func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (De
 	if err != nil {
 		d.Message = err.Error()
 	}
+	e.onHold(ctx, r)
 	d.Message = truncate(d.Message, maxMessageLen)
 	e.record(ctx, r, err)
 	return d, err

@@ -100,8 +100,7 @@ func claimCooldown(ctx context.Context, c kubernetes.Interface, t *Target, remed
 		if err != nil {
 			return claimResult{}, fmt.Errorf("cooldown: re-read after conflict: %w", err)
 		}
-		t.ResourceVersion = obj.GetResourceVersion()
-		t.Annotations = obj.GetAnnotations()
+		t.reread(obj)
 		if recheck != nil {
 			reason, why, err := recheck(obj)
 			if err != nil {

@@ -321,6 +321,14 @@ func (e *Engine) act(ctx context.Context, r *run) (bool, error) {
 			continue
 		}
 		detail, err := s.plan.Apply(ctx, env)
+		var held *HeldError
+		if errors.As(err, &held) {
+			// The API refused for a reason that holds (a PDB): nothing
+			// happened, so the claim goes back.
+			s.hold(held.Reason, held.Detail)
+			r.releaseClaims(ctx, e, nil, s)
+			continue
+		}
 		if err != nil {
 			e.metrics.remediations.WithLabelValues(s.rem.Name, "failure").Inc()
 			s.out.Result, s.out.Detail = ResultFailed, err.Error()
@@ -336,8 +344,11 @@ func (e *Engine) act(ctx context.Context, r *run) (bool, error) {
 		s.out.Result, s.out.Detail = ResultActed, detail
 		acted = true
 	}
-	if !r.dryRun {
-		r.onHold(ctx, e, env)
+	if !acted && !r.dryRun {
+		// Every remediator was held as it applied (a PDB refusal).
+		r.giveBack()
+		r.finish()
+		return true, nil
 	}
 	r.collect()
 	if r.dryRun {
@@ -348,10 +359,24 @@ func (e *Engine) act(ctx context.Context, r *run) (bool, error) {
 	return true, nil
 }
 
-// onHold lets held plans record themselves (the recurrence mark).
-func (r *run) onHold(ctx context.Context, e *Engine, env Env) {
+// onHold lets the plans held by their own guard record it (the
+// recurrence mark on the workload), in a real run, whatever stage ended
+// the run, and counts the recurrences.
+func (e *Engine) onHold(ctx context.Context, r *run) {
+	if r.dryRun || e.readOnly || r.t == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+	defer cancel()
+	env := Env{Client: e.client, Now: r.d.at}
 	for _, s := range r.steps {
-		if s.held == "" || s.plan.OnHold == nil || s.held != s.plan.Hold {
+		if s.held == "" || s.held != s.plan.Hold {
+			continue
+		}
+		if s.held == ReasonRecurrence {
+			e.metrics.recurrences.WithLabelValues(r.entry.AlertName, s.rem.Name).Inc()
+		}
+		if s.plan.OnHold == nil {
 			continue
 		}
 		if err := s.plan.OnHold(ctx, env); err != nil {
@@ -369,6 +394,11 @@ func (r *run) releaseClaims(ctx context.Context, e *Engine, failure error, steps
 		steps = r.steps
 		failure = nil
 	}
+	defer func() {
+		for _, s := range steps {
+			s.claim = claimResult{}
+		}
+	}()
 	for i, s := range steps {
 		if !s.claim.claimed {
 			continue

@@ -34,6 +34,9 @@ type Target struct {
 	// examined holds every object read on the way (the pod, its owners,
 	// the target), whose opt-out annotation counts.
 	examined []examined
+	// obj is Object as read (a *appsv1.Deployment, say), for the plans
+	// that judge its status.
+	obj metav1.Object
 }
 
 type examined struct {
@@ -110,7 +113,7 @@ func (rs resolver) resolve(ctx context.Context, kind string, alert template.Aler
 			return nil, err
 		}
 		if kind == TargetPod {
-			t.Object, t.ResourceVersion, t.Annotations = pod, obj.GetResourceVersion(), obj.GetAnnotations()
+			t.Object, t.ResourceVersion, t.Annotations, t.obj = pod, obj.GetResourceVersion(), obj.GetAnnotations(), obj
 		}
 		return t, nil
 	case TargetNode:
@@ -165,6 +168,7 @@ func resolveNode(ctx context.Context, c kubernetes.Interface, alert template.Ale
 
 // set makes obj the target and records it as examined.
 func (t *Target) set(kind string, obj metav1.Object) {
+	t.obj = obj
 	t.Object = refOf(kind, obj)
 	t.ResourceVersion = obj.GetResourceVersion()
 	t.Annotations = obj.GetAnnotations()
@@ -174,6 +178,7 @@ func (t *Target) set(kind string, obj metav1.Object) {
 // reread makes obj, the target read again, the target's state, and its
 // annotations the ones the opt-out guard judges.
 func (t *Target) reread(obj metav1.Object) {
+	t.obj = obj
 	t.ResourceVersion = obj.GetResourceVersion()
 	t.Annotations = obj.GetAnnotations()
 	for i := range t.examined {
