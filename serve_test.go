@@ -330,8 +330,9 @@ func TestReplayPayload(t *testing.T) {
 		t.Fatalf("replay() error: %v", err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "ALERT") {
-		t.Fatalf("replay() table:\n%s\nwant a header and one row", out.String())
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "ALERT") || lines[3] != "plans:" ||
+		!strings.Contains(lines[4], "would patch Deployment shop/web annotations") {
+		t.Fatalf("replay() table:\n%s\nwant a header, one row and its plan", out.String())
 	}
 	for _, want := range []string{"ContainerMemoryLeak", "Deployment shop/web", "34.3 MiB/h > 1.0 MiB/h", "annotate dry-run", "would-act"} {
 		if !strings.Contains(lines[1], want) {
