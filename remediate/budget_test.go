@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
@@ -279,3 +280,35 @@ func TestNamespaceDisruptionCap(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetKeptAfterUncertainFailure: an action that timed out may have
+// happened, so its rate token stays spent; one the API refused (403)
+// gives it back.
+func TestBudgetKeptAfterUncertainFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		err    error
+		tokens string
+	}{
+		{"timeout keeps the token", apierrors.NewTimeoutError("patch timed out", 1), `"tokens":0`},
+		{"forbidden gives it back", apierrors.NewForbidden(schemaNodes, "n1", errors.New("RBAC")), `"tokens":1`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, cs := newTestEngine(t, engineSetup{policy: nodeRatePolicy})
+			cs.PrependReactor("patch", "nodes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if strings.Contains(string(a.(k8stesting.PatchActionImpl).Patch), AnnotationFinding) {
+					return true, nil, tc.err
+				}
+				return false, nil, nil
+			})
+			if d, _ := e.DecideOne(context.Background(), nodeAlert("n1")); d.Decision != DecisionError {
+				t.Fatalf("DecideOne() = %s/%s, want error", d.Decision, d.Reason)
+			}
+			if ann := getLease(t, cs).Annotations[annotationBudgetRate]; !strings.Contains(ann, tc.tokens) {
+				t.Errorf("lease rate = %s, want %s", ann, tc.tokens)
+			}
+		})
+	}
+}
+
+var schemaNodes = schema.GroupResource{Resource: "nodes"}

@@ -333,7 +333,9 @@ func (e *Engine) act(ctx context.Context, r *run) (bool, error) {
 			e.metrics.remediations.WithLabelValues(s.rem.Name, "failure").Inc()
 			s.out.Result, s.out.Detail = ResultFailed, err.Error()
 			r.releaseClaims(ctx, e, err, r.steps[i:]...)
-			if !acted {
+			if !acted && definitelyRejected(err) {
+				// Nothing happened: the budgets go back too. After a
+				// timeout the action may have happened, and stays spent.
 				r.giveBack()
 			}
 			r.collect()
