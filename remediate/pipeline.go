@@ -267,10 +267,19 @@ func (e *Engine) claim(ctx context.Context, r *run) (bool, error) {
 			s.out.Result, s.out.Detail = ResultFailed, err.Error()
 			r.releaseClaims(ctx, e, nil)
 			r.giveBack()
+			r.collect()
 			r.d.set(DecisionError, ReasonGuardError, "")
 			return true, err
 		case cr.heldBy != "":
-			s.hold(cr.heldBy, cr.heldWhy)
+			// The object re-read is out of scope now (an opt-out written
+			// meanwhile): it holds every remediator, and the claims
+			// already written go back.
+			for _, o := range r.steps {
+				if o.held == "" {
+					o.hold(cr.heldBy, cr.heldWhy)
+				}
+			}
+			r.releaseClaims(ctx, e, nil)
 		case !cr.claimed:
 			s.hold(ReasonCooldown, fmt.Sprintf("last action at %s, cooldown %s", cr.last.UTC().Format(time.RFC3339), r.entry.Cooldown))
 		default:

@@ -202,3 +202,39 @@ func TestInvalidTargetLabels(t *testing.T) {
 		})
 	}
 }
+
+// TestOptOutDuringSecondClaim: the opt-out is written while the second
+// remediator's claim is in flight; both remediators are held, and the
+// first one's claim is given back.
+func TestOptOutDuringSecondClaim(t *testing.T) {
+	objs := restartFixtures(nil)
+	e, cs := newDisruptiveEngine(t, disruptivePolicy(""), objs, nil)
+	raced := false
+	cs.PrependReactor("patch", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if raced || !strings.Contains(string(a.(k8stesting.PatchActionImpl).Patch), CooldownAnnotation("disrupt")) {
+			return false, nil, nil
+		}
+		raced = true
+		obj, err := cs.Tracker().Get(gvrDeployments, "shop", "web")
+		if err != nil {
+			return true, nil, err
+		}
+		dep := obj.(*appsv1.Deployment).DeepCopy()
+		dep.Annotations[AnnotationIgnore] = "true"
+		dep.ResourceVersion = "9"
+		if err := cs.Tracker().Update(gvrDeployments, dep, "shop"); err != nil {
+			return true, nil, err
+		}
+		return true, nil, apierrors.NewConflict(gvrDeployments.GroupResource(), "web", errors.New("the object has been modified"))
+	})
+	d, err := e.DecideOne(context.Background(), podAlert("web-7d9-abcde"))
+	if err != nil || d.Decision != DecisionHeld || d.Reason != ReasonOptOut {
+		t.Fatalf("DecideOne() = %s/%s (%s), %v; want held/opt-out", d.Decision, d.Reason, d.Message, err)
+	}
+	ann := getDeployment(t, cs).GetAnnotations()
+	for _, k := range []string{CooldownAnnotation("annotate"), CooldownAnnotation("disrupt"), AnnotationFinding} {
+		if _, ok := ann[k]; ok {
+			t.Errorf("Deployment keeps %s after the opt-out: %v", k, ann)
+		}
+	}
+}
