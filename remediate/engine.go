@@ -369,7 +369,7 @@ func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now ti
 		return Result{}, classifyProm(fmt.Errorf("check %s: query Prometheus %s: %w", c.Name(), q, err))
 	}
 	if len(warnings) > 0 {
-		e.logger.Warn("prometheus warnings", "check", c.Name(), "query", q, "warnings", warnings)
+		e.logger.Warn("prometheus warnings", "check", c.Name(), "query", truncate(q, maxMessageLen), "warnings", warnings)
 	}
 	return c.Evaluate(a, val, now)
 }

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -179,8 +180,8 @@ func (h *handler) receiveAlerts(w http.ResponseWriter, r *http.Request) {
 		}
 		h.metrics.alertsReceived.WithLabelValues(name, a.Status).Inc()
 	}
-	logger := h.logger.With("request_id", middleware.GetReqID(r.Context()),
-		"receiver", msg.Receiver, "group_key", msg.GroupKey, "status", msg.Status, "alerts", len(msg.Alerts))
+	logger := h.logger.With("request_id", clip(middleware.GetReqID(r.Context())),
+		"receiver", clip(msg.Receiver), "group_key", clip(msg.GroupKey), "status", msg.Status, "alerts", len(msg.Alerts))
 	if msg.TruncatedAlerts > 0 {
 		logger.Warn("Alertmanager truncated the payload (max_alerts): those alerts are not seen", "truncated_alerts", msg.TruncatedAlerts)
 	}
@@ -298,9 +299,9 @@ func (h *handler) observe(next http.Handler) http.Handler {
 			level = slog.LevelDebug // probes and scrapes
 		}
 		h.logger.LogAttrs(r.Context(), level, "http request",
-			slog.String("request_id", middleware.GetReqID(r.Context())),
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
+			slog.String("request_id", clip(middleware.GetReqID(r.Context()))),
+			slog.String("method", methodLabel(r.Method)),
+			slog.String("path", clip(r.URL.Path)),
 			slog.String("route", route),
 			slog.Int("status", status),
 			slog.Int("bytes", ww.BytesWritten()),
@@ -323,7 +324,7 @@ func (h *handler) recoverer(next http.Handler) http.Handler {
 				panic(rec) // net/http's way to abort a response; it does not log it
 			}
 			h.logger.Error("panic while serving a request",
-				"request_id", middleware.GetReqID(r.Context()), "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+				"request_id", clip(middleware.GetReqID(r.Context())), "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
 			if ww, ok := w.(middleware.WrapResponseWriter); ok && ww.Status() != 0 {
 				return // the answer has begun; the client sees it cut short
 			}
@@ -362,6 +363,22 @@ func requireJSON(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// maxLogValueLen bounds a value that a client controls (a request id, a
+// path, a group key with its label values) in a log line.
+const maxLogValueLen = 256
+
+// clip cuts s to maxLogValueLen bytes on a rune boundary, marking the cut.
+func clip(s string) string {
+	if len(s) <= maxLogValueLen {
+		return s
+	}
+	cut := maxLogValueLen - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // writeError answers {"error": msg} with status.

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -116,5 +118,32 @@ func TestNonUTF8Body(t *testing.T) {
 	_, err := DecodeMessage(strings.NewReader(body))
 	if err == nil || !strings.Contains(err.Error(), "byte 95") {
 		t.Errorf("DecodeMessage(non-UTF-8) = %v, want an error at byte 95", err)
+	}
+}
+
+// TestLogValuesBounded sends a delivery whose group key, receiver and
+// request id are huge: every log line stays short.
+func TestLogValuesBounded(t *testing.T) {
+	var logs strings.Builder
+	cfg := bearerConfig(t)
+	h, err := NewHandler(cfg, &recordingProcessor{err: errors.New("boom")}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", 20000)
+	body := strings.Replace(strings.Replace(validPayload("A"), `"groupKey":"{}:{}"`, `"groupKey":"`+long+`"`, 1), `"receiver":"leakguard"`, `"receiver":"`+long+`"`, 1)
+	req := postAlerts([]byte(body))
+	req.Header.Set("X-Request-Id", long)
+	if rec := serve(h, req); rec.Code != http.StatusInternalServerError {
+		t.Fatalf("POST = %d %s, want the Processor's 500", rec.Code, rec.Body)
+	}
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("log lines = %q, want the processing error and the request", lines)
+	}
+	for _, l := range lines {
+		if len(l) > 2000 {
+			t.Errorf("log line of %d bytes, want at most 2000: %.200s…", len(l), l)
+		}
 	}
 }
