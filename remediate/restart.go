@@ -50,6 +50,13 @@ const (
 	// ReasonUnsupportedKind: restart cannot act on this kind of workload
 	// (a ReplicaSet without a Deployment).
 	ReasonUnsupportedKind = "unsupported-kind"
+	// ReasonRolloutPaused: the Deployment's rollout is paused
+	// (spec.paused); a pod-template change would wait for a person, as
+	// kubectl rollout restart refuses it.
+	ReasonRolloutPaused = "rollout-paused"
+	// ReasonOnDelete: the StatefulSet's or DaemonSet's update strategy is
+	// OnDelete; a pod-template change replaces no pod.
+	ReasonOnDelete = "on-delete"
 )
 
 // Defaults of restart's arguments.
@@ -197,6 +204,9 @@ func (r Restart) Plan(t *Target, f Finding, now time.Time) Plan {
 	default:
 		return Plan{Hold: ReasonUnsupportedKind, Detail: fmt.Sprintf("restart acts on Deployments, StatefulSets, DaemonSets and pods without a controller, not on %s", t.Object)}
 	}
+	if reason, why := rollsOnTemplateChange(t.obj); reason != "" {
+		return Plan{Hold: reason, Detail: fmt.Sprintf("%s: %s", t.Object, why)}
+	}
 	ready, rolledOut, progress := workloadStatus(t.obj)
 	if ready < r.MinReadyReplicas {
 		return Plan{Hold: ReasonNotReady, Detail: fmt.Sprintf("%s has %d ready replicas, fewer than minReadyReplicas %d", t.Object, ready, r.MinReadyReplicas)}
@@ -305,6 +315,26 @@ func workloadStatus(obj metav1.Object) (ready int, rolledOut bool, progress stri
 		return int(s.NumberReady), done, fmt.Sprintf("%d of %d updated, %d available", s.UpdatedNumberScheduled, s.DesiredNumberScheduled, s.NumberAvailable)
 	}
 	return 0, false, fmt.Sprintf("no status of %T", obj)
+}
+
+// rollsOnTemplateChange returns a reason when changing obj's pod template
+// would not roll its pods.
+func rollsOnTemplateChange(obj metav1.Object) (reason, why string) {
+	switch w := obj.(type) {
+	case *appsv1.Deployment:
+		if w.Spec.Paused {
+			return ReasonRolloutPaused, "its rollout is paused (spec.paused); resume it, or restart by hand"
+		}
+	case *appsv1.StatefulSet:
+		if w.Spec.UpdateStrategy.Type == appsv1.OnDeleteStatefulSetStrategyType {
+			return ReasonOnDelete, "its update strategy is OnDelete: a pod-template change replaces no pod"
+		}
+	case *appsv1.DaemonSet:
+		if w.Spec.UpdateStrategy.Type == appsv1.OnDeleteDaemonSetStrategyType {
+			return ReasonOnDelete, "its update strategy is OnDelete: a pod-template change replaces no pod"
+		}
+	}
+	return "", ""
 }
 
 // HeldError is returned by a plan's Apply when the API refused the action

@@ -148,7 +148,16 @@ func TestRestartGuards(t *testing.T) {
 			pod: "web-7d9-abcde", decision: DecisionHeld, reason: ReasonRolloutInProgress},
 		{name: "new generation not observed", edit: func(objs []runtime.Object) { deploymentIn(objs).Generation = 5 },
 			pod: "web-7d9-abcde", decision: DecisionHeld, reason: ReasonRolloutInProgress},
+		{name: "paused deployment", edit: func(objs []runtime.Object) { deploymentIn(objs).Spec.Paused = true },
+			pod: "web-7d9-abcde", decision: DecisionHeld, reason: ReasonRolloutPaused},
 		{name: "statefulset", pod: "db-0", decision: DecisionActed, patched: "statefulsets"},
+		{name: "statefulset updated on delete", edit: func(objs []runtime.Object) {
+			for _, o := range objs {
+				if s, ok := o.(*appsv1.StatefulSet); ok {
+					s.Spec.UpdateStrategy.Type = appsv1.OnDeleteStatefulSetStrategyType
+				}
+			}
+		}, pod: "db-0", decision: DecisionHeld, reason: ReasonOnDelete},
 		{name: "daemonset", pod: "agent-x1", decision: DecisionActed, patched: "daemonsets"},
 		{name: "job's pod left alone", pod: "report-2911-xyz", decision: DecisionHeld, reason: ReasonJob},
 		{name: "bare pod evicted", pod: "lonely", decision: DecisionActed, evictions: 1},
