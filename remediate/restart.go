@@ -217,7 +217,12 @@ func (r Restart) Plan(t *Target, f Finding, now time.Time) Plan {
 	alert := f.AlertName()
 	hist := readHistory(t.Annotations)
 	if past := hist.within(alert, r.RecurrenceWindow, now); len(past) >= r.RecurrenceCount {
-		every := past[len(past)-1].Sub(past[0]) / time.Duration(max(len(past)-1, 1))
+		// The mean interval between the restarts; with a single one (a
+		// count of 1), the window is all that is known.
+		every := r.RecurrenceWindow
+		if len(past) > 1 {
+			every = past[len(past)-1].Sub(past[0]) / time.Duration(len(past)-1)
+		}
 		msg := fmt.Sprintf("%s restarted %d times for %s within %s: leak recurs about every %.1f h; restarting is not fixing it", t.Object, len(past), alert, r.RecurrenceWindow, every.Hours())
 		mark := fmt.Sprintf("%s: restarted %d times within %s, about every %.1f h; restarting is not fixing it", alert, len(past), r.RecurrenceWindow, every.Hours())
 		return Plan{Hold: ReasonRecurrence, Detail: msg, Warn: true, OnHold: func(ctx context.Context, env Env) error {
