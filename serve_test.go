@@ -145,8 +145,8 @@ func TestServeStatusCodes(t *testing.T) {
 		decisions []string
 		annotated bool
 		// forbidPods and throttlePods make reading the pod fail with 403
-		// or 429.
-		forbidPods, throttlePods bool
+		// or 429; leaseDown makes the budget Lease unreadable.
+		forbidPods, throttlePods, leaseDown bool
 	}{
 		{name: "acted 200", querier: &testQuerier{answers: map[string]float64{slopeQueryWeb: 1e4}}, body: payload(t, leakLabels),
 			token: "s3cret", status: http.StatusOK, decisions: []string{"acted"}, annotated: true},
@@ -164,6 +164,8 @@ func TestServeStatusCodes(t *testing.T) {
 			token: "s3cret", status: http.StatusOK, decisions: []string{"error"}},
 		{name: "apiserver 429 503", querier: &testQuerier{}, body: payload(t, leakLabels), throttlePods: true,
 			token: "s3cret", status: http.StatusServiceUnavailable},
+		{name: "budget unreadable 503", querier: &testQuerier{answers: map[string]float64{slopeQueryWeb: 1e4}}, body: payload(t, leakLabels), leaseDown: true,
+			token: "s3cret", status: http.StatusServiceUnavailable},
 		{name: "wrong token 401", querier: &testQuerier{}, body: payload(t, leakLabels), token: "guess", status: http.StatusUnauthorized},
 		{name: "bad payload 400", querier: &testQuerier{}, body: []byte(`{"version":"4","alerts":[]}`), token: "s3cret", status: http.StatusBadRequest},
 	}
@@ -176,6 +178,11 @@ func TestServeStatusCodes(t *testing.T) {
 						return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "web-7d9-abcde", errors.New("RBAC"))
 					}
 					return true, nil, apierrors.NewTooManyRequests("slow down", 1)
+				})
+			}
+			if tc.leaseDown {
+				cs.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+					return true, nil, errors.New("dial tcp 10.0.0.1:443: connect: connection refused")
 				})
 			}
 			_, h := newServeHandler(t, cs, tc.querier, "s3cret", nil)
