@@ -55,6 +55,9 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return errUsage
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// client-go's own lines (the informer's reflector, say) in the same
+	// JSON.
+	routeKlog(logger)
 	// The cgroup root is checked first: a wrong hostPath is the likeliest
 	// mistake, and it should be the error a user sees.
 	if _, err := cgroups.DetectLayout(*cgroupRoot); err != nil {

@@ -19,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/server"
@@ -36,6 +38,7 @@ type serveFlags struct {
 	kubeconfig    string
 	prometheusURL string
 	policyFile    string
+	namespace     string
 	dryRun        bool
 	printPolicy   bool
 	logLevel      string
@@ -47,6 +50,17 @@ func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
 	fs.StringVar(&f.prometheusURL, "prometheus-url", defaultPrometheusURL, "base URL of the Prometheus HTTP API that the checks query")
 	fs.StringVar(&f.policyFile, "policy", "", "policy `FILE` (YAML); empty means the embedded default policy (see --print-default-policy)")
 	fs.StringVar(&f.logLevel, "log-level", logLevel, "log level: debug, info, warn or error (logs are JSON on stderr)")
+	fs.StringVar(&f.namespace, "namespace", defaultNamespace(),
+		"leakguard's own namespace: the budget Lease lives there and its "+remediate.AnnotationPause+` annotation ("true") pauses every disruptive action (default $POD_NAMESPACE, else `+remediate.DefaultNamespace+")")
+}
+
+// defaultNamespace is $POD_NAMESPACE (the Deployment sets it from the
+// downward API), else remediate.DefaultNamespace.
+func defaultNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return remediate.DefaultNamespace
 }
 
 // serveFlagSet defines serve's flags on a new flag set writing into f.
@@ -96,7 +110,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	client, err := kubeClient(f.kubeconfig)
+	client, md, err := kubeClient(f.kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -105,7 +119,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	engine, handler, err := buildServe(serveDeps{
-		flags: f, policy: policy, client: client, querier: querier, logger: logger, registry: reg,
+		flags: f, policy: policy, client: client, metadata: md, querier: querier, logger: logger, registry: reg,
 	})
 	if err != nil {
 		return err
@@ -120,7 +134,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return engine.ReloadPolicyFile(f.policyFile, reg)
 	}, logger)
-	logger.Info("serving", "address", f.listen, "policy", policyName(f.policyFile), "alerts", len(policy.AlertNames()),
+	logger.Info("serving", "address", f.listen, "policy", policyName(f.policyFile), "alerts", len(policy.AlertNames()), "namespace", f.namespace,
 		"dry_run", f.dryRun || policy.DryRun, "prometheus", f.prometheusURL)
 	return server.Serve(ctx, f.listen, f.server, handler, logger)
 }
@@ -131,6 +145,7 @@ type serveDeps struct {
 	flags    serveFlags
 	policy   *remediate.Policy
 	client   kubernetes.Interface
+	metadata metadata.Interface
 	querier  remediate.Querier
 	logger   *slog.Logger
 	registry *remediate.Registry
@@ -146,8 +161,10 @@ func buildServe(d serveDeps) (*remediate.Engine, http.Handler, error) {
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	engine, err := remediate.NewEngine(remediate.Options{
 		Client:     d.client,
+		Metadata:   d.metadata,
 		Querier:    d.querier,
 		Policy:     d.policy,
+		Namespace:  d.flags.namespace,
 		DryRun:     d.flags.dryRun,
 		Logger:     d.logger,
 		Registerer: metrics,
@@ -158,6 +175,7 @@ func buildServe(d serveDeps) (*remediate.Engine, http.Handler, error) {
 	}
 	cfg := d.flags.server
 	cfg.Registerer = metrics
+	cfg.KnownAlertName = func(name string) bool { return engine.Policy().Entry(name) != nil }
 	cfg.ReadyChecks = map[string]func(context.Context) error{
 		"kubernetes": func(context.Context) error {
 			_, err := d.client.Discovery().ServerVersion()
@@ -179,25 +197,18 @@ func buildServe(d serveDeps) (*remediate.Engine, http.Handler, error) {
 type engineProcessor struct{ engine *remediate.Engine }
 
 // Process decides every alert of msg. A transient failure (Kubernetes or
-// Prometheus unreachable) of any alert fails the delivery, answered 503
-// so that Alertmanager retries it; the alerts already acted on are then
-// held by their cooldown. Any other failure of one alert is reported in
-// its decision with a 200; only when every alert failed is the delivery
-// an error (500).
+// Prometheus unreachable, 429, 5xx) of any alert fails the delivery,
+// answered 503 so that Alertmanager retries it; the alerts already acted
+// on are then held by their cooldown. A permanent failure (a missing
+// label, Forbidden, an unusable Prometheus answer) is reported in its
+// decision with a 200, even when every alert failed: no retry can fix it,
+// and a 5xx would only make Alertmanager redeliver it.
 func (p engineProcessor) Process(ctx context.Context, msg *server.Message) (any, error) {
 	decisions, err := p.engine.Decide(ctx, msg.Alerts)
-	if err == nil {
-		return decisions, nil
-	}
 	if remediate.IsTransient(err) {
 		return nil, err
 	}
-	for _, d := range decisions {
-		if d.Decision != remediate.DecisionError {
-			return decisions, nil
-		}
-	}
-	return nil, err
+	return decisions, nil
 }
 
 func loadPolicy(path string, reg *remediate.Registry) (*remediate.Policy, error) {
@@ -214,9 +225,10 @@ func policyName(path string) string {
 	return path
 }
 
-// kubeClient builds a clientset from a kubeconfig file, or from the
+// kubeClient builds a clientset and a metadata client (for owners of
+// kinds without a typed client) from a kubeconfig file, or from the
 // in-cluster service account when path is empty.
-func kubeClient(path string) (kubernetes.Interface, error) {
+func kubeClient(path string) (kubernetes.Interface, metadata.Interface, error) {
 	var (
 		cfg *rest.Config
 		err error
@@ -224,12 +236,12 @@ func kubeClient(path string) (kubernetes.Interface, error) {
 	if path == "" {
 		cfg, err = rest.InClusterConfig()
 		if err != nil {
-			return nil, fmt.Errorf("in-cluster Kubernetes config (outside a cluster, pass --kubeconfig): %w", err)
+			return nil, nil, fmt.Errorf("in-cluster Kubernetes config (outside a cluster, pass --kubeconfig): %w", err)
 		}
 	} else {
 		cfg, err = clientcmd.BuildConfigFromFlags("", path)
 		if err != nil {
-			return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+			return nil, nil, fmt.Errorf("kubeconfig %s: %w", path, err)
 		}
 	}
 	cfg.UserAgent = "leakguard/" + version
@@ -242,9 +254,13 @@ func kubeClient(path string) (kubernetes.Interface, error) {
 	cfg.Timeout = 30 * time.Second
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
+		return nil, nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	return c, nil
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes metadata client: %w", err)
+	}
+	return c, md, nil
 }
 
 // promQuerier builds the Prometheus HTTP API client the checks query.
@@ -259,11 +275,22 @@ func promQuerier(url string) (remediate.Querier, error) {
 	return v1.NewAPI(c), nil
 }
 
-// newLogger returns a JSON slog logger on w at the named level.
+// newLogger returns a JSON slog logger on w at the named level, and routes
+// client-go's own log lines (klog) through it, so that a log pipeline
+// parses every line the process writes.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+	logger := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	routeKlog(logger)
+	return logger, nil
+}
+
+// routeKlog sends klog's output (client-go's warnings, throttling notes,
+// reflector errors) to logger's handler instead of klog's text format on
+// stderr.
+func routeKlog(logger *slog.Logger) {
+	klog.SetSlogLogger(logger)
 }
