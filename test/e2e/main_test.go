@@ -17,6 +17,7 @@ import (
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -29,9 +30,12 @@ const repoRoot = "../.."
 
 // The manifests of deploy/leakguard/ that grant leakguard serve its
 // permissions, read as they ship.
-var rbacManifests = []string{"namespace.yaml", "serviceaccount.yaml", "clusterrole.yaml", "clusterrolebinding.yaml"}
+var rbacManifests = []string{"namespace.yaml", "serviceaccount.yaml", "clusterrole.yaml", "clusterrolebinding.yaml", "role.yaml", "rolebinding.yaml"}
 
 var (
+	// leakguardNamespace is where leakguard serve runs: its service account,
+	// its Role and its budget Lease.
+	leakguardNamespace string
 	// shared is the package's lab, nil when it is not running.
 	shared *lab.Lab
 	// unavailable says why shared is nil.
@@ -94,9 +98,6 @@ func setUpLeakguard(ctx context.Context, l *lab.Lab) error {
 	if err != nil {
 		return err
 	}
-	if err := lab.Create(ctx, l.Admin, objs...); err != nil {
-		return err
-	}
 	var ns, name string
 	for _, obj := range objs {
 		if b, ok := obj.(*rbacv1.ClusterRoleBinding); ok {
@@ -110,7 +111,21 @@ func setUpLeakguard(ctx context.Context, l *lab.Lab) error {
 	if name == "" {
 		return fmt.Errorf("no ClusterRoleBinding in %v binds a service account", rbacManifests)
 	}
+	// The Role and its binding name no namespace: kustomize puts them in
+	// leakguard's (deploy/leakguard/kustomization.yaml), as this does.
+	for _, obj := range objs {
+		if m, ok := obj.(metav1.Object); ok && m.GetNamespace() == "" {
+			switch obj.(type) {
+			case *rbacv1.Role, *rbacv1.RoleBinding:
+				m.SetNamespace(ns)
+			}
+		}
+	}
+	if err := lab.Create(ctx, l.Admin, objs...); err != nil {
+		return err
+	}
 	serviceAccount = ns + "/" + name
+	leakguardNamespace = ns
 	leakguardConfig, err = l.ServiceAccountConfig(ctx, ns, name)
 	return err
 }
