@@ -24,7 +24,7 @@ FUZZ_TARGETS := server:FuzzDecodeMessage server:FuzzHandler remediate:FuzzParseP
 RULES_FILE := deploy/prometheus/rules.yaml
 PROMRULE   := deploy/kubernetes/prometheusrule.yaml
 
-.PHONY: all build generate verify test go-test e2e rules-check rules-test traces lint bench clean dashboards-check
+.PHONY: bench-detection all build generate verify test go-test e2e rules-check rules-test traces lint bench clean dashboards-check
 
 all: build
 
@@ -85,7 +85,18 @@ lint:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 
-bench:
+# Detection and lead times on the shared traces, beside the rules of the
+# commit before the three trends and two usual rules (docs/PERFORMANCE.md).
+bench-detection:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  git show dff8c7b:deploy/prometheus/rules.yaml > "$$tmp/before.yaml" && \
+	  $(GO) run ./hack/detection -cases $(SHARED)/traces/cases \
+	    increase=hack/detection/reference/increase-usage.yaml \
+	    predict_linear=hack/detection/reference/predict-linear.yaml \
+	    before="$$tmp/before.yaml" leakguard=$(RULES_FILE) && \
+	  hack/fast-leak-sweep.py $(RULES_FILE)
+
+bench: bench-detection
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(BENCH_FUZZTIME) ./$${t%%:*}/; \
