@@ -9,8 +9,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/leakguard/leakguard/remediate"
 )
 
 // twoEngines builds two engines, as two replicas of serve, that act
@@ -28,10 +26,10 @@ func twoEngines(t *testing.T, policy, ns string, clk *clock) [2]*policyEngine {
 // decideAll decides the leak alert of every workload at once, the i-th
 // through engine i%2, each in its own goroutine, and returns the
 // decisions by workload.
-func decideAll(t *testing.T, engines [2]*policyEngine, ws []workload) []remediate.Decision {
+func decideAll(t *testing.T, engines [2]*policyEngine, ws []workload) []fullDecision {
 	t.Helper()
 	ctx := testContext(t)
-	out := make([]remediate.Decision, len(ws))
+	out := make([]fullDecision, len(ws))
 	var wg sync.WaitGroup
 	for i, w := range ws {
 		wg.Add(1)

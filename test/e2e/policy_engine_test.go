@@ -61,6 +61,9 @@ const (
 
 var restartCooldown = remediate.CooldownAnnotation("restart")
 
+// fullDecision is the engine's whole decision.
+type fullDecision = remediate.Decision
+
 // policyEngine is an engine with a policy of the test's own.
 type policyEngine struct {
 	e *remediate.Engine
