@@ -78,6 +78,12 @@ func (e *Engine) pipeline(ctx context.Context, r *run) error {
 // resolve finds the policy entry and the object the alert is about.
 func (e *Engine) resolve(ctx context.Context, r *run) (bool, error) {
 	d := r.d
+	if why := e.otherCluster(r.alert); why != "" {
+		// Before any request: another cluster's objects of the same
+		// names are not this cluster's to touch.
+		d.set(DecisionHeld, ReasonOtherCluster, why)
+		return true, nil
+	}
 	if r.alert.Status == "resolved" {
 		// Resolved alerts change nothing; undoing an action (uncordon) is a
 		// remediator's business in its own issue.
