@@ -220,6 +220,9 @@ func (e *Engine) budgets(ctx context.Context, r *run) (bool, error) {
 		}
 		ok, why, release, err := g.Take(ctx, r)
 		if err != nil {
+			// Nothing acted: what the guards before this one took goes
+			// back, or a retry of this delivery would spend it twice.
+			r.giveBack()
 			r.d.set(DecisionError, ReasonGuardError, "")
 			return true, fmt.Errorf("%s guard: %w", g.Reason(), err)
 		}
