@@ -157,3 +157,41 @@ func TestServeOtherCluster(t *testing.T) {
 		t.Errorf("queries (-want +got):\n%s", diff)
 	}
 }
+
+// TestReplayOtherCluster: replay --cluster holds the saved payload's
+// alert, which names no cluster (a single-cluster Alertmanager sent it),
+// unless --accept-missing-cluster; then its check carries the matcher.
+func TestReplayOtherCluster(t *testing.T) {
+	msg, err := readPayload(filepath.Join("remediate", "testdata", "alertmanager", "alertmanager-0.25-e2e-leak.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy, err := loadPolicy("", remediate.DefaultRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	scoped := `max(` + rules.RecWorkingSetDeriv + `{namespace="shop",pod="web-7d9-abcde",container="app",cluster="eu-1"})`
+	for _, tc := range []struct {
+		accept bool
+		want   string
+		asked  []string
+	}{
+		{accept: false, want: remediate.ReasonOtherCluster},
+		{accept: true, want: remediate.ReasonWouldAct, asked: []string{scoped}},
+	} {
+		cs := leakingCluster()
+		q := &countingQuerier{answer: scoped}
+		var out bytes.Buffer
+		f := serveFlags{cluster: "eu-1", clusterLabel: "cluster", acceptMissingCluster: tc.accept}
+		if err := replay(context.Background(), msg, policy, cs, nil, q, f, slog.New(slog.DiscardHandler), &out); err != nil {
+			t.Fatalf("replay(accept missing %v) error: %v", tc.accept, err)
+		}
+		lines := strings.Split(out.String(), "\n")
+		if len(lines) < 2 || !strings.Contains(lines[1], tc.want) {
+			t.Errorf("replay(accept missing %v) table:\n%s\nwant its row to say %s", tc.accept, out.String(), tc.want)
+		}
+		if diff := cmp.Diff(tc.asked, q.queries); diff != "" {
+			t.Errorf("replay(accept missing %v) queries (-want +got):\n%s", tc.accept, diff)
+		}
+	}
+}
