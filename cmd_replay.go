@@ -60,15 +60,15 @@ flags:
 	if err != nil {
 		return err
 	}
-	return replay(ctx, msg, policy, client, md, querier, f.namespace, logger, stdout)
+	return replay(ctx, msg, policy, client, md, querier, f, logger, stdout)
 }
 
 // replay runs msg through a read-only engine and prints the table.
 func replay(ctx context.Context, msg *server.Message, policy *remediate.Policy, client kubernetes.Interface,
-	md metadata.Interface, querier remediate.Querier, namespace string, logger *slog.Logger, stdout io.Writer) error {
-	engine, err := remediate.NewEngine(remediate.Options{
-		Client: client, Metadata: md, Querier: querier, Policy: policy, Namespace: namespace, ReadOnly: true, Logger: logger,
-	})
+	md metadata.Interface, querier remediate.Querier, f serveFlags, logger *slog.Logger, stdout io.Writer) error {
+	engine, err := remediate.NewEngine(f.engineOptions(remediate.Options{
+		Client: client, Metadata: md, Querier: querier, Policy: policy, ReadOnly: true, Logger: logger,
+	}))
 	if err != nil {
 		return err
 	}

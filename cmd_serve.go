@@ -39,10 +39,15 @@ type serveFlags struct {
 	prometheusURL string
 	policyFile    string
 	namespace     string
-	dryRun        bool
-	printPolicy   bool
-	logLevel      string
-	server        server.Config
+	// cluster, clusterLabel and acceptMissingCluster place the receiver
+	// in a fleet (remediate.Options.Cluster and the rest).
+	cluster              string
+	clusterLabel         string
+	acceptMissingCluster bool
+	dryRun               bool
+	printPolicy          bool
+	logLevel             string
+	server               server.Config
 }
 
 func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
@@ -52,6 +57,18 @@ func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
 	fs.StringVar(&f.logLevel, "log-level", logLevel, "log level: debug, info, warn or error (logs are JSON on stderr)")
 	fs.StringVar(&f.namespace, "namespace", defaultNamespace(),
 		"leakguard's own namespace: the budget Lease lives there and its "+remediate.AnnotationPause+` annotation ("true") pauses every disruptive action (default $POD_NAMESPACE, else `+remediate.DefaultNamespace+")")
+	fs.StringVar(&f.cluster, "cluster", "",
+		"this cluster's `NAME` in a fleet: alerts whose --cluster-label names another cluster are held (other-cluster), and every check query carries --cluster-label=\"NAME\"; empty: a single cluster, no label")
+	fs.StringVar(&f.clusterLabel, "cluster-label", remediate.DefaultClusterLabel, "the label that names the cluster in alerts and series (the rules' clusterLabel)")
+	fs.BoolVar(&f.acceptMissingCluster, "accept-missing-cluster", false,
+		"with --cluster, decide alerts that carry no --cluster-label too (their checks still read this cluster's series only); off, they are held (other-cluster)")
+}
+
+// engineOptions sets the options of o that come from the flags.
+func (f *serveFlags) engineOptions(o remediate.Options) remediate.Options {
+	o.Namespace = f.namespace
+	o.Cluster, o.ClusterLabel, o.AcceptMissingCluster = f.cluster, f.clusterLabel, f.acceptMissingCluster
+	return o
 }
 
 // defaultNamespace is $POD_NAMESPACE (the Deployment sets it from the
@@ -135,6 +152,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return engine.ReloadPolicyFile(f.policyFile, reg)
 	}, logger)
 	logger.Info("serving", "address", f.listen, "policy", policyName(f.policyFile), "alerts", len(policy.AlertNames()), "namespace", f.namespace,
+		"cluster", f.cluster, "cluster_label", f.clusterLabel, "accept_missing_cluster", f.acceptMissingCluster,
 		"dry_run", f.dryRun || policy.DryRun, "prometheus", f.prometheusURL)
 	return server.Serve(ctx, f.listen, f.server, handler, logger)
 }
@@ -159,17 +177,16 @@ type serveDeps struct {
 func buildServe(d serveDeps) (*remediate.Engine, http.Handler, error) {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	engine, err := remediate.NewEngine(remediate.Options{
+	engine, err := remediate.NewEngine(d.flags.engineOptions(remediate.Options{
 		Client:     d.client,
 		Metadata:   d.metadata,
 		Querier:    d.querier,
 		Policy:     d.policy,
-		Namespace:  d.flags.namespace,
 		DryRun:     d.flags.dryRun,
 		Logger:     d.logger,
 		Registerer: metrics,
 		Now:        d.now,
-	})
+	}))
 	if err != nil {
 		return nil, nil, err
 	}

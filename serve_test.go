@@ -333,7 +333,7 @@ func TestReplayPayload(t *testing.T) {
 	cs := leakingCluster()
 	var out bytes.Buffer
 	q := &testQuerier{answers: map[string]float64{slopeQueryWeb: 1e4}}
-	if err := replay(context.Background(), msg, policy, cs, nil, q, "", slog.New(slog.DiscardHandler), &out); err != nil {
+	if err := replay(context.Background(), msg, policy, cs, nil, q, serveFlags{}, slog.New(slog.DiscardHandler), &out); err != nil {
 		t.Fatalf("replay() error: %v", err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
@@ -48,6 +49,11 @@ const (
 	// object (too long, forbidden characters); the API is not asked.
 	ReasonInvalidLabels = "invalid-target-labels"
 	ReasonNoPolicy      = "no-policy"
+	// ReasonOtherCluster: the alert is about another cluster of a fleet
+	// (its cluster label names another), or carries no cluster label and
+	// Options.AcceptMissingCluster is off. Nothing is asked of Kubernetes
+	// or Prometheus, and no retry can change it.
+	ReasonOtherCluster = "other-cluster"
 	// ReasonRecordOnly: the entry names no object or no remediator.
 	ReasonRecordOnly = "record-only"
 	// ReasonWouldAct goes with dry-run when every guard passed.
@@ -135,6 +141,20 @@ type Options struct {
 	// there, and its leakguard.io/pause annotation is the pause switch.
 	// Empty means DefaultNamespace.
 	Namespace string
+	// Cluster is this cluster's name in a fleet, where one Alertmanager
+	// and one query engine (Thanos, Mimir, VictoriaMetrics) serve many
+	// clusters. When set, an alert whose ClusterLabel names another
+	// cluster is held (other-cluster) before any request, and every
+	// check's query carries ClusterLabel="Cluster", so that it reads
+	// this cluster's series only. Empty: one cluster, no label.
+	Cluster string
+	// ClusterLabel is the label that names the cluster, in alerts and in
+	// series (the rules' clusterLabel); empty means DefaultClusterLabel.
+	ClusterLabel string
+	// AcceptMissingCluster decides, with Cluster set, alerts that carry
+	// no ClusterLabel; off, they are held (other-cluster). Their checks
+	// still read this cluster's series only.
+	AcceptMissingCluster bool
 	// DryRun forces dry-run whatever the policy says.
 	DryRun bool
 	// ReadOnly makes the engine write nothing at all, not even Events (for
@@ -158,13 +178,22 @@ type Engine struct {
 	querier  Querier
 	dryRun   bool
 	readOnly bool
-	timeout  time.Duration
-	logger   *slog.Logger
-	metrics  *metrics
-	now      func() time.Time
-	budget   budgetStore
-	state    atomic.Pointer[engineState]
+	// cluster, clusterLabel and acceptMissing: Options.Cluster and the
+	// rest.
+	cluster       string
+	clusterLabel  string
+	acceptMissing bool
+	timeout       time.Duration
+	logger        *slog.Logger
+	metrics       *metrics
+	now           func() time.Time
+	budget        budgetStore
+	state         atomic.Pointer[engineState]
 }
+
+// DefaultClusterLabel is the label that names the cluster when
+// Options.ClusterLabel is empty: the rules' default clusterLabel.
+const DefaultClusterLabel = "cluster"
 
 // DefaultNamespace is leakguard's namespace when Options.Namespace is
 // empty, the one deploy/leakguard installs into.
@@ -183,20 +212,30 @@ func NewEngine(o Options) (*Engine, error) {
 	if o.Policy == nil {
 		return nil, errors.New("new engine: no policy")
 	}
+	clusterLabel := o.ClusterLabel
+	if clusterLabel == "" {
+		clusterLabel = DefaultClusterLabel
+	}
+	if !model.LabelName(clusterLabel).IsValidLegacy() {
+		return nil, fmt.Errorf("new engine: cluster label %q is not a valid label name", clusterLabel)
+	}
 	m, err := newMetrics(o.Registerer)
 	if err != nil {
 		return nil, err
 	}
 	e := &Engine{
-		client:   o.Client,
-		metadata: o.Metadata,
-		querier:  o.Querier,
-		dryRun:   o.DryRun || o.ReadOnly,
-		readOnly: o.ReadOnly,
-		timeout:  o.QueryTimeout,
-		logger:   o.Logger,
-		metrics:  m,
-		now:      o.Now,
+		client:        o.Client,
+		metadata:      o.Metadata,
+		querier:       o.Querier,
+		dryRun:        o.DryRun || o.ReadOnly,
+		readOnly:      o.ReadOnly,
+		cluster:       o.Cluster,
+		clusterLabel:  clusterLabel,
+		acceptMissing: o.AcceptMissingCluster,
+		timeout:       o.QueryTimeout,
+		logger:        o.Logger,
+		metrics:       m,
+		now:           o.Now,
 	}
 	if e.timeout == 0 {
 		e.timeout = 10 * time.Second
@@ -352,7 +391,7 @@ func (d *Decision) set(decision, reason, msg string) {
 func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now time.Time) (Result, error) {
 	start := time.Now()
 	defer func() { e.metrics.checkDuration.WithLabelValues(c.Name()).Observe(time.Since(start).Seconds()) }()
-	q, err := c.Query(a)
+	q, err := e.query(c, a)
 	if err != nil {
 		return Result{}, fmt.Errorf("check %s: %w", c.Name(), err)
 	}
@@ -372,4 +411,41 @@ func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now ti
 		e.logger.Warn("prometheus warnings", "check", c.Name(), "query", truncate(q, maxMessageLen), "warnings", warnings)
 	}
 	return c.Evaluate(a, val, now)
+}
+
+// query is c's query for a; in a fleet (Options.Cluster) it carries the
+// cluster matcher. A check with a query that cannot carry it fails: its
+// answer could be another cluster's.
+func (e *Engine) query(c Check, a template.Alert) (string, error) {
+	if e.cluster == "" {
+		return c.Query(a)
+	}
+	q, err := c.Query(a)
+	if err != nil || q == "" {
+		return q, err
+	}
+	sc, ok := c.(ScopedCheck)
+	if !ok {
+		return "", fmt.Errorf("its query cannot be confined to cluster %q (%s): the answer could be another cluster's", e.cluster, q)
+	}
+	return sc.ScopedQuery(a, map[string]string{e.clusterLabel: e.cluster})
+}
+
+// otherCluster reports why a belongs to another cluster than the
+// engine's, or "" when it is the engine's to decide.
+func (e *Engine) otherCluster(a template.Alert) string {
+	if e.cluster == "" {
+		return ""
+	}
+	v, ok := a.Labels[e.clusterLabel]
+	switch {
+	case !ok || v == "":
+		if e.acceptMissing {
+			return ""
+		}
+		return fmt.Sprintf("the alert has no %s label, and alerts without one are not accepted for cluster %q", e.clusterLabel, e.cluster)
+	case v != e.cluster:
+		return fmt.Sprintf("the alert's %s is %q, this is %q", e.clusterLabel, clip(v), e.cluster)
+	}
+	return ""
 }

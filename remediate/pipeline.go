@@ -78,6 +78,12 @@ func (e *Engine) pipeline(ctx context.Context, r *run) error {
 // resolve finds the policy entry and the object the alert is about.
 func (e *Engine) resolve(ctx context.Context, r *run) (bool, error) {
 	d := r.d
+	if why := e.otherCluster(r.alert); why != "" {
+		// Before any request: another cluster's objects of the same
+		// names are not this cluster's to touch.
+		d.set(DecisionHeld, ReasonOtherCluster, why)
+		return true, nil
+	}
 	if r.alert.Status == "resolved" {
 		// Resolved alerts change nothing; undoing an action (uncordon) is a
 		// remediator's business in its own issue.
@@ -214,6 +220,9 @@ func (e *Engine) budgets(ctx context.Context, r *run) (bool, error) {
 		}
 		ok, why, release, err := g.Take(ctx, r)
 		if err != nil {
+			// Nothing acted: what the guards before this one took goes
+			// back, or a retry of this delivery would spend it twice.
+			r.giveBack()
 			r.d.set(DecisionError, ReasonGuardError, "")
 			return true, fmt.Errorf("%s guard: %w", g.Reason(), err)
 		}
