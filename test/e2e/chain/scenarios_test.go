@@ -206,3 +206,106 @@ func testNodeAnnotated(t *testing.T, c *lab.Chain, node, alert, value string) {
 		t.Errorf("%d LeakguardActed Events on node %s, want 1: %s", got, node, describe(evs))
 	}
 }
+
+// TestPrometheusOutage: with Prometheus stopped, the check cannot query,
+// so both replicas answer a delivery 503 and change nothing; once
+// Prometheus is back, Alertmanager's retry acts once. The outage
+// workload's alerts were silenced in Alertmanager from the start; the
+// test waits for its alert to fire in Prometheus (silenced), stops
+// Prometheus, and then expires the silence. It stops Prometheus, so it is
+// the last test of the package.
+func TestPrometheusOutage(t *testing.T) {
+	c, s := need(t)
+	w := s.Outage
+	waitFor(t, alertTimeout, "the outage workload's alert held silenced in Alertmanager", func(ctx context.Context) (bool, string, error) {
+		alerts, err := c.Alertmanager.Alerts(ctx)
+		if err != nil {
+			return false, "", err
+		}
+		for _, a := range alerts {
+			if a.Labels["alertname"] == rules.AlertContainerMemoryLeak && a.Labels["namespace"] == w.Namespace {
+				return a.Status.State == "suppressed", "state " + a.Status.State, nil
+			}
+		}
+		return false, fmt.Sprintf("%d alerts, none of %s", len(alerts), w.Namespace), nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	answered503 := func() float64 {
+		var sum float64
+		for _, r := range c.Serve {
+			n, err := r.WebhookAnswers(ctx, 503)
+			if err != nil {
+				t.Fatalf("%s metrics: %v", r.Name, err)
+			}
+			sum += n
+		}
+		return sum
+	}
+	before := answered503()
+
+	if err := c.Prometheus.Stop(); err != nil {
+		t.Fatalf("stop Prometheus: %v", err)
+	}
+	stopped := time.Now()
+	restarted := false
+	defer func() {
+		if !restarted {
+			if err := c.Prometheus.Start(context.Background()); err != nil {
+				t.Errorf("start Prometheus again: %v", err)
+			}
+		}
+	}()
+	if err := c.Alertmanager.Expire(ctx, s.OutageSilence); err != nil {
+		t.Fatalf("expire the silence: %v", err)
+	}
+	// Both replicas refuse while Prometheus is down, and again when
+	// Alertmanager retries.
+	waitFor(t, 45*time.Second, "both replicas answering 503, and Alertmanager retrying", func(ctx context.Context) (bool, string, error) {
+		n := answered503()
+		return n >= before+4, fmt.Sprintf("%g answers 503 (before: %g)", n, before), nil
+	})
+	deps := c.Admin.AppsV1().Deployments(w.Namespace)
+	d, err := deps.Get(ctx, w.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Annotations) != 0 {
+		t.Errorf("Deployment annotated %v while Prometheus was down, want untouched", d.Annotations)
+	}
+	evs, err := eventsOf(ctx, c, w.Namespace, "Deployment", w.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 0 {
+		t.Errorf("Events while Prometheus was down (a transient failure records none): %s", describe(evs))
+	}
+
+	if err := c.Prometheus.Start(ctx); err != nil {
+		t.Fatalf("start Prometheus again: %v", err)
+	}
+	restarted = true
+	t.Logf("Prometheus was down for %s", time.Since(stopped).Round(time.Millisecond))
+	waitFor(t, 60*time.Second, "the Deployment annotated after Prometheus returned", func(ctx context.Context) (bool, string, error) {
+		d, err := deps.Get(ctx, w.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		evs, err := eventsOf(ctx, c, w.Namespace, "Deployment", w.Name)
+		if err != nil {
+			return false, "", err
+		}
+		return d.Annotations[remediate.AnnotationFinding] == rules.AlertContainerMemoryLeak &&
+				count(evs, remediate.EventReasonActed, "") >= 1 &&
+				count(evs, remediate.EventReasonHeld, "("+remediate.ReasonCooldown+")") >= 1,
+			fmt.Sprintf("annotations %v, %s", d.Annotations, describe(evs)), nil
+	})
+	time.Sleep(3 * time.Second)
+	evs, err = eventsOf(ctx, c, w.Namespace, "Deployment", w.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(evs, remediate.EventReasonActed, ""); n != 1 {
+		t.Errorf("%d LeakguardActed Events after the outage, want exactly 1: %s", n, describe(evs))
+	}
+}
