@@ -64,7 +64,10 @@ func TestMain(m *testing.M) {
 		}()
 		fmt.Fprintf(os.Stderr, "chain: ready in %s\n", time.Since(start).Round(time.Millisecond))
 		s := lab.NewScenario()
-		if err := s.Create(ctx, c); err != nil {
+		if err := s.Create(ctx, c); err == nil {
+			err = s.HoldOutage(ctx, c)
+		}
+		if err != nil {
 			unavailable, broken = "create the scenario: "+err.Error(), true
 			return m.Run()
 		}

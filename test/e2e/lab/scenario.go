@@ -14,8 +14,8 @@ type Scenario struct {
 	Leaking Workload
 	// Ignored leaks but carries leakguard.io/ignore: "true".
 	Ignored Workload
-	// Outage leaks; its alerts are silenced in Alertmanager until the
-	// outage scenario stops Prometheus and expires OutageSilence.
+	// Outage leaks; HoldOutage silences its alerts in Alertmanager until
+	// the outage scenario stops Prometheus and expires OutageSilence.
 	Outage        Workload
 	OutageSilence string
 	// Flat does not leak.
@@ -49,8 +49,7 @@ func NewScenario() *Scenario {
 	}
 }
 
-// Create creates the nodes and workloads and silences the outage
-// workload's alerts in Alertmanager (for an hour, or until expired).
+// Create creates the nodes and workloads.
 func (s *Scenario) Create(ctx context.Context, c *Chain) error {
 	for _, n := range []Node{s.Worker, s.OrphanNode, s.ControlPlane} {
 		if err := c.AddNode(ctx, n, nil); err != nil {
@@ -62,6 +61,12 @@ func (s *Scenario) Create(ctx context.Context, c *Chain) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// HoldOutage silences the outage workload's alerts in Alertmanager (for
+// an hour, or until OutageSilence is expired).
+func (s *Scenario) HoldOutage(ctx context.Context, c *Chain) error {
 	id, err := c.Alertmanager.Silence(ctx, map[string]string{"namespace": s.Outage.Namespace}, time.Hour)
 	if err != nil {
 		return fmt.Errorf("silence %s: %w", s.Outage.Namespace, err)
@@ -70,9 +75,13 @@ func (s *Scenario) Create(ctx context.Context, c *Chain) error {
 	return nil
 }
 
-// StartLeaks makes the leaking, ignored and outage workloads leak.
-func (s *Scenario) StartLeaks(c *Chain) error {
-	for _, w := range []Workload{s.Leaking, s.Ignored, s.Outage} {
+// StartLeaks makes the workloads leak (the leaking, ignored and outage
+// ones when none is named).
+func (s *Scenario) StartLeaks(c *Chain, ws ...Workload) error {
+	if len(ws) == 0 {
+		ws = []Workload{s.Leaking, s.Ignored, s.Outage}
+	}
+	for _, w := range ws {
 		if err := c.Metrics.StartLeak(w.Key(), s.LeakBytesPerSecond); err != nil {
 			return err
 		}
