@@ -100,6 +100,19 @@ func TestChecksQueryTheRecordingRules(t *testing.T) {
 		t.Errorf("checked %d alerts' checks, want %d", checked, len(labelsFrom))
 	}
 
+	// The real agent's series feed the same recording rule.
+	t.Run("agent node", func(t *testing.T) {
+		check, err := remediate.NewOrphanCgroups(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := template.Alert{Status: "firing", Labels: template.KV{"alertname": rules.AlertNodeOrphanCgroups, "node": s.AgentNode.Name}}
+		res := runCheck(t, prom, check, a)
+		if want := fmt.Sprintf("%d orphan cgroups > 20 orphan cgroups", s.AgentOrphans); !res.Confirmed || res.Summary != want {
+			t.Errorf("check %s = %q (confirmed %v), want %q", check.Name(), res.Summary, res.Confirmed, want)
+		}
+	})
+
 	// A flat container answers with data, and the check does not confirm.
 	t.Run("flat container", func(t *testing.T) {
 		check, err := remediate.NewWorkingSetSlope(nil)

@@ -48,10 +48,11 @@ func TestMain(m *testing.M) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		start := time.Now()
-		c, err := lab.StartChain(ctx, lab.ChainOptions{RepoRoot: repoRoot, BinDir: bin,
+		s := lab.NewScenario()
+		c, err := lab.StartChain(ctx, s.ChainOptions(lab.ChainOptions{RepoRoot: repoRoot, BinDir: bin,
 			Progress: func(step string, took time.Duration) {
 				fmt.Fprintf(os.Stderr, "chain: %s (%s)\n", step, took.Round(time.Millisecond))
-			}})
+			}}))
 		if err != nil {
 			unavailable, broken = "start the chain: "+err.Error(), true
 			return m.Run()
@@ -63,7 +64,6 @@ func TestMain(m *testing.M) {
 			}
 		}()
 		fmt.Fprintf(os.Stderr, "chain: ready in %s\n", time.Since(start).Round(time.Millisecond))
-		s := lab.NewScenario()
 		if err := s.Create(ctx, c); err == nil {
 			err = s.HoldOutage(ctx, c)
 		}

@@ -163,6 +163,15 @@ func TestOrphanCgroupsNodeAnnotated(t *testing.T) {
 	testNodeAnnotated(t, c, s.OrphanNode.Name, rules.AlertNodeOrphanCgroups, "42 orphan cgroups > 20 orphan cgroups")
 }
 
+// TestAgentOrphanCgroupsNodeAnnotated: the real node agent, over a
+// fixture tree with 25 empty cgroups of pods that do not exist and the
+// populated cgroup of one that does, counts 25 orphans (the live pod is
+// not one), and the node is annotated.
+func TestAgentOrphanCgroupsNodeAnnotated(t *testing.T) {
+	c, s := need(t)
+	testNodeAnnotated(t, c, s.AgentNode.Name, rules.AlertNodeOrphanCgroups, fmt.Sprintf("%d orphan cgroups > 20 orphan cgroups", s.AgentOrphans))
+}
+
 // TestAPIServerMemoryNodeAnnotated: kube-apiserver at 70 % of its node's
 // memory fires KubeAPIServerMemoryHigh; with no static pod in the API
 // server the target is the node.

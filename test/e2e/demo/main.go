@@ -75,10 +75,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	start := time.Now()
 	startCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	c, err := lab.StartChain(startCtx, lab.ChainOptions{RepoRoot: root, BinDir: bin,
+	s := lab.NewScenario()
+	c, err := lab.StartChain(startCtx, s.ChainOptions(lab.ChainOptions{RepoRoot: root, BinDir: bin,
 		Progress: func(step string, took time.Duration) {
 			out.line("  started %-58s %6s", step, took.Round(10*time.Millisecond))
-		}})
+		}}))
 	if err != nil {
 		return fmt.Errorf("start the lab: %w", err)
 	}
@@ -92,14 +93,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}()
 	out.line("  the lab is up in %s", time.Since(start).Round(100*time.Millisecond))
 
-	s := lab.NewScenario()
 	if err := s.Create(startCtx, c); err != nil {
 		return err
 	}
 	out.head("Scenario")
-	out.line("  nodes %s, %s, %s; Deployments %s/%s (will leak), %s/%s (will leak, carries leakguard.io/ignore: \"true\"),",
-		s.Worker.Name, s.OrphanNode.Name, s.ControlPlane.Name, s.Leaking.Namespace, s.Leaking.Name, s.Ignored.Namespace, s.Ignored.Name)
-	out.line("  %s/%s and %s/%s (flat); kube-apiserver on %s at 70 %% of the node's memory", s.Outage.Namespace, s.Outage.Name, s.Flat.Namespace, s.Flat.Name, s.ControlPlane.Name)
+	out.line("  nodes %s, %s, %s, %s; Deployments %s/%s (will leak), %s/%s (will leak, carries leakguard.io/ignore: \"true\"),",
+		s.Worker.Name, s.OrphanNode.Name, s.ControlPlane.Name, s.AgentNode.Name, s.Leaking.Namespace, s.Leaking.Name, s.Ignored.Namespace, s.Ignored.Name)
+	out.line("  %s/%s, %s/%s and %s/%s (flat); kube-apiserver on %s at 70 %% of the node's memory;", s.Outage.Namespace, s.Outage.Name, s.Flat.Namespace, s.Flat.Name, s.Live.Namespace, s.Live.Name, s.ControlPlane.Name)
+	out.line("  leakguard agent on %s over a fixture cgroup tree: %d empty cgroups of pods that do not exist, and %s/%s's", s.AgentNode.Name, s.AgentOrphans, s.Live.Namespace, s.Live.Pod())
 	out.line("  rules: generated with lab.LabParams (a 15-minute step is 10 s, the 2-hour steady trend 80 s), %s", c.RuleFile)
 
 	out.head("Timeline (seconds since the leak started)")
@@ -115,7 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		w.event("leak starting: %s/%s container %s grows %s/s from %s (limit %s)", wl.Namespace, wl.Pod(), lab.ContainerName,
 			mib(s.LeakBytesPerSecond), mib(ctr.BaseBytes), mib(float64(wl.LimitBytes)))
 	}
-	w.event("node agent on %s reports 42 orphan cgroups (threshold 20)", s.OrphanNode.Name)
+	w.event("node agent series of %s report 42 orphan cgroups (threshold 20)", s.OrphanNode.Name)
 	scenarioCtx, cancelScenario := context.WithTimeout(ctx, *timeout)
 	defer cancelScenario()
 	if err := w.run(scenarioCtx); err != nil {

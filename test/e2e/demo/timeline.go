@@ -320,7 +320,7 @@ func (w *watcher) pollEvents(ctx context.Context) {
 }
 
 // done: the leaking Deployment annotated once with the other replica held
-// by the cooldown, the ignored one held by its opt-out, both nodes
+// by the cooldown, the ignored one held by its opt-out, the three nodes
 // annotated.
 func (w *watcher) done(ctx context.Context) bool {
 	evs, err := w.leakguardEvents(ctx)
@@ -343,6 +343,7 @@ func (w *watcher) done(ctx context.Context) bool {
 		seen[w.s.Leaking.Name+" "+remediate.EventReasonHeld+"/"+remediate.ReasonCooldown] >= 1 &&
 		seen[w.s.Ignored.Name+" "+remediate.EventReasonHeld+"/"+remediate.ReasonOptOut] >= 1 &&
 		seen[w.s.OrphanNode.Name+" "+remediate.EventReasonActed] == 1 &&
+		seen[w.s.AgentNode.Name+" "+remediate.EventReasonActed] == 1 &&
 		seen[w.s.ControlPlane.Name+" "+remediate.EventReasonActed] == 1
 }
 
@@ -373,7 +374,7 @@ func (w *watcher) finalState(ctx context.Context) {
 			show("Deployment", wl.Namespace+"/"+wl.Name, d.Annotations)
 		}
 	}
-	for _, n := range []lab.Node{w.s.OrphanNode, w.s.ControlPlane} {
+	for _, n := range []lab.Node{w.s.OrphanNode, w.s.AgentNode, w.s.ControlPlane} {
 		node, err := w.c.Admin.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
 		if err == nil {
 			show("Node", n.Name, node.Annotations)

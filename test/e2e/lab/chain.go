@@ -68,6 +68,12 @@ type ChainOptions struct {
 	Params *rules.Params
 	// ServeArgs are extra flags for every replica.
 	ServeArgs []string
+	// AgentNode, when set, runs `leakguard agent` for that node over a
+	// fixture cgroup tree (Chain.CgroupTree) holding AgentOrphans empty
+	// pod cgroups of pods that do not exist, as deploy/agent's service
+	// account; Prometheus scrapes it as job="leakguard-agent".
+	AgentNode    string
+	AgentOrphans int
 	// Progress, when set, is told each step of the start.
 	Progress func(step string, took time.Duration)
 }
@@ -82,6 +88,8 @@ type Chain struct {
 	Prometheus   *Prometheus
 	Alertmanager *Alertmanager
 	Serve        []*Serve
+	Agent        *Agent
+	CgroupTree   *CgroupTree
 	Params       rules.Params
 	// RuleFile is the generated rule file Prometheus loads.
 	RuleFile string
@@ -234,14 +242,76 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 	}
 	done("alertmanager " + c.Alertmanager.URL())
 
+	var agents []string
+	if o.AgentNode != "" {
+		if err := c.startAgent(ctx, o, bin); err != nil {
+			return nil, err
+		}
+		agents = append(agents, c.Agent.Addr())
+		done("leakguard agent for " + o.AgentNode + " over a fixture cgroup tree")
+	}
+
 	if c.Prometheus, err = StartPrometheus(ctx, PrometheusOptions{
 		Dir: filepath.Join(l.dir, "prometheus"), Addr: promAddr, RuleFile: c.RuleFile,
-		MetricsAddr: c.Metrics.Addr(), AlertmanagerAddr: c.Alertmanager.Addr(),
+		MetricsAddr: c.Metrics.Addr(), AgentAddrs: agents, AlertmanagerAddr: c.Alertmanager.Addr(),
 	}); err != nil {
 		return nil, err
 	}
 	done("prometheus " + c.Prometheus.URL())
 	return c, nil
+}
+
+// agentManifests are deploy/agent's RBAC files, read as they ship; its
+// kustomization sets the namespace, which the binding's subject names.
+var agentManifests = []string{"serviceaccount.yaml", "clusterrole.yaml", "clusterrolebinding.yaml"}
+
+func (c *Chain) startAgent(ctx context.Context, o ChainOptions, bin string) error {
+	paths := make([]string, len(agentManifests))
+	for i, f := range agentManifests {
+		paths[i] = filepath.Join(o.RepoRoot, "deploy", "agent", f)
+	}
+	objs, err := ReadManifests(paths...)
+	if err != nil {
+		return err
+	}
+	var ns, name string
+	for _, obj := range objs {
+		if b, ok := obj.(*rbacv1.ClusterRoleBinding); ok && len(b.Subjects) == 1 {
+			ns, name = b.Subjects[0].Namespace, b.Subjects[0].Name
+		}
+	}
+	if name == "" || ns == "" {
+		return errors.New("lab: deploy/agent's ClusterRoleBinding names no service account with a namespace")
+	}
+	for _, obj := range objs {
+		if sa, ok := obj.(*corev1.ServiceAccount); ok {
+			sa.Namespace = ns
+		}
+	}
+	if _, err := c.Admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	if err := Create(ctx, c.Admin, objs...); err != nil {
+		return err
+	}
+	token, err := c.ServiceAccountToken(ctx, ns, name, 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	kubeconfig := filepath.Join(c.dir, "agent.kubeconfig")
+	if err := c.WriteTokenKubeconfig(kubeconfig, name, token); err != nil {
+		return err
+	}
+	if c.CgroupTree, err = NewCgroupTree(filepath.Join(c.dir, "cgroup-"+o.AgentNode)); err != nil {
+		return err
+	}
+	for i := 0; i < o.AgentOrphans; i++ {
+		if err := c.CgroupTree.AddPod(fmt.Sprintf("0a0b0c0d-0000-4000-8000-%012d", i), false); err != nil {
+			return err
+		}
+	}
+	c.Agent, err = StartAgent(ctx, AgentOptions{Bin: bin, Dir: c.dir, Node: o.AgentNode, CgroupRoot: c.CgroupTree.Root, Kubeconfig: kubeconfig})
+	return err
 }
 
 // Close stops every component and the lab, and removes the lab's
@@ -256,6 +326,9 @@ func (c *Chain) Close() error {
 	}
 	for _, s := range c.Serve {
 		errs = append(errs, s.Stop())
+	}
+	if c.Agent != nil {
+		errs = append(errs, c.Agent.Stop())
 	}
 	if c.Metrics != nil {
 		errs = append(errs, c.Metrics.Close())

@@ -36,6 +36,10 @@ type PrometheusOptions struct {
 	RuleFile string
 	// MetricsAddr is the synthetic endpoint (Metrics.Addr).
 	MetricsAddr string
+	// AgentAddrs are node agents (`leakguard agent`) scraped on /metrics
+	// as job="leakguard-agent", relabelled as the README's annotation
+	// scrape does.
+	AgentAddrs []string
 	// AlertmanagerAddr receives the alerts; "" sends none.
 	AlertmanagerAddr string
 	// Interval is the scrape and evaluation interval; 0 means 1 s.
@@ -98,6 +102,13 @@ func StartPrometheus(ctx context.Context, o PrometheusOptions) (*Prometheus, err
 			job["relabel_configs"] = []map[string]any{{"target_label": "metrics_path", "replacement": j.path}}
 		}
 		jobs = append(jobs, job)
+	}
+	if len(o.AgentAddrs) > 0 {
+		jobs = append(jobs, map[string]any{
+			"job_name":        "leakguard-agent-process",
+			"static_configs":  []map[string]any{{"targets": o.AgentAddrs}},
+			"relabel_configs": []map[string]any{{"target_label": "job", "replacement": "leakguard-agent"}},
+		})
 	}
 	cfg := map[string]any{
 		"global": map[string]any{

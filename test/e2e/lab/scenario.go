@@ -20,9 +20,16 @@ type Scenario struct {
 	OutageSilence string
 	// Flat does not leak.
 	Flat Workload
-	// Worker runs the workloads; OrphanNode has orphan cgroups;
-	// ControlPlane runs a kube-apiserver above 60 % of its memory.
+	// Worker runs the workloads; OrphanNode has orphan cgroups (the
+	// synthetic agent series); ControlPlane runs a kube-apiserver above
+	// 60 % of its memory.
 	Worker, OrphanNode, ControlPlane Node
+	// AgentNode is the node of the real agent (ChainOptions.AgentNode),
+	// with AgentOrphans orphan pod cgroups in its fixture tree and the
+	// populated cgroup of Live, a pod that exists.
+	AgentNode    Node
+	AgentOrphans int
+	Live         Workload
 	// LeakBytesPerSecond is how fast the leaking containers grow.
 	LeakBytesPerSecond float64
 }
@@ -44,20 +51,36 @@ func NewScenario() *Scenario {
 		Worker: Node{Name: worker, IP: "10.0.0.11", MemoryBytes: 16 * gib},
 		// The agent reports no orphans until StartOrphans.
 		OrphanNode:         Node{Name: "lab-worker-2", IP: "10.0.0.12", MemoryBytes: 16 * gib, OrphanCgroups: &orphans},
+		AgentNode:          Node{Name: "lab-worker-3", IP: "10.0.0.13", MemoryBytes: 16 * gib},
+		AgentOrphans:       25,
+		Live:               Workload{Namespace: "shop", Name: "queue", Node: "lab-worker-3", LimitBytes: gib, BaseBytes: 200 << 20},
 		ControlPlane:       Node{Name: "lab-cp-1", IP: "10.0.0.1", MemoryBytes: 8 * gib, ControlPlane: true, APIServerRSSBytes: 8 * gib * 7 / 10},
 		LeakBytesPerSecond: 3 << 20,
 	}
 }
 
-// Create creates the nodes and workloads.
+// ChainOptions sets the agent of opts for the scenario's AgentNode.
+func (s *Scenario) ChainOptions(opts ChainOptions) ChainOptions {
+	opts.AgentNode, opts.AgentOrphans = s.AgentNode.Name, s.AgentOrphans
+	return opts
+}
+
+// Create creates the nodes and workloads; with an agent running (see
+// ChainOptions), the live pod's cgroup joins the agent's tree.
 func (s *Scenario) Create(ctx context.Context, c *Chain) error {
-	for _, n := range []Node{s.Worker, s.OrphanNode, s.ControlPlane} {
+	for _, n := range []Node{s.Worker, s.OrphanNode, s.ControlPlane, s.AgentNode} {
 		if err := c.AddNode(ctx, n, nil); err != nil {
 			return err
 		}
 	}
-	for _, w := range []Workload{s.Leaking, s.Ignored, s.Outage, s.Flat} {
+	for _, w := range []Workload{s.Leaking, s.Ignored, s.Outage, s.Flat, s.Live} {
 		if err := c.AddWorkload(ctx, w); err != nil {
+			return err
+		}
+	}
+	if c.CgroupTree != nil {
+		ctr, _ := c.Metrics.Container(s.Live.Key())
+		if err := c.CgroupTree.AddPod(ctr.UID, true); err != nil {
 			return err
 		}
 	}
