@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
 
@@ -49,7 +50,10 @@ func TestMain(m *testing.M) {
 		defer cancel()
 		start := time.Now()
 		s := lab.NewScenario()
-		c, err := lab.StartChain(ctx, s.ChainOptions(lab.ChainOptions{RepoRoot: repoRoot, BinDir: bin,
+		// The default policy, handed over as a --policy file (as a
+		// mounted ConfigMap would be): a scenario for another remediator
+		// brings its own.
+		c, err := lab.StartChain(ctx, s.ChainOptions(lab.ChainOptions{RepoRoot: repoRoot, BinDir: bin, Policy: remediate.DefaultPolicyYAML(),
 			Progress: func(step string, took time.Duration) {
 				fmt.Fprintf(os.Stderr, "chain: %s (%s)\n", step, took.Round(time.Millisecond))
 			}}))

@@ -66,6 +66,10 @@ type ChainOptions struct {
 	Replicas int
 	// Params are the rules' parameters; nil means LabParams().
 	Params *rules.Params
+	// Policy, when set, is written to a file that every replica loads
+	// with --policy (the embedded default policy otherwise): the way a
+	// scenario turns on a remediator the default policy does not run.
+	Policy []byte
 	// ServeArgs are extra flags for every replica.
 	ServeArgs []string
 	// AgentNode, when set, runs `leakguard agent` for that node over a
@@ -213,12 +217,20 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 		return nil, err
 	}
 	cert, key := l.ServingCertFiles()
+	serveArgs := o.ServeArgs
+	if o.Policy != nil {
+		policyFile := filepath.Join(l.dir, "policy.yaml")
+		if err := os.WriteFile(policyFile, o.Policy, 0o600); err != nil {
+			return nil, err
+		}
+		serveArgs = append([]string{"--policy=" + policyFile}, serveArgs...)
+	}
 	var addrs []string
 	for i := 1; i <= o.Replicas; i++ {
 		s, err := StartServe(ctx, ServeOptions{
 			Bin: bin, Name: fmt.Sprintf("serve-%d", i), Dir: l.dir, Kubeconfig: saKubeconfig,
 			PrometheusURL: "http://" + promAddr, TokenFile: tokenFile,
-			CertFile: cert, KeyFile: key, CAFile: l.CAFile(), Args: o.ServeArgs,
+			CertFile: cert, KeyFile: key, CAFile: l.CAFile(), Args: serveArgs,
 		})
 		if err != nil {
 			return nil, err
@@ -379,13 +391,13 @@ type Workload struct {
 	LimitBytes, BaseBytes int64
 }
 
-// Pod is the workload's pod name; Container its container's.
+// Pod is the name of the workload's pod.
 func (w Workload) Pod() string { return w.Name + "-5f7c9-x2x4q" }
 
 // ReplicaSet is the workload's ReplicaSet name.
 func (w Workload) ReplicaSet() string { return w.Name + "-5f7c9" }
 
-// Container is the workload's only container.
+// ContainerName is the name of every workload's only container.
 const ContainerName = "app"
 
 // Key names its container in Metrics.

@@ -34,7 +34,7 @@ type Scenario struct {
 	LeakBytesPerSecond float64
 }
 
-// Annotation that opts an object out of leakguard (remediate.AnnotationIgnore).
+// ignoreAnnotation opts an object out of leakguard (remediate.AnnotationIgnore).
 const ignoreAnnotation = "leakguard.io/ignore"
 
 // NewScenario describes the shared world; Create makes it.
