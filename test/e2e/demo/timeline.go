@@ -213,8 +213,8 @@ var (
 	}
 )
 
-// steps renders a decision as the lines of its steps; held says whether
-// a guard held (and the later steps were not reached).
+// steps renders a decision as the lines of its steps, up to the one that
+// held it: the steps after it were not reached.
 func steps(d decisionLine) []string {
 	var lines []string
 	guardLine := func(gs []struct{ name, reason string }) (held bool) {
