@@ -7,6 +7,8 @@
 #                hack/e2e-binaries.sh).
 # make generate  rewrite every generated file under deploy/.
 # make bench     benchmarks and long fuzzing (not part of make test).
+# make demo      the whole alert chain on loopback with a leak, printed as a
+#                timeline; Ctrl-C stops it (test/e2e/demo).
 
 GO       ?= go
 PROMTOOL ?= promtool
@@ -24,7 +26,7 @@ FUZZ_TARGETS := server:FuzzDecodeMessage server:FuzzHandler remediate:FuzzParseP
 RULES_FILE := deploy/prometheus/rules.yaml
 PROMRULE   := deploy/kubernetes/prometheusrule.yaml
 
-.PHONY: bench-detection all build generate verify test go-test e2e rules-check rules-test traces lint bench clean dashboards-check
+.PHONY: bench-detection all build generate verify test go-test e2e rules-check rules-test traces lint bench clean dashboards-check demo
 
 all: build
 
@@ -57,6 +59,13 @@ e2e:
 	@bin=$$(hack/e2e-binaries.sh) && \
 	  echo "LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN=$$bin $(GO) test -count=1 -timeout 5m ./test/e2e/..." && \
 	  LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN="$$bin" $(GO) test -count=1 -timeout 5m ./test/e2e/...
+
+# The demo installs or builds what is missing itself (Debian packages when
+# run as root, kube-apiserver through hack/e2e-binaries.sh), with progress.
+# DEMO_FLAGS=--exit-after-scenario stops once the scenario has played out.
+demo:
+	$(GO) build -o bin/leakguard-demo ./test/e2e/demo
+	bin/leakguard-demo $(DEMO_FLAGS)
 
 # promtool check rules on the plain rule file and on the PrometheusRule's spec.
 rules-check:
