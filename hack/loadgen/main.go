@@ -462,6 +462,8 @@ func run(scale float64, parts map[string]bool) error {
 	n := func(x int) int { return max(1, int(float64(x)*scale)) }
 	dur := func(d time.Duration) time.Duration { return time.Duration(float64(d) * scale) }
 
+	defer func() { fmt.Printf("load average at the end: %s\n", loadavg()) }()
+	fmt.Printf("load average at the start: %s\n\n", loadavg())
 	if parts["throughput"] {
 		if err := throughput(tokenFile, n, dur); err != nil {
 			return err
@@ -646,6 +648,16 @@ func storm(tokenFile string) error {
 	}
 	fmt.Println()
 	return nil
+}
+
+// loadavg is /proc/loadavg's first three fields: how busy the machine
+// was (other processes' load changes every figure but the ratios).
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 // heapInUse scrapes go_memstats_heap_inuse_bytes from /metrics.
