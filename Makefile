@@ -6,7 +6,8 @@
 # make e2e       the e2e tests alone (builds kube-apiserver once, see
 #                hack/e2e-binaries.sh).
 # make generate  rewrite every generated file under deploy/.
-# make bench     benchmarks and long fuzzing (not part of make test).
+# make bench     benchmarks, long fuzzing, the receiver's load run and the
+#                agent's memory run (not part of make test).
 # make demo      the whole alert chain on loopback with a leak, printed as a
 #                timeline; Ctrl-C stops it (test/e2e/demo).
 
@@ -26,7 +27,7 @@ FUZZ_TARGETS := server:FuzzDecodeMessage server:FuzzHandler remediate:FuzzParseP
 RULES_FILE := deploy/prometheus/rules.yaml
 PROMRULE   := deploy/kubernetes/prometheusrule.yaml
 
-.PHONY: bench-detection all build generate verify test go-test e2e rules-check rules-test traces lint bench clean dashboards-check demo
+.PHONY: bench-detection all build generate verify test go-test e2e rules-check rules-test traces lint bench bench-receiver bench-agent clean dashboards-check demo
 
 all: build
 
@@ -111,6 +112,22 @@ bench: bench-detection
 	  $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(BENCH_FUZZTIME) ./$${t%%:*}/; \
 	done
 	hack/rules-bench.sh 1000 180
+	$(MAKE) bench-receiver bench-agent
+
+# The receiver's load run against the decode-only reference (about 3
+# minutes; loopback only, bounded in requests and time).
+bench-receiver:
+	$(GO) run ./hack/loadgen
+
+# The node agent's resident memory, the agent's own program and the whole
+# binary, scanning a generated 20,000-cgroup tree (fixture on tmpfs, which
+# like cgroupfs has nothing to read back from disk).
+bench-agent:
+	$(GO) build -o bin/leakguard-agent ./cmd/leakguard-agent
+	$(GO) build -o $(BIN) .
+	TMPDIR=/dev/shm $(GO) run ./cgroups/testdata/rss -bin bin/leakguard-agent -duration 200s -interval 60s -scrape-every 30s
+	TMPDIR=/dev/shm $(GO) run ./cgroups/testdata/rss -bin bin/leakguard-agent -duration 60s -interval 1s -scrape-every 1s
+	TMPDIR=/dev/shm $(GO) run ./cgroups/testdata/rss -bin $(BIN) -duration 60s -interval 1s -scrape-every 1s
 
 clean:
 	rm -rf bin

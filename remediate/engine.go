@@ -306,7 +306,7 @@ func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (De
 		alert:  a,
 		d:      &d,
 		ledger: l,
-		logger: e.logger.With("alert", d.AlertName, "fingerprint", d.Fingerprint),
+		logger: withAttrs(e.logger, slog.String("alert", d.AlertName), slog.String("fingerprint", d.Fingerprint)),
 	}
 	if r.entry != nil {
 		r.dryRun = e.dryRun || st.policy.DryRun || r.entry.DryRun
@@ -334,9 +334,9 @@ func (e *Engine) record(ctx context.Context, r *run, err error) {
 	if err != nil {
 		level = slog.LevelError
 	}
-	r.logger.Log(ctx, level, "decision", "status", d.Status, "target", d.Target, "check", d.Check,
-		"check_result", d.CheckResult, "decision", d.Decision, "reason", d.Reason, "message", d.Message,
-		"remediators", d.Remediators)
+	r.logger.LogAttrs(ctx, level, "decision", slog.String("status", d.Status), slog.String("target", d.Target), slog.String("check", d.Check),
+		slog.String("check_result", d.CheckResult), slog.String("decision", d.Decision), slog.String("reason", d.Reason), slog.String("message", d.Message),
+		slog.Any("remediators", d.Remediators))
 	// A transient failure writes no Event: Alertmanager retries it, and
 	// an outage would otherwise add one Event per retry and alert.
 	if r.t != nil && !e.readOnly && d.eventWorthy() && !IsTransient(err) {

@@ -52,7 +52,7 @@ type stage struct {
 
 // pipeline runs an alert through the engine's stages, in this order:
 //
-//	resolve target → scope guards → check → plan → budget guards → claim → act
+//	resolve target → scope guards → cooldown → check → plan → budget guards → claim → act
 //
 // and the caller records the decision (metric, log, Event). The first
 // stage that decides ends the run; every stage that cannot decide fails
@@ -61,6 +61,7 @@ func (e *Engine) pipeline(ctx context.Context, r *run) error {
 	for _, s := range []stage{
 		{"resolve target", e.resolve},
 		{"scope guards", e.scope},
+		{"cooldown", e.cooldown},
 		{"check", e.check},
 		{"plan", e.plan},
 		{"budget guards", e.budgets},
@@ -135,6 +136,32 @@ func (e *Engine) scope(ctx context.Context, r *run) (bool, error) {
 		r.d.Guards = append(r.d.Guards, g.Name()+": ok")
 	}
 	return false, nil
+}
+
+// cooldown holds, before the check, an alert whose every remediator is
+// within its cooldown on the target as read: Alertmanager redelivers a
+// firing alert every repeat_interval, and a redelivery that cannot act
+// then costs no Prometheus query (nor a retry when Prometheus is down).
+// The cooldown guard judges again after the check, for what is left, and
+// the claim once more at write time.
+func (e *Engine) cooldown(_ context.Context, r *run) (bool, error) {
+	if len(r.entry.Remediators) == 0 {
+		return false, nil
+	}
+	var steps []*step
+	for _, er := range r.entry.Remediators {
+		hot, last := cooling(r.t.Annotations, er.Name, r.entry.Cooldown, r.d.at)
+		if !hot {
+			return false, nil
+		}
+		s := &step{rem: er, out: RemediatorOutcome{Name: er.Name}}
+		s.hold(ReasonCooldown, fmt.Sprintf("last action at %s, cooldown %s", last.UTC().Format(time.RFC3339), r.entry.Cooldown))
+		steps = append(steps, s)
+	}
+	r.steps = steps
+	r.d.Guards = append(r.d.Guards, "cooldown: "+r.heldWord())
+	r.finish()
+	return true, nil
 }
 
 // check re-asks Prometheus whether the finding still holds.

@@ -36,6 +36,8 @@ func LabParams() rules.Params {
 	p.FastStepWindow = s(10 * time.Second)
 	p.LeakStepWindow = s(20 * time.Second)
 	p.SlowStepWindow = s(80 * time.Second)
+	// The trend group every 2s: every window is a multiple of it.
+	p.TrendInterval = s(2 * time.Second)
 	p.FastMinHeadroomRatio = 0.05
 	p.LeakFor = s(5 * time.Second)
 	p.OOMHorizon = s(2 * time.Minute)
