@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 )
 
 // Decision values: what the engine did with an alert.
@@ -148,6 +149,15 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Config is the client configuration, for the profile remediator's
+	// requests to one apiserver's own address; nil disables those.
+	Config *rest.Config
+	// Profiles stores the profile remediator's profiles; nil makes it
+	// hold (no directory).
+	Profiles *ProfileStore
+	// Background runs work that outlives a delivery (a drain); nil runs
+	// it on a goroutine of its own.
+	Background func(func())
 }
 
 // Engine decides, per alert, whether and how to act. It is safe for
@@ -163,6 +173,7 @@ type Engine struct {
 	metrics  *metrics
 	now      func() time.Time
 	budget   budgetStore
+	extra    Options
 	state    atomic.Pointer[engineState]
 }
 
@@ -197,6 +208,7 @@ func NewEngine(o Options) (*Engine, error) {
 		logger:   o.Logger,
 		metrics:  m,
 		now:      o.Now,
+		extra:    o,
 	}
 	if e.timeout == 0 {
 		e.timeout = 10 * time.Second
@@ -372,4 +384,9 @@ func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now ti
 		e.logger.Warn("prometheus warnings", "check", c.Name(), "query", truncate(q, maxMessageLen), "warnings", warnings)
 	}
 	return c.Evaluate(a, val, now)
+}
+
+// env is what the remediators of a run act through.
+func (e *Engine) env(now time.Time) Env {
+	return Env{Client: e.client, Now: now, Namespace: e.budget.namespace, Config: e.extra.Config, Profiles: e.extra.Profiles, Background: e.extra.Background}
 }

@@ -40,7 +40,7 @@ func DefaultRegistry() *Registry {
 	} {
 		r.checks[name] = f
 	}
-	for _, info := range []RemediatorInfo{AnnotateInfo, RestartInfo} {
+	for _, info := range []RemediatorInfo{AnnotateInfo, RestartInfo, CordonInfo} {
 		r.remediators[info.Name] = info
 	}
 	return r
