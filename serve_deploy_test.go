@@ -47,7 +47,7 @@ func TestServeClusterRole(t *testing.T) {
 	// it creates Events and patches the count of an aggregated one.
 	rw := []string{"get", "patch"}
 	want := map[string][]string{
-		"/pods": rw, "/pods/eviction": {"create"}, "/nodes": {"get", "list", "patch"}, "/namespaces": {"get"},
+		"/pods": {"get", "list", "patch"}, "/pods/eviction": {"create"}, "/nodes": {"get", "list", "patch"}, "/namespaces": {"get"},
 		"apps/replicasets": rw, "apps/deployments": rw, "apps/statefulsets": rw, "apps/daemonsets": rw,
 		"batch/jobs": rw, "batch/cronjobs": {"get"}, "argoproj.io/rollouts": {"get"}, "/events": {"create", "get", "patch"},
 	}

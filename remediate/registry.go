@@ -40,7 +40,7 @@ func DefaultRegistry() *Registry {
 	} {
 		r.checks[name] = f
 	}
-	for _, info := range []RemediatorInfo{AnnotateInfo, RestartInfo, CordonInfo} {
+	for _, info := range []RemediatorInfo{AnnotateInfo, RestartInfo, CordonInfo, DrainInfo} {
 		r.remediators[info.Name] = info
 	}
 	return r
