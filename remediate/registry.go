@@ -40,7 +40,7 @@ func DefaultRegistry() *Registry {
 	} {
 		r.checks[name] = f
 	}
-	for _, info := range []RemediatorInfo{AnnotateInfo, RestartInfo, CordonInfo, DrainInfo} {
+	for _, info := range []RemediatorInfo{AnnotateInfo, RestartInfo, CordonInfo, DrainInfo, ProfileInfo} {
 		r.remediators[info.Name] = info
 	}
 	return r
