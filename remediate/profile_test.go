@@ -298,4 +298,3 @@ func TestProfileStoreRetention(t *testing.T) {
 	}
 	f.Close()
 }
-
