@@ -191,6 +191,10 @@ type drainer struct {
 	now        func() time.Time
 	// sleep waits d or until ctx ends; nil uses a timer.
 	sleep func(ctx context.Context, d time.Duration) error
+	// takeOver, when set, is the node's resourceVersion as read: the next
+	// write carries it, so of two replicas taking over a stale drain one
+	// wins and the other gets a Conflict and leaves it.
+	takeOver string
 }
 
 // run drains under its own context, whose deadline is the drain's: the
@@ -349,7 +353,11 @@ func (dr *drainer) write(ctx context.Context, reason string) error {
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
 	defer cancel()
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationDrain: string(v)}}})
+	md := map[string]any{"annotations": map[string]string{AnnotationDrain: string(v)}}
+	if dr.takeOver != "" {
+		md["resourceVersion"], dr.takeOver = dr.takeOver, ""
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": md})
 	if _, err := patchObject(wctx, dr.client, dr.node, types.MergePatchType, patch); err != nil {
 		return fmt.Errorf("drain: record progress: %w", err)
 	}
@@ -406,6 +414,7 @@ func (e *Engine) ResumeDrains(ctx context.Context) (resumed, reported int, err e
 		}
 		if d == nil || !now.Before(s.Deadline) || e.dryRun {
 			dr.state.State = DrainIncomplete
+			dr.takeOver = n.ResourceVersion
 			if err := dr.write(ctx, EventReasonDrainIncomplete); err != nil {
 				e.logger.Warn("could not report an interrupted drain", "node", n.Name, "error", err)
 			}
@@ -414,7 +423,9 @@ func (e *Engine) ResumeDrains(ctx context.Context) (resumed, reported int, err e
 		}
 		dr.backoff, dr.maxBackoff = d.Backoff, d.MaxBackoff
 		dr.state.Heartbeat = now
+		dr.takeOver = n.ResourceVersion
 		if err := dr.write(ctx, ""); err != nil {
+			// A Conflict: another replica took it over first.
 			e.logger.Warn("could not resume a drain", "node", n.Name, "error", err)
 			continue
 		}
