@@ -90,15 +90,28 @@ func TestMain(m *testing.M) {
 // ClusterRole and binding, and a client configuration for the account
 // that the binding names.
 func setUpLeakguard(ctx context.Context, l *lab.Lab) error {
+	ns, name, cfg, err := installLeakguard(ctx, l)
+	if err != nil {
+		return err
+	}
+	serviceAccount = ns + "/" + name
+	leakguardNamespace = ns
+	leakguardConfig = cfg
+	return nil
+}
+
+// installLeakguard creates deploy/leakguard's RBAC manifests in l and
+// returns the service account they bind and a configuration that
+// authenticates as it.
+func installLeakguard(ctx context.Context, l *lab.Lab) (ns, name string, cfg *rest.Config, err error) {
 	paths := make([]string, len(rbacManifests))
 	for i, f := range rbacManifests {
 		paths[i] = filepath.Join(repoRoot, "deploy", "leakguard", f)
 	}
 	objs, err := lab.ReadManifests(paths...)
 	if err != nil {
-		return err
+		return "", "", nil, err
 	}
-	var ns, name string
 	for _, obj := range objs {
 		if b, ok := obj.(*rbacv1.ClusterRoleBinding); ok {
 			for _, s := range b.Subjects {
@@ -109,7 +122,7 @@ func setUpLeakguard(ctx context.Context, l *lab.Lab) error {
 		}
 	}
 	if name == "" {
-		return fmt.Errorf("no ClusterRoleBinding in %v binds a service account", rbacManifests)
+		return "", "", nil, fmt.Errorf("no ClusterRoleBinding in %v binds a service account", rbacManifests)
 	}
 	// The Role and its binding name no namespace: kustomize puts them in
 	// leakguard's (deploy/leakguard/kustomization.yaml), as this does.
@@ -122,12 +135,10 @@ func setUpLeakguard(ctx context.Context, l *lab.Lab) error {
 		}
 	}
 	if err := lab.Create(ctx, l.Admin, objs...); err != nil {
-		return err
+		return "", "", nil, err
 	}
-	serviceAccount = ns + "/" + name
-	leakguardNamespace = ns
-	leakguardConfig, err = l.ServiceAccountConfig(ctx, ns, name)
-	return err
+	cfg, err = l.ServiceAccountConfig(ctx, ns, name)
+	return ns, name, cfg, err
 }
 
 // needLab returns the shared lab, or skips the test when the binaries are
