@@ -37,6 +37,7 @@ func DefaultRegistry() *Registry {
 		CheckOrphanCgroups:   NewOrphanCgroups,
 		CheckAPIServerMemory: NewAPIServerMemory,
 		CheckNone:            NewNone,
+		CheckDyingCgroups:    NewDyingCgroups,
 	} {
 		r.checks[name] = f
 	}
