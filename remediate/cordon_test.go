@@ -388,3 +388,64 @@ func TestCordonThroughEngine(t *testing.T) {
 		t.Errorf("resolved again: %s (%v), want %s", d.Decision, err, DecisionResolved)
 	}
 }
+
+// Dry-run: cordon and drain say what they would do and write nothing
+// (no node patch, no Lease, no eviction), firing or resolved.
+func TestCordonDrainDryRunWritesNothing(t *testing.T) {
+	const policy = `
+dryRun: true
+alerts:
+  NodeCgroupLeak:
+    target: node
+    check: {name: dying-cgroups, args: {threshold: 20}}
+    remediators:
+      - name: cordon
+        enabled: true
+        args: {uncordonOnResolve: true}
+      - name: drain
+        enabled: true
+`
+	objs := append(nodes(10, "a"), podOn("shop", "web-1", "node-3", nil), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}})
+	e, cs := newTestEngine(t, engineSetup{policy: policy, objs: objs, opts: func(o *Options) {
+		o.Querier = anyQuerier(42)
+		o.Background = func(func()) { t.Error("a dry-run started a drain") }
+	}})
+	ev := evictions(cs, nil)
+	a := alert("firing", map[string]string{"alertname": "NodeCgroupLeak", "node": "node-3"})
+	d, err := e.DecideOne(context.Background(), a)
+	if err != nil || d.Decision != DecisionDryRun || len(d.Remediators) != 2 || !strings.HasPrefix(d.Remediators[0].Detail, "would patch Node node-3 spec.unschedulable=true") || !strings.HasPrefix(d.Remediators[1].Detail, "would evict the pods of Node node-3") {
+		t.Fatalf("dry-run decision %s (%v) %+v", d.Decision, err, d.Remediators)
+	}
+	// Resolved, on a node leakguard cordoned: would uncordon, does not.
+	mark, _ := json.Marshal(cordonMark{Alert: "NodeCgroupLeak", At: testNow.Add(-time.Hour)})
+	cur, _ := cs.CoreV1().Nodes().Get(context.Background(), "node-3", metav1.GetOptions{})
+	cur.Spec.Unschedulable = true
+	cur.Annotations = map[string]string{AnnotationCordonedBy: string(mark)}
+	if _, err := cs.CoreV1().Nodes().Update(context.Background(), cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cs.ClearActions()
+	a.Status = "resolved"
+	d, err = e.DecideOne(context.Background(), a)
+	if err != nil || d.Decision != DecisionDryRun || !strings.HasPrefix(d.Remediators[0].Detail, "would uncordon Node node-3") {
+		t.Fatalf("resolved dry-run decision %s (%v) %+v", d.Decision, err, d.Remediators)
+	}
+	for _, act := range cs.Actions() {
+		switch act.GetVerb() {
+		case "get", "list":
+		case "create":
+			if act.GetResource().Resource == "events" {
+				continue // a dry-run records its decision
+			}
+			t.Errorf("dry-run wrote: %s %s", act.GetVerb(), act.GetResource().Resource)
+		default:
+			t.Errorf("dry-run wrote: %s %s", act.GetVerb(), act.GetResource().Resource)
+		}
+	}
+	if len(*ev) != 0 {
+		t.Errorf("dry-run evicted %v", *ev)
+	}
+	if n, _ := cs.CoreV1().Nodes().Get(context.Background(), "node-3", metav1.GetOptions{}); !n.Spec.Unschedulable {
+		t.Errorf("dry-run uncordoned the node")
+	}
+}
