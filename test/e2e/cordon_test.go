@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -279,3 +280,76 @@ func barrierClient(t *testing.T, bar *nodeListBarrier) kubernetes.Interface {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+const uncordonPolicy = `
+rateLimit: {perMinute: 600, burst: 100}
+disruption:
+  perNamespacePerHour: 100
+  storm: {targets: 100}
+alerts:
+  NodeOrphanCgroups:
+    target: node
+    check:
+      name: orphan-cgroups
+      args: {threshold: 20}
+    remediators:
+      - name: cordon
+        enabled: true
+        args:
+          maxUnschedulable: %d
+          maxUnschedulablePercent: 100
+          poolLabel: leakguard.io/e2e-pool
+          uncordonOnResolve: true
+`
+
+// uncordonOnResolve against the real API server and its managedFields:
+// leakguard's own cordon is undone when the alert resolves; a node that a
+// person uncordoned and cordoned again (as kubectl does, under its own
+// field manager) is left cordoned, although it still carries leakguard's
+// mark.
+func TestUncordonOnResolveOnlyLeakguardsOwn(t *testing.T) {
+	l := needLab(t)
+	ctx := testContext(t)
+	ns := budgetNamespace(t, "uncordon")
+	pool := fmt.Sprintf("uncordon-%d", worldSeq.Add(1))
+	labels := map[string]string{"leakguard.io/e2e-pool": pool}
+	for _, n := range []string{"spare", "own", "touched"} {
+		createReadyNode(ctx, t, pool+"-"+n, labels)
+	}
+	e := newPolicyEngine(t, leakguardClient(t), fmt.Sprintf(uncordonPolicy, unschedulableNodes(ctx, t)+2), ns, nil)
+	decide := func(node, status string) remediate.Decision {
+		a := alert("NodeOrphanCgroups", map[string]string{"node": node})
+		a.Status = status
+		d, err := e.DecideOne(ctx, a)
+		if err != nil {
+			t.Fatalf("%s %s: %v", node, status, err)
+		}
+		return d
+	}
+	unschedulable := func(node string) bool {
+		n, err := l.Admin.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Spec.Unschedulable
+	}
+	own, touched := pool+"-own", pool+"-touched"
+	for _, n := range []string{own, touched} {
+		if d := decide(n, "firing"); d.Decision != remediate.DecisionActed || !unschedulable(n) {
+			t.Fatalf("cordon %s: %s %s %s", n, d.Decision, d.Reason, d.Message)
+		}
+	}
+	// A person uncordons and cordons again, as kubectl does.
+	time.Sleep(1100 * time.Millisecond) // managedFields times have a resolution of a second
+	for _, v := range []string{"false", "true"} {
+		if _, err := l.Admin.CoreV1().Nodes().Patch(ctx, touched, types.StrategicMergePatchType, []byte(`{"spec":{"unschedulable":`+v+`}}`), metav1.PatchOptions{FieldManager: "kubectl-cordon"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := decide(own, "resolved"); d.Decision != remediate.DecisionActed || unschedulable(own) {
+		t.Errorf("resolved on leakguard's own cordon: %s %s %s, unschedulable %v; want uncordoned", d.Decision, d.Reason, d.Message, unschedulable(own))
+	}
+	if d := decide(touched, "resolved"); d.Decision != remediate.DecisionHeld || d.Reason != remediate.ReasonNotOurs || !unschedulable(touched) {
+		t.Errorf("resolved on a node a person cordoned again: %s %s %s, unschedulable %v; want held by %s and still cordoned", d.Decision, d.Reason, d.Message, unschedulable(touched), remediate.ReasonNotOurs)
+	}
+}
