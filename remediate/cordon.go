@@ -442,7 +442,7 @@ func hasTaint(n *corev1.Node, key string) bool {
 // uncordonOnResolve, only when the node is leakguard's cordon for this
 // alert as leakguard left it: unschedulable, carrying the mark for the
 // same alert, the taint still there if it added one, and no other field
-// manager having written spec.unschedulable or the taints since.
+// manager having written spec.unschedulable since.
 func (c Cordon) Undo(t *Target, f Finding, now time.Time) Plan {
 	if !c.UncordonOnResolve {
 		return Plan{}
@@ -501,14 +501,16 @@ func (c Cordon) Undo(t *Target, f Finding, now time.Time) Plan {
 }
 
 // touchedSince names a field manager other than leakguard that wrote
-// spec.unschedulable or spec.taints after at, or "".
+// spec.unschedulable after at, or "". Taints do not count: the node
+// lifecycle controller adds node.kubernetes.io/unschedulable to every
+// cordoned node, and the taint list is written whole; leakguard's own
+// taint is checked by its presence instead.
 func touchedSince(n *corev1.Node, at time.Time) string {
 	for _, mf := range n.ManagedFields {
 		if mf.Manager == fieldManager || mf.FieldsV1 == nil || mf.Time == nil || !mf.Time.After(at) {
 			continue
 		}
-		raw := string(mf.FieldsV1.Raw)
-		if strings.Contains(raw, `"f:unschedulable"`) || strings.Contains(raw, `"f:taints"`) {
+		if strings.Contains(string(mf.FieldsV1.Raw), `"f:unschedulable"`) {
 			return fmt.Sprintf("field manager %q", mf.Manager)
 		}
 	}

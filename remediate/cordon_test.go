@@ -295,6 +295,10 @@ func TestUncordonOnlyLeakguardsOwnCordon(t *testing.T) {
 		{"cordoned again by kubectl since", cordoned(mark("NodeOrphanCgroups", false), func(n *corev1.Node) {
 			n.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl-cordon", Time: &later, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:unschedulable":{}}}`)}}}
 		}), `{"uncordonOnResolve": true}`, ReasonNotOurs, ""},
+		{"the node lifecycle controller's unschedulable taint does not count", cordoned(mark("NodeOrphanCgroups", false), func(n *corev1.Node) {
+			n.Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}}
+			n.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager", Time: &later, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:taints":{}}}`)}}}
+		}), `{"uncordonOnResolve": true}`, "uncordon", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cs := newCluster(t, tc.n)
