@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -161,7 +162,7 @@ func (d Drain) Plan(t *Target, f Finding, now time.Time) Plan {
 				st = prev
 				st.Heartbeat = env.Now
 			}
-			dr := &drainer{client: env.Client, node: t.Object, state: st, scope: scope, backoff: d.Backoff, maxBackoff: d.MaxBackoff, now: time.Now}
+			dr := &drainer{client: env.Client, node: t.Object, state: st, scope: scope, backoff: d.Backoff, maxBackoff: d.MaxBackoff, now: time.Now, logger: env.Logger, metrics: env.metrics}
 			if err := dr.write(ctx, ""); err != nil {
 				return "", err
 			}
@@ -190,7 +191,9 @@ type drainer struct {
 	maxBackoff time.Duration
 	now        func() time.Time
 	// sleep waits d or until ctx ends; nil uses a timer.
-	sleep func(ctx context.Context, d time.Duration) error
+	sleep   func(ctx context.Context, d time.Duration) error
+	logger  *slog.Logger
+	metrics *metrics
 	// takeOver, when set, is the node's resourceVersion as read: the next
 	// write carries it, so of two replicas taking over a stale drain one
 	// wins and the other gets a Conflict and leaves it.
@@ -209,7 +212,7 @@ func (dr *drainer) run() {
 		dr.state.Heartbeat = dr.now()
 		if err == nil && left == 0 {
 			dr.state.State = DrainDone
-			_ = dr.write(ctx, EventReasonDrainDone)
+			dr.finish(ctx, EventReasonDrainDone)
 			return
 		}
 		if ctx.Err() == nil && dr.now().Add(wait).Before(dr.state.Deadline) {
@@ -221,9 +224,34 @@ func (dr *drainer) run() {
 		}
 		// The deadline: what is left is reported, never forced.
 		dr.state.State = DrainIncomplete
-		_ = dr.write(context.Background(), EventReasonDrainIncomplete)
+		dr.finish(context.Background(), EventReasonDrainIncomplete)
 		return
 	}
+}
+
+// finish records the drain's end: the node's annotation and an Event
+// (reason), a log line and the metric.
+func (dr *drainer) finish(ctx context.Context, reason string) {
+	s := dr.state
+	logger := dr.logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("alert", s.Alert, "target", dr.node.String())
+	if err := dr.write(ctx, reason); err != nil {
+		// Not counted: a Conflict on a take-over means another replica
+		// reports it.
+		logger.Warn("could not record the end of a drain", "error", err)
+		return
+	}
+	if dr.metrics != nil {
+		dr.metrics.drains.WithLabelValues(s.State).Inc()
+	}
+	level := slog.LevelInfo
+	if s.State != DrainDone {
+		level = slog.LevelWarn
+	}
+	logger.Log(ctx, level, "drain ended", "state", s.State, "evicted", s.Evicted, "left", s.Left, "refused", s.Refused, "skipped", s.Skipped, "deadline", s.Deadline)
 }
 
 func (dr *drainer) wait(ctx context.Context, d time.Duration) error {
@@ -402,7 +430,7 @@ func (e *Engine) ResumeDrains(ctx context.Context) (resumed, reported int, err e
 		if !ok || s.State != DrainRunning || now.Sub(s.Heartbeat) < drainStaleAfter {
 			continue
 		}
-		dr := &drainer{client: e.client, node: refOf(KindNode, n), state: s, backoff: DefaultDrainBackoff, maxBackoff: DefaultDrainMaxBackoff, now: e.now}
+		dr := &drainer{client: e.client, node: refOf(KindNode, n), state: s, backoff: DefaultDrainBackoff, maxBackoff: DefaultDrainMaxBackoff, now: e.now, logger: e.logger, metrics: e.metrics}
 		var d *Drain
 		if entry := pol.Entry(s.Alert); entry != nil {
 			for _, er := range entry.Remediators {
@@ -415,9 +443,7 @@ func (e *Engine) ResumeDrains(ctx context.Context) (resumed, reported int, err e
 		if d == nil || !now.Before(s.Deadline) || e.dryRun {
 			dr.state.State = DrainIncomplete
 			dr.takeOver = n.ResourceVersion
-			if err := dr.write(ctx, EventReasonDrainIncomplete); err != nil {
-				e.logger.Warn("could not report an interrupted drain", "node", n.Name, "error", err)
-			}
+			dr.finish(ctx, EventReasonDrainIncomplete)
 			reported++
 			continue
 		}

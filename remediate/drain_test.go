@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -261,6 +262,9 @@ func TestDrainResumedAfterRestart(t *testing.T) {
 			s := drainStateOf(t, cs)
 			if s.State != tc.want {
 				t.Errorf("state = %+v, want %s", s, tc.want)
+			}
+			if got := testutil.ToFloat64(e.metrics.drains.WithLabelValues(tc.want)); got != 1 {
+				t.Errorf("leakguard_drains_total{result=%q} = %g, want 1", tc.want, got)
 			}
 			if tc.want == DrainDone && (resumed != 1 || len(*ev) != 1 || s.Evicted != 2) {
 				t.Errorf("resumed %d, evictions %v, evicted %d; want 1, [shop/web-2], 2 (the count carried on)", resumed, *ev, s.Evicted)

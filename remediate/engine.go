@@ -388,5 +388,6 @@ func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now ti
 
 // env is what the remediators of a run act through.
 func (e *Engine) env(now time.Time) Env {
-	return Env{Client: e.client, Now: now, Namespace: e.budget.namespace, Config: e.extra.Config, Profiles: e.extra.Profiles, Background: e.extra.Background}
+	return Env{Client: e.client, Now: now, Namespace: e.budget.namespace, Config: e.extra.Config, Profiles: e.extra.Profiles, Background: e.extra.Background,
+		Logger: e.logger, metrics: e.metrics}
 }

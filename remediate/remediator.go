@@ -2,6 +2,7 @@ package remediate
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
@@ -74,6 +75,11 @@ type Env struct {
 	// Background runs work that outlives the request (a drain); nil runs
 	// it on a goroutine of its own.
 	Background func(func())
+	// Logger receives the lines of work that outlives the request; nil
+	// discards.
+	Logger *slog.Logger
+	// metrics counts the outcomes of that work; nil counts nothing.
+	metrics *metrics
 }
 
 // Finding is what the engine knows about the alert it acts on.
