@@ -48,6 +48,7 @@ type serveFlags struct {
 	printPolicy          bool
 	logLevel             string
 	server               server.Config
+	profiles             profileFlags
 }
 
 func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
@@ -101,6 +102,7 @@ flags:
 	fs.BoolVar(&f.dryRun, "dry-run", false, "decide and record (logs, metrics, Events) but change no object, whatever the policy says")
 	fs.BoolVar(&f.printPolicy, "print-default-policy", false, "print the embedded default policy and exit")
 	f.server.RegisterFlags(fs)
+	f.profiles.register(fs)
 	return fs
 }
 
@@ -135,12 +137,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	profiles, err := f.profiles.store()
+	if err != nil {
+		return err
+	}
+	restCfg, err := kubeRESTConfig(f.kubeconfig)
+	if err != nil {
+		return err
+	}
 	engine, handler, err := buildServe(serveDeps{
 		flags: f, policy: policy, client: client, metadata: md, querier: querier, logger: logger, registry: reg,
+		restConfig: restCfg, profiles: profiles,
 	})
 	if err != nil {
 		return err
 	}
+	go resumeDrains(ctx, engine, logger)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -169,6 +181,10 @@ type serveDeps struct {
 	registry *remediate.Registry
 	// now is the engine's clock; nil means time.Now.
 	now func() time.Time
+	// restConfig reaches one apiserver's own address (profile); profiles
+	// stores and serves profiles. Either may be nil.
+	restConfig *rest.Config
+	profiles   *remediate.ProfileStore
 }
 
 // buildServe builds the engine and the HTTP handler of serve, with one
@@ -186,12 +202,17 @@ func buildServe(d serveDeps) (*remediate.Engine, http.Handler, error) {
 		Logger:     d.logger,
 		Registerer: metrics,
 		Now:        d.now,
+		Config:     d.restConfig,
+		Profiles:   d.profiles,
 	}))
 	if err != nil {
 		return nil, nil, err
 	}
 	cfg := d.flags.server
 	cfg.Registerer = metrics
+	if d.profiles != nil {
+		cfg.Profiles = profileSource{d.profiles}
+	}
 	cfg.KnownAlertName = func(name string) bool { return engine.Policy().Entry(name) != nil }
 	cfg.ReadyChecks = map[string]func(context.Context) error{
 		"kubernetes": func(context.Context) error {
@@ -246,6 +267,23 @@ func policyName(path string) string {
 // kinds without a typed client) from a kubeconfig file, or from the
 // in-cluster service account when path is empty.
 func kubeClient(path string) (kubernetes.Interface, metadata.Interface, error) {
+	cfg, err := kubeRESTConfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes metadata client: %w", err)
+	}
+	return c, md, nil
+}
+
+// kubeRESTConfig is the client configuration of kubeClient.
+func kubeRESTConfig(path string) (*rest.Config, error) {
 	var (
 		cfg *rest.Config
 		err error
@@ -253,12 +291,12 @@ func kubeClient(path string) (kubernetes.Interface, metadata.Interface, error) {
 	if path == "" {
 		cfg, err = rest.InClusterConfig()
 		if err != nil {
-			return nil, nil, fmt.Errorf("in-cluster Kubernetes config (outside a cluster, pass --kubeconfig): %w", err)
+			return nil, fmt.Errorf("in-cluster Kubernetes config (outside a cluster, pass --kubeconfig): %w", err)
 		}
 	} else {
 		cfg, err = clientcmd.BuildConfigFromFlags("", path)
 		if err != nil {
-			return nil, nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+			return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
 		}
 	}
 	cfg.UserAgent = "leakguard/" + version
@@ -269,15 +307,7 @@ func kubeClient(path string) (kubernetes.Interface, metadata.Interface, error) {
 	// A hung API server fails the request (503, retried) instead of
 	// holding the notification.
 	cfg.Timeout = 30 * time.Second
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	md, err := metadata.NewForConfig(cfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("kubernetes metadata client: %w", err)
-	}
-	return c, md, nil
+	return cfg, nil
 }
 
 // promQuerier builds the Prometheus HTTP API client the checks query.

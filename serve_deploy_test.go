@@ -42,14 +42,20 @@ func TestServeClusterRole(t *testing.T) {
 				got[key] = r.Verbs
 			}
 		}
+		for _, u := range r.NonResourceURLs {
+			got["url:"+u] = r.Verbs
+		}
 	}
-	// serve reads one object at a time (Get), never lists or watches;
-	// it creates Events and patches the count of an aggregated one.
+	// serve reads one object at a time (Get) and never watches; cordon
+	// lists nodes and drain a node's pods; it creates Events and patches
+	// the count of an aggregated one; profile reads pods/proxy and the
+	// apiserver's /debug/pprof only.
 	rw := []string{"get", "patch"}
 	want := map[string][]string{
-		"/pods": rw, "/pods/eviction": {"create"}, "/nodes": rw, "/namespaces": {"get"},
+		"/pods": {"get", "list", "patch"}, "/pods/eviction": {"create"}, "/pods/proxy": {"get"}, "/nodes": {"get", "list", "patch"}, "/namespaces": {"get"},
 		"apps/replicasets": rw, "apps/deployments": rw, "apps/statefulsets": rw, "apps/daemonsets": rw,
 		"batch/jobs": rw, "batch/cronjobs": {"get"}, "argoproj.io/rollouts": {"get"}, "/events": {"create", "get", "patch"},
+		"url:/debug/pprof/*": {"get"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ClusterRole rules mismatch (-want +got):\n%s", diff)

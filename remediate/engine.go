@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 )
 
 // Decision values: what the engine did with an alert.
@@ -168,6 +169,15 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Config is the client configuration, for the profile remediator's
+	// requests to one apiserver's own address; nil disables those.
+	Config *rest.Config
+	// Profiles stores the profile remediator's profiles; nil makes it
+	// hold (no directory).
+	Profiles *ProfileStore
+	// Background runs work that outlives a delivery (a drain); nil runs
+	// it on a goroutine of its own.
+	Background func(func())
 }
 
 // Engine decides, per alert, whether and how to act. It is safe for
@@ -188,6 +198,7 @@ type Engine struct {
 	metrics       *metrics
 	now           func() time.Time
 	budget        budgetStore
+	extra         Options
 	state         atomic.Pointer[engineState]
 }
 
@@ -236,6 +247,7 @@ func NewEngine(o Options) (*Engine, error) {
 		logger:        o.Logger,
 		metrics:       m,
 		now:           o.Now,
+		extra:         o,
 	}
 	if e.timeout == 0 {
 		e.timeout = 10 * time.Second
@@ -448,4 +460,10 @@ func (e *Engine) otherCluster(a template.Alert) string {
 		return fmt.Sprintf("the alert's %s is %q, this is %q", e.clusterLabel, clip(v), e.cluster)
 	}
 	return ""
+}
+
+// env is what the remediators of a run act through.
+func (e *Engine) env(now time.Time) Env {
+	return Env{Client: e.client, Now: now, Namespace: e.budget.namespace, Config: e.extra.Config, Profiles: e.extra.Profiles, Background: e.extra.Background,
+		Logger: e.logger, metrics: e.metrics}
 }

@@ -89,7 +89,7 @@ func (e *Engine) resolve(ctx context.Context, r *run) (bool, error) {
 		// Resolved alerts change nothing; undoing an action (uncordon) is a
 		// remediator's business in its own issue.
 		d.set(DecisionResolved, "", "")
-		return true, nil
+		return true, e.undo(ctx, r)
 	}
 	if r.entry == nil {
 		d.set(DecisionHeld, ReasonNoPolicy, "no policy entry for this alert name")
@@ -188,7 +188,9 @@ func (e *Engine) check(ctx context.Context, r *run) (bool, error) {
 		d.set(DecisionHeld, ReasonRecordOnly, "the policy entry names no remediator")
 		return true, nil
 	}
-	r.finding = Finding{Alert: r.alert, Check: res}
+	entry, pol := r.entry, r.st.policy
+	r.finding = Finding{Alert: r.alert, Check: res, Cooldown: entry.Cooldown,
+		NamespaceAllowed: func(ns string) bool { return pol.namespaceAllowed(entry, ns) }}
 	return false, nil
 }
 
@@ -355,7 +357,7 @@ func (e *Engine) recheck(ctx context.Context, r *run, obj metav1.Object) (string
 // act applies the plans, in the policy's order. A failure stops the run;
 // the remediators after it do not run and their claims are given back.
 func (e *Engine) act(ctx context.Context, r *run) (bool, error) {
-	env := Env{Client: e.client, Now: r.d.at}
+	env := e.env(r.d.at)
 	acted := false
 	for i, s := range r.steps {
 		if s.held != "" {
@@ -415,7 +417,7 @@ func (e *Engine) onHold(ctx context.Context, r *run) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
 	defer cancel()
-	env := Env{Client: e.client, Now: r.d.at}
+	env := e.env(r.d.at)
 	for _, s := range r.steps {
 		if s.held == "" || s.held != s.plan.Hold {
 			continue

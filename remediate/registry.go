@@ -37,10 +37,11 @@ func DefaultRegistry() *Registry {
 		CheckOrphanCgroups:   NewOrphanCgroups,
 		CheckAPIServerMemory: NewAPIServerMemory,
 		CheckNone:            NewNone,
+		CheckDyingCgroups:    NewDyingCgroups,
 	} {
 		r.checks[name] = f
 	}
-	for _, info := range []RemediatorInfo{AnnotateInfo, RestartInfo} {
+	for _, info := range []RemediatorInfo{AnnotateInfo, RestartInfo, CordonInfo, DrainInfo, ProfileInfo} {
 		r.remediators[info.Name] = info
 	}
 	return r

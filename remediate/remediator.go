@@ -2,10 +2,12 @@ package remediate
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 // Remediator plans an action on a resolved target. Plan is pure: it reads
@@ -62,12 +64,34 @@ type RemediatorInfo struct {
 type Env struct {
 	Client kubernetes.Interface
 	Now    time.Time
+	// Namespace is leakguard's own namespace, where its Leases live.
+	Namespace string
+	// Config is the client configuration (token, CA) for requests that
+	// go to an address of their own (the apiserver of one node); nil
+	// when the engine has none.
+	Config *rest.Config
+	// Profiles stores heap profiles; nil when no directory is configured.
+	Profiles *ProfileStore
+	// Background runs work that outlives the request (a drain); nil runs
+	// it on a goroutine of its own.
+	Background func(func())
+	// Logger receives the lines of work that outlives the request; nil
+	// discards.
+	Logger *slog.Logger
+	// metrics counts the outcomes of that work; nil counts nothing.
+	metrics *metrics
 }
 
 // Finding is what the engine knows about the alert it acts on.
 type Finding struct {
 	Alert template.Alert
 	Check Result
+	// Cooldown is the entry's cooldown.
+	Cooldown time.Duration
+	// NamespaceAllowed reports whether the entry may act in a namespace
+	// (the policy's namespace scope); nil allows every namespace but
+	// kube-system.
+	NamespaceAllowed func(ns string) bool
 }
 
 // AlertName returns the finding's alert name.

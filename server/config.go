@@ -33,6 +33,9 @@ const (
 // must be configured: a bearer token file, basic auth (a user name and a
 // password file), or InsecureNoAuth.
 type Config struct {
+	// Profiles, when set, is served at GET /profiles and
+	// /profiles/{name} to authenticated clients.
+	Profiles ProfileSource
 	// BearerTokenFile holds the token Alertmanager sends as
 	// "Authorization: Bearer <token>" (http_config.authorization). Leading
 	// and trailing white space is ignored. The file is re-read when it

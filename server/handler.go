@@ -147,6 +147,7 @@ func NewHandler(cfg Config, p Processor, logger *slog.Logger) (http.Handler, err
 		r.Use(limitBody(cfg.maxBodyBytes()), requireJSON)
 		r.Post(AlertsPath, h.receiveAlerts)
 	})
+	h.mountProfiles(r, auth)
 	return r, nil
 }
 

@@ -12,12 +12,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -27,10 +24,6 @@ import (
 // repoRoot is the repository, seen from this package's directory, where
 // go test runs it.
 const repoRoot = "../.."
-
-// The manifests of deploy/leakguard/ that grant leakguard serve its
-// permissions, read as they ship.
-var rbacManifests = []string{"namespace.yaml", "serviceaccount.yaml", "clusterrole.yaml", "clusterrolebinding.yaml", "role.yaml", "rolebinding.yaml"}
 
 var (
 	// leakguardNamespace is where leakguard serve runs: its service account,
@@ -90,44 +83,25 @@ func TestMain(m *testing.M) {
 // ClusterRole and binding, and a client configuration for the account
 // that the binding names.
 func setUpLeakguard(ctx context.Context, l *lab.Lab) error {
-	paths := make([]string, len(rbacManifests))
-	for i, f := range rbacManifests {
-		paths[i] = filepath.Join(repoRoot, "deploy", "leakguard", f)
-	}
-	objs, err := lab.ReadManifests(paths...)
+	ns, name, cfg, err := installLeakguard(ctx, l)
 	if err != nil {
-		return err
-	}
-	var ns, name string
-	for _, obj := range objs {
-		if b, ok := obj.(*rbacv1.ClusterRoleBinding); ok {
-			for _, s := range b.Subjects {
-				if s.Kind == rbacv1.ServiceAccountKind {
-					ns, name = s.Namespace, s.Name
-				}
-			}
-		}
-	}
-	if name == "" {
-		return fmt.Errorf("no ClusterRoleBinding in %v binds a service account", rbacManifests)
-	}
-	// The Role and its binding name no namespace: kustomize puts them in
-	// leakguard's (deploy/leakguard/kustomization.yaml), as this does.
-	for _, obj := range objs {
-		if m, ok := obj.(metav1.Object); ok && m.GetNamespace() == "" {
-			switch obj.(type) {
-			case *rbacv1.Role, *rbacv1.RoleBinding:
-				m.SetNamespace(ns)
-			}
-		}
-	}
-	if err := lab.Create(ctx, l.Admin, objs...); err != nil {
 		return err
 	}
 	serviceAccount = ns + "/" + name
 	leakguardNamespace = ns
-	leakguardConfig, err = l.ServiceAccountConfig(ctx, ns, name)
-	return err
+	leakguardConfig = cfg
+	return nil
+}
+
+// installLeakguard creates deploy/leakguard's RBAC manifests in l and
+// returns the service account they bind and a configuration that
+// authenticates as it.
+func installLeakguard(ctx context.Context, l *lab.Lab) (ns, name string, cfg *rest.Config, err error) {
+	if ns, name, err = lab.InstallLeakguard(ctx, l, repoRoot); err != nil {
+		return "", "", nil, err
+	}
+	cfg, err = l.ServiceAccountConfig(ctx, ns, name)
+	return ns, name, cfg, err
 }
 
 // needLab returns the shared lab, or skips the test when the binaries are

@@ -135,8 +135,11 @@ func TestLeakguardRoleRefuses(t *testing.T) {
 			_, err := c.CoreV1().Nodes().Update(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: w.Node}}, metav1.UpdateOptions{})
 			return err
 		}},
-		{"list nodes", func(ctx context.Context, c kubernetes.Interface) error {
-			_, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		{"watch nodes", func(ctx context.Context, c kubernetes.Interface) error {
+			w, err := c.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
+			if err == nil {
+				w.Stop()
+			}
 			return err
 		}},
 		{"get secrets", func(ctx context.Context, c kubernetes.Interface) error {
@@ -155,8 +158,11 @@ func TestLeakguardRoleRefuses(t *testing.T) {
 			_, err := c.CoreV1().ConfigMaps(w.Namespace).Get(ctx, "any", metav1.GetOptions{})
 			return err
 		}},
-		{"list pods", func(ctx context.Context, c kubernetes.Interface) error {
-			_, err := c.CoreV1().Pods(w.Namespace).List(ctx, metav1.ListOptions{})
+		{"watch pods", func(ctx context.Context, c kubernetes.Interface) error {
+			w, err := c.CoreV1().Pods(w.Namespace).Watch(ctx, metav1.ListOptions{})
+			if err == nil {
+				w.Stop()
+			}
 			return err
 		}},
 		{"create pods", func(ctx context.Context, c kubernetes.Interface) error {

@@ -107,10 +107,6 @@ type Chain struct {
 	ServiceAccount string
 }
 
-// rbacManifests are deploy/leakguard's files that grant serve its
-// permissions, read as they ship.
-var rbacManifests = []string{"namespace.yaml", "serviceaccount.yaml", "clusterrole.yaml", "clusterrolebinding.yaml"}
-
 // StartChain starts everything; on error nothing is left running.
 func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 	if o.Replicas == 0 {
@@ -154,29 +150,9 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 	}
 
 	// deploy/leakguard's RBAC, and a token for its service account.
-	paths := make([]string, len(rbacManifests))
-	for i, f := range rbacManifests {
-		paths[i] = filepath.Join(o.RepoRoot, "deploy", "leakguard", f)
-	}
-	objs, err := ReadManifests(paths...)
+	saNS, saName, err := InstallLeakguard(ctx, l, o.RepoRoot)
 	if err != nil {
 		return nil, err
-	}
-	if err := Create(ctx, l.Admin, objs...); err != nil {
-		return nil, err
-	}
-	var saNS, saName string
-	for _, obj := range objs {
-		if b, ok := obj.(*rbacv1.ClusterRoleBinding); ok {
-			for _, s := range b.Subjects {
-				if s.Kind == rbacv1.ServiceAccountKind {
-					saNS, saName = s.Namespace, s.Name
-				}
-			}
-		}
-	}
-	if saName == "" {
-		return nil, errors.New("lab: no ClusterRoleBinding of deploy/leakguard binds a service account")
 	}
 	c.ServiceAccount = saNS + "/" + saName
 	token, err := l.ServiceAccountToken(ctx, saNS, saName, 24*time.Hour)

@@ -37,6 +37,9 @@ type Options struct {
 	// StartTimeout bounds the start of each process until it answers
 	// ready; 0 means 90 s.
 	StartTimeout time.Duration
+	// Profiling serves /debug/pprof on the kube-apiserver (its default;
+	// the lab turns it off, as CIS 1.2.21 recommends, unless set).
+	Profiling bool
 }
 
 // Lab is a running etcd and kube-apiserver.
@@ -187,7 +190,7 @@ func (l *Lab) startAPIServer(ctx context.Context, o Options, etcdURL string) err
 		// Nothing else runs on loopback to be an endpoint of the
 		// kubernetes Service.
 		"--endpoint-reconciler-type=none",
-		"--profiling=false",
+		"--profiling="+strconv.FormatBool(o.Profiling),
 	)
 	if err != nil {
 		return err
