@@ -3,7 +3,7 @@
 # make test      Go tests, the e2e tests against a real kube-apiserver and
 #                etcd, generated files up to date, promtool checks and unit
 #                tests of the rules, and the shared memory-trace suite.
-# make e2e       the e2e tests alone (builds kube-apiserver once, see
+# make e2e       the e2e tests alone (builds kube-apiserver and etcd once, see
 #                hack/e2e-binaries.sh).
 # make generate  rewrite every generated file under deploy/.
 # make bench     benchmarks and long fuzzing (not part of make test).
@@ -50,8 +50,8 @@ go-test: dashboards/schema/node_modules
 	  $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZCOUNT) -fuzzminimizetime 100x ./$${t%%:*}/; \
 	done
 
-# The e2e tests need kube-apiserver (built from source into a cache on the
-# first run, about 6 minutes) and etcd (Debian's etcd-server); with
+# The e2e tests need kube-apiserver and etcd (built from source into a cache
+# on the first run, about 6 minutes and 1 minute); with
 # LEAKGUARD_E2E=1 they fail rather than skip when either is missing.
 e2e:
 	@bin=$$(hack/e2e-binaries.sh) && \
