@@ -7,12 +7,15 @@
 #                hack/e2e-binaries.sh).
 # make generate  rewrite every generated file under deploy/.
 # make bench     benchmarks and long fuzzing (not part of make test).
+# make image     the container image $(IMAGE):$(VERSION), with docker,
+#                podman or buildah (ENGINE=... to choose).
 
 GO       ?= go
 PROMTOOL ?= promtool
 SHARED   ?= $(abspath ../shared)
 BIN      ?= bin/leakguard
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE    ?= ghcr.io/leakguard/leakguard
 # make test runs each fuzz target for a fixed number of executions (about
 # what 10 s gives on 2 cores): Go 1.26's coordinator can fail a duration-bound
 # run with a bare "context deadline exceeded" under load (golang/go#75804).
@@ -24,19 +27,29 @@ FUZZ_TARGETS := server:FuzzDecodeMessage server:FuzzHandler remediate:FuzzParseP
 RULES_FILE := deploy/prometheus/rules.yaml
 PROMRULE   := deploy/kubernetes/prometheusrule.yaml
 
-.PHONY: all build generate verify test go-test e2e rules-check rules-test traces lint bench clean dashboards-check
+.PHONY: all build image generate verify test go-test e2e rules-check rules-test traces lint bench clean dashboards-check
 
 all: build
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
 
+# The image that deploy/ names (its kustomizations' images: newTag): build
+# a release with make image VERSION=v0.1.0. The Dockerfile cross-compiles
+# for TARGETOS/TARGETARCH; docker buildx build --platform builds several.
+image:
+	hack/image.sh $(IMAGE) $(VERSION)
+
 generate:
 	$(GO) run . generate --out-dir deploy
+	hack/policy-copy.sh deploy
 
-# verify regenerates into a scratch directory and compares it with deploy/.
+# verify regenerates into a scratch directory and compares it with deploy/,
+# then renders deploy/'s kustomizations and checks them without a cluster
+# (deploy/deploy_test.go; make e2e dry-runs them on a real kube-apiserver).
 verify:
 	hack/verify-generated.sh
+	$(GO) test -count=1 ./deploy/
 
 test: go-test e2e verify rules-check rules-test traces dashboards-check
 

@@ -1,0 +1,22 @@
+# The leakguard image: one static binary (serve, agent, generate, replay,
+# version) on distroless static, as user nonroot (65532). Build with
+# `make image`, which passes VERSION; for several platforms at once,
+#   docker buildx build --platform linux/amd64,linux/arm64 --build-arg VERSION=v0.1.0 .
+# BuildKit sets TARGETOS and TARGETARCH for each platform, and the build
+# stage runs on the builder's own platform and cross-compiles (no
+# emulation: CGO is off).
+FROM --platform=$BUILDPLATFORM golang:1.26-bookworm AS build
+ARG TARGETOS=linux
+ARG TARGETARCH=amd64
+ARG VERSION=dev
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 GOOS=$TARGETOS GOARCH=$TARGETARCH \
+    go build -trimpath -ldflags "-s -w -X main.version=$VERSION" -o /out/leakguard .
+
+FROM gcr.io/distroless/static:nonroot
+COPY --from=build /out/leakguard /leakguard
+USER 65532:65532
+ENTRYPOINT ["/leakguard"]
