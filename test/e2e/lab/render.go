@@ -66,11 +66,17 @@ func RenderDeploy(deployDir, kustomization string) ([]byte, []*unstructured.Unst
 	}
 	var objs []*unstructured.Unstructured
 	for _, r := range resMap.Resources() {
-		m, err := r.Map()
+		// Through JSON, so that numbers are int64 and float64 as
+		// unstructured objects expect.
+		data, err := r.MarshalJSON()
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", r.CurId(), err)
 		}
-		objs = append(objs, &unstructured.Unstructured{Object: m})
+		obj := &unstructured.Unstructured{}
+		if err := obj.UnmarshalJSON(data); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", r.CurId(), err)
+		}
+		objs = append(objs, obj)
 	}
 	return stream, objs, nil
 }
