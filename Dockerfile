@@ -6,8 +6,10 @@
 # stage runs on the builder's own platform and cross-compiles (no
 # emulation: CGO is off).
 FROM --platform=$BUILDPLATFORM golang:1.26-bookworm AS build
-ARG TARGETOS=linux
-ARG TARGETARCH=amd64
+# Set by BuildKit (and podman, buildah) for the platform being built;
+# empty, go builds for the machine it runs on.
+ARG TARGETOS
+ARG TARGETARCH
 ARG VERSION=dev
 WORKDIR /src
 COPY go.mod go.sum ./
