@@ -11,9 +11,9 @@
 //
 //	go run ./test/e2e/demo [--exit-after-scenario] [--timeout 4m]
 //
-// What is missing is installed or built first: kube-apiserver by
+// What is missing is installed or built first: kube-apiserver and etcd by
 // hack/e2e-binaries.sh (minutes, the first time), Debian's prometheus,
-// prometheus-alertmanager and etcd-server by apt-get when run as root
+// prometheus-alertmanager by apt-get when run as root
 // (otherwise it prints the command).
 package main
 
@@ -160,12 +160,13 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// ensurePackages finds Debian's prometheus, prometheus-alertmanager and
-// etcd-server, and installs those missing when run as root.
+// ensurePackages finds Debian's prometheus and prometheus-alertmanager,
+// and installs those missing when run as root (etcd and kube-apiserver are
+// built from source by hack/e2e-binaries.sh: ensureAPIServer).
 func ensurePackages(ctx context.Context, out *printer) error {
 	var missing []string
 	for _, p := range []struct{ pkg, bins string }{
-		{"prometheus", "prometheus"}, {"prometheus-alertmanager", "prometheus-alertmanager alertmanager"}, {"etcd-server", "etcd"},
+		{"prometheus", "prometheus"}, {"prometheus-alertmanager", "prometheus-alertmanager alertmanager"},
 	} {
 		path, err := lab.FindExecutable(strings.Fields(p.bins)...)
 		if err != nil {
@@ -191,7 +192,7 @@ func ensurePackages(ctx context.Context, out *printer) error {
 		}
 	}
 	// The packages start their services; the lab starts its own.
-	for _, svc := range []string{"prometheus", "prometheus-alertmanager", "prometheus-node-exporter", "etcd"} {
+	for _, svc := range []string{"prometheus", "prometheus-alertmanager", "prometheus-node-exporter"} {
 		_ = exec.CommandContext(ctx, "systemctl", "stop", svc).Run()
 	}
 	return nil
