@@ -92,7 +92,7 @@ rules-test:
 # 3.3 (3x and a margin for noise). A ratio, never an absolute time.
 rules-cost:
 	LEAKGUARD_RULECOST=1 PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) \
-	  $(GO) test -count=1 -timeout 8m -run '^TestRuleCost$$' -v ./hack/rulecost/
+	  $(GO) test -count=1 -timeout 15m -run '^TestRuleCost$$' -v ./hack/rulecost/
 
 traces:
 	$(SHARED)/traces/run.sh $(RULES_FILE)
