@@ -12,9 +12,15 @@
 #                timeline; Ctrl-C stops it (test/e2e/demo).
 # make image     the container image $(IMAGE):$(VERSION), with docker,
 #                podman or buildah (ENGINE=... to choose).
+# make rules-cost the rule file's evaluation cost in the real Prometheus
+#                against kube-prometheus's working-set rule, at 300
+#                containers (about 4 minutes); fails above 3.3 times.
 
 GO       ?= go
 PROMTOOL ?= promtool
+PROMETHEUS ?= prometheus
+# Sizes of the synthetic cluster make bench-rules measures the rule file at.
+RULECOST_SIZES ?= 1000 10000 50000
 SHARED   ?= $(abspath ../shared)
 BIN      ?= bin/leakguard
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -30,7 +36,7 @@ FUZZ_TARGETS := server:FuzzDecodeMessage server:FuzzHandler remediate:FuzzParseP
 RULES_FILE := deploy/prometheus/rules.yaml
 PROMRULE   := deploy/kubernetes/prometheusrule.yaml
 
-.PHONY: bench-detection all build image generate verify test go-test e2e rules-check rules-test traces lint bench bench-receiver bench-agent clean dashboards-check demo
+.PHONY: bench-detection all build image generate verify test go-test e2e rules-check rules-test rules-cost traces lint bench bench-rules bench-receiver bench-agent clean dashboards-check demo
 
 all: build
 
@@ -101,6 +107,15 @@ dashboards/schema/node_modules: dashboards/schema/package-lock.json
 rules-test:
 	$(PROMTOOL) test rules rules/testdata/*.test.yaml
 
+# The rule file's amortized evaluation cost (each group's evaluation time
+# over its interval, summed) as a ratio to kube-prometheus's working-set
+# rule, both measured in the same Prometheus 2.42 over a backfilled
+# 300-container cluster (hack/rulecost, docs/PERFORMANCE.md); fails above
+# 3.3 (3x and a margin for noise). A ratio, never an absolute time.
+rules-cost:
+	LEAKGUARD_RULECOST=1 PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) \
+	  $(GO) test -count=1 -timeout 15m -run '^TestRuleCost$$' -v ./hack/rulecost/
+
 traces:
 	$(SHARED)/traces/run.sh $(RULES_FILE)
 
@@ -125,7 +140,7 @@ bench: bench-detection
 	  $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(BENCH_FUZZTIME) ./$${t%%:*}/; \
 	done
 	hack/rules-bench.sh 1000 180
-	$(MAKE) bench-receiver bench-agent
+	$(MAKE) bench-receiver bench-agent bench-rules
 
 # The receiver's load run against the decode-only reference (about 3
 # minutes; loopback only, bounded in requests and time).
@@ -141,6 +156,15 @@ bench-agent:
 	TMPDIR=/dev/shm $(GO) run ./cgroups/testdata/rss -bin bin/leakguard-agent -duration 200s -interval 60s -scrape-every 30s
 	TMPDIR=/dev/shm $(GO) run ./cgroups/testdata/rss -bin bin/leakguard-agent -duration 60s -interval 1s -scrape-every 1s
 	TMPDIR=/dev/shm $(GO) run ./cgroups/testdata/rss -bin $(BIN) -duration 60s -interval 1s -scrape-every 1s
+
+# The rule-cost table of docs/PERFORMANCE.md: the rule file in the real
+# Prometheus at each size (10,000 containers take about half an hour, 50,000
+# some hours: the backfill dominates).
+bench-rules:
+	@set -e; for n in $(RULECOST_SIZES); do \
+	  echo "$(GO) run ./hack/rulecost -containers $$n -rules $(RULES_FILE)"; \
+	  $(GO) run ./hack/rulecost -containers $$n -rules $(RULES_FILE) -prometheus $(PROMETHEUS) -promtool $(PROMTOOL); \
+	done
 
 clean:
 	rm -rf bin
