@@ -97,9 +97,15 @@ func TestImages(t *testing.T) {
 				continue
 			}
 			for _, c := range slices.Concat(spec.InitContainers, spec.Containers) {
+				// The agent runs its own program (the Dockerfile's agent
+				// target), serve the whole binary.
+				want := "ghcr.io/leakguard/leakguard"
+				if _, ok := obj.(*appsv1.DaemonSet); ok {
+					want = "ghcr.io/leakguard/leakguard-agent"
+				}
 				name, tag, ok := strings.Cut(c.Image, ":")
-				if !ok || name != "ghcr.io/leakguard/leakguard" || !releaseTag.MatchString(tag) {
-					t.Errorf("%s: container %s image = %q, want ghcr.io/leakguard/leakguard:vX.Y.Z", k, c.Name, c.Image)
+				if !ok || name != want || !releaseTag.MatchString(tag) {
+					t.Errorf("%s: container %s image = %q, want %s:vX.Y.Z", k, c.Name, c.Image, want)
 				}
 				tags[k+" "+c.Name] = tag
 			}
@@ -138,6 +144,8 @@ func TestBase(t *testing.T) {
 		"PodMonitor monitoring/leakguard-agent",
 		"PriorityClass leakguard-agent",
 		"PrometheusRule monitoring/leakguard",
+		"Role leakguard/leakguard-serve",
+		"RoleBinding leakguard/leakguard-serve",
 		"Secret leakguard/leakguard-webhook-token",
 		"Service leakguard/leakguard",
 		"ServiceAccount leakguard/leakguard-serve",
