@@ -180,11 +180,11 @@ func Groups(p Params) []Group {
 	}
 	minGrowth := fmt.Sprintf("%d", p.LeakMinGrowthBytes)
 
-	// The container group runs at the rule file's interval: the working set,
-	// the limit and the alerts that must be quick (near the limit, OOM
-	// killed, no limit).
+	// The container group runs every Interval (1m): the working set, the
+	// limit and the alerts that must be quick (near the limit, OOM killed).
 	container := Group{
-		Name: "leakguard.container-memory",
+		Name:     "leakguard.container-memory",
+		Interval: p.Interval,
 		Records: []Record{
 			{RecWorkingSet, fmt.Sprintf(`max by (namespace, pod, container, node) (
   container_memory_working_set_bytes%s
@@ -330,7 +330,8 @@ unless on (namespace, pod, container)
 
 	agent := sel(p.AgentSelector)
 	nodes := Group{
-		Name: "leakguard.node-cgroups",
+		Name:     "leakguard.node-cgroups",
+		Interval: p.Interval,
 		Records: []Record{
 			{RecNodeOrphanCgroups, fmt.Sprintf(`max by (node) (leakguard_node_orphan_cgroups%s)`, agent)},
 			{RecNodeDyingCgroups, fmt.Sprintf(`max by (node) (leakguard_node_dying_cgroups%s)`, agent)},
@@ -375,7 +376,8 @@ or
 	}
 
 	controlPlane := Group{
-		Name: "leakguard.control-plane",
+		Name:     "leakguard.control-plane",
+		Interval: p.Interval,
 		Records: []Record{
 			{RecNodeMemoryRatio, fmt.Sprintf(`max by (node) (container_memory_working_set_bytes%s)
 / on (node)

@@ -295,12 +295,13 @@ func TestGroupIntervals(t *testing.T) {
 	p.TrendInterval = model.Duration(3 * time.Minute)
 	want := map[string]model.Duration{
 		AlertContainerMemoryLeak: p.TrendInterval, AlertContainerMemoryOOMPredicted: p.TrendInterval,
-		AlertContainerMemoryLimitMissing: p.TrendInterval, AlertContainerMemoryNearLimit: 0, AlertContainerOOMKilled: 0,
+		AlertContainerMemoryLimitMissing: p.TrendInterval, AlertContainerMemoryNearLimit: p.Interval, AlertContainerOOMKilled: p.Interval,
+		AlertNodeOrphanCgroups: p.Interval, AlertKubeAPIServerMemoryHigh: p.Interval,
 	}
 	trendRecords := map[string]bool{}
 	for _, g := range Groups(p) {
 		for _, r := range g.Records {
-			if g.Interval != 0 {
+			if g.Interval == p.TrendInterval {
 				trendRecords[r.Name] = true
 			}
 		}
@@ -310,7 +311,7 @@ func TestGroupIntervals(t *testing.T) {
 			if w, ok := want[a.Name]; ok && g.Interval != w {
 				t.Errorf("%s is in group %s with interval %s, want %s", a.Name, g.Name, g.Interval, w)
 			}
-			if g.Interval == 0 {
+			if g.Interval != p.TrendInterval {
 				for rec := range trendRecords {
 					if regexp.MustCompile(regexp.QuoteMeta(rec) + `([^a-z_:]|$)`).MatchString(a.Expr) {
 						t.Errorf("%s runs at the rule file's interval but reads %s, recorded every %s", a.Name, rec, p.TrendInterval)

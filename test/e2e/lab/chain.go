@@ -38,6 +38,7 @@ func LabParams() rules.Params {
 	p.SlowStepWindow = s(80 * time.Second)
 	// The trend group every 2s: every window is a multiple of it.
 	p.TrendInterval = s(2 * time.Second)
+	p.Interval = 0 // the lab's global 1s
 	p.FastMinHeadroomRatio = 0.05
 	p.LeakFor = s(5 * time.Second)
 	p.OOMHorizon = s(2 * time.Minute)
