@@ -3,19 +3,30 @@
 # make test      Go tests, the e2e tests against a real kube-apiserver and
 #                etcd, generated files up to date, promtool checks and unit
 #                tests of the rules, and the shared memory-trace suite.
-# make e2e       the e2e tests alone (builds kube-apiserver once, see
+# make e2e       the e2e tests alone (builds kube-apiserver and etcd once, see
 #                hack/e2e-binaries.sh).
 # make generate  rewrite every generated file under deploy/.
+# make bench     benchmarks, long fuzzing, the receiver's load run and the
+#                agent's memory run (not part of make test).
+# make demo      the whole alert chain on loopback with a leak, printed as a
+#                timeline; Ctrl-C stops it (test/e2e/demo).
+# make image     the container image $(IMAGE):$(VERSION), with docker,
+#                podman or buildah (ENGINE=... to choose).
+# make rules-cost the rule file's evaluation cost in the real Prometheus
+#                against kube-prometheus's working-set rule, at 300
+#                containers (about 4 minutes); fails above 4.5 times.
 # make fleet     the fleet tests (test/fleet): the rules and the routing on
-#                VictoriaMetrics + vmalert and on Thanos (built from source
-#                once, see hack/fleet-binaries.sh), with a real Alertmanager.
-# make bench     benchmarks and long fuzzing (not part of make test).
+#                VictoriaMetrics + vmalert with a real Alertmanager.
 
 GO       ?= go
 PROMTOOL ?= promtool
+PROMETHEUS ?= prometheus
+# Sizes of the synthetic cluster make bench-rules measures the rule file at.
+RULECOST_SIZES ?= 1000 10000 50000
 SHARED   ?= $(abspath ../shared)
 BIN      ?= bin/leakguard
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE    ?= ghcr.io/leakguard/leakguard
 # make test runs each fuzz target for a fixed number of executions (about
 # what 10 s gives on 2 cores): Go 1.26's coordinator can fail a duration-bound
 # run with a bare "context deadline exceeded" under load (golang/go#75804).
@@ -27,21 +38,31 @@ FUZZ_TARGETS := server:FuzzDecodeMessage server:FuzzHandler remediate:FuzzParseP
 RULES_FILE := deploy/prometheus/rules.yaml
 PROMRULE   := deploy/kubernetes/prometheusrule.yaml
 
-.PHONY: all build generate verify test go-test e2e fleet rules-check rules-test traces lint bench clean dashboards-check
+.PHONY: bench-detection all build image generate verify test go-test e2e fleet rules-check rules-test rules-cost traces lint bench bench-rules bench-receiver bench-agent clean dashboards-check demo
 
 all: build
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
 
+# The image that deploy/ names (its kustomizations' images: newTag): build
+# a release with make image VERSION=v0.1.0. The Dockerfile cross-compiles
+# for TARGETOS/TARGETARCH; docker buildx build --platform builds several.
+image:
+	hack/image.sh $(IMAGE) $(VERSION)
+
 generate:
 	$(GO) run . generate --out-dir deploy
+	hack/policy-copy.sh deploy
 
-# verify regenerates into a scratch directory and compares it with deploy/.
+# verify regenerates into a scratch directory and compares it with deploy/,
+# then renders deploy/'s kustomizations and checks them without a cluster
+# (deploy/deploy_test.go; make e2e dry-runs them on a real kube-apiserver).
 verify:
 	hack/verify-generated.sh
+	$(GO) test -count=1 ./deploy/
 
-test: go-test e2e fleet verify rules-check rules-test traces dashboards-check
+test: go-test e2e fleet verify rules-check rules-test traces dashboards-check rules-cost
 
 go-test: dashboards/schema/node_modules
 	$(GO) vet ./...
@@ -53,8 +74,8 @@ go-test: dashboards/schema/node_modules
 	  $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZCOUNT) -fuzzminimizetime 100x ./$${t%%:*}/; \
 	done
 
-# The e2e tests need kube-apiserver (built from source into a cache on the
-# first run, about 6 minutes) and etcd (Debian's etcd-server); with
+# The e2e tests need kube-apiserver and etcd (built from source into a cache
+# on the first run, about 6 minutes and 1 minute); with
 # LEAKGUARD_E2E=1 they fail rather than skip when either is missing.
 e2e:
 	@bin=$$(hack/e2e-binaries.sh) && \
@@ -62,13 +83,19 @@ e2e:
 	  LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN="$$bin" $(GO) test -count=1 -timeout 5m ./test/e2e/...
 
 # The fleet tests need victoria-metrics and vmalert (Debian's victoria-metrics
-# package), prometheus, promtool, prometheus-alertmanager and thanos (built
-# from source into a cache on the first run, about 4 minutes); with
+# package), prometheus, promtool and prometheus-alertmanager; with
 # LEAKGUARD_FLEET=1 they fail rather than skip when one is missing.
 fleet:
 	@bin=$$(hack/fleet-binaries.sh) && \
 	  echo "LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN=$$bin $(GO) test -count=1 -timeout 10m ./test/fleet/..." && \
 	  LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN="$$bin" $(GO) test -count=1 -timeout 10m ./test/fleet/...
+
+# The demo installs or builds what is missing itself (Debian packages when
+# run as root, kube-apiserver through hack/e2e-binaries.sh), with progress.
+# DEMO_FLAGS=--exit-after-scenario stops once the scenario has played out.
+demo:
+	$(GO) build -o bin/leakguard-demo ./test/e2e/demo
+	bin/leakguard-demo $(DEMO_FLAGS)
 
 # promtool check rules on the plain rule file and on the PrometheusRule's spec.
 rules-check:
@@ -90,6 +117,15 @@ dashboards/schema/node_modules: dashboards/schema/package-lock.json
 rules-test:
 	$(PROMTOOL) test rules rules/testdata/*.test.yaml
 
+# The rule file's amortized evaluation cost (each group's evaluation time
+# over its interval, summed) as a ratio to kube-prometheus's working-set
+# rule, both measured in the same Prometheus 2.42 over a backfilled
+# 300-container cluster (hack/rulecost, docs/PERFORMANCE.md); fails above
+# 3.3 (3x and a margin for noise). A ratio, never an absolute time.
+rules-cost:
+	LEAKGUARD_RULECOST=1 PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) \
+	  $(GO) test -count=1 -timeout 15m -run '^TestRuleCost$$' -v ./hack/rulecost/
+
 traces:
 	$(SHARED)/traces/run.sh $(RULES_FILE)
 
@@ -97,12 +133,48 @@ lint:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 
-bench:
+# Detection and lead times on the shared traces, beside the rules of the
+# commit before the three trends and two usual rules (docs/PERFORMANCE.md).
+bench-detection:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  git show dff8c7b:deploy/prometheus/rules.yaml > "$$tmp/before.yaml" && \
+	  $(GO) run ./hack/detection -cases $(SHARED)/traces/cases \
+	    increase=hack/detection/reference/increase-usage.yaml \
+	    predict_linear=hack/detection/reference/predict-linear.yaml \
+	    before="$$tmp/before.yaml" leakguard=$(RULES_FILE) && \
+	  hack/fast-leak-sweep.py $(RULES_FILE)
+
+bench: bench-detection
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  $(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(BENCH_FUZZTIME) ./$${t%%:*}/; \
 	done
 	hack/rules-bench.sh 1000 180
+	$(MAKE) bench-receiver bench-agent bench-rules
+
+# The receiver's load run against the decode-only reference (about 3
+# minutes; loopback only, bounded in requests and time).
+bench-receiver:
+	$(GO) run ./hack/loadgen
+
+# The node agent's resident memory, the agent's own program and the whole
+# binary, scanning a generated 20,000-cgroup tree (fixture on tmpfs, which
+# like cgroupfs has nothing to read back from disk).
+bench-agent:
+	$(GO) build -o bin/leakguard-agent ./cmd/leakguard-agent
+	$(GO) build -o $(BIN) .
+	TMPDIR=/dev/shm $(GO) run ./cgroups/testdata/rss -bin bin/leakguard-agent -duration 200s -interval 60s -scrape-every 30s
+	TMPDIR=/dev/shm $(GO) run ./cgroups/testdata/rss -bin bin/leakguard-agent -duration 60s -interval 1s -scrape-every 1s
+	TMPDIR=/dev/shm $(GO) run ./cgroups/testdata/rss -bin $(BIN) -duration 60s -interval 1s -scrape-every 1s
+
+# The rule-cost table of docs/PERFORMANCE.md: the rule file in the real
+# Prometheus at each size (10,000 containers take about half an hour, 50,000
+# some hours: the backfill dominates).
+bench-rules:
+	@set -e; for n in $(RULECOST_SIZES); do \
+	  echo "$(GO) run ./hack/rulecost -containers $$n -rules $(RULES_FILE)"; \
+	  $(GO) run ./hack/rulecost -containers $$n -rules $(RULES_FILE) -prometheus $(PROMETHEUS) -promtool $(PROMTOOL); \
+	done
 
 clean:
 	rm -rf bin

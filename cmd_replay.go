@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/server"
@@ -51,7 +52,7 @@ flags:
 	if err != nil {
 		return err
 	}
-	client, err := kubeClient(f.kubeconfig)
+	client, md, err := kubeClient(f.kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -59,15 +60,15 @@ flags:
 	if err != nil {
 		return err
 	}
-	return replay(ctx, msg, policy, client, querier, logger, stdout)
+	return replay(ctx, msg, policy, client, md, querier, f, logger, stdout)
 }
 
 // replay runs msg through a read-only engine and prints the table.
 func replay(ctx context.Context, msg *server.Message, policy *remediate.Policy, client kubernetes.Interface,
-	querier remediate.Querier, logger *slog.Logger, stdout io.Writer) error {
-	engine, err := remediate.NewEngine(remediate.Options{
-		Client: client, Querier: querier, Policy: policy, ReadOnly: true, Logger: logger,
-	})
+	md metadata.Interface, querier remediate.Querier, f serveFlags, logger *slog.Logger, stdout io.Writer) error {
+	engine, err := remediate.NewEngine(f.engineOptions(remediate.Options{
+		Client: client, Metadata: md, Querier: querier, Policy: policy, ReadOnly: true, Logger: logger,
+	}))
 	if err != nil {
 		return err
 	}

@@ -19,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/server"
@@ -36,10 +38,17 @@ type serveFlags struct {
 	kubeconfig    string
 	prometheusURL string
 	policyFile    string
-	dryRun        bool
-	printPolicy   bool
-	logLevel      string
-	server        server.Config
+	namespace     string
+	// cluster, clusterLabel and acceptMissingCluster place the receiver
+	// in a fleet (remediate.Options.Cluster and the rest).
+	cluster              string
+	clusterLabel         string
+	acceptMissingCluster bool
+	dryRun               bool
+	printPolicy          bool
+	logLevel             string
+	server               server.Config
+	profiles             profileFlags
 }
 
 func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
@@ -47,6 +56,29 @@ func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
 	fs.StringVar(&f.prometheusURL, "prometheus-url", defaultPrometheusURL, "base URL of the Prometheus HTTP API that the checks query")
 	fs.StringVar(&f.policyFile, "policy", "", "policy `FILE` (YAML); empty means the embedded default policy (see --print-default-policy)")
 	fs.StringVar(&f.logLevel, "log-level", logLevel, "log level: debug, info, warn or error (logs are JSON on stderr)")
+	fs.StringVar(&f.namespace, "namespace", defaultNamespace(),
+		"leakguard's own namespace: the budget Lease lives there and its "+remediate.AnnotationPause+` annotation ("true") pauses every disruptive action (default $POD_NAMESPACE, else `+remediate.DefaultNamespace+")")
+	fs.StringVar(&f.cluster, "cluster", "",
+		"this cluster's `NAME` in a fleet: alerts whose --cluster-label names another cluster are held (other-cluster), and every check query carries --cluster-label=\"NAME\"; empty: a single cluster, no label")
+	fs.StringVar(&f.clusterLabel, "cluster-label", remediate.DefaultClusterLabel, "the label that names the cluster in alerts and series (the rules' clusterLabel)")
+	fs.BoolVar(&f.acceptMissingCluster, "accept-missing-cluster", false,
+		"with --cluster, decide alerts that carry no --cluster-label too (their checks still read this cluster's series only); off, they are held (other-cluster)")
+}
+
+// engineOptions sets the options of o that come from the flags.
+func (f *serveFlags) engineOptions(o remediate.Options) remediate.Options {
+	o.Namespace = f.namespace
+	o.Cluster, o.ClusterLabel, o.AcceptMissingCluster = f.cluster, f.clusterLabel, f.acceptMissingCluster
+	return o
+}
+
+// defaultNamespace is $POD_NAMESPACE (the Deployment sets it from the
+// downward API), else remediate.DefaultNamespace.
+func defaultNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return remediate.DefaultNamespace
 }
 
 // serveFlagSet defines serve's flags on a new flag set writing into f.
@@ -70,6 +102,7 @@ flags:
 	fs.BoolVar(&f.dryRun, "dry-run", false, "decide and record (logs, metrics, Events) but change no object, whatever the policy says")
 	fs.BoolVar(&f.printPolicy, "print-default-policy", false, "print the embedded default policy and exit")
 	f.server.RegisterFlags(fs)
+	f.profiles.register(fs)
 	return fs
 }
 
@@ -96,7 +129,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	client, err := kubeClient(f.kubeconfig)
+	client, md, err := kubeClient(f.kubeconfig)
 	if err != nil {
 		return err
 	}
@@ -104,12 +137,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	profiles, err := f.profiles.store()
+	if err != nil {
+		return err
+	}
+	restCfg, err := kubeRESTConfig(f.kubeconfig)
+	if err != nil {
+		return err
+	}
 	engine, handler, err := buildServe(serveDeps{
-		flags: f, policy: policy, client: client, querier: querier, logger: logger, registry: reg,
+		flags: f, policy: policy, client: client, metadata: md, querier: querier, logger: logger, registry: reg,
+		restConfig: restCfg, profiles: profiles,
 	})
 	if err != nil {
 		return err
 	}
+	go resumeDrains(ctx, engine, logger)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -120,7 +163,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return engine.ReloadPolicyFile(f.policyFile, reg)
 	}, logger)
-	logger.Info("serving", "address", f.listen, "policy", policyName(f.policyFile), "alerts", len(policy.AlertNames()),
+	logger.Info("serving", "address", f.listen, "policy", policyName(f.policyFile), "alerts", len(policy.AlertNames()), "namespace", f.namespace,
+		"cluster", f.cluster, "cluster_label", f.clusterLabel, "accept_missing_cluster", f.acceptMissingCluster,
 		"dry_run", f.dryRun || policy.DryRun, "prometheus", f.prometheusURL)
 	return server.Serve(ctx, f.listen, f.server, handler, logger)
 }
@@ -131,11 +175,16 @@ type serveDeps struct {
 	flags    serveFlags
 	policy   *remediate.Policy
 	client   kubernetes.Interface
+	metadata metadata.Interface
 	querier  remediate.Querier
 	logger   *slog.Logger
 	registry *remediate.Registry
 	// now is the engine's clock; nil means time.Now.
 	now func() time.Time
+	// restConfig reaches one apiserver's own address (profile); profiles
+	// stores and serves profiles. Either may be nil.
+	restConfig *rest.Config
+	profiles   *remediate.ProfileStore
 }
 
 // buildServe builds the engine and the HTTP handler of serve, with one
@@ -144,20 +193,27 @@ type serveDeps struct {
 func buildServe(d serveDeps) (*remediate.Engine, http.Handler, error) {
 	metrics := prometheus.NewRegistry()
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	engine, err := remediate.NewEngine(remediate.Options{
+	engine, err := remediate.NewEngine(d.flags.engineOptions(remediate.Options{
 		Client:     d.client,
+		Metadata:   d.metadata,
 		Querier:    d.querier,
 		Policy:     d.policy,
 		DryRun:     d.flags.dryRun,
 		Logger:     d.logger,
 		Registerer: metrics,
 		Now:        d.now,
-	})
+		Config:     d.restConfig,
+		Profiles:   d.profiles,
+	}))
 	if err != nil {
 		return nil, nil, err
 	}
 	cfg := d.flags.server
 	cfg.Registerer = metrics
+	if d.profiles != nil {
+		cfg.Profiles = profileSource{d.profiles}
+	}
+	cfg.KnownAlertName = func(name string) bool { return engine.Policy().Entry(name) != nil }
 	cfg.ReadyChecks = map[string]func(context.Context) error{
 		"kubernetes": func(context.Context) error {
 			_, err := d.client.Discovery().ServerVersion()
@@ -179,25 +235,18 @@ func buildServe(d serveDeps) (*remediate.Engine, http.Handler, error) {
 type engineProcessor struct{ engine *remediate.Engine }
 
 // Process decides every alert of msg. A transient failure (Kubernetes or
-// Prometheus unreachable) of any alert fails the delivery, answered 503
-// so that Alertmanager retries it; the alerts already acted on are then
-// held by their cooldown. Any other failure of one alert is reported in
-// its decision with a 200; only when every alert failed is the delivery
-// an error (500).
+// Prometheus unreachable, 429, 5xx) of any alert fails the delivery,
+// answered 503 so that Alertmanager retries it; the alerts already acted
+// on are then held by their cooldown. A permanent failure (a missing
+// label, Forbidden, an unusable Prometheus answer) is reported in its
+// decision with a 200, even when every alert failed: no retry can fix it,
+// and a 5xx would only make Alertmanager redeliver it.
 func (p engineProcessor) Process(ctx context.Context, msg *server.Message) (any, error) {
 	decisions, err := p.engine.Decide(ctx, msg.Alerts)
-	if err == nil {
-		return decisions, nil
-	}
 	if remediate.IsTransient(err) {
 		return nil, err
 	}
-	for _, d := range decisions {
-		if d.Decision != remediate.DecisionError {
-			return decisions, nil
-		}
-	}
-	return nil, err
+	return decisions, nil
 }
 
 func loadPolicy(path string, reg *remediate.Registry) (*remediate.Policy, error) {
@@ -214,9 +263,27 @@ func policyName(path string) string {
 	return path
 }
 
-// kubeClient builds a clientset from a kubeconfig file, or from the
+// kubeClient builds a clientset and a metadata client (for owners of
+// kinds without a typed client) from a kubeconfig file, or from the
 // in-cluster service account when path is empty.
-func kubeClient(path string) (kubernetes.Interface, error) {
+func kubeClient(path string) (kubernetes.Interface, metadata.Interface, error) {
+	cfg, err := kubeRESTConfig(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	md, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kubernetes metadata client: %w", err)
+	}
+	return c, md, nil
+}
+
+// kubeRESTConfig is the client configuration of kubeClient.
+func kubeRESTConfig(path string) (*rest.Config, error) {
 	var (
 		cfg *rest.Config
 		err error
@@ -240,11 +307,7 @@ func kubeClient(path string) (kubernetes.Interface, error) {
 	// A hung API server fails the request (503, retried) instead of
 	// holding the notification.
 	cfg.Timeout = 30 * time.Second
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	return c, nil
+	return cfg, nil
 }
 
 // promQuerier builds the Prometheus HTTP API client the checks query.
@@ -259,11 +322,22 @@ func promQuerier(url string) (remediate.Querier, error) {
 	return v1.NewAPI(c), nil
 }
 
-// newLogger returns a JSON slog logger on w at the named level.
+// newLogger returns a JSON slog logger on w at the named level, and routes
+// client-go's own log lines (klog) through it, so that a log pipeline
+// parses every line the process writes.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(strings.ToLower(level))); err != nil {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+	logger := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	routeKlog(logger)
+	return logger, nil
+}
+
+// routeKlog sends klog's output (client-go's warnings, throttling notes,
+// reflector errors) to logger's handler instead of klog's text format on
+// stderr.
+func routeKlog(logger *slog.Logger) {
+	klog.SetSlogLogger(logger)
 }

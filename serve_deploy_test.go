@@ -42,17 +42,39 @@ func TestServeClusterRole(t *testing.T) {
 				got[key] = r.Verbs
 			}
 		}
+		for _, u := range r.NonResourceURLs {
+			got["url:"+u] = r.Verbs
+		}
 	}
-	// serve reads one object at a time (Get) and creates Events; it never
-	// lists, watches or updates an Event.
+	// serve reads one object at a time (Get) and never watches; cordon
+	// lists nodes and drain a node's pods; it creates Events and patches
+	// the count of an aggregated one; profile reads pods/proxy and the
+	// apiserver's /debug/pprof only.
 	rw := []string{"get", "patch"}
 	want := map[string][]string{
-		"/pods": rw, "/nodes": rw, "/namespaces": {"get"},
+		"/pods": {"get", "list", "patch"}, "/pods/eviction": {"create"}, "/pods/proxy": {"get"}, "/nodes": {"get", "list", "patch"}, "/namespaces": {"get"},
 		"apps/replicasets": rw, "apps/deployments": rw, "apps/statefulsets": rw, "apps/daemonsets": rw,
-		"batch/jobs": rw, "batch/cronjobs": {"get"}, "/events": {"create"},
+		"batch/jobs": rw, "batch/cronjobs": {"get"}, "argoproj.io/rollouts": {"get"}, "/events": {"create", "get", "patch"},
+		"url:/debug/pprof/*": {"get"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ClusterRole rules mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestServeRole pins the namespaced Role to the budget Lease's verbs, and
+// its binding to serve's service account.
+func TestServeRole(t *testing.T) {
+	var role rbacv1.Role
+	readManifest(t, "role.yaml", &role)
+	want := []rbacv1.PolicyRule{{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}}}
+	if diff := cmp.Diff(want, role.Rules); diff != "" {
+		t.Errorf("Role rules mismatch (-want +got):\n%s", diff)
+	}
+	var binding rbacv1.RoleBinding
+	readManifest(t, "rolebinding.yaml", &binding)
+	if binding.RoleRef.Kind != "Role" || binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 || binding.Subjects[0].Name != "leakguard-serve" {
+		t.Errorf("RoleBinding = %+v, want Role %s bound to leakguard-serve", binding, role.Name)
 	}
 }
 
@@ -88,6 +110,10 @@ func TestServeDeployment(t *testing.T) {
 	}
 	if !strings.HasSuffix(f.listen, ":8443") {
 		t.Errorf("--listen-address = %q, want port 8443 (the receiver.yaml URL)", f.listen)
+	}
+	if len(c.Env) != 1 || c.Env[0].Name != "POD_NAMESPACE" || c.Env[0].ValueFrom == nil || c.Env[0].ValueFrom.FieldRef == nil ||
+		c.Env[0].ValueFrom.FieldRef.FieldPath != "metadata.namespace" {
+		t.Errorf("env = %+v, want POD_NAMESPACE from metadata.namespace (the budget Lease's namespace)", c.Env)
 	}
 	if d.Spec.Template.Spec.ServiceAccountName != "leakguard-serve" {
 		t.Errorf("serviceAccountName = %q, want leakguard-serve", d.Spec.Template.Spec.ServiceAccountName)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -21,10 +22,14 @@ import (
 	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/klog/v2"
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/rules"
@@ -139,6 +144,9 @@ func TestServeStatusCodes(t *testing.T) {
 		status    int
 		decisions []string
 		annotated bool
+		// forbidPods and throttlePods make reading the pod fail with 403
+		// or 429; leaseDown makes the budget Lease unreadable.
+		forbidPods, throttlePods, leaseDown bool
 	}{
 		{name: "acted 200", querier: &testQuerier{answers: map[string]float64{slopeQueryWeb: 1e4}}, body: payload(t, leakLabels),
 			token: "s3cret", status: http.StatusOK, decisions: []string{"acted"}, annotated: true},
@@ -148,14 +156,35 @@ func TestServeStatusCodes(t *testing.T) {
 			token: "s3cret", status: http.StatusServiceUnavailable},
 		{name: "one alert fails permanently 200", querier: &testQuerier{answers: map[string]float64{orphansQueryN1: 40}},
 			body: payload(t, noContainer, orphanLabels), token: "s3cret", status: http.StatusOK, decisions: []string{"error", "acted"}},
-		{name: "every alert fails permanently 500", querier: &testQuerier{}, body: payload(t, noContainer),
-			token: "s3cret", status: http.StatusInternalServerError},
+		// No retry can fix a permanent failure: answered 200 with the
+		// error decisions, so that Alertmanager does not redeliver it.
+		{name: "every alert fails permanently 200", querier: &testQuerier{}, body: payload(t, noContainer),
+			token: "s3cret", status: http.StatusOK, decisions: []string{"error"}},
+		{name: "forbidden read 200", querier: &testQuerier{}, body: payload(t, leakLabels), forbidPods: true,
+			token: "s3cret", status: http.StatusOK, decisions: []string{"error"}},
+		{name: "apiserver 429 503", querier: &testQuerier{}, body: payload(t, leakLabels), throttlePods: true,
+			token: "s3cret", status: http.StatusServiceUnavailable},
+		{name: "budget unreadable 503", querier: &testQuerier{answers: map[string]float64{slopeQueryWeb: 1e4}}, body: payload(t, leakLabels), leaseDown: true,
+			token: "s3cret", status: http.StatusServiceUnavailable},
 		{name: "wrong token 401", querier: &testQuerier{}, body: payload(t, leakLabels), token: "guess", status: http.StatusUnauthorized},
 		{name: "bad payload 400", querier: &testQuerier{}, body: []byte(`{"version":"4","alerts":[]}`), token: "s3cret", status: http.StatusBadRequest},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cs := leakingCluster()
+			if tc.forbidPods || tc.throttlePods {
+				cs.PrependReactor("get", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+					if tc.forbidPods {
+						return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "web-7d9-abcde", errors.New("RBAC"))
+					}
+					return true, nil, apierrors.NewTooManyRequests("slow down", 1)
+				})
+			}
+			if tc.leaseDown {
+				cs.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+					return true, nil, errors.New("dial tcp 10.0.0.1:443: connect: connection refused")
+				})
+			}
 			_, h := newServeHandler(t, cs, tc.querier, "s3cret", nil)
 			req := httptest.NewRequest(http.MethodPost, server.AlertsPath, bytes.NewReader(tc.body))
 			req.Header.Set("Content-Type", "application/json")
@@ -304,12 +333,13 @@ func TestReplayPayload(t *testing.T) {
 	cs := leakingCluster()
 	var out bytes.Buffer
 	q := &testQuerier{answers: map[string]float64{slopeQueryWeb: 1e4}}
-	if err := replay(context.Background(), msg, policy, cs, q, slog.New(slog.DiscardHandler), &out); err != nil {
+	if err := replay(context.Background(), msg, policy, cs, nil, q, serveFlags{}, slog.New(slog.DiscardHandler), &out); err != nil {
 		t.Fatalf("replay() error: %v", err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "ALERT") {
-		t.Fatalf("replay() table:\n%s\nwant a header and one row", out.String())
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "ALERT") || lines[3] != "plans:" ||
+		!strings.Contains(lines[4], "would patch Deployment shop/web annotations") {
+		t.Fatalf("replay() table:\n%s\nwant a header, one row and its plan", out.String())
 	}
 	for _, want := range []string{"ContainerMemoryLeak", "Deployment shop/web", "34.3 MiB/h > 1.0 MiB/h", "annotate dry-run", "would-act"} {
 		if !strings.Contains(lines[1], want) {
@@ -321,4 +351,45 @@ func TestReplayPayload(t *testing.T) {
 			t.Errorf("replay() made a %s on %s, want reads only", a.GetVerb(), a.GetResource().Resource)
 		}
 	}
+}
+
+// TestKlogThroughSlog checks that client-go's own log lines (klog) come
+// out as JSON through the logger that newLogger builds, as every other
+// line of serve and agent does.
+func TestKlogThroughSlog(t *testing.T) {
+	var buf strings.Builder
+	logger, err := newLogger(&syncWriter{w: &buf}, "info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { routeKlog(slog.New(slog.DiscardHandler)) })
+	logger.Info("from slog")
+	klog.InfoS("from klog", "reflector", "pods")
+	klog.Warning("a klog warning")
+	klog.Flush()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d log lines, want 3:\n%s", len(lines), buf.String())
+	}
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil || m["msg"] == nil || m["level"] == nil {
+			t.Errorf("log line %q is not a JSON slog record: %v", l, err)
+		}
+	}
+	if !strings.Contains(lines[1], `"reflector":"pods"`) || !strings.Contains(lines[2], "a klog warning") {
+		t.Errorf("klog lines = %q, want the key and the warning", lines[1:])
+	}
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

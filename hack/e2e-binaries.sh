@@ -6,8 +6,10 @@
 # kube-apiserver is built from source through the Go module proxy, from the
 # tools module in hack/tools/kube-apiserver (its go.sum pins every module),
 # into a cache directory keyed by version; a second run finds it there and
-# does nothing. etcd is Debian's etcd-server package (/usr/bin/etcd), linked
-# into the same directory so that one path names both.
+# does nothing. etcd is built the same way, from hack/tools/etcd (Debian 12's
+# etcd-server is 3.4, too old for kube-apiserver 1.37), into a directory
+# keyed by its own version, and linked into kube-apiserver's so that one path
+# names both. ETCD=/path/to/etcd links that binary instead.
 #
 # Progress goes to stderr; stdout carries only the directory.
 set -euo pipefail
@@ -42,11 +44,38 @@ if [ ! -x "$dir/kube-apiserver" ]; then
   echo "built kube-apiserver $version in $(( $(date +%s) - start ))s" >&2
 fi
 
-etcd=${ETCD:-$(command -v etcd || true)}
-if [ -z "$etcd" ]; then
-  echo "e2e-binaries: etcd not found; install Debian's etcd-server package (apt-get install etcd-server)" >&2
+etcd_tools=$root/hack/tools/etcd
+etcd_version=$(sed -n 's/^require go.etcd.io\/etcd\/server\/v3 \(v[0-9.]*\)$/\1/p' "$etcd_tools/go.mod")
+if [ -z "$etcd_version" ]; then
+  echo "e2e-binaries: no 'require go.etcd.io/etcd/server/v3 vX.Y.Z' line in $etcd_tools/go.mod" >&2
   exit 1
 fi
-ln -sfn "$etcd" "$dir/etcd"
+if [ -n "${ETCD:-}" ]; then
+  etcd=$ETCD
+else
+  etcd_dir=$cache/bin/etcd-$etcd_version
+  etcd=$etcd_dir/etcd
+  mkdir -p "$etcd_dir"
+  if [ ! -x "$etcd" ]; then
+    echo "building etcd $etcd_version from source, first time only, about a minute on 2 cores (into $etcd_dir)" >&2
+    start=$(date +%s)
+    tmp=$(mktemp "$etcd_dir/.etcd.XXXXXX")
+    trap 'rm -f "$tmp"' EXIT
+    # The module's root package is etcd's main (server/main.go); its
+    # version is a constant of go.etcd.io/etcd/api/v3/version.
+    (cd "$etcd_tools" && GOFLAGS=-mod=readonly CGO_ENABLED=0 go build -trimpath -o "$tmp" \
+      -ldflags "-s -w" go.etcd.io/etcd/server/v3)
+    chmod +x "$tmp"
+    mv "$tmp" "$etcd"
+    trap - EXIT
+    echo "built etcd $etcd_version in $(( $(date +%s) - start ))s" >&2
+  fi
+fi
+# Replace the link in one rename: a lab starting meanwhile (another
+# checkout sharing the cache) sees the old etcd or the new, never none.
+if [ "$(readlink "$dir/etcd" 2>/dev/null)" != "$etcd" ]; then
+  ln -sfn "$etcd" "$dir/.etcd.link"
+  mv -Tf "$dir/.etcd.link" "$dir/etcd"
+fi
 
 echo "$dir"

@@ -17,7 +17,9 @@ cache=${LEAKGUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/leakguard}
 dir=$cache/bin/thanos-$version
 mkdir -p "$dir"
 
-if [ ! -x "$dir/thanos" ]; then
+# No test runs thanos yet (the Thanos test is still to come): it is built
+# only when asked for, with BUILD_THANOS=1.
+if [ "${BUILD_THANOS:-0}" = 1 ] && [ ! -x "$dir/thanos" ]; then
   echo "building thanos $version from source, first time only, about 2-3 minutes on 2 cores (into $dir)" >&2
   start=$(date +%s)
   src=$(GOFLAGS=-mod=mod go mod download -json "github.com/thanos-io/thanos@$version" |

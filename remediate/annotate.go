@@ -41,6 +41,13 @@ type Annotate struct{}
 
 var _ Remediator = Annotate{}
 
+// AnnotateInfo declares annotate: any target, not disruptive.
+var AnnotateInfo = RemediatorInfo{
+	Name:    RemediatorAnnotate,
+	Targets: []string{TargetWorkload, TargetPod, TargetNode, TargetAPIServer},
+	New:     NewAnnotate,
+}
+
 // NewAnnotate builds the annotate remediator; it takes no arguments.
 func NewAnnotate(args json.RawMessage) (Remediator, error) {
 	if err := decodeArgs(args, &struct{}{}); err != nil {
@@ -49,12 +56,18 @@ func NewAnnotate(args json.RawMessage) (Remediator, error) {
 	return Annotate{}, nil
 }
 
-// Name returns "annotate".
-func (Annotate) Name() string { return RemediatorAnnotate }
+// Plan writes the annotations. Keys without a value are removed, so that
+// a finding does not keep the runbook of a previous one.
+func (a Annotate) Plan(t *Target, f Finding, _ time.Time) Plan {
+	return Plan{
+		Action: fmt.Sprintf("patch %s annotations %s=%s", t.Object, AnnotationFinding, f.AlertName()),
+		Apply: func(ctx context.Context, env Env) (string, error) {
+			return a.apply(ctx, env, t, f)
+		},
+	}
+}
 
-// Remediate writes the annotations. Keys without a value are removed, so
-// that a finding does not keep the runbook of a previous one.
-func (Annotate) Remediate(ctx context.Context, env Env, t *Target, f Finding) (string, error) {
+func (Annotate) apply(ctx context.Context, env Env, t *Target, f Finding) (string, error) {
 	ann := FindingAnnotations(t, f)
 	values := map[string]any{}
 	for _, k := range []string{AnnotationFinding, AnnotationSubject, AnnotationValue, AnnotationSince, AnnotationRunbookURL} {
@@ -103,6 +116,17 @@ func FindingAnnotations(t *Target, f Finding) map[string]string {
 	}
 	return a
 }
+
+// maxLabelLen bounds a label value (an alert name, a fingerprint, a name
+// the labels give) in log lines, decisions and Events: a sender controls
+// them, and a log pipeline should not choke on one.
+const maxLabelLen = 128
+
+// maxMessageLen bounds a decision's message in log lines and answers.
+const maxMessageLen = 2048
+
+// clip cuts a label value to maxLabelLen.
+func clip(s string) string { return truncate(s, maxLabelLen) }
 
 // truncate cuts s to at most n bytes on a rune boundary, marking the cut.
 func truncate(s string, n int) string {

@@ -57,8 +57,8 @@ func TestAnnotate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := (Annotate{}).Remediate(context.Background(), Env{Client: cs, Now: testNow}, tg, Finding{Alert: tc.alert, Check: tc.check}); err != nil {
-				t.Fatalf("Remediate() error: %v", err)
+			if _, err := (Annotate{}).Plan(tg, Finding{Alert: tc.alert, Check: tc.check}, testNow).Apply(context.Background(), Env{Client: cs, Now: testNow}); err != nil {
+				t.Fatalf("Plan().Apply() error: %v", err)
 			}
 			var got runtime.Object
 			if tc.kind == TargetNode {

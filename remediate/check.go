@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +37,15 @@ type Check interface {
 	// Evaluate decides over the answer to Query at now. It returns an error
 	// wrapping ErrNoData when the answer holds no usable sample.
 	Evaluate(alert template.Alert, answer model.Value, now time.Time) (Result, error)
+}
+
+// ScopedCheck is a Check whose query can be confined to series that
+// carry given labels (in a fleet, the cluster's): ScopedQuery is Query
+// with a matcher label="value" for each of extra. With Options.Cluster
+// set, a check with a query must be one.
+type ScopedCheck interface {
+	Check
+	ScopedQuery(alert template.Alert, extra map[string]string) (string, error)
 }
 
 // Result is a check's verdict.
@@ -107,20 +118,42 @@ func sampleValue(answer model.Value, now time.Time) (float64, error) {
 // each value quoted as a PromQL string literal (PromQL string literals
 // follow Go's quoting rules). A missing or empty label is an error.
 func selector(metric string, alert template.Alert, labels ...string) (string, error) {
+	return scopedSelector(metric, alert, nil, labels...)
+}
+
+// scopedSelector is selector with a matcher for each of extra after the
+// alert's labels, in the order of their names.
+func scopedSelector(metric string, alert template.Alert, extra map[string]string, labels ...string) (string, error) {
 	var b strings.Builder
 	b.WriteString(metric)
 	b.WriteByte('{')
-	for i, l := range labels {
+	n := 0
+	matcher := func(l, v string) {
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		n++
+		b.WriteString(l)
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(v))
+	}
+	for _, l := range labels {
 		v := alert.Labels[l]
 		if v == "" {
 			return "", fmt.Errorf("alert %s has no %q label", alert.Labels["alertname"], l)
 		}
-		if i > 0 {
-			b.WriteByte(',')
+		matcher(l, v)
+	}
+	names := make([]string, 0, len(extra))
+	for l := range extra {
+		if slices.Contains(labels, l) {
+			return "", fmt.Errorf("label %q is both the alert's and the scope's", l)
 		}
-		b.WriteString(l)
-		b.WriteByte('=')
-		b.WriteString(strconv.Quote(v))
+		names = append(names, l)
+	}
+	sort.Strings(names)
+	for _, l := range names {
+		matcher(l, extra[l])
 	}
 	b.WriteByte('}')
 	return b.String(), nil
@@ -143,12 +176,19 @@ func (c *thresholdCheck) Name() string { return c.name }
 // Query takes the max over the matching series, so that a lingering series
 // of a previous container or a second scrape target yields one value.
 func (c *thresholdCheck) Query(alert template.Alert) (string, error) {
-	sel, err := selector(c.metric, alert, c.labels...)
+	return c.ScopedQuery(alert, nil)
+}
+
+// ScopedQuery is Query confined to the series that carry extra's labels.
+func (c *thresholdCheck) ScopedQuery(alert template.Alert, extra map[string]string) (string, error) {
+	sel, err := scopedSelector(c.metric, alert, extra, c.labels...)
 	if err != nil {
 		return "", err
 	}
 	return "max(" + sel + ")", nil
 }
+
+var _ ScopedCheck = (*thresholdCheck)(nil)
 
 func (c *thresholdCheck) Evaluate(_ template.Alert, answer model.Value, now time.Time) (Result, error) {
 	raw, err := sampleValue(answer, now)

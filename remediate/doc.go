@@ -10,11 +10,21 @@
 // implement Transient() bool, so that a receiver can answer 503 and let
 // Alertmanager retry.
 //
-// The evaluation order of a firing alert is: policy entry, target, scope
-// guards (namespace lists and the opt-out annotation, which need no query),
-// the check against Prometheus, dry-run, the per target and remediator
-// cooldown as read with the target, the global rate limit, the cooldown
-// claim (a write with a resourceVersion precondition) and finally the
-// remediators. Every step that cannot decide fails closed: nothing is
-// changed.
+// A firing alert runs through a short, named pipeline (pipeline.go):
+//
+//	resolve target → scope guards → check → plan → budget guards → claim → act → record
+//
+// The scope guards (namespace lists, the opt-out annotation) need no
+// query; the check re-asks Prometheus; each remediator then plans what it
+// would do, purely (Remediator.Plan), so that dry-run and replay print
+// what a real run would write; the budget guards (cooldown as read, the
+// global action rate, and for disruptive remediators the pause switch, the
+// storm guard and the per-namespace cap) hold what must wait; the claim
+// writes the cooldown under a resourceVersion precondition; only then is
+// the plan applied. Every stage that cannot decide fails closed: nothing
+// is changed. Each guard is a small type with a stable reason.
+//
+// Layout: one file per component, in this one package: check_*.go,
+// guard_*.go, budget*.go and the remediators (annotate.go, restart.go),
+// each beside its test, declared in the explicit DefaultRegistry.
 package remediate

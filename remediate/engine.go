@@ -11,8 +11,11 @@ import (
 
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 )
 
 // Decision values: what the engine did with an alert.
@@ -31,10 +34,27 @@ const (
 	ReasonNamespaceExcluded = "namespace-excluded"
 	ReasonCooldown          = "cooldown"
 	ReasonRateLimited       = "rate-limited"
+	// ReasonPaused: the pause switch on leakguard's namespace holds every
+	// disruptive remediator.
+	ReasonPaused = "paused"
+	// ReasonStorm: more targets than the storm guard allows needed a
+	// disruptive action within its window.
+	ReasonStorm = "storm"
+	// ReasonNamespaceBudget: the namespace had its disruptive actions for
+	// the hour.
+	ReasonNamespaceBudget   = "namespace-budget"
 	ReasonCheckNotConfirmed = "check-not-confirmed"
 	ReasonCheckNoData       = "check-no-data"
 	ReasonTargetNotFound    = "target-not-found"
-	ReasonNoPolicy          = "no-policy"
+	// ReasonInvalidLabels: the alert's labels cannot name a Kubernetes
+	// object (too long, forbidden characters); the API is not asked.
+	ReasonInvalidLabels = "invalid-target-labels"
+	ReasonNoPolicy      = "no-policy"
+	// ReasonOtherCluster: the alert is about another cluster of a fleet
+	// (its cluster label names another), or carries no cluster label and
+	// Options.AcceptMissingCluster is off. Nothing is asked of Kubernetes
+	// or Prometheus, and no retry can change it.
+	ReasonOtherCluster = "other-cluster"
 	// ReasonRecordOnly: the entry names no object or no remediator.
 	ReasonRecordOnly = "record-only"
 	// ReasonWouldAct goes with dry-run when every guard passed.
@@ -109,11 +129,33 @@ func (d *Decision) eventMessage() string {
 type Options struct {
 	// Client reads targets and writes annotations and Events.
 	Client kubernetes.Interface
+	// Metadata reads the owners of kinds the engine has no typed client
+	// for (Argo Rollouts, operators' custom resources), for their
+	// opt-out. Nil makes a pod with such a controller fail closed.
+	Metadata metadata.Interface
 	// Querier answers the checks' queries; nil makes every check with a
 	// query fail (transiently, so nothing is acted on).
 	Querier Querier
 	// Policy is the initial policy; required.
 	Policy *Policy
+	// Namespace is leakguard's own namespace: the budget Lease lives
+	// there, and its leakguard.io/pause annotation is the pause switch.
+	// Empty means DefaultNamespace.
+	Namespace string
+	// Cluster is this cluster's name in a fleet, where one Alertmanager
+	// and one query engine (Thanos, Mimir, VictoriaMetrics) serve many
+	// clusters. When set, an alert whose ClusterLabel names another
+	// cluster is held (other-cluster) before any request, and every
+	// check's query carries ClusterLabel="Cluster", so that it reads
+	// this cluster's series only. Empty: one cluster, no label.
+	Cluster string
+	// ClusterLabel is the label that names the cluster, in alerts and in
+	// series (the rules' clusterLabel); empty means DefaultClusterLabel.
+	ClusterLabel string
+	// AcceptMissingCluster decides, with Cluster set, alerts that carry
+	// no ClusterLabel; off, they are held (other-cluster). Their checks
+	// still read this cluster's series only.
+	AcceptMissingCluster bool
 	// DryRun forces dry-run whatever the policy says.
 	DryRun bool
 	// ReadOnly makes the engine write nothing at all, not even Events (for
@@ -127,26 +169,50 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Config is the client configuration, for the profile remediator's
+	// requests to one apiserver's own address; nil disables those.
+	Config *rest.Config
+	// Profiles stores the profile remediator's profiles; nil makes it
+	// hold (no directory).
+	Profiles *ProfileStore
+	// Background runs work that outlives a delivery (a drain); nil runs
+	// it on a goroutine of its own.
+	Background func(func())
 }
 
 // Engine decides, per alert, whether and how to act. It is safe for
 // concurrent use; the policy can be swapped while it runs.
 type Engine struct {
 	client   kubernetes.Interface
+	metadata metadata.Interface
 	querier  Querier
 	dryRun   bool
 	readOnly bool
-	timeout  time.Duration
-	logger   *slog.Logger
-	metrics  *metrics
-	now      func() time.Time
-	state    atomic.Pointer[engineState]
+	// cluster, clusterLabel and acceptMissing: Options.Cluster and the
+	// rest.
+	cluster       string
+	clusterLabel  string
+	acceptMissing bool
+	timeout       time.Duration
+	logger        *slog.Logger
+	metrics       *metrics
+	now           func() time.Time
+	budget        budgetStore
+	extra         Options
+	state         atomic.Pointer[engineState]
 }
+
+// DefaultClusterLabel is the label that names the cluster when
+// Options.ClusterLabel is empty: the rules' default clusterLabel.
+const DefaultClusterLabel = "cluster"
+
+// DefaultNamespace is leakguard's namespace when Options.Namespace is
+// empty, the one deploy/leakguard installs into.
+const DefaultNamespace = "leakguard"
 
 // engineState is what a policy reload swaps as one.
 type engineState struct {
 	policy *Policy
-	rate   *rateGuard
 }
 
 // NewEngine builds an engine.
@@ -157,19 +223,31 @@ func NewEngine(o Options) (*Engine, error) {
 	if o.Policy == nil {
 		return nil, errors.New("new engine: no policy")
 	}
+	clusterLabel := o.ClusterLabel
+	if clusterLabel == "" {
+		clusterLabel = DefaultClusterLabel
+	}
+	if !model.LabelName(clusterLabel).IsValidLegacy() {
+		return nil, fmt.Errorf("new engine: cluster label %q is not a valid label name", clusterLabel)
+	}
 	m, err := newMetrics(o.Registerer)
 	if err != nil {
 		return nil, err
 	}
 	e := &Engine{
-		client:   o.Client,
-		querier:  o.Querier,
-		dryRun:   o.DryRun || o.ReadOnly,
-		readOnly: o.ReadOnly,
-		timeout:  o.QueryTimeout,
-		logger:   o.Logger,
-		metrics:  m,
-		now:      o.Now,
+		client:        o.Client,
+		metadata:      o.Metadata,
+		querier:       o.Querier,
+		dryRun:        o.DryRun || o.ReadOnly,
+		readOnly:      o.ReadOnly,
+		cluster:       o.Cluster,
+		clusterLabel:  clusterLabel,
+		acceptMissing: o.AcceptMissingCluster,
+		timeout:       o.QueryTimeout,
+		logger:        o.Logger,
+		metrics:       m,
+		now:           o.Now,
+		extra:         o,
 	}
 	if e.timeout == 0 {
 		e.timeout = 10 * time.Second
@@ -180,21 +258,19 @@ func NewEngine(o Options) (*Engine, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
+	ns := o.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	e.budget = budgetStore{client: o.Client, namespace: ns}
 	e.SetPolicy(o.Policy)
 	return e, nil
 }
 
 // SetPolicy makes p the policy for the alerts decided from now on. The
-// rate limiter is kept when its settings are unchanged.
+// budgets live in the cluster, so a reload keeps what they have spent.
 func (e *Engine) SetPolicy(p *Policy) {
-	old := e.state.Load()
-	rg := (*rateGuard)(nil)
-	if old != nil && old.rate.perMinute == p.RatePerMinute && old.rate.burst == p.RateBurst {
-		rg = old.rate
-	} else {
-		rg = newRateGuard(p.RatePerMinute, p.RateBurst, e.now())
-	}
-	e.state.Store(&engineState{policy: p, rate: rg})
+	e.state.Store(&engineState{policy: p})
 }
 
 // Policy returns the current policy.
@@ -203,13 +279,16 @@ func (e *Engine) Policy() *Policy { return e.state.Load().policy }
 // Decide decides every alert in order and returns one decision per alert.
 // The error joins the alerts' errors; it is transient (IsTransient) when
 // any of them is, so that the whole delivery is retried: alerts already
-// acted on are then held by their cooldown.
+// acted on are then held by their cooldown. One ledger spans the
+// delivery, so that dry-run holds the second alert on a target by the
+// cooldown the first would have claimed, as a real run does.
 func (e *Engine) Decide(ctx context.Context, alerts []template.Alert) ([]Decision, error) {
 	decisions := make([]Decision, 0, len(alerts))
 	var errs []error
 	anyTransient := false
+	l := newLedger()
 	for i, a := range alerts {
-		d, err := e.DecideOne(ctx, a)
+		d, err := e.decideOne(ctx, a, l)
 		decisions = append(decisions, d)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("alert %d (%s): %w", i, d.AlertName, err))
@@ -226,40 +305,63 @@ func (e *Engine) Decide(ctx context.Context, alerts []template.Alert) ([]Decisio
 // DecideOne decides one alert. The decision is always filled in; the error
 // is set when the decision is "error".
 func (e *Engine) DecideOne(ctx context.Context, a template.Alert) (Decision, error) {
+	return e.decideOne(ctx, a, newLedger())
+}
+
+func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (Decision, error) {
 	st := e.state.Load()
-	d := Decision{AlertName: a.Labels["alertname"], Fingerprint: a.Fingerprint, Status: a.Status, at: e.now()}
-	logger := e.logger.With("alert", d.AlertName, "fingerprint", d.Fingerprint)
-	entry := st.policy.Entry(d.AlertName)
-	t, err := e.decide(ctx, st, entry, a, &d, logger)
+	name := a.Labels["alertname"]
+	d := Decision{AlertName: clip(name), Fingerprint: clip(a.Fingerprint), Status: clip(a.Status), at: e.now()}
+	r := &run{
+		st:     st,
+		entry:  st.policy.Entry(name),
+		alert:  a,
+		d:      &d,
+		ledger: l,
+		logger: withAttrs(e.logger, slog.String("alert", d.AlertName), slog.String("fingerprint", d.Fingerprint)),
+	}
+	if r.entry != nil {
+		r.dryRun = e.dryRun || st.policy.DryRun || r.entry.DryRun
+	}
+	err := e.pipeline(ctx, r)
 	if err != nil {
 		d.Message = err.Error()
 	}
+	e.onHold(ctx, r)
+	d.Message = truncate(d.Message, maxMessageLen)
+	e.record(ctx, r, err)
+	return d, err
+}
+
+// record is the pipeline's last step, whatever the step that decided:
+// the metric, the log line and the Event.
+func (e *Engine) record(ctx context.Context, r *run, err error) {
+	d := r.d
 	metricName := "other"
-	if entry != nil {
-		metricName = d.AlertName
+	if r.entry != nil {
+		metricName = r.entry.AlertName
 	}
 	e.metrics.decisions.WithLabelValues(metricName, d.Decision, d.Reason).Inc()
 	level := slog.LevelInfo
 	if err != nil {
 		level = slog.LevelError
 	}
-	logger.Log(ctx, level, "decision", "status", d.Status, "target", d.Target, "check", d.Check,
-		"check_result", d.CheckResult, "decision", d.Decision, "reason", d.Reason, "message", d.Message,
-		"remediators", d.Remediators)
+	r.logger.LogAttrs(ctx, level, "decision", slog.String("status", d.Status), slog.String("target", d.Target), slog.String("check", d.Check),
+		slog.String("check_result", d.CheckResult), slog.String("decision", d.Decision), slog.String("reason", d.Reason), slog.String("message", d.Message),
+		slog.Any("remediators", d.Remediators))
 	// A transient failure writes no Event: Alertmanager retries it, and
 	// an outage would otherwise add one Event per retry and alert.
-	if t != nil && !e.readOnly && d.eventWorthy() && !IsTransient(err) {
+	if r.t != nil && !e.readOnly && d.eventWorthy() && !IsTransient(err) {
 		eventType := corev1.EventTypeNormal
-		if d.Decision == DecisionActed || d.Decision == DecisionError {
+		if d.Decision == DecisionActed || d.Decision == DecisionError || r.warn {
 			eventType = corev1.EventTypeWarning
 		}
-		if evErr := recordEvent(ctx, e.client, &d, t, eventType, d.eventReason()); evErr != nil {
+		if evErr := recordEvent(ctx, e.client, d, r.t, eventType, d.eventReason()); evErr != nil {
 			// Best effort: the action (or its absence) stands, the log
 			// line above records it.
-			logger.Warn("could not record event", "target", d.Target, "error", evErr)
+			r.logger.Warn("could not record event", "target", d.Target, "error", evErr)
 		}
 	}
-	return d, err
 }
 
 // eventWorthy reports whether d becomes an Event: every decision that acts
@@ -271,9 +373,10 @@ func (d *Decision) eventWorthy() bool {
 		return true
 	case DecisionHeld:
 		switch d.Reason {
-		case ReasonOptOut, ReasonNamespaceExcluded, ReasonCooldown, ReasonRateLimited:
-			return true
+		case ReasonNoPolicy, ReasonRecordOnly, ReasonTargetNotFound, ReasonCheckNotConfirmed, ReasonCheckNoData:
+			return false
 		}
+		return true
 	}
 	return false
 }
@@ -295,197 +398,12 @@ func (d *Decision) set(decision, reason, msg string) {
 	d.Decision, d.Reason, d.Message = decision, reason, msg
 }
 
-// decide fills in d and returns the resolved target (nil when there is
-// none) and, for an "error" decision, the error.
-func (e *Engine) decide(ctx context.Context, st *engineState, entry *Entry, a template.Alert, d *Decision, logger *slog.Logger) (*Target, error) {
-	if a.Status == "resolved" {
-		// Resolved alerts change nothing; undoing an action (uncordon) is a
-		// remediator's business in its own issue.
-		d.set(DecisionResolved, "", "")
-		return nil, nil
-	}
-	if entry == nil {
-		d.set(DecisionHeld, ReasonNoPolicy, "no policy entry for this alert name")
-		return nil, nil
-	}
-	d.Check = entry.Check.Name()
-	if entry.Target == TargetNone {
-		d.set(DecisionHeld, ReasonRecordOnly, "the policy entry names no target object")
-		return nil, nil
-	}
-
-	t, err := resolveTarget(ctx, e.client, entry.Target, a)
-	switch {
-	case errors.Is(err, errTargetNotFound):
-		d.set(DecisionHeld, ReasonTargetNotFound, err.Error())
-		return nil, nil
-	case err != nil:
-		d.set(DecisionError, ReasonTargetError, "")
-		return nil, fmt.Errorf("resolve target: %w", err)
-	}
-	d.Target = t.Object.String()
-
-	// Scope guards first: they need no query, and an alert out of scope
-	// must not turn a Prometheus outage into retries.
-	if ok, why := namespaceGuard(st.policy, entry, t); !ok {
-		d.Guards = append(d.Guards, "namespace: held")
-		d.set(DecisionHeld, ReasonNamespaceExcluded, why)
-		return t, nil
-	}
-	d.Guards = append(d.Guards, "namespace: ok")
-	ok, why, err := optOutGuard(ctx, e.client, t)
-	if err != nil {
-		d.set(DecisionError, ReasonGuardError, "")
-		return t, err
-	}
-	if !ok {
-		d.Guards = append(d.Guards, "opt-out: held")
-		d.set(DecisionHeld, ReasonOptOut, why)
-		return t, nil
-	}
-	d.Guards = append(d.Guards, "opt-out: ok")
-
-	res, err := e.runCheck(ctx, entry.Check, a, d.at)
-	switch {
-	case errors.Is(err, ErrNoData):
-		// Fail closed: no data is no confirmation.
-		d.CheckResult = "no data"
-		d.set(DecisionHeld, ReasonCheckNoData, err.Error())
-		return t, nil
-	case err != nil:
-		d.CheckResult = "failed"
-		d.set(DecisionError, ReasonCheckError, "")
-		return t, err
-	}
-	d.CheckResult = res.Summary
-	if !res.Confirmed {
-		d.set(DecisionHeld, ReasonCheckNotConfirmed, "")
-		return t, nil
-	}
-	if len(entry.Remediators) == 0 {
-		d.set(DecisionHeld, ReasonRecordOnly, "the policy entry names no remediator")
-		return t, nil
-	}
-	finding := Finding{Alert: a, Check: res}
-
-	if e.dryRun || st.policy.DryRun || entry.DryRun {
-		e.dryRunRemediators(st, entry, t, d)
-		return t, nil
-	}
-
-	// The cooldown as read with the target: when every remediator acted
-	// within it, say so without taking a rate token. claimCooldown checks
-	// again at write time.
-	if allCooling(entry, t, d.at) {
-		d.Guards = append(d.Guards, "cooldown: held")
-		d.set(DecisionHeld, ReasonCooldown, "every remediator acted on this target within its cooldown")
-		return t, nil
-	}
-	reservation := st.rate.reserve(d.at)
-	if reservation == nil {
-		d.Guards = append(d.Guards, "rate: held")
-		d.set(DecisionHeld, ReasonRateLimited, fmt.Sprintf("more than %g actions per minute (burst %d)", st.policy.RatePerMinute, st.policy.RateBurst))
-		return t, nil
-	}
-	d.Guards = append(d.Guards, "rate: ok")
-
-	acted := false
-	var actErr error
-	errReason := ReasonRemediatorError
-	for _, r := range entry.Remediators {
-		out := RemediatorOutcome{Name: r.Name()}
-		cr, err := claimCooldown(ctx, e.client, t, r.Name(), entry.Cooldown, d.at)
-		switch {
-		case err != nil:
-			out.Result, out.Detail = ResultFailed, err.Error()
-			d.Remediators = append(d.Remediators, out)
-			actErr, errReason = err, ReasonGuardError
-		case !cr.claimed:
-			out.Result = ResultHeld
-			out.Detail = fmt.Sprintf("cooldown: last action at %s, cooldown %s", cr.last.UTC().Format(time.RFC3339), entry.Cooldown)
-			d.Remediators = append(d.Remediators, out)
-			continue
-		}
-		if actErr != nil {
-			break
-		}
-		detail, err := r.Remediate(ctx, Env{Client: e.client, Now: d.at}, t, finding)
-		if err != nil {
-			e.metrics.remediations.WithLabelValues(r.Name(), "failure").Inc()
-			if relErr := releaseCooldown(ctx, e.client, t, r.Name(), cr); relErr != nil {
-				logger.Warn("could not release cooldown after a failed remediation", "remediator", r.Name(), "error", relErr)
-			}
-			out.Result, out.Detail = ResultFailed, err.Error()
-			d.Remediators = append(d.Remediators, out)
-			actErr = fmt.Errorf("remediator %s: %w", r.Name(), err)
-			break
-		}
-		e.metrics.remediations.WithLabelValues(r.Name(), "success").Inc()
-		out.Result, out.Detail = ResultActed, detail
-		d.Remediators = append(d.Remediators, out)
-		acted = true
-	}
-	if !acted {
-		// Nothing ran: give the token back.
-		reservation.CancelAt(d.at)
-	}
-	switch {
-	case actErr != nil:
-		d.set(DecisionError, errReason, "")
-		return t, actErr
-	case acted:
-		d.Guards = append(d.Guards, "cooldown: ok")
-		d.set(DecisionActed, "", "")
-	default:
-		d.Guards = append(d.Guards, "cooldown: held")
-		d.set(DecisionHeld, ReasonCooldown, "every remediator acted on this target within its cooldown")
-	}
-	return t, nil
-}
-
-func allCooling(entry *Entry, t *Target, now time.Time) bool {
-	for _, r := range entry.Remediators {
-		if hot, _ := cooling(t.Annotations, r.Name(), entry.Cooldown, now); !hot {
-			return false
-		}
-	}
-	return true
-}
-
-// dryRunRemediators decides what would happen without writing: the rate
-// limit and the cooldowns are read, not taken.
-func (e *Engine) dryRunRemediators(st *engineState, entry *Entry, t *Target, d *Decision) {
-	would := false
-	for _, r := range entry.Remediators {
-		out := RemediatorOutcome{Name: r.Name(), Result: ResultDryRun}
-		if hot, last := cooling(t.Annotations, r.Name(), entry.Cooldown, d.at); hot {
-			out.Result = ResultHeld
-			out.Detail = fmt.Sprintf("cooldown: last action at %s", last.UTC().Format(time.RFC3339))
-		} else {
-			would = true
-		}
-		d.Remediators = append(d.Remediators, out)
-	}
-	if !would {
-		d.Guards = append(d.Guards, "cooldown: would hold")
-		d.set(DecisionDryRun, ReasonCooldown, "")
-		return
-	}
-	if !st.rate.peek(d.at) {
-		d.Guards = append(d.Guards, "rate: would hold")
-		d.set(DecisionDryRun, ReasonRateLimited, "")
-		return
-	}
-	d.Guards = append(d.Guards, "cooldown: ok", "rate: ok")
-	d.set(DecisionDryRun, ReasonWouldAct, "")
-}
-
 // runCheck builds and runs the check's query and evaluates the answer. A
-// query error is transient: Prometheus could not answer.
+// query error is transient when Prometheus could not answer (classifyProm).
 func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now time.Time) (Result, error) {
 	start := time.Now()
 	defer func() { e.metrics.checkDuration.WithLabelValues(c.Name()).Observe(time.Since(start).Seconds()) }()
-	q, err := c.Query(a)
+	q, err := e.query(c, a)
 	if err != nil {
 		return Result{}, fmt.Errorf("check %s: %w", c.Name(), err)
 	}
@@ -499,10 +417,53 @@ func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now ti
 	defer cancel()
 	val, warnings, _, err := e.querier.Query(qctx, q, now)
 	if err != nil {
-		return Result{}, transient(fmt.Errorf("check %s: query Prometheus %s: %w", c.Name(), q, err))
+		return Result{}, classifyProm(fmt.Errorf("check %s: query Prometheus %s: %w", c.Name(), q, err))
 	}
 	if len(warnings) > 0 {
-		e.logger.Warn("prometheus warnings", "check", c.Name(), "query", q, "warnings", warnings)
+		e.logger.Warn("prometheus warnings", "check", c.Name(), "query", truncate(q, maxMessageLen), "warnings", warnings)
 	}
 	return c.Evaluate(a, val, now)
+}
+
+// query is c's query for a; in a fleet (Options.Cluster) it carries the
+// cluster matcher. A check with a query that cannot carry it fails: its
+// answer could be another cluster's.
+func (e *Engine) query(c Check, a template.Alert) (string, error) {
+	if e.cluster == "" {
+		return c.Query(a)
+	}
+	q, err := c.Query(a)
+	if err != nil || q == "" {
+		return q, err
+	}
+	sc, ok := c.(ScopedCheck)
+	if !ok {
+		return "", fmt.Errorf("its query cannot be confined to cluster %q (%s): the answer could be another cluster's", e.cluster, q)
+	}
+	return sc.ScopedQuery(a, map[string]string{e.clusterLabel: e.cluster})
+}
+
+// otherCluster reports why a belongs to another cluster than the
+// engine's, or "" when it is the engine's to decide.
+func (e *Engine) otherCluster(a template.Alert) string {
+	if e.cluster == "" {
+		return ""
+	}
+	v, ok := a.Labels[e.clusterLabel]
+	switch {
+	case !ok || v == "":
+		if e.acceptMissing {
+			return ""
+		}
+		return fmt.Sprintf("the alert has no %s label, and alerts without one are not accepted for cluster %q", e.clusterLabel, e.cluster)
+	case v != e.cluster:
+		return fmt.Sprintf("the alert's %s is %q, this is %q", e.clusterLabel, clip(v), e.cluster)
+	}
+	return ""
+}
+
+// env is what the remediators of a run act through.
+func (e *Engine) env(now time.Time) Env {
+	return Env{Client: e.client, Now: now, Namespace: e.budget.namespace, Config: e.extra.Config, Profiles: e.extra.Profiles, Background: e.extra.Background,
+		Logger: e.logger, metrics: e.metrics}
 }

@@ -46,6 +46,26 @@ type engineSetup struct {
 	// simple uses the fake clientset without field management, whose
 	// cost would otherwise dominate the benchmarks.
 	simple bool
+	// react installs reactors on the clientset before the engine runs.
+	react func(*fake.Clientset)
+}
+
+// forbid makes verb on resource fail with 403.
+func forbid(verb, resource string) func(*fake.Clientset) {
+	return func(cs *fake.Clientset) {
+		cs.PrependReactor(verb, resource, func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: resource}, "x", errors.New("RBAC"))
+		})
+	}
+}
+
+// throttle makes verb on resource fail with 429.
+func throttle(verb, resource string) func(*fake.Clientset) {
+	return func(cs *fake.Clientset) {
+		cs.PrependReactor(verb, resource, func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, nil, apierrors.NewTooManyRequests("slow down", 1)
+		})
+	}
 }
 
 func newTestEngine(t testing.TB, s engineSetup) (*Engine, *fake.Clientset) {
@@ -57,6 +77,9 @@ func newTestEngine(t testing.TB, s engineSetup) (*Engine, *fake.Clientset) {
 	cs := newCluster(t, objs...)
 	if s.simple {
 		cs = withPreconditions(fake.NewSimpleClientset(objs...))
+	}
+	if s.react != nil {
+		s.react(cs)
 	}
 	var p *Policy
 	var err error
@@ -107,7 +130,7 @@ func TestEngineActs(t *testing.T) {
 	want := []Decision{{
 		AlertName: "ContainerMemoryLeak", Fingerprint: leakAlert().Fingerprint, Status: "firing",
 		Target: "Deployment shop/web", Check: CheckWorkingSetSlope, CheckResult: "8.0 MiB/h > 1.0 MiB/h",
-		Guards:      []string{"namespace: ok", "opt-out: ok", "rate: ok", "cooldown: ok"},
+		Guards:      []string{"namespace: ok", "opt-out: ok", "cooldown: ok", "rate: ok", "claim: ok"},
 		Remediators: []RemediatorOutcome{{Name: "annotate", Result: ResultActed, Detail: "annotated Deployment shop/web with ContainerMemoryLeak"}},
 		Decision:    DecisionActed,
 	}}
@@ -217,6 +240,18 @@ func TestEngineDecisions(t *testing.T) {
 			decision: DecisionHeld, reason: ReasonCheckNoData},
 		{name: "prometheus down is transient", setup: engineSetup{querier: &fakeQuerier{err: errors.New("connection refused")}}, alert: leakAlert(),
 			decision: DecisionError, reason: ReasonCheckError, wantErr: true, transient: true},
+		{name: "prometheus 503 is transient", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrServer, Msg: "server error: 503"}}}, alert: leakAlert(),
+			decision: DecisionError, reason: ReasonCheckError, wantErr: true, transient: true},
+		{name: "prometheus 429 is transient", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrClient, Msg: "client error: 429"}}}, alert: leakAlert(),
+			decision: DecisionError, reason: ReasonCheckError, wantErr: true, transient: true},
+		{name: "prometheus rejects the query: permanent", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrBadData, Msg: "parse error"}}}, alert: leakAlert(),
+			decision: DecisionError, reason: ReasonCheckError, wantErr: true, eventCount: 1, eventOn: "Deployment shop/web"},
+		{name: "prometheus 403: permanent", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrClient, Msg: "client error: 403"}}}, alert: leakAlert(),
+			decision: DecisionError, reason: ReasonCheckError, wantErr: true, eventCount: 1, eventOn: "Deployment shop/web"},
+		{name: "pod read forbidden: permanent", setup: engineSetup{react: forbid("get", "pods")}, alert: leakAlert(),
+			decision: DecisionError, reason: ReasonTargetError, wantErr: true},
+		{name: "pod read 429: transient", setup: engineSetup{react: throttle("get", "pods")}, alert: leakAlert(),
+			decision: DecisionError, reason: ReasonTargetError, wantErr: true, transient: true},
 		{name: "alert without container label", alert: alert("firing", map[string]string{"alertname": "ContainerMemoryLeak", "namespace": "shop", "pod": "web-7d9-abcde"}),
 			decision: DecisionError, reason: ReasonCheckError, wantErr: true, eventCount: 1, eventOn: "Deployment shop/web"},
 		{name: "global dry-run", setup: engineSetup{opts: func(o *Options) { o.DryRun = true }}, alert: leakAlert(),
@@ -397,16 +432,21 @@ func TestEngineRateLimit(t *testing.T) {
 }
 
 // TestEngineRemediatorFailure makes the annotate patch fail: the decision
-// is an error, transient for an unavailable API server, and the cooldown
-// claim is released so that Alertmanager's retry can act.
+// is an error, transient for an unavailable API server. The cooldown claim
+// is given back only when the API definitively refused the action (403):
+// after a 503 the patch may have been applied, and the claim stands so
+// that the retry does not act twice.
 func TestEngineRemediatorFailure(t *testing.T) {
 	tests := []struct {
 		name      string
 		err       error
 		transient bool
+		released  bool
 	}{
-		{"unavailable", apierrors.NewServiceUnavailable("apiserver restarting"), true},
-		{"forbidden", apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, "web", errors.New("no patch verb")), false},
+		{"unavailable", apierrors.NewServiceUnavailable("apiserver restarting"), true, false},
+		{"timeout", apierrors.NewTimeoutError("patch timed out", 1), true, false},
+		{"too many requests", apierrors.NewTooManyRequests("slow down", 1), true, true},
+		{"forbidden", apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, "web", errors.New("no patch verb")), false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -422,8 +462,12 @@ func TestEngineRemediatorFailure(t *testing.T) {
 				t.Errorf("DecideOne() = %s/%s, %v (transient %v); want error/remediator-error transient %v",
 					d.Decision, d.Reason, err, IsTransient(err), tc.transient)
 			}
-			if ann := getDeployment(t, cs).GetAnnotations(); len(ann) != 0 {
-				t.Errorf("annotations after failure = %v, want none (claim released)", ann)
+			want := map[string]string{CooldownAnnotation("annotate"): "2026-11-23T12:00:00Z"}
+			if tc.released {
+				want = nil
+			}
+			if diff := cmp.Diff(want, getDeployment(t, cs).GetAnnotations(), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("annotations after failure mismatch (-want +got):\n%s", diff)
 			}
 			if got := testutil.ToFloat64(e.metrics.remediations.WithLabelValues("annotate", "failure")); got != 1 {
 				t.Errorf("remediations{failure} = %g, want 1", got)
@@ -489,9 +533,10 @@ func TestEngineClaimFailure(t *testing.T) {
 	}
 }
 
-// TestEngineFailureGivesTokenBack makes the first annotate fail with a
-// bucket of one token: the failed action gives its token back, so that
-// Alertmanager's retry, a moment later, acts instead of being rate-limited.
+// TestEngineFailureGivesTokenBack makes the first annotate fail (429, a
+// definitive refusal) with a bucket of one token: the failed action gives
+// its claim and its token back, so that Alertmanager's retry, a moment
+// later, acts instead of being held.
 func TestEngineFailureGivesTokenBack(t *testing.T) {
 	policy := "rateLimit: {perMinute: 1, burst: 1}\nalerts:\n  ContainerMemoryLeak:\n    target: workload\n    check: {name: none}\n    remediators: [{name: annotate}]\n"
 	e, cs := newTestEngine(t, engineSetup{policy: policy})
@@ -499,7 +544,7 @@ func TestEngineFailureGivesTokenBack(t *testing.T) {
 	cs.PrependReactor("patch", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if failures > 0 && strings.Contains(string(a.(k8stesting.PatchActionImpl).Patch), AnnotationFinding) {
 			failures--
-			return true, nil, apierrors.NewServiceUnavailable("apiserver restarting")
+			return true, nil, apierrors.NewTooManyRequests("slow down", 1)
 		}
 		return false, nil, nil
 	})
@@ -536,11 +581,11 @@ func (d ctxDeployments) Patch(ctx context.Context, name string, pt types.PatchTy
 	return d.DeploymentInterface.Patch(ctx, name, pt, data, opts, sub...)
 }
 
-// TestEngineReleaseAfterHangUp makes Alertmanager hang up while annotate
-// runs: the request's context is cancelled and annotate fails, and the
-// cooldown claim must still be given back, or the retry that follows is
-// held for a whole cooldown with nothing done.
-func TestEngineReleaseAfterHangUp(t *testing.T) {
+// TestEngineKeepsClaimAfterHangUp makes Alertmanager hang up while
+// annotate runs: the request's context is cancelled and annotate fails.
+// The patch may have reached the API server, so the cooldown claim must
+// stand: the retry that follows is held instead of acting a second time.
+func TestEngineKeepsClaimAfterHangUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	e, cs := newTestEngine(t, engineSetup{opts: func(o *Options) { o.Client = ctxClient{o.Client.(*fake.Clientset)} }})
@@ -555,7 +600,12 @@ func TestEngineReleaseAfterHangUp(t *testing.T) {
 	if d.Decision != DecisionError || !IsTransient(err) {
 		t.Errorf("DecideOne() = %s/%s, %v; want error, transient", d.Decision, d.Reason, err)
 	}
-	if ann := getDeployment(t, cs).GetAnnotations(); len(ann) != 0 {
-		t.Errorf("annotations after the hang-up = %v, want none (claim released)", ann)
+	want := map[string]string{CooldownAnnotation("annotate"): "2026-11-23T12:00:00Z"}
+	if diff := cmp.Diff(want, getDeployment(t, cs).GetAnnotations()); diff != "" {
+		t.Errorf("annotations after the hang-up mismatch (-want +got):\n%s", diff)
+	}
+	d, _ = e.DecideOne(context.Background(), leakAlert())
+	if d.Decision != DecisionHeld || d.Reason != ReasonCooldown {
+		t.Errorf("retry: DecideOne() = %s/%s, want held/cooldown", d.Decision, d.Reason)
 	}
 }

@@ -3,7 +3,9 @@ package remediate
 import (
 	"errors"
 	"net"
+	"strings"
 
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
@@ -59,4 +61,25 @@ func classifyKube(err error) error {
 		return transient(err)
 	}
 	return err
+}
+
+// classifyProm wraps a Prometheus query error as transient unless
+// Prometheus answered that the query itself is wrong (bad_data, a 4xx
+// other than 429) or gave an answer the client cannot use: no retry fixes
+// those. Unreachable, timed out, 429, 5xx and execution errors are
+// transient.
+func classifyProm(err error) error {
+	var apiErr *v1.Error
+	if errors.As(err, &apiErr) {
+		switch apiErr.Type {
+		case v1.ErrBadData, v1.ErrBadResponse:
+			return err
+		case v1.ErrClient:
+			// The client reports a plain 4xx as "client error: <code>".
+			if !strings.Contains(apiErr.Msg, "429") {
+				return err
+			}
+		}
+	}
+	return transient(err)
 }

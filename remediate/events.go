@@ -2,11 +2,15 @@ package remediate
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -21,32 +25,62 @@ const (
 // eventComponent is the source component of leakguard's Events.
 const eventComponent = "leakguard"
 
-// maxEventNamePrefix keeps an Event's name (object name, a dot and 24 hex
-// digits) within the 253 characters of a DNS subdomain.
+// maxEventNamePrefix keeps an Event's name (object name, a dot and at most
+// 24 characters) within the 253 characters of a DNS subdomain.
 const maxEventNamePrefix = 200
 
 // maxEventMessage is the API server's limit on an Event's message.
 const maxEventMessage = 1024
 
-// recordEvent creates a core/v1 Event on the decision's target. Events of a
+// eventTimeout bounds the writing of one Event, which outlives the
+// request: the Event of an action that happened is written even when
+// Alertmanager hung up.
+const eventTimeout = 10 * time.Second
+
+// eventAttempts bounds the updates of an aggregated Event that keeps
+// changing under us (another replica counting the same hold).
+const eventAttempts = 3
+
+// recordEvent records d as a core/v1 Event on its target. Events of a
 // cluster-scoped target (a node) go to the default namespace, as
-// kubectl's do. The name is unique per target, decision and fingerprint
-// at nanosecond resolution, so two replicas never collide.
+// kubectl's do.
+//
+// A held decision is aggregated as client-go's event recorder does: its
+// name is fixed by the target and the reason, so the same hold again
+// (Alertmanager's repeat_interval, a second replica) increments the
+// existing Event's count and lastTimestamp instead of writing a new
+// Event each time. Every other decision gets an Event of its own, named
+// uniquely per target, decision and fingerprint at nanosecond resolution,
+// so two replicas never collide.
+//
+// It runs even when ctx is done, bounded by eventTimeout.
 func recordEvent(ctx context.Context, c kubernetes.Interface, d *Decision, t *Target, eventType, reason string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+	defer cancel()
 	ns := t.Object.Namespace
 	if ns == "" {
 		ns = metav1.NamespaceDefault
 	}
 	now := d.at
-	h := fnv.New32a()
-	fmt.Fprintf(h, "%s|%s|%s|%d", t.Object, d.Fingerprint, reason, now.UnixNano())
 	prefix := t.Object.Name
 	if len(prefix) > maxEventNamePrefix {
 		prefix = prefix[:maxEventNamePrefix]
 	}
+	aggregate := d.Decision == DecisionHeld
+	var name string
+	if aggregate {
+		h := fnv.New64a()
+		fmt.Fprintf(h, "%s|%s|%s|%s", t.Object, t.Object.UID, reason, d.Reason)
+		name = fmt.Sprintf("%s.held.%016x", prefix, h.Sum64())
+	} else {
+		h := fnv.New32a()
+		fmt.Fprintf(h, "%s|%s|%s|%d", t.Object, d.Fingerprint, reason, now.UnixNano())
+		name = fmt.Sprintf("%s.%x%08x", prefix, now.UnixNano(), h.Sum32())
+	}
+	msg := truncate(d.eventMessage(), maxEventMessage)
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      fmt.Sprintf("%s.%x%08x", prefix, now.UnixNano(), h.Sum32()),
+			Name:      name,
 			Namespace: ns,
 			Labels:    map[string]string{"app.kubernetes.io/managed-by": eventComponent},
 		},
@@ -59,7 +93,7 @@ func recordEvent(ctx context.Context, c kubernetes.Interface, d *Decision, t *Ta
 			ResourceVersion: t.ResourceVersion,
 		},
 		Reason:              reason,
-		Message:             truncate(d.eventMessage(), maxEventMessage),
+		Message:             msg,
 		Type:                eventType,
 		Source:              corev1.EventSource{Component: eventComponent},
 		ReportingController: "leakguard.io/serve",
@@ -70,8 +104,35 @@ func recordEvent(ctx context.Context, c kubernetes.Interface, d *Decision, t *Ta
 		EventTime:           metav1.NewMicroTime(now),
 		Count:               1,
 	}
-	if _, err := c.CoreV1().Events(ns).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+	events := c.CoreV1().Events(ns)
+	_, err := events.Create(ctx, ev, metav1.CreateOptions{})
+	if err == nil {
+		return nil
+	}
+	if !aggregate || !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("record event on %s: %w", t.Object, classifyKube(err))
 	}
-	return nil
+	for attempt := 1; ; attempt++ {
+		cur, err := events.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("record event on %s: read the aggregated event: %w", t.Object, classifyKube(err))
+		}
+		patch, err := json.Marshal(map[string]any{
+			"metadata":      map[string]any{"resourceVersion": cur.ResourceVersion},
+			"count":         cur.Count + 1,
+			"lastTimestamp": metav1.NewTime(now),
+			"message":       msg,
+			"type":          eventType,
+		})
+		if err != nil {
+			return err
+		}
+		_, err = events.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+		if err == nil {
+			return nil
+		}
+		if !apierrors.IsConflict(err) || attempt == eventAttempts {
+			return fmt.Errorf("record event on %s: count the aggregated event: %w", t.Object, classifyKube(err))
+		}
+	}
 }

@@ -85,12 +85,12 @@ func clusterFor(alerts []template.Alert) []runtime.Object {
 		case m != nil:
 			rs := m[1] + "-" + m[2]
 			add(KindDeployment, ns, m[1], &appsv1.Deployment{ObjectMeta: meta(ns, m[1], nil)})
-			add(KindReplicaSet, ns, rs, &appsv1.ReplicaSet{ObjectMeta: meta(ns, rs, ownedBy(KindDeployment, m[1]))})
-			owners = ownedBy(KindReplicaSet, rs)
+			add(KindReplicaSet, ns, rs, &appsv1.ReplicaSet{ObjectMeta: meta(ns, rs, ownedByUID(KindDeployment, m[1], "uid-"+ns+"-"+m[1]))})
+			owners = ownedByUID(KindReplicaSet, rs, "uid-"+ns+"-"+rs)
 		case statefulSetPod.MatchString(pod):
 			sts := statefulSetPod.FindStringSubmatch(pod)[1]
 			add(KindStatefulSet, ns, sts, &appsv1.StatefulSet{ObjectMeta: meta(ns, sts, nil)})
-			owners = ownedBy(KindStatefulSet, sts)
+			owners = ownedByUID(KindStatefulSet, sts, "uid-"+ns+"-"+sts)
 		}
 		add(KindPod, ns, pod, &corev1.Pod{ObjectMeta: meta(ns, pod, owners)})
 	}

@@ -3,10 +3,13 @@ package remediate
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
@@ -45,7 +48,14 @@ type claimResult struct {
 	had      bool
 	// last is the other action's time when not claimed.
 	last time.Time
+	// heldBy and heldWhy are set when a guard run again on the object
+	// re-read after a conflict holds it (an opt-out written meanwhile).
+	heldBy, heldWhy string
 }
+
+// recheckFunc runs the guards that read the target again on the object
+// re-read after a conflict; a non-empty reason holds the claim.
+type recheckFunc func(obj metav1.Object) (reason, why string, err error)
 
 // claimCooldown records an action of remediator on t at now, unless one is
 // recorded within cooldown. The write is a merge patch that carries t's
@@ -53,8 +63,9 @@ type claimResult struct {
 // of two replicas that read the same version, one wins and the other gets
 // a Conflict, re-reads, sees the fresh annotation and backs off. A
 // conflict caused by an unrelated change is retried, at most
-// cooldownAttempts times in all.
-func claimCooldown(ctx context.Context, c kubernetes.Interface, t *Target, remediator string, cooldown time.Duration, now time.Time) (claimResult, error) {
+// cooldownAttempts times in all, after recheck (when not nil) has judged
+// the object re-read.
+func claimCooldown(ctx context.Context, c kubernetes.Interface, t *Target, remediator string, cooldown time.Duration, now time.Time, recheck recheckFunc) (claimResult, error) {
 	key := CooldownAnnotation(remediator)
 	for attempt := 1; ; attempt++ {
 		if hot, last := cooling(t.Annotations, remediator, cooldown, now); hot {
@@ -89,19 +100,40 @@ func claimCooldown(ctx context.Context, c kubernetes.Interface, t *Target, remed
 		if err != nil {
 			return claimResult{}, fmt.Errorf("cooldown: re-read after conflict: %w", err)
 		}
-		t.ResourceVersion = obj.GetResourceVersion()
-		t.Annotations = obj.GetAnnotations()
+		t.reread(obj)
+		if recheck != nil {
+			reason, why, err := recheck(obj)
+			if err != nil {
+				return claimResult{}, fmt.Errorf("cooldown: guards on the object re-read: %w", err)
+			}
+			if reason != "" {
+				return claimResult{heldBy: reason, heldWhy: why}, nil
+			}
+		}
 	}
+}
+
+// definitelyRejected reports whether err is the API server's definitive
+// refusal of a request (a 4xx answer: 400, 403, 404, 409, 422, 429 ...),
+// after which the action surely did not happen. A timeout, a 5xx, a
+// connection cut or a hung-up request may hide an action that happened.
+func definitelyRejected(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return false
+	}
+	code := status.Status().Code
+	return code >= 400 && code < 500 && code != http.StatusRequestTimeout
 }
 
 // releaseTimeout bounds releaseCooldown, which outlives the request.
 const releaseTimeout = 10 * time.Second
 
-// releaseCooldown undoes a claim after the remediator failed, so that
-// Alertmanager's retry can act. It restores the previous value; failing to
-// release only delays the next action by one cooldown. It runs even when
-// ctx is done: a remediator that failed because Alertmanager hung up is
-// exactly the case whose retry must find the claim given back.
+// releaseCooldown undoes a claim after the API definitively refused the
+// action (or the action never ran), so that Alertmanager's retry can act.
+// It restores the previous value; failing to release only delays the next
+// action by one cooldown. It runs even when ctx is done, bounded by
+// releaseTimeout.
 func releaseCooldown(ctx context.Context, c kubernetes.Interface, t *Target, remediator string, cr claimResult) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 	defer cancel()

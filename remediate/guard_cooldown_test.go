@@ -89,7 +89,7 @@ func TestClaimCooldownConflicts(t *testing.T) {
 				}
 				return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, "web", errors.New("modified"))
 			})
-			cr, err := claimCooldown(context.Background(), cs, tg, "annotate", time.Hour, testNow)
+			cr, err := claimCooldown(context.Background(), cs, tg, "annotate", time.Hour, testNow, nil)
 			if cr.claimed != tc.claimed || IsTransient(err) != tc.transient || (err != nil) != tc.transient {
 				t.Errorf("claimCooldown() = claimed %v, %v; want claimed %v, transient error %v", cr.claimed, err, tc.claimed, tc.transient)
 			}
@@ -122,7 +122,7 @@ func TestReleaseCooldown(t *testing.T) {
 	}
 	cs := newCluster(t, objs...)
 	tg := deploymentTarget(t, cs)
-	cr, err := claimCooldown(context.Background(), cs, tg, "annotate", time.Hour, testNow)
+	cr, err := claimCooldown(context.Background(), cs, tg, "annotate", time.Hour, testNow, nil)
 	if err != nil || !cr.claimed {
 		t.Fatalf("claimCooldown() = %+v, %v", cr, err)
 	}

@@ -44,3 +44,13 @@ func optOutGuard(ctx context.Context, c kubernetes.Interface, t *Target) (bool, 
 func ignored(annotations map[string]string) bool {
 	return strings.EqualFold(strings.TrimSpace(annotations[AnnotationIgnore]), "true")
 }
+
+// optOutScope is optOutGuard as a scope guard.
+type optOutScope struct{ client kubernetes.Interface }
+
+func (optOutScope) Name() string   { return "opt-out" }
+func (optOutScope) Reason() string { return ReasonOptOut }
+
+func (g optOutScope) Allow(ctx context.Context, r *run) (bool, string, error) {
+	return optOutGuard(ctx, g.client, r.t)
+}

@@ -30,7 +30,11 @@ var testNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 func ptrTrue() *bool { b := true; return &b }
 
 func ownedBy(kind, name string) []metav1.OwnerReference {
-	return []metav1.OwnerReference{{APIVersion: apiVersions[kind], Kind: kind, Name: name, UID: types.UID("uid-" + name), Controller: ptrTrue()}}
+	return ownedByUID(kind, name, "uid-"+name)
+}
+
+func ownedByUID(kind, name, uid string) []metav1.OwnerReference {
+	return []metav1.OwnerReference{{APIVersion: apiVersions[kind], Kind: kind, Name: name, UID: types.UID(uid), Controller: ptrTrue()}}
 }
 
 // fixtures returns a cluster: namespace shop with Deployment web →
@@ -100,6 +104,40 @@ func withPreconditions(cs *fake.Clientset) *fake.Clientset {
 		data, _ := json.Marshal(patch)
 		pa.Patch = data
 		return k8stesting.ObjectReaction(tracker)(pa)
+	})
+	// Leases: an update carrying a resourceVersion other than the stored
+	// one is a Conflict, as on the API server; every write bumps it.
+	cs.PrependReactor("update", "leases", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		ua := action.(k8stesting.UpdateActionImpl)
+		obj := ua.GetObject().DeepCopyObject()
+		m, err := metaOf(obj)
+		if err != nil {
+			return true, nil, err
+		}
+		cur, err := tracker.Get(ua.GetResource(), ua.GetNamespace(), m.GetName())
+		if err != nil {
+			return true, nil, err
+		}
+		cm, _ := metaOf(cur)
+		if m.GetResourceVersion() != cm.GetResourceVersion() {
+			return true, nil, apierrors.NewConflict(ua.GetResource().GroupResource(), m.GetName(), fmt.Errorf("the object has been modified"))
+		}
+		n, _ := strconv.Atoi(cm.GetResourceVersion())
+		m.SetResourceVersion(strconv.Itoa(n + 1))
+		if err := tracker.Update(ua.GetResource(), obj, ua.GetNamespace()); err != nil {
+			return true, nil, err
+		}
+		return true, obj, nil
+	})
+	cs.PrependReactor("create", "leases", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		ca := action.(k8stesting.CreateActionImpl)
+		obj := ca.GetObject().DeepCopyObject()
+		m, _ := metaOf(obj)
+		m.SetResourceVersion("1")
+		if err := tracker.Create(ca.GetResource(), obj, ca.GetNamespace()); err != nil {
+			return true, nil, err
+		}
+		return true, obj, nil
 	})
 	return cs
 }

@@ -13,6 +13,8 @@ type metrics struct {
 	decisions     *prometheus.CounterVec
 	remediations  *prometheus.CounterVec
 	checkDuration *prometheus.HistogramVec
+	recurrences   *prometheus.CounterVec
+	drains        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -25,6 +27,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "leakguard_remediations_total",
 			Help: "Remediator runs by remediator and result (success, failure).",
 		}, []string{"remediator", "result"}),
+		recurrences: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leakguard_restart_recurrences_total",
+			Help: "Restarts held because the same alert restarted the workload too often within the recurrence window (restarting is not fixing the leak), by alert name and remediator.",
+		}, []string{"alertname", "remediator"}),
+		drains: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "leakguard_drains_total",
+			Help: "Drains that ended, by result: done (every pod to evict evicted) or incomplete (the deadline came with pods left, or the drain's replica stopped past it).",
+		}, []string{"result"}),
 		checkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "leakguard_check_duration_seconds",
 			Help:    "Time to run a check, its Prometheus query included.",
@@ -34,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.remediations, m.checkDuration} {
+	for _, c := range []prometheus.Collector{m.decisions, m.remediations, m.checkDuration, m.recurrences, m.drains} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -56,6 +56,15 @@ const (
 	DefaultRatePerMinute = 10
 	DefaultRateBurst     = 5
 	systemNamespace      = "kube-system"
+	// DefaultDisruptivePerNamespacePerHour caps the disruptive actions in
+	// one namespace in any hour.
+	DefaultDisruptivePerNamespacePerHour = 2
+	// DefaultStormTargets, DefaultStormWindow and DefaultStormPause: more
+	// than 5 targets needing a disruptive action within 10 minutes pause
+	// every disruptive remediator for 30 minutes.
+	DefaultStormTargets = 5
+	DefaultStormWindow  = 10 * time.Minute
+	DefaultStormPause   = 30 * time.Minute
 )
 
 // Duration is a time.Duration written as a Go duration string ("90m").
@@ -85,8 +94,10 @@ type PolicySpec struct {
 	// Cooldown is the least time between two actions of one remediator on
 	// one target; 0 or absent means DefaultCooldown.
 	Cooldown Duration `json:"cooldown"`
-	// RateLimit bounds actions over all targets.
+	// RateLimit bounds actions over all targets, across replicas.
 	RateLimit RateLimitSpec `json:"rateLimit"`
+	// Disruption bounds the disruptive remediators.
+	Disruption DisruptionSpec `json:"disruption"`
 	// Namespaces scopes pod and workload targets.
 	Namespaces NamespaceSpec `json:"namespaces"`
 	// Alerts maps alert names to what to do.
@@ -99,6 +110,24 @@ type RateLimitSpec struct {
 	PerMinute float64 `json:"perMinute"`
 	// Burst is the bucket size; 0 or absent means DefaultRateBurst.
 	Burst int `json:"burst"`
+}
+
+// DisruptionSpec bounds disruptive actions, across replicas (the budgets
+// live in a Lease).
+type DisruptionSpec struct {
+	// PerNamespacePerHour caps the disruptive actions in one namespace in
+	// any hour; 0 or absent means DefaultDisruptivePerNamespacePerHour.
+	PerNamespacePerHour int `json:"perNamespacePerHour"`
+	// Storm pauses every disruptive remediator when more than Targets
+	// targets need one within Window, for Pause.
+	Storm StormSpec `json:"storm"`
+}
+
+// StormSpec is the storm guard; zero fields take the defaults.
+type StormSpec struct {
+	Targets int      `json:"targets"`
+	Window  Duration `json:"window"`
+	Pause   Duration `json:"pause"`
 }
 
 // NamespaceSpec lists the namespaces the engine may act in. kube-system is
@@ -133,6 +162,10 @@ type EntrySpec struct {
 type ComponentSpec struct {
 	Name string          `json:"name"`
 	Args json.RawMessage `json:"args,omitempty"`
+	// Enabled must be true for a disruptive remediator (restart): a
+	// policy that disrupts says so in as many words. It is not allowed on
+	// a check.
+	Enabled *bool `json:"enabled,omitempty"`
 }
 
 // Policy is a validated, compiled policy.
@@ -141,9 +174,15 @@ type Policy struct {
 	Cooldown      time.Duration
 	RatePerMinute float64
 	RateBurst     int
-	include       map[string]bool
-	exclude       map[string]bool
-	entries       map[string]*Entry
+	// DisruptivePerNamespacePerHour, StormTargets, StormWindow and
+	// StormPause are the disruption budgets, defaults filled in.
+	DisruptivePerNamespacePerHour int
+	StormTargets                  int
+	StormWindow                   time.Duration
+	StormPause                    time.Duration
+	include                       map[string]bool
+	exclude                       map[string]bool
+	entries                       map[string]*Entry
 }
 
 // Entry is a compiled policy entry.
@@ -151,10 +190,26 @@ type Entry struct {
 	AlertName       string
 	Target          string
 	Check           Check
-	Remediators     []Remediator
+	Remediators     []EntryRemediator
 	DryRun          bool
 	Cooldown        time.Duration
 	AllowNamespaces map[string]bool
+}
+
+// EntryRemediator is one remediator of an entry, as declared and built.
+type EntryRemediator struct {
+	RemediatorInfo
+	Remediator Remediator
+}
+
+// disruptive reports whether any of e's remediators is disruptive.
+func (e *Entry) disruptive() bool {
+	for _, r := range e.Remediators {
+		if r.Disruptive {
+			return true
+		}
+	}
+	return false
 }
 
 // Entry returns the entry for an alert name, or nil.
@@ -207,13 +262,17 @@ func ParsePolicy(data []byte, reg *Registry) (*Policy, error) {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	p := &Policy{
-		DryRun:        spec.DryRun,
-		Cooldown:      orDefault(time.Duration(spec.Cooldown), DefaultCooldown),
-		RatePerMinute: spec.RateLimit.PerMinute,
-		RateBurst:     spec.RateLimit.Burst,
-		include:       map[string]bool{},
-		exclude:       map[string]bool{},
-		entries:       map[string]*Entry{},
+		DryRun:                        spec.DryRun,
+		Cooldown:                      orDefault(time.Duration(spec.Cooldown), DefaultCooldown),
+		RatePerMinute:                 spec.RateLimit.PerMinute,
+		RateBurst:                     spec.RateLimit.Burst,
+		DisruptivePerNamespacePerHour: spec.Disruption.PerNamespacePerHour,
+		StormTargets:                  spec.Disruption.Storm.Targets,
+		StormWindow:                   orDefault(time.Duration(spec.Disruption.Storm.Window), DefaultStormWindow),
+		StormPause:                    orDefault(time.Duration(spec.Disruption.Storm.Pause), DefaultStormPause),
+		include:                       map[string]bool{},
+		exclude:                       map[string]bool{},
+		entries:                       map[string]*Entry{},
 	}
 	if spec.Cooldown < 0 {
 		bad("cooldown: must not be negative, got %s", time.Duration(spec.Cooldown))
@@ -229,6 +288,21 @@ func ParsePolicy(data []byte, reg *Registry) (*Policy, error) {
 		bad("rateLimit.burst: must not be negative, got %d", spec.RateLimit.Burst)
 	case spec.RateLimit.Burst == 0:
 		p.RateBurst = DefaultRateBurst
+	}
+	switch {
+	case spec.Disruption.PerNamespacePerHour < 0:
+		bad("disruption.perNamespacePerHour: must not be negative, got %d", spec.Disruption.PerNamespacePerHour)
+	case spec.Disruption.PerNamespacePerHour == 0:
+		p.DisruptivePerNamespacePerHour = DefaultDisruptivePerNamespacePerHour
+	}
+	switch {
+	case spec.Disruption.Storm.Targets < 0:
+		bad("disruption.storm.targets: must not be negative, got %d", spec.Disruption.Storm.Targets)
+	case spec.Disruption.Storm.Targets == 0:
+		p.StormTargets = DefaultStormTargets
+	}
+	if spec.Disruption.Storm.Window < 0 || spec.Disruption.Storm.Pause < 0 {
+		bad("disruption.storm: window and pause must not be negative, got %s and %s", time.Duration(spec.Disruption.Storm.Window), time.Duration(spec.Disruption.Storm.Pause))
 	}
 	for _, ns := range spec.Namespaces.Include {
 		p.include[ns] = true
@@ -287,6 +361,9 @@ func compileEntry(name string, raw json.RawMessage, reg *Registry, cooldown time
 	for _, ns := range spec.AllowNamespaces {
 		e.AllowNamespaces[ns] = true
 	}
+	if spec.Check.Enabled != nil {
+		errs = append(errs, errors.New("check: enabled is a remediator setting"))
+	}
 	if spec.Check.Name == "" {
 		errs = append(errs, errors.New("check: no name (use \"none\" to act on the alert alone)"))
 	} else if c, err := reg.newCheck(spec.Check.Name, spec.Check.Args); err != nil {
@@ -308,12 +385,26 @@ func compileEntry(name string, raw json.RawMessage, reg *Registry, cooldown time
 			continue
 		}
 		seen[rs.Name] = true
-		r, err := reg.newRemediator(rs.Name, rs.Args)
+		info, r, err := reg.newRemediator(rs.Name, rs.Args)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("remediators[%d]: %w", i, err))
 			continue
 		}
-		e.Remediators = append(e.Remediators, r)
+		if spec.Target != TargetNone && slices.Contains(targetKinds, spec.Target) && !slices.Contains(info.Targets, spec.Target) {
+			errs = append(errs, fmt.Errorf("remediators[%d]: %s cannot act on target %s (it acts on %s)", i, rs.Name, spec.Target, strings.Join(info.Targets, ", ")))
+		}
+		if rs.Enabled != nil && !*rs.Enabled {
+			errs = append(errs, fmt.Errorf("remediators[%d]: %s has enabled: false; remove it from the list instead", i, rs.Name))
+		}
+		if info.Disruptive {
+			if rs.Enabled == nil || !*rs.Enabled {
+				errs = append(errs, fmt.Errorf("remediators[%d]: %s disrupts running workloads and must be enabled explicitly (enabled: true)", i, rs.Name))
+			}
+			if spec.Check.Name == CheckNone {
+				errs = append(errs, fmt.Errorf("remediators[%d]: %s disrupts running workloads and needs a check that re-asks Prometheus, not check: none", i, rs.Name))
+			}
+		}
+		e.Remediators = append(e.Remediators, EntryRemediator{RemediatorInfo: info, Remediator: r})
 	}
 	return e, errs
 }

@@ -20,12 +20,12 @@ type RemediatorFactory func(args json.RawMessage) (Remediator, error)
 // remediators. It is filled explicitly (DefaultRegistry), never by init().
 type Registry struct {
 	checks      map[string]CheckFactory
-	remediators map[string]RemediatorFactory
+	remediators map[string]RemediatorInfo
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{checks: map[string]CheckFactory{}, remediators: map[string]RemediatorFactory{}}
+	return &Registry{checks: map[string]CheckFactory{}, remediators: map[string]RemediatorInfo{}}
 }
 
 // DefaultRegistry returns a registry with every check and remediator that
@@ -37,10 +37,13 @@ func DefaultRegistry() *Registry {
 		CheckOrphanCgroups:   NewOrphanCgroups,
 		CheckAPIServerMemory: NewAPIServerMemory,
 		CheckNone:            NewNone,
+		CheckDyingCgroups:    NewDyingCgroups,
 	} {
 		r.checks[name] = f
 	}
-	r.remediators[RemediatorAnnotate] = NewAnnotate
+	for _, info := range []RemediatorInfo{AnnotateInfo, RestartInfo, CordonInfo, DrainInfo, ProfileInfo} {
+		r.remediators[info.Name] = info
+	}
 	return r
 }
 
@@ -57,16 +60,16 @@ func (r *Registry) AddCheck(name string, f CheckFactory) error {
 	return nil
 }
 
-// AddRemediator registers a remediator factory under name; a name already
-// taken or empty is an error.
-func (r *Registry) AddRemediator(name string, f RemediatorFactory) error {
-	if name == "" || f == nil {
-		return errors.New("add remediator: empty name or nil factory")
+// AddRemediator registers a remediator; a name already taken or empty, a
+// nil factory or no target kinds is an error.
+func (r *Registry) AddRemediator(info RemediatorInfo) error {
+	if info.Name == "" || info.New == nil || len(info.Targets) == 0 {
+		return errors.New("add remediator: empty name, nil factory or no target kinds")
 	}
-	if _, dup := r.remediators[name]; dup {
-		return fmt.Errorf("add remediator: %q is already registered", name)
+	if _, dup := r.remediators[info.Name]; dup {
+		return fmt.Errorf("add remediator: %q is already registered", info.Name)
 	}
-	r.remediators[name] = f
+	r.remediators[info.Name] = info
 	return nil
 }
 
@@ -88,16 +91,16 @@ func (r *Registry) newCheck(name string, args json.RawMessage) (Check, error) {
 	return c, nil
 }
 
-func (r *Registry) newRemediator(name string, args json.RawMessage) (Remediator, error) {
-	f, ok := r.remediators[name]
+func (r *Registry) newRemediator(name string, args json.RawMessage) (RemediatorInfo, Remediator, error) {
+	info, ok := r.remediators[name]
 	if !ok {
-		return nil, fmt.Errorf("unknown remediator %q (known: %s)", name, strings.Join(r.RemediatorNames(), ", "))
+		return RemediatorInfo{}, nil, fmt.Errorf("unknown remediator %q (known: %s)", name, strings.Join(r.RemediatorNames(), ", "))
 	}
-	rem, err := f(args)
+	rem, err := info.New(args)
 	if err != nil {
-		return nil, fmt.Errorf("remediator %s: %w", name, err)
+		return RemediatorInfo{}, nil, fmt.Errorf("remediator %s: %w", name, err)
 	}
-	return rem, nil
+	return info, rem, nil
 }
 
 func sortedNames[V any](m map[string]V) []string {

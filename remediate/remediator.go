@@ -2,31 +2,96 @@ package remediate
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
-// Remediator acts on a resolved target. Name is the word the policy uses.
-// Remediate must be idempotent: Alertmanager redelivers on 5xx and on its
-// repeat interval, and the engine's cooldown only bounds how often it runs.
-// It returns a short description of what it did.
+// Remediator plans an action on a resolved target. Plan is pure: it reads
+// the target as resolved (its annotations, its status) and the finding,
+// and says what it would do, or why it will not, without any request to
+// the cluster. The engine applies the plan only in a real run, after the
+// budget guards and the cooldown claim; dry-run and replay print the plan.
+//
+// What a remediator accepts (target kinds) and whether it disrupts running
+// workloads is declared where it is registered (RemediatorInfo), so that
+// policy validation can judge an entry without building anything.
 type Remediator interface {
-	Name() string
-	Remediate(ctx context.Context, env Env, t *Target, f Finding) (string, error)
+	Plan(t *Target, f Finding, now time.Time) Plan
+}
+
+// Plan is what a remediator would do on one target.
+type Plan struct {
+	// Action says what Apply does, in words a person checks a dry-run
+	// against: "patch Deployment shop/web spec.template restartedAt".
+	Action string
+	// Hold, when not empty, is the stable reason why the remediator does
+	// not act on this target (a guard of its own: pdb, job, not-ready,
+	// rollout-in-progress, recurrence); Detail says more.
+	Hold   string
+	Detail string
+	// Warn makes the held decision's Event a Warning: a person must look.
+	Warn bool
+	// Apply performs the action, idempotently (Alertmanager redelivers,
+	// and two replicas may receive one alert). It returns a short
+	// description of what it did. Nil when Hold is set.
+	Apply func(ctx context.Context, env Env) (string, error)
+	// OnHold, when not nil, records a held plan on the target (the
+	// recurrence mark, say). It runs only in a real run.
+	OnHold func(ctx context.Context, env Env) error
+}
+
+// RemediatorInfo declares a remediator to the registry.
+type RemediatorInfo struct {
+	// Name is the word the policy uses.
+	Name string
+	// Targets are the policy target kinds it can act on (TargetWorkload,
+	// TargetPod, TargetNode, TargetAPIServer).
+	Targets []string
+	// Disruptive remediators stop or move running workloads (restart,
+	// cordon, evict). A policy must enable them explicitly, behind a
+	// check, and the budget guards (pause switch, storm guard, namespace
+	// cap) hold them.
+	Disruptive bool
+	// New builds the remediator from its policy arguments.
+	New RemediatorFactory
 }
 
 // Env is what a remediator acts through.
 type Env struct {
 	Client kubernetes.Interface
 	Now    time.Time
+	// Namespace is leakguard's own namespace, where its Leases live.
+	Namespace string
+	// Config is the client configuration (token, CA) for requests that
+	// go to an address of their own (the apiserver of one node); nil
+	// when the engine has none.
+	Config *rest.Config
+	// Profiles stores heap profiles; nil when no directory is configured.
+	Profiles *ProfileStore
+	// Background runs work that outlives the request (a drain); nil runs
+	// it on a goroutine of its own.
+	Background func(func())
+	// Logger receives the lines of work that outlives the request; nil
+	// discards.
+	Logger *slog.Logger
+	// metrics counts the outcomes of that work; nil counts nothing.
+	metrics *metrics
 }
 
 // Finding is what the engine knows about the alert it acts on.
 type Finding struct {
 	Alert template.Alert
 	Check Result
+	// Cooldown is the entry's cooldown.
+	Cooldown time.Duration
+	// NamespaceAllowed reports whether the entry may act in a namespace
+	// (the policy's namespace scope); nil allows every namespace but
+	// kube-system.
+	NamespaceAllowed func(ns string) bool
 }
 
 // AlertName returns the finding's alert name.

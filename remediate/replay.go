@@ -15,8 +15,9 @@ import (
 // and writes a table of what would happen and why to w: one row per alert
 // with its target, the check's result, the guards, the remediators, the
 // decision and its reason, followed by the details of held and failed
-// decisions. The error is the engine's (a failed check, say), returned
-// after the table is written.
+// decisions and what each remediator would do (its plan: the patch or the
+// eviction a real run would make) or why it is held. The error is the
+// engine's (a failed check, say), returned after the table is written.
 func Replay(ctx context.Context, e *Engine, alerts []template.Alert, w io.Writer) error {
 	if !e.readOnly {
 		return errors.New("replay: the engine must be read-only")
@@ -38,6 +39,19 @@ func Replay(ctx context.Context, e *Engine, alerts []template.Alert, w io.Writer
 	}
 	if ferr := tw.Flush(); ferr != nil {
 		return fmt.Errorf("replay: write table: %w", ferr)
+	}
+	wrotePlans := false
+	for i, d := range decisions {
+		for _, r := range d.Remediators {
+			if r.Detail == "" {
+				continue
+			}
+			if !wrotePlans {
+				fmt.Fprintln(w, "\nplans:")
+				wrotePlans = true
+			}
+			fmt.Fprintf(w, "  %d %s %s: %s %s: %s\n", i, d.AlertName, dash(d.Target), r.Name, r.Result, r.Detail)
+		}
 	}
 	wroteHeader := false
 	for i, d := range decisions {

@@ -27,6 +27,9 @@ NodeOrphanCgroups    firing    Node n1                             orphan-cgroup
 ContainerOOMKilled   firing    Pod kube-system/kube-apiserver-cp1  none                                      namespace: held                                     -                 held      namespace-excluded
 ContainerOOMKilled   resolved  -                                   -                                         -                                                   -                 resolved  -
 
+plans:
+  0 ContainerMemoryLeak Deployment shop/web: annotate dry-run: would patch Deployment shop/web annotations leakguard.io/finding=ContainerMemoryLeak
+
 why:
   1 NodeOrphanCgroups Node n1: check orphan-cgroups: no series: no data
   2 ContainerOOMKilled Pod kube-system/kube-apiserver-cp1: namespace kube-system is excluded unless the policy includes it

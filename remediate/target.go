@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/prometheus/alertmanager/template"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 )
 
 // Target is the object an alert is about, as the engine resolved it.
@@ -30,6 +34,9 @@ type Target struct {
 	// examined holds every object read on the way (the pod, its owners,
 	// the target), whose opt-out annotation counts.
 	examined []examined
+	// obj is Object as read (a *appsv1.Deployment, say), for the plans
+	// that judge its status.
+	obj metav1.Object
 }
 
 type examined struct {
@@ -37,19 +44,60 @@ type examined struct {
 	annotations map[string]string
 }
 
+// errInvalidLabels means the alert's labels cannot name a Kubernetes
+// object: longer than Kubernetes allows, or with characters it forbids.
+// No retry can fix it, and the API server is not asked.
+var errInvalidLabels = errors.New("labels cannot name a Kubernetes object")
+
+// checkName reports errInvalidLabels unless v is a valid value of the
+// label that names an object: a namespace is a DNS-1123 label, pod and
+// node names DNS-1123 subdomains.
+func checkName(label, v string) error {
+	var problems []string
+	if label == "namespace" {
+		problems = validation.IsDNS1123Label(v)
+	} else {
+		problems = validation.IsDNS1123Subdomain(v)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: label %s %q: %s", errInvalidLabels, label, clip(v), problems[0])
+	}
+	return nil
+}
+
 // errTargetNotFound means the object an alert names does not exist (any
 // more) or the alert lacks the labels that name it.
 var errTargetNotFound = errors.New("target not found")
 
 // resolveTarget finds the object of kind (a policy target kind) that alert
-// is about. Objects that do not exist yield an error wrapping
-// errTargetNotFound; API failures are classified by classifyKube.
+// is about, without a metadata client (owners of kinds the engine does not
+// know then fail closed). See resolver.resolve.
 func resolveTarget(ctx context.Context, c kubernetes.Interface, kind string, alert template.Alert) (*Target, error) {
+	return resolver{c: c}.resolve(ctx, kind, alert)
+}
+
+// resolver reads what a target resolution needs: typed objects through
+// the clientset, owners of other kinds (Argo Rollouts, operators' custom
+// resources) through the metadata client.
+type resolver struct {
+	c  kubernetes.Interface
+	md metadata.Interface
+}
+
+// resolve finds the object of kind (a policy target kind) that alert is
+// about. Objects that do not exist yield an error wrapping
+// errTargetNotFound, labels that cannot name one errInvalidLabels; API
+// failures are classified by classifyKube.
+func (rs resolver) resolve(ctx context.Context, kind string, alert template.Alert) (*Target, error) {
+	c := rs.c
 	switch kind {
 	case TargetPod, TargetWorkload:
 		ns, name := alert.Labels["namespace"], alert.Labels["pod"]
 		if ns == "" || name == "" {
 			return nil, fmt.Errorf("alert has no namespace and pod labels: %w", errTargetNotFound)
+		}
+		if err := errors.Join(checkName("namespace", ns), checkName("pod", name)); err != nil {
+			return nil, err
 		}
 		obj, err := getObject(ctx, c, KindPod, ns, name)
 		if err != nil {
@@ -61,11 +109,11 @@ func resolveTarget(ctx context.Context, c kubernetes.Interface, kind string, ale
 		// The owners are read for a pod target too: an opt-out on the
 		// Deployment (where people put it, as its pods' own annotations
 		// come from the template) must hold its pods as well.
-		if err := t.climbOwners(ctx, c, obj); err != nil {
+		if err := t.climbOwners(ctx, rs, obj); err != nil {
 			return nil, err
 		}
 		if kind == TargetPod {
-			t.Object, t.ResourceVersion, t.Annotations = pod, obj.GetResourceVersion(), obj.GetAnnotations()
+			t.Object, t.ResourceVersion, t.Annotations, t.obj = pod, obj.GetResourceVersion(), obj.GetAnnotations(), obj
 		}
 		return t, nil
 	case TargetNode:
@@ -78,6 +126,9 @@ func resolveTarget(ctx context.Context, c kubernetes.Interface, kind string, ale
 		name := alert.Labels["pod"]
 		if name == "" {
 			name = "kube-apiserver-" + node
+		}
+		if err := errors.Join(checkName("node", node), checkName("pod", name)); err != nil {
+			return nil, err
 		}
 		obj, err := getObject(ctx, c, KindPod, systemNamespace, name)
 		switch {
@@ -103,6 +154,9 @@ func resolveNode(ctx context.Context, c kubernetes.Interface, alert template.Ale
 	if node == "" {
 		return nil, fmt.Errorf("alert has no node label: %w", errTargetNotFound)
 	}
+	if err := checkName("node", node); err != nil {
+		return nil, err
+	}
 	obj, err := getObject(ctx, c, KindNode, "", node)
 	if err != nil {
 		return nil, notFound(err)
@@ -114,44 +168,112 @@ func resolveNode(ctx context.Context, c kubernetes.Interface, alert template.Ale
 
 // set makes obj the target and records it as examined.
 func (t *Target) set(kind string, obj metav1.Object) {
+	t.obj = obj
 	t.Object = refOf(kind, obj)
 	t.ResourceVersion = obj.GetResourceVersion()
 	t.Annotations = obj.GetAnnotations()
 	t.examined = append(t.examined, examined{t.Object, obj.GetAnnotations()})
 }
 
+// reread makes obj, the target read again, the target's state, and its
+// annotations the ones the opt-out guard judges.
+func (t *Target) reread(obj metav1.Object) {
+	t.obj = obj
+	t.ResourceVersion = obj.GetResourceVersion()
+	t.Annotations = obj.GetAnnotations()
+	for i := range t.examined {
+		if t.examined[i].ref.Kind == t.Object.Kind && t.examined[i].ref.Name == t.Object.Name && t.examined[i].ref.Namespace == t.Object.Namespace {
+			t.examined[i].annotations = obj.GetAnnotations()
+		}
+	}
+}
+
 // climbOwners follows controller references from the pod: ReplicaSet →
-// Deployment, StatefulSet, DaemonSet, Job. It stops at the last object it
-// could read, so a pod owned by an unknown kind (a custom controller) stays
-// its own target, and a ReplicaSet without a Deployment is the workload. A
-// Job's CronJob is read for its opt-out only: the Job stays the workload.
-func (t *Target) climbOwners(ctx context.Context, c kubernetes.Interface, obj metav1.Object) error {
-	for range 3 { // pod → ReplicaSet → Deployment, pod → Job → CronJob at most
+// Deployment, StatefulSet, DaemonSet, Job. The last object of those kinds
+// is the workload; a ReplicaSet without a Deployment is the workload. A
+// Job's CronJob, and an owner of a kind the engine does not know (read
+// through the metadata client), are read for their opt-out only: the
+// workload stays what it was. An owner reference whose UID does not match
+// the object of that name is not followed (the owner was replaced; this
+// object is not its), nor is a dangling one; a controller owner that
+// cannot be read fails closed with the error.
+func (t *Target) climbOwners(ctx context.Context, rs resolver, obj metav1.Object) error {
+	workloadFixed := false
+	for range 4 { // pod → ReplicaSet → Deployment → a foreign owner at most
 		owner := metav1.GetControllerOf(obj)
 		if owner == nil {
 			return nil
 		}
+		var next metav1.Object
+		var err error
+		known := false
 		switch owner.Kind {
 		case KindReplicaSet, KindDeployment, KindStatefulSet, KindDaemonSet, KindJob, KindCronJob:
-		default:
-			return nil
+			known = owner.APIVersion == "" || owner.APIVersion == apiVersions[owner.Kind]
 		}
-		next, err := getObject(ctx, c, owner.Kind, obj.GetNamespace(), owner.Name)
+		if known {
+			next, err = getObject(ctx, rs.c, owner.Kind, obj.GetNamespace(), owner.Name)
+		} else {
+			next, err = rs.getMetadata(ctx, owner, obj.GetNamespace())
+		}
 		if errors.Is(notFound(err), errTargetNotFound) {
 			// A dangling owner reference: garbage collection is behind.
 			return nil
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("controller owner %s %s/%s: %w", owner.Kind, obj.GetNamespace(), owner.Name, err)
 		}
-		if owner.Kind == KindCronJob {
-			t.examined = append(t.examined, examined{refOf(KindCronJob, next), next.GetAnnotations()})
+		if owner.UID != "" && next.GetUID() != owner.UID {
+			// Another object of that name: the owner was deleted and
+			// replaced. Not followed, and its opt-out is not ours.
 			return nil
 		}
-		t.set(owner.Kind, next)
+		ref := ObjectRef{Kind: owner.Kind, APIVersion: owner.APIVersion, Namespace: next.GetNamespace(), Name: next.GetName(), UID: next.GetUID()}
+		if !known || owner.Kind == KindCronJob || workloadFixed {
+			t.examined = append(t.examined, examined{ref, next.GetAnnotations()})
+			workloadFixed = true
+		} else {
+			t.set(owner.Kind, next)
+		}
 		obj = next
 	}
 	return nil
+}
+
+// getMetadata reads the metadata of an owner of a kind the engine has no
+// typed client for. Without a metadata client it fails closed.
+func (rs resolver) getMetadata(ctx context.Context, owner *metav1.OwnerReference, ns string) (metav1.Object, error) {
+	if rs.md == nil {
+		return nil, errors.New("the owner's kind is not one the engine reads, and it has no metadata client")
+	}
+	gv, err := schema.ParseGroupVersion(owner.APIVersion)
+	if err != nil {
+		return nil, fmt.Errorf("owner apiVersion %q: %w", owner.APIVersion, err)
+	}
+	list, err := rs.c.Discovery().ServerResourcesForGroupVersion(owner.APIVersion)
+	if err != nil {
+		return nil, fmt.Errorf("discover %s: %w", owner.APIVersion, classifyKube(err))
+	}
+	resource := ""
+	for _, r := range list.APIResources {
+		if r.Kind == owner.Kind && !strings.Contains(r.Name, "/") {
+			resource = r.Name
+			break
+		}
+	}
+	if resource == "" {
+		// The API no longer serves the kind (its CRD went): the owner
+		// cannot exist any more.
+		return nil, apierrors.NewNotFound(gv.WithResource(strings.ToLower(owner.Kind)).GroupResource(), owner.Name)
+	}
+	m, err := rs.md.Resource(gv.WithResource(resource)).Namespace(ns).Get(ctx, owner.Name, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, err
+		}
+		return nil, classifyKube(err)
+	}
+	return m, nil
 }
 
 // notFound turns an API not-found error into errTargetNotFound, keeping

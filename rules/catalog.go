@@ -41,9 +41,12 @@ type Record struct {
 
 // Group is a named group of recording and alerting rules, evaluated in order.
 type Group struct {
-	Name    string
-	Records []Record
-	Alerts  []Alert
+	Name string
+	// Interval is how often the group is evaluated; 0 is the rule file's
+	// global evaluation interval.
+	Interval model.Duration
+	Records  []Record
+	Alerts   []Alert
 }
 
 // sel joins selector fragments into a brace-enclosed matcher list.
@@ -177,19 +180,66 @@ func Groups(p Params) []Group {
 	}
 	minGrowth := fmt.Sprintf("%d", p.LeakMinGrowthBytes)
 
-	records := []Record{
-		{RecWorkingSet, fmt.Sprintf(`max by (namespace, pod, container, node) (
+	// The container group runs every Interval (1m): the working set, the
+	// limit and the alerts that must be quick (near the limit, OOM killed).
+	container := Group{
+		Name:     "leakguard.container-memory",
+		Interval: p.Interval,
+		Records: []Record{
+			{RecWorkingSet, fmt.Sprintf(`max by (namespace, pod, container, node) (
   container_memory_working_set_bytes%s
 )`, containers)},
+			{RecMemoryLimit, fmt.Sprintf(`max by (namespace, pod, container) (
+  kube_pod_container_resource_limits%s
+) > 0`, sel(ksm, `resource="memory"`, `unit="byte"`))},
+			{RecLimitRatio, fmt.Sprintf(`%s
+/ on (namespace, pod, container) group_left
+%s`, RecWorkingSet, RecMemoryLimit)},
+		},
+		Alerts: []Alert{
+			{
+				Name:        AlertContainerMemoryNearLimit,
+				Severity:    SeverityWarning,
+				Expr:        fmt.Sprintf(`%s >= %s`, RecLimitRatio, num(p.NearLimitRatio)),
+				For:         p.NearLimitFor,
+				Summary:     "A container's working set is close to its memory limit.",
+				Description: `Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} on node {{ $labels.node }} uses {{ $value | humanizePercentage }} of its memory limit.`,
+				Labels:      []string{"namespace", "pod", "container", "node"},
+			},
+			{
+				Name:     AlertContainerOOMKilled,
+				Severity: SeverityWarning,
+				Expr: fmt.Sprintf(`(
+  max by (namespace, pod, container) (
+    increase(kube_pod_container_status_restarts_total%[1]s[%[2]s])
+  ) > 0
+  and on (namespace, pod, container)
+  max by (namespace, pod, container) (
+    kube_pod_container_status_last_terminated_reason%[3]s
+  ) == 1
+)
+or on (namespace, pod, container)
+(
+  max by (namespace, pod, container) (
+    increase(container_oom_events_total%[4]s[%[2]s])
+  ) > 0
+)`, sel(ksm), prom(p.OOMKilledWindow), sel(ksm, `reason="OOMKilled"`), containers),
+				Summary:     "A container was killed because it ran out of memory.",
+				Description: fmt.Sprintf(`Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} was OOM-killed in the last %s.`, prom(p.OOMKilledWindow)),
+				Labels:      []string{"namespace", "pod", "container"},
+			},
+		},
+	}
+
+	// Leaks move over hours: the trend group runs every TrendInterval, over
+	// floors of the working set recorded above, which is a fraction of the
+	// cost of running it at the rule file's interval.
+	trendRecs = append([]Record{
 		{RecWorkingSetFloorFast, fmt.Sprintf(`min_over_time(%s[%s])`, RecWorkingSet, prom(p.FastStepWindow))},
 		{RecWorkingSetFloor, strings.TrimSuffix(strings.TrimPrefix(minOf(floorParts...), "("), ")")},
 		{RecWorkingSetDeriv, fmt.Sprintf(`deriv(%s[%s])`, RecWorkingSetFloor, prom(steady.span()))},
-	}
-	records = append(records, trendRecs...)
-	records = append(records,
-		Record{RecMemoryLimit, fmt.Sprintf(`max by (namespace, pod, container) (
-  kube_pod_container_resource_limits%s
-) > 0`, sel(ksm, `resource="memory"`, `unit="byte"`))},
+	}, trendRecs...)
+	trendRecs = append(trendRecs,
 		Record{RecMemoryRequest, fmt.Sprintf(`max by (namespace, pod, container) (
   kube_pod_container_resource_requests%s
 ) > 0`, sel(ksm, `resource="memory"`, `unit="byte"`))},
@@ -227,9 +277,6 @@ or
 			indent(fast.expr()), fast.growth, minGrowth, num(p.FastMinHeadroomRatio), RecMemoryLimit, restarted(p.FastStepWindow+fast.span()), seconds(fast.span()),
 			indent(steady.expr()), steady.growth, num(p.LeakMinGrowthRatio), RecWorkingSetFloor, restarted(p.FloorWindow+steady.span()), seconds(steady.span()),
 			indent(slow.expr()), slow.growth, restarted(p.FloorWindow+slow.span()), seconds(slow.span()), RecWorkingSetFloorFast)},
-		Record{RecLimitRatio, fmt.Sprintf(`%s
-/ on (namespace, pod, container) group_left
-%s`, RecWorkingSet, RecMemoryLimit)},
 		// From the current peak, at the leak's rate: present only for a
 		// container whose trend holds and that has a limit.
 		Record{RecSecondsToLimit, fmt.Sprintf(`(
@@ -240,10 +287,10 @@ or
 /
 %s`, RecMemoryLimit, RecWorkingSet, prom(p.FloorWindow), RecLeakRate)},
 	)
-
-	container := Group{
-		Name:    "leakguard.container-memory",
-		Records: records,
+	containerTrend := Group{
+		Name:     "leakguard.container-memory-trend",
+		Interval: p.TrendInterval,
+		Records:  trendRecs,
 		Alerts: []Alert{
 			{
 				Name:     AlertContainerMemoryLeak,
@@ -266,37 +313,6 @@ or
 				Labels: []string{"namespace", "pod", "container", "node"},
 			},
 			{
-				Name:        AlertContainerMemoryNearLimit,
-				Severity:    SeverityWarning,
-				Expr:        fmt.Sprintf(`%s >= %s`, RecLimitRatio, num(p.NearLimitRatio)),
-				For:         p.NearLimitFor,
-				Summary:     "A container's working set is close to its memory limit.",
-				Description: `Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} on node {{ $labels.node }} uses {{ $value | humanizePercentage }} of its memory limit.`,
-				Labels:      []string{"namespace", "pod", "container", "node"},
-			},
-			{
-				Name:     AlertContainerOOMKilled,
-				Severity: SeverityWarning,
-				Expr: fmt.Sprintf(`(
-  max by (namespace, pod, container) (
-    increase(kube_pod_container_status_restarts_total%[1]s[%[2]s])
-  ) > 0
-  and on (namespace, pod, container)
-  max by (namespace, pod, container) (
-    kube_pod_container_status_last_terminated_reason%[3]s
-  ) == 1
-)
-or on (namespace, pod, container)
-(
-  max by (namespace, pod, container) (
-    increase(container_oom_events_total%[4]s[%[2]s])
-  ) > 0
-)`, sel(ksm), prom(p.OOMKilledWindow), sel(ksm, `reason="OOMKilled"`), containers),
-				Summary:     "A container was killed because it ran out of memory.",
-				Description: fmt.Sprintf(`Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} was OOM-killed in the last %s.`, prom(p.OOMKilledWindow)),
-				Labels:      []string{"namespace", "pod", "container"},
-			},
-			{
 				Name:     AlertContainerMemoryLimitMissing,
 				Severity: SeverityInfo,
 				// A container cAdvisor measures is running; kube-state-metrics
@@ -314,7 +330,8 @@ unless on (namespace, pod, container)
 
 	agent := sel(p.AgentSelector)
 	nodes := Group{
-		Name: "leakguard.node-cgroups",
+		Name:     "leakguard.node-cgroups",
+		Interval: p.Interval,
 		Records: []Record{
 			{RecNodeOrphanCgroups, fmt.Sprintf(`max by (node) (leakguard_node_orphan_cgroups%s)`, agent)},
 			{RecNodeDyingCgroups, fmt.Sprintf(`max by (node) (leakguard_node_dying_cgroups%s)`, agent)},
@@ -359,7 +376,8 @@ or
 	}
 
 	controlPlane := Group{
-		Name: "leakguard.control-plane",
+		Name:     "leakguard.control-plane",
+		Interval: p.Interval,
 		Records: []Record{
 			{RecNodeMemoryRatio, fmt.Sprintf(`max by (node) (container_memory_working_set_bytes%s)
 / on (node)
@@ -431,7 +449,7 @@ and
 			},
 		},
 	}
-	groups := []Group{container, nodes, controlPlane}
+	groups := []Group{container, containerTrend, nodes, controlPlane}
 	if p.ClusterLabel != "" {
 		for i := range groups {
 			for j := range groups[i].Records {

@@ -9,8 +9,10 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/common/model"
 )
 
 // contractAlert is one row of the alert table of shared/ALERTS.md.
@@ -281,6 +283,50 @@ func TestEveryGroupingKeepsTheClusterLabel(t *testing.T) {
 		}
 		if n < 30 {
 			t.Errorf("cluster label %q: only %d groupings found; the pattern no longer matches the catalogue", label, n)
+		}
+	}
+}
+
+// The leak trends and their alerts run on the trend interval; the alerts
+// that must be quick run at the rule file's interval, and read nothing the
+// trend group records (its records are up to an interval old).
+func TestGroupIntervals(t *testing.T) {
+	p := DefaultParams()
+	p.TrendInterval = model.Duration(3 * time.Minute)
+	want := map[string]model.Duration{
+		AlertContainerMemoryLeak: p.TrendInterval, AlertContainerMemoryOOMPredicted: p.TrendInterval,
+		AlertContainerMemoryLimitMissing: p.TrendInterval, AlertContainerMemoryNearLimit: p.Interval, AlertContainerOOMKilled: p.Interval,
+		AlertNodeOrphanCgroups: p.Interval, AlertKubeAPIServerMemoryHigh: p.Interval,
+	}
+	trendRecords := map[string]bool{}
+	for _, g := range Groups(p) {
+		for _, r := range g.Records {
+			if g.Interval == p.TrendInterval {
+				trendRecords[r.Name] = true
+			}
+		}
+	}
+	for _, g := range Groups(p) {
+		for _, a := range g.Alerts {
+			if w, ok := want[a.Name]; ok && g.Interval != w {
+				t.Errorf("%s is in group %s with interval %s, want %s", a.Name, g.Name, g.Interval, w)
+			}
+			if g.Interval != p.TrendInterval {
+				for rec := range trendRecords {
+					if regexp.MustCompile(regexp.QuoteMeta(rec) + `([^a-z_:]|$)`).MatchString(a.Expr) {
+						t.Errorf("%s runs at the rule file's interval but reads %s, recorded every %s", a.Name, rec, p.TrendInterval)
+					}
+				}
+			}
+		}
+	}
+	spec, err := Spec(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range spec.Groups {
+		if g.Name == "leakguard.container-memory-trend" && (g.Interval == nil || *g.Interval != "3m") {
+			t.Errorf("group %s renders interval %v, want 3m", g.Name, g.Interval)
 		}
 	}
 }

@@ -80,6 +80,14 @@ type Params struct {
 	SlowStepWindow       model.Duration `json:"slowStepWindow"`
 	SlowSteps            int            `json:"slowSteps"`
 	LeakFor              model.Duration `json:"leakFor"`
+	// Interval is how often the groups other than the trends' are
+	// evaluated (the working set, the quick alerts, nodes and the control
+	// plane); 0 leaves it to the rule file's global interval.
+	Interval model.Duration `json:"interval"`
+	// TrendInterval is how often the leak trends and their alerts are
+	// evaluated: leaks move over hours, so they need not be evaluated at the
+	// rule file's interval. Every trend window is a whole multiple of it.
+	TrendInterval model.Duration `json:"trendInterval"`
 
 	// OOMHorizon is how far ahead the trend is extrapolated for
 	// ContainerMemoryOOMPredicted.
@@ -163,6 +171,8 @@ func DefaultParams() Params {
 		SlowStepWindow:       dur(2 * time.Hour),
 		SlowSteps:            6,
 		LeakFor:              dur(15 * time.Minute),
+		Interval:             dur(time.Minute),
+		TrendInterval:        dur(5 * time.Minute),
 
 		OOMHorizon: dur(4 * time.Hour),
 		OOMFor:     dur(15 * time.Minute),
@@ -298,6 +308,23 @@ func (p Params) Validate() error {
 	if p.LeakMinRisingSteps < 1 || p.LeakMinRisingSteps > p.LeakSteps {
 		bad("leakMinRisingSteps: must be between 1 and leakSteps (%d), got %d", p.LeakSteps, p.LeakMinRisingSteps)
 	}
+	if p.Interval < 0 || p.Interval > p.TrendInterval {
+		bad("interval: must be between 0 (the rule file's) and trendInterval (%s), got %s", p.TrendInterval, p.Interval)
+	}
+	// The trend group's records are read back at offsets of whole windows,
+	// and instant queries must find them: Prometheus looks back 5m.
+	if p.TrendInterval <= 0 || p.TrendInterval > dur(5*time.Minute) {
+		bad("trendInterval: must be positive and at most 5m (Prometheus's lookback), got %s", p.TrendInterval)
+	} else {
+		for _, w := range []struct {
+			name string
+			d    model.Duration
+		}{{"floorWindow", p.FloorWindow}, {"fastStepWindow", p.FastStepWindow}, {"leakStepWindow", p.LeakStepWindow}, {"slowStepWindow", p.SlowStepWindow}} {
+			if w.d > 0 && w.d%p.TrendInterval != 0 {
+				bad("%s: must be a whole multiple of trendInterval (%s), got %s", w.name, p.TrendInterval, w.d)
+			}
+		}
+	}
 	// The floor is the minimum of the fast floor's last windows.
 	if p.FastStepWindow > 0 && p.FloorWindow > 0 && p.FloorWindow%p.FastStepWindow != 0 {
 		bad("floorWindow: must be a whole multiple of fastStepWindow (%s), got %s", p.FastStepWindow, p.FloorWindow)
@@ -386,6 +413,8 @@ func (p *Params) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&p.SlowStepWindow, "slow-step-window", "length of one step of the slow leak trend")
 	fs.IntVar(&p.SlowSteps, "slow-steps", p.SlowSteps, "consecutive steps in which the floor must rise for the slow leak trend")
 	fs.Var(&p.LeakFor, "leak-for", "for of ContainerMemoryLeak")
+	fs.Var(&p.Interval, "interval", "how often the working set, the quick container alerts, the node and the control-plane groups are evaluated; 0 for the rule file's global interval")
+	fs.Var(&p.TrendInterval, "trend-interval", "how often the leak trends and ContainerMemoryLeak and ContainerMemoryOOMPredicted are evaluated (at most 5m; the trend windows are multiples of it)")
 	fs.Var(&p.OOMHorizon, "oom-horizon", "ContainerMemoryOOMPredicted fires when the trend reaches the limit within this")
 	fs.Var(&p.OOMFor, "oom-for", "for of ContainerMemoryOOMPredicted")
 	fs.Float64Var(&p.NearLimitRatio, "near-limit-ratio", p.NearLimitRatio, "working set to limit ratio of ContainerMemoryNearLimit")

@@ -38,6 +38,8 @@ func TestValidateRejects(t *testing.T) {
 		{"no rising step", func(p *Params) { p.LeakMinRisingSteps = 0 }, "leakMinRisingSteps: must be between 1 and leakSteps (4), got 0"},
 		{"floor not a multiple of the fast step", func(p *Params) { p.FastStepWindow = model.Duration(20 * time.Minute) }, "floorWindow: must be a whole multiple of fastStepWindow (20m), got 30m"},
 		{"zero slow step", func(p *Params) { p.SlowStepWindow = 0 }, "slowStepWindow: must be positive, got 0s"},
+		{"trend interval over the lookback", func(p *Params) { p.TrendInterval = model.Duration(10 * time.Minute) }, "trendInterval: must be positive and at most 5m (Prometheus's lookback), got 10m"},
+		{"window not a multiple of the trend interval", func(p *Params) { p.TrendInterval = model.Duration(4 * time.Minute) }, "fastStepWindow: must be a whole multiple of trendInterval (4m), got 15m"},
 		{"headroom ratio over one", func(p *Params) { p.FastMinHeadroomRatio = 2 }, "fastMinHeadroomRatio: must be in (0, 1], got 2"},
 		{"ratio over one", func(p *Params) { p.NearLimitRatio = 1.5 }, "nearLimitRatio: must be in (0, 1], got 1.5"},
 		{"negative threshold", func(p *Params) { p.OrphanCgroupsThreshold = -1 }, "orphanCgroupsThreshold: must be a finite number >= 0, got -1"},
@@ -126,13 +128,12 @@ func TestFlagsChangeTheRules(t *testing.T) {
 	if got := alerts[AlertContainerMemoryNearLimit].Expr; !strings.HasSuffix(got, ">= 0.8") {
 		t.Errorf("NearLimit expr = %q, want the 0.8 ratio", got)
 	}
-	for _, r := range Groups(p)[0].Records {
-		if r.Name == RecWorkingSetFloorGrowth && !strings.HasSuffix(r.Expr, "offset 1h") {
-			t.Errorf("%s does not look 3 steps of 20m back: %s", r.Name, r.Expr)
-		}
-		if r.Name == RecWorkingSetFloorStep && !strings.HasSuffix(r.Expr, "offset 20m") {
-			t.Errorf("%s does not look one step of 20m back: %s", r.Name, r.Expr)
-		}
+	recs := recordExprs(p)
+	if got := recs[RecWorkingSetFloorGrowth]; !strings.HasSuffix(got, "offset 1h") {
+		t.Errorf("%s does not look 3 steps of 20m back: %s", RecWorkingSetFloorGrowth, got)
+	}
+	if got := recs[RecWorkingSetFloorStep]; !strings.HasSuffix(got, "offset 20m") {
+		t.Errorf("%s does not look one step of 20m back: %s", RecWorkingSetFloorStep, got)
 	}
 	pr, err := PrometheusRule(p)
 	if err != nil {
@@ -166,11 +167,7 @@ func TestTrendFlagsShapeTheRecords(t *testing.T) {
 		if err := p.Validate(); err != nil {
 			t.Fatalf("Validate(%v) = %v", args, err)
 		}
-		m := map[string]string{}
-		for _, r := range Groups(p)[0].Records {
-			m[r.Name] = r.Expr
-		}
-		return m
+		return recordExprs(p)
 	}
 
 	def := records()
@@ -201,4 +198,15 @@ func TestTrendFlagsShapeTheRecords(t *testing.T) {
 	if rate := got[RecLeakRate]; strings.Contains(rate, "bool") || !strings.Contains(rate, RecWorkingSetFloorSlowStep+" offset 9h") {
 		t.Errorf("leak rate with every steady step rising and four 3h slow steps:\n%s", rate)
 	}
+}
+
+// recordExprs maps every recording rule of the catalogue to its expression.
+func recordExprs(p Params) map[string]string {
+	m := map[string]string{}
+	for _, g := range Groups(p) {
+		for _, r := range g.Records {
+			m[r.Name] = r.Expr
+		}
+	}
+	return m
 }

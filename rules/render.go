@@ -35,6 +35,10 @@ func Spec(p Params) (monitoringv1.PrometheusRuleSpec, error) {
 	var spec monitoringv1.PrometheusRuleSpec
 	for _, g := range Groups(p) {
 		rg := monitoringv1.RuleGroup{Name: g.Name}
+		if g.Interval > 0 {
+			d := monitoringv1.Duration(g.Interval.String())
+			rg.Interval = &d
+		}
 		for _, r := range g.Records {
 			rg.Rules = append(rg.Rules, monitoringv1.Rule{Record: r.Name, Expr: intstr.FromString(r.Expr)})
 		}
@@ -129,8 +133,9 @@ type ruleFile struct {
 }
 
 type ruleGroup struct {
-	Name  string     `yaml:"name"`
-	Rules []ruleYAML `yaml:"rules"`
+	Name     string     `yaml:"name"`
+	Interval string     `yaml:"interval,omitempty"`
+	Rules    []ruleYAML `yaml:"rules"`
 }
 
 type ruleYAML struct {
@@ -146,6 +151,9 @@ func marshalRuleFile(spec monitoringv1.PrometheusRuleSpec, namespace string) ([]
 	f := ruleFile{Namespace: namespace}
 	for _, g := range spec.Groups {
 		rg := ruleGroup{Name: g.Name}
+		if g.Interval != nil {
+			rg.Interval = string(*g.Interval)
+		}
 		for _, r := range g.Rules {
 			y := ruleYAML{Record: r.Record, Alert: r.Alert, Expr: r.Expr.String(), Labels: r.Labels, Annotations: r.Annotations}
 			if r.For != nil {

@@ -17,16 +17,25 @@ import (
 // annotations leakguard's rules attach is under 1 MiB.
 const DefaultMaxBodyBytes = 4 << 20
 
-// Defaults of the durations in Config.
+// Defaults of the durations and bounds in Config.
 const (
 	DefaultReadyTimeout    = 5 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultProcessTimeout bounds one delivery's processing; it stays
+	// under the server's write timeout (2 min), so that the answer still
+	// reaches Alertmanager.
+	DefaultProcessTimeout = 90 * time.Second
+	// DefaultMaxInFlight bounds the deliveries processed at once.
+	DefaultMaxInFlight = 8
 )
 
 // Config is the receiver's configuration. Exactly one way to authenticate
 // must be configured: a bearer token file, basic auth (a user name and a
 // password file), or InsecureNoAuth.
 type Config struct {
+	// Profiles, when set, is served at GET /profiles and
+	// /profiles/{name} to authenticated clients.
+	Profiles ProfileSource
 	// BearerTokenFile holds the token Alertmanager sends as
 	// "Authorization: Bearer <token>" (http_config.authorization). Leading
 	// and trailing white space is ignored. The file is re-read when it
@@ -63,6 +72,18 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful shutdown in Serve; 0 means
 	// DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// ProcessTimeout is the deadline of one delivery's Processor call; 0
+	// means DefaultProcessTimeout.
+	ProcessTimeout time.Duration
+	// MaxInFlight bounds the deliveries processed at once; one beyond it
+	// is answered 503 at once, so that Alertmanager retries it later. 0
+	// means DefaultMaxInFlight.
+	MaxInFlight int
+	// KnownAlertName reports whether an alert name may be a label value
+	// of leakguard_alerts_received_total (the names the policy covers);
+	// any other name counts as "other", so that a sender cannot create
+	// series at will. Nil counts every name as "other".
+	KnownAlertName func(name string) bool
 }
 
 // Validate reports a clear error for an unusable config: no credentials and
@@ -118,6 +139,12 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("shutdown timeout %v is negative", c.ShutdownTimeout))
 	}
+	if c.ProcessTimeout < 0 || c.ProcessTimeout >= writeTimeout {
+		errs = append(errs, fmt.Errorf("process timeout %v must not be negative and must be under the write timeout %v", c.ProcessTimeout, writeTimeout))
+	}
+	if c.MaxInFlight < 0 {
+		errs = append(errs, fmt.Errorf("max in flight %d is negative", c.MaxInFlight))
+	}
 	for _, name := range sortedKeys(c.ReadyChecks) {
 		switch {
 		case name == "":
@@ -146,6 +173,20 @@ func (c Config) readyTimeout() time.Duration {
 		return DefaultReadyTimeout
 	}
 	return c.ReadyTimeout
+}
+
+func (c Config) processTimeout() time.Duration {
+	if c.ProcessTimeout == 0 {
+		return DefaultProcessTimeout
+	}
+	return c.ProcessTimeout
+}
+
+func (c Config) maxInFlight() int {
+	if c.MaxInFlight == 0 {
+		return DefaultMaxInFlight
+	}
+	return c.MaxInFlight
 }
 
 func (c Config) shutdownTimeout() time.Duration {

@@ -5,7 +5,8 @@ import "flag"
 // RegisterFlags defines the receiver's command-line flags on fs, writing into
 // c: --bearer-token-file, --basic-auth-username, --basic-auth-password-file,
 // --insecure-no-auth, --tls-cert-file, --tls-key-file, --max-body-bytes,
-// --ready-timeout and --shutdown-timeout. The fields c already holds are the
+// --ready-timeout, --shutdown-timeout, --process-timeout and
+// --max-in-flight. The fields c already holds are the
 // defaults. ReadyChecks, Registerer and Gatherer are the caller's wiring, not
 // flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
@@ -27,4 +28,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"bound on the checks of /readyz (0 means 5s)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout,
 		"bound on the graceful shutdown (0 means 10s)")
+	fs.DurationVar(&c.ProcessTimeout, "process-timeout", c.ProcessTimeout,
+		"deadline of one delivery's processing, under the 2m write timeout (0 means 90s)")
+	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight,
+		"deliveries processed at once; more are answered 503, so that Alertmanager retries (0 means 8)")
 }

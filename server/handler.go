@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -73,13 +74,17 @@ type handler struct {
 	processor Processor
 	logger    *slog.Logger
 	metrics   *metrics
+	// inFlight holds one token per delivery being processed.
+	inFlight chan struct{}
 }
 
 // NewHandler builds the whole chi router in one function:
 //
 //	POST /api/v1/alerts  the webhook: authenticate (401), bound the body
-//	                     (413), require JSON (415), decode and validate (400),
-//	                     then the Processor (200, 500, or 503 when transient)
+//	                     (413), require JSON (415), bound the deliveries in
+//	                     flight (503), decode and validate (400), then the
+//	                     Processor under a deadline (200, 500, or 503 when
+//	                     transient)
 //	GET  /healthz        200 while the process serves
 //	GET  /readyz         200 when every ready check passes, else 503 naming them
 //	GET  /metrics        the Prometheus metrics of cfg.Gatherer
@@ -120,7 +125,7 @@ func NewHandler(cfg Config, p Processor, logger *slog.Logger) (http.Handler, err
 	if auth == nil {
 		logger.Warn("webhook authentication is off (--insecure-no-auth): anyone who reaches the port can send alerts")
 	}
-	h := &handler{cfg: cfg, processor: p, logger: logger, metrics: m}
+	h := &handler{cfg: cfg, processor: p, logger: logger, metrics: m, inFlight: make(chan struct{}, cfg.maxInFlight())}
 
 	r := chi.NewRouter()
 	r.Use(middleware.RequestID, h.observe, h.recoverer)
@@ -142,12 +147,23 @@ func NewHandler(cfg Config, p Processor, logger *slog.Logger) (http.Handler, err
 		r.Use(limitBody(cfg.maxBodyBytes()), requireJSON)
 		r.Post(AlertsPath, h.receiveAlerts)
 	})
+	h.mountProfiles(r, auth)
 	return r, nil
 }
 
 // receiveAlerts decodes one webhook payload and hands it to the Processor.
 // Nothing reaches the Processor unless the payload is valid.
 func (h *handler) receiveAlerts(w http.ResponseWriter, r *http.Request) {
+	select {
+	case h.inFlight <- struct{}{}:
+		defer func() { <-h.inFlight }()
+	default:
+		// Deliberately not queued: a queue would hold Alertmanager's
+		// connections; a 503 makes it retry with its backoff.
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%d deliveries are being processed, the most at once; retry later", cap(h.inFlight)))
+		return
+	}
 	msg, err := DecodeMessage(r.Body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -159,14 +175,20 @@ func (h *handler) receiveAlerts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, a := range msg.Alerts {
-		h.metrics.alertsReceived.WithLabelValues(a.Labels["alertname"], a.Status).Inc()
+		name := a.Labels["alertname"]
+		if h.cfg.KnownAlertName == nil || !h.cfg.KnownAlertName(name) {
+			name = "other"
+		}
+		h.metrics.alertsReceived.WithLabelValues(name, a.Status).Inc()
 	}
-	logger := h.logger.With("request_id", middleware.GetReqID(r.Context()),
-		"receiver", msg.Receiver, "group_key", msg.GroupKey, "status", msg.Status, "alerts", len(msg.Alerts))
+	logger := h.logger.With("request_id", clip(middleware.GetReqID(r.Context())),
+		"receiver", clip(msg.Receiver), "group_key", clip(msg.GroupKey), "status", msg.Status, "alerts", len(msg.Alerts))
 	if msg.TruncatedAlerts > 0 {
 		logger.Warn("Alertmanager truncated the payload (max_alerts): those alerts are not seen", "truncated_alerts", msg.TruncatedAlerts)
 	}
-	decisions, err := h.processor.Process(r.Context(), msg)
+	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.processTimeout())
+	defer cancel()
+	decisions, err := h.processor.Process(ctx, msg)
 	if err != nil {
 		if IsTransient(err) {
 			logger.Warn("processing failed transiently, answering 503 so that Alertmanager retries", "error", err)
@@ -278,9 +300,9 @@ func (h *handler) observe(next http.Handler) http.Handler {
 			level = slog.LevelDebug // probes and scrapes
 		}
 		h.logger.LogAttrs(r.Context(), level, "http request",
-			slog.String("request_id", middleware.GetReqID(r.Context())),
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
+			slog.String("request_id", clip(middleware.GetReqID(r.Context()))),
+			slog.String("method", methodLabel(r.Method)),
+			slog.String("path", clip(r.URL.Path)),
 			slog.String("route", route),
 			slog.Int("status", status),
 			slog.Int("bytes", ww.BytesWritten()),
@@ -303,7 +325,7 @@ func (h *handler) recoverer(next http.Handler) http.Handler {
 				panic(rec) // net/http's way to abort a response; it does not log it
 			}
 			h.logger.Error("panic while serving a request",
-				"request_id", middleware.GetReqID(r.Context()), "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
+				"request_id", clip(middleware.GetReqID(r.Context())), "panic", fmt.Sprint(rec), "stack", string(debug.Stack()))
 			if ww, ok := w.(middleware.WrapResponseWriter); ok && ww.Status() != 0 {
 				return // the answer has begun; the client sees it cut short
 			}
@@ -342,6 +364,22 @@ func requireJSON(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// maxLogValueLen bounds a value that a client controls (a request id, a
+// path, a group key with its label values) in a log line.
+const maxLogValueLen = 256
+
+// clip cuts s to maxLogValueLen bytes on a rune boundary, marking the cut.
+func clip(s string) string {
+	if len(s) <= maxLogValueLen {
+		return s
+	}
+	cut := maxLogValueLen - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // writeError answers {"error": msg} with status.

@@ -274,11 +274,16 @@ func TestMetrics(t *testing.T) {
 	reg.MustRegister(own)
 	cfg := bearerConfig(t)
 	cfg.Registerer, cfg.Gatherer = reg, reg
+	cfg.KnownAlertName = func(n string) bool { return n == "ContainerMemoryLeak" }
 	h := newTestHandler(t, cfg, &recordingProcessor{})
 	for _, f := range []string{"alertmanager-0.25-mixed.json", "alertmanager-0.25-node-firing.json"} {
 		if rec := serve(h, postAlerts(readFixture(t, f))); rec.Code != 200 {
 			t.Fatalf("POST %s = %d %s, want 200", f, rec.Code, rec.Body)
 		}
+	}
+	// A name the policy does not cover, however long, is "other".
+	if rec := serve(h, postAlerts([]byte(validPayload(strings.Repeat("X", 5000))))); rec.Code != 200 {
+		t.Fatalf("POST long alert name = %d %s, want 200", rec.Code, rec.Body)
 	}
 	// Rejected payloads are not counted as received alerts.
 	bad := postAlerts([]byte(validPayload("Rejected")))
@@ -294,8 +299,8 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`leakguard_alerts_received_total{alertname="ContainerMemoryLeak",status="firing"} 2`,
 		`leakguard_alerts_received_total{alertname="ContainerMemoryLeak",status="resolved"} 1`,
-		`leakguard_alerts_received_total{alertname="NodeOrphanCgroups",status="firing"} 2`,
-		`leakguard_http_request_duration_seconds_count{code="200",handler="/api/v1/alerts",method="POST"} 2`,
+		`leakguard_alerts_received_total{alertname="other",status="firing"} 3`,
+		`leakguard_http_request_duration_seconds_count{code="200",handler="/api/v1/alerts",method="POST"} 3`,
 		`leakguard_http_request_duration_seconds_count{code="401",handler="/api/v1/alerts",method="POST"} 1`,
 		`leakguard_http_request_duration_seconds_count{code="400",handler="/api/v1/alerts",method="POST"} 1`,
 		`leakguard_test_caller_metric_total 0`,
@@ -304,7 +309,7 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("GET /metrics lacks %q; got:\n%s", want, body)
 		}
 	}
-	for _, unwanted := range []string{"Rejected"} {
+	for _, unwanted := range []string{"Rejected", "NodeOrphanCgroups", "XXXX"} {
 		if strings.Contains(body, unwanted) {
 			t.Errorf("GET /metrics contains %q, want rejected payloads uncounted", unwanted)
 		}

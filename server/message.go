@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/alertmanager/template"
 )
@@ -44,9 +45,18 @@ type Message struct {
 // every alert have the status firing or resolved. Fields it does not know are
 // ignored, so that a newer Alertmanager adding a field is still understood.
 // Errors say what is wrong and, for an alert, its index. An error from r (for
-// example *http.MaxBytesError) is wrapped, so errors.As finds it.
+// example *http.MaxBytesError) is wrapped, so errors.As finds it. A body
+// that is not valid UTF-8 is malformed (RFC 8259 section 8.1), though
+// encoding/json would accept it and replace the bad bytes.
 func DecodeMessage(r io.Reader) (*Message, error) {
-	dec := json.NewDecoder(r)
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read alertmanager payload: %w", err)
+	}
+	if !utf8.Valid(body) {
+		return nil, fmt.Errorf("decode alertmanager payload: not valid UTF-8 at byte %d (JSON text must be UTF-8, RFC 8259 section 8.1)", firstInvalidUTF8(body))
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	var msg Message
 	if err := dec.Decode(&msg); err != nil {
 		return nil, describeJSONError(err)
@@ -59,6 +69,19 @@ func DecodeMessage(r io.Reader) (*Message, error) {
 		return nil, fmt.Errorf("invalid alertmanager payload: %w", err)
 	}
 	return &msg, nil
+}
+
+// firstInvalidUTF8 returns the offset of the first byte of b that does not
+// begin a valid UTF-8 sequence.
+func firstInvalidUTF8(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
 }
 
 // expectEOF reports an error unless the decoder's input ends after the value

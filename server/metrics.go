@@ -23,7 +23,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	alerts := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "leakguard_alerts_received_total",
-		Help: "Alerts received in valid Alertmanager webhook payloads, by alert name and status (firing or resolved).",
+		Help: "Alerts received in valid Alertmanager webhook payloads, by alert name (the policy's names; any other is \"other\") and status (firing or resolved).",
 	}, []string{"alertname", "status"})
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "leakguard_http_request_duration_seconds",

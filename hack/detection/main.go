@@ -151,6 +151,9 @@ func run(ctx context.Context, out *os.File, casesDir, promtool string, jobs int,
 		for _, rf := range rules {
 			alerts := []string{alertLeak, alertOOM}
 			for _, alert := range alerts {
+				if !defines(rf, alert) {
+					continue
+				}
 				src := longest
 				if alert == alertOOM && probeFile != nil {
 					src = *probeFile // its series end at the crossing
@@ -204,12 +207,20 @@ func run(ctx context.Context, out *os.File, casesDir, promtool string, jobs int,
 			leak := result[id+"|"+alertLeak+"|"+rf]
 			oom := result[id+"|"+alertOOM+"|"+rf]
 			leakCell, lastCell := "never", "–"
-			if leak >= 0 {
+			switch {
+			case !defines(rf, alertLeak):
+				leakCell = "– (no such alert)"
+			case leak >= 0 && leak < start:
+				leakCell = fmt.Sprintf("%s before it (at %s)", hm(start-leak), hm(leak))
+				lastCell = hm(lastResult[id+"|"+alertLeak+"|"+rf])
+			case leak >= 0:
 				leakCell = hm(leak - start)
 				lastCell = hm(lastResult[id+"|"+alertLeak+"|"+rf])
 			}
 			oomCell := "never"
-			if c, ok := crossing[id]; !ok {
+			if !defines(rf, alertOOM) {
+				oomCell = "– (no such alert)"
+			} else if c, ok := crossing[id]; !ok {
 				oomCell = "– (no limit reached)"
 				if oom >= 0 {
 					oomCell = "fired at " + hm(oom)
@@ -232,7 +243,9 @@ func run(ctx context.Context, out *os.File, casesDir, promtool string, jobs int,
 		for _, rf := range rules {
 			for _, alert := range []string{alertLeak, alertOOM} {
 				cell := "quiet"
-				if m := result[id+"|"+alert+"|"+rf]; m >= 0 {
+				if !defines(rf, alert) {
+					cell = "–"
+				} else if m := result[id+"|"+alert+"|"+rf]; m >= 0 {
 					cell = fmt.Sprintf("fired %s to %s", hm(m), hm(lastResult[id+"|"+alert+"|"+rf]))
 				}
 				fmt.Fprintf(w, " %s |", cell)
@@ -369,7 +382,21 @@ func firstLines(s string, n int) string {
 	return strings.Join(lines, " | ")
 }
 
-func hm(minutes int) string { return fmt.Sprintf("%dh%02dm", minutes/60, minutes%60) }
+func hm(minutes int) string {
+	if minutes < 0 {
+		return "-" + hm(-minutes)
+	}
+	return fmt.Sprintf("%dh%02dm", minutes/60, minutes%60)
+}
+
+// defines reports whether a rule file has an alerting rule named alert.
+func defines(rulesFile, alert string) bool {
+	data, err := os.ReadFile(rulesFile)
+	if err != nil {
+		return true // the probe reports the error
+	}
+	return regexp.MustCompile(`(?m)^\s*-?\s*alert:\s*` + regexp.QuoteMeta(alert) + `\s*$`).Match(data)
+}
 
 func sortedKeys(m map[string]int) []string {
 	keys := make([]string, 0, len(m))

@@ -1,9 +1,10 @@
 package e2e
 
-// This file is the only one of the package that uses the remediate
-// package's API (NewEngine, Options, ParsePolicy, DefaultRegistry,
-// Querier, Decision and its constants, the annotation and Event names):
-// when the engine's API changes, this is the file to adapt.
+// This file and policy_engine_test.go are the only ones of the package
+// that use the remediate package's API (NewEngine, Options, ParsePolicy,
+// DefaultRegistry, Querier, Decision and its constants, the annotation
+// and Event names): when the engine's API changes, they are the files to
+// adapt.
 
 import (
 	"context"

@@ -12,11 +12,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -27,11 +25,10 @@ import (
 // go test runs it.
 const repoRoot = "../.."
 
-// The manifests of deploy/leakguard/ that grant leakguard serve its
-// permissions, read as they ship.
-var rbacManifests = []string{"namespace.yaml", "serviceaccount.yaml", "clusterrole.yaml", "clusterrolebinding.yaml"}
-
 var (
+	// leakguardNamespace is where leakguard serve runs: its service account,
+	// its Role and its budget Lease.
+	leakguardNamespace string
 	// shared is the package's lab, nil when it is not running.
 	shared *lab.Lab
 	// unavailable says why shared is nil.
@@ -86,33 +83,25 @@ func TestMain(m *testing.M) {
 // ClusterRole and binding, and a client configuration for the account
 // that the binding names.
 func setUpLeakguard(ctx context.Context, l *lab.Lab) error {
-	paths := make([]string, len(rbacManifests))
-	for i, f := range rbacManifests {
-		paths[i] = filepath.Join(repoRoot, "deploy", "leakguard", f)
-	}
-	objs, err := lab.ReadManifests(paths...)
+	ns, name, cfg, err := installLeakguard(ctx, l)
 	if err != nil {
 		return err
 	}
-	if err := lab.Create(ctx, l.Admin, objs...); err != nil {
-		return err
-	}
-	var ns, name string
-	for _, obj := range objs {
-		if b, ok := obj.(*rbacv1.ClusterRoleBinding); ok {
-			for _, s := range b.Subjects {
-				if s.Kind == rbacv1.ServiceAccountKind {
-					ns, name = s.Namespace, s.Name
-				}
-			}
-		}
-	}
-	if name == "" {
-		return fmt.Errorf("no ClusterRoleBinding in %v binds a service account", rbacManifests)
-	}
 	serviceAccount = ns + "/" + name
-	leakguardConfig, err = l.ServiceAccountConfig(ctx, ns, name)
-	return err
+	leakguardNamespace = ns
+	leakguardConfig = cfg
+	return nil
+}
+
+// installLeakguard creates deploy/leakguard's RBAC manifests in l and
+// returns the service account they bind and a configuration that
+// authenticates as it.
+func installLeakguard(ctx context.Context, l *lab.Lab) (ns, name string, cfg *rest.Config, err error) {
+	if ns, name, err = lab.InstallLeakguard(ctx, l, repoRoot); err != nil {
+		return "", "", nil, err
+	}
+	cfg, err = l.ServiceAccountConfig(ctx, ns, name)
+	return ns, name, cfg, err
 }
 
 // needLab returns the shared lab, or skips the test when the binaries are

@@ -73,6 +73,21 @@ func TestLeakguardRoleAllows(t *testing.T) {
 		{"get daemonsets", notFound(func() error { _, err := c.AppsV1().DaemonSets(w.Namespace).Get(ctx, "none", get); return err })},
 		{"get jobs", notFound(func() error { _, err := c.BatchV1().Jobs(w.Namespace).Get(ctx, "none", get); return err })},
 		{"get cronjobs", notFound(func() error { _, err := c.BatchV1().CronJobs(w.Namespace).Get(ctx, "none", get); return err })},
+		// The restart remediator evicts a pod without a controller; a pod
+		// that does not exist answers NotFound once authorized.
+		{"evict pods", notFound(func() error {
+			return c.CoreV1().Pods(w.Namespace).EvictV1(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: "none", Namespace: w.Namespace}})
+		})},
+		{"get events", notFound(func() error { _, err := c.CoreV1().Events(w.Namespace).Get(ctx, "none", get); return err })},
+		{"patch events", notFound(func() error {
+			_, err := c.CoreV1().Events(w.Namespace).Patch(ctx, "none", types.MergePatchType, []byte(`{"count":2}`), metav1.PatchOptions{})
+			return err
+		})},
+		// The budget Lease, in leakguard's own namespace only.
+		{"get leases", notFound(func() error {
+			_, err := c.CoordinationV1().Leases(leakguardNamespace).Get(ctx, "none", get)
+			return err
+		})},
 		{"create events", func() error {
 			_, err := c.CoreV1().Events(w.Namespace).Create(ctx, &corev1.Event{
 				ObjectMeta:     metav1.ObjectMeta{Name: "probe." + w.Namespace},
@@ -120,8 +135,11 @@ func TestLeakguardRoleRefuses(t *testing.T) {
 			_, err := c.CoreV1().Nodes().Update(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: w.Node}}, metav1.UpdateOptions{})
 			return err
 		}},
-		{"list nodes", func(ctx context.Context, c kubernetes.Interface) error {
-			_, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		{"watch nodes", func(ctx context.Context, c kubernetes.Interface) error {
+			w, err := c.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
+			if err == nil {
+				w.Stop()
+			}
 			return err
 		}},
 		{"get secrets", func(ctx context.Context, c kubernetes.Interface) error {
@@ -140,8 +158,11 @@ func TestLeakguardRoleRefuses(t *testing.T) {
 			_, err := c.CoreV1().ConfigMaps(w.Namespace).Get(ctx, "any", metav1.GetOptions{})
 			return err
 		}},
-		{"list pods", func(ctx context.Context, c kubernetes.Interface) error {
-			_, err := c.CoreV1().Pods(w.Namespace).List(ctx, metav1.ListOptions{})
+		{"watch pods", func(ctx context.Context, c kubernetes.Interface) error {
+			w, err := c.CoreV1().Pods(w.Namespace).Watch(ctx, metav1.ListOptions{})
+			if err == nil {
+				w.Stop()
+			}
 			return err
 		}},
 		{"create pods", func(ctx context.Context, c kubernetes.Interface) error {
@@ -162,8 +183,12 @@ func TestLeakguardRoleRefuses(t *testing.T) {
 		{"delete pods", func(ctx context.Context, c kubernetes.Interface) error {
 			return c.CoreV1().Pods(w.Namespace).Delete(ctx, w.Pod, metav1.DeleteOptions{})
 		}},
-		{"evict pods", func(ctx context.Context, c kubernetes.Interface) error {
-			return c.CoreV1().Pods(w.Namespace).EvictV1(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: w.Pod, Namespace: w.Namespace}})
+		{"get leases of another namespace", func(ctx context.Context, c kubernetes.Interface) error {
+			_, err := c.CoordinationV1().Leases("kube-node-lease").Get(ctx, "any", metav1.GetOptions{})
+			return err
+		}},
+		{"delete the budget lease", func(ctx context.Context, c kubernetes.Interface) error {
+			return c.CoordinationV1().Leases(leakguardNamespace).Delete(ctx, "leakguard-budget", metav1.DeleteOptions{})
 		}},
 		{"patch pods/status", func(ctx context.Context, c kubernetes.Interface) error {
 			_, err := c.CoreV1().Pods(w.Namespace).Patch(ctx, w.Pod, types.MergePatchType, []byte(`{"status":{"phase":"Failed"}}`), metav1.PatchOptions{}, "status")

@@ -40,7 +40,7 @@ func FindBinaries(repoRoot string) (string, error) {
 	}
 	for _, bin := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
-			return dir, fmt.Errorf("no %s in %s (run hack/e2e-binaries.sh, or make e2e, which builds kube-apiserver from source once and links Debian's etcd-server): %w", bin, dir, err)
+			return dir, fmt.Errorf("no %s in %s (run hack/e2e-binaries.sh, or make e2e, which builds kube-apiserver and etcd from source once): %w", bin, dir, err)
 		}
 	}
 	return dir, nil

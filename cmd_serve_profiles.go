@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/server"
+)
+
+// profileFlags configure where serve keeps the profile remediator's
+// profiles.
+type profileFlags struct {
+	dir      string
+	maxBytes int64
+	maxAge   time.Duration
+}
+
+func (p *profileFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.dir, "profile-dir", "", "`DIR` (a volume) where the profile remediator stores heap and goroutine profiles, served at GET /profiles; empty holds profile (no-profile-store)")
+	fs.Int64Var(&p.maxBytes, "profile-max-bytes", remediate.DefaultProfileMaxBytes, "total size of the stored profiles; the oldest are removed beyond it")
+	fs.DurationVar(&p.maxAge, "profile-max-age", remediate.DefaultProfileMaxAge, "age after which a stored profile is removed")
+}
+
+// store opens the profile directory, nil without --profile-dir.
+func (p profileFlags) store() (*remediate.ProfileStore, error) {
+	if p.dir == "" {
+		return nil, nil
+	}
+	if p.maxBytes <= 0 || p.maxAge <= 0 {
+		return nil, errors.New("--profile-max-bytes and --profile-max-age must be positive")
+	}
+	return remediate.NewProfileStore(p.dir, p.maxBytes, p.maxAge)
+}
+
+// profileSource serves a ProfileStore through server.ProfileSource.
+type profileSource struct{ s *remediate.ProfileStore }
+
+func (p profileSource) ListProfiles() ([]server.ProfileInfo, error) {
+	p.s.Prune(time.Now())
+	files, err := p.s.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]server.ProfileInfo, 0, len(files))
+	for _, f := range files {
+		out = append(out, server.ProfileInfo{Name: f.Name, Size: f.Size, ModTime: f.ModTime})
+	}
+	return out, nil
+}
+
+func (p profileSource) OpenProfile(name string) (io.ReadSeekCloser, time.Time, error) {
+	f, err := p.s.Open(name)
+	if errors.Is(err, remediate.ErrProfileNotFound) {
+		return nil, time.Time{}, server.ErrNoProfile
+	}
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, time.Time{}, err
+	}
+	return f, info.ModTime(), nil
+}
+
+// resumeInterval is how often serve looks for drains whose replica
+// stopped (a heartbeat older than two minutes).
+const resumeInterval = time.Minute
+
+// resumeDrains resumes or reports, at start and every resumeInterval,
+// the drains whose replica stopped mid-drain, until ctx ends.
+func resumeDrains(ctx context.Context, e *remediate.Engine, logger *slog.Logger) {
+	t := time.NewTicker(resumeInterval)
+	defer t.Stop()
+	for {
+		resumed, reported, err := e.ResumeDrains(ctx)
+		switch {
+		case err != nil:
+			logger.Warn("could not look for interrupted drains", "error", err)
+		case resumed+reported > 0:
+			logger.Info("interrupted drains", "resumed", resumed, "reported_incomplete", reported)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

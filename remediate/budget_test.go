@@ -1,0 +1,314 @@
+package remediate
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/alertmanager/template"
+	"github.com/prometheus/common/model"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+func nodeAlert(node string) template.Alert {
+	return alert("firing", map[string]string{"alertname": "NodeCgroupLeak", "node": node})
+}
+
+func podAlert(pod string) template.Alert {
+	return alert("firing", map[string]string{"alertname": "ContainerMemoryLeak", "namespace": "shop", "pod": pod, "container": "app"})
+}
+
+func outcomes(ds []Decision) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.Decision+"/"+d.Reason)
+	}
+	return out
+}
+
+func getLease(t *testing.T, cs *fake.Clientset) *coordinationv1.Lease {
+	t.Helper()
+	l, err := cs.CoordinationV1().Leases(DefaultNamespace).Get(context.Background(), BudgetLeaseName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("get budget lease: %v", err)
+	}
+	return l
+}
+
+const nodeRatePolicy = "rateLimit: {perMinute: 1, burst: 1}\nalerts:\n  NodeCgroupLeak:\n    target: node\n    check: {name: none}\n    remediators: [{name: annotate}]\n"
+
+// TestRateAcrossReplicas gives two engines (two replicas, or one before
+// and after a restart) one token between them: the second is held,
+// which an in-memory bucket per replica did not do.
+func TestRateAcrossReplicas(t *testing.T) {
+	e1, cs := newTestEngine(t, engineSetup{policy: nodeRatePolicy})
+	p, _ := ParsePolicy([]byte(nodeRatePolicy), DefaultRegistry())
+	e2, err := NewEngine(Options{Client: cs, Policy: p, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1, _ := e1.DecideOne(context.Background(), nodeAlert("n1"))
+	d2, _ := e2.DecideOne(context.Background(), nodeAlert("cp1"))
+	if diff := cmp.Diff([]string{"acted/", "held/rate-limited"}, outcomes([]Decision{d1, d2})); diff != "" {
+		t.Errorf("decisions mismatch (-want +got):\n%s", diff)
+	}
+	if ann := getLease(t, cs).Annotations[annotationBudgetRate]; !strings.Contains(ann, `"tokens":0`) {
+		t.Errorf("lease rate = %s, want an empty bucket", ann)
+	}
+}
+
+// TestRateConcurrentReplicas has two engines take the last token at once:
+// both read the Lease at one resourceVersion, one update conflicts, is
+// redone on the fresh state and finds the bucket empty.
+func TestRateConcurrentReplicas(t *testing.T) {
+	for round := range 5 {
+		cs := newCluster(t, fixtures()...)
+		p, _ := ParsePolicy([]byte(strings.Replace(nodeRatePolicy, "check: {name: none}", "check: {name: orphan-cgroups}", 1)), DefaultRegistry())
+		var engines []*Engine
+		bq := &barrierQuerier{q: &fakeQuerier{answers: map[string]model.Value{
+			`max(node:leakguard_node_orphan_cgroups:max{node="n1"})`:  vec(50),
+			`max(node:leakguard_node_orphan_cgroups:max{node="cp1"})`: vec(50),
+		}}, arrived: make(chan struct{}, 2), n: 2}
+		for range 2 {
+			e, err := NewEngine(Options{Client: cs, Querier: bq, Policy: p, Now: func() time.Time { return testNow }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			engines = append(engines, e)
+		}
+		ds := make([]Decision, 2)
+		var wg sync.WaitGroup
+		for i, node := range []string{"n1", "cp1"} {
+			wg.Go(func() { ds[i], _ = engines[i].DecideOne(context.Background(), nodeAlert(node)) })
+		}
+		wg.Wait()
+		got := map[string]int{}
+		for _, d := range ds {
+			got[d.Decision+"/"+d.Reason]++
+		}
+		if diff := cmp.Diff(map[string]int{"acted/": 1, "held/rate-limited": 1}, got); diff != "" {
+			t.Fatalf("round %d: decisions mismatch (-want +got):\n%s (%+v)", round, diff, ds)
+		}
+	}
+}
+
+// TestBudgetUnreadable: a budget Lease the API cannot serve stops every
+// action, transiently (503, Alertmanager retries), and nothing is written
+// but the cooldown-free reads.
+func TestBudgetUnreadable(t *testing.T) {
+	e, cs := newTestEngine(t, engineSetup{policy: nodeRatePolicy})
+	cs.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("etcd down")
+	})
+	d, err := e.DecideOne(context.Background(), nodeAlert("n1"))
+	if d.Decision != DecisionError || d.Reason != ReasonGuardError || !IsTransient(err) {
+		t.Errorf("DecideOne() = %s/%s, %v; want error/guard-error, transient", d.Decision, d.Reason, err)
+	}
+	if n := len(patches(cs, "nodes")); n != 0 {
+		t.Errorf("%d node patches, want none", n)
+	}
+}
+
+// disruptivePolicy runs annotate and the test's disruptive remediator on
+// workloads, behind a check.
+func disruptivePolicy(extra string) string {
+	return extra + "alerts:\n  ContainerMemoryLeak:\n    target: workload\n    check: {name: working-set-slope}\n    remediators: [{name: annotate}, {name: disrupt, enabled: true}]\n"
+}
+
+func newDisruptiveEngine(t *testing.T, policy string, objs []runtime.Object, opts func(*Options)) (*Engine, *fake.Clientset) {
+	t.Helper()
+	if objs == nil {
+		objs = fixtures()
+	}
+	cs := newCluster(t, objs...)
+	p, err := ParsePolicy([]byte(policy), testRegistry(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Client: cs, Querier: confirmingQuerier{}, Policy: p, Now: func() time.Time { return testNow }}
+	if opts != nil {
+		opts(&o)
+	}
+	e, err := NewEngine(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, cs
+}
+
+func remediatorResults(d Decision) []string {
+	var out []string
+	for _, r := range d.Remediators {
+		out = append(out, r.Name+" "+r.Result)
+	}
+	return out
+}
+
+// TestPauseSwitch flips leakguard.io/pause on leakguard's namespace: the
+// disruptive remediator is held, annotate acts; unflipped, both act.
+func TestPauseSwitch(t *testing.T) {
+	objs := append(fixtures(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: DefaultNamespace, Annotations: map[string]string{AnnotationPause: "True"}}})
+	e, cs := newDisruptiveEngine(t, disruptivePolicy(""), objs, nil)
+	d, err := e.DecideOne(context.Background(), podAlert("web-7d9-abcde"))
+	if err != nil || d.Decision != DecisionActed {
+		t.Fatalf("DecideOne() = %s/%s, %v; want acted (annotate)", d.Decision, d.Reason, err)
+	}
+	if diff := cmp.Diff([]string{"annotate acted", "disrupt held"}, remediatorResults(d)); diff != "" {
+		t.Errorf("remediators mismatch (-want +got):\n%s", diff)
+	}
+	if !strings.HasPrefix(d.Remediators[1].Detail, ReasonPaused+":") {
+		t.Errorf("disrupt detail = %q, want %s", d.Remediators[1].Detail, ReasonPaused)
+	}
+	ns, _ := cs.CoreV1().Namespaces().Get(context.Background(), DefaultNamespace, metav1.GetOptions{})
+	ns.Annotations = nil
+	if _, err := cs.CoreV1().Namespaces().Update(context.Background(), ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d, _ = e.DecideOne(context.Background(), podAlert("db-0"))
+	if diff := cmp.Diff([]string{"annotate acted", "disrupt acted"}, remediatorResults(d)); diff != "" {
+		t.Errorf("unpaused: remediators mismatch (-want +got):\n%s", diff)
+	}
+	// Only the disruptive remediator is paused: an entry that only
+	// disrupts is held with the reason.
+	e2, cs2 := newDisruptiveEngine(t, strings.Replace(disruptivePolicy(""), "{name: annotate}, ", "", 1), objs, nil)
+	d, err = e2.DecideOne(context.Background(), podAlert("web-7d9-abcde"))
+	if err != nil || d.Decision != DecisionHeld || d.Reason != ReasonPaused {
+		t.Errorf("disrupt only: DecideOne() = %s/%s, %v; want held/paused", d.Decision, d.Reason, err)
+	}
+	if n := len(patches(cs2, "deployments")); n != 0 {
+		t.Errorf("paused: %d deployment patches, want none", n)
+	}
+}
+
+// TestPauseSwitchUnreadable: leakguard's namespace cannot be read, so
+// nothing disruptive acts and the delivery is retried.
+func TestPauseSwitchUnreadable(t *testing.T) {
+	e, cs := newDisruptiveEngine(t, disruptivePolicy(""), nil, nil)
+	cs.PrependReactor("get", "namespaces", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.(k8stesting.GetAction).GetName() == DefaultNamespace {
+			return true, nil, errors.New("connection refused")
+		}
+		return false, nil, nil
+	})
+	d, err := e.DecideOne(context.Background(), podAlert("web-7d9-abcde"))
+	if d.Decision != DecisionError || !IsTransient(err) {
+		t.Errorf("DecideOne() = %s/%s, %v; want error, transient", d.Decision, d.Reason, err)
+	}
+	if n := len(patches(cs, "deployments")); n != 0 {
+		t.Errorf("%d deployment patches, want none", n)
+	}
+}
+
+// TestStormGuard: with storm targets 2, the third target needing a
+// disruptive action within the window pauses the disruptive remediator
+// for every target, recorded in the Lease; annotate goes on.
+func TestStormGuard(t *testing.T) {
+	policy := disruptivePolicy("disruption: {perNamespacePerHour: 10, storm: {targets: 2, window: 10m, pause: 30m}}\n")
+	e, cs := newDisruptiveEngine(t, policy, nil, nil)
+	ds, err := e.Decide(context.Background(), []template.Alert{
+		podAlert("web-7d9-abcde"), podAlert("db-0"), podAlert("lonely"), podAlert("report-2911-xyz"),
+	})
+	if err != nil {
+		t.Fatalf("Decide() error: %v", err)
+	}
+	var got [][]string
+	for _, d := range ds {
+		got = append(got, remediatorResults(d))
+	}
+	want := [][]string{{"annotate acted", "disrupt acted"}, {"annotate acted", "disrupt acted"}, {"annotate acted", "disrupt held"}, {"annotate acted", "disrupt held"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("remediators mismatch (-want +got):\n%s", diff)
+	}
+	for _, d := range ds[2:] {
+		if !strings.HasPrefix(d.Remediators[1].Detail, ReasonStorm+":") {
+			t.Errorf("%s: disrupt detail = %q, want %s", d.Target, d.Remediators[1].Detail, ReasonStorm)
+		}
+	}
+	storm := getLease(t, cs).Annotations[annotationBudgetStorm]
+	if !strings.Contains(storm, "3 targets needed a disruptive action within 10m0s") || !strings.Contains(storm, `"pausedUntil":"2026-11-23T12:30:00Z"`) {
+		t.Errorf("lease storm record = %s, want why and the pause's end", storm)
+	}
+	// After the pause, disruptive actions resume (annotate is still in
+	// its hour of cooldown).
+	e.now = func() time.Time { return testNow.Add(31 * time.Minute) }
+	d, _ := e.DecideOne(context.Background(), podAlert("report-2911-xyz"))
+	if diff := cmp.Diff([]string{"annotate held", "disrupt acted"}, remediatorResults(d)); diff != "" {
+		t.Errorf("after the pause: remediators mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestNamespaceDisruptionCap allows one disruptive action per namespace
+// and hour: the second target in shop is held, an hour later it acts. In
+// dry-run, the ledger holds the second as a real run would.
+func TestNamespaceDisruptionCap(t *testing.T) {
+	policy := disruptivePolicy("disruption: {perNamespacePerHour: 1}\n")
+	for _, dry := range []bool{false, true} {
+		e, cs := newDisruptiveEngine(t, policy, nil, func(o *Options) { o.DryRun = dry })
+		ds, _ := e.Decide(context.Background(), []template.Alert{podAlert("web-7d9-abcde"), podAlert("db-0")})
+		word := "acted"
+		if dry {
+			word = "dry-run"
+		}
+		if diff := cmp.Diff([][]string{{"annotate " + word, "disrupt " + word}, {"annotate " + word, "disrupt held"}},
+			[][]string{remediatorResults(ds[0]), remediatorResults(ds[1])}); diff != "" {
+			t.Errorf("dry-run %v: remediators mismatch (-want +got):\n%s", dry, diff)
+		}
+		if !strings.HasPrefix(ds[1].Remediators[1].Detail, ReasonNamespaceBudget+":") {
+			t.Errorf("dry-run %v: held detail = %q, want %s", dry, ds[1].Remediators[1].Detail, ReasonNamespaceBudget)
+		}
+		if dry {
+			if _, err := cs.CoordinationV1().Leases(DefaultNamespace).Get(context.Background(), BudgetLeaseName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("dry-run wrote the budget lease: %v", err)
+			}
+			continue
+		}
+		e.now = func() time.Time { return testNow.Add(61 * time.Minute) }
+		d, _ := e.DecideOne(context.Background(), podAlert("lonely"))
+		if diff := cmp.Diff([]string{"annotate acted", "disrupt acted"}, remediatorResults(d)); diff != "" {
+			t.Errorf("an hour later: remediators mismatch (-want +got):\n%s", diff)
+		}
+	}
+}
+
+// TestBudgetKeptAfterUncertainFailure: an action that timed out may have
+// happened, so its rate token stays spent; one the API refused (403)
+// gives it back.
+func TestBudgetKeptAfterUncertainFailure(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		err    error
+		tokens string
+	}{
+		{"timeout keeps the token", apierrors.NewTimeoutError("patch timed out", 1), `"tokens":0`},
+		{"forbidden gives it back", apierrors.NewForbidden(schemaNodes, "n1", errors.New("RBAC")), `"tokens":1`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, cs := newTestEngine(t, engineSetup{policy: nodeRatePolicy})
+			cs.PrependReactor("patch", "nodes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if strings.Contains(string(a.(k8stesting.PatchActionImpl).Patch), AnnotationFinding) {
+					return true, nil, tc.err
+				}
+				return false, nil, nil
+			})
+			if d, _ := e.DecideOne(context.Background(), nodeAlert("n1")); d.Decision != DecisionError {
+				t.Fatalf("DecideOne() = %s/%s, want error", d.Decision, d.Reason)
+			}
+			if ann := getLease(t, cs).Annotations[annotationBudgetRate]; !strings.Contains(ann, tc.tokens) {
+				t.Errorf("lease rate = %s, want %s", ann, tc.tokens)
+			}
+		})
+	}
+}
+
+var schemaNodes = schema.GroupResource{Resource: "nodes"}

@@ -1,0 +1,455 @@
+package remediate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+// node returns a node in pool, schedulable unless cordoned.
+func node(name, pool string, cordoned bool, labels ...string) *corev1.Node {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name), ResourceVersion: "1", Labels: map[string]string{"pool": pool}}}
+	n.Spec.Unschedulable = cordoned
+	for _, l := range labels {
+		n.Labels[l] = ""
+	}
+	return n
+}
+
+// nodes returns n schedulable nodes node-0… in pool p.
+func nodes(n int, p string) []runtime.Object {
+	var out []runtime.Object
+	for i := range n {
+		out = append(out, node(fmt.Sprintf("node-%d", i), p, false))
+	}
+	return out
+}
+
+func cordonFinding() Finding {
+	return Finding{Alert: alert("firing", map[string]string{"alertname": "NodeOrphanCgroups", "node": "node-0"}),
+		Check: Result{Confirmed: true, Value: 42, HasValue: true, Summary: "42 > 20"}, Cooldown: time.Hour}
+}
+
+func nodeTarget(t *testing.T, cs k8sClient, name string) *Target {
+	t.Helper()
+	tg, err := resolveTarget(context.Background(), cs, TargetNode, alert("firing", map[string]string{"alertname": "NodeOrphanCgroups", "node": name}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+func newCordonT(t *testing.T, args string) Cordon {
+	t.Helper()
+	r, err := NewCordon(json.RawMessage(args))
+	if err != nil {
+		t.Fatalf("NewCordon(%s) = %v", args, err)
+	}
+	return r.(Cordon)
+}
+
+func cordonEnv(cs k8sClient) Env { return Env{Client: cs, Now: testNow, Namespace: "leakguard"} }
+
+// applyCordon plans and, when the plan acts, applies cordon on node.
+func applyCordon(t *testing.T, cs k8sClient, c Cordon, name string) (Plan, string, error) {
+	t.Helper()
+	p := c.Plan(nodeTarget(t, cs, name), cordonFinding(), testNow)
+	if p.Hold != "" {
+		return p, "", nil
+	}
+	out, err := p.Apply(context.Background(), cordonEnv(cs))
+	return p, out, err
+}
+
+func heldReason(p Plan, err error) string {
+	var h *HeldError
+	if errors.As(err, &h) {
+		return h.Reason
+	}
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return p.Hold
+}
+
+func TestCordonGuards(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		objs   []runtime.Object
+		target string
+		args   string
+		want   string // the reason that holds, "" when it cordons
+	}{
+		{"cordons", nodes(20, "a"), "node-0", `{}`, ""},
+		{"already unschedulable", append(nodes(19, "a"), node("node-x", "a", true)), "node-x", `{}`, ReasonAlreadyUnschedulable},
+		{"max count, a person's cordon counts", append(nodes(19, "a"), node("node-x", "a", true)), "node-0", `{}`, ReasonMaxUnschedulable},
+		{"max count, a not-ready taint counts", append(nodes(19, "a"), func() runtime.Object {
+			n := node("node-x", "a", false)
+			n.Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}}
+			return n
+		}()), "node-0", `{}`, ReasonMaxUnschedulable},
+		{"share of 10 % in a cluster of 5", nodes(5, "a"), "node-0", `{}`, ReasonMaxUnschedulableShare},
+		{"share allows 1 of 10", nodes(10, "a"), "node-0", `{}`, ""},
+		{"share with one down already", append(nodes(9, "a"), node("node-x", "a", true)), "node-0", `{"maxUnschedulable": 5}`, ReasonMaxUnschedulableShare},
+		{"last schedulable node of its pool", append(nodes(10, "a"), node("b-0", "b", false), node("b-1", "b", true)), "b-0", `{"maxUnschedulable": 5, "maxUnschedulablePercent": 50, "poolLabel": "pool"}`, ReasonLastInPool},
+		{"not the last of its pool", append(nodes(10, "a"), node("b-0", "b", false), node("b-1", "b", false)), "b-0", `{"maxUnschedulable": 5, "maxUnschedulablePercent": 50, "poolLabel": "pool"}`, ""},
+		{"a lone node is the last of the cluster", nodes(1, "a"), "node-0", `{"maxUnschedulablePercent": 100}`, ReasonLastInPool},
+		{"control plane", append(nodes(19, "a"), node("cp", "a", false, labelControlPlane)), "cp", `{}`, ReasonControlPlane},
+		{"legacy master label", append(nodes(19, "a"), node("cp", "a", false, labelMaster)), "cp", `{}`, ReasonControlPlane},
+		{"control plane allowed", append(nodes(19, "a"), node("cp", "a", false, labelControlPlane)), "cp", `{"allowControlPlane": true}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := newCluster(t, tc.objs...)
+			p, _, err := applyCordon(t, cs, newCordonT(t, tc.args), tc.target)
+			if got := heldReason(p, err); got != tc.want {
+				t.Fatalf("cordon %s: held by %q, want %q (detail %q)", tc.target, got, tc.want, p.Detail)
+			}
+			n, _ := cs.CoreV1().Nodes().Get(context.Background(), tc.target, metav1.GetOptions{})
+			wasCordoned := false
+			for _, o := range tc.objs {
+				if o.(*corev1.Node).Name == tc.target {
+					wasCordoned = o.(*corev1.Node).Spec.Unschedulable
+				}
+			}
+			if tc.want == "" != (n.Spec.Unschedulable && !wasCordoned) {
+				t.Errorf("node %s unschedulable = %v after a decision held by %q", tc.target, n.Spec.Unschedulable, tc.want)
+			}
+			if tc.want != "" && len(patches(cs, "nodes")) != 0 {
+				t.Errorf("held by %s, but patched the node: %v", tc.want, patches(cs, "nodes"))
+			}
+		})
+	}
+}
+
+func TestCordonWritesMarkTaintAndReservation(t *testing.T) {
+	cs := newCluster(t, nodes(10, "a")...)
+	_, out, err := applyCordon(t, cs, newCordonT(t, `{"taint": true}`), "node-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "42 > 20") || !strings.Contains(out, TaintCgroupLeak) {
+		t.Errorf("outcome %q names neither the value nor the taint", out)
+	}
+	n, _ := cs.CoreV1().Nodes().Get(context.Background(), "node-0", metav1.GetOptions{})
+	m, ok := readMark(n.Annotations)
+	if !ok || m.Alert != "NodeOrphanCgroups" || m.Value != "42 > 20" || !m.At.Equal(testNow) || !m.Taint {
+		t.Errorf("mark = %+v (%v), want NodeOrphanCgroups, 42 > 20, %s, taint", m, ok, testNow)
+	}
+	if !n.Spec.Unschedulable || !hasTaint(n, TaintCgroupLeak) {
+		t.Errorf("node spec = %+v, want unschedulable and tainted", n.Spec)
+	}
+	lease, err := cs.CoordinationV1().Leases("leakguard").Get(context.Background(), CordonLeaseName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res reservations
+	if err := json.Unmarshal([]byte(lease.Annotations[annotationCordonReservations]), &res); err != nil || !res["node-0"].Equal(testNow) {
+		t.Errorf("reservations = %v (%v), want node-0 at %s", res, err, testNow)
+	}
+}
+
+// A reservation another replica wrote counts before its node shows
+// unschedulable: the second decision is held.
+func TestCordonReservationCounts(t *testing.T) {
+	cs := newCluster(t, nodes(20, "a")...)
+	res, _ := json.Marshal(reservations{"node-5": testNow.Add(-time.Minute)})
+	if _, err := cs.CoordinationV1().Leases("leakguard").Create(context.Background(), &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: CordonLeaseName, Namespace: "leakguard",
+		Annotations: map[string]string{annotationCordonReservations: string(res)}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p, _, err := applyCordon(t, cs, newCordonT(t, `{}`), "node-0")
+	if got := heldReason(p, err); got != ReasonMaxUnschedulable {
+		t.Fatalf("held by %q, want %s", got, ReasonMaxUnschedulable)
+	}
+	// An expired reservation (its replica died before the patch) does not.
+	cs = newCluster(t, nodes(20, "a")...)
+	res, _ = json.Marshal(reservations{"node-5": testNow.Add(-cordonReservationTTL)})
+	_, _ = cs.CoordinationV1().Leases("leakguard").Create(context.Background(), &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: CordonLeaseName, Namespace: "leakguard",
+		Annotations: map[string]string{annotationCordonReservations: string(res)}}}, metav1.CreateOptions{})
+	if p, _, err := applyCordon(t, cs, newCordonT(t, `{}`), "node-0"); heldReason(p, err) != "" {
+		t.Fatalf("an expired reservation held: %s", heldReason(p, err))
+	}
+}
+
+// Two replicas decide at once: the second's Lease write conflicts, it
+// judges again on the first's reservation and is held.
+func TestCordonLeaseConflictRejudges(t *testing.T) {
+	cs := newCluster(t, nodes(20, "a")...)
+	if _, err := cs.CoordinationV1().Leases("leakguard").Create(context.Background(), &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: CordonLeaseName, Namespace: "leakguard"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	raced := false
+	cs.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if raced {
+			return false, nil, nil
+		}
+		raced = true
+		// The other replica's reservation lands first.
+		res, _ := json.Marshal(reservations{"node-7": testNow})
+		l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: CordonLeaseName, Namespace: "leakguard", ResourceVersion: "2", Annotations: map[string]string{annotationCordonReservations: string(res)}}}
+		if err := cs.Tracker().Update(coordinationv1.SchemeGroupVersion.WithResource("leases"), l, "leakguard"); err != nil {
+			t.Fatal(err)
+		}
+		return true, nil, apierrors.NewConflict(coordinationv1.Resource("leases"), CordonLeaseName, errors.New("modified"))
+	})
+	p, _, err := applyCordon(t, cs, newCordonT(t, `{}`), "node-0")
+	if got := heldReason(p, err); got != ReasonMaxUnschedulable {
+		t.Fatalf("after the conflict: held by %q, want %s", got, ReasonMaxUnschedulable)
+	}
+	if len(patches(cs, "nodes")) != 0 {
+		t.Errorf("patched a node after losing the race")
+	}
+}
+
+func TestCordonLeaseReadFailureIsTransient(t *testing.T) {
+	cs := newCluster(t, nodes(20, "a")...)
+	cs.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("etcd")
+	})
+	_, _, err := applyCordon(t, cs, newCordonT(t, `{}`), "node-0")
+	if !IsTransient(err) {
+		t.Fatalf("err = %v, want transient", err)
+	}
+	if len(patches(cs, "nodes")) != 0 {
+		t.Errorf("patched a node without the Lease")
+	}
+}
+
+func TestNewCordonArgs(t *testing.T) {
+	for _, bad := range []string{`{"maxUnschedulable": 0}`, `{"maxUnschedulablePercent": 0}`, `{"maxUnschedulablePercent": 101}`, `{"drain": true}`} {
+		if _, err := NewCordon(json.RawMessage(bad)); err == nil {
+			t.Errorf("NewCordon(%s) = nil error", bad)
+		}
+	}
+	c := newCordonT(t, ``)
+	if c.MaxUnschedulable != 1 || c.MaxUnschedulablePercent != 10 || c.UncordonOnResolve || c.Taint || c.AllowControlPlane {
+		t.Errorf("defaults = %+v", c)
+	}
+}
+
+func TestCordonAfterPersonUncordoned(t *testing.T) {
+	n := node("node-0", "a", false)
+	mark, _ := json.Marshal(cordonMark{Alert: "NodeOrphanCgroups", Value: "42 > 20", At: testNow.Add(-10 * time.Minute)})
+	n.Annotations = map[string]string{AnnotationCordonedBy: string(mark)}
+	cs := newCluster(t, append(nodes(20, "b")[1:], n)...)
+	p := newCordonT(t, `{}`).Plan(nodeTarget(t, cs, "node-0"), cordonFinding(), testNow)
+	if p.Hold != ReasonUncordonedByPerson || !p.Warn {
+		t.Fatalf("Plan = %q (warn %v), want %s", p.Hold, p.Warn, ReasonUncordonedByPerson)
+	}
+	// After the cooldown, or for another alert, cordon judges afresh.
+	if p := newCordonT(t, `{}`).Plan(nodeTarget(t, cs, "node-0"), cordonFinding(), testNow.Add(time.Hour)); p.Hold != "" {
+		t.Errorf("after the cooldown: held by %s", p.Hold)
+	}
+	f := cordonFinding()
+	f.Alert.Labels["alertname"] = "NodeCgroupLeak"
+	if p := newCordonT(t, `{}`).Plan(nodeTarget(t, cs, "node-0"), f, testNow); p.Hold != "" {
+		t.Errorf("for another alert: held by %s", p.Hold)
+	}
+}
+
+func TestUncordonOnlyLeakguardsOwnCordon(t *testing.T) {
+	mark := func(alert string, taint bool) string {
+		b, _ := json.Marshal(cordonMark{Alert: alert, At: testNow.Add(-time.Hour), Taint: taint})
+		return string(b)
+	}
+	cordoned := func(ann string, mutate func(*corev1.Node)) *corev1.Node {
+		n := node("node-0", "a", true)
+		if ann != "" {
+			n.Annotations = map[string]string{AnnotationCordonedBy: ann}
+		}
+		if mutate != nil {
+			mutate(n)
+		}
+		return n
+	}
+	later := metav1.NewTime(testNow.Add(-time.Minute))
+	for _, tc := range []struct {
+		name  string
+		n     *corev1.Node
+		args  string
+		want  string // "uncordon", "" (nothing to do) or the reason that holds
+		alert string
+	}{
+		{"leakguard's cordon", cordoned(mark("NodeOrphanCgroups", false), nil), `{"uncordonOnResolve": true}`, "uncordon", ""},
+		{"off by default", cordoned(mark("NodeOrphanCgroups", false), nil), `{}`, "", ""},
+		{"a person's cordon", cordoned("", nil), `{"uncordonOnResolve": true}`, "", ""},
+		{"another alert's cordon", cordoned(mark("NodeCgroupLeak", false), nil), `{"uncordonOnResolve": true}`, ReasonNotOurs, ""},
+		{"uncordoned by a person already", cordoned(mark("NodeOrphanCgroups", false), func(n *corev1.Node) { n.Spec.Unschedulable = false }), `{"uncordonOnResolve": true}`, ReasonNotOurs, ""},
+		{"its taint removed", cordoned(mark("NodeOrphanCgroups", true), nil), `{"uncordonOnResolve": true}`, ReasonNotOurs, ""},
+		{"cordoned again by kubectl since", cordoned(mark("NodeOrphanCgroups", false), func(n *corev1.Node) {
+			n.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl-cordon", Time: &later, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:unschedulable":{}}}`)}}}
+		}), `{"uncordonOnResolve": true}`, ReasonNotOurs, ""},
+		{"the node lifecycle controller's unschedulable taint does not count", cordoned(mark("NodeOrphanCgroups", false), func(n *corev1.Node) {
+			n.Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}}
+			n.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager", Time: &later, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:taints":{}}}`)}}}
+		}), `{"uncordonOnResolve": true}`, "uncordon", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := newCluster(t, tc.n)
+			f := cordonFinding()
+			f.Alert.Status = "resolved"
+			p := newCordonT(t, tc.args).Undo(nodeTarget(t, cs, "node-0"), f, testNow)
+			got := p.Hold
+			if p.Apply != nil {
+				got = "uncordon"
+				if _, err := p.Apply(context.Background(), cordonEnv(cs)); err != nil {
+					t.Fatal(err)
+				}
+				n, _ := cs.CoreV1().Nodes().Get(context.Background(), "node-0", metav1.GetOptions{})
+				if n.Spec.Unschedulable || n.Annotations[AnnotationCordonedBy] != "" {
+					t.Errorf("after uncordon: unschedulable %v, mark %q", n.Spec.Unschedulable, n.Annotations[AnnotationCordonedBy])
+				}
+			}
+			if got != tc.want {
+				t.Errorf("Undo = %q, want %q (%s)", got, tc.want, p.Detail)
+			}
+			if tc.want != "uncordon" && len(patches(cs, "nodes")) != 0 {
+				t.Errorf("patched the node: %v", patches(cs, "nodes"))
+			}
+		})
+	}
+}
+
+// anyQuerier answers every query with v.
+type anyQuerier float64
+
+func (q anyQuerier) Query(context.Context, string, time.Time, ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
+	return vec(float64(q)), nil, nil, nil
+}
+
+const cordonPolicy = `
+alerts:
+  NodeOrphanCgroups:
+    target: node
+    check:
+      name: orphan-cgroups
+      args:
+        threshold: 20
+    remediators:
+      - name: annotate
+      - name: cordon
+        enabled: true
+        args:
+          uncordonOnResolve: true
+`
+
+// Through the engine: a firing alert cordons (Event, metric), a second
+// firing is held by the node already unschedulable, and the resolved
+// alert uncordons leakguard's cordon.
+func TestCordonThroughEngine(t *testing.T) {
+	objs := append(nodes(10, "a"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})
+	reg := prometheus.NewRegistry()
+	e, cs := newTestEngine(t, engineSetup{policy: cordonPolicy, objs: objs, registry: reg, opts: func(o *Options) { o.Querier = anyQuerier(42) }})
+	a := alert("firing", map[string]string{"alertname": "NodeOrphanCgroups", "node": "node-3"})
+	d, err := e.DecideOne(context.Background(), a)
+	if err != nil || d.Decision != DecisionActed {
+		t.Fatalf("first firing: %s %s (%v), %+v", d.Decision, d.Reason, err, d.Remediators)
+	}
+	n, _ := cs.CoreV1().Nodes().Get(context.Background(), "node-3", metav1.GetOptions{})
+	if !n.Spec.Unschedulable {
+		t.Fatalf("node-3 not cordoned")
+	}
+	if got := testutil.ToFloat64(e.metrics.remediations.WithLabelValues(RemediatorCordon, "success")); got != 1 {
+		t.Errorf("cordon successes = %g, want 1", got)
+	}
+	evs := events(t, cs)
+	if len(evs) == 0 || evs[len(evs)-1].Reason != EventReasonActed || !strings.Contains(evs[len(evs)-1].Message, "cordoned Node node-3") {
+		t.Errorf("events = %+v, want an Acted Event naming the cordon", evs)
+	}
+	// Another node's alert: the one slot is taken.
+	d, _ = e.DecideOne(context.Background(), alert("firing", map[string]string{"alertname": "NodeOrphanCgroups", "node": "node-4"}))
+	if d.Remediators[1].Result != ResultHeld || !strings.HasPrefix(d.Remediators[1].Detail, ReasonMaxUnschedulable) {
+		t.Errorf("second node: cordon %+v, want held by %s", d.Remediators[1], ReasonMaxUnschedulable)
+	}
+	a.Status = "resolved"
+	d, err = e.DecideOne(context.Background(), a)
+	if err != nil || d.Decision != DecisionActed {
+		t.Fatalf("resolved: %s %s (%v) %+v", d.Decision, d.Reason, err, d.Remediators)
+	}
+	n, _ = cs.CoreV1().Nodes().Get(context.Background(), "node-3", metav1.GetOptions{})
+	if n.Spec.Unschedulable || n.Annotations[AnnotationCordonedBy] != "" {
+		t.Errorf("after resolve: unschedulable %v, mark %q", n.Spec.Unschedulable, n.Annotations[AnnotationCordonedBy])
+	}
+	// Resolved again (a redelivery): nothing left to undo.
+	d, err = e.DecideOne(context.Background(), a)
+	if err != nil || d.Decision != DecisionResolved {
+		t.Errorf("resolved again: %s (%v), want %s", d.Decision, err, DecisionResolved)
+	}
+}
+
+// Dry-run: cordon and drain say what they would do and write nothing
+// (no node patch, no Lease, no eviction), firing or resolved.
+func TestCordonDrainDryRunWritesNothing(t *testing.T) {
+	const policy = `
+dryRun: true
+alerts:
+  NodeCgroupLeak:
+    target: node
+    check: {name: dying-cgroups, args: {threshold: 20}}
+    remediators:
+      - name: cordon
+        enabled: true
+        args: {uncordonOnResolve: true}
+      - name: drain
+        enabled: true
+`
+	objs := append(nodes(10, "a"), podOn("shop", "web-1", "node-3", nil), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}})
+	e, cs := newTestEngine(t, engineSetup{policy: policy, objs: objs, opts: func(o *Options) {
+		o.Querier = anyQuerier(42)
+		o.Background = func(func()) { t.Error("a dry-run started a drain") }
+	}})
+	ev := evictions(cs, nil)
+	a := alert("firing", map[string]string{"alertname": "NodeCgroupLeak", "node": "node-3"})
+	d, err := e.DecideOne(context.Background(), a)
+	if err != nil || d.Decision != DecisionDryRun || len(d.Remediators) != 2 || !strings.HasPrefix(d.Remediators[0].Detail, "would patch Node node-3 spec.unschedulable=true") || !strings.HasPrefix(d.Remediators[1].Detail, "would evict the pods of Node node-3") {
+		t.Fatalf("dry-run decision %s (%v) %+v", d.Decision, err, d.Remediators)
+	}
+	// Resolved, on a node leakguard cordoned: would uncordon, does not.
+	mark, _ := json.Marshal(cordonMark{Alert: "NodeCgroupLeak", At: testNow.Add(-time.Hour)})
+	cur, _ := cs.CoreV1().Nodes().Get(context.Background(), "node-3", metav1.GetOptions{})
+	cur.Spec.Unschedulable = true
+	cur.Annotations = map[string]string{AnnotationCordonedBy: string(mark)}
+	if _, err := cs.CoreV1().Nodes().Update(context.Background(), cur, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cs.ClearActions()
+	a.Status = "resolved"
+	d, err = e.DecideOne(context.Background(), a)
+	if err != nil || d.Decision != DecisionDryRun || !strings.HasPrefix(d.Remediators[0].Detail, "would uncordon Node node-3") {
+		t.Fatalf("resolved dry-run decision %s (%v) %+v", d.Decision, err, d.Remediators)
+	}
+	for _, act := range cs.Actions() {
+		switch act.GetVerb() {
+		case "get", "list":
+		case "create":
+			if act.GetResource().Resource == "events" {
+				continue // a dry-run records its decision
+			}
+			t.Errorf("dry-run wrote: %s %s", act.GetVerb(), act.GetResource().Resource)
+		default:
+			t.Errorf("dry-run wrote: %s %s", act.GetVerb(), act.GetResource().Resource)
+		}
+	}
+	if len(*ev) != 0 {
+		t.Errorf("dry-run evicted %v", *ev)
+	}
+	if n, _ := cs.CoreV1().Nodes().Get(context.Background(), "node-3", metav1.GetOptions{}); !n.Spec.Unschedulable {
+		t.Errorf("dry-run uncordoned the node")
+	}
+}

@@ -1,0 +1,313 @@
+package remediate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+)
+
+// RemediatorProfile is the name of the profile remediator.
+const RemediatorProfile = "profile"
+
+// Annotations profile reads and writes.
+const (
+	// AnnotationPprofPort on a pod opts its container in: the port of
+	// its net/http/pprof handler.
+	AnnotationPprofPort = "leakguard.io/pprof-port"
+	// AnnotationPprofPath is the handler's base path (default
+	// /debug/pprof).
+	AnnotationPprofPath = "leakguard.io/pprof-path"
+	// AnnotationProfile on the target names the files profile stored.
+	AnnotationProfile = "leakguard.io/profile"
+)
+
+// Reasons of profile's own guards and failures.
+const (
+	// ReasonNoPprofPort: the pod does not opt in (no pprof-port).
+	ReasonNoPprofPort = "no-pprof-port"
+	// ReasonProfilingDisabled: the apiserver serves no /debug/pprof
+	// (--profiling=false).
+	ReasonProfilingDisabled = "profiling-disabled"
+	// ReasonProfileTooLarge: the profile is over maxBytes; nothing kept.
+	ReasonProfileTooLarge = "profile-too-large"
+	// ReasonProfileFailed: the fetch failed (timeout, refused, 5xx).
+	ReasonProfileFailed = "profile-failed"
+	// ReasonNoProfileStore: serve has no --profile-dir.
+	ReasonNoProfileStore = "no-profile-store"
+)
+
+// Defaults of profile's arguments.
+const (
+	DefaultProfileFetchBytes   = 64 << 20
+	DefaultProfileFetchTimeout = 20 * time.Second
+	DefaultAPIServerPort       = 6443
+	defaultPprofPath           = "/debug/pprof"
+)
+
+// ProfileInfo declares profile: pods, workloads (their alert's pod) and
+// the apiserver; it stops nothing, so it is not disruptive.
+var ProfileInfo = RemediatorInfo{Name: RemediatorProfile, Targets: []string{TargetWorkload, TargetPod, TargetAPIServer}, New: NewProfile}
+
+// ProfileArgs are profile's policy arguments.
+type ProfileArgs struct {
+	// Profiles are the pprof profiles to fetch (default heap and
+	// goroutine; the apiserver's heap only unless listed).
+	Profiles []string `json:"profiles"`
+	// MaxBytes caps one profile (default 64 MiB); a larger one is
+	// dropped, not truncated.
+	MaxBytes int64 `json:"maxBytes"`
+	// Timeout bounds one fetch (default 20s).
+	Timeout Duration `json:"timeout"`
+	// Required makes a failed profile stop the remediators after it (a
+	// restart then waits for the evidence); by default they run anyway.
+	Required bool `json:"required"`
+	// APIServerPort is the port of the apiserver on its node's address
+	// (default 6443).
+	APIServerPort int `json:"apiserverPort"`
+}
+
+// Profile fetches heap (and goroutine) profiles of the leaking process
+// before anything restarts it: a pod's through the pods/proxy
+// subresource, the apiserver's from the alerting node's own address.
+type Profile struct {
+	Profiles      []string
+	MaxBytes      int64
+	Timeout       time.Duration
+	Required      bool
+	APIServerPort int
+}
+
+var _ Remediator = Profile{}
+
+var knownProfiles = map[string]bool{"heap": true, "goroutine": true, "allocs": true}
+
+// NewProfile builds profile from its arguments.
+func NewProfile(args json.RawMessage) (Remediator, error) {
+	var a ProfileArgs
+	if err := decodeArgs(args, &a); err != nil {
+		return nil, err
+	}
+	p := Profile{Profiles: a.Profiles, MaxBytes: a.MaxBytes, Timeout: time.Duration(a.Timeout), Required: a.Required, APIServerPort: a.APIServerPort}
+	var errs []error
+	for _, k := range p.Profiles {
+		if !knownProfiles[k] {
+			errs = append(errs, fmt.Errorf("profiles: %q is not one of heap, goroutine, allocs", k))
+		}
+	}
+	if p.MaxBytes < 0 || p.Timeout < 0 || p.APIServerPort < 0 || p.APIServerPort > 65535 {
+		errs = append(errs, errors.New("maxBytes, timeout and apiserverPort must not be negative (and a port at most 65535)"))
+	}
+	if p.MaxBytes == 0 {
+		p.MaxBytes = DefaultProfileFetchBytes
+	}
+	if p.Timeout == 0 {
+		p.Timeout = DefaultProfileFetchTimeout
+	}
+	if p.APIServerPort == 0 {
+		p.APIServerPort = DefaultAPIServerPort
+	}
+	return p, errors.Join(errs...)
+}
+
+// isAPIServer reports whether t is the apiserver: its static pod, or its
+// node where it runs outside Kubernetes.
+func isAPIServer(t *Target) bool {
+	if t.Object.Kind == KindNode {
+		return true
+	}
+	if t.Object.Kind != KindPod || t.Object.Namespace != systemNamespace {
+		return false
+	}
+	if p, ok := t.obj.(*corev1.Pod); ok && p.Labels["component"] == "kube-apiserver" {
+		return true
+	}
+	return strings.HasPrefix(t.Object.Name, "kube-apiserver-")
+}
+
+// Plan judges whether there is something to fetch from.
+func (p Profile) Plan(t *Target, f Finding, now time.Time) Plan {
+	if isAPIServer(t) {
+		if t.Node == "" {
+			return Plan{Hold: ReasonTargetNotFound, Detail: "the alert names no node, whose apiserver to profile"}
+		}
+		kinds := p.Profiles
+		if len(kinds) == 0 {
+			kinds = []string{"heap"}
+		}
+		return Plan{
+			Action: fmt.Sprintf("fetch %s profile of the apiserver on Node %s (its own address, port %d)", strings.Join(kinds, " and "), t.Node, p.APIServerPort),
+			Apply: func(ctx context.Context, env Env) (string, error) {
+				return p.apply(ctx, env, t, kinds, func(ctx context.Context, kind string) ([]byte, error) {
+					return p.fetchAPIServer(ctx, env, t.Node, kind)
+				})
+			},
+		}
+	}
+	if t.Pod == nil {
+		return Plan{Hold: ReasonTargetNotFound, Detail: "the alert names no pod to profile"}
+	}
+	pod := *t.Pod
+	var ann map[string]string
+	for _, ex := range t.examined {
+		if ex.ref.Kind == KindPod && ex.ref.Namespace == pod.Namespace && ex.ref.Name == pod.Name {
+			ann = ex.annotations
+		}
+	}
+	port, err := strconv.Atoi(strings.TrimSpace(ann[AnnotationPprofPort]))
+	if err != nil || port < 1 || port > 65535 {
+		return Plan{Hold: ReasonNoPprofPort, Detail: fmt.Sprintf("%s has no usable %s annotation (%q); add it to the pod template to opt in", pod, AnnotationPprofPort, clip(ann[AnnotationPprofPort]))}
+	}
+	base := strings.TrimSpace(ann[AnnotationPprofPath])
+	if base == "" {
+		base = defaultPprofPath
+	}
+	if !strings.HasPrefix(base, "/") || strings.Contains(base, "..") || strings.ContainsAny(base, "?#") {
+		return Plan{Hold: ReasonNoPprofPort, Detail: fmt.Sprintf("%s: %s %q is not an absolute path", pod, AnnotationPprofPath, clip(base))}
+	}
+	base = strings.TrimRight(base, "/")
+	kinds := p.Profiles
+	if len(kinds) == 0 {
+		kinds = []string{"heap", "goroutine"}
+	}
+	return Plan{
+		Action: fmt.Sprintf("fetch %s profiles of %s through pods/proxy (port %d, %s)", strings.Join(kinds, " and "), pod, port, base),
+		Apply: func(ctx context.Context, env Env) (string, error) {
+			return p.apply(ctx, env, t, kinds, func(ctx context.Context, kind string) ([]byte, error) {
+				rc, err := env.Client.CoreV1().RESTClient().Get().Namespace(pod.Namespace).Resource("pods").
+					Name(fmt.Sprintf("%s:%d", pod.Name, port)).SubResource("proxy").Suffix(base, kind).Stream(ctx)
+				if err != nil {
+					return nil, err
+				}
+				defer rc.Close()
+				return readCapped(rc, p.MaxBytes)
+			})
+		},
+	}
+}
+
+// errTooLarge is a profile over the cap.
+var errTooLarge = errors.New("profile over the size cap")
+
+func readCapped(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w of %d bytes", errTooLarge, limit)
+	}
+	return b, nil
+}
+
+// errProfilingDisabled is an apiserver without /debug/pprof.
+var errProfilingDisabled = errors.New("profiling disabled")
+
+// apply fetches each kind, each under Timeout, stores it and names the
+// files on the target. A failure is held (the remediators after it run)
+// unless Required.
+func (p Profile) apply(ctx context.Context, env Env, t *Target, kinds []string, fetch func(context.Context, string) ([]byte, error)) (string, error) {
+	if env.Profiles == nil {
+		return "", p.fail(ReasonNoProfileStore, "serve has no --profile-dir to store profiles in")
+	}
+	subject := t.Object.Name
+	if t.Pod != nil {
+		subject = t.Pod.Namespace + "-" + t.Pod.Name
+	}
+	var saved []string
+	for _, kind := range kinds {
+		fctx, cancel := context.WithTimeout(ctx, p.Timeout)
+		data, err := fetch(fctx, kind)
+		cancel()
+		switch {
+		case errors.Is(err, errProfilingDisabled):
+			return "", &HeldError{Reason: ReasonProfilingDisabled, Detail: fmt.Sprintf("the apiserver on Node %s serves no /debug/pprof (--profiling=false); no profile taken", t.Node)}
+		case errors.Is(err, errTooLarge):
+			return "", p.fail(ReasonProfileTooLarge, fmt.Sprintf("%s profile of %s: %v; nothing kept", kind, subject, err))
+		case err != nil:
+			return "", p.fail(ReasonProfileFailed, fmt.Sprintf("%s profile of %s: %v", kind, subject, err))
+		}
+		name, err := env.Profiles.Save([]string{subject, kind}, env.Now, data)
+		if err != nil {
+			return "", p.fail(ReasonProfileFailed, err.Error())
+		}
+		saved = append(saved, fmt.Sprintf("%s %s (%d bytes)", kind, name, len(data)))
+	}
+	list := strings.Join(saved, ", ")
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationProfile: list}}})
+	if _, err := patchObject(ctx, env.Client, t.Object, types.MergePatchType, patch); err != nil {
+		// The profiles are stored; the Event names them all the same.
+		return "profiles stored: " + list + " (the annotation could not be written: " + err.Error() + ")", nil
+	}
+	return "profiles stored: " + list, nil
+}
+
+// fail is a held outcome, or with Required an error that stops the
+// remediators after profile.
+func (p Profile) fail(reason, detail string) error {
+	if p.Required {
+		return fmt.Errorf("%s: %s (required: the remediators after profile do not run)", reason, detail)
+	}
+	return &HeldError{Reason: reason, Detail: detail + " (not required: the remediators after profile run)"}
+}
+
+// fetchAPIServer fetches /debug/pprof/<kind> from the apiserver on node,
+// at the node's InternalIP (its advertise address on kubeadm clusters),
+// with the service account's token and the cluster CA: that apiserver,
+// not whichever replica a load balancer picks.
+func (p Profile) fetchAPIServer(ctx context.Context, env Env, node, kind string) ([]byte, error) {
+	if env.Config == nil {
+		return nil, errors.New("no client configuration to reach an apiserver's own address")
+	}
+	n, err := env.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("read Node %s: %w", node, classifyKube(err))
+	}
+	addr := ""
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			addr = a.Address
+			break
+		}
+	}
+	if addr == "" {
+		return nil, fmt.Errorf("Node %s has no InternalIP", node)
+	}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Host = "https://" + net.JoinHostPort(addr, strconv.Itoa(p.APIServerPort))
+	cfg.Timeout = p.Timeout
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Host+"/debug/pprof/"+kind, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, errProfilingDisabled
+	case resp.StatusCode == http.StatusForbidden:
+		return nil, fmt.Errorf("%s: forbidden (the ClusterRole needs get on nonResourceURLs /debug/pprof/*): %w", cfg.Host, apierrors.NewForbidden(corev1.Resource("nonresource"), "/debug/pprof/"+kind, errors.New("RBAC")))
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("%s/debug/pprof/%s: %s", cfg.Host, kind, resp.Status)
+	}
+	return readCapped(resp.Body, p.MaxBytes)
+}

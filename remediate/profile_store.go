@@ -1,0 +1,189 @@
+package remediate
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults of a ProfileStore's retention.
+const (
+	DefaultProfileMaxBytes = 512 << 20
+	DefaultProfileMaxAge   = 7 * 24 * time.Hour
+)
+
+// profileNameRE is the shape of every stored profile's file name; a name
+// of another shape is never opened, so no path leaves the directory.
+var profileNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,200}\.pb\.gz$`)
+
+// ErrProfileNotFound is returned by ProfileStore.Open for a name that is
+// not a stored profile.
+var ErrProfileNotFound = errors.New("profile not found")
+
+// ProfileStore keeps heap and goroutine profiles in a directory (a
+// volume), bounded by total size and age: the oldest go first.
+type ProfileStore struct {
+	Dir      string
+	MaxBytes int64
+	MaxAge   time.Duration
+	mu       sync.Mutex
+}
+
+// NewProfileStore returns a store in dir, creating it; zero limits take
+// the defaults.
+func NewProfileStore(dir string, maxBytes int64, maxAge time.Duration) (*ProfileStore, error) {
+	if dir == "" {
+		return nil, errors.New("profile store: no directory")
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("profile store: %w", err)
+	}
+	if maxBytes <= 0 {
+		maxBytes = DefaultProfileMaxBytes
+	}
+	if maxAge <= 0 {
+		maxAge = DefaultProfileMaxAge
+	}
+	return &ProfileStore{Dir: dir, MaxBytes: maxBytes, MaxAge: maxAge}, nil
+}
+
+// ProfileFile is one stored profile.
+type ProfileFile struct {
+	Name    string    `json:"name"`
+	Size    int64     `json:"size"`
+	ModTime time.Time `json:"modTime"`
+}
+
+// sanitize makes s fit a profile file name.
+func sanitize(s string) string {
+	s = strings.ToLower(s)
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := strings.Trim(b.String(), "._-")
+	if len(out) > 60 {
+		out = out[:60]
+	}
+	if out == "" {
+		out = "x"
+	}
+	return out
+}
+
+// Save writes data as a new profile named after its parts and the time,
+// then applies the retention (the new file is kept). It returns the
+// file's name.
+func (s *ProfileStore) Save(parts []string, now time.Time, data []byte) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clean := make([]string, 0, len(parts)+1)
+	for _, p := range parts {
+		clean = append(clean, sanitize(p))
+	}
+	clean = append(clean, now.UTC().Format("20060102t150405.000z"))
+	name := strings.Join(clean, "_") + ".pb.gz"
+	if !profileNameRE.MatchString(name) {
+		return "", fmt.Errorf("profile name %q does not fit", name)
+	}
+	tmp, err := os.CreateTemp(s.Dir, ".tmp-*")
+	if err != nil {
+		return "", fmt.Errorf("save profile: %w", err)
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		_ = os.Remove(tmp.Name())
+		return "", fmt.Errorf("save profile: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), filepath.Join(s.Dir, name)); err != nil {
+		_ = os.Remove(tmp.Name())
+		return "", fmt.Errorf("save profile: %w", err)
+	}
+	s.prune(now, name)
+	return name, nil
+}
+
+// List returns the stored profiles, newest first.
+func (s *ProfileStore) List() ([]ProfileFile, error) {
+	entries, err := os.ReadDir(s.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("list profiles: %w", err)
+	}
+	var out []ProfileFile
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !profileNameRE.MatchString(e.Name()) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		out = append(out, ProfileFile{Name: e.Name(), Size: info.Size(), ModTime: info.ModTime().UTC()})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].ModTime.Equal(out[j].ModTime) {
+			return out[i].ModTime.After(out[j].ModTime)
+		}
+		return out[i].Name > out[j].Name
+	})
+	return out, nil
+}
+
+// Open opens the stored profile name; a name not of a stored profile's
+// shape, or absent, is ErrProfileNotFound.
+func (s *ProfileStore) Open(name string) (*os.File, error) {
+	if !profileNameRE.MatchString(name) {
+		return nil, ErrProfileNotFound
+	}
+	f, err := os.Open(filepath.Join(s.Dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrProfileNotFound
+	}
+	return f, err
+}
+
+// Prune applies the retention at now.
+func (s *ProfileStore) Prune(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prune(now, "")
+}
+
+// prune removes profiles older than MaxAge, then the oldest until the
+// total fits MaxBytes; keep is never removed.
+func (s *ProfileStore) prune(now time.Time, keep string) {
+	files, err := s.List()
+	if err != nil {
+		return
+	}
+	var total int64
+	var kept []ProfileFile
+	for _, f := range files {
+		if f.Name != keep && now.Sub(f.ModTime) > s.MaxAge {
+			_ = os.Remove(filepath.Join(s.Dir, f.Name))
+			continue
+		}
+		kept = append(kept, f)
+		total += f.Size
+	}
+	for i := len(kept) - 1; i >= 0 && total > s.MaxBytes; i-- {
+		if kept[i].Name == keep {
+			continue
+		}
+		if os.Remove(filepath.Join(s.Dir, kept[i].Name)) == nil {
+			total -= kept[i].Size
+		}
+	}
+}

@@ -1,0 +1,349 @@
+package remediate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/kubernetes/scheme"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+)
+
+// proxyClient is the fake clientset whose core REST client (the one
+// pods/proxy goes through) talks to a loopback server standing in for
+// the API server's proxy.
+type proxyClient struct {
+	*fake.Clientset
+	core proxyCore
+}
+
+type proxyCore struct {
+	corev1client.CoreV1Interface
+	rc rest.Interface
+}
+
+func (c proxyCore) RESTClient() rest.Interface             { return c.rc }
+func (c proxyClient) CoreV1() corev1client.CoreV1Interface { return c.core }
+
+var _ kubernetes.Interface = proxyClient{}
+
+// pprofProxy serves the pods/proxy path of shop/web-7d9-abcde on port
+// 6060 with body per profile kind.
+func pprofProxy(t *testing.T, body map[string][]byte, hang bool) (proxyClient, *fake.Clientset, *[]string) {
+	t.Helper()
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.URL.Path)
+		if hang {
+			<-r.Context().Done()
+			return
+		}
+		prefix := "/api/v1/namespaces/shop/pods/web-7d9-abcde:6060/proxy/debug/pprof/"
+		b, ok := body[strings.TrimPrefix(r.URL.Path, prefix)]
+		if !strings.HasPrefix(r.URL.Path, prefix) || !ok {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(b)
+	}))
+	t.Cleanup(srv.Close)
+	rc, err := rest.RESTClientFor(&rest.Config{Host: srv.URL, APIPath: "/api", ContentConfig: rest.ContentConfig{GroupVersion: &corev1.SchemeGroupVersion, NegotiatedSerializer: scheme.Codecs.WithoutConversion()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := fixtures()
+	for _, o := range objs {
+		if p, ok := o.(*corev1.Pod); ok && p.Name == "web-7d9-abcde" {
+			p.Annotations = map[string]string{AnnotationPprofPort: "6060"}
+		}
+	}
+	cs := newCluster(t, objs...)
+	return proxyClient{Clientset: cs, core: proxyCore{CoreV1Interface: cs.CoreV1(), rc: rc}}, cs, &paths
+}
+
+func newProfileT(t *testing.T, args string) Profile {
+	t.Helper()
+	r, err := NewProfile(json.RawMessage(args))
+	if err != nil {
+		t.Fatalf("NewProfile(%s) = %v", args, err)
+	}
+	return r.(Profile)
+}
+
+func testStore(t *testing.T) *ProfileStore {
+	t.Helper()
+	s, err := NewProfileStore(t.TempDir(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func workloadTarget(t *testing.T, c kubernetes.Interface) *Target {
+	t.Helper()
+	tg, err := resolveTarget(context.Background(), c, TargetWorkload, leakAlert())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+func TestProfileThroughPodsProxy(t *testing.T) {
+	pc, cs, paths := pprofProxy(t, map[string][]byte{"heap": []byte("HEAP"), "goroutine": []byte("GOROUTINES")}, false)
+	store := testStore(t)
+	p := newProfileT(t, `{}`).Plan(workloadTarget(t, pc), Finding{Alert: leakAlert()}, testNow)
+	if p.Hold != "" {
+		t.Fatalf("held by %s: %s", p.Hold, p.Detail)
+	}
+	out, err := p.Apply(context.Background(), Env{Client: pc, Now: testNow, Profiles: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := store.List()
+	if len(files) != 2 {
+		t.Fatalf("stored %v, want 2 files", files)
+	}
+	for _, f := range files {
+		if !strings.Contains(out, f.Name) {
+			t.Errorf("outcome %q does not name %s", out, f.Name)
+		}
+		b, _ := os.ReadFile(filepath.Join(store.Dir, f.Name))
+		if want := map[bool]string{true: "HEAP", false: "GOROUTINES"}[strings.Contains(f.Name, "_heap_")]; string(b) != want {
+			t.Errorf("%s holds %q, want %q", f.Name, b, want)
+		}
+	}
+	if got := strings.Join(*paths, " "); !strings.Contains(got, "web-7d9-abcde:6060/proxy/debug/pprof/heap") {
+		t.Errorf("fetched %s, want pods/proxy of the pod on its port", got)
+	}
+	d, _ := cs.AppsV1().Deployments("shop").Get(context.Background(), "web", metav1.GetOptions{})
+	if ann := d.Annotations[AnnotationProfile]; !strings.Contains(ann, files[0].Name) || !strings.Contains(ann, files[1].Name) {
+		t.Errorf("annotation %s = %q, want both files", AnnotationProfile, ann)
+	}
+}
+
+func TestProfileHeldAndFailed(t *testing.T) {
+	big := bytes.Repeat([]byte("x"), 2048)
+	for _, tc := range []struct {
+		name     string
+		args     string
+		body     map[string][]byte
+		hang     bool
+		noStore  bool
+		want     string // the HeldError's reason, or "error"
+		notFound bool
+	}{
+		{name: "over the size cap", args: `{"maxBytes": 1024}`, body: map[string][]byte{"heap": big, "goroutine": []byte("g")}, want: ReasonProfileTooLarge},
+		{name: "exactly the cap", args: `{"maxBytes": 2048, "profiles": ["heap"]}`, body: map[string][]byte{"heap": big}, want: ""},
+		{name: "a fetch that hangs", args: `{"timeout": "200ms"}`, hang: true, want: ReasonProfileFailed},
+		{name: "404 from the pod", args: `{}`, body: map[string][]byte{}, want: ReasonProfileFailed},
+		{name: "required", args: `{"required": true, "maxBytes": 1024}`, body: map[string][]byte{"heap": big}, want: "error"},
+		{name: "no store", args: `{}`, noStore: true, want: ReasonNoProfileStore},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pc, _, _ := pprofProxy(t, tc.body, tc.hang)
+			store := testStore(t)
+			env := Env{Client: pc, Now: testNow, Profiles: store}
+			if tc.noStore {
+				env.Profiles = nil
+			}
+			start := time.Now()
+			_, err := newProfileT(t, tc.args).Plan(workloadTarget(t, pc), Finding{Alert: leakAlert()}, testNow).Apply(context.Background(), env)
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("took %s: the timeout did not bound the fetch", took)
+			}
+			var held *HeldError
+			got := ""
+			switch {
+			case errors.As(err, &held):
+				got = held.Reason
+			case err != nil:
+				got = "error"
+			}
+			if got != tc.want {
+				t.Fatalf("Apply: %q (%v), want %q", got, err, tc.want)
+			}
+			if files, _ := store.List(); tc.want != "" && len(files) != 0 {
+				t.Errorf("stored %v after a failure", files)
+			}
+		})
+	}
+}
+
+func TestProfileNeedsOptIn(t *testing.T) {
+	cs := newCluster(t, fixtures()...)
+	if p := newProfileT(t, `{}`).Plan(workloadTarget(t, cs), Finding{Alert: leakAlert()}, testNow); p.Hold != ReasonNoPprofPort {
+		t.Errorf("held by %q, want %s", p.Hold, ReasonNoPprofPort)
+	}
+}
+
+// apiserverTarget is the static pod of an apiserver on node cp1, whose
+// InternalIP and port are addr's.
+func apiserverEnv(t *testing.T, h http.Handler) (Env, *Target, int) {
+	t.Helper()
+	srv := httptest.NewTLSServer(h)
+	t.Cleanup(srv.Close)
+	host, portS, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	port, _ := strconv.Atoi(portS)
+	objs := fixtures()
+	for _, o := range objs {
+		if n, ok := o.(*corev1.Node); ok && n.Name == "cp1" {
+			n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: host}}
+		}
+	}
+	cs := newCluster(t, objs...)
+	tg, err := resolveTarget(context.Background(), cs, TargetAPIServer, alert("firing", map[string]string{"alertname": "KubeAPIServerMemoryHigh", "node": "cp1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	return Env{Client: cs, Now: testNow, Profiles: testStore(t), Config: &rest.Config{BearerToken: "sa-token", TLSClientConfig: rest.TLSClientConfig{CAData: ca}}}, tg, port
+}
+
+func TestProfileAPIServer(t *testing.T) {
+	var auth string
+	env, tg, port := apiserverEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth = r.Header.Get("Authorization")
+		if r.URL.Path != "/debug/pprof/heap" {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write([]byte("APISERVER-HEAP"))
+	}))
+	p := newProfileT(t, `{"apiserverPort": `+strconv.Itoa(port)+`}`).Plan(tg, Finding{Alert: alert("firing", map[string]string{"alertname": "KubeAPIServerMemoryHigh", "node": "cp1"})}, testNow)
+	out, err := p.Apply(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "Bearer sa-token" {
+		t.Errorf("Authorization %q, want the service account's token", auth)
+	}
+	files, _ := env.Profiles.List()
+	if len(files) != 1 || !strings.Contains(out, files[0].Name) || !strings.Contains(files[0].Name, "kube-apiserver-cp1_heap") {
+		t.Errorf("stored %v, outcome %q", files, out)
+	}
+}
+
+func TestProfileAPIServerProfilingDisabled(t *testing.T) {
+	env, tg, port := apiserverEnv(t, http.NotFoundHandler())
+	for _, args := range []string{`{"apiserverPort": %d}`, `{"apiserverPort": %d, "required": true}`} {
+		p := newProfileT(t, strings.Replace(args, "%d", strconv.Itoa(port), 1)).Plan(tg, Finding{}, testNow)
+		_, err := p.Apply(context.Background(), env)
+		var held *HeldError
+		if !errors.As(err, &held) || held.Reason != ReasonProfilingDisabled || !strings.Contains(held.Detail, "--profiling=false") {
+			t.Errorf("%s: Apply = %v, want held by %s", args, err, ReasonProfilingDisabled)
+		}
+	}
+}
+
+func TestProfileStoreRetention(t *testing.T) {
+	s, err := NewProfileStore(t.TempDir(), 25, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	save := func(name string, at time.Time, n int) string {
+		t.Helper()
+		f, err := s.Save([]string{name}, at, bytes.Repeat([]byte("x"), n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(filepath.Join(s.Dir, f), at, at); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	old := save("old", testNow.Add(-2*time.Hour), 1)
+	a := save("a", testNow.Add(-3*time.Minute), 10)
+	b := save("b", testNow.Add(-2*time.Minute), 10)
+	s.Prune(testNow)
+	names := func() []string {
+		fs, _ := s.List()
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.Name)
+		}
+		return out
+	}
+	if got := names(); len(got) != 2 || got[0] != b || got[1] != a {
+		t.Errorf("after pruning by age: %v, want %s then %s (%s is past the 1h age)", got, b, a, old)
+	}
+	c := save("c", testNow.Add(-time.Minute), 10)
+	if got := names(); len(got) != 2 || got[0] != c || got[1] != b {
+		t.Errorf("after pruning by size: %v, want %s, %s (the oldest went to fit 25 bytes)", got, c, b)
+	}
+	// Only names of stored profiles open: no path leaves the directory.
+	for _, bad := range []string{"../x.pb.gz", "x.pb.gz/..", ".tmp-1", "/etc/passwd", ""} {
+		if _, err := s.Open(bad); !errors.Is(err, ErrProfileNotFound) {
+			t.Errorf("Open(%q) = %v, want ErrProfileNotFound", bad, err)
+		}
+	}
+	f, err := s.Open(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+const profileRestartPolicy = `
+alerts:
+  ContainerMemoryLeak:
+    target: workload
+    check: {name: working-set-slope}
+    remediators:
+      - name: annotate
+      - name: profile
+        args: {required: %v}
+      - name: restart
+        enabled: true
+`
+
+// A policy entry orders profile before restart: a profile that fails
+// (here: the pod opts in, but no profile directory is configured)
+// is held and the restart goes on, unless the entry makes it required.
+func TestProfileBeforeRestart(t *testing.T) {
+	for _, required := range []bool{false, true} {
+		t.Run(fmt.Sprintf("required %v", required), func(t *testing.T) {
+			objs := restartFixtures(func(objs []runtime.Object) {
+				for _, o := range objs {
+					if p, ok := o.(*corev1.Pod); ok && p.Name == "web-7d9-abcde" {
+						p.Annotations = map[string]string{AnnotationPprofPort: "6060"}
+					}
+				}
+			})
+			e, cs := newTestEngine(t, engineSetup{objs: objs, policy: fmt.Sprintf(profileRestartPolicy, required), opts: func(o *Options) { o.Querier = confirmingQuerier{} }})
+			d, err := e.DecideOne(context.Background(), leakAlert())
+			if len(d.Remediators) != 3 {
+				t.Fatalf("remediators %+v", d.Remediators)
+			}
+			prof, restart := d.Remediators[1], d.Remediators[2]
+			dep, _ := cs.AppsV1().Deployments("shop").Get(context.Background(), "web", metav1.GetOptions{})
+			restarted := dep.Spec.Template.Annotations[AnnotationRestartedAt] != ""
+			if !required {
+				if err != nil || prof.Result != ResultHeld || !strings.HasPrefix(prof.Detail, ReasonNoProfileStore) || restart.Result != ResultActed || !restarted {
+					t.Errorf("decision %s (%v): profile %+v, restart %+v, restarted %v; want profile held, restart acted", d.Decision, err, prof, restart, restarted)
+				}
+				return
+			}
+			if err == nil || d.Decision != DecisionError || prof.Result != ResultFailed || restart.Result == ResultActed || restarted {
+				t.Errorf("decision %s (%v): profile %+v, restart %+v, restarted %v; want profile failed and no restart", d.Decision, err, prof, restart, restarted)
+			}
+		})
+	}
+}

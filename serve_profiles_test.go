@@ -1,0 +1,75 @@
+package main
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/server"
+)
+
+// serve with --profile-dir serves the stored profiles, by name, to a
+// client with the bearer token, and to nobody without it.
+func TestServeProfiles(t *testing.T) {
+	dir := t.TempDir()
+	store, err := profileFlags{dir: dir, maxBytes: 1 << 20, maxAge: time.Hour}.store()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, err := store.Save([]string{"shop-web", "heap"}, time.Now(), []byte("\x1f\x8bHEAP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reg := remediate.DefaultRegistry()
+	policy, err := loadPolicy("", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, h, err := buildServe(serveDeps{
+		flags:  serveFlags{server: server.Config{BearerTokenFile: tokenFile}},
+		policy: policy, client: fake.NewClientset(), querier: &testQuerier{}, logger: slog.New(slog.DiscardHandler), registry: reg,
+		profiles: store,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path, token string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := get("/profiles", ""); rec.Code != http.StatusUnauthorized {
+		t.Errorf("GET /profiles without the token = %d, want 401", rec.Code)
+	}
+	rec := get("/profiles", "tok")
+	var list struct {
+		Profiles []struct{ Name, URL string } `json:"profiles"`
+	}
+	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &list) != nil || len(list.Profiles) != 1 || list.Profiles[0].Name != name {
+		t.Fatalf("GET /profiles = %d %s, want %s", rec.Code, rec.Body, name)
+	}
+	if rec := get(list.Profiles[0].URL, "tok"); rec.Code != http.StatusOK || rec.Body.String() != "\x1f\x8bHEAP" {
+		t.Errorf("GET %s = %d %q", list.Profiles[0].URL, rec.Code, rec.Body)
+	}
+	for _, bad := range []string{"/profiles/..%2Ftoken", "/profiles/missing.pb.gz"} {
+		if rec := get(bad, "tok"); rec.Code != http.StatusNotFound {
+			t.Errorf("GET %s = %d, want 404", bad, rec.Code)
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/leakguard/leakguard/test/e2e/lab"
+)
+
+// TestDemoPlaysOut runs the demo as `make demo` would, in its bounded
+// mode (--exit-after-scenario), so that the README's first command cannot
+// rot: the scenario must play out, the timeline must show each stage, and
+// the lab's directory must be gone afterwards.
+func TestDemoPlaysOut(t *testing.T) {
+	if _, err := lab.FindBinaries("../../.."); err != nil {
+		// The test must not build kube-apiserver itself (make e2e does,
+		// through hack/e2e-binaries.sh).
+		if os.Getenv("LEAKGUARD_E2E") == "1" {
+			t.Fatalf("the demo needs the e2e binaries: %v", err)
+		}
+		t.Skipf("no e2e binaries: %v; set LEAKGUARD_E2E=1 to make this a failure", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	err := run(ctx, []string{"--exit-after-scenario", "--timeout=3m", "--repo=../../.."}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("demo: %v\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	text := out.String()
+	for _, want := range []string{
+		"leak starting: shop/web-5f7c9-x2x4q container app grows 3 MiB/s",
+		"prometheus: alert ContainerMemoryLeak{shop/web-5f7c9-x2x4q/app} pending",
+		"prometheus: alert ContainerMemoryLeak{shop/web-5f7c9-x2x4q/app} firing",
+		"alertmanager: ContainerMemoryLeak{shop/web-5f7c9-x2x4q/app} active, routed to leakguard",
+		"ContainerMemoryLeak → Deployment shop/web",
+		"guards: namespace ok, opt-out ok",
+		"guards: cooldown ok, rate ok",
+		"guards: namespace ok, opt-out HELD",
+		"decision: acted",
+		"decision: held (cooldown)",
+		"decision: held (opt-out)",
+		"kubernetes: Event LeakguardActed on Deployment shop/web",
+		"== Final state",
+		"leakguard.io/finding: ContainerMemoryLeak",
+		"1 × LeakguardActed   Deployment web",
+		"stopped every process and removed",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the timeline lacks %q", want)
+		}
+	}
+	if !regexp.MustCompile(`check working-set-slope: [0-9.]+ [KMG]iB/h > 1\.0 MiB/h`).MatchString(text) {
+		t.Errorf("the timeline lacks the check's measured slope")
+	}
+	dir := regexp.MustCompile(`removed (\S+)`).FindStringSubmatch(text)
+	if dir == nil {
+		t.Fatalf("no lab directory named in the output")
+	}
+	if _, err := os.Stat(dir[1]); !os.IsNotExist(err) {
+		t.Errorf("the lab's directory %s is still there (%v)", dir[1], err)
+	}
+	if t.Failed() {
+		t.Logf("demo output:\n%s", text)
+	}
+}

@@ -1,0 +1,136 @@
+package lab
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	monitoringv1alpha1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1alpha1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+)
+
+// TestWebhookToken is the token RenderDeploy writes where deploy/leakguard
+// expects the user's (leakguard/webhook-token, which git ignores) when
+// that file is absent. It is no secret: nothing outside a test uses it.
+const TestWebhookToken = "test-token-not-a-secret"
+
+// RenderDeploy builds the kustomization at deployDir/kustomization (a
+// directory relative to deployDir, "." for the base) with the kustomize
+// API, as `kubectl apply -k` does, and returns the YAML stream and its
+// objects in order. It builds from an in-memory copy of deployDir, so that
+// a missing leakguard/webhook-token can be filled in with
+// TestWebhookToken without writing into the checkout.
+func RenderDeploy(deployDir, kustomization string) ([]byte, []*unstructured.Unstructured, error) {
+	mem := filesys.MakeFsInMemory()
+	err := filepath.WalkDir(deployDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(deployDir, path)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return mem.MkdirAll(filepath.Join("/deploy", rel))
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return mem.WriteFile(filepath.Join("/deploy", rel), data)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("copy %s: %w", deployDir, err)
+	}
+	token := "/deploy/leakguard/webhook-token"
+	if !mem.Exists(token) {
+		if err := mem.WriteFile(token, []byte(TestWebhookToken+"\n")); err != nil {
+			return nil, nil, err
+		}
+	}
+	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, filepath.Join("/deploy", kustomization))
+	if err != nil {
+		return nil, nil, fmt.Errorf("kustomize build %s: %w", kustomization, err)
+	}
+	stream, err := resMap.AsYaml()
+	if err != nil {
+		return nil, nil, err
+	}
+	var objs []*unstructured.Unstructured
+	for _, r := range resMap.Resources() {
+		// Through JSON, so that numbers are int64 and float64 as
+		// unstructured objects expect.
+		data, err := r.MarshalJSON()
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", r.CurId(), err)
+		}
+		obj := &unstructured.Unstructured{}
+		if err := obj.UnmarshalJSON(data); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", r.CurId(), err)
+		}
+		objs = append(objs, obj)
+	}
+	return stream, objs, nil
+}
+
+// Describe names obj as "Kind namespace/name" or "Kind name".
+func Describe(obj *unstructured.Unstructured) string {
+	if ns := obj.GetNamespace(); ns != "" {
+		return obj.GetKind() + " " + ns + "/" + obj.GetName()
+	}
+	return obj.GetKind() + " " + obj.GetName()
+}
+
+// customTypes are the Go types of the custom resources deploy/ ships: the
+// Prometheus Operator's, whose CRDs the lab does not install.
+var customTypes = map[string]func() any{
+	"monitoring.coreos.com/v1, Kind=PrometheusRule":           func() any { return &monitoringv1.PrometheusRule{} },
+	"monitoring.coreos.com/v1, Kind=ServiceMonitor":           func() any { return &monitoringv1.ServiceMonitor{} },
+	"monitoring.coreos.com/v1, Kind=PodMonitor":               func() any { return &monitoringv1.PodMonitor{} },
+	"monitoring.coreos.com/v1alpha1, Kind=AlertmanagerConfig": func() any { return &monitoringv1alpha1.AlertmanagerConfig{} },
+}
+
+// IsCustom reports whether obj is one of the custom resources that
+// DecodeStrict knows; every other object deploy/ ships is built in.
+func IsCustom(obj *unstructured.Unstructured) bool {
+	_, ok := customTypes[obj.GroupVersionKind().String()]
+	return ok
+}
+
+// DecodeStrict decodes obj into its Go type, rejecting any field the type
+// does not have: built-in kinds through client-go's scheme, the Prometheus
+// Operator's through their API types. A kind it knows neither way is an
+// error.
+func DecodeStrict(obj *unstructured.Unstructured) (any, error) {
+	data, err := json.Marshal(obj.Object)
+	if err != nil {
+		return nil, err
+	}
+	if newType, ok := customTypes[obj.GroupVersionKind().String()]; ok {
+		into := newType()
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(into); err != nil {
+			return nil, fmt.Errorf("%s: %w", Describe(obj), err)
+		}
+		return into, nil
+	}
+	if !scheme.Scheme.Recognizes(obj.GroupVersionKind()) {
+		return nil, fmt.Errorf("%s: kind %s is neither built in nor a known custom resource", Describe(obj), obj.GroupVersionKind())
+	}
+	decoder := kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, scheme.Scheme, scheme.Scheme,
+		kjson.SerializerOptions{Strict: true})
+	typed, _, err := decoder.Decode(data, nil, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", Describe(obj), err)
+	}
+	return typed, nil
+}

@@ -1,0 +1,268 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/test/e2e/lab"
+)
+
+const profilePodPolicy = `
+rateLimit: {perMinute: 600, burst: 100}
+alerts:
+  ContainerMemoryLeak:
+    target: pod
+    check: {name: none}
+    remediators:
+      - name: profile
+        args: {timeout: 5s, maxBytes: 8388608}
+`
+
+// pprofServer serves net/http/pprof on addr (port 0 picks one) and
+// returns the port.
+func pprofServer(t *testing.T, host string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// nonLoopbackIPv4 returns an IPv4 address of this machine's interfaces
+// that is neither loopback nor link-local, or "".
+func nonLoopbackIPv4() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return ""
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip := n.IP.To4(); ip != nil && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
+				return ip.String()
+			}
+		}
+	}
+	return ""
+}
+
+// profiledPod creates, as admin, a pod that opts in on port with its
+// status.podIP set to ip through the status subresource (there is no
+// kubelet to set it).
+func profiledPod(ctx context.Context, t *testing.T, ns, name, ip string, port int) {
+	t.Helper()
+	admin := needLab(t).Admin
+	must(t, "create pod "+name, func() error {
+		p, err := admin.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{remediate.AnnotationPprofPort: fmt.Sprint(port)}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		p.Status.Phase = corev1.PodRunning
+		p.Status.PodIP = ip
+		p.Status.PodIPs = []corev1.PodIP{{IP: ip}}
+		_, err = admin.CoreV1().Pods(ns).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+// isGzip reports whether the file starts as a gzipped pprof profile does.
+func isGzip(t *testing.T, path string) bool {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.HasPrefix(b, []byte{0x1f, 0x8b})
+}
+
+// The real API server refuses to proxy to a loopback pod IP; through a
+// non-loopback address of this machine, profile fetches a real heap and
+// goroutine profile through pods/proxy as leakguard's service account.
+func TestProfileThroughRealPodsProxy(t *testing.T) {
+	needLab(t)
+	ctx := testContext(t)
+	w := newWorld(t)
+	dir := t.TempDir()
+	store, err := remediate.NewProfileStore(dir, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEngineWithPolicy(t, leakguardClient(t), profilePodPolicy, budgetNamespace(t), func(o *remediate.Options) { o.Profiles = store })
+	decide := func(pod string) remediate.Decision {
+		d, err := e.DecideOne(ctx, alert("ContainerMemoryLeak", map[string]string{"namespace": w.Namespace, "pod": pod, "container": "app"}))
+		if err != nil {
+			t.Fatalf("DecideOne(%s): %v", pod, err)
+		}
+		return d
+	}
+
+	t.Run("loopback pod IP refused by the API server", func(t *testing.T) {
+		port := pprofServer(t, "127.0.0.1")
+		profiledPod(ctx, t, w.Namespace, "loopback", "127.0.0.1", port)
+		d := decide("loopback")
+		if d.Decision != remediate.DecisionHeld || d.Reason != remediate.ReasonProfileFailed {
+			t.Fatalf("decision %s %s %s, want held by %s", d.Decision, d.Reason, d.Message, remediate.ReasonProfileFailed)
+		}
+		t.Logf("loopback: %s", d.Message)
+		if !strings.Contains(d.Message, "address not allowed") {
+			t.Errorf("message %q does not carry the API server's refusal", d.Message)
+		}
+	})
+
+	t.Run("non-loopback pod IP", func(t *testing.T) {
+		ip := nonLoopbackIPv4()
+		if ip == "" {
+			t.Skip("this machine has no non-loopback IPv4 address for a pod IP the API server proxies to")
+		}
+		port := pprofServer(t, ip)
+		profiledPod(ctx, t, w.Namespace, "app", ip, port)
+		start := time.Now()
+		d := decide("app")
+		if d.Decision != remediate.DecisionActed {
+			t.Fatalf("decision %s %s %s %+v, want acted", d.Decision, d.Reason, d.Message, d.Remediators)
+		}
+		t.Logf("two profiles through pods/proxy (%s:%d) in %s", ip, port, time.Since(start).Round(time.Millisecond))
+		files, _ := store.List()
+		kinds := map[string]bool{}
+		for _, f := range files {
+			if strings.Contains(f.Name, "_app_") || strings.HasPrefix(f.Name, strings.ToLower(w.Namespace)+"-app_") {
+				kinds[strings.Split(strings.TrimPrefix(f.Name, strings.ToLower(w.Namespace)+"-app_"), "_")[0]] = true
+				if !isGzip(t, filepath.Join(dir, f.Name)) || f.Size < 100 {
+					t.Errorf("%s (%d bytes) is not a gzipped profile", f.Name, f.Size)
+				}
+				if !strings.Contains(d.Remediators[0].Detail, f.Name) {
+					t.Errorf("outcome %q does not name %s", d.Remediators[0].Detail, f.Name)
+				}
+			}
+		}
+		if !kinds["heap"] || !kinds["goroutine"] {
+			t.Errorf("stored %v, want a heap and a goroutine profile of the pod", files)
+		}
+		p, err := needLab(t).Admin.CoreV1().Pods(w.Namespace).Get(ctx, "app", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ann := p.Annotations[remediate.AnnotationProfile]; !strings.Contains(ann, "heap") {
+			t.Errorf("annotation %s = %q, want the files named", remediate.AnnotationProfile, ann)
+		}
+	})
+}
+
+const profileAPIServerPolicy = `
+rateLimit: {perMinute: 600, burst: 100}
+alerts:
+  KubeAPIServerMemoryHigh:
+    target: apiserver
+    check: {name: none}
+    remediators:
+      - name: profile
+        args: {timeout: 10s, apiserverPort: %s}
+`
+
+// apiserverNode creates, in l, a node whose InternalIP is the lab's
+// apiserver address: the node the apiserver runs on.
+func apiserverNode(ctx context.Context, t *testing.T, c kubernetes.Interface, name string) {
+	t.Helper()
+	must(t, "create node "+name, func() error {
+		n, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"}}
+		_, err = c.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
+}
+
+func labPort(t *testing.T, l *lab.Lab) string {
+	t.Helper()
+	u, err := url.Parse(l.Host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Port()
+}
+
+func apiserverAlert(node string) map[string]string { return map[string]string{"node": node} }
+
+// The heap of the apiserver on the alerting node, at its own address,
+// with leakguard's service-account token and the cluster CA: the shared
+// lab runs --profiling=false, and gets a held "profiling disabled"; a lab
+// of its own with profiling on gives a real heap profile.
+func TestProfileRealAPIServer(t *testing.T) {
+	l := needLab(t)
+	ctx := testContext(t)
+
+	t.Run("profiling disabled", func(t *testing.T) {
+		node := fmt.Sprintf("cp-off-%d", worldSeq.Add(1))
+		apiserverNode(ctx, t, l.Admin, node)
+		store, _ := remediate.NewProfileStore(t.TempDir(), 0, 0)
+		e := newEngineWithPolicy(t, leakguardClient(t), fmt.Sprintf(profileAPIServerPolicy, labPort(t, l)), budgetNamespace(t), func(o *remediate.Options) {
+			o.Profiles, o.Config = store, leakguardConfig
+		})
+		d, err := e.DecideOne(ctx, alert("KubeAPIServerMemoryHigh", apiserverAlert(node)))
+		if err != nil || d.Decision != remediate.DecisionHeld || d.Reason != remediate.ReasonProfilingDisabled {
+			t.Fatalf("decision %s %s %s (%v), want held by %s", d.Decision, d.Reason, d.Message, err, remediate.ReasonProfilingDisabled)
+		}
+	})
+
+	t.Run("profiling on", func(t *testing.T) {
+		bin, err := lab.FindBinaries(repoRoot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		own := lab.New(t, lab.Options{BinDir: bin, Profiling: true})
+		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		ns, name, cfg, err := installLeakguard(sctx, own)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("a lab with profiling on, and leakguard's RBAC in it, in %s", time.Since(start).Round(time.Millisecond))
+		c, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		apiserverNode(sctx, t, own.Admin, "cp-1")
+		store, _ := remediate.NewProfileStore(t.TempDir(), 0, 0)
+		e := newEngineWithPolicy(t, c, fmt.Sprintf(profileAPIServerPolicy, labPort(t, own)), ns, func(o *remediate.Options) {
+			o.Profiles, o.Config = store, rest.CopyConfig(cfg)
+		})
+		fetch := time.Now()
+		d, err := e.DecideOne(sctx, alert("KubeAPIServerMemoryHigh", apiserverAlert("cp-1")))
+		if err != nil || d.Decision != remediate.DecisionActed {
+			t.Fatalf("decision %s %s %s (%v) %+v, want acted (as %s/%s)", d.Decision, d.Reason, d.Message, err, d.Remediators, ns, name)
+		}
+		t.Logf("the apiserver's heap profile in %s", time.Since(fetch).Round(time.Millisecond))
+		files, _ := store.List()
+		if len(files) != 1 || !strings.Contains(files[0].Name, "_heap_") || !isGzip(t, filepath.Join(store.Dir, files[0].Name)) || files[0].Size < 1000 {
+			t.Fatalf("stored %v, want one gzipped heap profile", files)
+		}
+		t.Logf("%s: %d bytes", files[0].Name, files[0].Size)
+	})
+}
