@@ -15,14 +15,50 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/leakguard/leakguard/rules"
 )
 
 // repoRoot is the module root, two directories up from this package.
 const repoRoot = "../.."
 
-// ruleFile is the generated plain rule file, the one Thanos Ruler and
-// vmalert load (make verify keeps it up to date).
-var ruleFile = filepath.Join(repoRoot, "deploy", "prometheus", "rules.yaml")
+// ruleFile is the plain rule file vmalert loads: the generator's, with
+// every group at the global interval (TestMain writes it). vmalert's instant
+// queries look back only -datasource.queryStep (1m here), so a rule that
+// reads a record of the 5m trend group a minute after its evaluation finds
+// nothing; generated with --interval=0 --trend-interval=1m, every record is
+// at most a minute old (README, Fleets).
+var ruleFile string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "leakguard-fleet-rules")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		p := rules.DefaultParams()
+		p.Interval, p.TrendInterval = 0, model.Duration(time.Minute)
+		files, err := rules.Files(p)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fleet: generate the rules:", err)
+			return 1
+		}
+		ruleFile = filepath.Join(dir, "rules.yaml")
+		if err := os.WriteFile(ruleFile, files[rules.RuleFilePath], 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if f := os.Getenv("LEAKGUARD_FLEET_RULES"); f != "" {
+			ruleFile = f // another rule file, to compare
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
 
 // tracesDir is the shared trace suite's cases.
 var tracesDir = filepath.Join(repoRoot, "..", "shared", "traces", "cases")
