@@ -6,8 +6,10 @@
 // deploy/leakguard's service account. The scenarios assert on the API
 // server's objects and Events.
 //
-// One chain serves the package; the tests run in order and share the
-// world of lab.Scenario. Without the binaries the tests skip, unless
+// One chain, with the default policy, serves the package's tests; they
+// run in order and share the world of lab.Scenario. TestRemediateChain
+// (remediate_test.go) starts a second chain with a policy of its own,
+// after the others. Without the binaries the tests skip, unless
 // LEAKGUARD_E2E=1 (make e2e sets it), when they fail.
 package chain
 

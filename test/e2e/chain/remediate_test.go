@@ -1,0 +1,367 @@
+package chain
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/rules"
+	"github.com/leakguard/leakguard/test/e2e/lab"
+)
+
+// remediatePolicy turns on the disruptive remediators for the alerts of
+// TestRemediateChain: restart after annotate for a leaking workload
+// (minReadyReplicas 1: the lab's Deployments have one replica), cordon
+// after annotate for orphan cgroups (at most one node unschedulable; the
+// share is lifted so that, of four nodes, the count is the budget that
+// refuses). The rate limit is raised so that the bucket refuses none of
+// the scenario's actions.
+const remediatePolicy = `
+dryRun: false
+cooldown: 1h
+rateLimit:
+  perMinute: 60
+  burst: 20
+disruption:
+  perNamespacePerHour: 2
+  storm:
+    targets: 5
+    window: 10m
+    pause: 30m
+alerts:
+  ContainerMemoryLeak:
+    target: workload
+    check:
+      name: working-set-slope
+      args:
+        threshold: 1048576
+    remediators:
+      - name: annotate
+      - name: restart
+        enabled: true
+        args:
+          minReadyReplicas: 1
+  NodeOrphanCgroups:
+    target: node
+    check:
+      name: orphan-cgroups
+      args:
+        threshold: 20
+    remediators:
+      - name: annotate
+      - name: cordon
+        enabled: true
+        args:
+          maxUnschedulable: 1
+          maxUnschedulablePercent: 100
+`
+
+// TestRemediateChain runs a chain of its own, with remediatePolicy, after
+// the shared chain's tests (it is parallel, so it waits for them): a
+// leaking Deployment restarted once across two replicas, a node cordoned
+// and a second refused by the cordon budget, and the pause switch holding
+// a restart. The profile remediator is not in it: the lab's pods serve no
+// pprof endpoint.
+func TestRemediateChain(t *testing.T) {
+	need(t)
+	t.Parallel()
+	bin, err := lab.FindBinaries(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := lab.StartChain(ctx, lab.ChainOptions{RepoRoot: repoRoot, BinDir: bin, Policy: []byte(remediatePolicy),
+		Progress: func(step string, took time.Duration) {
+			fmt.Fprintf(os.Stderr, "remediate chain: %s (%s)\n", step, took.Round(time.Millisecond))
+		}})
+	if err != nil {
+		t.Fatalf("start the chain: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs of the remediate chain:\n%s", c.Logs())
+		}
+		if err := c.Close(); err != nil {
+			t.Errorf("close the remediate chain: %v", err)
+		}
+	})
+
+	const gib = 1 << 30
+	none := 0
+	worker := lab.Node{Name: "rem-worker-1", IP: "10.0.1.11", MemoryBytes: 16 * gib}
+	orphanA := lab.Node{Name: "rem-worker-2", IP: "10.0.1.12", MemoryBytes: 16 * gib, OrphanCgroups: &none}
+	orphanB := lab.Node{Name: "rem-worker-3", IP: "10.0.1.13", MemoryBytes: 16 * gib, OrphanCgroups: &none}
+	spare := lab.Node{Name: "rem-worker-4", IP: "10.0.1.14", MemoryBytes: 16 * gib}
+	restarted := lab.Workload{Namespace: "cart", Name: "web", Node: worker.Name, LimitBytes: 2 * gib, BaseBytes: 256 << 20}
+	paused := lab.Workload{Namespace: "ledger", Name: "api", Node: worker.Name, LimitBytes: 2 * gib, BaseBytes: 280 << 20}
+	for _, n := range []lab.Node{worker, orphanA, orphanB, spare} {
+		if err := c.AddNode(ctx, n, nil); err != nil {
+			t.Fatal(err)
+		}
+		clearTaints(ctx, t, c, n.Name)
+	}
+	for _, w := range []lab.Workload{restarted, paused} {
+		if err := c.AddWorkload(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		setRolledOut(ctx, t, c, w)
+	}
+	// The paused workload's alerts wait in Alertmanager until the pause
+	// switch is on.
+	silence, err := c.Alertmanager.Silence(ctx, map[string]string{"namespace": paused.Namespace}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []lab.Workload{restarted, paused} {
+		if err := c.Metrics.StartLeak(w.Key(), 3<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Metrics.SetOrphanCgroups(orphanA.Name, 42); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("restart once", func(t *testing.T) { testRestartedOnce(t, c, restarted) })
+	t.Run("cordon and budget", func(t *testing.T) { testCordonBudget(t, c, orphanA.Name, orphanB.Name) })
+	t.Run("pause switch", func(t *testing.T) { testPauseHoldsRestart(t, c, paused, silence) })
+}
+
+// clearTaints removes the node.kubernetes.io/not-ready:NoSchedule taint
+// that the API server's admission puts on a new Node, as the node
+// lifecycle controller would once its kubelet reports Ready (the lab runs
+// neither): cordon counts a node with it as unschedulable.
+func clearTaints(ctx context.Context, t *testing.T, c *lab.Chain, name string) {
+	t.Helper()
+	nodes := c.Admin.CoreV1().Nodes()
+	n, err := nodes.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Spec.Taints = nil
+	if _, err := nodes.Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("untaint node %s: %v", name, err)
+	}
+}
+
+// setRolledOut writes, as the admin through the status subresource, the
+// status a controller would give w's Deployment once its one replica is
+// ready and rolled out: restart's guards read it (the lab runs no
+// controller-manager).
+func setRolledOut(ctx context.Context, t *testing.T, c *lab.Chain, w lab.Workload) {
+	t.Helper()
+	deps := c.Admin.AppsV1().Deployments(w.Namespace)
+	d, err := deps.Get(ctx, w.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Status.ObservedGeneration = d.Generation
+	d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas = 1, 1, 1, 1
+	if _, err := deps.UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("status of %s/%s: %v", w.Namespace, w.Name, err)
+	}
+}
+
+// testRestartedOnce: the leak's ContainerMemoryLeak reaches both
+// replicas; the Deployment is annotated and its pod template's
+// restartedAt set, once (one LeakguardActed Event naming restart), and
+// the other replica's delivery is held by the cooldown claim.
+func testRestartedOnce(t *testing.T, c *lab.Chain, w lab.Workload) {
+	deps := c.Admin.AppsV1().Deployments(w.Namespace)
+	waitFor(t, alertTimeout, "the Deployment restarted and both deliveries decided", func(ctx context.Context) (bool, string, error) {
+		d, err := deps.Get(ctx, w.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		evs, err := eventsOf(ctx, c, w.Namespace, "Deployment", w.Name)
+		if err != nil {
+			return false, "", err
+		}
+		return d.Spec.Template.Annotations[remediate.AnnotationRestartedAt] != "" &&
+				count(evs, remediate.EventReasonActed, "") >= 1 &&
+				count(evs, remediate.EventReasonHeld, "("+remediate.ReasonCooldown+")") >= 1,
+			fmt.Sprintf("template annotations %v, %s", d.Spec.Template.Annotations, describe(evs)), nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := deps.Get(ctx, w.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := d.Spec.Template.Annotations[remediate.AnnotationRestartedAt]
+	if _, err := time.Parse(time.RFC3339, at); err != nil {
+		t.Errorf("%s = %q, not a time: %v", remediate.AnnotationRestartedAt, at, err)
+	}
+	if got := d.Annotations[remediate.AnnotationFinding]; got != rules.AlertContainerMemoryLeak {
+		t.Errorf("annotation %s = %q, want %s", remediate.AnnotationFinding, got, rules.AlertContainerMemoryLeak)
+	}
+	generation := d.Generation
+	// Redeliveries must not restart again: wait out a few group
+	// intervals, then the template and the Events are as they were.
+	time.Sleep(3 * time.Second)
+	d, err = deps.Get(ctx, w.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Spec.Template.Annotations[remediate.AnnotationRestartedAt]; got != at || d.Generation != generation {
+		t.Errorf("restarted again: %s %q → %q, generation %d → %d", remediate.AnnotationRestartedAt, at, got, generation, d.Generation)
+	}
+	evs, err := eventsOf(ctx, c, w.Namespace, "Deployment", w.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(evs, remediate.EventReasonActed, ""); n != 1 {
+		t.Errorf("%d LeakguardActed Events, want exactly 1: %s", n, describe(evs))
+	}
+	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorRestart+" acted"); n != 1 {
+		t.Errorf("the LeakguardActed Event does not say restart acted: %s", describe(evs))
+	}
+}
+
+// testCordonBudget: orphan cgroups on node a fire NodeOrphanCgroups, and
+// a is annotated and cordoned (spec.unschedulable, leakguard.io/cordoned-by);
+// then orphans on node b are refused by maxUnschedulable 1: b is
+// annotated (a LeakguardActed Event) but its cordon held with reason
+// max-unschedulable, b schedulable and without cordoned-by.
+func testCordonBudget(t *testing.T, c *lab.Chain, a, b string) {
+	nodes := c.Admin.CoreV1().Nodes()
+	waitFor(t, alertTimeout, "node "+a+" cordoned", func(ctx context.Context) (bool, string, error) {
+		n, err := nodes.Get(ctx, a, metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		evs, err := eventsOf(ctx, c, metav1.NamespaceDefault, "Node", a)
+		if err != nil {
+			return false, "", err
+		}
+		return n.Spec.Unschedulable && n.Annotations[remediate.AnnotationCordonedBy] != "" &&
+				n.Annotations[remediate.AnnotationFinding] == rules.AlertNodeOrphanCgroups &&
+				count(evs, remediate.EventReasonActed, remediate.RemediatorCordon+" acted") >= 1,
+			fmt.Sprintf("unschedulable %t, annotations %v, %s", n.Spec.Unschedulable, n.Annotations, describe(evs)), nil
+	})
+	if err := c.Metrics.SetOrphanCgroups(b, 42); err != nil {
+		t.Fatal(err)
+	}
+	// annotate acts, so the decision's Event is LeakguardActed; it says
+	// that cordon was held, and why.
+	cordonHeld := remediate.RemediatorCordon + " held: " + remediate.ReasonMaxUnschedulable
+	waitFor(t, alertTimeout, "node "+b+" refused by the cordon budget", func(ctx context.Context) (bool, string, error) {
+		evs, err := eventsOf(ctx, c, metav1.NamespaceDefault, "Node", b)
+		if err != nil {
+			return false, "", err
+		}
+		return count(evs, remediate.EventReasonActed, cordonHeld) >= 1, describe(evs), nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	time.Sleep(2 * time.Second)
+	n, err := nodes.Get(ctx, b, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Spec.Unschedulable || n.Annotations[remediate.AnnotationCordonedBy] != "" {
+		t.Errorf("node %s cordoned past the budget: unschedulable %t, annotations %v", b, n.Spec.Unschedulable, n.Annotations)
+	}
+	evs, err := eventsOf(ctx, c, metav1.NamespaceDefault, "Node", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorCordon+" acted"); n != 0 {
+		t.Errorf("%d LeakguardActed Events naming cordon on node %s: %s", n, b, describe(evs))
+	}
+	// a is still leakguard's one cordon, cordoned once.
+	na, err := nodes.Get(ctx, a, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !na.Spec.Unschedulable {
+		t.Errorf("node %s uncordoned", a)
+	}
+	evsA, err := eventsOf(ctx, c, metav1.NamespaceDefault, "Node", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(evsA, remediate.EventReasonActed, ""); n != 1 {
+		t.Errorf("%d LeakguardActed Events on node %s, want 1: %s", n, a, describe(evsA))
+	}
+}
+
+// testPauseHoldsRestart: with leakguard.io/pause: "true" on leakguard's
+// namespace, the leaking workload's alert (silenced until the switch is
+// on) is delivered, annotate acts and restart is held with reason paused
+// (said in the LeakguardActed Event): the Deployment's spec, its pod
+// template included, is unchanged.
+func testPauseHoldsRestart(t *testing.T, c *lab.Chain, w lab.Workload, silence string) {
+	ctx, cancel := context.WithTimeout(context.Background(), alertTimeout+time.Minute)
+	defer cancel()
+	ns := strings.SplitN(c.ServiceAccount, "/", 2)[0]
+	if err := setPause(ctx, c, ns, "true"); err != nil {
+		t.Fatal(err)
+	}
+	deps := c.Admin.AppsV1().Deployments(w.Namespace)
+	before, err := deps.Get(ctx, w.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, alertTimeout, "the paused workload's alert firing, silenced", func(ctx context.Context) (bool, string, error) {
+		alerts, err := c.Alertmanager.Alerts(ctx)
+		if err != nil {
+			return false, "", err
+		}
+		for _, a := range alerts {
+			if a.Labels["alertname"] == rules.AlertContainerMemoryLeak && a.Labels["namespace"] == w.Namespace {
+				return a.Status.State == "suppressed", "state " + a.Status.State, nil
+			}
+		}
+		return false, fmt.Sprintf("%d alerts, none of %s", len(alerts), w.Namespace), nil
+	})
+	if err := c.Alertmanager.Expire(ctx, silence); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the restart held by the pause switch", func(ctx context.Context) (bool, string, error) {
+		evs, err := eventsOf(ctx, c, w.Namespace, "Deployment", w.Name)
+		if err != nil {
+			return false, "", err
+		}
+		return count(evs, remediate.EventReasonActed, remediate.RemediatorRestart+" held: "+remediate.ReasonPaused) >= 1, describe(evs), nil
+	})
+	time.Sleep(2 * time.Second)
+	d, err := deps.Get(ctx, w.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The generation moves with the annotations (a Deployment's
+	// generation counts metadata.annotations too): compare the spec.
+	if got := d.Spec.Template.Annotations[remediate.AnnotationRestartedAt]; got != "" || !apiequality.Semantic.DeepEqual(before.Spec, d.Spec) {
+		t.Errorf("restarted while paused: %s %q, spec changed:\nbefore %+v\nafter  %+v", remediate.AnnotationRestartedAt, got, before.Spec, d.Spec)
+	}
+	evs, err := eventsOf(ctx, c, w.Namespace, "Deployment", w.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorRestart+" acted"); n != 0 {
+		t.Errorf("%d LeakguardActed Events naming restart while paused: %s", n, describe(evs))
+	}
+}
+
+// setPause sets leakguard.io/pause on namespace ns to value.
+func setPause(ctx context.Context, c *lab.Chain, ns, value string) error {
+	nss := c.Admin.CoreV1().Namespaces()
+	n, err := nss.Get(ctx, ns, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if n.Annotations == nil {
+		n.Annotations = map[string]string{}
+	}
+	n.Annotations[remediate.AnnotationPause] = value
+	_, err = nss.Update(ctx, n, metav1.UpdateOptions{})
+	return err
+}
