@@ -198,17 +198,18 @@ type decisionLine struct {
 	} `json:"remediators"`
 }
 
-// The engine's steps in order: the scope guards, the check, then the
-// guards that take something (cooldown, rate). A guard that held names
-// itself in the decision's reason, and every step before it passed; an
-// action passed them all.
+// The engine's steps in order: the scope guards and the cooldown (held
+// before the check, so that a redelivery costs no query), the check, then
+// the budget guards (rate). A guard that held names itself in the
+// decision's reason, and every step before it passed; an action passed
+// them all.
 var (
 	scopeGuards = []struct{ name, reason string }{
 		{"namespace", remediate.ReasonNamespaceExcluded},
 		{"opt-out", remediate.ReasonOptOut},
+		{"cooldown", remediate.ReasonCooldown},
 	}
 	actionGuards = []struct{ name, reason string }{
-		{"cooldown", remediate.ReasonCooldown},
 		{"rate", remediate.ReasonRateLimited},
 	}
 )
@@ -236,7 +237,7 @@ func steps(d decisionLine) []string {
 		return lines
 	}
 	lines = append(lines, fmt.Sprintf("check %s: %s", d.Check, d.CheckResult))
-	if d.Decision != remediate.DecisionActed && d.Reason != remediate.ReasonCooldown && d.Reason != remediate.ReasonRateLimited {
+	if d.Decision != remediate.DecisionActed && d.Reason != remediate.ReasonRateLimited {
 		return lines // held by the check: no further step
 	}
 	guardLine(actionGuards)
