@@ -174,21 +174,12 @@ func clearTaints(ctx context.Context, t *testing.T, c *lab.Chain, name string) {
 	}
 }
 
-// setRolledOut writes, as the admin through the status subresource, the
-// status a controller would give w's Deployment once its one replica is
-// ready and rolled out: restart's guards read it (the lab runs no
-// controller-manager).
+// setRolledOut gives w's Deployment the status of a finished rollout
+// (lab.Chain.SetRolledOut).
 func setRolledOut(ctx context.Context, t *testing.T, c *lab.Chain, w lab.Workload) {
 	t.Helper()
-	deps := c.Admin.AppsV1().Deployments(w.Namespace)
-	d, err := deps.Get(ctx, w.Name, metav1.GetOptions{})
-	if err != nil {
+	if err := c.SetRolledOut(ctx, w); err != nil {
 		t.Fatal(err)
-	}
-	d.Status.ObservedGeneration = d.Generation
-	d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas = 1, 1, 1, 1
-	if _, err := deps.UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
-		t.Fatalf("status of %s/%s: %v", w.Namespace, w.Name, err)
 	}
 }
 

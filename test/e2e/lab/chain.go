@@ -165,7 +165,8 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 		done("go build leakguard")
 	}
 
-	// deploy/leakguard's RBAC, and a token for its service account.
+	// deploy/leakguard's RBAC and admission policies (enforced before
+	// this returns), and a token for its service account.
 	saNS, saName, err := InstallLeakguard(ctx, l, o.RepoRoot)
 	if err != nil {
 		return nil, err
@@ -183,7 +184,7 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 	if err := l.WriteAdminKubeconfig(c.Kubeconfig); err != nil {
 		return nil, err
 	}
-	done("deploy/leakguard RBAC, service account token")
+	done("deploy/leakguard RBAC, admission policies in force, a token")
 
 	if c.Metrics, err = StartMetrics(); err != nil {
 		return nil, err
@@ -493,6 +494,24 @@ func (c *Chain) AddWorkload(ctx context.Context, w Workload) error {
 
 // pprofPortAnnotation opts a pod in to profile (remediate.AnnotationPprofPort).
 const pprofPortAnnotation = "leakguard.io/pprof-port"
+
+// SetRolledOut writes, as the admin through the status subresource, the
+// status a controller would give w's Deployment once its one replica is
+// ready and rolled out: restart's guards read it (the lab runs no
+// controller-manager).
+func (c *Chain) SetRolledOut(ctx context.Context, w Workload) error {
+	deps := c.Admin.AppsV1().Deployments(w.Namespace)
+	d, err := deps.Get(ctx, w.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	d.Status.ObservedGeneration = d.Generation
+	d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas = 1, 1, 1, 1
+	if _, err := deps.UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("status of %s/%s: %w", w.Namespace, w.Name, err)
+	}
+	return nil
+}
 
 func controller(apiVersion, kind, name string, uid types.UID) metav1.OwnerReference {
 	yes := true
