@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +209,40 @@ func checkWorkloadProfiled(ctx context.Context, t *testing.T, c *lab.Chain, w la
 	}
 	if len(replicas) != 1 {
 		t.Errorf("profiles of %s stored by %d replicas, want only the one that acted", subject, len(replicas))
+	}
+}
+
+// TestProfileStrings checks the check: this process's own heap profile
+// (runtime/pprof writes it gzipped) decodes with its functions in the
+// string table; gzipped bytes that are no protocol buffer, a message
+// without samples, and bytes that are not gzip are refused.
+func TestProfileStrings(t *testing.T) {
+	var heap bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&heap, 0); err != nil {
+		t.Fatal(err)
+	}
+	strs, err := profileStrings(heap.Bytes())
+	if err != nil {
+		t.Fatalf("this process's goroutine profile: %v", err)
+	}
+	if !strings.Contains(strings.Join(strs, "\n"), "TestProfileStrings") {
+		t.Errorf("the goroutine profile's strings do not name this test: %q", strs)
+	}
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		_, _ = zw.Write(b)
+		_ = zw.Close()
+		return buf.Bytes()
+	}
+	for name, data := range map[string][]byte{
+		"not gzip":          []byte("heap profile"),
+		"gzip of text":      gz([]byte("heap profile, honest")),
+		"truncated message": gz(protowire.AppendTag(nil, 6, protowire.BytesType)),
+		"no samples":        gz(protowire.AppendBytes(protowire.AppendTag(nil, 6, protowire.BytesType), nil)),
+	} {
+		if _, err := profileStrings(data); err == nil {
+			t.Errorf("%s: accepted as a profile", name)
+		}
 	}
 }
