@@ -126,7 +126,7 @@ func TestTracesOnVMAlert(t *testing.T) {
 			t.Errorf("%s at %v: %d matching firing alerts, want %v (promtool's answer); %s; firing:%s; matching alerts fire under MetricsQL over %s",
 				c.name, c.at, len(got), c.want, c.expr, describe(got), firingSpans(alerts, c.caseID, c.matchers, start))
 		} else {
-			t.Logf("%s at %v: %d, as promtool", c.name, c.at, len(got))
+			t.Logf("%s at %v: %d, as promtool; matching alerts fire over %s", c.name, c.at, len(got), firingSpans(alerts, c.caseID, c.matchers, start))
 		}
 	}
 }

@@ -40,6 +40,13 @@ func startVictoriaMetrics(t *testing.T) string {
 	return base
 }
 
+// timestampSeries are the metrics whose values are Unix times (seconds).
+// promtool's clock starts at 0, so in a trace a container that started
+// with the trace says 0; written at start, its value moves by start too,
+// or the rules' restart guard (state_started > time() - 4500, ...) would
+// see a container started in 1970 and never hold back an alert.
+var timestampSeries = map[string]bool{"kube_pod_container_state_started": true}
+
 // importSeries writes ss into VictoriaMetrics through its JSON line import
 // API, minute m of a trace at start+m. A staleness marker ends the series
 // there: the import API carries no markers, so VictoriaMetrics sees the
@@ -54,11 +61,15 @@ func importSeries(t *testing.T, base string, ss []series, start time.Time) {
 			Values     []float64         `json:"values"`
 			Timestamps []int64           `json:"timestamps"`
 		}{Metric: s.labels}
+		shift := 0.0
+		if timestampSeries[s.labels["__name__"]] {
+			shift = float64(start.Unix())
+		}
 		for _, p := range s.points {
 			if p.stale {
 				continue
 			}
-			line.Values = append(line.Values, p.value)
+			line.Values = append(line.Values, p.value+shift)
 			line.Timestamps = append(line.Timestamps, start.Add(time.Duration(p.minute)*time.Minute).UnixMilli())
 		}
 		if len(line.Values) == 0 {
