@@ -41,12 +41,21 @@ func traceCaseIDs(t *testing.T) []string {
 // Three used to differ (L2/leak_firing_4h30m, L1/oom_firing_9h19m,
 // L2/oom_firing_17h27m). None was MetricsQL: each was a rule replayed
 // before VictoriaMetrics let it find what the rule before it had written
-// (replay and flush in vm_test.go). L2's steady trend lacked
-// floor_step, which read L2's floor series before the index had it, so L2's
+// (replay and flush in vm_test.go). L2's steady trend lacked floor_step,
+// which read L2's floor series before the index had it, so L2's
 // ContainerMemoryLeak fired only once the fast trend could (from about
 // 9h30m); seconds_to_limit, replayed right after leak_rate, read none of
 // it, so no ContainerMemoryOOMPredicted ever fired. Which rules missed out
 // varied from run to run with the timing of the flushes.
+//
+// Away from the check minutes, alerts start or end 1 to 2 minutes apart
+// (and L1's ContainerMemoryLeak 11 minutes early), from two MetricsQL
+// semantics: a range [15m] is (t-15m, t], not Prometheus 2's [t-15m, t],
+// so on minute-aligned samples floor_fast and every trend record run a
+// minute early; and a selector bridges a one-evaluation gap in a record
+// (no staleness markers in vmalert's replay; the implicit window is
+// 1.125 times the series' interval), so a for that promtool restarts
+// keeps counting. The README's Fleets section gives the figures.
 var knownDifferences = map[string]struct {
 	got float64
 	why string
