@@ -18,7 +18,7 @@
 #                containers (about 4 minutes); fails above 4.5 times.
 # make fleet     the fleet tests (test/fleet): the rules and the routing on
 #                VictoriaMetrics + vmalert with a real Alertmanager, and the
-#                trace suite through vmalert's replay (about a minute; part
+#                trace suite through vmalert's replay (about 20 s; part
 #                of make test).
 
 GO       ?= go

@@ -145,7 +145,7 @@ func alertKeys(r *receiver, keep ...string) []string {
 // take must not matter, so the data goes on past now and the replay covers
 // the next minutes too (VictoriaMetrics answers range queries over future
 // samples): wherever the live run starts in them, the replay's latest
-// records are at most a minute old. The live groups run every 15s
+// records are at most a minute old. The live groups run every 5s
 // (vmalert starts each group after a pause of up to one interval).
 func TestTwoClustersOnVictoriaMetrics(t *testing.T) {
 	vmalert := binary(t, "vmalert", vmInstall)
@@ -169,7 +169,7 @@ func TestTwoClustersOnVictoriaMetrics(t *testing.T) {
 		"-remoteWrite.url="+base,
 		"-remoteRead.url="+base,
 		"-notifier.url="+am,
-		"-evaluationInterval=15s",
+		"-evaluationInterval=5s",
 		"-httpListenAddr="+liveAddr,
 		"-loggerLevel=INFO")
 	t.Cleanup(func() {
@@ -219,7 +219,7 @@ func TestTwoClustersOnVictoriaMetrics(t *testing.T) {
 
 // liveRules is the rule file with every group at vmalert's
 // -evaluationInterval (each group's own interval dropped): the replay
-// evaluates every minute, as the traces do, and the live run every 15s, so
+// evaluates every minute, as the traces do, and the live run every 5s, so
 // that it needs seconds, not minutes, to evaluate every group twice.
 func liveRules(t *testing.T) string {
 	t.Helper()
