@@ -37,7 +37,7 @@ func TestFiringMinutesVMAlertVsPromtool(t *testing.T) {
 	dir := t.TempDir()
 
 	prom := map[string]map[int]bool{} // alert key -> firing minutes
-	lastOf := map[string]int{}         // case -> its last check minute
+	lastOf := map[string]int{}        // case -> its last check minute
 	var all []series
 	last := 0
 	for _, id := range traceCaseIDs(t) {
