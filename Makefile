@@ -2,7 +2,8 @@
 #
 # make test      Go tests, the e2e tests against a real kube-apiserver and
 #                etcd, generated files up to date, promtool checks and unit
-#                tests of the rules, and the shared memory-trace suite.
+#                tests of the rules, the shared memory-trace suite, and the
+#                fleet tests on VictoriaMetrics.
 # make e2e       the e2e tests alone (builds kube-apiserver and etcd once, see
 #                hack/e2e-binaries.sh).
 # make generate  rewrite every generated file under deploy/.
@@ -16,7 +17,9 @@
 #                against kube-prometheus's working-set rule, at 300
 #                containers (about 4 minutes); fails above 4.5 times.
 # make fleet     the fleet tests (test/fleet): the rules and the routing on
-#                VictoriaMetrics + vmalert with a real Alertmanager.
+#                VictoriaMetrics + vmalert with a real Alertmanager, and the
+#                trace suite through vmalert's replay (about 20 s; part
+#                of make test).
 
 GO       ?= go
 PROMTOOL ?= promtool
@@ -62,7 +65,7 @@ verify:
 	hack/verify-generated.sh
 	$(GO) test -count=1 ./deploy/
 
-test: go-test e2e verify rules-check rules-test traces dashboards-check rules-cost
+test: go-test e2e verify rules-check rules-test traces dashboards-check rules-cost fleet
 
 go-test: dashboards/schema/node_modules
 	$(GO) vet ./...

@@ -1,13 +1,20 @@
 package fleet
 
 import (
+	"bufio"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/yaml"
 )
 
 // twoClusterMinutes is how much history the two-cluster data holds: enough
@@ -122,37 +129,52 @@ func alertKeys(r *receiver, keep ...string) []string {
 // that the recorded series and the alerts' pending time exist, as after
 // hours of evaluation), then runs vmalert live, restoring its alerts' state
 // from VictoriaMetrics and sending to the real Alertmanager on the shipped
-// fleet routing. Each cluster's receiver must get exactly its own alert;
-// prod-b's answers 503 to its first two requests (its cluster's outage),
-// which must not hold up prod-a's.
+// fleet routing. vmalert's own state, once every group has evaluated
+// twice, must hold exactly the two expected alerts, firing, and each
+// cluster's receiver must get exactly its own; prod-b's answers 503 to its
+// first two requests (its cluster's outage), which must not hold up
+// prod-a's.
+//
+// Nothing waits for a time to pass: each step waits, bounded, for a state
+// (samples searchable, groups evaluated, alerts received). The live
+// evaluations must find the replay's records: at its first evaluation a
+// rule reads what the rule before it recorded in the replay (the live
+// records of the same evaluation are still on their way), and a query
+// looks back only -datasource.queryStep (5m) for a sample. How long the
+// import, the replay, Alertmanager's start and vmalert's first evaluations
+// take must not matter, so the data goes on past now and the replay covers
+// the next minutes too (VictoriaMetrics answers range queries over future
+// samples): wherever the live run starts in them, the replay's latest
+// records are at most a minute old. The live groups run every 5s
+// (vmalert starts each group after a pause of up to one interval).
 func TestTwoClustersOnVictoriaMetrics(t *testing.T) {
 	vmalert := binary(t, "vmalert", vmInstall)
 	base := startVictoriaMetrics(t)
-	const extra = 15
+	// Minutes of data past now, and of them replayed: more than the
+	// bounded waits from here to vmalert's first evaluations add up to.
+	const extra, ahead = 20, 15
 	now := time.Now().UTC().Truncate(time.Minute)
 	from := now.Add(-twoClusterMinutes * time.Minute)
 	importSeries(t, base, twoClusters(t, extra), from)
-	replay(t, base, from, now)
+	replay(t, base, from, now.Add(ahead*time.Minute))
 
 	ra, urlA := newReceiver(t, "prod-a", 0)
 	rb, urlB := newReceiver(t, "prod-b", 2)
 	am := fleetAlertmanager(t, map[string]string{"prod-a": urlA, "prod-b": urlB})
 	liveAddr := loopback(t)
+	liveStart := time.Now()
 	live := start(t, "vmalert", vmalert,
-		"-rule="+ruleFile,
+		"-rule="+liveRules(t),
 		"-datasource.url="+base,
-		// The default step (5m) is also how far back a query looks for a
-		// sample: the replay's last recorded samples are a minute or two old
-		// when the live evaluations start.
 		"-remoteWrite.url="+base,
 		"-remoteRead.url="+base,
 		"-notifier.url="+am,
-		"-evaluationInterval=15s",
+		"-evaluationInterval=5s",
 		"-httpListenAddr="+liveAddr,
 		"-loggerLevel=INFO")
 	t.Cleanup(func() {
 		if t.Failed() {
-			for _, path := range []string{"/api/v1/alerts", "/api/v1/groups"} {
+			for _, path := range []string{"/api/v1/alerts", "/metrics"} {
 				if resp, err := http.Get("http://" + liveAddr + path); err == nil {
 					body, _ := io.ReadAll(resp.Body)
 					resp.Body.Close()
@@ -161,16 +183,31 @@ func TestTwoClustersOnVictoriaMetrics(t *testing.T) {
 			}
 		}
 	})
-	rs := map[string]*receiver{"prod-a": ra, "prod-b": rb}
+	waitEvaluated(t, 3*time.Minute, liveAddr, 3, live)
+	t.Logf("every live group evaluated 3 times, %v after vmalert started and %v after the history's end",
+		time.Since(liveStart).Round(time.Second), time.Since(now).Round(time.Second))
 	want := wantTwoClusters(nil)
-	waitDelivered(t, 2*time.Minute, rs, want, live)
-	for c, r := range rs {
-		got := alertKeys(r)
-		if strings.Join(got, "\n") != strings.Join(want[c], "\n") {
-			t.Errorf("%s's receiver got the firing alerts\n  %s\nwant\n  %s", c, strings.Join(got, "\n  "), strings.Join(want[c], "\n  "))
-		} else {
-			t.Logf("%s's receiver got %s", c, strings.Join(got, ", "))
+	var wantAll []string
+	for _, c := range []string{"prod-a", "prod-b"} {
+		wantAll = append(wantAll, want[c]...)
+	}
+	if got := vmalertActive(t, liveAddr); strings.Join(got, "\n") != strings.Join(sortStrings(wantAll), "\n") {
+		t.Fatalf("vmalert's active alerts (pending or firing) are\n  %s\nwant, firing,\n  %s", strings.Join(got, "\n  "), strings.Join(wantAll, "\n  "))
+	}
+
+	rs := map[string]*receiver{"prod-a": ra, "prod-b": rb}
+	waitFor(t, time.Minute, "the expected alerts at each cluster's receiver", func() (bool, error) {
+		for c, r := range rs {
+			if strings.Join(alertKeys(r), "\n") != strings.Join(want[c], "\n") {
+				return false, nil
+			}
 		}
+		return true, nil
+	}, live)
+	for c, r := range rs {
+		// Only what vmalert holds firing can arrive, and that is exactly
+		// the expected alerts (above): this is the final answer.
+		t.Logf("%s's receiver got %s", c, strings.Join(alertKeys(r), ", "))
 	}
 	rb.mu.Lock()
 	refused := rb.refused
@@ -178,6 +215,104 @@ func TestTwoClustersOnVictoriaMetrics(t *testing.T) {
 	if refused != 2 {
 		t.Errorf("prod-b's receiver refused %d requests, want 2 (its outage)", refused)
 	}
+}
+
+// liveRules is the rule file with every group at vmalert's
+// -evaluationInterval (each group's own interval dropped): the replay
+// evaluates every minute, as the traces do, and the live run every 5s, so
+// that it needs seconds, not minutes, to evaluate every group twice.
+func liveRules(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(ruleFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		Groups []map[string]any `json:"groups"`
+	}
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		t.Fatalf("%s: %v", ruleFile, err)
+	}
+	for _, g := range f.Groups {
+		delete(g, "interval")
+	}
+	out, err := yaml.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "live-rules.yaml")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// waitEvaluated waits until vmalert has started n evaluations of every
+// group it loaded (vmalert_iteration_total, counted as an evaluation
+// starts), so that n-1 of them are complete.
+func waitEvaluated(t *testing.T, timeout time.Duration, addr string, n int, p *process) {
+	t.Helper()
+	waitFor(t, timeout, fmt.Sprintf("%d evaluations of every vmalert group", n), func() (bool, error) {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return false, nil // not listening yet
+		}
+		defer resp.Body.Close()
+		groups := 0
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			line := sc.Text()
+			if !strings.HasPrefix(line, "vmalert_iteration_total{") {
+				continue
+			}
+			groups++
+			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			if err != nil {
+				return false, fmt.Errorf("vmalert metrics: %q: %v", line, err)
+			}
+			if v < float64(n) {
+				return false, nil
+			}
+		}
+		return groups > 0, sc.Err()
+	}, p)
+}
+
+// vmalertActive lists vmalert's active alerts, pending or firing, reduced
+// as alertKeys does, each with its state when it is not firing.
+func vmalertActive(t *testing.T, addr string) []string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/api/v1/alerts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data struct {
+			Alerts []struct {
+				Labels map[string]string `json:"labels"`
+				State  string            `json:"state"`
+			} `json:"alerts"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		t.Fatalf("vmalert /api/v1/alerts: %v", err)
+	}
+	var out []string
+	for _, a := range r.Data.Alerts {
+		k := map[string]string{}
+		for _, l := range []string{"alertname", "cluster", "namespace", "pod", "container", "node", "severity"} {
+			if v, ok := a.Labels[l]; ok {
+				k[l] = v
+			}
+		}
+		s := labelString(k)
+		if a.State != "firing" {
+			s += " (" + a.State + ")"
+		}
+		out = append(out, s)
+	}
+	return sortStrings(out)
 }
 
 func sortStrings(xs []string) []string { sort.Strings(xs); return xs }
