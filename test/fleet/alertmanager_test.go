@@ -262,6 +262,17 @@ func (r *receiver) firing() []string {
 // one to arrive too.
 func waitDelivered(t *testing.T, timeout time.Duration, rs map[string]*receiver, want map[string][]string, exited ...*process) {
 	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, c := range []string{"prod-a", "prod-b"} {
+				r := rs[c]
+				r.mu.Lock()
+				n := r.requests
+				r.mu.Unlock()
+				t.Logf("%s's receiver got %d requests, firing: %s", c, n, strings.Join(r.firing(), ", "))
+			}
+		}
+	})
 	waitFor(t, timeout, "the expected alerts at each cluster's receiver", func() (bool, error) {
 		for c, r := range rs {
 			got := map[string]bool{}

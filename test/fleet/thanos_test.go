@@ -1,0 +1,441 @@
+package fleet
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"sigs.k8s.io/yaml"
+
+	"github.com/leakguard/leakguard/rules"
+)
+
+const (
+	thanosInstall = "make fleet-thanos builds it: BUILD_THANOS=1 hack/fleet-binaries.sh"
+	promInstall   = "Debian: apt-get install prometheus"
+
+	// rulerLabel is the Thanos Ruler's own external label. The Ruler's
+	// external labels replace a series' label of the same name in what it
+	// records and sends, so it must not be the cluster label.
+	rulerLabel, rulerReplica = "ruler_replica", "r0"
+
+	// thanosEvalInterval is the Ruler's --eval-interval, and the trend
+	// group's interval in the rule file it loads.
+	thanosEvalInterval = 15 * time.Second
+)
+
+// thanosRules generates the rule file the Thanos test loads: every group at
+// the Ruler's --eval-interval (leakguard generate --interval=0
+// --trend-interval=15s), so that the live Ruler evaluates every 15 s and the
+// alerts arrive within a minute of its start.
+func thanosRules(t *testing.T) string {
+	t.Helper()
+	if f := os.Getenv("LEAKGUARD_FLEET_THANOS_RULES"); f != "" {
+		return f // another rule file, to compare
+	}
+	p := rules.DefaultParams()
+	p.Interval, p.TrendInterval = 0, model.Duration(thanosEvalInterval)
+	files, err := rules.Files(p)
+	if err != nil {
+		t.Fatalf("generate the rules: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(file, files[rules.RuleFilePath], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// TestTwoClustersOnThanos runs the two clusters of TestTwoClustersOnVictoriaMetrics
+// on Thanos: each cluster's series in its own Prometheus (backfilled with
+// promtool, without a cluster label: the Prometheus's external label
+// cluster names it, as in a real cluster), each behind a Thanos sidecar; a
+// Thanos Query over both sidecars and the store the Ruler writes into; and a
+// Thanos Ruler
+// evaluating the generated rules through that Query, sending to the real
+// Alertmanager on the shipped fleet routing.
+//
+// Thanos has no replay mode, so the test replays the rules over the 5 h of
+// history itself, through the same Query (range queries, rule by rule in the
+// file's order, as vmalert -replay does), and writes the recorded series and
+// the alerts' for state (ALERTS_FOR_STATE) where the Ruler keeps its own:
+// the Ruler runs stateless, remote-writing into a Prometheus behind a third
+// sidecar, and in that mode restores its alerts' for state through the
+// Query when it starts. Each cluster's receiver must get exactly its own
+// alert, with its cluster and the Ruler's ruler_replica label; prod-b's
+// answers 503 to its first two requests.
+func TestTwoClustersOnThanos(t *testing.T) {
+	thanos := binary(t, "thanos", thanosInstall)
+	prometheus := binary(t, "prometheus", promInstall)
+	promtool := binary(t, "promtool", promInstall)
+	alertmanagerBinary(t)
+	ruleFile := thanosRules(t)
+	started := time.Now()
+
+	const extra = 15
+	now := time.Now().UTC().Truncate(time.Minute)
+	from := now.Add(-twoClusterMinutes * time.Minute)
+	all := twoClusters(t, extra)
+	var endpoints []string
+	for _, c := range []string{"prod-a", "prod-b"} {
+		var own []samples
+		for _, s := range all {
+			if s.labels["cluster"] == c {
+				own = append(own, minuteSamples(s, from, "cluster"))
+			}
+		}
+		dir := t.TempDir()
+		file := filepath.Join(t.TempDir(), c+".om")
+		if err := os.WriteFile(file, openMetrics(own), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run(t, 2*time.Minute, "promtool tsdb create-blocks-from openmetrics", promtool,
+			"tsdb", "create-blocks-from", "openmetrics", file, dir)
+		prom := startPrometheus(t, prometheus, "prometheus-"+c, dir, "cluster", c, "")
+		endpoints = append(endpoints, startSidecar(t, thanos, "sidecar-"+c, prom, dir))
+	}
+	// Where the Ruler writes: its records, ALERTS and ALERTS_FOR_STATE,
+	// the replayed history first. The out-of-order window lets the replay
+	// write hours into the past.
+	rulesDir := t.TempDir()
+	rulesProm := startPrometheus(t, prometheus, "prometheus-rules", rulesDir, rulerLabel, rulerReplica,
+		"storage:\n  tsdb:\n    out_of_order_time_window: 1d\n", "--web.enable-remote-write-receiver")
+	endpoints = append(endpoints, startSidecar(t, thanos, "sidecar-rules", rulesProm, rulesDir))
+	query := startQuery(t, thanos, endpoints)
+	waitFor(t, time.Minute, "both clusters' series through Thanos Query", func() (bool, error) {
+		rs, err := instant(query, `count by (cluster) (container_memory_working_set_bytes)`, now)
+		return len(rs) == 2 && rs[0].Metric["cluster"] == "prod-a" && rs[1].Metric["cluster"] == "prod-b", err
+	})
+	t.Logf("Thanos up with both clusters' history after %v", time.Since(started).Round(time.Second))
+
+	thanosReplay(t, query, rulesProm+"/api/v1/write", ruleFile, from, now)
+
+	ra, urlA := newReceiver(t, "prod-a", 0)
+	rb, urlB := newReceiver(t, "prod-b", 2)
+	am := fleetAlertmanager(t, map[string]string{"prod-a": urlA, "prod-b": urlB})
+	rulerHTTP := loopback(t)
+	ruler := start(t, "thanos rule", thanos, "rule",
+		"--data-dir="+t.TempDir(),
+		"--rule-file="+ruleFile,
+		"--query="+strings.TrimPrefix(query, "http://"),
+		"--alertmanagers.url="+am,
+		"--label="+rulerLabel+`="`+rulerReplica+`"`,
+		"--eval-interval="+model.Duration(thanosEvalInterval).String(),
+		// Stateless: the Ruler writes into rulesProm, and restores its
+		// alerts' for state through the Query (not from a local TSDB),
+		// where the replay left it; the Query's dedup drops the Ruler's
+		// label, and so does the restore here.
+		"--remote-write.config=remote_write:\n- url: "+rulesProm+"/api/v1/write\n  queue_config:\n    batch_send_deadline: 1s\n",
+		"--restore-ignored-label="+rulerLabel,
+		"--http-address="+rulerHTTP,
+		"--grpc-address="+loopback(t),
+		"--log.level=info")
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, path := range []string{"/api/v1/alerts", "/api/v1/rules?type=alert"} {
+				if resp, err := http.Get("http://" + rulerHTTP + path); err == nil {
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					t.Logf("thanos rule %s:\n%s", path, tail(string(body), 4000))
+				}
+			}
+		}
+	})
+	rs := map[string]*receiver{"prod-a": ra, "prod-b": rb}
+	waitDelivered(t, 2*time.Minute, rs, wantTwoClusters(nil), ruler)
+	// The same alerts, each with its cluster and the Ruler's own label.
+	checkTwoClusters(t, rs, wantTwoClusters(map[string]string{rulerLabel: rulerReplica}), rulerLabel)
+	t.Logf("the whole Thanos test took %v", time.Since(started).Round(time.Second))
+}
+
+// minuteSamples turns a trace series into samples, minute m at from+m,
+// without the labels drop; staleness markers are kept as markers.
+func minuteSamples(s series, from time.Time, drop ...string) samples {
+	ls := map[string]string{}
+	for k, v := range s.labels {
+		ls[k] = v
+	}
+	for _, k := range drop {
+		delete(ls, k)
+	}
+	out := samples{labels: ls}
+	for _, p := range s.points {
+		v := p.value
+		if p.stale {
+			v = staleNaN
+		}
+		out.ts = append(out.ts, from.Add(time.Duration(p.minute)*time.Minute).UnixMilli())
+		out.vs = append(out.vs, v)
+	}
+	return out
+}
+
+// startPrometheus runs Prometheus 2 on the TSDB in dir, scraping nothing,
+// with one external label (the sidecar requires one) and more of its
+// configuration file, and returns its base URL. Blocks are kept at 2 h,
+// uncompacted, as a Thanos sidecar wants them.
+func startPrometheus(t *testing.T, bin, name, dir, label, value, more string, args ...string) string {
+	t.Helper()
+	cfg := filepath.Join(t.TempDir(), "prometheus.yml")
+	body := fmt.Sprintf("global:\n  external_labels:\n    %s: %q\n%s", label, value, more)
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := loopback(t)
+	p := start(t, name, bin, append([]string{
+		"--config.file=" + cfg,
+		"--storage.tsdb.path=" + dir,
+		"--storage.tsdb.retention.time=30d",
+		"--storage.tsdb.min-block-duration=2h",
+		"--storage.tsdb.max-block-duration=2h",
+		"--web.listen-address=" + addr,
+		"--log.level=warn",
+	}, args...)...)
+	base := "http://" + addr
+	waitReady(t, p, base+"/-/ready")
+	return base
+}
+
+// startSidecar runs a Thanos sidecar in front of a Prometheus and returns
+// its gRPC (StoreAPI) address.
+func startSidecar(t *testing.T, bin, name, prom, dir string) string {
+	t.Helper()
+	grpc, httpAddr := loopback(t), loopback(t)
+	p := start(t, name, bin, "sidecar",
+		"--prometheus.url="+prom,
+		"--tsdb.path="+dir,
+		"--grpc-address="+grpc,
+		"--http-address="+httpAddr,
+		"--log.level=warn")
+	waitReady(t, p, "http://"+httpAddr+"/-/ready")
+	return grpc
+}
+
+// startQuery runs a Thanos Query over the StoreAPI endpoints and waits until
+// it has every one of them. They are strict endpoints: one that is down
+// stays in the set and makes a query partial (an error for the Ruler's
+// abort strategy) rather than silently leaving its series out. Replicas of
+// a series that differ only in rulerLabel are deduplicated.
+func startQuery(t *testing.T, bin string, endpoints []string) string {
+	t.Helper()
+	addr := loopback(t)
+	args := []string{"query", "--http-address=" + addr, "--grpc-address=" + loopback(t),
+		"--query.replica-label=" + rulerLabel, "--log.level=warn"}
+	for _, e := range endpoints {
+		args = append(args, "--endpoint-strict="+e)
+	}
+	p := start(t, "thanos query", bin, args...)
+	base := "http://" + addr
+	waitReady(t, p, base+"/-/ready")
+	waitFor(t, time.Minute, fmt.Sprintf("Thanos Query's %d stores healthy", len(endpoints)), func() (bool, error) {
+		resp, err := http.Get(base + "/api/v1/stores")
+		if err != nil {
+			return false, nil
+		}
+		defer resp.Body.Close()
+		var r struct {
+			Data map[string][]struct {
+				Name      string  `json:"name"`
+				LastError *string `json:"lastError"`
+			} `json:"data"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+			return false, err
+		}
+		healthy := map[string]bool{}
+		for _, stores := range r.Data {
+			for _, s := range stores {
+				if s.LastError == nil {
+					healthy[s.Name] = true
+				}
+			}
+		}
+		for _, e := range endpoints {
+			if !healthy[e] {
+				return false, nil
+			}
+		}
+		return true, nil
+	}, p)
+	return base
+}
+
+// promSeries is one series of a query answer: instant (Value) or range
+// (Values).
+type promSeries struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+	Values [][2]any          `json:"values"`
+}
+
+// thanosAPI runs a query against Thanos Query's HTTP API the way the Ruler
+// does: deduplicated, and refusing a partial answer.
+func thanosAPI(base, path string, q url.Values) ([]promSeries, error) {
+	q.Set("dedup", "true")
+	q.Set("partial_response", "false")
+	resp, err := http.PostForm(base+path, q)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Status   string   `json:"status"`
+		Error    string   `json:"error"`
+		Warnings []string `json:"warnings"`
+		Data     struct {
+			Result []promSeries `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return nil, fmt.Errorf("%s %s: %s: %w", path, q.Get("query"), resp.Status, err)
+	}
+	if r.Status != "success" || len(r.Warnings) > 0 {
+		return nil, fmt.Errorf("%s %s: %s %s %v", path, q.Get("query"), resp.Status, r.Error, r.Warnings)
+	}
+	sort.Slice(r.Data.Result, func(i, j int) bool {
+		return labelString(r.Data.Result[i].Metric) < labelString(r.Data.Result[j].Metric)
+	})
+	return r.Data.Result, nil
+}
+
+func instant(base, query string, at time.Time) ([]promSeries, error) {
+	return thanosAPI(base, "/api/v1/query", url.Values{"query": {query}, "time": {unix(at)}})
+}
+
+// ruleGroups is the part of a rule file the replay reads.
+type ruleGroups struct {
+	Groups []struct {
+		Name     string         `json:"name"`
+		Interval model.Duration `json:"interval"`
+		Rules    []struct {
+			Record string            `json:"record"`
+			Alert  string            `json:"alert"`
+			Expr   string            `json:"expr"`
+			For    model.Duration    `json:"for"`
+			Labels map[string]string `json:"labels"`
+		} `json:"rules"`
+	} `json:"groups"`
+}
+
+// thanosReplay evaluates every rule of file over [from, to] through Thanos
+// Query, at each group's interval (the Ruler's --eval-interval when it has
+// none), one rule at a time in the file's order, and remote-writes what the
+// Ruler would have written there into writeURL: each record's series, with
+// a staleness marker where one disappears, and each alert's
+// ALERTS_FOR_STATE (the time it became active, at every evaluation while it
+// is), all with the Ruler's external label. Prometheus commits a remote
+// write before answering, so each rule reads the ones before it.
+func thanosReplay(t *testing.T, query, writeURL, file string, from, to time.Time) {
+	t.Helper()
+	started := time.Now()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f ruleGroups
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	n := 0
+	for _, g := range f.Groups {
+		step := time.Duration(g.Interval)
+		if step == 0 {
+			step = thanosEvalInterval
+		}
+		for _, r := range g.Rules {
+			rs, err := thanosAPI(query, "/api/v1/query_range", url.Values{"query": {r.Expr},
+				"start": {unix(from)}, "end": {unix(to)}, "step": {strconv.Itoa(int(step.Seconds()))}})
+			if err != nil {
+				t.Fatalf("replay of %s%s: %v", r.Record, r.Alert, err)
+			}
+			var out []samples
+			for _, s := range rs {
+				ls := map[string]string{rulerLabel: rulerReplica}
+				for k, v := range s.Metric {
+					ls[k] = v
+				}
+				for k, v := range r.Labels {
+					if strings.Contains(v, "{{") {
+						t.Fatalf("%s: label %s is a template; the replay writes labels as they are", r.Alert, k)
+					}
+					ls[k] = v
+				}
+				ts, vs, err := points(s.Values)
+				if err != nil {
+					t.Fatalf("replay of %s%s: %v", r.Record, r.Alert, err)
+				}
+				if r.Record != "" {
+					ls["__name__"] = r.Record
+				} else {
+					ls["__name__"], ls["alertname"] = "ALERTS_FOR_STATE", r.Alert
+					vs = activeSince(ts, step.Milliseconds())
+				}
+				out = append(out, staleAfterGaps(samples{labels: ls, ts: ts, vs: vs}, step.Milliseconds(), to.UnixMilli()))
+			}
+			remoteWrite(t, writeURL, out)
+			n++
+		}
+	}
+	t.Logf("replay of %d rules over %v through Thanos Query took %v", n, to.Sub(from), time.Since(started).Round(time.Second))
+}
+
+// points reads a range answer's [seconds, "value"] pairs.
+func points(vals [][2]any) ([]int64, []float64, error) {
+	ts := make([]int64, len(vals))
+	vs := make([]float64, len(vals))
+	for i, p := range vals {
+		sec, ok := p[0].(float64)
+		str, ok2 := p[1].(string)
+		if !ok || !ok2 {
+			return nil, nil, fmt.Errorf("sample %v: want [seconds, \"value\"]", p)
+		}
+		v, err := strconv.ParseFloat(str, 64)
+		if err != nil {
+			return nil, nil, err
+		}
+		ts[i], vs[i] = int64(math.Round(sec*1000)), v
+	}
+	return ts, vs, nil
+}
+
+// activeSince gives, for each evaluation at which an alert's expression
+// returned its series, when the alert became active: the first evaluation
+// of that unbroken run (an alert that stops being returned is gone, or
+// resolved, and starts anew), in seconds, as ALERTS_FOR_STATE holds it.
+func activeSince(ts []int64, step int64) []float64 {
+	vs := make([]float64, len(ts))
+	for i := range ts {
+		if i == 0 || ts[i]-ts[i-1] != step {
+			vs[i] = float64(ts[i] / 1000)
+		} else {
+			vs[i] = vs[i-1]
+		}
+	}
+	return vs
+}
+
+func TestActiveSince(t *testing.T) {
+	got := activeSince([]int64{60000, 120000, 180000, 300000, 360000}, 60000)
+	want := []float64{60, 60, 60, 300, 300}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("activeSince = %v, want %v", got, want)
+	}
+	s := staleAfterGaps(samples{ts: []int64{0, 10, 30}, vs: []float64{1, 2, 3}}, 10, 40)
+	if len(s.ts) != 5 || s.ts[2] != 20 || !math.IsNaN(s.vs[2]) || s.ts[4] != 40 || !math.IsNaN(s.vs[4]) {
+		t.Errorf("staleAfterGaps = %v %v, want markers at 20 and 40", s.ts, s.vs)
+	}
+	if s := staleAfterGaps(samples{ts: []int64{0, 10}, vs: []float64{1, 2}}, 10, 10); len(s.ts) != 2 {
+		t.Errorf("staleAfterGaps up to the end = %v, want no marker", s.ts)
+	}
+}
