@@ -49,7 +49,9 @@ if [ "${BUILD_THANOS:-1}" = 1 ] && { [ ! -x "$dir/thanos" ] || [ "$(cat "$dir/th
   echo "built thanos $version in $(( $(date +%s) - start ))s" >&2
 fi
 
+# LINK_VM=0 (make fleet-thanos) leaves VictoriaMetrics out.
 for b in victoria-metrics vmalert; do
+  [ "${LINK_VM:-1}" = 1 ] || break
   path=$(command -v "$b" || true)
   if [ -z "$path" ]; then
     echo "fleet-binaries: $b not found; install Debian's victoria-metrics package (apt-get install victoria-metrics)" >&2

@@ -88,6 +88,7 @@ func TestTwoClustersOnThanos(t *testing.T) {
 	from := now.Add(-twoClusterMinutes * time.Minute)
 	all := twoClusters(t, extra)
 	var endpoints []string
+	sidecars := map[string]*process{}
 	for _, c := range []string{"prod-a", "prod-b"} {
 		var own []samples
 		for _, s := range all {
@@ -103,7 +104,8 @@ func TestTwoClustersOnThanos(t *testing.T) {
 		run(t, 2*time.Minute, "promtool tsdb create-blocks-from openmetrics", promtool,
 			"tsdb", "create-blocks-from", "openmetrics", file, dir)
 		prom := startPrometheus(t, prometheus, "prometheus-"+c, dir, "cluster", c, "")
-		endpoints = append(endpoints, startSidecar(t, thanos, "sidecar-"+c, prom, dir))
+		p, grpc := startSidecar(t, thanos, "sidecar-"+c, prom, dir)
+		sidecars[c], endpoints = p, append(endpoints, grpc)
 	}
 	// Where the Ruler writes: its records, ALERTS and ALERTS_FOR_STATE,
 	// the replayed history first. The out-of-order window lets the replay
@@ -111,7 +113,8 @@ func TestTwoClustersOnThanos(t *testing.T) {
 	rulesDir := t.TempDir()
 	rulesProm := startPrometheus(t, prometheus, "prometheus-rules", rulesDir, rulerLabel, rulerReplica,
 		"storage:\n  tsdb:\n    out_of_order_time_window: 1d\n", "--web.enable-remote-write-receiver")
-	endpoints = append(endpoints, startSidecar(t, thanos, "sidecar-rules", rulesProm, rulesDir))
+	_, grpc := startSidecar(t, thanos, "sidecar-rules", rulesProm, rulesDir)
+	endpoints = append(endpoints, grpc)
 	query := startQuery(t, thanos, endpoints)
 	waitFor(t, time.Minute, "both clusters' series through Thanos Query", func() (bool, error) {
 		rs, err := instant(query, `count by (cluster) (container_memory_working_set_bytes)`, now)
@@ -156,7 +159,61 @@ func TestTwoClustersOnThanos(t *testing.T) {
 	waitDelivered(t, 2*time.Minute, rs, wantTwoClusters(nil), ruler)
 	// The same alerts, each with its cluster and the Ruler's own label.
 	checkTwoClusters(t, rs, wantTwoClusters(map[string]string{rulerLabel: rulerReplica}), rulerLabel)
+
+	// Partial responses: with prod-b's sidecar gone, Thanos v0.40.1 answers
+	// the Ruler's queries (partial_response=false, the abort strategy) with
+	// prod-a's series and a warning, not an error: its proxy turns a store
+	// that cannot be reached into a warning whatever the strategy. The Ruler
+	// evaluates on (counting thanos_rule_evaluation_with_warnings_total), so
+	// prod-b's alert resolves while prod-a's fires on, unchanged: the
+	// outage of one cluster's store touches only that cluster's alerts, as
+	// every rule keeps the cluster label (README, Fleets, Thanos).
+	sc := sidecars["prod-b"]
+	_ = sc.cmd.Process.Kill()
+	err := <-sc.done
+	sc.done <- err // for its cleanup
+	rs0, warns, err := instantWarnings(query, `count by (cluster) (container_memory_working_set_bytes)`, time.Now())
+	if err != nil || len(warns) == 0 || len(rs0) != 1 || rs0[0].Metric["cluster"] != "prod-a" {
+		t.Errorf("with prod-b's sidecar down, a query refusing partial responses answered %v, warnings %v, error %v; want prod-a's series alone, with a warning (Thanos v0.40.1)", rs0, warns, err)
+	}
+	waitFor(t, time.Minute, "prod-b's alert resolved at its receiver", func() (bool, error) {
+		rb.mu.Lock()
+		defer rb.mu.Unlock()
+		return rb.resolved > 0, nil
+	}, ruler)
+	ra.mu.Lock()
+	if ra.resolved != 0 {
+		t.Errorf("prod-a's receiver got %d resolved alerts while prod-b's store was down, want none", ra.resolved)
+	}
+	ra.mu.Unlock()
+	if n := rulerWarnings(t, rulerHTTP); n == 0 {
+		t.Errorf("the Ruler counted no evaluation with warnings while prod-b's store was down")
+	}
 	t.Logf("the whole Thanos test took %v", time.Since(started).Round(time.Second))
+}
+
+// rulerWarnings reads the Ruler's thanos_rule_evaluation_with_warnings_total,
+// summed.
+func rulerWarnings(t *testing.T, rulerHTTP string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + rulerHTTP + "/metrics")
+	if err != nil {
+		t.Fatalf("the Ruler's metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	sum := 0.0
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "thanos_rule_evaluation_with_warnings_total{") {
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err != nil {
+				t.Fatalf("the Ruler's metrics: %q: %v", line, err)
+			}
+			sum += v
+		}
+	}
+	return sum
 }
 
 // minuteSamples turns a trace series into samples, minute m at from+m,
@@ -208,8 +265,8 @@ func startPrometheus(t *testing.T, bin, name, dir, label, value, more string, ar
 }
 
 // startSidecar runs a Thanos sidecar in front of a Prometheus and returns
-// its gRPC (StoreAPI) address.
-func startSidecar(t *testing.T, bin, name, prom, dir string) string {
+// it and its gRPC (StoreAPI) address.
+func startSidecar(t *testing.T, bin, name, prom, dir string) (*process, string) {
 	t.Helper()
 	grpc, httpAddr := loopback(t), loopback(t)
 	p := start(t, name, bin, "sidecar",
@@ -219,7 +276,7 @@ func startSidecar(t *testing.T, bin, name, prom, dir string) string {
 		"--http-address="+httpAddr,
 		"--log.level=warn")
 	waitReady(t, p, "http://"+httpAddr+"/-/ready")
-	return grpc
+	return p, grpc
 }
 
 // startQuery runs a Thanos Query over the StoreAPI endpoints and waits until
@@ -280,13 +337,26 @@ type promSeries struct {
 }
 
 // thanosAPI runs a query against Thanos Query's HTTP API the way the Ruler
-// does: deduplicated, and refusing a partial answer.
+// does: deduplicated, and refusing a partial answer; a warning is an error.
 func thanosAPI(base, path string, q url.Values) ([]promSeries, error) {
+	rs, warns, err := thanosAPIWarnings(base, path, q)
+	if err == nil && len(warns) > 0 {
+		err = fmt.Errorf("%s %s: warnings %v", path, q.Get("query"), warns)
+	}
+	return rs, err
+}
+
+func instantWarnings(base, query string, at time.Time) ([]promSeries, []string, error) {
+	return thanosAPIWarnings(base, "/api/v1/query", url.Values{"query": {query}, "time": {unix(at)}})
+}
+
+// thanosAPIWarnings is thanosAPI, returning the warnings apart.
+func thanosAPIWarnings(base, path string, q url.Values) ([]promSeries, []string, error) {
 	q.Set("dedup", "true")
 	q.Set("partial_response", "false")
 	resp, err := http.PostForm(base+path, q)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	var r struct {
@@ -298,15 +368,15 @@ func thanosAPI(base, path string, q url.Values) ([]promSeries, error) {
 		} `json:"data"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return nil, fmt.Errorf("%s %s: %s: %w", path, q.Get("query"), resp.Status, err)
+		return nil, nil, fmt.Errorf("%s %s: %s: %w", path, q.Get("query"), resp.Status, err)
 	}
-	if r.Status != "success" || len(r.Warnings) > 0 {
-		return nil, fmt.Errorf("%s %s: %s %s %v", path, q.Get("query"), resp.Status, r.Error, r.Warnings)
+	if r.Status != "success" {
+		return nil, nil, fmt.Errorf("%s %s: %s %s", path, q.Get("query"), resp.Status, r.Error)
 	}
 	sort.Slice(r.Data.Result, func(i, j int) bool {
 		return labelString(r.Data.Result[i].Metric) < labelString(r.Data.Result[j].Metric)
 	})
-	return r.Data.Result, nil
+	return r.Data.Result, r.Warnings, nil
 }
 
 func instant(base, query string, at time.Time) ([]promSeries, error) {
@@ -347,7 +417,7 @@ func thanosReplay(t *testing.T, query, writeURL, file string, from, to time.Time
 	if err := yaml.Unmarshal(data, &f); err != nil {
 		t.Fatalf("%s: %v", file, err)
 	}
-	n := 0
+	n, written := 0, 0
 	for _, g := range f.Groups {
 		step := time.Duration(g.Interval)
 		if step == 0 {
@@ -385,9 +455,12 @@ func thanosReplay(t *testing.T, query, writeURL, file string, from, to time.Time
 			}
 			remoteWrite(t, writeURL, out)
 			n++
+			for _, s := range out {
+				written += len(s.ts)
+			}
 		}
 	}
-	t.Logf("replay of %d rules over %v through Thanos Query took %v", n, to.Sub(from), time.Since(started).Round(time.Second))
+	t.Logf("replay of %d rules over %v through Thanos Query: %d samples written in %v", n, to.Sub(from), written, time.Since(started).Round(100*time.Millisecond))
 }
 
 // points reads a range answer's [seconds, "value"] pairs.
