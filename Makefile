@@ -87,19 +87,23 @@ e2e:
 
 # The fleet tests need victoria-metrics and vmalert (Debian's victoria-metrics
 # package), thanos (hack/fleet-binaries.sh builds it from source once),
-# prometheus, promtool and prometheus-alertmanager; with
+# kube-apiserver and etcd (hack/e2e-binaries.sh, for the Thanos test's
+# leakguard serve per cluster), prometheus, promtool and
+# prometheus-alertmanager; with
 # LEAKGUARD_FLEET=1 they fail rather than skip when one is missing.
 fleet:
-	@bin=$$(hack/fleet-binaries.sh) && \
-	  echo "LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN=$$bin $(GO) test -count=1 -timeout 10m ./test/fleet/..." && \
-	  LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN="$$bin" $(GO) test -count=1 -timeout 10m ./test/fleet/...
+	@bin=$$(hack/fleet-binaries.sh) && kube=$$(hack/e2e-binaries.sh) && \
+	  echo "LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN=$$bin LEAKGUARD_E2E_BIN=$$kube $(GO) test -count=1 -timeout 10m ./test/fleet/..." && \
+	  LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN="$$bin" LEAKGUARD_E2E_BIN="$$kube" $(GO) test -count=1 -timeout 10m ./test/fleet/...
 
 # The Thanos test alone: thanos (built and cached by hack/fleet-binaries.sh),
-# prometheus, promtool and prometheus-alertmanager; no VictoriaMetrics.
+# kube-apiserver and etcd for each cluster's leakguard serve
+# (hack/e2e-binaries.sh), prometheus, promtool and prometheus-alertmanager;
+# no VictoriaMetrics.
 fleet-thanos:
-	@bin=$$(LINK_VM=0 hack/fleet-binaries.sh) && \
-	  echo "LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN=$$bin $(GO) test -count=1 -timeout 5m -run 'Thanos|RemoteWrite|ActiveSince' ./test/fleet/" && \
-	  LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN="$$bin" $(GO) test -count=1 -timeout 5m -run 'Thanos|RemoteWrite|ActiveSince' ./test/fleet/
+	@bin=$$(LINK_VM=0 hack/fleet-binaries.sh) && kube=$$(hack/e2e-binaries.sh) && \
+	  echo "LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN=$$bin LEAKGUARD_E2E_BIN=$$kube $(GO) test -count=1 -timeout 5m -run 'Thanos|RemoteWrite|ActiveSince' ./test/fleet/" && \
+	  LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN="$$bin" LEAKGUARD_E2E_BIN="$$kube" $(GO) test -count=1 -timeout 5m -run 'Thanos|RemoteWrite|ActiveSince' ./test/fleet/
 
 # The demo installs or builds what is missing itself (Debian packages when
 # run as root, kube-apiserver through hack/e2e-binaries.sh), with progress.

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 	"sigs.k8s.io/yaml"
 
+	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/rules"
 )
 
@@ -62,9 +63,8 @@ func thanosRules(t *testing.T) string {
 // promtool, without a cluster label: the Prometheus's external label
 // cluster names it, as in a real cluster), each behind a Thanos sidecar; a
 // Thanos Query over both sidecars and the store the Ruler writes into; and a
-// Thanos Ruler
-// evaluating the generated rules through that Query, sending to the real
-// Alertmanager on the shipped fleet routing.
+// Thanos Ruler evaluating the generated rules through that Query, sending to
+// the real Alertmanager on the shipped fleet routing.
 //
 // Thanos has no replay mode, so the test replays the rules over the 5 h of
 // history itself, through the same Query (range queries, rule by rule in the
@@ -74,7 +74,8 @@ func thanosRules(t *testing.T) string {
 // sidecar, and in that mode restores its alerts' for state through the
 // Query when it starts. Each cluster's receiver must get exactly its own
 // alert, with its cluster and the Ruler's ruler_replica label; prod-b's
-// answers 503 to its first two requests.
+// answers 503 to its first two requests. Then prod-b's sidecar stops (see
+// the end).
 func TestTwoClustersOnThanos(t *testing.T) {
 	thanos := binary(t, "thanos", thanosInstall)
 	prometheus := binary(t, "prometheus", promInstall)
@@ -124,26 +125,36 @@ func TestTwoClustersOnThanos(t *testing.T) {
 
 	thanosReplay(t, query, rulesProm+"/api/v1/write", ruleFile, from, now)
 
+	// Each cluster's own Kubernetes API and leakguard serve --cluster,
+	// checking against the fleet's Query; the receivers relay to them.
+	clusters := startClusters(t, query, "prod-a", "prod-b")
+	t.Logf("both clusters' kube-apiserver and serve up after %v", time.Since(started).Round(time.Second))
 	ra, urlA := newReceiver(t, "prod-a", 0)
 	rb, urlB := newReceiver(t, "prod-b", 2)
+	ra.relayTo(clusters["prod-a"].serve)
+	rb.relayTo(clusters["prod-b"].serve)
 	am := fleetAlertmanager(t, map[string]string{"prod-a": urlA, "prod-b": urlB})
-	rulerHTTP := loopback(t)
-	ruler := start(t, "thanos rule", thanos, "rule",
-		"--data-dir="+t.TempDir(),
-		"--rule-file="+ruleFile,
-		"--query="+strings.TrimPrefix(query, "http://"),
-		"--alertmanagers.url="+am,
-		"--label="+rulerLabel+`="`+rulerReplica+`"`,
-		"--eval-interval="+model.Duration(thanosEvalInterval).String(),
-		// Stateless: the Ruler writes into rulesProm, and restores its
-		// alerts' for state through the Query (not from a local TSDB),
-		// where the replay left it; the Query's dedup drops the Ruler's
-		// label, and so does the restore here.
-		"--remote-write.config=remote_write:\n- url: "+rulesProm+"/api/v1/write\n  queue_config:\n    batch_send_deadline: 1s\n",
-		"--restore-ignored-label="+rulerLabel,
-		"--http-address="+rulerHTTP,
-		"--grpc-address="+loopback(t),
-		"--log.level=info")
+	var rulerHTTP string
+	ruler := startReady(t, "thanos rule", thanos, func() ([]string, string) {
+		var grpc string
+		rulerHTTP, grpc = loopbackPair(t)
+		return []string{"rule",
+			"--data-dir=" + t.TempDir(),
+			"--rule-file=" + ruleFile,
+			"--query=" + strings.TrimPrefix(query, "http://"),
+			"--alertmanagers.url=" + am,
+			"--label=" + rulerLabel + `="` + rulerReplica + `"`,
+			"--eval-interval=" + model.Duration(thanosEvalInterval).String(),
+			// Stateless: the Ruler writes into rulesProm, and restores its
+			// alerts' for state through the Query (not from a local TSDB),
+			// where the replay left it; the Query's dedup drops the Ruler's
+			// label, and so does the restore here.
+			"--remote-write.config=remote_write:\n- url: " + rulesProm + "/api/v1/write\n  queue_config:\n    batch_send_deadline: 1s\n",
+			"--restore-ignored-label=" + rulerLabel,
+			"--http-address=" + rulerHTTP,
+			"--grpc-address=" + grpc,
+			"--log.level=info"}, "http://" + rulerHTTP + "/-/ready"
+	})
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, path := range []string{"/api/v1/alerts", "/api/v1/rules?type=alert"} {
@@ -159,6 +170,7 @@ func TestTwoClustersOnThanos(t *testing.T) {
 	waitDelivered(t, 2*time.Minute, rs, wantTwoClusters(nil), ruler)
 	// The same alerts, each with its cluster and the Ruler's own label.
 	checkTwoClusters(t, rs, wantTwoClusters(map[string]string{rulerLabel: rulerReplica}), rulerLabel)
+	checkServes(t, clusters, rs)
 
 	// Partial responses: with prod-b's sidecar gone, Thanos v0.40.1 answers
 	// the Ruler's queries (partial_response=false, the abort strategy) with
@@ -168,6 +180,14 @@ func TestTwoClustersOnThanos(t *testing.T) {
 	// prod-b's alert resolves while prod-a's fires on, unchanged: the
 	// outage of one cluster's store touches only that cluster's alerts, as
 	// every rule keeps the cluster label (README, Fleets, Thanos).
+	for c, r := range rs {
+		r.mu.Lock()
+		n := r.resolved
+		r.mu.Unlock()
+		if n != 0 {
+			t.Fatalf("%s's receiver got %d resolved alerts before any store went down, want none", c, n)
+		}
+	}
 	sc := sidecars["prod-b"]
 	_ = sc.cmd.Process.Kill()
 	err := <-sc.done
@@ -190,6 +210,76 @@ func TestTwoClustersOnThanos(t *testing.T) {
 		t.Errorf("the Ruler counted no evaluation with warnings while prod-b's store was down")
 	}
 	t.Logf("the whole Thanos test took %v", time.Since(started).Round(time.Second))
+}
+
+// checkServes asserts what each cluster's serve did with what its receiver
+// relayed: acted on its own alert, its check reading its own cluster's
+// series through the fleet's Query, on its own cluster's object (the
+// annotate remediator of the default policy: leakguard.io/finding), and on
+// nothing else; that prod-b's delivery, posted to prod-a's serve, is held
+// other-cluster and changes nothing there; and that a check reads only its
+// own cluster's series.
+func checkServes(t *testing.T, clusters map[string]*fleetCluster, rs map[string]*receiver) {
+	t.Helper()
+	want := map[string][3]string{ // alert, the Deployment's finding, the node's
+		"prod-a": {"ContainerMemoryLeak", "ContainerMemoryLeak", ""},
+		"prod-b": {"NodeOrphanCgroups", "", "NodeOrphanCgroups"},
+	}
+	for _, c := range []string{"prod-a", "prod-b"} {
+		r := rs[c]
+		r.mu.Lock()
+		ds := append([]remediate.Decision(nil), r.decisions...)
+		r.mu.Unlock()
+		acted := 0
+		for _, d := range ds {
+			if d.AlertName != want[c][0] || d.Decision != remediate.DecisionActed {
+				t.Errorf("%s's serve decided %s %s (%s, %s: %s), want only %s acted", c, d.AlertName, d.Decision, d.Reason, d.Check, d.CheckResult, want[c][0])
+				continue
+			}
+			acted++
+			t.Logf("%s's serve: %s acted on %s (%s: %s)", c, d.AlertName, d.Target, d.Check, d.CheckResult)
+		}
+		if acted == 0 {
+			t.Errorf("%s's serve acted on no %s", c, want[c][0])
+		}
+		dep, node := findings(t, clusters[c].lab)
+		if dep != want[c][1] || node != want[c][2] {
+			t.Errorf("%s: finding on Deployment %s/%s %q and on node %s %q, want %q and %q", c, leakNamespace, leakDeployment, dep, leakNode, node, want[c][1], want[c][2])
+		}
+	}
+	rs["prod-b"].mu.Lock()
+	body := rs["prod-b"].lastBody
+	rs["prod-b"].mu.Unlock()
+	cross := &receiver{token: "token-prod-a", serve: clusters["prod-a"].serve}
+	code, ds, err := cross.relay(body)
+	if err != nil || code != http.StatusOK || len(ds) != 1 || ds[0].Decision != remediate.DecisionHeld || ds[0].Reason != remediate.ReasonOtherCluster {
+		t.Errorf("prod-b's delivery posted to prod-a's serve: %d %+v %v, want 200, one decision held %s", code, ds, err, remediate.ReasonOtherCluster)
+	}
+	if dep, node := findings(t, clusters["prod-a"].lab); dep != want["prod-a"][1] || node != "" {
+		t.Errorf("prod-a after prod-b's delivery: findings %q and %q, want %q and none", dep, node, want["prod-a"][1])
+	}
+
+	// Its checks read its own cluster's series, though the Query holds
+	// both: prod-a's leak alert, relabelled as prod-b's, posted to prod-b's
+	// serve finds prod-b's container flat instead of confirming the leak
+	// with prod-a's series.
+	rs["prod-a"].mu.Lock()
+	body = rs["prod-a"].lastBody
+	rs["prod-a"].mu.Unlock()
+	relabelled := strings.ReplaceAll(string(body), `"cluster":"prod-a"`, `"cluster":"prod-b"`)
+	if relabelled == string(body) {
+		t.Fatalf("prod-a's delivery names no cluster:\n%s", body)
+	}
+	cross = &receiver{token: "token-prod-b", serve: clusters["prod-b"].serve}
+	code, ds, err = cross.relay([]byte(relabelled))
+	if err != nil || code != http.StatusOK || len(ds) != 1 || ds[0].Decision != remediate.DecisionHeld || ds[0].Reason != remediate.ReasonCheckNotConfirmed {
+		t.Errorf("prod-a's leak as prod-b's, posted to prod-b's serve: %d %+v %v, want 200, one decision held %s", code, ds, err, remediate.ReasonCheckNotConfirmed)
+	} else {
+		t.Logf("prod-a's leak as prod-b's at prod-b's serve: held %s (%s: %s)", ds[0].Reason, ds[0].Check, ds[0].CheckResult)
+	}
+	if dep, _ := findings(t, clusters["prod-b"].lab); dep != "" {
+		t.Errorf("prod-b's Deployment has the finding %q, want none", dep)
+	}
 }
 
 // rulerWarnings reads the Ruler's thanos_rule_evaluation_with_warnings_total,
@@ -249,18 +339,20 @@ func startPrometheus(t *testing.T, bin, name, dir, label, value, more string, ar
 	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := loopback(t)
-	p := start(t, name, bin, append([]string{
-		"--config.file=" + cfg,
-		"--storage.tsdb.path=" + dir,
-		"--storage.tsdb.retention.time=30d",
-		"--storage.tsdb.min-block-duration=2h",
-		"--storage.tsdb.max-block-duration=2h",
-		"--web.listen-address=" + addr,
-		"--log.level=warn",
-	}, args...)...)
-	base := "http://" + addr
-	waitReady(t, p, base+"/-/ready")
+	var base string
+	startReady(t, name, bin, func() ([]string, string) {
+		addr := loopback(t)
+		base = "http://" + addr
+		return append([]string{
+			"--config.file=" + cfg,
+			"--storage.tsdb.path=" + dir,
+			"--storage.tsdb.retention.time=30d",
+			"--storage.tsdb.min-block-duration=2h",
+			"--storage.tsdb.max-block-duration=2h",
+			"--web.listen-address=" + addr,
+			"--log.level=warn",
+		}, args...), base + "/-/ready"
+	})
 	return base
 }
 
@@ -268,15 +360,29 @@ func startPrometheus(t *testing.T, bin, name, dir, label, value, more string, ar
 // it and its gRPC (StoreAPI) address.
 func startSidecar(t *testing.T, bin, name, prom, dir string) (*process, string) {
 	t.Helper()
-	grpc, httpAddr := loopback(t), loopback(t)
-	p := start(t, name, bin, "sidecar",
-		"--prometheus.url="+prom,
-		"--tsdb.path="+dir,
-		"--grpc-address="+grpc,
-		"--http-address="+httpAddr,
-		"--log.level=warn")
-	waitReady(t, p, "http://"+httpAddr+"/-/ready")
+	var grpc string
+	p := startReady(t, name, bin, func() ([]string, string) {
+		var httpAddr string
+		grpc, httpAddr = loopbackPair(t)
+		return []string{"sidecar",
+			"--prometheus.url=" + prom,
+			"--tsdb.path=" + dir,
+			"--grpc-address=" + grpc,
+			"--http-address=" + httpAddr,
+			"--log.level=warn"}, "http://" + httpAddr + "/-/ready"
+	})
 	return p, grpc
+}
+
+// loopbackPair is two different free loopback addresses.
+func loopbackPair(t *testing.T) (string, string) {
+	t.Helper()
+	a := loopback(t)
+	for {
+		if b := loopback(t); b != a {
+			return a, b
+		}
+	}
 }
 
 // startQuery runs a Thanos Query over the StoreAPI endpoints and waits until
@@ -286,15 +392,17 @@ func startSidecar(t *testing.T, bin, name, prom, dir string) (*process, string) 
 // a series that differ only in rulerLabel are deduplicated.
 func startQuery(t *testing.T, bin string, endpoints []string) string {
 	t.Helper()
-	addr := loopback(t)
-	args := []string{"query", "--http-address=" + addr, "--grpc-address=" + loopback(t),
-		"--query.replica-label=" + rulerLabel, "--log.level=warn"}
-	for _, e := range endpoints {
-		args = append(args, "--endpoint-strict="+e)
-	}
-	p := start(t, "thanos query", bin, args...)
-	base := "http://" + addr
-	waitReady(t, p, base+"/-/ready")
+	var base string
+	p := startReady(t, "thanos query", bin, func() ([]string, string) {
+		addr, grpc := loopbackPair(t)
+		base = "http://" + addr
+		args := []string{"query", "--http-address=" + addr, "--grpc-address=" + grpc,
+			"--query.replica-label=" + rulerLabel, "--log.level=warn"}
+		for _, e := range endpoints {
+			args = append(args, "--endpoint-strict="+e)
+		}
+		return args, base + "/-/ready"
+	})
 	waitFor(t, time.Minute, fmt.Sprintf("Thanos Query's %d stores healthy", len(endpoints)), func() (bool, error) {
 		resp, err := http.Get(base + "/api/v1/stores")
 		if err != nil {
