@@ -74,8 +74,9 @@ func thanosRules(t *testing.T) string {
 // sidecar, and in that mode restores its alerts' for state through the
 // Query when it starts. Each cluster's receiver must get exactly its own
 // alert, with its cluster and the Ruler's ruler_replica label; prod-b's
-// answers 503 to its first two requests. Then prod-b's sidecar stops (see
-// the end).
+// answers 503 to its first two requests. The receivers relay to each
+// cluster's own leakguard serve --cluster (checkServes). Then prod-b's
+// sidecar stops (see the end).
 func TestTwoClustersOnThanos(t *testing.T) {
 	thanos := binary(t, "thanos", thanosInstall)
 	prometheus := binary(t, "prometheus", promInstall)
