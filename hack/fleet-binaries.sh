@@ -26,7 +26,7 @@ mkdir -p "$dir"
 tags=netgo,slicelabels
 recipe="thanos $version tags=$tags"
 if [ "${BUILD_THANOS:-1}" = 1 ] && { [ ! -x "$dir/thanos" ] || [ "$(cat "$dir/thanos.build" 2>/dev/null)" != "$recipe" ]; }; then
-  echo "building thanos $version from source, first time only, about 2-3 minutes on 2 cores (into $dir)" >&2
+  echo "building thanos $version from source, first time only, about 4 minutes on 2 cores (into $dir)" >&2
   start=$(date +%s)
   src=$(GOFLAGS=-mod=mod go mod download -json "github.com/thanos-io/thanos@$version" |
     sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
