@@ -347,7 +347,7 @@ func (e *Engine) record(ctx context.Context, r *run, err error) {
 		level = slog.LevelError
 	}
 	r.logger.LogAttrs(ctx, level, "decision", slog.String("status", d.Status), slog.String("target", d.Target), slog.String("check", d.Check),
-		slog.String("check_result", d.CheckResult), slog.String("decision", d.Decision), slog.String("reason", d.Reason), slog.String("message", d.Message),
+		slog.String("check_result", d.CheckResult), slog.Any("guards", d.Guards), slog.String("decision", d.Decision), slog.String("reason", d.Reason), slog.String("message", d.Message),
 		slog.Any("remediators", d.Remediators))
 	// A transient failure writes no Event: Alertmanager retries it, and
 	// an outage would otherwise add one Event per retry and alert.

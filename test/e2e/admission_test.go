@@ -3,17 +3,16 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	authorizationv1 "k8s.io/api/authorization/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -25,18 +24,17 @@ import (
 // policyMessage begins every denial of deploy/leakguard's update policy.
 const policyMessage = "leakguard-serve may change only its leakguard.io/* annotations"
 
-// policyActivation bounds the wait for a new policy to be enforced: the
-// API server's admission plugin learns of it through an informer.
-const policyActivation = 30 * time.Second
-
-// applyAdmissionPolicies creates deploy/leakguard's ValidatingAdmissionPolicies
-// and bindings, read strictly from the file as it ships, and deletes them
-// when the test ends. The API server compiles every expression on create
-// and refuses one that does not compile. (Type-checking against the
-// objects' schemas is the controller manager's, which the lab does not
-// run; the expressions walk objects as dyn maps, which it would not check
-// anyway: the denials below are the check.)
-func applyAdmissionPolicies(t *testing.T) {
+// policiesInstalled checks that deploy/leakguard's ValidatingAdmissionPolicies
+// and bindings, read strictly from the file as it ships, are in the API
+// server as they ship: lab.InstallLeakguard created them before any test
+// ran (and waited until they were enforced), so that every test that acts
+// as leakguard's service account does so under them. The API server
+// compiles every expression on create and refuses one that does not
+// compile. (Type-checking against the objects' schemas is the controller
+// manager's, which the lab does not run; the expressions walk objects as
+// dyn maps, which it would not check anyway: the denials below are the
+// check.)
+func policiesInstalled(t *testing.T) {
 	t.Helper()
 	ctx := testContext(t)
 	admin := needLab(t).Admin
@@ -45,47 +43,32 @@ func applyAdmissionPolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	api := admin.AdmissionregistrationV1()
-	opts := metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict}
 	policies := 0
 	for _, obj := range objs {
 		switch o := obj.(type) {
 		case *admissionregistrationv1.ValidatingAdmissionPolicy:
-			must(t, "create policy "+o.Name, func() error { _, err := api.ValidatingAdmissionPolicies().Create(ctx, o, opts); return err })
 			policies++
-			t.Cleanup(func() {
-				_ = api.ValidatingAdmissionPolicies().Delete(context.Background(), o.Name, metav1.DeleteOptions{})
-			})
+			got, err := api.ValidatingAdmissionPolicies().Get(ctx, o.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatalf("policy %s: %v", o.Name, err)
+			}
+			if !equality.Semantic.DeepEqual(got.Spec.Validations, o.Spec.Validations) || !equality.Semantic.DeepEqual(got.Spec.MatchConditions, o.Spec.MatchConditions) {
+				t.Errorf("policy %s in the API server is not the one deploy/ ships", o.Name)
+			}
 		case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
-			must(t, "create binding "+o.Name, func() error {
-				_, err := api.ValidatingAdmissionPolicyBindings().Create(ctx, o, opts)
-				return err
-			})
-			t.Cleanup(func() {
-				_ = api.ValidatingAdmissionPolicyBindings().Delete(context.Background(), o.Name, metav1.DeleteOptions{})
-			})
+			got, err := api.ValidatingAdmissionPolicyBindings().Get(ctx, o.Name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatalf("binding %s: %v", o.Name, err)
+			}
+			if got.Spec.PolicyName != o.Spec.PolicyName || !equality.Semantic.DeepEqual(got.Spec.ValidationActions, o.Spec.ValidationActions) {
+				t.Errorf("binding %s in the API server is not the one deploy/ ships", o.Name)
+			}
 		default:
 			t.Fatalf("validatingadmissionpolicy.yaml holds a %T", obj)
 		}
 	}
 	if policies == 0 {
 		t.Fatal("validatingadmissionpolicy.yaml holds no policy")
-	}
-}
-
-// eventually polls f every 100 ms until it returns nil, failing the test
-// with f's last error after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %s: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -140,8 +123,8 @@ func wantDenied(t *testing.T, what string, err error, message string) {
 	}
 }
 
-// TestAdmissionPolicy applies deploy/leakguard's admission policies on the
-// real API server and checks, as leakguard's service account, that every
+// TestAdmissionPolicy checks, with deploy/leakguard's admission policies
+// in force on the real API server (as under every test of the package), as leakguard's service account, that every
 // write outside leakguard's own fields is denied with the policy's message
 // although RBAC allows it, and that what leakguard writes still goes
 // through: the annotate remediator and its cooldown claim on a workload, a
@@ -152,23 +135,12 @@ func TestAdmissionPolicy(t *testing.T) {
 	ctx := testContext(t)
 	admin := needLab(t).Admin
 	lg := leakguardClient(t)
-	applyAdmissionPolicies(t)
+	policiesInstalled(t)
 
-	// The policy is enforced once the plugin has seen it: wait for the
-	// first denial.
+	// Enforced from the start (lab.InstallLeakguard waited for it): the
+	// first label patch is denied.
 	label := mergePatch(t, map[string]any{"metadata": map[string]any{"labels": map[string]string{"team": "x"}}})
-	eventually(t, policyActivation, "the policy denies a label patch", func() error {
-		err := patchPod(ctx, lg, w, types.MergePatchType, label)
-		if err == nil {
-			// Allowed before the policy was active: take it back.
-			_ = patchPod(ctx, admin, w, types.MergePatchType, mergePatch(t, map[string]any{"metadata": map[string]any{"labels": map[string]any{"team": nil}}}))
-			return errors.New("allowed")
-		}
-		if !strings.Contains(err.Error(), policyMessage) {
-			return err
-		}
-		return nil
-	})
+	wantDenied(t, "a label patch", patchPod(ctx, lg, w, types.MergePatchType, label), policyMessage)
 
 	t.Run("denied", func(t *testing.T) {
 		before := w.objectVersions(ctx, t, admin)
@@ -281,10 +253,38 @@ func TestAdmissionPolicy(t *testing.T) {
 		must(t, "a label patch by the admin", func() error { return patchPod(ctx, admin, w, types.MergePatchType, label) })
 	})
 
+	t.Run("daemonset template generation", func(t *testing.T) {
+		// A DaemonSet's deprecated.daemonset.template.generation is the
+		// API server's: an update cannot set it, and its strategy bumps it
+		// when the pod template changes. The policy lets it change with
+		// the template, which a rolling restart is.
+		labels := map[string]string{"app": "agent"}
+		ds, err := admin.AppsV1().DaemonSets(w.Namespace).Create(ctx, &appsv1.DaemonSet{
+			ObjectMeta: metav1.ObjectMeta{Name: "agent"},
+			Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "agent", Image: "registry.invalid/agent:1"}}},
+			}},
+		}, metav1.CreateOptions{})
+		must(t, "create daemonset", func() error { return err })
+		const generation = "deprecated.daemonset.template.generation"
+		dss := lg.AppsV1().DaemonSets(w.Namespace)
+		// Set alone, the API server keeps its own value (so nothing is
+		// left for the policy to deny).
+		got, err := dss.Patch(ctx, ds.Name, types.MergePatchType, annotationsPatch(t, map[string]any{generation: "7"}), metav1.PatchOptions{})
+		if err == nil && got.Annotations[generation] != ds.Annotations[generation] {
+			t.Errorf("%s set alone to %q (was %q)", generation, got.Annotations[generation], ds.Annotations[generation])
+		}
+		got, err = dss.Patch(ctx, ds.Name, types.MergePatchType, mergePatch(t, map[string]any{"spec": map[string]any{"template": map[string]any{
+			"metadata": map[string]any{"annotations": map[string]string{"kubectl.kubernetes.io/restartedAt": time.Now().UTC().Format(time.RFC3339)}},
+		}}}), metav1.PatchOptions{})
+		must(t, "daemonset rolling restart", func() error { return err })
+		if got.Annotations[generation] == ds.Annotations[generation] {
+			t.Errorf("%s = %q after the restart, as before: the API server did not bump it, and the policy's allowance is untested", generation, got.Annotations[generation])
+		}
+	})
+
 	t.Run("eviction", func(t *testing.T) {
-		// deploy/leakguard's ClusterRole does not grant evictions (yet);
-		// grant them in this test's namespace only, to reach admission.
-		grantEvictions(t, w.Namespace)
 		evict := func(grace *int64) error {
 			ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: w.Pod, Namespace: w.Namespace}}
 			if grace != nil {
@@ -301,45 +301,5 @@ func TestAdmissionPolicy(t *testing.T) {
 		} else if err != nil && !apierrors.IsNotFound(err) {
 			t.Errorf("get evicted pod: %v", err)
 		}
-	})
-}
-
-// grantEvictions lets leakguard's service account create pods/eviction in
-// namespace, through a Role and RoleBinding there.
-func grantEvictions(t *testing.T, namespace string) {
-	t.Helper()
-	ctx := testContext(t)
-	admin := needLab(t).Admin
-	ns, name, _ := strings.Cut(serviceAccount, "/")
-	must(t, "create eviction role", func() error {
-		_, err := admin.RbacV1().Roles(namespace).Create(ctx, &rbacv1.Role{
-			ObjectMeta: metav1.ObjectMeta{Name: "test-evict"},
-			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods/eviction"}, Verbs: []string{"create"}}},
-		}, metav1.CreateOptions{})
-		return err
-	})
-	must(t, "bind eviction role", func() error {
-		_, err := admin.RbacV1().RoleBindings(namespace).Create(ctx, &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "test-evict"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "test-evict"},
-			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: name}},
-		}, metav1.CreateOptions{})
-		return err
-	})
-	// RBAC answers from an informer's cache: wait for the grant.
-	lg := leakguardClient(t)
-	eventually(t, 10*time.Second, "eviction grant", func() error {
-		r, err := lg.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
-			Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
-				Namespace: namespace, Verb: "create", Resource: "pods", Subresource: "eviction",
-			}},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			return err
-		}
-		if !r.Status.Allowed {
-			return errors.New("not allowed yet")
-		}
-		return nil
 	})
 }

@@ -53,7 +53,9 @@ func TestMain(m *testing.M) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		start := time.Now()
-		l, err := lab.Start(ctx, lab.Options{BinDir: bin})
+		// The pod network: pods/proxy reaches the pprof handlers that
+		// profile_test.go attaches to its pods.
+		l, err := lab.Start(ctx, lab.Options{BinDir: bin, PodNetwork: true})
 		if err != nil {
 			unavailable = fmt.Sprintf("start the lab from %s: %v", bin, err)
 			broken = true

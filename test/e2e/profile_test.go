@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -34,51 +31,23 @@ alerts:
         args: {timeout: 5s, maxBytes: 8388608}
 `
 
-// pprofServer serves net/http/pprof on addr (port 0 picks one) and
-// returns the port.
-func pprofServer(t *testing.T, host string) int {
+// profiledPod creates, as admin, a pod that opts in on port; attach, when
+// set, gives it an IP on the lab's pod network and serves this process's
+// pprof there (lab.AttachPod); otherwise its status.podIP is ip.
+func profiledPod(ctx context.Context, t *testing.T, ns, name, ip string, port int, attach bool) {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// nonLoopbackIPv4 returns an IPv4 address of this machine's interfaces
-// that is neither loopback nor link-local, or "".
-func nonLoopbackIPv4() string {
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return ""
-	}
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			if ip := n.IP.To4(); ip != nil && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
-				return ip.String()
-			}
-		}
-	}
-	return ""
-}
-
-// profiledPod creates, as admin, a pod that opts in on port with its
-// status.podIP set to ip through the status subresource (there is no
-// kubelet to set it).
-func profiledPod(ctx context.Context, t *testing.T, ns, name, ip string, port int) {
-	t.Helper()
-	admin := needLab(t).Admin
+	l := needLab(t)
+	admin := l.Admin
 	must(t, "create pod "+name, func() error {
 		p, err := admin.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{remediate.AnnotationPprofPort: fmt.Sprint(port)}},
 			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}}},
 		}, metav1.CreateOptions{})
 		if err != nil {
+			return err
+		}
+		if attach {
+			_, err = l.AttachPod(ctx, ns, name, port, lab.PprofHandler())
 			return err
 		}
 		p.Status.Phase = corev1.PodRunning
@@ -99,9 +68,11 @@ func isGzip(t *testing.T, path string) bool {
 	return bytes.HasPrefix(b, []byte{0x1f, 0x8b})
 }
 
-// The real API server refuses to proxy to a loopback pod IP; through a
-// non-loopback address of this machine, profile fetches a real heap and
-// goroutine profile through pods/proxy as leakguard's service account.
+// The real API server refuses to proxy to a loopback pod IP; to a pod on
+// the lab's pod network (an IP of 10.244.0.0/16 that the API server
+// reaches through the network's loopback proxy), profile fetches a real
+// heap and goroutine profile through pods/proxy as leakguard's service
+// account.
 func TestProfileThroughRealPodsProxy(t *testing.T) {
 	needLab(t)
 	ctx := testContext(t)
@@ -121,8 +92,7 @@ func TestProfileThroughRealPodsProxy(t *testing.T) {
 	}
 
 	t.Run("loopback pod IP refused by the API server", func(t *testing.T) {
-		port := pprofServer(t, "127.0.0.1")
-		profiledPod(ctx, t, w.Namespace, "loopback", "127.0.0.1", port)
+		profiledPod(ctx, t, w.Namespace, "loopback", "127.0.0.1", 6060, false)
 		d := decide("loopback")
 		if d.Decision != remediate.DecisionHeld || d.Reason != remediate.ReasonProfileFailed {
 			t.Fatalf("decision %s %s %s, want held by %s", d.Decision, d.Reason, d.Message, remediate.ReasonProfileFailed)
@@ -133,19 +103,15 @@ func TestProfileThroughRealPodsProxy(t *testing.T) {
 		}
 	})
 
-	t.Run("non-loopback pod IP", func(t *testing.T) {
-		ip := nonLoopbackIPv4()
-		if ip == "" {
-			t.Skip("this machine has no non-loopback IPv4 address for a pod IP the API server proxies to")
-		}
-		port := pprofServer(t, ip)
-		profiledPod(ctx, t, w.Namespace, "app", ip, port)
+	t.Run("pod network", func(t *testing.T) {
+		const port = 6060
+		profiledPod(ctx, t, w.Namespace, "app", "", port, true)
 		start := time.Now()
 		d := decide("app")
 		if d.Decision != remediate.DecisionActed {
 			t.Fatalf("decision %s %s %s %+v, want acted", d.Decision, d.Reason, d.Message, d.Remediators)
 		}
-		t.Logf("two profiles through pods/proxy (%s:%d) in %s", ip, port, time.Since(start).Round(time.Millisecond))
+		t.Logf("two profiles through pods/proxy (port %d) in %s", port, time.Since(start).Round(time.Millisecond))
 		files, _ := store.List()
 		kinds := map[string]bool{}
 		for _, f := range files {

@@ -17,12 +17,15 @@ import (
 )
 
 // remediatePolicy turns on the disruptive remediators for the alerts of
-// TestRemediateChain: restart after annotate for a leaking workload
-// (minReadyReplicas 1: the lab's Deployments have one replica), cordon
+// TestRemediateChain: for a leaking workload, annotate, profile (its
+// pod's heap and goroutines through pods/proxy) and restart
+// (minReadyReplicas 1: the lab's Deployments have one replica); cordon
 // after annotate for orphan cgroups (at most one node unschedulable; the
-// share is lifted so that, of four nodes, the count is the budget that
-// refuses). The rate limit is raised so that the bucket refuses none of
-// the scenario's actions.
+// share is lifted so that, of five nodes, the count is the budget that
+// refuses); annotate and profile for the apiserver's memory (the heap of
+// the lab's own kube-apiserver, at its node's InternalIP and the lab's
+// port). The rate limit is raised so that the bucket refuses none of the
+// scenario's actions.
 const remediatePolicy = `
 dryRun: false
 cooldown: 1h
@@ -44,6 +47,9 @@ alerts:
         threshold: 1048576
     remediators:
       - name: annotate
+      - name: profile
+        args:
+          timeout: 10s
       - name: restart
         enabled: true
         args:
@@ -61,14 +67,27 @@ alerts:
         args:
           maxUnschedulable: 1
           maxUnschedulablePercent: 100
+  KubeAPIServerMemoryHigh:
+    target: apiserver
+    allowNamespaces: [kube-system]
+    check:
+      name: apiserver-memory
+      args:
+        threshold: 0.6
+    remediators:
+      - name: annotate
+      - name: profile
+        args:
+          timeout: 20s
+          apiserverPort: ` + lab.PolicyAPIServerPort + `
 `
 
-// TestRemediateChain runs a chain of its own, with remediatePolicy, after
-// the shared chain's tests (it is parallel, so it waits for them): a
-// leaking Deployment restarted once across two replicas, a node cordoned
-// and a second refused by the cordon budget, and the pause switch holding
-// a restart. The profile remediator is not in it: the lab's pods serve no
-// pprof endpoint.
+// TestRemediateChain runs a chain of its own, with remediatePolicy and
+// the lab's kube-apiserver profiling, after the shared chain's tests (it
+// is parallel, so it waits for them): a leaking Deployment profiled and
+// restarted once across two replicas, a node cordoned and a second
+// refused by the cordon budget, the pause switch holding a restart, and
+// the apiserver's memory alert storing the lab's own apiserver's heap.
 func TestRemediateChain(t *testing.T) {
 	need(t)
 	t.Parallel()
@@ -78,7 +97,7 @@ func TestRemediateChain(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := lab.StartChain(ctx, lab.ChainOptions{RepoRoot: repoRoot, BinDir: bin, Policy: []byte(remediatePolicy),
+	c, err := lab.StartChain(ctx, lab.ChainOptions{RepoRoot: repoRoot, BinDir: bin, Policy: []byte(remediatePolicy), Profiling: true,
 		Progress: func(step string, took time.Duration) {
 			fmt.Fprintf(os.Stderr, "remediate chain: %s (%s)\n", step, took.Round(time.Millisecond))
 		}})
@@ -100,9 +119,12 @@ func TestRemediateChain(t *testing.T) {
 	orphanA := lab.Node{Name: "rem-worker-2", IP: "10.0.1.12", MemoryBytes: 16 * gib, OrphanCgroups: &none}
 	orphanB := lab.Node{Name: "rem-worker-3", IP: "10.0.1.13", MemoryBytes: 16 * gib, OrphanCgroups: &none}
 	spare := lab.Node{Name: "rem-worker-4", IP: "10.0.1.14", MemoryBytes: 16 * gib}
-	restarted := lab.Workload{Namespace: "cart", Name: "web", Node: worker.Name, LimitBytes: 2 * gib, BaseBytes: 256 << 20}
+	// The lab's kube-apiserver listens on 127.0.0.1, its node's
+	// InternalIP; the synthetic series say it uses 70 % of the node.
+	controlPlane := lab.Node{Name: "rem-cp-1", IP: "127.0.0.1", MemoryBytes: 8 * gib, ControlPlane: true, APIServerRSSBytes: 8 * gib * 7 / 10}
+	restarted := lab.Workload{Namespace: "cart", Name: "web", Node: worker.Name, LimitBytes: 2 * gib, BaseBytes: 256 << 20, PprofPort: 6060}
 	paused := lab.Workload{Namespace: "ledger", Name: "api", Node: worker.Name, LimitBytes: 2 * gib, BaseBytes: 280 << 20}
-	for _, n := range []lab.Node{worker, orphanA, orphanB, spare} {
+	for _, n := range []lab.Node{worker, orphanA, orphanB, spare, controlPlane} {
 		if err := c.AddNode(ctx, n, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -132,6 +154,7 @@ func TestRemediateChain(t *testing.T) {
 	t.Run("restart once", func(t *testing.T) { testRestartedOnce(t, c, restarted) })
 	t.Run("cordon and budget", func(t *testing.T) { testCordonBudget(t, c, orphanA.Name, orphanB.Name) })
 	t.Run("pause switch", func(t *testing.T) { testPauseHoldsRestart(t, c, paused, silence) })
+	t.Run("apiserver heap profiled", func(t *testing.T) { testAPIServerProfiled(t, c, controlPlane) })
 }
 
 // clearTaints removes the node.kubernetes.io/not-ready:NoSchedule taint
@@ -151,28 +174,20 @@ func clearTaints(ctx context.Context, t *testing.T, c *lab.Chain, name string) {
 	}
 }
 
-// setRolledOut writes, as the admin through the status subresource, the
-// status a controller would give w's Deployment once its one replica is
-// ready and rolled out: restart's guards read it (the lab runs no
-// controller-manager).
+// setRolledOut gives w's Deployment the status of a finished rollout
+// (lab.Chain.SetRolledOut).
 func setRolledOut(ctx context.Context, t *testing.T, c *lab.Chain, w lab.Workload) {
 	t.Helper()
-	deps := c.Admin.AppsV1().Deployments(w.Namespace)
-	d, err := deps.Get(ctx, w.Name, metav1.GetOptions{})
-	if err != nil {
+	if err := c.SetRolledOut(ctx, w); err != nil {
 		t.Fatal(err)
-	}
-	d.Status.ObservedGeneration = d.Generation
-	d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas = 1, 1, 1, 1
-	if _, err := deps.UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
-		t.Fatalf("status of %s/%s: %v", w.Namespace, w.Name, err)
 	}
 }
 
 // testRestartedOnce: the leak's ContainerMemoryLeak reaches both
-// replicas; the Deployment is annotated and its pod template's
-// restartedAt set, once (one LeakguardActed Event naming restart), and
-// the other replica's delivery is held by the cooldown claim.
+// replicas; the Deployment is annotated, its pod profiled through
+// pods/proxy and its pod template's restartedAt set, once (one
+// LeakguardActed Event naming profile and restart), and the other
+// replica's delivery is held by the cooldown claim and stores nothing.
 func testRestartedOnce(t *testing.T, c *lab.Chain, w lab.Workload) {
 	deps := c.Admin.AppsV1().Deployments(w.Namespace)
 	waitFor(t, alertTimeout, "the Deployment restarted and both deliveries decided", func(ctx context.Context) (bool, string, error) {
@@ -223,6 +238,16 @@ func testRestartedOnce(t *testing.T, c *lab.Chain, w lab.Workload) {
 	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorRestart+" acted"); n != 1 {
 		t.Errorf("the LeakguardActed Event does not say restart acted: %s", describe(evs))
 	}
+	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorProfile+" acted: profiles stored"); n != 1 {
+		t.Errorf("the LeakguardActed Event does not say profile acted: %s", describe(evs))
+	}
+	acted := ""
+	for _, e := range evs {
+		if e.Reason == remediate.EventReasonActed {
+			acted = e.Message
+		}
+	}
+	checkWorkloadProfiled(ctx, t, c, w, d.Annotations[remediate.AnnotationProfile], acted)
 }
 
 // testCordonBudget: orphan cgroups on node a fire NodeOrphanCgroups, and

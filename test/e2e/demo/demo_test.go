@@ -14,8 +14,9 @@ import (
 
 // TestDemoPlaysOut runs the demo as `make demo` would, in its bounded
 // mode (--exit-after-scenario), so that the README's first command cannot
-// rot: the scenario must play out, the timeline must show each stage, and
-// the lab's directory must be gone afterwards.
+// rot: the scenario must play out, the timeline must show each stage (the
+// leaking Deployment annotated, profiled and restarted once, with its
+// guards), and the lab's directory must be gone afterwards.
 func TestDemoPlaysOut(t *testing.T) {
 	if _, err := lab.FindBinaries("../../.."); err != nil {
 		// The test must not build kube-apiserver itself (make e2e does,
@@ -39,16 +40,19 @@ func TestDemoPlaysOut(t *testing.T) {
 		"prometheus: alert ContainerMemoryLeak{shop/web-5f7c9-x2x4q/app} firing",
 		"alertmanager: ContainerMemoryLeak{shop/web-5f7c9-x2x4q/app} active, routed to leakguard",
 		"ContainerMemoryLeak → Deployment shop/web",
-		"guards: namespace ok, opt-out ok, cooldown ok",
-		"guards: namespace ok, opt-out ok, cooldown HELD",
-		"guards: rate ok",
+		"guards: namespace ok, opt-out ok, cooldown ok, pause ok",
+		"guards: rate ok, disruption ok, claim ok",
 		"guards: namespace ok, opt-out HELD",
+		"annotate acted: annotated Deployment shop/web with ContainerMemoryLeak",
+		"profile acted: profiles stored: heap shop-web-5f7c9-x2x4q_heap_",
+		"restart acted: rolling restart of Deployment shop/web",
 		"decision: acted",
 		"decision: held (cooldown)",
 		"decision: held (opt-out)",
 		"kubernetes: Event LeakguardActed on Deployment shop/web",
 		"== Final state",
 		"leakguard.io/finding: ContainerMemoryLeak",
+		"pod template kubectl.kubernetes.io/restartedAt: ",
 		"1 × LeakguardActed   Deployment web",
 		"stopped every process and removed",
 	} {
@@ -58,6 +62,21 @@ func TestDemoPlaysOut(t *testing.T) {
 	}
 	if !regexp.MustCompile(`check working-set-slope: [0-9.]+ [KMG]iB/h > 1\.0 MiB/h`).MatchString(text) {
 		t.Errorf("the timeline lacks the check's measured slope")
+	}
+	// The second replica's delivery is held by the cooldown: read before
+	// the check when the first replica's claim is already written, or by
+	// the claim itself when both deliveries race to it.
+	if !regexp.MustCompile(`guards: namespace ok, opt-out ok, cooldown HELD|guards: rate ok, disruption ok, claim HELD`).MatchString(text) {
+		t.Errorf("the timeline lacks the second replica's delivery held by the cooldown or its claim")
+	}
+	// Both profiles, stored once: by the replica that acted.
+	stored := regexp.MustCompile(`profiles stored by serve-\d \(GET \S+\): (\d+)`).FindAllStringSubmatch(text, -1)
+	var counts []string
+	for _, m := range stored {
+		counts = append(counts, m[1])
+	}
+	if got := strings.Join(counts, " "); got != "0 2" && got != "2 0" {
+		t.Errorf("profiles stored by the replicas: %q, want 2 on one and 0 on the other", got)
 	}
 	dir := regexp.MustCompile(`removed (\S+)`).FindStringSubmatch(text)
 	if dir == nil {

@@ -4,8 +4,10 @@
 // Alertmanager with deploy/alertmanager/receiver.yaml, two replicas of
 // leakguard serve), makes a Deployment leak, and prints what happens as
 // it happens: the leak, the alerts pending and firing, each replica's
-// decision with the check's measurement and the guards, the Events, and
-// the objects' final state. Then it leaves the lab running, with its
+// decision with the check's measurement and the guards, the profile and
+// the restart of the leaking Deployment (the default policy with both
+// turned on for ContainerMemoryLeak), the Events, and the objects' final
+// state. Then it leaves the lab running, with its
 // URLs and a kubectl command, until Ctrl-C, and removes everything it
 // started.
 //
@@ -31,6 +33,10 @@ import (
 	"syscall"
 	"time"
 
+	"sigs.k8s.io/yaml"
+
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
 
@@ -76,7 +82,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	startCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	s := lab.NewScenario()
-	c, err := lab.StartChain(startCtx, s.ChainOptions(lab.ChainOptions{RepoRoot: root, BinDir: bin,
+	// The leaking Deployment's pod serves pprof (leakguard.io/pprof-port),
+	// so that profile has something to fetch before restart.
+	s.Leaking.PprofPort = 6060
+	policy, err := demoPolicy()
+	if err != nil {
+		return err
+	}
+	c, err := lab.StartChain(startCtx, s.ChainOptions(lab.ChainOptions{RepoRoot: root, BinDir: bin, Policy: policy,
 		Progress: func(step string, took time.Duration) {
 			out.line("  started %-58s %6s", step, took.Round(10*time.Millisecond))
 		}}))
@@ -96,12 +109,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := s.Create(startCtx, c); err != nil {
 		return err
 	}
+	// What the Deployment controller would write once the pod is ready:
+	// restart's guards read it.
+	if err := c.SetRolledOut(startCtx, s.Leaking); err != nil {
+		return err
+	}
 	out.head("Scenario")
 	out.line("  nodes %s, %s, %s, %s; Deployments %s/%s (will leak), %s/%s (will leak, carries leakguard.io/ignore: \"true\"),",
 		s.Worker.Name, s.OrphanNode.Name, s.ControlPlane.Name, s.AgentNode.Name, s.Leaking.Namespace, s.Leaking.Name, s.Ignored.Namespace, s.Ignored.Name)
 	out.line("  %s/%s, %s/%s and %s/%s (flat); kube-apiserver on %s at 70 %% of the node's memory;", s.Outage.Namespace, s.Outage.Name, s.Flat.Namespace, s.Flat.Name, s.Live.Namespace, s.Live.Name, s.ControlPlane.Name)
 	out.line("  leakguard agent on %s over a fixture cgroup tree: %d empty cgroups of pods that do not exist, and %s/%s's", s.AgentNode.Name, s.AgentOrphans, s.Live.Namespace, s.Live.Pod())
 	out.line("  rules: generated with lab.LabParams (a 15-minute step is 10 s, the 2-hour steady trend 80 s), %s", c.RuleFile)
+	out.line("  policy: the default, with ContainerMemoryLeak's remediators annotate, profile (%s/%s serves pprof on port %d)", s.Leaking.Namespace, s.Leaking.Pod(), s.Leaking.PprofPort)
+	out.line("  and restart (enabled, minReadyReplicas 1), in that order; deploy/'s admission policies are in force")
 
 	out.head("Timeline (seconds since the leak started)")
 	if err := s.StartLeaks(c, s.Leaking, s.Ignored); err != nil {
@@ -221,6 +241,27 @@ func ensureAPIServer(ctx context.Context, root string, out *printer, stderr io.W
 		return "", err
 	}
 	return lab.FindBinaries(root)
+}
+
+// demoPolicy is the default policy with profile and restart turned on for
+// ContainerMemoryLeak, after annotate: the evidence first, then the
+// restart (minReadyReplicas 1, as the lab's Deployments have one replica).
+func demoPolicy() ([]byte, error) {
+	var p map[string]any
+	if err := yaml.Unmarshal(remediate.DefaultPolicyYAML(), &p); err != nil {
+		return nil, err
+	}
+	alerts, _ := p["alerts"].(map[string]any)
+	leak, _ := alerts[rules.AlertContainerMemoryLeak].(map[string]any)
+	if leak == nil {
+		return nil, errors.New("the default policy has no ContainerMemoryLeak entry")
+	}
+	leak["remediators"] = []any{
+		map[string]any{"name": remediate.RemediatorAnnotate},
+		map[string]any{"name": remediate.RemediatorProfile, "args": map[string]any{"timeout": "10s"}},
+		map[string]any{"name": remediate.RemediatorRestart, "enabled": true, "args": map[string]any{"minReadyReplicas": 1}},
+	}
+	return yaml.Marshal(p)
 }
 
 func mib(v float64) string {

@@ -182,15 +182,16 @@ func (w *watcher) pollAlertmanager(ctx context.Context) {
 // decisionLine is the part of serve's JSON decision log the timeline
 // shows.
 type decisionLine struct {
-	Msg         string `json:"msg"`
-	Alert       string `json:"alert"`
-	Status      string `json:"status"`
-	Target      string `json:"target"`
-	Check       string `json:"check"`
-	CheckResult string `json:"check_result"`
-	Decision    string `json:"decision"`
-	Reason      string `json:"reason"`
-	Message     string `json:"message"`
+	Msg         string   `json:"msg"`
+	Alert       string   `json:"alert"`
+	Status      string   `json:"status"`
+	Target      string   `json:"target"`
+	Check       string   `json:"check"`
+	CheckResult string   `json:"check_result"`
+	Guards      []string `json:"guards"`
+	Decision    string   `json:"decision"`
+	Reason      string   `json:"reason"`
+	Message     string   `json:"message"`
 	Remediators []struct {
 		Name   string `json:"name"`
 		Result string `json:"result"`
@@ -214,9 +215,18 @@ var (
 	}
 )
 
+// preCheck are the guards the engine runs before the check: the scope
+// guards, the cooldown and (for disruptive remediators) the pause switch.
+var preCheck = map[string]bool{"namespace": true, "opt-out": true, "cooldown": true, "pause": true}
+
 // steps renders a decision as the lines of its steps, up to the one that
-// held it: the steps after it were not reached.
+// held it: the steps after it were not reached. The decision's own list
+// of guards ("name: ok", "name: held"), when the log carries it, says
+// which ran; without it they are inferred from the reason.
 func steps(d decisionLine) []string {
+	if len(d.Guards) > 0 {
+		return guardSteps(d)
+	}
 	var lines []string
 	guardLine := func(gs []struct{ name, reason string }) (held bool) {
 		var parts []string
@@ -241,6 +251,30 @@ func steps(d decisionLine) []string {
 		return lines // held by the check: no further step
 	}
 	guardLine(actionGuards)
+	return lines
+}
+
+func guardSteps(d decisionLine) []string {
+	var before, after []string
+	for _, g := range d.Guards {
+		name, word, _ := strings.Cut(g, ":")
+		word = strings.TrimSpace(word)
+		if word != "ok" {
+			word = strings.ToUpper(word)
+		}
+		if preCheck[name] {
+			before = append(before, name+" "+word)
+		} else {
+			after = append(after, name+" "+word)
+		}
+	}
+	lines := []string{"guards: " + strings.Join(before, ", ")}
+	if d.CheckResult != "" {
+		lines = append(lines, fmt.Sprintf("check %s: %s", d.Check, d.CheckResult))
+	}
+	if len(after) > 0 {
+		lines = append(lines, "guards: "+strings.Join(after, ", "))
+	}
 	return lines
 }
 
@@ -373,6 +407,9 @@ func (w *watcher) finalState(ctx context.Context) {
 		d, err := w.c.Admin.AppsV1().Deployments(wl.Namespace).Get(ctx, wl.Name, metav1.GetOptions{})
 		if err == nil {
 			show("Deployment", wl.Namespace+"/"+wl.Name, d.Annotations)
+			if at := d.Spec.Template.Annotations[remediate.AnnotationRestartedAt]; at != "" {
+				w.out.line("      pod template %s: %s (a rolling restart)", remediate.AnnotationRestartedAt, at)
+			}
 		}
 	}
 	for _, n := range []lab.Node{w.s.OrphanNode, w.s.AgentNode, w.s.ControlPlane} {
@@ -397,5 +434,15 @@ func (w *watcher) finalState(ctx context.Context) {
 	w.out.line("  Events by leakguard:")
 	for _, k := range keys {
 		w.out.line("      %d × %s", counts[k], k)
+	}
+	for _, r := range w.c.Serve {
+		list, err := r.Profiles(ctx)
+		if err != nil {
+			continue
+		}
+		w.out.line("  profiles stored by %s (GET %s/profiles): %d", r.Name, r.URL(), len(list))
+		for _, p := range list {
+			w.out.line("      %s (%d bytes)", p.Name, p.Size)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -56,8 +57,9 @@ func ReadManifests(paths ...string) ([]runtime.Object, error) {
 }
 
 // Create creates objs as the admin. It knows the kinds of leakguard's
-// RBAC manifests: Namespace, ServiceAccount, ClusterRole,
-// ClusterRoleBinding, Role and RoleBinding; any other kind is an error.
+// RBAC and admission manifests: Namespace, ServiceAccount, ClusterRole,
+// ClusterRoleBinding, Role, RoleBinding, ValidatingAdmissionPolicy and
+// its binding; any other kind is an error.
 func Create(ctx context.Context, c kubernetes.Interface, objs ...runtime.Object) error {
 	opts := metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict}
 	for _, obj := range objs {
@@ -75,6 +77,10 @@ func Create(ctx context.Context, c kubernetes.Interface, objs ...runtime.Object)
 			_, err = c.RbacV1().Roles(o.Namespace).Create(ctx, o, opts)
 		case *rbacv1.RoleBinding:
 			_, err = c.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, opts)
+		case *admissionregistrationv1.ValidatingAdmissionPolicy:
+			_, err = c.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, o, opts)
+		case *admissionregistrationv1.ValidatingAdmissionPolicyBinding:
+			_, err = c.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings().Create(ctx, o, opts)
 		default:
 			err = fmt.Errorf("kind %T is not one the lab creates", obj)
 		}

@@ -1,13 +1,16 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -72,6 +75,8 @@ type ChainOptions struct {
 	// Policy, when set, is written to a file that every replica loads
 	// with --policy (the embedded default policy otherwise): the way a
 	// scenario turns on a remediator the default policy does not run.
+	// PolicyAPIServerPort in it is replaced by the port of the lab's
+	// kube-apiserver (profile's apiserverPort).
 	Policy []byte
 	// ServeArgs are extra flags for every replica.
 	ServeArgs []string
@@ -81,9 +86,17 @@ type ChainOptions struct {
 	// account; Prometheus scrapes it as job="leakguard-agent".
 	AgentNode    string
 	AgentOrphans int
+	// Profiling runs the lab's kube-apiserver with --profiling, so that
+	// the profile remediator can fetch its heap (the lab turns it off
+	// otherwise, as a hardened cluster does).
+	Profiling bool
 	// Progress, when set, is told each step of the start.
 	Progress func(step string, took time.Duration)
 }
+
+// PolicyAPIServerPort, in ChainOptions.Policy, stands for the port of the
+// lab's kube-apiserver, known only once it runs.
+const PolicyAPIServerPort = "$(APISERVER_PORT)"
 
 // Chain is the whole alert chain on loopback: etcd and kube-apiserver
 // (the Lab), the synthetic metrics endpoint, Prometheus with the
@@ -130,7 +143,9 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 		step = time.Now()
 	}
 
-	l, err := Start(ctx, Options{BinDir: o.BinDir})
+	// The pod network lets pods/proxy reach the pprof endpoints of the
+	// workloads that serve one (Workload.PprofPort).
+	l, err := Start(ctx, Options{BinDir: o.BinDir, Profiling: o.Profiling, PodNetwork: true})
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +165,8 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 		done("go build leakguard")
 	}
 
-	// deploy/leakguard's RBAC, and a token for its service account.
+	// deploy/leakguard's RBAC and admission policies (enforced before
+	// this returns), and a token for its service account.
 	saNS, saName, err := InstallLeakguard(ctx, l, o.RepoRoot)
 	if err != nil {
 		return nil, err
@@ -168,7 +184,7 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 	if err := l.WriteAdminKubeconfig(c.Kubeconfig); err != nil {
 		return nil, err
 	}
-	done("deploy/leakguard RBAC, service account token")
+	done("deploy/leakguard RBAC, admission policies in force, a token")
 
 	if c.Metrics, err = StartMetrics(); err != nil {
 		return nil, err
@@ -199,15 +215,22 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 	serveArgs := o.ServeArgs
 	if o.Policy != nil {
 		policyFile := filepath.Join(l.dir, "policy.yaml")
-		if err := os.WriteFile(policyFile, o.Policy, 0o600); err != nil {
+		u, err := url.Parse(l.Host())
+		if err != nil {
+			return nil, err
+		}
+		policy := bytes.ReplaceAll(o.Policy, []byte(PolicyAPIServerPort), []byte(u.Port()))
+		if err := os.WriteFile(policyFile, policy, 0o600); err != nil {
 			return nil, err
 		}
 		serveArgs = append([]string{"--policy=" + policyFile}, serveArgs...)
 	}
 	var addrs []string
 	for i := 1; i <= o.Replicas; i++ {
+		name := fmt.Sprintf("serve-%d", i)
 		s, err := StartServe(ctx, ServeOptions{
-			Bin: bin, Name: fmt.Sprintf("serve-%d", i), Dir: l.dir, Kubeconfig: saKubeconfig,
+			Bin: bin, Name: name, Dir: l.dir, Kubeconfig: saKubeconfig,
+			ProfileDir:    filepath.Join(l.dir, name+"-profiles"),
 			PrometheusURL: "http://" + promAddr, TokenFile: tokenFile,
 			CertFile: cert, KeyFile: key, CAFile: l.CAFile(), Args: serveArgs,
 		})
@@ -352,8 +375,17 @@ func (c *Chain) AddNode(ctx context.Context, n Node, annotations map[string]stri
 	if n.ControlPlane {
 		node.Labels["node-role.kubernetes.io/control-plane"] = ""
 	}
-	if _, err := c.Admin.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+	created, err := c.Admin.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+	if err != nil {
 		return fmt.Errorf("create node %s: %w", n.Name, err)
+	}
+	if n.IP != "" {
+		// What a kubelet reports: the profile remediator reaches a
+		// node's apiserver at its InternalIP.
+		created.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: n.IP}}
+		if _, err := c.Admin.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+			return fmt.Errorf("status of node %s: %w", n.Name, err)
+		}
 	}
 	c.Metrics.SetNode(n)
 	return nil
@@ -368,6 +400,11 @@ type Workload struct {
 	// LimitBytes is the container's memory limit; BaseBytes its working set
 	// before any leak.
 	LimitBytes, BaseBytes int64
+	// PprofPort, when set, opts the pod in to the profile remediator
+	// (leakguard.io/pprof-port in the pod template) and serves this
+	// process's net/http/pprof at that port of the pod's IP on the lab's
+	// pod network.
+	PprofPort int
 }
 
 // Pod is the name of the workload's pod.
@@ -396,8 +433,12 @@ func (c *Chain) AddWorkload(ctx context.Context, w Workload) error {
 	labels := map[string]string{"app": w.Name}
 	image := "registry.invalid/" + w.Namespace + "/" + w.Name + ":1"
 	limit := resource.NewQuantity(w.LimitBytes, resource.BinarySI)
+	var podAnnotations map[string]string
+	if w.PprofPort != 0 {
+		podAnnotations = map[string]string{pprofPortAnnotation: strconv.Itoa(w.PprofPort)}
+	}
 	template := corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: podAnnotations},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{
 			Name: ContainerName, Image: image,
 			Resources: corev1.ResourceRequirements{
@@ -427,12 +468,17 @@ func (c *Chain) AddWorkload(ctx context.Context, w Workload) error {
 	spec := *rsTemplate.Spec.DeepCopy()
 	spec.NodeName = w.Node
 	pod, err := a.CoreV1().Pods(w.Namespace).Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: w.Pod(), Labels: rsLabels,
+		ObjectMeta: metav1.ObjectMeta{Name: w.Pod(), Labels: rsLabels, Annotations: podAnnotations,
 			OwnerReferences: []metav1.OwnerReference{controller("apps/v1", "ReplicaSet", rs.Name, rs.UID)}},
 		Spec: spec,
 	}, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("create pod: %w", err)
+	}
+	if w.PprofPort != 0 {
+		if _, err := c.AttachPod(ctx, w.Namespace, pod.Name, w.PprofPort, PprofHandler()); err != nil {
+			return err
+		}
 	}
 	c.Metrics.SetContainer(Container{
 		Namespace: w.Namespace, Pod: pod.Name, UID: string(pod.UID), Container: ContainerName, Node: w.Node,
@@ -443,6 +489,27 @@ func (c *Chain) AddWorkload(ctx context.Context, w Workload) error {
 		Started:   time.Now().Add(-time.Hour),
 		BaseBytes: float64(w.BaseBytes),
 	})
+	return nil
+}
+
+// pprofPortAnnotation opts a pod in to profile (remediate.AnnotationPprofPort).
+const pprofPortAnnotation = "leakguard.io/pprof-port"
+
+// SetRolledOut writes, as the admin through the status subresource, the
+// status a controller would give w's Deployment once its one replica is
+// ready and rolled out: restart's guards read it (the lab runs no
+// controller-manager).
+func (c *Chain) SetRolledOut(ctx context.Context, w Workload) error {
+	deps := c.Admin.AppsV1().Deployments(w.Namespace)
+	d, err := deps.Get(ctx, w.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	d.Status.ObservedGeneration = d.Generation
+	d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.ReadyReplicas, d.Status.AvailableReplicas = 1, 1, 1, 1
+	if _, err := deps.UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("status of %s/%s: %w", w.Namespace, w.Name, err)
+	}
 	return nil
 }
 

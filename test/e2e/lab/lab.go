@@ -40,6 +40,10 @@ type Options struct {
 	// Profiling serves /debug/pprof on the kube-apiserver (its default;
 	// the lab turns it off, as CIS 1.2.21 recommends, unless set).
 	Profiling bool
+	// PodNetwork starts Lab.Pods and the kube-apiserver behind it, so
+	// that pods/proxy reaches the handlers a test registers for its pods'
+	// IPs (see PodNetwork).
+	PodNetwork bool
 }
 
 // Lab is a running etcd and kube-apiserver.
@@ -50,6 +54,8 @@ type Lab struct {
 	apiserver *process
 	host      string
 
+	// Pods is the pod network (Options.PodNetwork), nil without it.
+	Pods *PodNetwork
 	// Admin is a client in system:masters: it may do anything.
 	Admin kubernetes.Interface
 	// AdminConfig is Admin's configuration.
@@ -88,6 +94,11 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	}()
 	if l.pki, err = newPKI(dir); err != nil {
 		return nil, fmt.Errorf("lab: keys: %w", err)
+	}
+	if o.PodNetwork {
+		if l.Pods, err = StartPodNetwork(); err != nil {
+			return nil, fmt.Errorf("lab: pod network: %w", err)
+		}
 	}
 
 	var etcdURL string
@@ -170,7 +181,13 @@ func (l *Lab) startAPIServer(ctx context.Context, o Options, etcdURL string) err
 	if l.apiserver != nil {
 		_ = l.apiserver.stop()
 	}
-	p, err := startProcess("kube-apiserver", filepath.Join(l.dir, "kube-apiserver.log"), nil, filepath.Join(o.BinDir, "kube-apiserver"),
+	// The API server's proxy transport honours HTTP_PROXY (loopback
+	// addresses, etcd's among them, are never proxied): the pod network.
+	var env []string
+	if l.Pods != nil {
+		env = []string{"HTTP_PROXY=" + l.Pods.ProxyURL(), "http_proxy=" + l.Pods.ProxyURL(), "NO_PROXY=", "no_proxy="}
+	}
+	p, err := startProcess("kube-apiserver", filepath.Join(l.dir, "kube-apiserver.log"), env, filepath.Join(o.BinDir, "kube-apiserver"),
 		"--etcd-servers="+etcdURL,
 		// Each lab has its own etcd; a prefix keeps a mistake from
 		// reading another cluster's keys all the same.
@@ -290,6 +307,9 @@ func (l *Lab) Close() error {
 		if p != nil {
 			errs = append(errs, p.stop())
 		}
+	}
+	if l.Pods != nil {
+		errs = append(errs, l.Pods.Close())
 	}
 	errs = append(errs, os.RemoveAll(l.dir))
 	return errors.Join(errs...)

@@ -4,15 +4,19 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/leakguard/leakguard/server"
 )
 
 // BuildLeakguard builds the leakguard binary of the module at repoRoot
@@ -39,9 +43,12 @@ func BuildLeakguard(ctx context.Context, repoRoot, dir string) (string, error) {
 // webhook requests with a bearer token.
 type Serve struct {
 	Name string
-	addr string
-	p    *process
-	c    *http.Client
+	// ProfileDir is its --profile-dir, "" without one.
+	ProfileDir string
+	addr       string
+	token      string
+	p          *process
+	c          *http.Client
 }
 
 // ServeOptions configure StartServe.
@@ -62,6 +69,9 @@ type ServeOptions struct {
 	// CertFile, KeyFile and CAFile: its serving certificate, and the CA
 	// that signed it (to reach it).
 	CertFile, KeyFile, CAFile string
+	// ProfileDir, when set, is its --profile-dir: where the profile
+	// remediator stores what it fetches, listed at GET /profiles.
+	ProfileDir string
 	// Args are added to serve's flags (--policy FILE, --dry-run).
 	Args []string
 	// StartTimeout bounds the start until /healthz; 0 means 30 s.
@@ -81,10 +91,18 @@ func StartServe(ctx context.Context, o ServeOptions) (*Serve, error) {
 	if !pool.AppendCertsFromPEM(ca) {
 		return nil, fmt.Errorf("no certificate in %s", o.CAFile)
 	}
+	token, err := os.ReadFile(o.TokenFile)
+	if err != nil {
+		return nil, err
+	}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
 	var last error
 	for attempt := 1; attempt <= startAttempts; attempt++ {
-		s := &Serve{Name: o.Name, addr: freeAddr(), c: client}
+		s := &Serve{Name: o.Name, ProfileDir: o.ProfileDir, addr: freeAddr(), token: strings.TrimSpace(string(token)), c: client}
+		var extra []string
+		if o.ProfileDir != "" {
+			extra = append(extra, "--profile-dir="+o.ProfileDir)
+		}
 		args := append([]string{"serve",
 			"--listen-address=" + s.addr,
 			"--kubeconfig=" + o.Kubeconfig,
@@ -93,7 +111,7 @@ func StartServe(ctx context.Context, o ServeOptions) (*Serve, error) {
 			"--tls-cert-file=" + o.CertFile,
 			"--tls-key-file=" + o.KeyFile,
 			"--log-level=info",
-		}, o.Args...)
+		}, append(extra, o.Args...)...)
 		p, err := startProcess(o.Name, filepath.Join(o.Dir, o.Name+".log"), nil, o.Bin, args...)
 		if err != nil {
 			return nil, err
@@ -163,4 +181,48 @@ func (s *Serve) WebhookAnswers(ctx context.Context, code int) (float64, error) {
 		}
 	}
 	return sum, nil
+}
+
+// Profiles lists the profiles the replica stores, from its GET /profiles
+// (authenticated with the webhook's bearer token, as serve requires).
+func (s *Serve) Profiles(ctx context.Context) ([]server.ProfileInfo, error) {
+	body, err := s.getAuthorized(ctx, server.ProfilesPath, 1<<20)
+	if err != nil {
+		return nil, err
+	}
+	var list struct {
+		Profiles []server.ProfileInfo `json:"profiles"`
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", s.Name, server.ProfilesPath, err)
+	}
+	return list.Profiles, nil
+}
+
+// Profile downloads the stored profile name from GET /profiles/{name}.
+func (s *Serve) Profile(ctx context.Context, name string) ([]byte, error) {
+	return s.getAuthorized(ctx, server.ProfilesPath+"/"+url.PathEscape(name), 64<<20)
+}
+
+func (s *Serve) getAuthorized(ctx context.Context, path string, limit int64) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := s.c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s GET %s: %s: %s", s.Name, path, resp.Status, body)
+	}
+	return body, nil
 }

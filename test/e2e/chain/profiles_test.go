@@ -1,0 +1,248 @@
+package chain
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"runtime/pprof"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/rules"
+	"github.com/leakguard/leakguard/server"
+	"github.com/leakguard/leakguard/test/e2e/lab"
+)
+
+// storedProfile is one profile a replica lists at GET /profiles.
+type storedProfile struct {
+	replica *lab.Serve
+	server.ProfileInfo
+}
+
+// storedProfiles lists, over every replica's GET /profiles, the profiles
+// whose file name begins with subject and "_" (profile names a file
+// subject_kind_time.pb.gz).
+func storedProfiles(ctx context.Context, t *testing.T, c *lab.Chain, subject string) []storedProfile {
+	t.Helper()
+	var out []storedProfile
+	for _, r := range c.Serve {
+		list, err := r.Profiles(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range list {
+			if strings.HasPrefix(p.Name, subject+"_") {
+				out = append(out, storedProfile{r, p})
+			}
+		}
+	}
+	return out
+}
+
+// profileStrings decodes a pprof profile, a gzipped protocol buffer of
+// perftools.profiles.Profile, and returns its string table; it fails
+// unless the message parses to the end and has sample types and samples.
+func profileStrings(data []byte) ([]string, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("not gzip: %w", err)
+	}
+	raw, err := io.ReadAll(io.LimitReader(zr, 256<<20))
+	if err != nil {
+		return nil, fmt.Errorf("gunzip: %w", err)
+	}
+	// Profile: 1 sample_type, 2 sample, 6 string_table (repeated, length
+	// delimited); the others are checked for their wire format only.
+	var sampleTypes, samples int
+	var strs []string
+	for b := raw; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, fmt.Errorf("protobuf tag: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		if typ == protowire.BytesType {
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return nil, fmt.Errorf("protobuf field %d: %w", num, protowire.ParseError(m))
+			}
+			switch num {
+			case 1:
+				sampleTypes++
+			case 2:
+				samples++
+			case 6:
+				strs = append(strs, string(v))
+			}
+			b = b[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			return nil, fmt.Errorf("protobuf field %d: %w", num, protowire.ParseError(m))
+		}
+		b = b[m:]
+	}
+	if sampleTypes == 0 || samples == 0 || len(strs) == 0 || strs[0] != "" {
+		return nil, fmt.Errorf("%d sample types, %d samples, %d strings (the first must be empty): not a profile", sampleTypes, samples, len(strs))
+	}
+	return strs, nil
+}
+
+// checkStored downloads p from its replica and checks that it is a
+// profile; it returns the profile's strings.
+func checkStored(ctx context.Context, t *testing.T, p storedProfile) []string {
+	t.Helper()
+	data, err := p.replica.Profile(ctx, p.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(data)) != p.Size {
+		t.Errorf("%s: %d bytes downloaded, listed as %d", p.Name, len(data), p.Size)
+	}
+	strs, err := profileStrings(data)
+	if err != nil {
+		t.Errorf("%s from %s: %v", p.Name, p.replica.Name, err)
+	}
+	return strs
+}
+
+// kindOf is the kind in a profile's file name, subject_kind_time.pb.gz.
+func kindOf(subject, name string) string {
+	kind, _, _ := strings.Cut(strings.TrimPrefix(name, subject+"_"), "_")
+	return kind
+}
+
+// testAPIServerProfiled: the lab's kube-apiserver (with --profiling) at
+// 70 % of its node fires KubeAPIServerMemoryHigh; with no static pod the
+// target is the node, which is annotated, and profile stores one heap
+// profile, fetched from /debug/pprof/heap of the apiserver at the node's
+// InternalIP as leakguard's service account (deploy/'s ClusterRole). It
+// is the apiserver's heap: its functions are Kubernetes' own, which this
+// test process does not link. Once: one LeakguardActed Event, one file
+// over both replicas.
+func testAPIServerProfiled(t *testing.T, c *lab.Chain, node lab.Node) {
+	nodes := c.Admin.CoreV1().Nodes()
+	waitFor(t, alertTimeout, "node "+node.Name+" annotated and the apiserver profiled", func(ctx context.Context) (bool, string, error) {
+		n, err := nodes.Get(ctx, node.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		evs, err := eventsOf(ctx, c, metav1.NamespaceDefault, "Node", node.Name)
+		if err != nil {
+			return false, "", err
+		}
+		return n.Annotations[remediate.AnnotationFinding] == rules.AlertKubeAPIServerMemoryHigh &&
+				count(evs, remediate.EventReasonActed, remediate.RemediatorProfile+" acted") >= 1,
+			fmt.Sprintf("annotations %v, %s", n.Annotations, describe(evs)), nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	time.Sleep(2 * time.Second)
+	evs, err := eventsOf(ctx, c, metav1.NamespaceDefault, "Node", node.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(evs, remediate.EventReasonActed, ""); n != 1 {
+		t.Errorf("%d LeakguardActed Events on node %s, want 1: %s", n, node.Name, describe(evs))
+	}
+	n, err := nodes.Get(ctx, node.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := storedProfiles(ctx, t, c, node.Name)
+	if len(stored) != 1 || kindOf(node.Name, stored[0].Name) != "heap" {
+		t.Fatalf("stored profiles of %s: %+v, want one heap profile", node.Name, stored)
+	}
+	p := stored[0]
+	if ann := n.Annotations[remediate.AnnotationProfile]; !strings.Contains(ann, p.Name) {
+		t.Errorf("annotation %s = %q, want it to name %s", remediate.AnnotationProfile, ann, p.Name)
+	}
+	if count(evs, remediate.EventReasonActed, p.Name) != 1 {
+		t.Errorf("no LeakguardActed Event names %s: %s", p.Name, describe(evs))
+	}
+	kube := false
+	for _, s := range checkStored(ctx, t, p) {
+		if strings.HasPrefix(s, "k8s.io/kubernetes/") || strings.HasPrefix(s, "k8s.io/apiserver/") {
+			kube = true
+			break
+		}
+	}
+	if !kube {
+		t.Errorf("%s names no function of k8s.io/kubernetes or k8s.io/apiserver: not the apiserver's heap", p.Name)
+	}
+	t.Logf("%s stored %s (%d bytes)", p.replica.Name, p.Name, p.Size)
+}
+
+// checkWorkloadProfiled checks, after testRestartedOnce saw the restart,
+// that the pod of w was profiled once before it: one heap and one
+// goroutine profile, both on the replica that acted and none on the other,
+// named by the Deployment's leakguard.io/profile and by the one
+// LeakguardActed Event.
+func checkWorkloadProfiled(ctx context.Context, t *testing.T, c *lab.Chain, w lab.Workload, annotation, event string) {
+	t.Helper()
+	subject := w.Namespace + "-" + w.Pod()
+	stored := storedProfiles(ctx, t, c, subject)
+	kinds := map[string]int{}
+	replicas := map[string]bool{}
+	for _, p := range stored {
+		kinds[kindOf(subject, p.Name)]++
+		replicas[p.replica.Name] = true
+		if !strings.Contains(annotation, p.Name) {
+			t.Errorf("annotation %s = %q does not name %s", remediate.AnnotationProfile, annotation, p.Name)
+		}
+		if !strings.Contains(event, p.Name) {
+			t.Errorf("the LeakguardActed Event does not name %s: %q", p.Name, event)
+		}
+		checkStored(ctx, t, p)
+		t.Logf("%s stored %s (%d bytes)", p.replica.Name, p.Name, p.Size)
+	}
+	if len(stored) != 2 || kinds["heap"] != 1 || kinds["goroutine"] != 1 {
+		t.Errorf("stored profiles of %s: %+v, want one heap and one goroutine profile", subject, stored)
+	}
+	if len(replicas) != 1 {
+		t.Errorf("profiles of %s stored by %d replicas, want only the one that acted", subject, len(replicas))
+	}
+}
+
+// TestProfileStrings checks the check: this process's own heap profile
+// (runtime/pprof writes it gzipped) decodes with its functions in the
+// string table; gzipped bytes that are no protocol buffer, a message
+// without samples, and bytes that are not gzip are refused.
+func TestProfileStrings(t *testing.T) {
+	var heap bytes.Buffer
+	if err := pprof.Lookup("goroutine").WriteTo(&heap, 0); err != nil {
+		t.Fatal(err)
+	}
+	strs, err := profileStrings(heap.Bytes())
+	if err != nil {
+		t.Fatalf("this process's goroutine profile: %v", err)
+	}
+	if !strings.Contains(strings.Join(strs, "\n"), "TestProfileStrings") {
+		t.Errorf("the goroutine profile's strings do not name this test: %q", strs)
+	}
+	gz := func(b []byte) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		_, _ = zw.Write(b)
+		_ = zw.Close()
+		return buf.Bytes()
+	}
+	for name, data := range map[string][]byte{
+		"not gzip":          []byte("heap profile"),
+		"gzip of text":      gz([]byte("heap profile, honest")),
+		"truncated message": gz(protowire.AppendTag(nil, 6, protowire.BytesType)),
+		"no samples":        gz(protowire.AppendBytes(protowire.AppendTag(nil, 6, protowire.BytesType), nil)),
+	} {
+		if _, err := profileStrings(data); err == nil {
+			t.Errorf("%s: accepted as a profile", name)
+		}
+	}
+}
