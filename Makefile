@@ -17,9 +17,12 @@
 #                against kube-prometheus's working-set rule, at 300
 #                containers (about 4 minutes); fails above 4.5 times.
 # make fleet     the fleet tests (test/fleet): the rules and the routing on
-#                VictoriaMetrics + vmalert with a real Alertmanager, and the
-#                trace suite through vmalert's replay (about 20 s; part
-#                of make test).
+#                VictoriaMetrics + vmalert (and the trace suite through
+#                vmalert's replay) and on Thanos (two Prometheus with
+#                sidecars, Query, Ruler) with a real Alertmanager (about 2
+#                minutes; part of make test).
+# make fleet-thanos the Thanos test alone (builds thanos once, about 4
+#                minutes on 2 cores, see hack/fleet-binaries.sh).
 
 GO       ?= go
 PROMTOOL ?= promtool
@@ -41,7 +44,7 @@ FUZZ_TARGETS := server:FuzzDecodeMessage server:FuzzHandler remediate:FuzzParseP
 RULES_FILE := deploy/prometheus/rules.yaml
 PROMRULE   := deploy/kubernetes/prometheusrule.yaml
 
-.PHONY: bench-detection all build image generate verify test go-test e2e fleet rules-check rules-test rules-cost traces lint bench bench-rules bench-receiver bench-agent clean dashboards-check demo
+.PHONY: bench-detection all build image generate verify test go-test e2e fleet fleet-thanos rules-check rules-test rules-cost traces lint bench bench-rules bench-receiver bench-agent clean dashboards-check demo
 
 all: build
 
@@ -86,12 +89,24 @@ e2e:
 	  LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN="$$bin" $(GO) test -count=1 -timeout 5m ./test/e2e/...
 
 # The fleet tests need victoria-metrics and vmalert (Debian's victoria-metrics
-# package), prometheus, promtool and prometheus-alertmanager; with
+# package), thanos (hack/fleet-binaries.sh builds it from source once),
+# kube-apiserver and etcd (hack/e2e-binaries.sh, for the Thanos test's
+# leakguard serve per cluster), prometheus, promtool and
+# prometheus-alertmanager; with
 # LEAKGUARD_FLEET=1 they fail rather than skip when one is missing.
 fleet:
-	@bin=$$(hack/fleet-binaries.sh) && \
-	  echo "LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN=$$bin $(GO) test -count=1 -timeout 10m ./test/fleet/..." && \
-	  LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN="$$bin" $(GO) test -count=1 -timeout 10m ./test/fleet/...
+	@bin=$$(hack/fleet-binaries.sh) && kube=$$(hack/e2e-binaries.sh) && \
+	  echo "LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN=$$bin LEAKGUARD_E2E_BIN=$$kube $(GO) test -count=1 -timeout 10m ./test/fleet/..." && \
+	  LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN="$$bin" LEAKGUARD_E2E_BIN="$$kube" $(GO) test -count=1 -timeout 10m ./test/fleet/...
+
+# The Thanos test alone: thanos (built and cached by hack/fleet-binaries.sh),
+# kube-apiserver and etcd for each cluster's leakguard serve
+# (hack/e2e-binaries.sh), prometheus, promtool and prometheus-alertmanager;
+# no VictoriaMetrics.
+fleet-thanos:
+	@bin=$$(LINK_VM=0 hack/fleet-binaries.sh) && kube=$$(hack/e2e-binaries.sh) && \
+	  echo "LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN=$$bin LEAKGUARD_E2E_BIN=$$kube $(GO) test -count=1 -timeout 5m -run 'Thanos|RemoteWrite|ActiveSince' ./test/fleet/" && \
+	  LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN="$$bin" LEAKGUARD_E2E_BIN="$$kube" $(GO) test -count=1 -timeout 5m -run 'Thanos|RemoteWrite|ActiveSince' ./test/fleet/
 
 # The demo installs or builds what is missing itself (Debian packages when
 # run as root, kube-apiserver through hack/e2e-binaries.sh), with progress.

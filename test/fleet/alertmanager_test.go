@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,9 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/test/e2e/lab"
 )
 
 // fleetConfig is the central Alertmanager's routing of deploy/alertmanager.
@@ -182,26 +186,68 @@ func fleetAlertmanager(t *testing.T, urls map[string]string) string {
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := loopback(t)
-	p := start(t, "alertmanager", bin, "--config.file="+file, "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=debug")
-	base := "http://" + addr
-	waitReady(t, p, base+"/-/ready")
+	var base string
+	startReady(t, "alertmanager", bin, func() ([]string, string) {
+		addr := loopback(t)
+		base = "http://" + addr
+		return []string{"--config.file=" + file, "--storage.path=" + filepath.Join(dir, "data"),
+			"--web.listen-address=" + addr, "--cluster.listen-address=", "--log.level=debug"}, base + "/-/ready"
+	})
 	return base
 }
 
 // receiver is one cluster's webhook receiver: it checks the token, answers
 // 503 to its first failures requests (that cluster's outage), and keeps the
 // alerts of the requests it answered 200.
+//
+// With a cluster's serve set (relayTo), it relays every request it does
+// not refuse itself to that `leakguard serve`, answers with serve's status,
+// and keeps the alerts only when serve answered 200, with serve's
+// decisions.
 type receiver struct {
 	token    string
 	failures int
+	serve    *lab.Serve
 
-	mu       sync.Mutex
-	requests int
-	refused  int
-	alerts   map[string]map[string]string // firing, by label string
-	resolved int
+	mu        sync.Mutex
+	requests  int
+	refused   int
+	alerts    map[string]map[string]string // firing, by label string
+	resolved  int
+	decisions []remediate.Decision
+	lastBody  []byte // of the last delivery answered 200
+}
+
+// relayTo makes r relay to s, before Alertmanager sends anything.
+func (r *receiver) relayTo(s *lab.Serve) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.serve = s
+}
+
+// relay posts body to serve as Alertmanager would, returning its status
+// and decisions.
+func (r *receiver) relay(body []byte) (int, []remediate.Decision, error) {
+	req, err := http.NewRequest(http.MethodPost, r.serve.URL()+"/api/v1/alerts", bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	resp, err := r.serve.Client().Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		Decisions []remediate.Decision `json:"decisions"`
+	}
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
+			return 0, nil, fmt.Errorf("serve's answer: %w", err)
+		}
+	}
+	return resp.StatusCode, answer.Decisions, nil
 }
 
 func newReceiver(t *testing.T, cluster string, failures int) (*receiver, string) {
@@ -235,6 +281,21 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if r.serve != nil {
+		r.mu.Unlock() // serve takes its time; the test reads r meanwhile
+		code, ds, err := r.relay(body)
+		r.mu.Lock()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		if code != http.StatusOK {
+			http.Error(w, "serve answered "+http.StatusText(code), code)
+			return
+		}
+		r.decisions = append(r.decisions, ds...)
+	}
+	r.lastBody = body
 	for _, a := range msg.Alerts {
 		if a.Status == "firing" {
 			r.alerts[labelString(a.Labels)] = a.Labels
@@ -262,6 +323,17 @@ func (r *receiver) firing() []string {
 // one to arrive too.
 func waitDelivered(t *testing.T, timeout time.Duration, rs map[string]*receiver, want map[string][]string, exited ...*process) {
 	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, c := range []string{"prod-a", "prod-b"} {
+				r := rs[c]
+				r.mu.Lock()
+				n := r.requests
+				r.mu.Unlock()
+				t.Logf("%s's receiver got %d requests, firing: %s", c, n, strings.Join(r.firing(), ", "))
+			}
+		}
+	})
 	waitFor(t, timeout, "the expected alerts at each cluster's receiver", func() (bool, error) {
 		for c, r := range rs {
 			got := map[string]bool{}

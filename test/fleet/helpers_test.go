@@ -219,6 +219,52 @@ func waitReady(t *testing.T, p *process, url string) {
 	}, p)
 }
 
+// startReady starts a server and waits until GET its ready URL answers 200.
+// attempt gives its arguments and that URL, with fresh loopback ports each
+// time: a port found free can be taken before the server binds it, and a
+// server that exits before it is ready is started again, three times at
+// most. One that runs and does not get ready fails the test.
+func startReady(t *testing.T, name, bin string, attempt func() (args []string, ready string)) *process {
+	t.Helper()
+	for i := 1; ; i++ {
+		args, ready := attempt()
+		p := start(t, name, bin, args...)
+		err := awaitReady(p, ready, 60*time.Second)
+		if err == nil {
+			return p
+		}
+		if !errors.Is(err, errExited) || i == 3 {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Logf("%s, attempt %d: %v; output:\n%s", name, i, err, tail(p.out.String(), 2000))
+	}
+}
+
+var errExited = errors.New("exited before it was ready")
+
+func awaitReady(p *process, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if resp, err := http.Get(url); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			return fmt.Errorf("%w: %v", errExited, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready at %s after %v", url, timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // labelString renders a label set as {a="x", b="y"}, sorted, for messages.
 func labelString(ls map[string]string) string {
 	keys := sortedKeys(ls)

@@ -204,11 +204,26 @@ func TestTwoClustersOnVictoriaMetrics(t *testing.T) {
 		}
 		return true, nil
 	}, live)
-	for c, r := range rs {
-		// Only what vmalert holds firing can arrive, and that is exactly
-		// the expected alerts (above): this is the final answer.
-		t.Logf("%s's receiver got %s", c, strings.Join(alertKeys(r), ", "))
+	// Only what vmalert holds firing can arrive, and that is exactly the
+	// expected alerts (above): this is the final answer.
+	checkTwoClusters(t, rs, want)
+}
+
+// checkTwoClusters asserts what each cluster's receiver got, reduced by
+// alertKeys (with keep): exactly want's alerts; and that prod-b's receiver
+// refused its two requests (its outage, which held up no other cluster).
+func checkTwoClusters(t *testing.T, rs map[string]*receiver, want map[string][]string, keep ...string) {
+	t.Helper()
+	for _, c := range []string{"prod-a", "prod-b"} {
+		r := rs[c]
+		got := alertKeys(r, keep...)
+		if strings.Join(got, "\n") != strings.Join(want[c], "\n") {
+			t.Errorf("%s's receiver got the firing alerts\n  %s\nwant\n  %s", c, strings.Join(got, "\n  "), strings.Join(want[c], "\n  "))
+		} else {
+			t.Logf("%s's receiver got %s", c, strings.Join(got, ", "))
+		}
 	}
+	rb := rs["prod-b"]
 	rb.mu.Lock()
 	refused := rb.refused
 	rb.mu.Unlock()
