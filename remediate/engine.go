@@ -295,6 +295,7 @@ func (e *Engine) Decide(ctx context.Context, alerts []template.Alert) ([]Decisio
 			anyTransient = anyTransient || IsTransient(err)
 		}
 	}
+	l.events.flush(ctx, e.client, e.logger)
 	err := errors.Join(errs...)
 	if anyTransient {
 		err = transient(err)
@@ -305,7 +306,10 @@ func (e *Engine) Decide(ctx context.Context, alerts []template.Alert) ([]Decisio
 // DecideOne decides one alert. The decision is always filled in; the error
 // is set when the decision is "error".
 func (e *Engine) DecideOne(ctx context.Context, a template.Alert) (Decision, error) {
-	return e.decideOne(ctx, a, newLedger())
+	l := newLedger()
+	d, err := e.decideOne(ctx, a, l)
+	l.events.flush(ctx, e.client, e.logger)
+	return d, err
 }
 
 func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (Decision, error) {
@@ -330,6 +334,9 @@ func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (De
 	e.onHold(ctx, r)
 	d.Message = truncate(d.Message, maxMessageLen)
 	e.record(ctx, r, err)
+	if r.wrote {
+		l.reads.forget()
+	}
 	return d, err
 }
 
@@ -356,6 +363,12 @@ func (e *Engine) record(ctx context.Context, r *run, err error) {
 		if d.Decision == DecisionActed || d.Decision == DecisionError || r.warn {
 			eventType = corev1.EventTypeWarning
 		}
+		if d.isHold() {
+			// Counted into the delivery's Event for this target and
+			// reason, written when the delivery is decided.
+			r.ledger.events.add(d, r.t, eventType, d.eventReason())
+			return
+		}
 		if evErr := recordEvent(ctx, e.client, d, r.t, eventType, d.eventReason()); evErr != nil {
 			// Best effort: the action (or its absence) stands, the log
 			// line above records it.
@@ -379,6 +392,14 @@ func (d *Decision) eventWorthy() bool {
 		return true
 	}
 	return false
+}
+
+// isHold reports whether d holds every remediator: held, or in dry-run
+// held for a reason other than that it would act. Holds repeat (every
+// repeat_interval, every pod of a workload in its cooldown), and their
+// Events are aggregated.
+func (d *Decision) isHold() bool {
+	return d.Decision == DecisionHeld || (d.Decision == DecisionDryRun && d.Reason != ReasonWouldAct)
 }
 
 func (d *Decision) eventReason() string {

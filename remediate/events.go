@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -45,16 +46,31 @@ const eventAttempts = 3
 // cluster-scoped target (a node) go to the default namespace, as
 // kubectl's do.
 //
-// A held decision is aggregated as client-go's event recorder does: its
-// name is fixed by the target and the reason, so the same hold again
-// (Alertmanager's repeat_interval, a second replica) increments the
-// existing Event's count and lastTimestamp instead of writing a new
-// Event each time. Every other decision gets an Event of its own, named
-// uniquely per target, decision and fingerprint at nanosecond resolution,
-// so two replicas never collide.
+// A hold (held, or held in dry-run) is aggregated as client-go's event
+// recorder does: its name is fixed by the target and the reason, so the
+// same hold again (Alertmanager's repeat_interval, a second replica)
+// increments the existing Event's count and lastTimestamp instead of
+// writing a new Event each time. Every other decision gets an Event of its
+// own, named uniquely per target, decision and fingerprint at nanosecond
+// resolution, so two replicas never collide.
 //
 // It runs even when ctx is done, bounded by eventTimeout.
 func recordEvent(ctx context.Context, c kubernetes.Interface, d *Decision, t *Target, eventType, reason string) error {
+	return writeEvent(ctx, c, eventWrite{d: d, t: t, eventType: eventType, reason: reason, count: 1, first: d.at})
+}
+
+// eventWrite is one Event to write: the decision it records (the last of
+// count alike, the first of them at first).
+type eventWrite struct {
+	d                 *Decision
+	t                 *Target
+	eventType, reason string
+	count             int32
+	first             time.Time
+}
+
+func writeEvent(ctx context.Context, c kubernetes.Interface, w eventWrite) error {
+	d, t, reason, eventType := w.d, w.t, w.reason, w.eventType
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
 	defer cancel()
 	ns := t.Object.Namespace
@@ -66,7 +82,7 @@ func recordEvent(ctx context.Context, c kubernetes.Interface, d *Decision, t *Ta
 	if len(prefix) > maxEventNamePrefix {
 		prefix = prefix[:maxEventNamePrefix]
 	}
-	aggregate := d.Decision == DecisionHeld
+	aggregate := d.isHold()
 	var name string
 	if aggregate {
 		h := fnv.New64a()
@@ -77,7 +93,11 @@ func recordEvent(ctx context.Context, c kubernetes.Interface, d *Decision, t *Ta
 		fmt.Fprintf(h, "%s|%s|%s|%d", t.Object, d.Fingerprint, reason, now.UnixNano())
 		name = fmt.Sprintf("%s.%x%08x", prefix, now.UnixNano(), h.Sum32())
 	}
-	msg := truncate(d.eventMessage(), maxEventMessage)
+	msg := d.eventMessage()
+	if w.count > 1 {
+		msg = fmt.Sprintf("%d alerts of one delivery, the last: %s", w.count, msg)
+	}
+	msg = truncate(msg, maxEventMessage)
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      name,
@@ -99,10 +119,10 @@ func recordEvent(ctx context.Context, c kubernetes.Interface, d *Decision, t *Ta
 		ReportingController: "leakguard.io/serve",
 		ReportingInstance:   eventComponent,
 		Action:              d.Decision,
-		FirstTimestamp:      metav1.NewTime(now),
+		FirstTimestamp:      metav1.NewTime(w.first),
 		LastTimestamp:       metav1.NewTime(now),
 		EventTime:           metav1.NewMicroTime(now),
-		Count:               1,
+		Count:               w.count,
 	}
 	events := c.CoreV1().Events(ns)
 	_, err := events.Create(ctx, ev, metav1.CreateOptions{})
@@ -119,7 +139,7 @@ func recordEvent(ctx context.Context, c kubernetes.Interface, d *Decision, t *Ta
 		}
 		patch, err := json.Marshal(map[string]any{
 			"metadata":      map[string]any{"resourceVersion": cur.ResourceVersion},
-			"count":         cur.Count + 1,
+			"count":         cur.Count + w.count,
 			"lastTimestamp": metav1.NewTime(now),
 			"message":       msg,
 			"type":          eventType,
@@ -135,4 +155,54 @@ func recordEvent(ctx context.Context, c kubernetes.Interface, d *Decision, t *Ta
 			return fmt.Errorf("record event on %s: count the aggregated event: %w", t.Object, classifyKube(err))
 		}
 	}
+}
+
+// heldEvents are the Events of one delivery's holds, written once the
+// delivery is decided: one per target and reason, counting every alert
+// of the delivery that it holds, where each alert wrote (or counted up)
+// the Event in turn. Alertmanager groups alerts, and the pods of one
+// workload held by its cooldown, say, arrive together. client-go's
+// recorder (tools/record) aggregates in a process of its own instead,
+// asynchronously, under Events named by time: two replicas, or one before
+// and after a restart, would each start new Events, and its queue and
+// spam filter drop Events silently under a storm; here every hold is
+// counted in the cluster, in one Event per target and reason, before
+// Alertmanager has its answer.
+type heldEvents struct {
+	order   []heldKey
+	pending map[heldKey]*eventWrite
+}
+
+type heldKey struct {
+	target         ObjectRef
+	reason, detail string
+}
+
+// add counts d, a hold of t, into the delivery's Events.
+func (h *heldEvents) add(d *Decision, t *Target, eventType, reason string) {
+	k := heldKey{t.Object, reason, d.Reason}
+	if w, ok := h.pending[k]; ok {
+		w.d, w.t, w.count = d, t, w.count+1
+		if eventType == corev1.EventTypeWarning {
+			w.eventType = eventType // a Warning among them is not hidden
+		}
+		return
+	}
+	if h.pending == nil {
+		h.pending = map[heldKey]*eventWrite{}
+	}
+	h.pending[k] = &eventWrite{d: d, t: t, eventType: eventType, reason: reason, count: 1, first: d.at}
+	h.order = append(h.order, k)
+}
+
+// flush writes the delivery's held Events, in the order of their first
+// alert; a failure is logged, as an Event written at once is.
+func (h *heldEvents) flush(ctx context.Context, c kubernetes.Interface, logger *slog.Logger) {
+	for _, k := range h.order {
+		w := h.pending[k]
+		if err := writeEvent(ctx, c, *w); err != nil {
+			logger.Warn("could not record event", "alert", w.d.AlertName, "target", w.d.Target, "alerts", w.count, "error", err)
+		}
+	}
+	h.order, h.pending = nil, nil
 }

@@ -27,6 +27,19 @@ type run struct {
 	release func()
 	// warn makes the decision's Event a Warning (a plan asked for it).
 	warn bool
+	// fresh makes the scope guards read past the delivery's memo (the
+	// recheck after a conflict); wrote says the run may have written an
+	// object, which makes the delivery forget what it read.
+	fresh, wrote bool
+}
+
+// memo is the delivery's memo of objects read, nil when the run must read
+// afresh.
+func (r *run) memo() *reads {
+	if r.fresh || r.ledger == nil {
+		return nil
+	}
+	return r.ledger.reads
 }
 
 // step is one remediator's part of a run.
@@ -89,6 +102,7 @@ func (e *Engine) resolve(ctx context.Context, r *run) (bool, error) {
 		// Resolved alerts change nothing; undoing an action (uncordon) is a
 		// remediator's business in its own issue.
 		d.set(DecisionResolved, "", "")
+		r.wrote = !r.dryRun
 		return true, e.undo(ctx, r)
 	}
 	if r.entry == nil {
@@ -100,7 +114,12 @@ func (e *Engine) resolve(ctx context.Context, r *run) (bool, error) {
 		d.set(DecisionHeld, ReasonRecordOnly, "the policy entry names no target object")
 		return true, nil
 	}
-	t, err := resolver{c: e.client, md: e.metadata}.resolve(ctx, r.entry.Target, r.alert)
+	if why, held := e.excludedByLabel(r); held {
+		d.Guards = append(d.Guards, namespaceScope{}.Name()+": held")
+		d.set(DecisionHeld, ReasonNamespaceExcluded, why)
+		return true, nil
+	}
+	t, err := resolver{c: e.client, md: e.metadata, memo: r.memo()}.resolve(ctx, r.entry.Target, r.alert)
 	switch {
 	case errors.Is(err, errInvalidLabels):
 		// Held, not an error: no retry can make these labels valid.
@@ -116,6 +135,25 @@ func (e *Engine) resolve(ctx context.Context, r *run) (bool, error) {
 	r.t = t
 	d.Target = t.Object.String()
 	return false, nil
+}
+
+// excludedByLabel judges the namespace guard before the target is read,
+// for the targets whose namespace is the alert's namespace label (a pod
+// and its workload: owners live in their pod's namespace). An alert held
+// here reads nothing and records no Event: the policy keeps leakguard out
+// of that namespace, writes included, and the log line, the metric and
+// the answer record the hold. A label that cannot name a namespace is
+// left to the resolution, which holds it as invalid.
+func (e *Engine) excludedByLabel(r *run) (string, bool) {
+	if r.entry.Target != TargetPod && r.entry.Target != TargetWorkload {
+		return "", false
+	}
+	ns := r.alert.Labels["namespace"]
+	if ns == "" || checkName("namespace", ns) != nil {
+		return "", false
+	}
+	ok, why := namespaceGuard(r.st.policy, r.entry, &Target{Namespace: ns})
+	return why, !ok
 }
 
 // scope runs the scope guards. They need no query, and come before the
@@ -287,6 +325,7 @@ func (e *Engine) budgets(ctx context.Context, r *run) (bool, error) {
 // and the guards that read it run again on what was read (an opt-out
 // written meanwhile holds). In dry-run the claim goes to the ledger.
 func (e *Engine) claim(ctx context.Context, r *run) (bool, error) {
+	r.wrote = !r.dryRun
 	for _, s := range r.steps {
 		if s.held != "" {
 			continue
@@ -342,6 +381,10 @@ func (e *Engine) claim(ctx context.Context, r *run) (bool, error) {
 // re-read obj (the target) on a conflict.
 func (e *Engine) recheck(ctx context.Context, r *run, obj metav1.Object) (string, string, error) {
 	r.t.reread(obj)
+	// What the scope guards read again is read afresh, not from the
+	// delivery's memo: this is the second look after a conflict.
+	r.fresh = true
+	defer func() { r.fresh = false }()
 	for _, g := range e.scopeGuards() {
 		ok, why, err := g.Allow(ctx, r)
 		if err != nil {
@@ -428,6 +471,7 @@ func (e *Engine) onHold(ctx context.Context, r *run) {
 		if s.plan.OnHold == nil {
 			continue
 		}
+		r.wrote = true
 		if err := s.plan.OnHold(ctx, env); err != nil {
 			r.logger.Warn("could not record a held plan", "remediator", s.rem.Name, "error", err)
 		}

@@ -82,6 +82,13 @@ func resolveTarget(ctx context.Context, c kubernetes.Interface, kind string, ale
 type resolver struct {
 	c  kubernetes.Interface
 	md metadata.Interface
+	// memo, when not nil, is what the delivery has read already.
+	memo *reads
+}
+
+// get reads one typed object, through the delivery's memo if any.
+func (rs resolver) get(ctx context.Context, kind, ns, name string) (metav1.Object, error) {
+	return rs.memo.get(ctx, rs.c, kind, ns, name)
 }
 
 // resolve finds the object of kind (a policy target kind) that alert is
@@ -99,7 +106,7 @@ func (rs resolver) resolve(ctx context.Context, kind string, alert template.Aler
 		if err := errors.Join(checkName("namespace", ns), checkName("pod", name)); err != nil {
 			return nil, err
 		}
-		obj, err := getObject(ctx, c, KindPod, ns, name)
+		obj, err := rs.get(ctx, KindPod, ns, name)
 		if err != nil {
 			return nil, notFound(err)
 		}
@@ -212,7 +219,7 @@ func (t *Target) climbOwners(ctx context.Context, rs resolver, obj metav1.Object
 			known = owner.APIVersion == "" || owner.APIVersion == apiVersions[owner.Kind]
 		}
 		if known {
-			next, err = getObject(ctx, rs.c, owner.Kind, obj.GetNamespace(), owner.Name)
+			next, err = rs.get(ctx, owner.Kind, obj.GetNamespace(), owner.Name)
 		} else {
 			next, err = rs.getMetadata(ctx, owner, obj.GetNamespace())
 		}
