@@ -198,6 +198,7 @@ type Engine struct {
 	metrics       *metrics
 	now           func() time.Time
 	budget        budgetStore
+	scopes        []scopeGuard
 	extra         Options
 	state         atomic.Pointer[engineState]
 }
@@ -263,6 +264,7 @@ func NewEngine(o Options) (*Engine, error) {
 		ns = DefaultNamespace
 	}
 	e.budget = budgetStore{client: o.Client, namespace: ns}
+	e.scopes = newScopeGuards(o.Client)
 	e.SetPolicy(o.Policy)
 	return e, nil
 }
@@ -322,7 +324,7 @@ func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (De
 		alert:  a,
 		d:      &d,
 		ledger: l,
-		logger: withAttrs(e.logger, slog.String("alert", d.AlertName), slog.String("fingerprint", d.Fingerprint)),
+		base:   e.logger,
 	}
 	if r.entry != nil {
 		r.dryRun = e.dryRun || st.policy.DryRun || r.entry.DryRun
@@ -353,9 +355,10 @@ func (e *Engine) record(ctx context.Context, r *run, err error) {
 	if err != nil {
 		level = slog.LevelError
 	}
-	r.logger.LogAttrs(ctx, level, "decision", slog.String("status", d.Status), slog.String("target", d.Target), slog.String("check", d.Check),
+	// The alert's name and fingerprint last, where r.log() puts them.
+	e.logger.LogAttrs(ctx, level, "decision", slog.String("status", d.Status), slog.String("target", d.Target), slog.String("check", d.Check),
 		slog.String("check_result", d.CheckResult), slog.Any("guards", d.Guards), slog.String("decision", d.Decision), slog.String("reason", d.Reason), slog.String("message", d.Message),
-		slog.Any("remediators", d.Remediators))
+		slog.Any("remediators", d.Remediators), slog.String("alert", d.AlertName), slog.String("fingerprint", d.Fingerprint))
 	// A transient failure writes no Event: Alertmanager retries it, and
 	// an outage would otherwise add one Event per retry and alert.
 	if r.t != nil && !e.readOnly && d.eventWorthy() && !IsTransient(err) {
@@ -372,7 +375,7 @@ func (e *Engine) record(ctx context.Context, r *run, err error) {
 		if evErr := recordEvent(ctx, e.client, d, r.t, eventType, d.eventReason()); evErr != nil {
 			// Best effort: the action (or its absence) stands, the log
 			// line above records it.
-			r.logger.Warn("could not record event", "target", d.Target, "error", evErr)
+			r.log().Warn("could not record event", "target", d.Target, "error", evErr)
 		}
 	}
 }

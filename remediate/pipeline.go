@@ -19,10 +19,13 @@ type run struct {
 	d       *Decision
 	t       *Target
 	finding Finding
-	logger  *slog.Logger
-	ledger  *ledger
-	dryRun  bool
-	steps   []*step
+	// base is the engine's logger; log adds the alert to it, when a run
+	// has more to say than its decision line.
+	base   *slog.Logger
+	logger *slog.Logger
+	ledger *ledger
+	dryRun bool
+	steps  []*step
 	// release gives back what the budget guards took, when nothing acted.
 	release func()
 	// warn makes the decision's Event a Warning (a plan asked for it).
@@ -31,6 +34,15 @@ type run struct {
 	// recheck after a conflict); wrote says the run may have written an
 	// object, which makes the delivery forget what it read.
 	fresh, wrote bool
+}
+
+// log is the run's logger: the engine's, with the alert's name and
+// fingerprint on every line.
+func (r *run) log() *slog.Logger {
+	if r.logger == nil {
+		r.logger = withAttrs(r.base, slog.String("alert", r.d.AlertName), slog.String("fingerprint", r.d.Fingerprint))
+	}
+	return r.logger
 }
 
 // memo is the delivery's memo of objects read, nil when the run must read
@@ -134,6 +146,7 @@ func (e *Engine) resolve(ctx context.Context, r *run) (bool, error) {
 	}
 	r.t = t
 	d.Target = t.Object.String()
+	d.Guards = make([]string, 0, 4) // the scope guards, a cooldown, a budget
 	return false, nil
 }
 
@@ -149,11 +162,14 @@ func (e *Engine) excludedByLabel(r *run) (string, bool) {
 		return "", false
 	}
 	ns := r.alert.Labels["namespace"]
-	if ns == "" || checkName("namespace", ns) != nil {
+	if ns == "" {
 		return "", false
 	}
 	ok, why := namespaceGuard(r.st.policy, r.entry, &Target{Namespace: ns})
-	return why, !ok
+	if ok || checkName("namespace", ns) != nil {
+		return "", false
+	}
+	return why, true
 }
 
 // scope runs the scope guards. They need no query, and come before the
@@ -171,9 +187,21 @@ func (e *Engine) scope(ctx context.Context, r *run) (bool, error) {
 			r.d.set(DecisionHeld, g.Reason(), why)
 			return true, nil
 		}
-		r.d.Guards = append(r.d.Guards, g.Name()+": ok")
+		r.d.Guards = append(r.d.Guards, passed(g.Name()))
 	}
 	return false, nil
+}
+
+// passed is name+": ok", without building the string for the guards that
+// every alert with a target passes.
+func passed(name string) string {
+	switch name {
+	case "namespace":
+		return "namespace: ok"
+	case "opt-out":
+		return "opt-out: ok"
+	}
+	return name + ": ok"
 }
 
 // cooldown holds, before the check, an alert whose every remediator is
@@ -193,7 +221,7 @@ func (e *Engine) cooldown(_ context.Context, r *run) (bool, error) {
 			return false, nil
 		}
 		s := &step{rem: er, out: RemediatorOutcome{Name: er.Name}}
-		s.hold(ReasonCooldown, fmt.Sprintf("last action at %s, cooldown %s", last.UTC().Format(time.RFC3339), r.entry.Cooldown))
+		s.hold(ReasonCooldown, "last action at "+last.UTC().Format(time.RFC3339)+", cooldown "+r.entry.Cooldown.String())
 		steps = append(steps, s)
 	}
 	r.steps = steps
@@ -473,7 +501,7 @@ func (e *Engine) onHold(ctx context.Context, r *run) {
 		}
 		r.wrote = true
 		if err := s.plan.OnHold(ctx, env); err != nil {
-			r.logger.Warn("could not record a held plan", "remediator", s.rem.Name, "error", err)
+			r.log().Warn("could not record a held plan", "remediator", s.rem.Name, "error", err)
 		}
 	}
 }
@@ -502,7 +530,7 @@ func (r *run) releaseClaims(ctx context.Context, e *Engine, failure error, steps
 			continue
 		}
 		if err := releaseCooldown(ctx, e.client, r.t, s.rem.Name, s.claim); err != nil {
-			r.logger.Warn("could not release a cooldown claim", "remediator", s.rem.Name, "error", err)
+			r.log().Warn("could not release a cooldown claim", "remediator", s.rem.Name, "error", err)
 		}
 	}
 }

@@ -111,7 +111,8 @@ func (rs resolver) resolve(ctx context.Context, kind string, alert template.Aler
 			return nil, notFound(err)
 		}
 		pod := refOf(KindPod, obj)
-		t := &Target{Pod: &pod, Node: alert.Labels["node"], Namespace: ns}
+		// Room for the pod, a ReplicaSet and a Deployment without growing.
+		t := &Target{Pod: &pod, Node: alert.Labels["node"], Namespace: ns, examined: make([]examined, 0, 3)}
 		t.set(KindPod, obj)
 		// The owners are read for a pod target too: an opt-out on the
 		// Deployment (where people put it, as its pods' own annotations
@@ -207,7 +208,7 @@ func (t *Target) reread(obj metav1.Object) {
 func (t *Target) climbOwners(ctx context.Context, rs resolver, obj metav1.Object) error {
 	workloadFixed := false
 	for range 4 { // pod → ReplicaSet → Deployment → a foreign owner at most
-		owner := metav1.GetControllerOf(obj)
+		owner := metav1.GetControllerOfNoCopy(obj) // read only
 		if owner == nil {
 			return nil
 		}
@@ -223,7 +224,7 @@ func (t *Target) climbOwners(ctx context.Context, rs resolver, obj metav1.Object
 		} else {
 			next, err = rs.getMetadata(ctx, owner, obj.GetNamespace())
 		}
-		if errors.Is(notFound(err), errTargetNotFound) {
+		if err != nil && errors.Is(notFound(err), errTargetNotFound) {
 			// A dangling owner reference: garbage collection is behind.
 			return nil
 		}
