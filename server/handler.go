@@ -181,28 +181,33 @@ func (h *handler) receiveAlerts(w http.ResponseWriter, r *http.Request) {
 		}
 		h.metrics.alertsReceived.WithLabelValues(name, a.Status).Inc()
 	}
-	logger := h.logger.With("request_id", clip(middleware.GetReqID(r.Context())),
-		"receiver", clip(msg.Receiver), "group_key", clip(msg.GroupKey), "status", msg.Status, "alerts", len(msg.Alerts))
+	// The delivery's logger is built when it has something to say: With
+	// formats its attributes at once, and most deliveries log nothing
+	// here (the request line is observe's).
+	logger := func() *slog.Logger {
+		return h.logger.With("request_id", clip(middleware.GetReqID(r.Context())),
+			"receiver", clip(msg.Receiver), "group_key", clip(msg.GroupKey), "status", msg.Status, "alerts", len(msg.Alerts))
+	}
 	if msg.TruncatedAlerts > 0 {
-		logger.Warn("Alertmanager truncated the payload (max_alerts): those alerts are not seen", "truncated_alerts", msg.TruncatedAlerts)
+		logger().Warn("Alertmanager truncated the payload (max_alerts): those alerts are not seen", "truncated_alerts", msg.TruncatedAlerts)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.processTimeout())
 	defer cancel()
 	decisions, err := h.processor.Process(ctx, msg)
 	if err != nil {
 		if IsTransient(err) {
-			logger.Warn("processing failed transiently, answering 503 so that Alertmanager retries", "error", err)
+			logger().Warn("processing failed transiently, answering 503 so that Alertmanager retries", "error", err)
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}
-		logger.Error("processing failed", "error", err)
+		logger().Error("processing failed", "error", err)
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	body, err := encodeJSON(AlertsResponse{Status: "ok", Decisions: decisions})
 	if err != nil {
 		// The alerts have been processed; the answer alone is lost.
-		logger.Error("encode decisions", "error", err)
+		logger().Error("encode decisions", "error", err)
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("alerts processed, but the decisions do not encode as JSON: %v", err))
 		return
 	}
