@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -294,7 +295,7 @@ func (h *handler) observe(next http.Handler) http.Handler {
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 			route = rc.RoutePattern()
 		}
-		h.metrics.requestDuration.WithLabelValues(route, methodLabel(r.Method), fmt.Sprint(status)).Observe(elapsed.Seconds())
+		h.metrics.requestDuration.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Observe(elapsed.Seconds())
 		level := slog.LevelInfo
 		switch {
 		case status >= 500:
@@ -361,6 +362,11 @@ func limitBody(limit int64) func(http.Handler) http.Handler {
 func requireJSON(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ct := r.Header.Get("Content-Type")
+		if ct == "application/json" {
+			// What Alertmanager sends: no parameters to parse.
+			next.ServeHTTP(w, r)
+			return
+		}
 		mediaType, params, err := mime.ParseMediaType(ct)
 		charset, hasCharset := params["charset"]
 		if err != nil || mediaType != "application/json" || (hasCharset && !strings.EqualFold(charset, "utf-8")) {
