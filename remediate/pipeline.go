@@ -225,7 +225,11 @@ func (e *Engine) cooldown(_ context.Context, r *run) (bool, error) {
 		steps = append(steps, s)
 	}
 	r.steps = steps
-	r.d.Guards = append(r.d.Guards, "cooldown: "+r.heldWord())
+	if r.dryRun {
+		r.d.Guards = append(r.d.Guards, "cooldown: would hold")
+	} else {
+		r.d.Guards = append(r.d.Guards, "cooldown: held")
+	}
 	r.finish()
 	return true, nil
 }
