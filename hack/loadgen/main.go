@@ -539,8 +539,9 @@ func throughput(tokenFile string, n func(int) int, dur func(time.Duration) time.
 			bodies := payloads(k, size, 1000)
 			reqs := n(max(200, 40000/size))
 			// Warm both (connections, caches), then measure in rounds
-			// that alternate the handlers, so that a change in the load
-			// other processes put on the machine falls on both.
+			// that alternate the handlers, on the same payloads, so that
+			// a change in the load other processes put on the machine
+			// falls on both.
 			for _, c := range []*child{ref, lg} {
 				if _, err := closedLoop(c.url, bodies, size, 4, min(reqs, 50), 10*time.Second); err != nil {
 					return fmt.Errorf("warm %s: %w", c.name, err)
@@ -548,8 +549,14 @@ func throughput(tokenFile string, n func(int) int, dur func(time.Duration) time.
 			}
 			total := map[*child]*stats{ref: {decisions: map[string]int{}}, lg: {decisions: map[string]int{}}}
 			cpu := map[*child]time.Duration{}
-			for range rounds {
-				for _, c := range []*child{ref, lg} {
+			for round := range rounds {
+				// Each round the other handler goes first, so that a load
+				// that rises or falls within a round falls on both alike.
+				order := []*child{ref, lg}
+				if round%2 == 1 {
+					order = []*child{lg, ref}
+				}
+				for _, c := range order {
 					before := c.cpu()
 					st, err := closedLoop(c.url, bodies, size, 4, reqs/rounds, dur(10*time.Second)/rounds)
 					if err != nil {
