@@ -175,3 +175,17 @@ func TestDryRunHoldsAggregate(t *testing.T) {
 		t.Errorf("dry-run Events counting %v, want one of 1 (would act) and one of 2 (the holds)", counts)
 	}
 }
+
+// TestReadsCheckNamespace: the memo of the last valid namespace label
+// never lets an invalid one through.
+func TestReadsCheckNamespace(t *testing.T) {
+	m := newReads()
+	for _, tc := range []struct {
+		ns    string
+		valid bool
+	}{{"shop", true}, {"shop", true}, {"Not_A_Namespace", false}, {"", false}, {"shop", true}, {"kube-system", true}} {
+		if err := m.checkNamespace(tc.ns); (err == nil) != tc.valid {
+			t.Errorf("checkNamespace(%q) = %v, want valid %v", tc.ns, err, tc.valid)
+		}
+	}
+}

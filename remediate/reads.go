@@ -25,6 +25,9 @@ const maxReads = 256
 // the other; a nil *reads reads through.
 type reads struct {
 	objs map[readKey]readResult
+	// namespace is the last namespace label found valid (checkName): the
+	// alerts of a delivery are most often of one namespace.
+	namespace string
 }
 
 type readKey struct{ kind, namespace, name string }
@@ -61,4 +64,19 @@ func (m *reads) forget() {
 	if m != nil {
 		clear(m.objs)
 	}
+}
+
+// checkNamespace is checkName("namespace", ns), remembering the last
+// valid one.
+func (m *reads) checkNamespace(ns string) error {
+	if m != nil && ns != "" && ns == m.namespace {
+		return nil
+	}
+	if err := checkName("namespace", ns); err != nil {
+		return err
+	}
+	if m != nil {
+		m.namespace = ns
+	}
+	return nil
 }

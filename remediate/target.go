@@ -103,7 +103,7 @@ func (rs resolver) resolve(ctx context.Context, kind string, alert template.Aler
 		if ns == "" || name == "" {
 			return nil, fmt.Errorf("alert has no namespace and pod labels: %w", errTargetNotFound)
 		}
-		if err := errors.Join(checkName("namespace", ns), checkName("pod", name)); err != nil {
+		if err := errors.Join(rs.memo.checkNamespace(ns), checkName("pod", name)); err != nil {
 			return nil, err
 		}
 		obj, err := rs.get(ctx, KindPod, ns, name)
