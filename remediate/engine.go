@@ -199,6 +199,7 @@ type Engine struct {
 	now           func() time.Time
 	budget        budgetStore
 	scopes        []scopeGuard
+	known         knownEvents
 	extra         Options
 	state         atomic.Pointer[engineState]
 }
@@ -297,7 +298,7 @@ func (e *Engine) Decide(ctx context.Context, alerts []template.Alert) ([]Decisio
 			anyTransient = anyTransient || IsTransient(err)
 		}
 	}
-	l.events.flush(ctx, e.client, e.logger)
+	l.events.flush(ctx, e.client, &e.known, e.logger)
 	err := errors.Join(errs...)
 	if anyTransient {
 		err = transient(err)
@@ -310,7 +311,7 @@ func (e *Engine) Decide(ctx context.Context, alerts []template.Alert) ([]Decisio
 func (e *Engine) DecideOne(ctx context.Context, a template.Alert) (Decision, error) {
 	l := newLedger()
 	d, err := e.decideOne(ctx, a, l)
-	l.events.flush(ctx, e.client, e.logger)
+	l.events.flush(ctx, e.client, &e.known, e.logger)
 	return d, err
 }
 
