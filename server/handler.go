@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -175,13 +177,7 @@ func (h *handler) receiveAlerts(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	for _, a := range msg.Alerts {
-		name := a.Labels["alertname"]
-		if h.cfg.KnownAlertName == nil || !h.cfg.KnownAlertName(name) {
-			name = "other"
-		}
-		h.metrics.alertsReceived.WithLabelValues(name, a.Status).Inc()
-	}
+	h.countAlerts(msg.Alerts)
 	// The delivery's logger is built when it has something to say: With
 	// formats its attributes at once, and most deliveries log nothing
 	// here (the request line is observe's).
@@ -213,6 +209,31 @@ func (h *handler) receiveAlerts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSONBytes(w, http.StatusOK, body)
+}
+
+// countAlerts counts the delivery's alerts by name and status: one
+// increment per name and status, as Alertmanager's groups mostly hold one
+// name, not one per alert.
+func (h *handler) countAlerts(alerts []template.Alert) {
+	type key struct{ name, status string }
+	var keys []key
+	var counts []int
+	for _, a := range alerts {
+		name := a.Labels["alertname"]
+		if h.cfg.KnownAlertName == nil || !h.cfg.KnownAlertName(name) {
+			name = "other"
+		}
+		k := key{name, a.Status}
+		i := slices.Index(keys, k)
+		if i < 0 {
+			i = len(keys)
+			keys, counts = append(keys, k), append(counts, 0)
+		}
+		counts[i]++
+	}
+	for i, k := range keys {
+		h.metrics.alertsReceived.WithLabelValues(k.name, k.status).Add(float64(counts[i]))
+	}
 }
 
 func (h *handler) healthz(w http.ResponseWriter, _ *http.Request) {
