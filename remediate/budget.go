@@ -296,7 +296,7 @@ func (g rateBudget) Take(ctx context.Context, r *run) (bool, string, func(), err
 			return true
 		})
 		if err != nil {
-			r.logger.Warn("could not give a rate token back", "error", err)
+			r.log().Warn("could not give a rate token back", "error", err)
 		}
 	}
 	return true, "", release, nil
@@ -360,7 +360,7 @@ func (g disruptionBudget) Take(ctx context.Context, r *run) (bool, string, func(
 			st.Storm.PausedUntil = now.Add(p.StormPause)
 			st.Storm.Why = fmt.Sprintf("%d targets needed a disruptive action within %s (more than %d): %s", n, p.StormWindow, p.StormTargets, strings.Join(targets, ", "))
 			reason, why = ReasonStorm, "storm: "+st.Storm.Why+"; disruptive remediators paused for "+p.StormPause.String()
-			r.logger.Warn("storm guard: pausing every disruptive remediator", "until", st.Storm.PausedUntil, "why", st.Storm.Why)
+			r.log().Warn("storm guard: pausing every disruptive remediator", "until", st.Storm.PausedUntil, "why", st.Storm.Why)
 			return true
 		}
 		if len(st.Disruptions[ns])+extraNS >= p.DisruptivePerNamespacePerHour {
@@ -402,7 +402,7 @@ func (g disruptionBudget) Take(ctx context.Context, r *run) (bool, string, func(
 					return false
 				})
 				if err != nil {
-					r.logger.Warn("could not give a disruption budget back", "namespace", ns, "error", err)
+					r.log().Warn("could not give a disruption budget back", "namespace", ns, "error", err)
 				}
 			}
 		}

@@ -198,6 +198,8 @@ type Engine struct {
 	metrics       *metrics
 	now           func() time.Time
 	budget        budgetStore
+	scopes        []scopeGuard
+	known         knownEvents
 	extra         Options
 	state         atomic.Pointer[engineState]
 }
@@ -263,6 +265,7 @@ func NewEngine(o Options) (*Engine, error) {
 		ns = DefaultNamespace
 	}
 	e.budget = budgetStore{client: o.Client, namespace: ns}
+	e.scopes = newScopeGuards(o.Client)
 	e.SetPolicy(o.Policy)
 	return e, nil
 }
@@ -295,6 +298,7 @@ func (e *Engine) Decide(ctx context.Context, alerts []template.Alert) ([]Decisio
 			anyTransient = anyTransient || IsTransient(err)
 		}
 	}
+	l.events.flush(ctx, e.client, &e.known, e.logger)
 	err := errors.Join(errs...)
 	if anyTransient {
 		err = transient(err)
@@ -305,7 +309,10 @@ func (e *Engine) Decide(ctx context.Context, alerts []template.Alert) ([]Decisio
 // DecideOne decides one alert. The decision is always filled in; the error
 // is set when the decision is "error".
 func (e *Engine) DecideOne(ctx context.Context, a template.Alert) (Decision, error) {
-	return e.decideOne(ctx, a, newLedger())
+	l := newLedger()
+	d, err := e.decideOne(ctx, a, l)
+	l.events.flush(ctx, e.client, &e.known, e.logger)
+	return d, err
 }
 
 func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (Decision, error) {
@@ -318,7 +325,7 @@ func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (De
 		alert:  a,
 		d:      &d,
 		ledger: l,
-		logger: withAttrs(e.logger, slog.String("alert", d.AlertName), slog.String("fingerprint", d.Fingerprint)),
+		base:   e.logger,
 	}
 	if r.entry != nil {
 		r.dryRun = e.dryRun || st.policy.DryRun || r.entry.DryRun
@@ -330,6 +337,9 @@ func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (De
 	e.onHold(ctx, r)
 	d.Message = truncate(d.Message, maxMessageLen)
 	e.record(ctx, r, err)
+	if r.wrote {
+		l.reads.forget()
+	}
 	return d, err
 }
 
@@ -346,9 +356,10 @@ func (e *Engine) record(ctx context.Context, r *run, err error) {
 	if err != nil {
 		level = slog.LevelError
 	}
-	r.logger.LogAttrs(ctx, level, "decision", slog.String("status", d.Status), slog.String("target", d.Target), slog.String("check", d.Check),
+	// The alert's name and fingerprint last, where r.log() puts them.
+	e.logger.LogAttrs(ctx, level, "decision", slog.String("status", d.Status), slog.String("target", d.Target), slog.String("check", d.Check),
 		slog.String("check_result", d.CheckResult), slog.Any("guards", d.Guards), slog.String("decision", d.Decision), slog.String("reason", d.Reason), slog.String("message", d.Message),
-		slog.Any("remediators", d.Remediators))
+		slog.Any("remediators", d.Remediators), slog.String("alert", d.AlertName), slog.String("fingerprint", d.Fingerprint))
 	// A transient failure writes no Event: Alertmanager retries it, and
 	// an outage would otherwise add one Event per retry and alert.
 	if r.t != nil && !e.readOnly && d.eventWorthy() && !IsTransient(err) {
@@ -356,10 +367,16 @@ func (e *Engine) record(ctx context.Context, r *run, err error) {
 		if d.Decision == DecisionActed || d.Decision == DecisionError || r.warn {
 			eventType = corev1.EventTypeWarning
 		}
+		if d.isHold() {
+			// Counted into the delivery's Event for this target and
+			// reason, written when the delivery is decided.
+			r.ledger.events.add(d, r.t, eventType, d.eventReason())
+			return
+		}
 		if evErr := recordEvent(ctx, e.client, d, r.t, eventType, d.eventReason()); evErr != nil {
 			// Best effort: the action (or its absence) stands, the log
 			// line above records it.
-			r.logger.Warn("could not record event", "target", d.Target, "error", evErr)
+			r.log().Warn("could not record event", "target", d.Target, "error", evErr)
 		}
 	}
 }
@@ -379,6 +396,14 @@ func (d *Decision) eventWorthy() bool {
 		return true
 	}
 	return false
+}
+
+// isHold reports whether d holds every remediator: held, or in dry-run
+// held for a reason other than that it would act. Holds repeat (every
+// repeat_interval, every pod of a workload in its cooldown), and their
+// Events are aggregated.
+func (d *Decision) isHold() bool {
+	return d.Decision == DecisionHeld || (d.Decision == DecisionDryRun && d.Reason != ReasonWouldAct)
 }
 
 func (d *Decision) eventReason() string {

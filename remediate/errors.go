@@ -36,6 +36,9 @@ func transient(err error) error {
 // IsTransient reports whether err, or an error it wraps, says it is
 // transient.
 func IsTransient(err error) bool {
+	if err == nil {
+		return false // without errors.As, whose target escapes
+	}
 	var t interface{ Transient() bool }
 	return errors.As(err, &t) && t.Transient()
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
 )
 
 // A scopeGuard judges whether the alert's target is leakguard's to act on
@@ -38,7 +40,11 @@ type alertGuard interface {
 
 // scopeGuards are run in this order on every alert with a target.
 func (e *Engine) scopeGuards() []scopeGuard {
-	return []scopeGuard{namespaceScope{}, optOutScope{client: e.client}}
+	return e.scopes
+}
+
+func newScopeGuards(c kubernetes.Interface) []scopeGuard {
+	return []scopeGuard{namespaceScope{}, optOutScope{client: c}}
 }
 
 // stepGuards are run in this order on every remediator still planning to

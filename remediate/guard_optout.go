@@ -15,6 +15,12 @@ import (
 // object when so. A namespace that cannot be read fails closed with the
 // error.
 func optOutGuard(ctx context.Context, c kubernetes.Interface, t *Target) (bool, string, error) {
+	return optOutGuardReads(ctx, c, nil, t)
+}
+
+// optOutGuardReads is optOutGuard reading the namespace through the
+// delivery's memo m (nil reads it).
+func optOutGuardReads(ctx context.Context, c kubernetes.Interface, m *reads, t *Target) (bool, string, error) {
 	for _, ex := range t.examined {
 		if ignored(ex.annotations) {
 			return false, fmt.Sprintf("%s has %s: \"true\"", ex.ref, AnnotationIgnore), nil
@@ -23,7 +29,7 @@ func optOutGuard(ctx context.Context, c kubernetes.Interface, t *Target) (bool, 
 	if t.Namespace == "" {
 		return true, "", nil
 	}
-	ns, err := getObject(ctx, c, KindNamespace, "", t.Namespace)
+	ns, err := m.get(ctx, c, KindNamespace, "", t.Namespace)
 	if err != nil {
 		if errors.Is(notFound(err), errTargetNotFound) {
 			// A namespaced object whose namespace is gone is being deleted
@@ -52,5 +58,5 @@ func (optOutScope) Name() string   { return "opt-out" }
 func (optOutScope) Reason() string { return ReasonOptOut }
 
 func (g optOutScope) Allow(ctx context.Context, r *run) (bool, string, error) {
-	return optOutGuard(ctx, g.client, r.t)
+	return optOutGuardReads(ctx, g.client, r.memo(), r.t)
 }

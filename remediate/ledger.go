@@ -3,7 +3,8 @@ package remediate
 import "time"
 
 // ledger is what a dry-run delivery would have claimed and taken: the
-// cooldowns and the budget. It makes a dry-run of two pods of one
+// cooldowns and the budget (and, for every delivery, what it read and the
+// Events of its holds). It makes a dry-run of two pods of one
 // Deployment answer "would act" and "held: cooldown", as a real run
 // would, though dry-run writes nothing. A ledger belongs to one delivery,
 // whose alerts are decided one after the other.
@@ -14,10 +15,15 @@ type ledger struct {
 	// stormTargets the targets that would have needed one.
 	disruptions  map[string]int
 	stormTargets map[string]bool
+	// reads is what the delivery has read (a real run's too), events the
+	// held decisions' Events it has yet to write.
+	reads  *reads
+	events *heldEvents
 }
 
 func newLedger() *ledger {
-	return &ledger{claims: map[string]time.Time{}, disruptions: map[string]int{}, stormTargets: map[string]bool{}}
+	return &ledger{claims: map[string]time.Time{}, disruptions: map[string]int{}, stormTargets: map[string]bool{},
+		reads: newReads(), events: &heldEvents{}}
 }
 
 func ledgerKey(ref ObjectRef, remediator string) string { return ref.String() + "|" + remediator }

@@ -7,10 +7,11 @@ import (
 
 // lazyAttrs is a slog.Handler that adds attrs to each record it handles
 // instead of formatting them up front as slog.Logger.With makes the JSON
-// handler do. Every alert gets a logger with its name and fingerprint;
-// With cost a handler clone and a formatting per alert (a tenth of
-// deciding an alert held by its policy, in hack/loadgen's profile), for a
-// logger that writes one or two lines.
+// handler do. A run that logs more than its decision line gets a logger
+// with the alert's name and fingerprint (run.log); With cost a handler
+// clone and a formatting per alert (a tenth of deciding an alert held by
+// its policy, in hack/loadgen's profile), for a logger that writes one or
+// two lines. The decision line itself carries them as attributes.
 type lazyAttrs struct {
 	h     slog.Handler
 	attrs []slog.Attr

@@ -19,14 +19,39 @@ type run struct {
 	d       *Decision
 	t       *Target
 	finding Finding
-	logger  *slog.Logger
-	ledger  *ledger
-	dryRun  bool
-	steps   []*step
+	// base is the engine's logger; log adds the alert to it, when a run
+	// has more to say than its decision line.
+	base   *slog.Logger
+	logger *slog.Logger
+	ledger *ledger
+	dryRun bool
+	steps  []*step
 	// release gives back what the budget guards took, when nothing acted.
 	release func()
 	// warn makes the decision's Event a Warning (a plan asked for it).
 	warn bool
+	// fresh makes the scope guards read past the delivery's memo (the
+	// recheck after a conflict); wrote says the run may have written an
+	// object, which makes the delivery forget what it read.
+	fresh, wrote bool
+}
+
+// log is the run's logger: the engine's, with the alert's name and
+// fingerprint on every line.
+func (r *run) log() *slog.Logger {
+	if r.logger == nil {
+		r.logger = withAttrs(r.base, slog.String("alert", r.d.AlertName), slog.String("fingerprint", r.d.Fingerprint))
+	}
+	return r.logger
+}
+
+// memo is the delivery's memo of objects read, nil when the run must read
+// afresh.
+func (r *run) memo() *reads {
+	if r.fresh || r.ledger == nil {
+		return nil
+	}
+	return r.ledger.reads
 }
 
 // step is one remediator's part of a run.
@@ -89,6 +114,7 @@ func (e *Engine) resolve(ctx context.Context, r *run) (bool, error) {
 		// Resolved alerts change nothing; undoing an action (uncordon) is a
 		// remediator's business in its own issue.
 		d.set(DecisionResolved, "", "")
+		r.wrote = !r.dryRun
 		return true, e.undo(ctx, r)
 	}
 	if r.entry == nil {
@@ -100,7 +126,12 @@ func (e *Engine) resolve(ctx context.Context, r *run) (bool, error) {
 		d.set(DecisionHeld, ReasonRecordOnly, "the policy entry names no target object")
 		return true, nil
 	}
-	t, err := resolver{c: e.client, md: e.metadata}.resolve(ctx, r.entry.Target, r.alert)
+	if why, held := e.excludedByLabel(r); held {
+		d.Guards = append(d.Guards, namespaceScope{}.Name()+": held")
+		d.set(DecisionHeld, ReasonNamespaceExcluded, why)
+		return true, nil
+	}
+	t, err := resolver{c: e.client, md: e.metadata, memo: r.memo()}.resolve(ctx, r.entry.Target, r.alert)
 	switch {
 	case errors.Is(err, errInvalidLabels):
 		// Held, not an error: no retry can make these labels valid.
@@ -115,7 +146,30 @@ func (e *Engine) resolve(ctx context.Context, r *run) (bool, error) {
 	}
 	r.t = t
 	d.Target = t.Object.String()
+	d.Guards = make([]string, 0, 4) // the scope guards, a cooldown, a budget
 	return false, nil
+}
+
+// excludedByLabel judges the namespace guard before the target is read,
+// for the targets whose namespace is the alert's namespace label (a pod
+// and its workload: owners live in their pod's namespace). An alert held
+// here reads nothing and records no Event: the policy keeps leakguard out
+// of that namespace, writes included, and the log line, the metric and
+// the answer record the hold. A label that cannot name a namespace is
+// left to the resolution, which holds it as invalid.
+func (e *Engine) excludedByLabel(r *run) (string, bool) {
+	if r.entry.Target != TargetPod && r.entry.Target != TargetWorkload {
+		return "", false
+	}
+	ns := r.alert.Labels["namespace"]
+	if ns == "" {
+		return "", false
+	}
+	ok, why := namespaceGuard(r.st.policy, r.entry, &Target{Namespace: ns})
+	if ok || checkName("namespace", ns) != nil {
+		return "", false
+	}
+	return why, true
 }
 
 // scope runs the scope guards. They need no query, and come before the
@@ -133,9 +187,21 @@ func (e *Engine) scope(ctx context.Context, r *run) (bool, error) {
 			r.d.set(DecisionHeld, g.Reason(), why)
 			return true, nil
 		}
-		r.d.Guards = append(r.d.Guards, g.Name()+": ok")
+		r.d.Guards = append(r.d.Guards, passed(g.Name()))
 	}
 	return false, nil
+}
+
+// passed is name+": ok", without building the string for the guards that
+// every alert with a target passes.
+func passed(name string) string {
+	switch name {
+	case "namespace":
+		return "namespace: ok"
+	case "opt-out":
+		return "opt-out: ok"
+	}
+	return name + ": ok"
 }
 
 // cooldown holds, before the check, an alert whose every remediator is
@@ -155,11 +221,15 @@ func (e *Engine) cooldown(_ context.Context, r *run) (bool, error) {
 			return false, nil
 		}
 		s := &step{rem: er, out: RemediatorOutcome{Name: er.Name}}
-		s.hold(ReasonCooldown, fmt.Sprintf("last action at %s, cooldown %s", last.UTC().Format(time.RFC3339), r.entry.Cooldown))
+		s.hold(ReasonCooldown, "last action at "+last.UTC().Format(time.RFC3339)+", cooldown "+r.entry.Cooldown.String())
 		steps = append(steps, s)
 	}
 	r.steps = steps
-	r.d.Guards = append(r.d.Guards, "cooldown: "+r.heldWord())
+	if r.dryRun {
+		r.d.Guards = append(r.d.Guards, "cooldown: would hold")
+	} else {
+		r.d.Guards = append(r.d.Guards, "cooldown: held")
+	}
 	r.finish()
 	return true, nil
 }
@@ -287,6 +357,7 @@ func (e *Engine) budgets(ctx context.Context, r *run) (bool, error) {
 // and the guards that read it run again on what was read (an opt-out
 // written meanwhile holds). In dry-run the claim goes to the ledger.
 func (e *Engine) claim(ctx context.Context, r *run) (bool, error) {
+	r.wrote = !r.dryRun
 	for _, s := range r.steps {
 		if s.held != "" {
 			continue
@@ -342,6 +413,10 @@ func (e *Engine) claim(ctx context.Context, r *run) (bool, error) {
 // re-read obj (the target) on a conflict.
 func (e *Engine) recheck(ctx context.Context, r *run, obj metav1.Object) (string, string, error) {
 	r.t.reread(obj)
+	// What the scope guards read again is read afresh, not from the
+	// delivery's memo: this is the second look after a conflict.
+	r.fresh = true
+	defer func() { r.fresh = false }()
 	for _, g := range e.scopeGuards() {
 		ok, why, err := g.Allow(ctx, r)
 		if err != nil {
@@ -428,8 +503,9 @@ func (e *Engine) onHold(ctx context.Context, r *run) {
 		if s.plan.OnHold == nil {
 			continue
 		}
+		r.wrote = true
 		if err := s.plan.OnHold(ctx, env); err != nil {
-			r.logger.Warn("could not record a held plan", "remediator", s.rem.Name, "error", err)
+			r.log().Warn("could not record a held plan", "remediator", s.rem.Name, "error", err)
 		}
 	}
 }
@@ -458,7 +534,7 @@ func (r *run) releaseClaims(ctx context.Context, e *Engine, failure error, steps
 			continue
 		}
 		if err := releaseCooldown(ctx, e.client, r.t, s.rem.Name, s.claim); err != nil {
-			r.logger.Warn("could not release a cooldown claim", "remediator", s.rem.Name, "error", err)
+			r.log().Warn("could not release a cooldown claim", "remediator", s.rem.Name, "error", err)
 		}
 	}
 }

@@ -82,6 +82,13 @@ func resolveTarget(ctx context.Context, c kubernetes.Interface, kind string, ale
 type resolver struct {
 	c  kubernetes.Interface
 	md metadata.Interface
+	// memo, when not nil, is what the delivery has read already.
+	memo *reads
+}
+
+// get reads one typed object, through the delivery's memo if any.
+func (rs resolver) get(ctx context.Context, kind, ns, name string) (metav1.Object, error) {
+	return rs.memo.get(ctx, rs.c, kind, ns, name)
 }
 
 // resolve finds the object of kind (a policy target kind) that alert is
@@ -96,15 +103,16 @@ func (rs resolver) resolve(ctx context.Context, kind string, alert template.Aler
 		if ns == "" || name == "" {
 			return nil, fmt.Errorf("alert has no namespace and pod labels: %w", errTargetNotFound)
 		}
-		if err := errors.Join(checkName("namespace", ns), checkName("pod", name)); err != nil {
+		if err := errors.Join(rs.memo.checkNamespace(ns), checkName("pod", name)); err != nil {
 			return nil, err
 		}
-		obj, err := getObject(ctx, c, KindPod, ns, name)
+		obj, err := rs.get(ctx, KindPod, ns, name)
 		if err != nil {
 			return nil, notFound(err)
 		}
 		pod := refOf(KindPod, obj)
-		t := &Target{Pod: &pod, Node: alert.Labels["node"], Namespace: ns}
+		// Room for the pod, a ReplicaSet and a Deployment without growing.
+		t := &Target{Pod: &pod, Node: alert.Labels["node"], Namespace: ns, examined: make([]examined, 0, 3)}
 		t.set(KindPod, obj)
 		// The owners are read for a pod target too: an opt-out on the
 		// Deployment (where people put it, as its pods' own annotations
@@ -200,7 +208,7 @@ func (t *Target) reread(obj metav1.Object) {
 func (t *Target) climbOwners(ctx context.Context, rs resolver, obj metav1.Object) error {
 	workloadFixed := false
 	for range 4 { // pod → ReplicaSet → Deployment → a foreign owner at most
-		owner := metav1.GetControllerOf(obj)
+		owner := metav1.GetControllerOfNoCopy(obj) // read only
 		if owner == nil {
 			return nil
 		}
@@ -212,11 +220,11 @@ func (t *Target) climbOwners(ctx context.Context, rs resolver, obj metav1.Object
 			known = owner.APIVersion == "" || owner.APIVersion == apiVersions[owner.Kind]
 		}
 		if known {
-			next, err = getObject(ctx, rs.c, owner.Kind, obj.GetNamespace(), owner.Name)
+			next, err = rs.get(ctx, owner.Kind, obj.GetNamespace(), owner.Name)
 		} else {
 			next, err = rs.getMetadata(ctx, owner, obj.GetNamespace())
 		}
-		if errors.Is(notFound(err), errTargetNotFound) {
+		if err != nil && errors.Is(notFound(err), errTargetNotFound) {
 			// A dangling owner reference: garbage collection is behind.
 			return nil
 		}

@@ -8,12 +8,15 @@ import (
 	"mime"
 	"net/http"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -174,39 +177,63 @@ func (h *handler) receiveAlerts(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	for _, a := range msg.Alerts {
-		name := a.Labels["alertname"]
-		if h.cfg.KnownAlertName == nil || !h.cfg.KnownAlertName(name) {
-			name = "other"
-		}
-		h.metrics.alertsReceived.WithLabelValues(name, a.Status).Inc()
+	h.countAlerts(msg.Alerts)
+	// The delivery's logger is built when it has something to say: With
+	// formats its attributes at once, and most deliveries log nothing
+	// here (the request line is observe's).
+	logger := func() *slog.Logger {
+		return h.logger.With("request_id", clip(middleware.GetReqID(r.Context())),
+			"receiver", clip(msg.Receiver), "group_key", clip(msg.GroupKey), "status", msg.Status, "alerts", len(msg.Alerts))
 	}
-	logger := h.logger.With("request_id", clip(middleware.GetReqID(r.Context())),
-		"receiver", clip(msg.Receiver), "group_key", clip(msg.GroupKey), "status", msg.Status, "alerts", len(msg.Alerts))
 	if msg.TruncatedAlerts > 0 {
-		logger.Warn("Alertmanager truncated the payload (max_alerts): those alerts are not seen", "truncated_alerts", msg.TruncatedAlerts)
+		logger().Warn("Alertmanager truncated the payload (max_alerts): those alerts are not seen", "truncated_alerts", msg.TruncatedAlerts)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.processTimeout())
 	defer cancel()
 	decisions, err := h.processor.Process(ctx, msg)
 	if err != nil {
 		if IsTransient(err) {
-			logger.Warn("processing failed transiently, answering 503 so that Alertmanager retries", "error", err)
+			logger().Warn("processing failed transiently, answering 503 so that Alertmanager retries", "error", err)
 			writeError(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}
-		logger.Error("processing failed", "error", err)
+		logger().Error("processing failed", "error", err)
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	body, err := encodeJSON(AlertsResponse{Status: "ok", Decisions: decisions})
 	if err != nil {
 		// The alerts have been processed; the answer alone is lost.
-		logger.Error("encode decisions", "error", err)
+		logger().Error("encode decisions", "error", err)
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("alerts processed, but the decisions do not encode as JSON: %v", err))
 		return
 	}
 	writeJSONBytes(w, http.StatusOK, body)
+}
+
+// countAlerts counts the delivery's alerts by name and status: one
+// increment per name and status, as Alertmanager's groups mostly hold one
+// name, not one per alert.
+func (h *handler) countAlerts(alerts []template.Alert) {
+	type key struct{ name, status string }
+	var keys []key
+	var counts []int
+	for _, a := range alerts {
+		name := a.Labels["alertname"]
+		if h.cfg.KnownAlertName == nil || !h.cfg.KnownAlertName(name) {
+			name = "other"
+		}
+		k := key{name, a.Status}
+		i := slices.Index(keys, k)
+		if i < 0 {
+			i = len(keys)
+			keys, counts = append(keys, k), append(counts, 0)
+		}
+		counts[i]++
+	}
+	for i, k := range keys {
+		h.metrics.alertsReceived.WithLabelValues(k.name, k.status).Add(float64(counts[i]))
+	}
 }
 
 func (h *handler) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -289,7 +316,7 @@ func (h *handler) observe(next http.Handler) http.Handler {
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 			route = rc.RoutePattern()
 		}
-		h.metrics.requestDuration.WithLabelValues(route, methodLabel(r.Method), fmt.Sprint(status)).Observe(elapsed.Seconds())
+		h.metrics.requestDuration.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Observe(elapsed.Seconds())
 		level := slog.LevelInfo
 		switch {
 		case status >= 500:
@@ -356,6 +383,11 @@ func limitBody(limit int64) func(http.Handler) http.Handler {
 func requireJSON(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ct := r.Header.Get("Content-Type")
+		if ct == "application/json" {
+			// What Alertmanager sends: no parameters to parse.
+			next.ServeHTTP(w, r)
+			return
+		}
 		mediaType, params, err := mime.ParseMediaType(ct)
 		charset, hasCharset := params["charset"]
 		if err != nil || mediaType != "application/json" || (hasCharset && !strings.EqualFold(charset, "utf-8")) {
