@@ -81,11 +81,17 @@ func offset(metric string, d time.Duration) string {
 func trendRecords(metric, step, growth string, window model.Duration, steps int) (stepRecord, growthRecord Record) {
 	w := time.Duration(window)
 	return Record{step, fmt.Sprintf(`%s - %s`, metric, offset(metric, w))},
-		Record{growth, fmt.Sprintf(`%s - %s`, metric, offset(metric, w*time.Duration(steps)))}
+		Record{growth, growthExpr(metric, w*time.Duration(steps))}
+}
+
+// growthExpr is the rise of metric over d.
+func growthExpr(metric string, d time.Duration) string {
+	return fmt.Sprintf(`%s - %s`, metric, offset(metric, d))
 }
 
 // trend is a test of steady growth over steps of a recorded metric: step is
-// the record of its rise over one step, growth over all steps.
+// the record of its rise over one step, growth the rise over all steps (a
+// record, or an expression where the test reads it once).
 type trend struct {
 	step, growth string
 	window       model.Duration
@@ -103,45 +109,56 @@ func (t trend) span() model.Duration {
 	return model.Duration(time.Duration(t.window) * time.Duration(t.steps))
 }
 
+// stepLabel is the label that tells the steps of a trend apart while they
+// are compared as one vector; no input series carries it.
+const stepLabel = "step"
+
+// stepsVector is every step of the trend as one vector: the last step as it
+// is, each earlier one with stepLabel set to its index. An aggregation
+// without stepLabel then compares the steps of each container in one pass,
+// where a comparison per step would read the growth once per step.
+func (t trend) stepsVector() string {
+	w := time.Duration(t.window)
+	parts := []string{t.step}
+	for i := 1; i < t.steps; i++ {
+		parts = append(parts, fmt.Sprintf(`label_replace(%s, "%s", "%d", "", "")`, offset(t.step, w*time.Duration(i)), stepLabel, i))
+	}
+	return strings.Join(parts, "\n  or\n  ")
+}
+
 // expr is the growth over all steps, present only where the trend holds: it
 // grew, and at least minRising steps rose by minShare of the average step
 // while none fell by as much. A sawtooth, noise or a single step up (a
-// warm-up) followed by flat jitter does not pass.
-func (t trend) expr() string {
-	w := time.Duration(t.window)
-	share := num(t.minShare / float64(t.steps))
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s > 0", t.growth)
+// warm-up) followed by flat jitter does not pass. chain is more filters on
+// the growth (" > 33554432"), applied before the steps are compared, so
+// that the growth is read once where every step must rise.
+//
+// Every step rising is the lowest step above the share of the growth: the
+// growth below the lowest step over the share. Otherwise each step scores 1
+// when it rose by the share, 0 when it moved less, and -steps when it fell by
+// as much (ceil((step/growth - share) / (2 share)), times steps, clamped to
+// [-steps, 1]), and the scores must add up to minRising: any fall vetoes.
+func (t trend) expr(chain string) string {
+	share := t.minShare / float64(t.steps)
+	if chain == "" {
+		chain = " > 0"
+	}
+	head := t.growth + chain
 	if t.minRising >= t.steps {
-		for i := 0; i < t.steps; i++ {
-			fmt.Fprintf(&b, "\nand\n%s > %s * %s", offset(t.step, w*time.Duration(i)), share, t.growth)
-		}
-		return b.String()
+		return fmt.Sprintf("%s\n< min without (%s) (\n  %s\n) / %s", head, stepLabel, t.stepsVector(), num(share))
 	}
-	b.WriteString("\nand\n(")
-	for i := 0; i < t.steps; i++ {
-		sep := "\n  + "
-		if i == 0 {
-			sep = "\n  "
-		}
-		fmt.Fprintf(&b, "%s(%s > bool %s * %s)", sep, offset(t.step, w*time.Duration(i)), share, t.growth)
-	}
-	fmt.Fprintf(&b, "\n) >= %d", t.minRising)
-	for i := 0; i < t.steps; i++ {
-		fmt.Fprintf(&b, "\nand\n%s > -%s * %s", offset(t.step, w*time.Duration(i)), share, t.growth)
-	}
-	return b.String()
-}
-
-// minOf is the element-wise minimum of vectors with the same labels, present
-// where the first one is (the others may be missing, as the first windows of
-// a new container's history are).
-func minOf(exprs ...string) string {
-	m := exprs[0]
-	for _, e := range exprs[1:] {
-		m = fmt.Sprintf("(%s <= %s or %s < %s or %s)", m, e, e, m, m)
-	}
-	return m
+	return fmt.Sprintf(`%s
+and
+sum without (%s) (
+  clamp(
+    %d * ceil(
+      ((
+        %s
+      ) / ignoring (%s) group_left %s - %s) / %s
+    ),
+    -%d, 1
+  )
+) >= %d`, head, stepLabel, t.steps, strings.ReplaceAll(t.stepsVector(), "\n  ", "\n        "), stepLabel, t.growth, num(share), num(2*share), t.steps, t.minRising)
 }
 
 // Groups returns the whole catalogue for p.
@@ -150,26 +167,30 @@ func Groups(p Params) []Group {
 	ksm := p.KubeStateMetricsSelector
 	containers := sel(cadvisor, `container!=""`, `container!="POD"`, `image!=""`)
 	fast, steady, slow := p.trends()
-	fastStep, fastGrowth := trendRecords(RecWorkingSetFloorFast, fast.step, fast.growth, fast.window, fast.steps)
+	// The fast and slow growths are read once each, inside the leak rate:
+	// no record for them. The steady growth is read by the steady trend
+	// three times and is the slow trend's step: recorded.
+	fastStep, _ := trendRecords(RecWorkingSetFloorFast, fast.step, fast.growth, fast.window, fast.steps)
 	floorStep, floorGrowth := trendRecords(RecWorkingSetFloor, steady.step, steady.growth, steady.window, steady.steps)
-	slowStep, slowGrowth := trendRecords(RecWorkingSetFloor, slow.step, slow.growth, slow.window, slow.steps)
-	trendRecs := []Record{fastStep, fastGrowth, floorStep, floorGrowth}
+	slowStep, _ := trendRecords(RecWorkingSetFloor, slow.step, slow.growth, slow.window, slow.steps)
+	trendRecs := []Record{fastStep, floorStep, floorGrowth}
 	if slow.step != steady.growth {
 		trendRecs = append(trendRecs, slowStep)
 	}
-	trendRecs = append(trendRecs, slowGrowth)
 	dyingStep, dyingGrowth := trendRecords(RecNodeDyingCgroups, RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth, p.DyingStepWindow, p.DyingSteps)
 	nodeMemory := fmt.Sprintf(`(
   max by (node) (machine_memory_bytes%s)
   or
   max by (node) (kube_node_status_capacity%s)
 )`, sel(cadvisor), sel(ksm, `resource="memory"`))
-	// The floor over FloorWindow is the minimum of the fast floor's last
-	// windows, which is cheaper than another range over the working set.
-	var floorParts []string
-	fw := time.Duration(p.FastStepWindow)
-	for i := 0; i < int(time.Duration(p.FloorWindow)/fw); i++ {
-		floorParts = append(floorParts, offset(RecWorkingSetFloorFast, fw*time.Duration(i)))
+	// The floor over FloorWindow is the lowest of the fast floor's last
+	// windows, which is cheaper than another range over the working set: one
+	// aggregation over the windows, each labelled apart, present only where
+	// the fast floor is (a container gone has no floor).
+	floor := RecWorkingSetFloorFast
+	if n := int(time.Duration(p.FloorWindow) / time.Duration(p.FastStepWindow)); n > 1 {
+		floor = fmt.Sprintf("min without (%s) (\n  %s\n)\nand\n%s", stepLabel,
+			trend{step: RecWorkingSetFloorFast, window: p.FastStepWindow, steps: n}.stepsVector(), RecWorkingSetFloorFast)
 	}
 	// restarted is every container whose current run started within d: a
 	// trend across a restart compares two processes, which is no trend. (The
@@ -236,7 +257,7 @@ or on (namespace, pod, container)
 	// cost of running it at the rule file's interval.
 	trendRecs = append([]Record{
 		{RecWorkingSetFloorFast, fmt.Sprintf(`min_over_time(%s[%s])`, RecWorkingSet, prom(p.FastStepWindow))},
-		{RecWorkingSetFloor, strings.TrimSuffix(strings.TrimPrefix(minOf(floorParts...), "("), ")")},
+		{RecWorkingSetFloor, floor},
 		{RecWorkingSetDeriv, fmt.Sprintf(`deriv(%s[%s])`, RecWorkingSetFloor, prom(steady.span()))},
 	}, trendRecs...)
 	trendRecs = append(trendRecs,
@@ -247,36 +268,32 @@ or on (namespace, pod, container)
 		// first, per second of its span: a steep climb against the room left
 		// to the limit over the fast span, a steady one over the leak span, or a slow one
 		// over half a day, whose threshold does not grow with the container.
+		// Each trend filters its growth in one chain of comparisons (more than
+		// the least growth, more than its share of the room left or of where
+		// it started, the steps' test), so that the growth is read once or,
+		// for the steady trend, three times.
 		Record{RecLeakRate, fmt.Sprintf(`(
 %[1]s
-  and
-  %[2]s > %[3]s
-  and
-  %[2]s > %[4]s * (%[5]s - on (namespace, pod, container) group_right %[18]s)
   unless on (namespace, pod, container)
-  %[6]s
-) / %[7]s
+  %[2]s
+) / %[3]s
 or
 (
-%[8]s
-  and
-  %[9]s > %[3]s
-  and
-  %[9]s > %[10]s * (%[11]s - %[9]s)
+%[4]s
   unless on (namespace, pod, container)
-  %[12]s
-) / %[13]s
+  %[5]s
+) / %[6]s
 or
 (
-%[14]s
-  and
-  %[15]s > %[3]s
+%[7]s
   unless on (namespace, pod, container)
-  %[16]s
-) / %[17]s`,
-			indent(fast.expr()), fast.growth, minGrowth, num(p.FastMinHeadroomRatio), RecMemoryLimit, restarted(p.FastStepWindow+fast.span()), seconds(fast.span()),
-			indent(steady.expr()), steady.growth, num(p.LeakMinGrowthRatio), RecWorkingSetFloor, restarted(p.FloorWindow+steady.span()), seconds(steady.span()),
-			indent(slow.expr()), slow.growth, restarted(p.FloorWindow+slow.span()), seconds(slow.span()), RecWorkingSetFloorFast)},
+  %[8]s
+) / %[9]s`,
+			indent(fast.expr(fmt.Sprintf(" > %s > %s * (%s - on (namespace, pod, container) group_right %s)", minGrowth, num(p.FastMinHeadroomRatio), RecMemoryLimit, RecWorkingSetFloorFast))),
+			restarted(p.FastStepWindow+fast.span()), seconds(fast.span()),
+			indent(steady.expr(fmt.Sprintf(" > %s > %s * (%s - %s)", minGrowth, num(p.LeakMinGrowthRatio), RecWorkingSetFloor, steady.growth))),
+			restarted(p.FloorWindow+steady.span()), seconds(steady.span()),
+			indent(slow.expr(" > "+minGrowth)), restarted(p.FloorWindow+slow.span()), seconds(slow.span()))},
 		// From the current peak, at the leak's rate: present only for a
 		// container whose trend holds and that has a limit.
 		Record{RecSecondsToLimit, fmt.Sprintf(`(
@@ -365,7 +382,7 @@ and on (node)
 %[2]s
 ) > %[3]s
 or
-%[1]s > %[4]s`, RecNodeMemoryCgroups, indent(trend{RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth, p.DyingStepWindow, p.DyingSteps, p.DyingSteps, p.DyingMinStepShare}.expr()),
+%[1]s > %[4]s`, RecNodeMemoryCgroups, indent(trend{RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth, p.DyingStepWindow, p.DyingSteps, p.DyingSteps, p.DyingMinStepShare}.expr("")),
 					num(p.DyingMinGrowth), num(p.MemoryCgroupsLimit)),
 				For:         p.CgroupLeakFor,
 				Summary:     "Cgroups pile up on a node: dying cgroups keep growing, or memory cgroups near the kernel's limit.",
@@ -481,9 +498,9 @@ func keepCluster(expr, label string) string {
 // climb over the fast floor), steady (the floor over the leak steps, which
 // may climb in steps) and slow (the floor over half a day).
 func (p Params) trends() (fast, steady, slow trend) {
-	fast = trend{RecWorkingSetFloorFastStep, RecWorkingSetFloorFastGrowth, p.FastStepWindow, p.FastSteps, p.FastSteps, p.LeakMinStepShare}
+	fast = trend{RecWorkingSetFloorFastStep, "(" + growthExpr(RecWorkingSetFloorFast, time.Duration(p.FastStepWindow)*time.Duration(p.FastSteps)) + ")", p.FastStepWindow, p.FastSteps, p.FastSteps, p.LeakMinStepShare}
 	steady = trend{RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, p.LeakStepWindow, p.LeakSteps, p.LeakMinRisingSteps, p.LeakMinStepShare}
-	slow = trend{RecWorkingSetFloorSlowStep, RecWorkingSetFloorSlowGrowth, p.SlowStepWindow, p.SlowSteps, p.SlowSteps, p.LeakMinStepShare}
+	slow = trend{RecWorkingSetFloorSlowStep, "(" + growthExpr(RecWorkingSetFloor, time.Duration(p.SlowStepWindow)*time.Duration(p.SlowSteps)) + ")", p.SlowStepWindow, p.SlowSteps, p.SlowSteps, p.LeakMinStepShare}
 	if slow.window == steady.span() {
 		// The slow step is the steady trend's growth: record it once.
 		slow.step = steady.growth

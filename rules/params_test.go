@@ -180,11 +180,9 @@ func TestTrendFlagsShapeTheRecords(t *testing.T) {
 
 	got := records("--fast-step-window=10m", "--fast-steps=3", "--slow-step-window=3h", "--slow-steps=4", "--leak-min-rising-steps=4")
 	for name, want := range map[string]string{
-		RecWorkingSetFloorFast:       "[10m])",
-		RecWorkingSetFloorFastGrowth: "offset 30m",
-		RecWorkingSetFloorFastStep:   "offset 10m",
-		RecWorkingSetFloorSlowStep:   "offset 3h",
-		RecWorkingSetFloorSlowGrowth: "offset 12h",
+		RecWorkingSetFloorFast:     "[10m])",
+		RecWorkingSetFloorFastStep: "offset 10m",
+		RecWorkingSetFloorSlowStep: "offset 3h",
 	} {
 		if !strings.HasSuffix(got[name], want) {
 			t.Errorf("%s = %q, want it to end in %q", name, got[name], want)
@@ -194,9 +192,16 @@ func TestTrendFlagsShapeTheRecords(t *testing.T) {
 	if floor := got[RecWorkingSetFloor]; !strings.Contains(floor, RecWorkingSetFloorFast+" offset 20m") || strings.Contains(floor, "offset 30m") {
 		t.Errorf("floor = %s, want the fast floor now, 10m and 20m ago", floor)
 	}
-	// Every steady step must rise: no counting of rising steps.
-	if rate := got[RecLeakRate]; strings.Contains(rate, "bool") || !strings.Contains(rate, RecWorkingSetFloorSlowStep+" offset 9h") {
+	// Every steady step must rise: no counting of rising steps. The fast
+	// and slow growths are read inside the leak rate, over 30m and 12h.
+	rate := got[RecLeakRate]
+	if strings.Contains(rate, "clamp(") || !strings.Contains(rate, RecWorkingSetFloorSlowStep+" offset 9h") {
 		t.Errorf("leak rate with every steady step rising and four 3h slow steps:\n%s", rate)
+	}
+	for _, growth := range []string{"(" + RecWorkingSetFloorFast + " - " + RecWorkingSetFloorFast + " offset 30m)", "(" + RecWorkingSetFloor + " - " + RecWorkingSetFloor + " offset 12h)"} {
+		if !strings.Contains(rate, growth) {
+			t.Errorf("leak rate does not read the growth %s:\n%s", growth, rate)
+		}
 	}
 }
 
