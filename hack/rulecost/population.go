@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"time"
 )
@@ -176,6 +178,32 @@ func (p population) writeOpenMetrics(w io.Writer, series []staticSeries) error {
 	}
 	if _, err := bw.WriteString("# EOF\n"); err != nil {
 		return err
+	}
+	return bw.Flush()
+}
+
+// writeSeriesStream writes every series with all its samples, one series
+// after another, in the form hack/tsdbblocks reads: the series as
+// name{labels} (uvarint length, then the bytes), then one little-endian
+// float64 per scrape from start to end.
+func (p population) writeSeriesStream(w io.Writer, series []staticSeries) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	steps := p.steps()
+	buf := make([]byte, 0, 512)
+	vals := make([]byte, 8*steps)
+	for _, x := range series {
+		name := x.name + "{" + x.labels + "}"
+		buf = binary.AppendUvarint(buf[:0], uint64(len(name)))
+		buf = append(buf, name...)
+		if _, err := bw.Write(buf); err != nil {
+			return err
+		}
+		for s := 0; s < steps; s++ {
+			binary.LittleEndian.PutUint64(vals[8*s:], math.Float64bits(x.value(s)))
+		}
+		if _, err := bw.Write(vals); err != nil {
+			return err
+		}
 	}
 	return bw.Flush()
 }
