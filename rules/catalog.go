@@ -2,7 +2,9 @@ package rules
 
 import (
 	"fmt"
+	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +67,10 @@ func prom(d model.Duration) string { return d.String() }
 
 func num(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
+// bytesNum writes a number of bytes without an exponent, rounded down (the
+// gates of the trend records must not exceed the bounds they stand for).
+func bytesNum(f float64) string { return strconv.FormatFloat(math.Floor(f), 'f', -1, 64) }
+
 func seconds(d model.Duration) string { return num(time.Duration(d).Seconds()) }
 
 // offset returns "metric offset d", or the metric alone for d == 0.
@@ -80,18 +86,16 @@ func offset(metric string, d time.Duration) string {
 // Recording them once keeps the test to a few look-ups back in time.
 func trendRecords(metric, step, growth string, window model.Duration, steps int) (stepRecord, growthRecord Record) {
 	w := time.Duration(window)
-	return Record{step, fmt.Sprintf(`%s - %s`, metric, offset(metric, w))},
-		Record{growth, growthExpr(metric, w*time.Duration(steps))}
+	return Record{step, rise(metric, w)}, Record{growth, rise(metric, w*time.Duration(steps))}
 }
 
-// growthExpr is the rise of metric over d.
-func growthExpr(metric string, d time.Duration) string {
+// rise is the rise of metric over d.
+func rise(metric string, d time.Duration) string {
 	return fmt.Sprintf(`%s - %s`, metric, offset(metric, d))
 }
 
 // trend is a test of steady growth over steps of a recorded metric: step is
-// the record of its rise over one step, growth the rise over all steps (a
-// record, or an expression where the test reads it once).
+// the record of its rise over one step, growth over all steps.
 type trend struct {
 	step, growth string
 	window       model.Duration
@@ -109,13 +113,34 @@ func (t trend) span() model.Duration {
 	return model.Duration(time.Duration(t.window) * time.Duration(t.steps))
 }
 
+// share is how much a step must rise to count, as a share of the growth.
+func (t trend) share() float64 { return t.minShare / float64(t.steps) }
+
+// gatedRecords records the trend's step and growth only where they can
+// matter, when the trend also needs the growth to pass minGrowth: a step
+// that moved by less than share × minGrowth can neither count as rising nor
+// fail the trend as a fall, and a growth of less than minGrowth fails it.
+// Most containers' floors do not move that much, so the records, and every
+// vector the test builds from them, hold a few of the containers instead of
+// all. stepGate and growthGate are those bounds (the growth record may
+// serve as another trend's step, with a lower bound); falls only where the
+// trend tests them.
+func (t trend) gatedRecords(metric string, stepGate, growthGate float64) (stepRecord, growthRecord Record) {
+	step := rise(metric, time.Duration(t.window))
+	expr := fmt.Sprintf("%s > %s", step, bytesNum(stepGate))
+	if t.minRising < t.steps {
+		expr = fmt.Sprintf("%s\nor\n%s < -%s", expr, step, bytesNum(stepGate))
+	}
+	return Record{t.step, expr}, Record{t.growth, fmt.Sprintf("%s > %s", rise(metric, time.Duration(t.span())), bytesNum(growthGate))}
+}
+
 // stepLabel is the label that tells the steps of a trend apart while they
 // are compared as one vector; no input series carries it.
 const stepLabel = "step"
 
 // stepsVector is every step of the trend as one vector: the last step as it
 // is, each earlier one with stepLabel set to its index. An aggregation
-// without stepLabel then compares the steps of each container in one pass,
+// without stepLabel then takes the steps of each container in one pass,
 // where a comparison per step would read the growth once per step.
 func (t trend) stepsVector() string {
 	w := time.Duration(t.window)
@@ -127,27 +152,22 @@ func (t trend) stepsVector() string {
 }
 
 // expr is the growth over all steps, present only where the trend holds: it
-// grew, and at least minRising steps rose by minShare of the average step
-// while none fell by as much. A sawtooth, noise or a single step up (a
-// warm-up) followed by flat jitter does not pass. chain is more filters on
-// the growth (" > 33554432"), applied before the steps are compared, so
-// that the growth is read once where every step must rise.
+// grew, and at least minRising steps rose by the share of the growth while
+// none fell by as much. A sawtooth, noise or a single step up (a warm-up)
+// followed by flat jitter does not pass. chain is more filters on the growth
+// (" > 33554432"); without, the growth must be positive.
 //
-// Every step rising is the lowest step above the share of the growth: the
-// growth below the lowest step over the share. Otherwise each step scores 1
-// when it rose by the share, 0 when it moved less, and -steps when it fell by
-// as much (ceil((step/growth - share) / (2 share)), times steps, clamped to
-// [-steps, 1]), and the scores must add up to minRising: any fall vetoes.
+// Each step scores 1 when it rose by the share, 0 when it moved less or is
+// absent (the gated records leave out steps that moved less), and -steps
+// when it fell by as much: ceil((step/growth - share) / (2 share)), times
+// steps, clamped to [-steps, 1]. The scores must add up to minRising, which
+// a single fall prevents.
 func (t trend) expr(chain string) string {
-	share := t.minShare / float64(t.steps)
 	if chain == "" {
 		chain = " > 0"
 	}
-	head := t.growth + chain
-	if t.minRising >= t.steps {
-		return fmt.Sprintf("%s\n< min without (%s) (\n  %s\n) / %s", head, stepLabel, t.stepsVector(), num(share))
-	}
-	return fmt.Sprintf(`%s
+	share := t.share()
+	return fmt.Sprintf(`%s%s
 and
 sum without (%s) (
   clamp(
@@ -158,7 +178,7 @@ sum without (%s) (
     ),
     -%d, 1
   )
-) >= %d`, head, stepLabel, t.steps, strings.ReplaceAll(t.stepsVector(), "\n  ", "\n        "), stepLabel, t.growth, num(share), num(2*share), t.steps, t.minRising)
+) >= %d`, t.growth, chain, stepLabel, t.steps, strings.ReplaceAll(t.stepsVector(), "\n  ", "\n        "), stepLabel, t.growth, num(share), num(2*share), t.steps, t.minRising)
 }
 
 // Groups returns the whole catalogue for p.
@@ -167,16 +187,22 @@ func Groups(p Params) []Group {
 	ksm := p.KubeStateMetricsSelector
 	containers := sel(cadvisor, `container!=""`, `container!="POD"`, `image!=""`)
 	fast, steady, slow := p.trends()
-	// The fast and slow growths are read once each, inside the leak rate:
-	// no record for them. The steady growth is read by the steady trend
-	// three times and is the slow trend's step: recorded.
-	fastStep, _ := trendRecords(RecWorkingSetFloorFast, fast.step, fast.growth, fast.window, fast.steps)
-	floorStep, floorGrowth := trendRecords(RecWorkingSetFloor, steady.step, steady.growth, steady.window, steady.steps)
-	slowStep, _ := trendRecords(RecWorkingSetFloor, slow.step, slow.growth, slow.window, slow.steps)
-	trendRecs := []Record{fastStep, floorStep, floorGrowth}
+	// Every leak trend needs its growth above LeakMinGrowthBytes, so its
+	// records are gated (trend.gatedRecords). The steady growth may be the
+	// slow trend's step, which needs less.
+	minG := float64(p.LeakMinGrowthBytes)
+	fastStep, fastGrowth := fast.gatedRecords(RecWorkingSetFloorFast, fast.share()*minG, minG)
+	steadyGrowthGate := minG
+	if slow.step == steady.growth {
+		steadyGrowthGate = min(minG, slow.share()*minG)
+	}
+	floorStep, floorGrowth := steady.gatedRecords(RecWorkingSetFloor, steady.share()*minG, steadyGrowthGate)
+	slowStep, slowGrowth := slow.gatedRecords(RecWorkingSetFloor, slow.share()*minG, minG)
+	trendRecs := []Record{fastStep, fastGrowth, floorStep, floorGrowth}
 	if slow.step != steady.growth {
 		trendRecs = append(trendRecs, slowStep)
 	}
+	trendRecs = append(trendRecs, slowGrowth)
 	dyingStep, dyingGrowth := trendRecords(RecNodeDyingCgroups, RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth, p.DyingStepWindow, p.DyingSteps)
 	nodeMemory := fmt.Sprintf(`(
   max by (node) (machine_memory_bytes%s)
@@ -196,8 +222,11 @@ func Groups(p Params) []Group {
 	// trend across a restart compares two processes, which is no trend. (The
 	// fall of the floor at a restart breaks every trend too; this is the
 	// belt to those braces, and one look-up a container.)
+	// The start times are read once, into a record of the runs that started
+	// within the longest of the three windows.
+	restartWindows := []model.Duration{p.FastStepWindow + fast.span(), p.FloorWindow + steady.span(), p.FloorWindow + slow.span()}
 	restarted := func(d model.Duration) string {
-		return fmt.Sprintf("(kube_pod_container_state_started%s > time() - %s)", sel(ksm), seconds(d))
+		return fmt.Sprintf("(%s > time() - %s)", RecRecentStart, seconds(d))
 	}
 	minGrowth := fmt.Sprintf("%d", p.LeakMinGrowthBytes)
 
@@ -261,6 +290,9 @@ or on (namespace, pod, container)
 		{RecWorkingSetDeriv, fmt.Sprintf(`deriv(%s[%s])`, RecWorkingSetFloor, prom(steady.span()))},
 	}, trendRecs...)
 	trendRecs = append(trendRecs,
+		Record{RecRecentStart, fmt.Sprintf(`max by (namespace, pod, container) (
+  kube_pod_container_state_started%s
+) > time() - %s`, sel(ksm), seconds(slices.Max(restartWindows)))},
 		Record{RecMemoryRequest, fmt.Sprintf(`max by (namespace, pod, container) (
   kube_pod_container_resource_requests%s
 ) > 0`, sel(ksm, `resource="memory"`, `unit="byte"`))},
@@ -268,10 +300,9 @@ or on (namespace, pod, container)
 		// first, per second of its span: a steep climb against the room left
 		// to the limit over the fast span, a steady one over the leak span, or a slow one
 		// over half a day, whose threshold does not grow with the container.
-		// Each trend filters its growth in one chain of comparisons (more than
-		// the least growth, more than its share of the room left or of where
-		// it started, the steps' test), so that the growth is read once or,
-		// for the steady trend, three times.
+		// Each trend filters its (gated) growth in one chain of comparisons:
+		// more than the least growth, more than its share of the room left or
+		// of where it started; then the steps' test.
 		Record{RecLeakRate, fmt.Sprintf(`(
 %[1]s
   unless on (namespace, pod, container)
@@ -290,10 +321,10 @@ or
   %[8]s
 ) / %[9]s`,
 			indent(fast.expr(fmt.Sprintf(" > %s > %s * (%s - on (namespace, pod, container) group_right %s)", minGrowth, num(p.FastMinHeadroomRatio), RecMemoryLimit, RecWorkingSetFloorFast))),
-			restarted(p.FastStepWindow+fast.span()), seconds(fast.span()),
-			indent(steady.expr(fmt.Sprintf(" > %s > %s * (%s - %s)", minGrowth, num(p.LeakMinGrowthRatio), RecWorkingSetFloor, steady.growth))),
-			restarted(p.FloorWindow+steady.span()), seconds(steady.span()),
-			indent(slow.expr(" > "+minGrowth)), restarted(p.FloorWindow+slow.span()), seconds(slow.span()))},
+			restarted(restartWindows[0]), seconds(fast.span()),
+			indent(steady.expr(fmt.Sprintf(" > %s > %s * %s", minGrowth, num(p.LeakMinGrowthRatio), offset(RecWorkingSetFloor, time.Duration(steady.span()))))),
+			restarted(restartWindows[1]), seconds(steady.span()),
+			indent(slow.expr(" > "+minGrowth)), restarted(restartWindows[2]), seconds(slow.span()))},
 		// From the current peak, at the leak's rate: present only for a
 		// container whose trend holds and that has a limit.
 		Record{RecSecondsToLimit, fmt.Sprintf(`(
@@ -498,9 +529,9 @@ func keepCluster(expr, label string) string {
 // climb over the fast floor), steady (the floor over the leak steps, which
 // may climb in steps) and slow (the floor over half a day).
 func (p Params) trends() (fast, steady, slow trend) {
-	fast = trend{RecWorkingSetFloorFastStep, "(" + growthExpr(RecWorkingSetFloorFast, time.Duration(p.FastStepWindow)*time.Duration(p.FastSteps)) + ")", p.FastStepWindow, p.FastSteps, p.FastSteps, p.LeakMinStepShare}
+	fast = trend{RecWorkingSetFloorFastStep, RecWorkingSetFloorFastGrowth, p.FastStepWindow, p.FastSteps, p.FastSteps, p.LeakMinStepShare}
 	steady = trend{RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, p.LeakStepWindow, p.LeakSteps, p.LeakMinRisingSteps, p.LeakMinStepShare}
-	slow = trend{RecWorkingSetFloorSlowStep, "(" + growthExpr(RecWorkingSetFloor, time.Duration(p.SlowStepWindow)*time.Duration(p.SlowSteps)) + ")", p.SlowStepWindow, p.SlowSteps, p.SlowSteps, p.LeakMinStepShare}
+	slow = trend{RecWorkingSetFloorSlowStep, RecWorkingSetFloorSlowGrowth, p.SlowStepWindow, p.SlowSteps, p.SlowSteps, p.LeakMinStepShare}
 	if slow.window == steady.span() {
 		// The slow step is the steady trend's growth: record it once.
 		slow.step = steady.growth

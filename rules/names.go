@@ -35,18 +35,25 @@ const (
 	// level after garbage collection, which a GC sawtooth does not move.
 	RecWorkingSetFloor = "namespace_pod_container:container_memory_working_set_bytes:floor"
 	// RecWorkingSetFloorFastStep is the rise of the fast floor over the last
-	// step of the fast trend (its growth over all steps is read once, inside
-	// the leak rate, and not recorded).
-	RecWorkingSetFloorFastStep = "namespace_pod_container:container_memory_working_set_bytes:floor_fast_step"
+	// step of the fast trend, and RecWorkingSetFloorFastGrowth over all its
+	// steps; like the other trend records below, present only where the rise
+	// is large enough to matter to its trend (see the leak runbook).
+	RecWorkingSetFloorFastStep   = "namespace_pod_container:container_memory_working_set_bytes:floor_fast_step"
+	RecWorkingSetFloorFastGrowth = "namespace_pod_container:container_memory_working_set_bytes:floor_fast_growth"
 	// RecWorkingSetFloorStep is the rise of the floor over the last step of
 	// the steady leak trend, and RecWorkingSetFloorGrowth over all its steps.
 	RecWorkingSetFloorStep   = "namespace_pod_container:container_memory_working_set_bytes:floor_step"
 	RecWorkingSetFloorGrowth = "namespace_pod_container:container_memory_working_set_bytes:floor_growth"
 	// RecWorkingSetFloorSlowStep is the rise of the floor over the last step
-	// of the slow trend, recorded only when the slow step is not the steady
-	// trend's span, whose growth it then is (the slow growth over all steps
-	// is read once, inside the leak rate, and not recorded).
-	RecWorkingSetFloorSlowStep = "namespace_pod_container:container_memory_working_set_bytes:floor_slow_step"
+	// of the slow trend (recorded only when the slow step is not the steady
+	// trend's span, whose growth it then is), and RecWorkingSetFloorSlowGrowth
+	// over all its steps.
+	RecWorkingSetFloorSlowStep   = "namespace_pod_container:container_memory_working_set_bytes:floor_slow_step"
+	RecWorkingSetFloorSlowGrowth = "namespace_pod_container:container_memory_working_set_bytes:floor_slow_growth"
+	// RecRecentStart is the start time of each container run that started
+	// within the slow trend's window: the leak trends skip a container that
+	// restarted within theirs.
+	RecRecentStart = "namespace_pod_container:kube_pod_container_state_started:recent"
 	// RecWorkingSetDeriv is the slope of the floor over the leak span, in
 	// bytes per second (the growth rate the dashboards and checks show).
 	RecWorkingSetDeriv = "namespace_pod_container:container_memory_working_set_bytes:deriv"

@@ -129,10 +129,10 @@ func TestFlagsChangeTheRules(t *testing.T) {
 		t.Errorf("NearLimit expr = %q, want the 0.8 ratio", got)
 	}
 	recs := recordExprs(p)
-	if got := recs[RecWorkingSetFloorGrowth]; !strings.HasSuffix(got, "offset 1h") {
+	if got := recs[RecWorkingSetFloorGrowth]; !strings.Contains(got, "offset 1h >") {
 		t.Errorf("%s does not look 3 steps of 20m back: %s", RecWorkingSetFloorGrowth, got)
 	}
-	if got := recs[RecWorkingSetFloorStep]; !strings.HasSuffix(got, "offset 20m") {
+	if got := recs[RecWorkingSetFloorStep]; !strings.Contains(got, "offset 20m >") {
 		t.Errorf("%s does not look one step of 20m back: %s", RecWorkingSetFloorStep, got)
 	}
 	pr, err := PrometheusRule(p)
@@ -180,9 +180,13 @@ func TestTrendFlagsShapeTheRecords(t *testing.T) {
 
 	got := records("--fast-step-window=10m", "--fast-steps=3", "--slow-step-window=3h", "--slow-steps=4", "--leak-min-rising-steps=4")
 	for name, want := range map[string]string{
-		RecWorkingSetFloorFast:     "[10m])",
-		RecWorkingSetFloorFastStep: "offset 10m",
-		RecWorkingSetFloorSlowStep: "offset 3h",
+		RecWorkingSetFloorFast:       "[10m])",
+		RecWorkingSetFloorFastGrowth: "offset 30m > 33554432",
+		// A step counts when it rose by a quarter of the average step of a
+		// growth of at least 32 MiB: the record leaves out smaller rises.
+		RecWorkingSetFloorFastStep:   "offset 10m > 2796202",
+		RecWorkingSetFloorSlowStep:   "offset 3h > 2097152",
+		RecWorkingSetFloorSlowGrowth: "offset 12h > 33554432",
 	} {
 		if !strings.HasSuffix(got[name], want) {
 			t.Errorf("%s = %q, want it to end in %q", name, got[name], want)
@@ -192,16 +196,13 @@ func TestTrendFlagsShapeTheRecords(t *testing.T) {
 	if floor := got[RecWorkingSetFloor]; !strings.Contains(floor, RecWorkingSetFloorFast+" offset 20m") || strings.Contains(floor, "offset 30m") {
 		t.Errorf("floor = %s, want the fast floor now, 10m and 20m ago", floor)
 	}
-	// Every steady step must rise: no counting of rising steps. The fast
-	// and slow growths are read inside the leak rate, over 30m and 12h.
-	rate := got[RecLeakRate]
-	if strings.Contains(rate, "clamp(") || !strings.Contains(rate, RecWorkingSetFloorSlowStep+" offset 9h") {
+	// Every steady step must rise (all four scores), and no fall is
+	// recorded, since none can fail the trend that a flat step does not.
+	if rate := got[RecLeakRate]; strings.Count(rate, ") >= 4") != 2 || !strings.Contains(rate, RecWorkingSetFloorSlowStep+" offset 9h") {
 		t.Errorf("leak rate with every steady step rising and four 3h slow steps:\n%s", rate)
 	}
-	for _, growth := range []string{"(" + RecWorkingSetFloorFast + " - " + RecWorkingSetFloorFast + " offset 30m)", "(" + RecWorkingSetFloor + " - " + RecWorkingSetFloor + " offset 12h)"} {
-		if !strings.Contains(rate, growth) {
-			t.Errorf("leak rate does not read the growth %s:\n%s", growth, rate)
-		}
+	if step := got[RecWorkingSetFloorStep]; strings.Contains(step, " < -") {
+		t.Errorf("floor step with every steady step rising records falls: %s", step)
 	}
 }
 

@@ -112,9 +112,15 @@ func (p population) build() []staticSeries {
 			growth = 2 * mib // 240 MiB an hour at a 30 s scrape
 		}
 		ii := i
+		phase := float64(i%360) / 360
 		ws := func(s int) float64 {
-			// A sawtooth of garbage over the floor, period 10 scrapes.
-			return base + growth*float64(s) + float64((s+ii)%10)*mib
+			// A sawtooth of garbage over the floor, period 10 scrapes, over a
+			// floor that wanders by 6 MiB either way over 3 hours, as the
+			// floors of containers that do not leak do: enough that the
+			// trend records, which leave out steps too small to matter, hold
+			// a good part of the containers.
+			wander := 6 * mib * math.Sin(2*math.Pi*(float64(s)/360+phase))
+			return base + growth*float64(s) + wander + float64((s+ii)%10)*mib
 		}
 		for _, c := range []struct {
 			labels string
@@ -141,6 +147,9 @@ func (p population) build() []staticSeries {
 		add("kube_pod_container_resource_requests", kc+`,node="`+node+`",resource="cpu",unit="core"`, constant(0.25))
 		add("kube_pod_container_status_restarts_total", kc, constant(0))
 		started := float64(p.start.Add(-24 * time.Hour).Unix())
+		if i%5 == 1 { // one container in 5 started within the last 12 hours
+			started = float64(p.end.Add(-time.Duration(1+i%12) * time.Hour).Unix())
+		}
 		add("kube_pod_container_state_started", kc, constant(started))
 		if i%100 == 7 { // a few containers were OOM-killed once, long ago
 			add("kube_pod_container_status_last_terminated_reason", kc+`,reason="OOMKilled"`, constant(1))
