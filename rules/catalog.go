@@ -117,21 +117,21 @@ func (t trend) span() model.Duration {
 func (t trend) share() float64 { return t.minShare / float64(t.steps) }
 
 // gatedRecords records the trend's step and growth only where they can
-// matter, when the trend also needs the growth to pass minGrowth: a step
-// that moved by less than share × minGrowth can neither count as rising nor
-// fail the trend as a fall, and a growth of less than minGrowth fails it.
-// Most containers' floors do not move that much, so the records, and every
-// vector the test builds from them, hold a few of the containers instead of
+// matter, when the trend also needs the growth to pass minGrowth: where
+// every step must rise, a step that rose by less than share × minGrowth
+// cannot count, and a growth of less than minGrowth fails the trend. Many
+// containers' floors do not move that much, so the records, and every
+// vector the test builds from them, hold part of the containers instead of
 // all. stepGate and growthGate are those bounds (the growth record may
-// serve as another trend's step, with a lower bound); falls only where the
-// trend tests them.
+// serve as another trend's step, with a lower bound). Where falls are
+// tested too the step is recorded whole: a filter on both signs would
+// compute it twice, which costs more than it saves.
 func (t trend) gatedRecords(metric string, stepGate, growthGate float64) (stepRecord, growthRecord Record) {
 	step := rise(metric, time.Duration(t.window))
-	expr := fmt.Sprintf("%s > %s", step, bytesNum(stepGate))
-	if t.minRising < t.steps {
-		expr = fmt.Sprintf("%s\nor\n%s < -%s", expr, step, bytesNum(stepGate))
+	if t.minRising >= t.steps {
+		step = fmt.Sprintf("%s > %s", step, bytesNum(stepGate))
 	}
-	return Record{t.step, expr}, Record{t.growth, fmt.Sprintf("%s > %s", rise(metric, time.Duration(t.span())), bytesNum(growthGate))}
+	return Record{t.step, step}, Record{t.growth, fmt.Sprintf("%s > %s", rise(metric, time.Duration(t.span())), bytesNum(growthGate))}
 }
 
 // stepLabel is the label that tells the steps of a trend apart while they
@@ -302,29 +302,31 @@ or on (namespace, pod, container)
 		// over half a day, whose threshold does not grow with the container.
 		// Each trend filters its (gated) growth in one chain of comparisons:
 		// more than the least growth, more than its share of the room left or
-		// of where it started; then the steps' test.
-		Record{RecLeakRate, fmt.Sprintf(`(
-%[1]s
+		// of where it started; then the steps' test. Each trend is a record
+		// of its own (present only where it holds), so that the look-ups of
+		// the fast and steady trends are not spread over the slow trend's
+		// 12 hours: Prometheus opens every block a query's range covers for
+		// every selector of the query.
+		Record{RecLeakRateFast, fmt.Sprintf(`(
+%s
   unless on (namespace, pod, container)
-  %[2]s
-) / %[3]s
-or
-(
-%[4]s
+  %s
+) / %s`, indent(fast.expr(fmt.Sprintf(" > %s > %s * (%s - on (namespace, pod, container) group_right %s)", minGrowth, num(p.FastMinHeadroomRatio), RecMemoryLimit, RecWorkingSetFloorFast))),
+			restarted(restartWindows[0]), seconds(fast.span()))},
+		Record{RecLeakRateSteady, fmt.Sprintf(`(
+%s
   unless on (namespace, pod, container)
-  %[5]s
-) / %[6]s
-or
-(
-%[7]s
+  %s
+) / %s`, indent(steady.expr(fmt.Sprintf(" > %s > %s * %s", minGrowth, num(p.LeakMinGrowthRatio), offset(RecWorkingSetFloor, time.Duration(steady.span()))))),
+			restarted(restartWindows[1]), seconds(steady.span()))},
+		Record{RecLeakRateSlow, fmt.Sprintf(`(
+%s
   unless on (namespace, pod, container)
-  %[8]s
-) / %[9]s`,
-			indent(fast.expr(fmt.Sprintf(" > %s > %s * (%s - on (namespace, pod, container) group_right %s)", minGrowth, num(p.FastMinHeadroomRatio), RecMemoryLimit, RecWorkingSetFloorFast))),
-			restarted(restartWindows[0]), seconds(fast.span()),
-			indent(steady.expr(fmt.Sprintf(" > %s > %s * %s", minGrowth, num(p.LeakMinGrowthRatio), offset(RecWorkingSetFloor, time.Duration(steady.span()))))),
-			restarted(restartWindows[1]), seconds(steady.span()),
-			indent(slow.expr(" > "+minGrowth)), restarted(restartWindows[2]), seconds(slow.span()))},
+  %s
+) / %s`, indent(slow.expr(" > "+minGrowth)), restarted(restartWindows[2]), seconds(slow.span()))},
+		// The leak rate is the growth of whichever trend holds, fastest
+		// first, per second of its span.
+		Record{RecLeakRate, fmt.Sprintf("%s\nor\n%s\nor\n%s", RecLeakRateFast, RecLeakRateSteady, RecLeakRateSlow)},
 		// From the current peak, at the leak's rate: present only for a
 		// container whose trend holds and that has a limit.
 		Record{RecSecondsToLimit, fmt.Sprintf(`(

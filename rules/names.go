@@ -61,6 +61,11 @@ const (
 	// second, present only where one of the three trends (fast, steady, slow)
 	// holds and the container did not restart within it.
 	RecLeakRate = "namespace_pod_container:container_memory_working_set_bytes:leak_rate"
+	// RecLeakRateFast, RecLeakRateSteady and RecLeakRateSlow are the leak
+	// rate of each trend, present only where that trend holds.
+	RecLeakRateFast   = "namespace_pod_container:container_memory_working_set_bytes:leak_rate_fast"
+	RecLeakRateSteady = "namespace_pod_container:container_memory_working_set_bytes:leak_rate_steady"
+	RecLeakRateSlow   = "namespace_pod_container:container_memory_working_set_bytes:leak_rate_slow"
 	// RecMemoryLimit is each container's memory limit in bytes
 	// (namespace, pod, container); absent for a container without one.
 	RecMemoryLimit = "namespace_pod_container:kube_pod_container_resource_limits_memory_bytes:max"

@@ -174,8 +174,11 @@ func TestTrendFlagsShapeTheRecords(t *testing.T) {
 	if _, ok := def[RecWorkingSetFloorSlowStep]; ok {
 		t.Errorf("defaults record %s, which is the steady trend's growth (a 2h slow step)", RecWorkingSetFloorSlowStep)
 	}
-	if got := def[RecLeakRate]; !strings.Contains(got, ") >= 3") || !strings.Contains(got, RecWorkingSetFloorGrowth+" offset 10h") {
-		t.Errorf("default leak rate does not count 3 rising steps or read the slow steps from the steady growth:\n%s", got)
+	if steady, slow := def[RecLeakRateSteady], def[RecLeakRateSlow]; !strings.Contains(steady, ") >= 3") || !strings.Contains(slow, RecWorkingSetFloorGrowth+" offset 10h") {
+		t.Errorf("default leak rate does not count 3 rising steps or read the slow steps from the steady growth:\n%s\n%s", steady, slow)
+	}
+	if got, want := def[RecLeakRate], RecLeakRateFast+"\nor\n"+RecLeakRateSteady+"\nor\n"+RecLeakRateSlow; got != want {
+		t.Errorf("leak rate = %q, want %q", got, want)
 	}
 
 	got := records("--fast-step-window=10m", "--fast-steps=3", "--slow-step-window=3h", "--slow-steps=4", "--leak-min-rising-steps=4")
@@ -198,11 +201,13 @@ func TestTrendFlagsShapeTheRecords(t *testing.T) {
 	}
 	// Every steady step must rise (all four scores), and no fall is
 	// recorded, since none can fail the trend that a flat step does not.
-	if rate := got[RecLeakRate]; strings.Count(rate, ") >= 4") != 2 || !strings.Contains(rate, RecWorkingSetFloorSlowStep+" offset 9h") {
-		t.Errorf("leak rate with every steady step rising and four 3h slow steps:\n%s", rate)
+	if steady, slow := got[RecLeakRateSteady], got[RecLeakRateSlow]; !strings.Contains(steady, ") >= 4") || !strings.Contains(slow, ") >= 4") || !strings.Contains(slow, RecWorkingSetFloorSlowStep+" offset 9h") {
+		t.Errorf("leak rate with every steady step rising and four 3h slow steps:\n%s\n%s", steady, slow)
 	}
-	if step := got[RecWorkingSetFloorStep]; strings.Contains(step, " < -") {
-		t.Errorf("floor step with every steady step rising records falls: %s", step)
+	// Where every steady step must rise, a fall fails like a flat step: the
+	// step is gated like the others.
+	if step := got[RecWorkingSetFloorStep]; !strings.HasSuffix(step, "offset 30m > 2097152") {
+		t.Errorf("floor step with every steady step rising = %s, want it gated", step)
 	}
 }
 
