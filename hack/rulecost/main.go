@@ -50,7 +50,7 @@ func main() {
 		os.Exit(2)
 	}
 	if c.lead == 0 {
-		c.lead = defaultLead(c.containers)
+		c.lead = defaultLead(c.containers, c.blocks != "")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -66,8 +66,12 @@ func main() {
 }
 
 // defaultLead is a generous estimate, from runs on 2 cores, of how long the
-// backfill of c containers takes.
-func defaultLead(containers int) time.Duration {
+// backfill of c containers takes: promtool's OpenMetrics backfill of the raw
+// series dominates it, unless they are written as blocks.
+func defaultLead(containers int, blocks bool) time.Duration {
+	if blocks {
+		return 3*time.Minute + time.Duration(containers)*30*time.Millisecond
+	}
 	return 2*time.Minute + time.Duration(containers)*120*time.Millisecond
 }
 
