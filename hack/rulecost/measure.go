@@ -134,7 +134,7 @@ func measure(ctx context.Context, c config) (rep report, err error) {
 	}
 
 	end := time.Now().Add(c.lead).Truncate(c.scrape)
-	pop := population{containers: c.containers, podsPerNode: c.podsPerNode, start: end.Add(-c.history), end: end, scrape: c.scrape}
+	pop := population{containers: c.containers, podsPerNode: c.podsPerNode, start: historyStart(end, c.history), end: end, scrape: c.scrape}
 	c.logf("%d containers on %d nodes, %s of history at %s ending at %s (%s from now)", c.containers, pop.nodes(), c.history, c.scrape, end.Format(time.RFC3339), time.Until(end).Round(time.Second))
 	if err := timed("backfill raw series", func() error {
 		series := pop.build()
@@ -264,6 +264,24 @@ func writeBlocks(ctx context.Context, c config, dir, data string, pop population
 		return errors.Join(fmt.Errorf("%s: %w", c.blocks, err), errors.New(string(b)))
 	}
 	return errors.Join(werr, cerr)
+}
+
+// blockWindow is the span of the blocks both backfills write.
+const blockWindow = 2 * time.Hour
+
+// historyStart is where history ending at end starts. When that would
+// leave the first 2 h block window with less than half an hour of data,
+// the history starts at that window's beginning instead (up to 2 h more):
+// with a few minutes there, promtool's rule backfill wrote no block for
+// some batches, and the tiny blocks it did write were never merged, so the
+// run waited out its compaction timeout.
+func historyStart(end time.Time, history time.Duration) time.Time {
+	start := end.Add(-history)
+	off := time.Duration(start.UnixMilli()%blockWindow.Milliseconds()) * time.Millisecond
+	if blockWindow-off < 30*time.Minute {
+		start = start.Add(-off)
+	}
+	return start
 }
 
 // promDuration formats d as a Prometheus duration.

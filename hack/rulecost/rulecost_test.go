@@ -157,3 +157,24 @@ func TestPopulation(t *testing.T) {
 		t.Errorf("first line %s, want %s", lines[0], want)
 	}
 }
+
+func TestHistoryStart(t *testing.T) {
+	day := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	at := func(hms string) time.Time {
+		c, err := time.Parse("15:04:05", hms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return day.Add(time.Duration(c.Hour())*time.Hour + time.Duration(c.Minute())*time.Minute + time.Duration(c.Second())*time.Second)
+	}
+	for _, tc := range []struct{ end, want string }{
+		{"12:29:00", "09:29:00"}, // 31m in the first window: kept
+		{"12:40:30", "08:00:00"}, // 19m30s: from the window's beginning
+		{"12:57:00", "08:00:00"}, // 3m
+		{"13:01:00", "10:01:00"},
+	} {
+		if got := historyStart(at(tc.end), 3*time.Hour); !got.Equal(at(tc.want)) {
+			t.Errorf("historyStart(%s, 3h) = %s, want %s", tc.end, got.Format("15:04:05"), tc.want)
+		}
+	}
+}
