@@ -2,7 +2,9 @@ package rules
 
 import (
 	"fmt"
+	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +67,10 @@ func prom(d model.Duration) string { return d.String() }
 
 func num(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
+// bytesNum writes a number of bytes without an exponent, rounded down (the
+// gates of the trend records must not exceed the bounds they stand for).
+func bytesNum(f float64) string { return strconv.FormatFloat(math.Floor(f), 'f', -1, 64) }
+
 func seconds(d model.Duration) string { return num(time.Duration(d).Seconds()) }
 
 // offset returns "metric offset d", or the metric alone for d == 0.
@@ -80,8 +86,12 @@ func offset(metric string, d time.Duration) string {
 // Recording them once keeps the test to a few look-ups back in time.
 func trendRecords(metric, step, growth string, window model.Duration, steps int) (stepRecord, growthRecord Record) {
 	w := time.Duration(window)
-	return Record{step, fmt.Sprintf(`%s - %s`, metric, offset(metric, w))},
-		Record{growth, fmt.Sprintf(`%s - %s`, metric, offset(metric, w*time.Duration(steps)))}
+	return Record{step, rise(metric, w)}, Record{growth, rise(metric, w*time.Duration(steps))}
+}
+
+// rise is the rise of metric over d.
+func rise(metric string, d time.Duration) string {
+	return fmt.Sprintf(`%s - %s`, metric, offset(metric, d))
 }
 
 // trend is a test of steady growth over steps of a recorded metric: step is
@@ -103,45 +113,72 @@ func (t trend) span() model.Duration {
 	return model.Duration(time.Duration(t.window) * time.Duration(t.steps))
 }
 
-// expr is the growth over all steps, present only where the trend holds: it
-// grew, and at least minRising steps rose by minShare of the average step
-// while none fell by as much. A sawtooth, noise or a single step up (a
-// warm-up) followed by flat jitter does not pass.
-func (t trend) expr() string {
-	w := time.Duration(t.window)
-	share := num(t.minShare / float64(t.steps))
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s > 0", t.growth)
+// share is how much a step must rise to count, as a share of the growth.
+func (t trend) share() float64 { return t.minShare / float64(t.steps) }
+
+// gatedRecords records the trend's step and growth only where they can
+// matter, when the trend also needs the growth to pass minGrowth: where
+// every step must rise, a step that rose by less than share × minGrowth
+// cannot count, and a growth of less than minGrowth fails the trend. Many
+// containers' floors do not move that much, so the records, and every
+// vector the test builds from them, hold part of the containers instead of
+// all. stepGate and growthGate are those bounds (the growth record may
+// serve as another trend's step, with a lower bound). Where falls are
+// tested too the step is recorded whole: a filter on both signs would
+// compute it twice, which costs more than it saves.
+func (t trend) gatedRecords(metric string, stepGate, growthGate float64) (stepRecord, growthRecord Record) {
+	step := rise(metric, time.Duration(t.window))
 	if t.minRising >= t.steps {
-		for i := 0; i < t.steps; i++ {
-			fmt.Fprintf(&b, "\nand\n%s > %s * %s", offset(t.step, w*time.Duration(i)), share, t.growth)
-		}
-		return b.String()
+		step = fmt.Sprintf("%s > %s", step, bytesNum(stepGate))
 	}
-	b.WriteString("\nand\n(")
-	for i := 0; i < t.steps; i++ {
-		sep := "\n  + "
-		if i == 0 {
-			sep = "\n  "
-		}
-		fmt.Fprintf(&b, "%s(%s > bool %s * %s)", sep, offset(t.step, w*time.Duration(i)), share, t.growth)
-	}
-	fmt.Fprintf(&b, "\n) >= %d", t.minRising)
-	for i := 0; i < t.steps; i++ {
-		fmt.Fprintf(&b, "\nand\n%s > -%s * %s", offset(t.step, w*time.Duration(i)), share, t.growth)
-	}
-	return b.String()
+	return Record{t.step, step}, Record{t.growth, fmt.Sprintf("%s > %s", rise(metric, time.Duration(t.span())), bytesNum(growthGate))}
 }
 
-// minOf is the element-wise minimum of vectors with the same labels, present
-// where the first one is (the others may be missing, as the first windows of
-// a new container's history are).
-func minOf(exprs ...string) string {
-	m := exprs[0]
-	for _, e := range exprs[1:] {
-		m = fmt.Sprintf("(%s <= %s or %s < %s or %s)", m, e, e, m, m)
+// stepLabel is the label that tells the steps of a trend apart while they
+// are compared as one vector; no input series carries it.
+const stepLabel = "step"
+
+// stepsVector is every step of the trend as one vector: the last step as it
+// is, each earlier one with stepLabel set to its index. An aggregation
+// without stepLabel then takes the steps of each container in one pass,
+// where a comparison per step would read the growth once per step.
+func (t trend) stepsVector() string {
+	w := time.Duration(t.window)
+	parts := []string{t.step}
+	for i := 1; i < t.steps; i++ {
+		parts = append(parts, fmt.Sprintf(`label_replace(%s, "%s", "%d", "", "")`, offset(t.step, w*time.Duration(i)), stepLabel, i))
 	}
-	return m
+	return strings.Join(parts, "\n  or\n  ")
+}
+
+// expr is the growth over all steps, present only where the trend holds: it
+// grew, and at least minRising steps rose by the share of the growth while
+// none fell by as much. A sawtooth, noise or a single step up (a warm-up)
+// followed by flat jitter does not pass. chain is more filters on the growth
+// (" > 33554432"); without, the growth must be positive.
+//
+// Each step scores 1 when it rose by the share, 0 when it moved less or is
+// absent (the gated records leave out steps that moved less), and -steps
+// when it fell by as much: ceil((step/growth - share) / (2 share)), times
+// steps, clamped to [-steps, 1]. The scores must add up to minRising, which
+// a single fall prevents.
+func (t trend) expr(chain string) string {
+	if chain == "" {
+		chain = " > 0"
+	}
+	share := t.share()
+	return fmt.Sprintf(`%s%s
+and
+sum without (%s) (
+  clamp(
+    %d * ceil(
+      ((
+        %s
+      ) / ignoring (%s) group_left %s - %s) / %s
+    ),
+    -%d, 1
+  )
+) >= %d`, t.growth, chain, stepLabel, t.steps, strings.ReplaceAll(t.stepsVector(), "\n  ", "\n        "), stepLabel, t.growth, num(share), num(2*share), t.steps, t.minRising)
 }
 
 // Groups returns the whole catalogue for p.
@@ -150,9 +187,17 @@ func Groups(p Params) []Group {
 	ksm := p.KubeStateMetricsSelector
 	containers := sel(cadvisor, `container!=""`, `container!="POD"`, `image!=""`)
 	fast, steady, slow := p.trends()
-	fastStep, fastGrowth := trendRecords(RecWorkingSetFloorFast, fast.step, fast.growth, fast.window, fast.steps)
-	floorStep, floorGrowth := trendRecords(RecWorkingSetFloor, steady.step, steady.growth, steady.window, steady.steps)
-	slowStep, slowGrowth := trendRecords(RecWorkingSetFloor, slow.step, slow.growth, slow.window, slow.steps)
+	// Every leak trend needs its growth above LeakMinGrowthBytes, so its
+	// records are gated (trend.gatedRecords). The steady growth may be the
+	// slow trend's step, which needs less.
+	minG := float64(p.LeakMinGrowthBytes)
+	fastStep, fastGrowth := fast.gatedRecords(RecWorkingSetFloorFast, fast.share()*minG, minG)
+	steadyGrowthGate := minG
+	if slow.step == steady.growth {
+		steadyGrowthGate = min(minG, slow.share()*minG)
+	}
+	floorStep, floorGrowth := steady.gatedRecords(RecWorkingSetFloor, steady.share()*minG, steadyGrowthGate)
+	slowStep, slowGrowth := slow.gatedRecords(RecWorkingSetFloor, slow.share()*minG, minG)
 	trendRecs := []Record{fastStep, fastGrowth, floorStep, floorGrowth}
 	if slow.step != steady.growth {
 		trendRecs = append(trendRecs, slowStep)
@@ -164,19 +209,24 @@ func Groups(p Params) []Group {
   or
   max by (node) (kube_node_status_capacity%s)
 )`, sel(cadvisor), sel(ksm, `resource="memory"`))
-	// The floor over FloorWindow is the minimum of the fast floor's last
-	// windows, which is cheaper than another range over the working set.
-	var floorParts []string
-	fw := time.Duration(p.FastStepWindow)
-	for i := 0; i < int(time.Duration(p.FloorWindow)/fw); i++ {
-		floorParts = append(floorParts, offset(RecWorkingSetFloorFast, fw*time.Duration(i)))
+	// The floor over FloorWindow is the lowest of the fast floor's last
+	// windows, which is cheaper than another range over the working set: one
+	// aggregation over the windows, each labelled apart, present only where
+	// the fast floor is (a container gone has no floor).
+	floor := RecWorkingSetFloorFast
+	if n := int(time.Duration(p.FloorWindow) / time.Duration(p.FastStepWindow)); n > 1 {
+		floor = fmt.Sprintf("min without (%s) (\n  %s\n)\nand\n%s", stepLabel,
+			trend{step: RecWorkingSetFloorFast, window: p.FastStepWindow, steps: n}.stepsVector(), RecWorkingSetFloorFast)
 	}
 	// restarted is every container whose current run started within d: a
 	// trend across a restart compares two processes, which is no trend. (The
 	// fall of the floor at a restart breaks every trend too; this is the
 	// belt to those braces, and one look-up a container.)
+	// The start times are read once, into a record of the runs that started
+	// within the longest of the three windows.
+	restartWindows := []model.Duration{p.FastStepWindow + fast.span(), p.FloorWindow + steady.span(), p.FloorWindow + slow.span()}
 	restarted := func(d model.Duration) string {
-		return fmt.Sprintf("(kube_pod_container_state_started%s > time() - %s)", sel(ksm), seconds(d))
+		return fmt.Sprintf("(%s > time() - %s)", RecRecentStart, seconds(d))
 	}
 	minGrowth := fmt.Sprintf("%d", p.LeakMinGrowthBytes)
 
@@ -236,10 +286,13 @@ or on (namespace, pod, container)
 	// cost of running it at the rule file's interval.
 	trendRecs = append([]Record{
 		{RecWorkingSetFloorFast, fmt.Sprintf(`min_over_time(%s[%s])`, RecWorkingSet, prom(p.FastStepWindow))},
-		{RecWorkingSetFloor, strings.TrimSuffix(strings.TrimPrefix(minOf(floorParts...), "("), ")")},
+		{RecWorkingSetFloor, floor},
 		{RecWorkingSetDeriv, fmt.Sprintf(`deriv(%s[%s])`, RecWorkingSetFloor, prom(steady.span()))},
 	}, trendRecs...)
 	trendRecs = append(trendRecs,
+		Record{RecRecentStart, fmt.Sprintf(`max by (namespace, pod, container) (
+  kube_pod_container_state_started%s
+) > time() - %s`, sel(ksm), seconds(slices.Max(restartWindows)))},
 		Record{RecMemoryRequest, fmt.Sprintf(`max by (namespace, pod, container) (
   kube_pod_container_resource_requests%s
 ) > 0`, sel(ksm, `resource="memory"`, `unit="byte"`))},
@@ -247,36 +300,33 @@ or on (namespace, pod, container)
 		// first, per second of its span: a steep climb against the room left
 		// to the limit over the fast span, a steady one over the leak span, or a slow one
 		// over half a day, whose threshold does not grow with the container.
-		Record{RecLeakRate, fmt.Sprintf(`(
-%[1]s
-  and
-  %[2]s > %[3]s
-  and
-  %[2]s > %[4]s * (%[5]s - on (namespace, pod, container) group_right %[18]s)
+		// Each trend filters its (gated) growth in one chain of comparisons:
+		// more than the least growth, more than its share of the room left or
+		// of where it started; then the steps' test. Each trend is a record
+		// of its own (present only where it holds), so that the look-ups of
+		// the fast and steady trends are not spread over the slow trend's
+		// 12 hours: Prometheus opens every block a query's range covers for
+		// every selector of the query.
+		Record{RecLeakRateFast, fmt.Sprintf(`(
+%s
   unless on (namespace, pod, container)
-  %[6]s
-) / %[7]s
-or
-(
-%[8]s
-  and
-  %[9]s > %[3]s
-  and
-  %[9]s > %[10]s * (%[11]s - %[9]s)
+  %s
+) / %s`, indent(fast.expr(fmt.Sprintf(" > %s > %s * (%s - on (namespace, pod, container) group_right %s)", minGrowth, num(p.FastMinHeadroomRatio), RecMemoryLimit, RecWorkingSetFloorFast))),
+			restarted(restartWindows[0]), seconds(fast.span()))},
+		Record{RecLeakRateSteady, fmt.Sprintf(`(
+%s
   unless on (namespace, pod, container)
-  %[12]s
-) / %[13]s
-or
-(
-%[14]s
-  and
-  %[15]s > %[3]s
+  %s
+) / %s`, indent(steady.expr(fmt.Sprintf(" > %s > %s * %s", minGrowth, num(p.LeakMinGrowthRatio), offset(RecWorkingSetFloor, time.Duration(steady.span()))))),
+			restarted(restartWindows[1]), seconds(steady.span()))},
+		Record{RecLeakRateSlow, fmt.Sprintf(`(
+%s
   unless on (namespace, pod, container)
-  %[16]s
-) / %[17]s`,
-			indent(fast.expr()), fast.growth, minGrowth, num(p.FastMinHeadroomRatio), RecMemoryLimit, restarted(p.FastStepWindow+fast.span()), seconds(fast.span()),
-			indent(steady.expr()), steady.growth, num(p.LeakMinGrowthRatio), RecWorkingSetFloor, restarted(p.FloorWindow+steady.span()), seconds(steady.span()),
-			indent(slow.expr()), slow.growth, restarted(p.FloorWindow+slow.span()), seconds(slow.span()), RecWorkingSetFloorFast)},
+  %s
+) / %s`, indent(slow.expr(" > "+minGrowth)), restarted(restartWindows[2]), seconds(slow.span()))},
+		// The leak rate is the growth of whichever trend holds, fastest
+		// first, per second of its span.
+		Record{RecLeakRate, fmt.Sprintf("%s\nor\n%s\nor\n%s", RecLeakRateFast, RecLeakRateSteady, RecLeakRateSlow)},
 		// From the current peak, at the leak's rate: present only for a
 		// container whose trend holds and that has a limit.
 		Record{RecSecondsToLimit, fmt.Sprintf(`(
@@ -365,7 +415,7 @@ and on (node)
 %[2]s
 ) > %[3]s
 or
-%[1]s > %[4]s`, RecNodeMemoryCgroups, indent(trend{RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth, p.DyingStepWindow, p.DyingSteps, p.DyingSteps, p.DyingMinStepShare}.expr()),
+%[1]s > %[4]s`, RecNodeMemoryCgroups, indent(trend{RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth, p.DyingStepWindow, p.DyingSteps, p.DyingSteps, p.DyingMinStepShare}.expr("")),
 					num(p.DyingMinGrowth), num(p.MemoryCgroupsLimit)),
 				For:         p.CgroupLeakFor,
 				Summary:     "Cgroups pile up on a node: dying cgroups keep growing, or memory cgroups near the kernel's limit.",

@@ -182,7 +182,7 @@ func TestRecordingRulesAreDefinedBeforeUseAndUsed(t *testing.T) {
 	defined := map[string]bool{}
 	used := map[string]bool{}
 	exported := []string{
-		RecWorkingSet, RecWorkingSetFloor, RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, RecWorkingSetDeriv, RecLeakRate, RecWorkingSetFloorFast, RecWorkingSetFloorFastStep, RecWorkingSetFloorFastGrowth, RecWorkingSetFloorSlowGrowth, RecMemoryLimit, RecMemoryRequest,
+		RecWorkingSet, RecWorkingSetFloor, RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, RecWorkingSetDeriv, RecLeakRate, RecWorkingSetFloorFast, RecWorkingSetFloorFastStep, RecWorkingSetFloorFastGrowth, RecWorkingSetFloorSlowGrowth, RecRecentStart, RecLeakRateFast, RecLeakRateSteady, RecLeakRateSlow, RecMemoryLimit, RecMemoryRequest,
 		RecLimitRatio, RecSecondsToLimit, RecNodeOrphanCgroups, RecNodeDyingCgroups, RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth,
 		RecNodeMemoryCgroups, RecNodeMemoryRatio, RecAPIServerMemoryRatio, RecAPIServerObjects,
 	}

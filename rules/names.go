@@ -36,7 +36,8 @@ const (
 	RecWorkingSetFloor = "namespace_pod_container:container_memory_working_set_bytes:floor"
 	// RecWorkingSetFloorFastStep is the rise of the fast floor over the last
 	// step of the fast trend, and RecWorkingSetFloorFastGrowth over all its
-	// steps.
+	// steps; like the other trend records below, present only where the rise
+	// is large enough to matter to its trend (see the leak runbook).
 	RecWorkingSetFloorFastStep   = "namespace_pod_container:container_memory_working_set_bytes:floor_fast_step"
 	RecWorkingSetFloorFastGrowth = "namespace_pod_container:container_memory_working_set_bytes:floor_fast_growth"
 	// RecWorkingSetFloorStep is the rise of the floor over the last step of
@@ -49,6 +50,10 @@ const (
 	// over all its steps.
 	RecWorkingSetFloorSlowStep   = "namespace_pod_container:container_memory_working_set_bytes:floor_slow_step"
 	RecWorkingSetFloorSlowGrowth = "namespace_pod_container:container_memory_working_set_bytes:floor_slow_growth"
+	// RecRecentStart is the start time of each container run that started
+	// within the slow trend's window: the leak trends skip a container that
+	// restarted within theirs.
+	RecRecentStart = "namespace_pod_container:kube_pod_container_state_started:recent"
 	// RecWorkingSetDeriv is the slope of the floor over the leak span, in
 	// bytes per second (the growth rate the dashboards and checks show).
 	RecWorkingSetDeriv = "namespace_pod_container:container_memory_working_set_bytes:deriv"
@@ -56,6 +61,11 @@ const (
 	// second, present only where one of the three trends (fast, steady, slow)
 	// holds and the container did not restart within it.
 	RecLeakRate = "namespace_pod_container:container_memory_working_set_bytes:leak_rate"
+	// RecLeakRateFast, RecLeakRateSteady and RecLeakRateSlow are the leak
+	// rate of each trend, present only where that trend holds.
+	RecLeakRateFast   = "namespace_pod_container:container_memory_working_set_bytes:leak_rate_fast"
+	RecLeakRateSteady = "namespace_pod_container:container_memory_working_set_bytes:leak_rate_steady"
+	RecLeakRateSlow   = "namespace_pod_container:container_memory_working_set_bytes:leak_rate_slow"
 	// RecMemoryLimit is each container's memory limit in bytes
 	// (namespace, pod, container); absent for a container without one.
 	RecMemoryLimit = "namespace_pod_container:kube_pod_container_resource_limits_memory_bytes:max"

@@ -129,10 +129,10 @@ func TestFlagsChangeTheRules(t *testing.T) {
 		t.Errorf("NearLimit expr = %q, want the 0.8 ratio", got)
 	}
 	recs := recordExprs(p)
-	if got := recs[RecWorkingSetFloorGrowth]; !strings.HasSuffix(got, "offset 1h") {
+	if got := recs[RecWorkingSetFloorGrowth]; !strings.Contains(got, "offset 1h >") {
 		t.Errorf("%s does not look 3 steps of 20m back: %s", RecWorkingSetFloorGrowth, got)
 	}
-	if got := recs[RecWorkingSetFloorStep]; !strings.HasSuffix(got, "offset 20m") {
+	if got := recs[RecWorkingSetFloorStep]; !strings.Contains(got, "offset 20m >") {
 		t.Errorf("%s does not look one step of 20m back: %s", RecWorkingSetFloorStep, got)
 	}
 	pr, err := PrometheusRule(p)
@@ -174,17 +174,22 @@ func TestTrendFlagsShapeTheRecords(t *testing.T) {
 	if _, ok := def[RecWorkingSetFloorSlowStep]; ok {
 		t.Errorf("defaults record %s, which is the steady trend's growth (a 2h slow step)", RecWorkingSetFloorSlowStep)
 	}
-	if got := def[RecLeakRate]; !strings.Contains(got, ") >= 3") || !strings.Contains(got, RecWorkingSetFloorGrowth+" offset 10h") {
-		t.Errorf("default leak rate does not count 3 rising steps or read the slow steps from the steady growth:\n%s", got)
+	if steady, slow := def[RecLeakRateSteady], def[RecLeakRateSlow]; !strings.Contains(steady, ") >= 3") || !strings.Contains(slow, RecWorkingSetFloorGrowth+" offset 10h") {
+		t.Errorf("default leak rate does not count 3 rising steps or read the slow steps from the steady growth:\n%s\n%s", steady, slow)
+	}
+	if got, want := def[RecLeakRate], RecLeakRateFast+"\nor\n"+RecLeakRateSteady+"\nor\n"+RecLeakRateSlow; got != want {
+		t.Errorf("leak rate = %q, want %q", got, want)
 	}
 
 	got := records("--fast-step-window=10m", "--fast-steps=3", "--slow-step-window=3h", "--slow-steps=4", "--leak-min-rising-steps=4")
 	for name, want := range map[string]string{
 		RecWorkingSetFloorFast:       "[10m])",
-		RecWorkingSetFloorFastGrowth: "offset 30m",
-		RecWorkingSetFloorFastStep:   "offset 10m",
-		RecWorkingSetFloorSlowStep:   "offset 3h",
-		RecWorkingSetFloorSlowGrowth: "offset 12h",
+		RecWorkingSetFloorFastGrowth: "offset 30m > 33554432",
+		// A step counts when it rose by a quarter of the average step of a
+		// growth of at least 32 MiB: the record leaves out smaller rises.
+		RecWorkingSetFloorFastStep:   "offset 10m > 2796202",
+		RecWorkingSetFloorSlowStep:   "offset 3h > 2097152",
+		RecWorkingSetFloorSlowGrowth: "offset 12h > 33554432",
 	} {
 		if !strings.HasSuffix(got[name], want) {
 			t.Errorf("%s = %q, want it to end in %q", name, got[name], want)
@@ -194,9 +199,15 @@ func TestTrendFlagsShapeTheRecords(t *testing.T) {
 	if floor := got[RecWorkingSetFloor]; !strings.Contains(floor, RecWorkingSetFloorFast+" offset 20m") || strings.Contains(floor, "offset 30m") {
 		t.Errorf("floor = %s, want the fast floor now, 10m and 20m ago", floor)
 	}
-	// Every steady step must rise: no counting of rising steps.
-	if rate := got[RecLeakRate]; strings.Contains(rate, "bool") || !strings.Contains(rate, RecWorkingSetFloorSlowStep+" offset 9h") {
-		t.Errorf("leak rate with every steady step rising and four 3h slow steps:\n%s", rate)
+	// Every steady step must rise (all four scores), and no fall is
+	// recorded, since none can fail the trend that a flat step does not.
+	if steady, slow := got[RecLeakRateSteady], got[RecLeakRateSlow]; !strings.Contains(steady, ") >= 4") || !strings.Contains(slow, ") >= 4") || !strings.Contains(slow, RecWorkingSetFloorSlowStep+" offset 9h") {
+		t.Errorf("leak rate with every steady step rising and four 3h slow steps:\n%s\n%s", steady, slow)
+	}
+	// Where every steady step must rise, a fall fails like a flat step: the
+	// step is gated like the others.
+	if step := got[RecWorkingSetFloorStep]; !strings.HasSuffix(step, "offset 30m > 2097152") {
+		t.Errorf("floor step with every steady step rising = %s, want it gated", step)
 	}
 }
 

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"time"
 )
@@ -21,8 +23,9 @@ type population struct {
 func (p population) nodes() int { return (p.containers + p.podsPerNode - 1) / p.podsPerNode }
 
 // leaking reports whether container i leaks: one in 50, so that a few
-// alerts fire, as in most clusters.
-func leaking(i int) bool { return i%50 == 0 }
+// alerts fire, as in most clusters; each has a limit (so that the fast
+// trend and the time to the limit are computed) and has not restarted.
+func leaking(i int) bool { return i%50 == 5 }
 
 // hasLimit reports whether container i has a memory limit: all but one in 10.
 func hasLimit(i int) bool { return i%10 != 0 }
@@ -110,9 +113,15 @@ func (p population) build() []staticSeries {
 			growth = 2 * mib // 240 MiB an hour at a 30 s scrape
 		}
 		ii := i
+		phase := float64(i%360) / 360
 		ws := func(s int) float64 {
-			// A sawtooth of garbage over the floor, period 10 scrapes.
-			return base + growth*float64(s) + float64((s+ii)%10)*mib
+			// A sawtooth of garbage over the floor, period 10 scrapes, over a
+			// floor that wanders by 6 MiB either way over 3 hours, as the
+			// floors of containers that do not leak do: enough that the
+			// trend records, which leave out steps too small to matter, hold
+			// a good part of the containers.
+			wander := 6 * mib * math.Sin(2*math.Pi*(float64(s)/360+phase))
+			return base + growth*float64(s) + wander + float64((s+ii)%10)*mib
 		}
 		for _, c := range []struct {
 			labels string
@@ -139,6 +148,9 @@ func (p population) build() []staticSeries {
 		add("kube_pod_container_resource_requests", kc+`,node="`+node+`",resource="cpu",unit="core"`, constant(0.25))
 		add("kube_pod_container_status_restarts_total", kc, constant(0))
 		started := float64(p.start.Add(-24 * time.Hour).Unix())
+		if i%5 == 1 { // one container in 5 started within the last 12 hours
+			started = float64(p.end.Add(-time.Duration(1+i%12) * time.Hour).Unix())
+		}
 		add("kube_pod_container_state_started", kc, constant(started))
 		if i%100 == 7 { // a few containers were OOM-killed once, long ago
 			add("kube_pod_container_status_last_terminated_reason", kc+`,reason="OOMKilled"`, constant(1))
@@ -176,6 +188,32 @@ func (p population) writeOpenMetrics(w io.Writer, series []staticSeries) error {
 	}
 	if _, err := bw.WriteString("# EOF\n"); err != nil {
 		return err
+	}
+	return bw.Flush()
+}
+
+// writeSeriesStream writes every series with all its samples, one series
+// after another, in the form hack/tsdbblocks reads: the series as
+// name{labels} (uvarint length, then the bytes), then one little-endian
+// float64 per scrape from start to end.
+func (p population) writeSeriesStream(w io.Writer, series []staticSeries) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	steps := p.steps()
+	buf := make([]byte, 0, 512)
+	vals := make([]byte, 8*steps)
+	for _, x := range series {
+		name := x.name + "{" + x.labels + "}"
+		buf = binary.AppendUvarint(buf[:0], uint64(len(name)))
+		buf = append(buf, name...)
+		if _, err := bw.Write(buf); err != nil {
+			return err
+		}
+		for s := 0; s < steps; s++ {
+			binary.LittleEndian.PutUint64(vals[8*s:], math.Float64bits(x.value(s)))
+		}
+		if _, err := bw.Write(vals); err != nil {
+			return err
+		}
 	}
 	return bw.Flush()
 }

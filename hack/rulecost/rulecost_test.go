@@ -13,11 +13,13 @@ import (
 )
 
 // maxRatio is the most the rule file may cost, amortized, against
-// kube-prometheus's working-set rule. The aim is 3 times (issue 13); the
-// rule file measures about 3.4 times on an idle 2-core machine
-// (docs/PERFORMANCE.md), so this guard sits a third above that, where
-// noise does not reach it and a change that makes the rules expensive
-// (the trends at every evaluation measured 24 times) fails.
+// kube-prometheus's working-set rule. The aim is 3 times (issue 13), which
+// the file meets from 1,000 containers on (1.7 to 2); at this test's 300
+// it measures 2.7 on an idle 2-core machine and up to 3.6 on a loaded one
+// (docs/PERFORMANCE.md), where the fixed cost of each of its rules weighs
+// most. The guard sits a quarter above the loaded figure, where noise does
+// not reach it, and a change that makes the rules expensive (the trends at
+// every evaluation measured 24 times) fails.
 const maxRatio = 4.5
 
 // TestRuleCost runs the whole harness at a small size in the real
@@ -155,5 +157,26 @@ func TestPopulation(t *testing.T) {
 	}
 	if want := `machine_memory_bytes{endpoint="https-metrics",job="kubelet",metrics_path="/metrics/cadvisor",service="kube-prometheus-stack-kubelet",instance="10.1.0.0:10250",node="node-0"} 6.8719476736e+10 1799996400`; lines[0] != want {
 		t.Errorf("first line %s, want %s", lines[0], want)
+	}
+}
+
+func TestHistoryStart(t *testing.T) {
+	day := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	at := func(hms string) time.Time {
+		c, err := time.Parse("15:04:05", hms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return day.Add(time.Duration(c.Hour())*time.Hour + time.Duration(c.Minute())*time.Minute + time.Duration(c.Second())*time.Second)
+	}
+	for _, tc := range []struct{ end, want string }{
+		{"12:29:00", "09:29:00"}, // 31m in the first window: kept
+		{"12:40:30", "08:00:00"}, // 19m30s: from the window's beginning
+		{"12:57:00", "08:00:00"}, // 3m
+		{"13:01:00", "10:01:00"},
+	} {
+		if got := historyStart(at(tc.end), 3*time.Hour); !got.Equal(at(tc.want)) {
+			t.Errorf("historyStart(%s, 3h) = %s, want %s", tc.end, got.Format("15:04:05"), tc.want)
+		}
 	}
 }
