@@ -13,14 +13,9 @@ import (
 // pod, its owners, the target) or t's namespace carries
 // leakguard.io/ignore: "true". It returns false and a description of the
 // object when so. A namespace that cannot be read fails closed with the
-// error.
-func optOutGuard(ctx context.Context, c kubernetes.Interface, t *Target) (bool, string, error) {
-	return optOutGuardReads(ctx, c, nil, t)
-}
-
-// optOutGuardReads is optOutGuard reading the namespace through the
-// delivery's memo m (nil reads it).
-func optOutGuardReads(ctx context.Context, c kubernetes.Interface, m *reads, t *Target) (bool, string, error) {
+// error. The namespace is read through the delivery's memo m (nil reads
+// it).
+func optOutGuard(ctx context.Context, c kubernetes.Interface, m *reads, t *Target) (bool, string, error) {
 	for _, ex := range t.examined {
 		if ignored(ex.annotations) {
 			return false, fmt.Sprintf("%s has %s: \"true\"", ex.ref, AnnotationIgnore), nil
@@ -58,5 +53,5 @@ func (optOutScope) Name() string   { return "opt-out" }
 func (optOutScope) Reason() string { return ReasonOptOut }
 
 func (g optOutScope) Allow(ctx context.Context, r *run) (bool, string, error) {
-	return optOutGuardReads(ctx, g.client, r.memo(), r.t)
+	return optOutGuard(ctx, g.client, r.memo(), r.t)
 }

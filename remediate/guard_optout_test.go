@@ -62,7 +62,7 @@ func TestOptOutGuard(t *testing.T) {
 			if tc.nsErr != nil {
 				cs.PrependReactor("get", "namespaces", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.nsErr })
 			}
-			ok, why, err := optOutGuard(context.Background(), cs, tg)
+			ok, why, err := optOutGuard(context.Background(), cs, nil, tg)
 			if ok != tc.ok || why != tc.why || IsTransient(err) != tc.transient {
 				t.Errorf("optOutGuard() = %v, %q, %v; want %v, %q, transient %v", ok, why, err, tc.ok, tc.why, tc.transient)
 			}

@@ -69,7 +69,7 @@ func TestOwnerOfUnknownKind(t *testing.T) {
 	if tg.Object.String() != "ReplicaSet shop/cart-5f6" {
 		t.Errorf("workload = %s, want ReplicaSet shop/cart-5f6", tg.Object)
 	}
-	ok, why, err := optOutGuard(context.Background(), cs, tg)
+	ok, why, err := optOutGuard(context.Background(), cs, nil, tg)
 	if ok || err != nil || !strings.Contains(why, "Rollout shop/cart") {
 		t.Errorf("optOutGuard() = %v, %q, %v; want held by the Rollout's opt-out", ok, why, err)
 	}
