@@ -20,7 +20,8 @@
 // what a real run would write; the budget guards (cooldown as read, the
 // global action rate, and for disruptive remediators the pause switch, the
 // storm guard and the per-namespace cap) hold what must wait; the claim
-// writes the cooldown under a resourceVersion precondition; only then is
+// writes the cooldowns of the whole plan in one patch under a
+// resourceVersion precondition; only then is
 // the plan applied. Every stage that cannot decide fails closed: nothing
 // is changed. Each guard is a small type with a stable reason.
 //

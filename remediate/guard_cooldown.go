@@ -57,27 +57,40 @@ type claimResult struct {
 // re-read after a conflict; a non-empty reason holds the claim.
 type recheckFunc func(obj metav1.Object) (reason, why string, err error)
 
-// claimCooldown records an action of remediator on t at now, unless one is
-// recorded within cooldown. The write is a merge patch that carries t's
-// resourceVersion, so the API server applies it only to the version read:
-// of two replicas that read the same version, one wins and the other gets
-// a Conflict, re-reads, sees the fresh annotation and backs off. A
+// claimCooldowns records an action of each of remediators on t at now, in
+// one write, for those with none recorded within cooldown; the result for
+// remediators[i] is results[i]. The write is a merge patch that carries
+// t's resourceVersion, so the API server applies it only to the version
+// read: of two replicas that read the same version, one wins every claim
+// and the other gets a Conflict, re-reads, sees the fresh annotations and
+// backs off from all of them. (Claiming remediator by remediator would let
+// two replicas split one plan between them, each acting on part.) A
 // conflict caused by an unrelated change is retried, at most
 // cooldownAttempts times in all, after recheck (when not nil) has judged
 // the object re-read.
-func claimCooldown(ctx context.Context, c kubernetes.Interface, t *Target, remediator string, cooldown time.Duration, now time.Time, recheck recheckFunc) (claimResult, error) {
-	key := CooldownAnnotation(remediator)
+func claimCooldowns(ctx context.Context, c kubernetes.Interface, t *Target, remediators []string, cooldown time.Duration, now time.Time, recheck recheckFunc) ([]claimResult, error) {
+	stamp := now.UTC().Format(time.RFC3339)
 	for attempt := 1; ; attempt++ {
-		if hot, last := cooling(t.Annotations, remediator, cooldown, now); hot {
-			return claimResult{last: last}, nil
+		results := make([]claimResult, len(remediators))
+		claims := map[string]string{}
+		for i, name := range remediators {
+			if hot, last := cooling(t.Annotations, name, cooldown, now); hot {
+				results[i] = claimResult{last: last}
+				continue
+			}
+			prev, had := t.Annotations[CooldownAnnotation(name)]
+			results[i] = claimResult{claimed: true, previous: prev, had: had}
+			claims[CooldownAnnotation(name)] = stamp
 		}
-		prev, had := t.Annotations[key]
+		if len(claims) == 0 {
+			return results, nil
+		}
 		patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
 			"resourceVersion": t.ResourceVersion,
-			"annotations":     map[string]string{key: now.UTC().Format(time.RFC3339)},
+			"annotations":     claims,
 		}})
 		if err != nil {
-			return claimResult{}, fmt.Errorf("cooldown %s: %w", t.Object, err)
+			return nil, fmt.Errorf("cooldown %s: %w", t.Object, err)
 		}
 		rv, err := patchObject(ctx, c, t.Object, types.MergePatchType, patch)
 		if err == nil {
@@ -87,27 +100,32 @@ func claimCooldown(ctx context.Context, c kubernetes.Interface, t *Target, remed
 			} else {
 				t.Annotations = cloneMap(t.Annotations)
 			}
-			t.Annotations[key] = now.UTC().Format(time.RFC3339)
-			return claimResult{claimed: true, previous: prev, had: had}, nil
+			for k, v := range claims {
+				t.Annotations[k] = v
+			}
+			return results, nil
 		}
 		if !apierrors.IsConflict(err) {
-			return claimResult{}, fmt.Errorf("cooldown: %w", err)
+			return nil, fmt.Errorf("cooldown: %w", err)
 		}
 		if attempt == cooldownAttempts {
-			return claimResult{}, transient(fmt.Errorf("cooldown: %s changed %d times while claiming: %w", t.Object, attempt, err))
+			return nil, transient(fmt.Errorf("cooldown: %s changed %d times while claiming: %w", t.Object, attempt, err))
 		}
 		obj, err := getObject(ctx, c, t.Object.Kind, t.Object.Namespace, t.Object.Name)
 		if err != nil {
-			return claimResult{}, fmt.Errorf("cooldown: re-read after conflict: %w", err)
+			return nil, fmt.Errorf("cooldown: re-read after conflict: %w", err)
 		}
 		t.reread(obj)
 		if recheck != nil {
 			reason, why, err := recheck(obj)
 			if err != nil {
-				return claimResult{}, fmt.Errorf("cooldown: guards on the object re-read: %w", err)
+				return nil, fmt.Errorf("cooldown: guards on the object re-read: %w", err)
 			}
 			if reason != "" {
-				return claimResult{heldBy: reason, heldWhy: why}, nil
+				for i := range results {
+					results[i] = claimResult{heldBy: reason, heldWhy: why}
+				}
+				return results, nil
 			}
 		}
 	}

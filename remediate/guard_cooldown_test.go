@@ -89,9 +89,10 @@ func TestClaimCooldownConflicts(t *testing.T) {
 				}
 				return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, "web", errors.New("modified"))
 			})
-			cr, err := claimCooldown(context.Background(), cs, tg, "annotate", time.Hour, testNow, nil)
-			if cr.claimed != tc.claimed || IsTransient(err) != tc.transient || (err != nil) != tc.transient {
-				t.Errorf("claimCooldown() = claimed %v, %v; want claimed %v, transient error %v", cr.claimed, err, tc.claimed, tc.transient)
+			results, err := claimCooldowns(context.Background(), cs, tg, []string{"annotate"}, time.Hour, testNow, nil)
+			claimed := len(results) == 1 && results[0].claimed
+			if claimed != tc.claimed || IsTransient(err) != tc.transient || (err != nil) != tc.transient {
+				t.Errorf("claimCooldowns() = %+v, %v; want claimed %v, transient error %v", results, err, tc.claimed, tc.transient)
 			}
 			if got := len(patches(cs, "deployments")); got != tc.patches {
 				t.Errorf("%d patches, want %d", got, tc.patches)
@@ -111,6 +112,75 @@ func TestClaimCooldownConflicts(t *testing.T) {
 	}
 }
 
+// TestClaimCooldownsOneWrite: the cooldowns of a whole plan are claimed
+// in one patch, so two replicas cannot split a plan between them. After a
+// Conflict the claim is judged again on the object re-read: a remediator
+// another replica claimed meanwhile holds, the rest are claimed together.
+func TestClaimCooldownsOneWrite(t *testing.T) {
+	plan := []string{"annotate", "restart", "profile"}
+	recent := testNow.Add(-time.Second).Format(time.RFC3339)
+	tests := []struct {
+		name string
+		// other is what another replica claims before the reactor
+		// answers the first patch with Conflict (nil: no conflict).
+		other       []string
+		wantClaimed []bool
+		patches     int
+	}{
+		{name: "no conflict", wantClaimed: []bool{true, true, true}, patches: 1},
+		{name: "another replica claimed the whole plan", other: plan, wantClaimed: []bool{false, false, false}, patches: 1},
+		{name: "another replica claimed one", other: []string{"restart"}, wantClaimed: []bool{true, false, true}, patches: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := newCluster(t, fixtures()...)
+			tg := deploymentTarget(t, cs)
+			conflicted := false
+			cs.PrependReactor("patch", "deployments", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if tc.other == nil || conflicted {
+					return false, nil, nil
+				}
+				conflicted = true
+				obj, _ := cs.Tracker().Get(gvrDeployments, "shop", "web")
+				m, _ := metaOf(obj)
+				m.SetResourceVersion(m.GetResourceVersion() + "0")
+				ann := map[string]string{}
+				for _, name := range tc.other {
+					ann[CooldownAnnotation(name)] = recent
+				}
+				m.SetAnnotations(ann)
+				if err := cs.Tracker().Update(gvrDeployments, obj, "shop"); err != nil {
+					t.Errorf("tracker update: %v", err)
+				}
+				return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "apps", Resource: "deployments"}, "web", errors.New("modified"))
+			})
+			results, err := claimCooldowns(context.Background(), cs, tg, plan, time.Hour, testNow, nil)
+			if err != nil {
+				t.Fatalf("claimCooldowns() error: %v", err)
+			}
+			ann := getDeployment(t, cs).GetAnnotations()
+			for i, name := range plan {
+				if results[i].claimed != tc.wantClaimed[i] {
+					t.Errorf("%s claimed = %v, want %v", name, results[i].claimed, tc.wantClaimed[i])
+				}
+				want := testNow.Format(time.RFC3339)
+				if !tc.wantClaimed[i] {
+					want = recent
+					if got := results[i].last.Format(time.RFC3339); got != recent {
+						t.Errorf("%s held by the action at %s, want %s", name, got, recent)
+					}
+				}
+				if got := ann[CooldownAnnotation(name)]; got != want {
+					t.Errorf("annotation %s = %q, want %q", CooldownAnnotation(name), got, want)
+				}
+			}
+			if got := len(patches(cs, "deployments")); got != tc.patches {
+				t.Errorf("%d patches, want %d (one per attempt, whatever the plan's size)", got, tc.patches)
+			}
+		})
+	}
+}
+
 func TestReleaseCooldown(t *testing.T) {
 	key := CooldownAnnotation("annotate")
 	old := testNow.Add(-3 * time.Hour).Format(time.RFC3339)
@@ -122,11 +192,11 @@ func TestReleaseCooldown(t *testing.T) {
 	}
 	cs := newCluster(t, objs...)
 	tg := deploymentTarget(t, cs)
-	cr, err := claimCooldown(context.Background(), cs, tg, "annotate", time.Hour, testNow, nil)
-	if err != nil || !cr.claimed {
-		t.Fatalf("claimCooldown() = %+v, %v", cr, err)
+	results, err := claimCooldowns(context.Background(), cs, tg, []string{"annotate"}, time.Hour, testNow, nil)
+	if err != nil || !results[0].claimed {
+		t.Fatalf("claimCooldowns() = %+v, %v", results, err)
 	}
-	if err := releaseCooldown(context.Background(), cs, tg, "annotate", cr); err != nil {
+	if err := releaseCooldown(context.Background(), cs, tg, "annotate", results[0]); err != nil {
 		t.Fatalf("releaseCooldown() error: %v", err)
 	}
 	if got := getDeployment(t, cs).GetAnnotations()[key]; got != old {

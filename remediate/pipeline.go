@@ -352,12 +352,14 @@ func (e *Engine) budgets(ctx context.Context, r *run) (bool, error) {
 	return false, nil
 }
 
-// claim writes each acting remediator's cooldown on the target, under a
-// resourceVersion precondition. After a conflict the object is read again
-// and the guards that read it run again on what was read (an opt-out
-// written meanwhile holds). In dry-run the claim goes to the ledger.
+// claim writes the cooldowns of every acting remediator on the target, in
+// one patch under a resourceVersion precondition. After a conflict the
+// object is read again and the guards that read it run again on what was
+// read (an opt-out written meanwhile holds). In dry-run the claim goes to
+// the ledger.
 func (e *Engine) claim(ctx context.Context, r *run) (bool, error) {
 	r.wrote = !r.dryRun
+	var acting []*step
 	for _, s := range r.steps {
 		if s.held != "" {
 			continue
@@ -368,31 +370,37 @@ func (e *Engine) claim(ctx context.Context, r *run) (bool, error) {
 			}
 			continue
 		}
-		cr, err := claimCooldown(ctx, e.client, r.t, s.rem.Name, r.entry.Cooldown, r.d.at, func(obj metav1.Object) (string, string, error) {
+		acting = append(acting, s)
+	}
+	if len(acting) > 0 {
+		names := make([]string, len(acting))
+		for i, s := range acting {
+			names[i] = s.rem.Name
+		}
+		results, err := claimCooldowns(ctx, e.client, r.t, names, r.entry.Cooldown, r.d.at, func(obj metav1.Object) (string, string, error) {
 			return e.recheck(ctx, r, obj)
 		})
-		switch {
-		case err != nil:
-			s.out.Result, s.out.Detail = ResultFailed, err.Error()
-			r.releaseClaims(ctx, e, nil)
+		if err != nil {
+			for _, s := range acting {
+				s.out.Result, s.out.Detail = ResultFailed, err.Error()
+			}
 			r.giveBack()
 			r.collect()
 			r.d.set(DecisionError, ReasonGuardError, "")
 			return true, err
-		case cr.heldBy != "":
-			// The object re-read is out of scope now (an opt-out written
-			// meanwhile): it holds every remediator, and the claims
-			// already written go back.
-			for _, o := range r.steps {
-				if o.held == "" {
-					o.hold(cr.heldBy, cr.heldWhy)
-				}
+		}
+		for i, s := range acting {
+			cr := results[i]
+			switch {
+			case cr.heldBy != "":
+				// The object re-read is out of scope now (an opt-out
+				// written meanwhile): it holds every remediator.
+				s.hold(cr.heldBy, cr.heldWhy)
+			case !cr.claimed:
+				s.hold(ReasonCooldown, fmt.Sprintf("last action at %s, cooldown %s", cr.last.UTC().Format(time.RFC3339), r.entry.Cooldown))
+			default:
+				s.claim = cr
 			}
-			r.releaseClaims(ctx, e, nil)
-		case !cr.claimed:
-			s.hold(ReasonCooldown, fmt.Sprintf("last action at %s, cooldown %s", cr.last.UTC().Format(time.RFC3339), r.entry.Cooldown))
-		default:
-			s.claim = cr
 		}
 	}
 	if r.allHeld() {

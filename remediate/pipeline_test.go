@@ -203,10 +203,11 @@ func TestInvalidTargetLabels(t *testing.T) {
 	}
 }
 
-// TestOptOutDuringSecondClaim: the opt-out is written while the second
-// remediator's claim is in flight; both remediators are held, and the
-// first one's claim is given back.
-func TestOptOutDuringSecondClaim(t *testing.T) {
+// TestOptOutDuringPlanClaim: the opt-out is written while the claim of both
+// remediators' cooldowns is in flight; the claim conflicts, the guards run
+// again on the object re-read, both remediators are held and no cooldown
+// is left on the Deployment.
+func TestOptOutDuringPlanClaim(t *testing.T) {
 	objs := restartFixtures(nil)
 	e, cs := newDisruptiveEngine(t, disruptivePolicy(""), objs, nil)
 	raced := false
@@ -220,6 +221,9 @@ func TestOptOutDuringSecondClaim(t *testing.T) {
 			return true, nil, err
 		}
 		dep := obj.(*appsv1.Deployment).DeepCopy()
+		if dep.Annotations == nil {
+			dep.Annotations = map[string]string{}
+		}
 		dep.Annotations[AnnotationIgnore] = "true"
 		dep.ResourceVersion = "9"
 		if err := cs.Tracker().Update(gvrDeployments, dep, "shop"); err != nil {
@@ -236,5 +240,17 @@ func TestOptOutDuringSecondClaim(t *testing.T) {
 		if _, ok := ann[k]; ok {
 			t.Errorf("Deployment keeps %s after the opt-out: %v", k, ann)
 		}
+	}
+	var claims int
+	for _, a := range cs.Actions() {
+		if p, ok := a.(k8stesting.PatchActionImpl); ok && strings.Contains(string(p.Patch), CooldownAnnotation("disrupt")) {
+			claims++
+			if !strings.Contains(string(p.Patch), CooldownAnnotation("annotate")) {
+				t.Errorf("claim %s does not carry annotate's cooldown with disrupt's", p.Patch)
+			}
+		}
+	}
+	if claims != 1 {
+		t.Errorf("%d claims sent, want 1 (refused; the re-read object opts out)", claims)
 	}
 }

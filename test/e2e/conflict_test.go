@@ -11,6 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/leakguard/leakguard/remediate"
 )
 
 // TestStaleResourceVersionConflicts is the premise of the cooldown claim
@@ -138,5 +140,107 @@ func TestTwoEnginesActOnce(t *testing.T) {
 	}
 	if dep.Annotations[cooldownAnnotation] == "" || dep.Annotations[annotationFinding] == "" {
 		t.Errorf("Deployment annotations = %v, want the finding and the cooldown claim", dep.Annotations)
+	}
+}
+
+// TestTwoEnginesActOnceOnWholePlan is TestTwoEnginesActOnce with a plan of
+// two remediators, annotate and restart. Both engines take the disruption
+// budget, then claim on the same resourceVersion (each one's first patch
+// of the Deployment waits until both are there). The cooldowns of the
+// whole plan are claimed in one patch, so the winner acts on both and the
+// loser holds both: two replicas never split a plan, one annotating and
+// the other restarting.
+func TestTwoEnginesActOnceOnWholePlan(t *testing.T) {
+	// restartPolicy with annotate first.
+	policy := strings.Replace(restartPolicy, "    remediators:\n", "    remediators:\n      - name: annotate\n", 1)
+	if policy == restartPolicy {
+		t.Fatal("restartPolicy has no remediators list to add annotate to")
+	}
+	ctx := testContext(t)
+	admin := needLab(t).Admin
+	w := newSpace(t).workload(t, "Deployment", "web", 3)
+	budgets := budgetNamespace(t)
+	deployment := "/namespaces/" + w.Namespace + "/deployments/" + w.Name
+	gate := newBarrier(2, 20*time.Second)
+	claimsDeployment := func(req *http.Request) bool {
+		return req.Method == http.MethodPatch && strings.HasSuffix(req.URL.Path, deployment)
+	}
+	wires := []*wire{{beforeFirstWrite: gate.wait, holdsWrite: claimsDeployment}, {beforeFirstWrite: gate.wait, holdsWrite: claimsDeployment}}
+	engines := []*policyEngine{
+		newPolicyEngine(t, recordedClient(t, wires[0]), policy, policyOptions{namespace: budgets}),
+		newPolicyEngine(t, recordedClient(t, wires[1]), policy, policyOptions{namespace: budgets}),
+	}
+	got := make([]remediate.Decision, len(engines))
+	var wg sync.WaitGroup
+	for i, e := range engines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := e.e.DecideOne(ctx, leakOf(w.leak()))
+			if err != nil {
+				t.Errorf("engine %d: DecideOne error: %v", i, err)
+			}
+			got[i] = d
+		}()
+	}
+	wg.Wait()
+
+	acted, held := 0, 0
+	for i, d := range got {
+		switch short(d) {
+		case decision{Target: w.Target(), Decision: decisionActed}:
+			acted++
+			for _, o := range d.Remediators {
+				if o.Result != remediate.ResultActed {
+					t.Errorf("engine %d acted, but %s %s: %s", i, o.Name, o.Result, o.Detail)
+				}
+			}
+		case decision{Target: w.Target(), Decision: decisionHeld, Reason: reasonCooldown}:
+			held++
+			for _, o := range d.Remediators {
+				if o.Result != remediate.ResultHeld || !strings.HasPrefix(o.Detail, reasonCooldown+":") {
+					t.Errorf("engine %d held, but %s %s: %s", i, o.Name, o.Result, o.Detail)
+				}
+			}
+		default:
+			t.Errorf("engine %d: decision %+v (%s), want acted or held (cooldown) on %s", i, short(d), d.Message, w.Target())
+		}
+		if len(d.Remediators) != 2 {
+			t.Errorf("engine %d: remediators %+v, want annotate and restart", i, d.Remediators)
+		}
+	}
+	if acted != 1 || held != 1 {
+		t.Errorf("decisions %+v: %d acted and %d held, want one of each", got, acted, held)
+	}
+
+	conflicts := 0
+	for _, wr := range wires {
+		for _, r := range wr.writes() {
+			if r.Status == http.StatusConflict && r.Method == http.MethodPatch && strings.HasSuffix(r.Path, deployment) {
+				conflicts++
+			}
+		}
+	}
+	if conflicts != 1 {
+		t.Errorf("409 answers to the two engines' claims on the Deployment: %d, want 1 (requests: %v %v)", conflicts, wires[0].writes(), wires[1].writes())
+	}
+
+	dep, err := admin.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dep.Annotations[remediate.CooldownAnnotation("annotate")] == "" || dep.Annotations[remediate.CooldownAnnotation("restart")] == "" || dep.Annotations[annotationFinding] == "" {
+		t.Errorf("Deployment annotations = %v, want both cooldown claims and the finding", dep.Annotations)
+	}
+	if dep.Spec.Template.Annotations[annotationRestartedAt] == "" {
+		t.Errorf("pod template annotations = %v, want one restart", dep.Spec.Template.Annotations)
+	}
+	var hist map[string][]time.Time
+	if err := json.Unmarshal([]byte(dep.Annotations[annotationRestartHistory]), &hist); err != nil || len(hist["ContainerMemoryLeak"]) != 1 {
+		t.Errorf("%s = %q (%v), want one restart", annotationRestartHistory, dep.Annotations[annotationRestartHistory], err)
+	}
+	evs := reasons(events(ctx, t, admin, w.Namespace, w.Name))
+	if evs[eventActed] != 1 || evs[eventHeld] != 1 || len(evs) != 2 {
+		t.Errorf("Events on the Deployment by reason = %v, want one %s and one %s", evs, eventActed, eventHeld)
 	}
 }

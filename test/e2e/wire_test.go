@@ -23,8 +23,9 @@ func (r request) String() string { return fmt.Sprintf("%s %s -> %d", r.Method, r
 type wire struct {
 	next http.RoundTripper
 	// beforeFirstWrite, when set, runs once, before the first request
-	// that is not a GET goes out.
+	// that is not a GET (and that holdsWrite picks, when set) goes out.
 	beforeFirstWrite func() error
+	holdsWrite       func(*http.Request) bool
 	once             sync.Once
 	onceErr          error
 
@@ -33,7 +34,7 @@ type wire struct {
 }
 
 func (w *wire) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method != http.MethodGet && w.beforeFirstWrite != nil {
+	if req.Method != http.MethodGet && w.beforeFirstWrite != nil && (w.holdsWrite == nil || w.holdsWrite(req)) {
 		w.once.Do(func() { w.onceErr = w.beforeFirstWrite() })
 		if w.onceErr != nil {
 			return nil, w.onceErr

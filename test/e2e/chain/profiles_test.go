@@ -126,8 +126,8 @@ func kindOf(subject, name string) string {
 // profile, fetched from /debug/pprof/heap of the apiserver at the node's
 // InternalIP as leakguard's service account (deploy/'s ClusterRole). It
 // is the apiserver's heap: its functions are Kubernetes' own, which this
-// test process does not link. Once: one LeakguardActed Event, one file
-// over both replicas.
+// test process does not link. Once: one LeakguardActed Event, the other
+// replica held by the cooldown, one file over both replicas.
 func testAPIServerProfiled(t *testing.T, c *lab.Chain, node lab.Node) {
 	nodes := c.Admin.CoreV1().Nodes()
 	waitFor(t, alertTimeout, "node "+node.Name+" annotated and the apiserver profiled", func(ctx context.Context) (bool, string, error) {
@@ -139,13 +139,15 @@ func testAPIServerProfiled(t *testing.T, c *lab.Chain, node lab.Node) {
 		if err != nil {
 			return false, "", err
 		}
+		// Both replicas have decided once the other one is held by the
+		// cooldown the first one claimed.
 		return n.Annotations[remediate.AnnotationFinding] == rules.AlertKubeAPIServerMemoryHigh &&
-				count(evs, remediate.EventReasonActed, remediate.RemediatorProfile+" acted") >= 1,
+				count(evs, remediate.EventReasonActed, remediate.RemediatorProfile+" acted") >= 1 &&
+				count(evs, remediate.EventReasonHeld, "("+remediate.ReasonCooldown+")") >= 1,
 			fmt.Sprintf("annotations %v, %s", n.Annotations, describe(evs)), nil
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	time.Sleep(2 * time.Second)
 	evs, err := eventsOf(ctx, c, metav1.NamespaceDefault, "Node", node.Name)
 	if err != nil {
 		t.Fatal(err)
