@@ -191,12 +191,14 @@ func testNodeAnnotated(t *testing.T, c *lab.Chain, node, alert, value string) {
 		if err != nil {
 			return false, "", err
 		}
-		return n.Annotations[remediate.AnnotationFinding] == alert && count(evs, remediate.EventReasonActed, "") >= 1,
+		// Both replicas have decided once the other one is held by the
+		// cooldown the first one claimed.
+		return n.Annotations[remediate.AnnotationFinding] == alert && count(evs, remediate.EventReasonActed, "") >= 1 &&
+				count(evs, remediate.EventReasonHeld, "("+remediate.ReasonCooldown+")") >= 1,
 			fmt.Sprintf("annotations %v, %s", n.Annotations, describe(evs)), nil
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	time.Sleep(2 * time.Second)
 	n, err := c.Admin.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
