@@ -520,13 +520,8 @@ func (e *Engine) onHold(ctx context.Context, r *run) {
 
 // releaseClaims gives back the cooldown claims of steps: the failed one
 // (the first) only when the API definitively rejected its action (failure
-// is then not nil), the others always, as they never ran. With no steps,
-// every claim of the run is given back (the claim stage failed).
+// is then not nil), the others always, as they never ran.
 func (r *run) releaseClaims(ctx context.Context, e *Engine, failure error, steps ...*step) {
-	if steps == nil {
-		steps = r.steps
-		failure = nil
-	}
 	defer func() {
 		for _, s := range steps {
 			s.claim = claimResult{}
