@@ -125,10 +125,7 @@ func TestDeliveryRereadsAfterWrite(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Decide() error: %v", err)
 	}
-	var got []string
-	for _, d := range ds {
-		got = append(got, d.Decision+"/"+d.Reason)
-	}
+	got := outcomes(ds)
 	if diff := cmp.Diff([]string{"acted/", "held/cooldown", "held/cooldown"}, got); diff != "" {
 		t.Fatalf("decisions mismatch (-want +got):\n%s", diff)
 	}
@@ -158,10 +155,7 @@ func TestDryRunHoldsAggregate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Decide() error: %v", err)
 	}
-	var got []string
-	for _, d := range ds {
-		got = append(got, d.Decision+"/"+d.Reason)
-	}
+	got := outcomes(ds)
 	if diff := cmp.Diff([]string{"dry-run/would-act", "dry-run/cooldown", "dry-run/cooldown"}, got); diff != "" {
 		t.Fatalf("decisions mismatch (-want +got):\n%s", diff)
 	}

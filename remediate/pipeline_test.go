@@ -34,10 +34,7 @@ func TestDryRunLedger(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Decide() error: %v", err)
 	}
-	var got []string
-	for _, d := range ds {
-		got = append(got, d.Decision+"/"+d.Reason)
-	}
+	got := outcomes(ds)
 	if diff := cmp.Diff([]string{"dry-run/would-act", "dry-run/cooldown"}, got); diff != "" {
 		t.Errorf("decisions mismatch (-want +got):\n%s", diff)
 	}

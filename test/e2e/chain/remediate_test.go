@@ -335,18 +335,7 @@ func testPauseHoldsRestart(t *testing.T, c *lab.Chain, w lab.Workload, silence s
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, alertTimeout, "the paused workload's alert firing, silenced", func(ctx context.Context) (bool, string, error) {
-		alerts, err := c.Alertmanager.Alerts(ctx)
-		if err != nil {
-			return false, "", err
-		}
-		for _, a := range alerts {
-			if a.Labels["alertname"] == rules.AlertContainerMemoryLeak && a.Labels["namespace"] == w.Namespace {
-				return a.Status.State == "suppressed", "state " + a.Status.State, nil
-			}
-		}
-		return false, fmt.Sprintf("%d alerts, none of %s", len(alerts), w.Namespace), nil
-	})
+	waitSilenced(t, c, w.Namespace, "the paused workload's alert firing, silenced")
 	if err := c.Alertmanager.Expire(ctx, silence); err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,24 @@ func count(evs []corev1.Event, reason, contains string) int {
 	return n
 }
 
+// waitSilenced waits until namespace's ContainerMemoryLeak alert is in
+// Alertmanager, firing and suppressed by a silence.
+func waitSilenced(t *testing.T, c *lab.Chain, namespace, what string) {
+	t.Helper()
+	waitFor(t, alertTimeout, what, func(ctx context.Context) (bool, string, error) {
+		alerts, err := c.Alertmanager.Alerts(ctx)
+		if err != nil {
+			return false, "", err
+		}
+		for _, a := range alerts {
+			if a.Labels["alertname"] == rules.AlertContainerMemoryLeak && a.Labels["namespace"] == namespace {
+				return a.Status.State == "suppressed", "state " + a.Status.State, nil
+			}
+		}
+		return false, fmt.Sprintf("%d alerts, none of %s", len(alerts), namespace), nil
+	})
+}
+
 func describe(evs []corev1.Event) string {
 	var parts []string
 	for _, e := range evs {
@@ -228,18 +246,7 @@ func testNodeAnnotated(t *testing.T, c *lab.Chain, node, alert, value string) {
 func TestPrometheusOutage(t *testing.T) {
 	c, s := need(t)
 	w := s.Outage
-	waitFor(t, alertTimeout, "the outage workload's alert held silenced in Alertmanager", func(ctx context.Context) (bool, string, error) {
-		alerts, err := c.Alertmanager.Alerts(ctx)
-		if err != nil {
-			return false, "", err
-		}
-		for _, a := range alerts {
-			if a.Labels["alertname"] == rules.AlertContainerMemoryLeak && a.Labels["namespace"] == w.Namespace {
-				return a.Status.State == "suppressed", "state " + a.Status.State, nil
-			}
-		}
-		return false, fmt.Sprintf("%d alerts, none of %s", len(alerts), w.Namespace), nil
-	})
+	waitSilenced(t, c, w.Namespace, "the outage workload's alert held silenced in Alertmanager")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	answered503 := func() float64 {
