@@ -85,8 +85,8 @@ go-test: dashboards/schema/node_modules
 # LEAKGUARD_E2E=1 they fail rather than skip when either is missing.
 e2e:
 	@bin=$$(hack/e2e-binaries.sh) && \
-	  echo "LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN=$$bin $(GO) test -count=1 -timeout 5m ./test/e2e/..." && \
-	  LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN="$$bin" $(GO) test -count=1 -timeout 5m ./test/e2e/...
+	  echo "LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN=$$bin $(GO) test -count=1 -timeout 10m ./test/e2e/..." && \
+	  LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN="$$bin" $(GO) test -count=1 -timeout 10m ./test/e2e/...
 
 # The fleet tests need victoria-metrics and vmalert (Debian's victoria-metrics
 # package), thanos (hack/fleet-binaries.sh builds it from source once),

@@ -115,17 +115,41 @@ current-context: c
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	// The agent runs until it has said all three, or 30 s; then its context
+	// ends and it must return nil.
+	want := []string{"starting node agent", "not synced yet", "serving"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var stderr bytes.Buffer
-	err := runAgent(ctx, []string{"--node-name=n1", "--cgroup-root=" + root, "--kubeconfig=" + kubeconfig,
-		"--listen-address=127.0.0.1:0", "--sync-timeout=200ms", "--interval=100ms"}, &bytes.Buffer{}, &stderr)
+	var stderr syncBuffer
+	returned := make(chan error, 1)
+	go func() {
+		returned <- runAgent(ctx, []string{"--node-name=n1", "--cgroup-root=" + root, "--kubeconfig=" + kubeconfig,
+			"--listen-address=127.0.0.1:0", "--sync-timeout=200ms", "--interval=100ms"}, &bytes.Buffer{}, &stderr)
+	}()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for said := 0; said < len(want) && ctx.Err() == nil; {
+		<-tick.C
+		said = 0
+		for _, w := range want {
+			if strings.Contains(stderr.String(), w) {
+				said++
+			}
+		}
+	}
+	cancel()
+	var err error
+	select {
+	case err = <-returned:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("runAgent did not return within 10 s of its context ending; stderr:\n%s", stderr.String())
+	}
 	if err != nil {
 		t.Fatalf("runAgent() = %v, want nil after its context ends; stderr:\n%s", err, stderr.String())
 	}
-	for _, want := range []string{"starting node agent", "not synced yet", "serving"} {
-		if !strings.Contains(stderr.String(), want) {
-			t.Errorf("agent log does not say %q:\n%s", want, stderr.String())
+	for _, w := range want {
+		if !strings.Contains(stderr.String(), w) {
+			t.Errorf("agent log does not say %q:\n%s", w, stderr.String())
 		}
 	}
 }

@@ -212,11 +212,14 @@ func TestReadyz(t *testing.T) {
 	ok := func(context.Context) error { return nil }
 	down := func(context.Context) error { return errors.New("connection refused") }
 	hang := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
-	ignoreCtx := func(context.Context) error { time.Sleep(time.Second); return nil }
+	ignoreCtx := func(context.Context) error { time.Sleep(5 * time.Second); return nil }
 	boom := func(context.Context) error { panic("bad check") }
 	tests := []struct {
-		name       string
-		checks     map[string]func(context.Context) error
+		name   string
+		checks map[string]func(context.Context) error
+		// timeout is the ready timeout; 0 is 10 s, for checks that must
+		// answer before it even on a loaded machine.
+		timeout    time.Duration
 		wantCode   int
 		wantError  string
 		wantChecks map[string]string
@@ -228,10 +231,10 @@ func TestReadyz(t *testing.T) {
 			wantError: "not ready: prometheus: connection refused", wantChecks: map[string]string{"kubernetes": "ok", "prometheus": "connection refused"}},
 		{name: "both down", checks: map[string]func(context.Context) error{"kubernetes": down, "prometheus": down}, wantCode: 503,
 			wantError: "not ready: kubernetes: connection refused; prometheus: connection refused", wantChecks: map[string]string{"kubernetes": "connection refused", "prometheus": "connection refused"}},
-		{name: "check honouring the timeout", checks: map[string]func(context.Context) error{"kubernetes": hang, "prometheus": ok}, wantCode: 503,
-			wantError: "not ready: kubernetes: timed out after 50ms", wantChecks: map[string]string{"kubernetes": "timed out after 50ms", "prometheus": "ok"}},
-		{name: "check ignoring the timeout", checks: map[string]func(context.Context) error{"kubernetes": ignoreCtx}, wantCode: 503,
-			wantError: "not ready: kubernetes: timed out after 50ms", wantChecks: map[string]string{"kubernetes": "timed out after 50ms"}},
+		{name: "check honouring the timeout", checks: map[string]func(context.Context) error{"kubernetes": hang, "prometheus": ok}, timeout: 500 * time.Millisecond, wantCode: 503,
+			wantError: "not ready: kubernetes: timed out after 500ms", wantChecks: map[string]string{"kubernetes": "timed out after 500ms", "prometheus": "ok"}},
+		{name: "check ignoring the timeout", checks: map[string]func(context.Context) error{"kubernetes": ignoreCtx}, timeout: 500 * time.Millisecond, wantCode: 503,
+			wantError: "not ready: kubernetes: timed out after 500ms", wantChecks: map[string]string{"kubernetes": "timed out after 500ms"}},
 		{name: "check panics", checks: map[string]func(context.Context) error{"kubernetes": boom}, wantCode: 503,
 			wantError: "not ready: kubernetes: check panicked: bad check", wantChecks: map[string]string{"kubernetes": "check panicked: bad check"}},
 	}
@@ -239,7 +242,10 @@ func TestReadyz(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := bearerConfig(t)
 			cfg.ReadyChecks = tt.checks
-			cfg.ReadyTimeout = 50 * time.Millisecond
+			cfg.ReadyTimeout = tt.timeout
+			if cfg.ReadyTimeout == 0 {
+				cfg.ReadyTimeout = 10 * time.Second
+			}
 			h := newTestHandler(t, cfg, &recordingProcessor{})
 			rec := serve(h, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 			if rec.Code != tt.wantCode {
