@@ -226,20 +226,8 @@ func minuteSpans(ms map[int]bool) string {
 // a span by a minute between runs.
 func ruleGroupNames(t *testing.T) []any {
 	t.Helper()
-	data, err := os.ReadFile(ruleFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rf struct {
-		Groups []struct {
-			Name string `json:"name"`
-		} `json:"groups"`
-	}
-	if err := yaml.Unmarshal(data, &rf); err != nil {
-		t.Fatalf("%s: %v", ruleFile, err)
-	}
 	var names []any
-	for _, g := range rf.Groups {
+	for _, g := range ruleFileGroups(t) {
 		names = append(names, g.Name)
 	}
 	return names

@@ -264,25 +264,34 @@ func flush(t *testing.T, base string) {
 	}
 }
 
-// splitRules writes every rule of the rule file into a file of its own (a
-// group of the same name holding that rule alone), in the file's order.
-func splitRules(t *testing.T, dir string) []string {
+// ruleGroup is one group of ruleFile, as read back.
+type ruleGroup struct {
+	Name  string           `json:"name"`
+	Rules []map[string]any `json:"rules"`
+}
+
+// ruleFileGroups reads ruleFile's groups, in its order.
+func ruleFileGroups(t *testing.T) []ruleGroup {
 	t.Helper()
 	data, err := os.ReadFile(ruleFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var f struct {
-		Groups []struct {
-			Name  string           `json:"name"`
-			Rules []map[string]any `json:"rules"`
-		} `json:"groups"`
+		Groups []ruleGroup `json:"groups"`
 	}
 	if err := yaml.Unmarshal(data, &f); err != nil {
 		t.Fatalf("%s: %v", ruleFile, err)
 	}
+	return f.Groups
+}
+
+// splitRules writes every rule of the rule file into a file of its own (a
+// group of the same name holding that rule alone), in the file's order.
+func splitRules(t *testing.T, dir string) []string {
+	t.Helper()
 	var files []string
-	for _, g := range f.Groups {
+	for _, g := range ruleFileGroups(t) {
 		for _, r := range g.Rules {
 			one := map[string]any{"groups": []any{map[string]any{"name": g.Name, "rules": []any{r}}}}
 			out, err := yaml.Marshal(one)
