@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -13,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // RemediatorRestart is the name of the restart remediator.
@@ -57,6 +60,20 @@ const (
 	// ReasonOnDelete: the StatefulSet's or DaemonSet's update strategy is
 	// OnDelete; a pod-template change replaces no pod.
 	ReasonOnDelete = "on-delete"
+	// ReasonNoReadyReplica: the workload's own rollout would leave it no
+	// ready replica: a Recreate strategy, a maxUnavailable that resolves
+	// to every replica, or a single replica that the rollout stops before
+	// its replacement is ready and the entry does not allow
+	// (allowSingleReplica).
+	ReasonNoReadyReplica = "no-ready-replica"
+	// ReasonPartition: the StatefulSet's rollingUpdate.partition is above
+	// the leaking pod's ordinal, so its rollout would not replace that
+	// pod.
+	ReasonPartition = "partition"
+	// ReasonNoController: the pod has no controller that would replace
+	// it (none, or one that no longer exists), and the entry does not
+	// allow evicting it (evictUnreplicated).
+	ReasonNoController = "no-controller"
 )
 
 // Defaults of restart's arguments.
@@ -83,6 +100,15 @@ type RestartArgs struct {
 	// restarted (default 2). 0 or 1 allows a single-replica workload, at
 	// the cost of its outage.
 	MinReadyReplicas *int `json:"minReadyReplicas"`
+	// AllowSingleReplica restarts a workload of one replica even though
+	// its rollout stops that replica before a new one is ready (an
+	// outage). It needs minReadyReplicas 1 or 0.
+	AllowSingleReplica bool `json:"allowSingleReplica"`
+	// EvictUnreplicated evicts, through the Eviction API, a pod that
+	// nothing restart rolls would replace: one without a controller, or
+	// whose controller is of a kind restart does not restart. Without it
+	// such a pod is held (no-controller, unsupported-kind).
+	EvictUnreplicated bool `json:"evictUnreplicated"`
 	// Recurrence stops restarting a workload restarted Count times for
 	// the same alert within Window.
 	Recurrence struct {
@@ -93,17 +119,24 @@ type RestartArgs struct {
 
 // Restart restarts the owning workload the way `kubectl rollout restart`
 // does, by setting the kubectl.kubernetes.io/restartedAt pod-template
-// annotation, so that maxUnavailable, maxSurge and PodDisruptionBudgets
-// hold; a pod without a controller is evicted through the Eviction API.
-// A Job's pod is left alone. It does not restart a workload with fewer
+// annotation, so that the workload's own rollout (its maxUnavailable and
+// maxSurge) replaces the pods; a rollout deletes pods without asking
+// PodDisruptionBudgets. A Job's pod is left alone. It does not restart a
+// workload whose rollout would leave it no ready replica (unless it has
+// one replica and AllowSingleReplica is set), a StatefulSet whose
+// partition would not replace the leaking pod, a workload with fewer
 // than MinReadyReplicas ready replicas or whose last rollout has not
 // finished, and stops (marking the workload) once the same alert has
 // restarted it RecurrenceCount times within RecurrenceWindow: restarting
-// is then not fixing the leak.
+// is then not fixing the leak. A pod that nothing it rolls would replace
+// is evicted through the Eviction API, which PodDisruptionBudgets may
+// refuse, only when EvictUnreplicated is set.
 type Restart struct {
-	MinReadyReplicas int
-	RecurrenceCount  int
-	RecurrenceWindow time.Duration
+	MinReadyReplicas   int
+	RecurrenceCount    int
+	RecurrenceWindow   time.Duration
+	AllowSingleReplica bool
+	EvictUnreplicated  bool
 }
 
 var _ Remediator = Restart{}
@@ -114,13 +147,19 @@ func NewRestart(args json.RawMessage) (Remediator, error) {
 	if err := decodeArgs(args, &a); err != nil {
 		return nil, err
 	}
-	r := Restart{MinReadyReplicas: DefaultMinReadyReplicas, RecurrenceCount: a.Recurrence.Count, RecurrenceWindow: time.Duration(a.Recurrence.Window)}
+	r := Restart{MinReadyReplicas: DefaultMinReadyReplicas, RecurrenceCount: a.Recurrence.Count, RecurrenceWindow: time.Duration(a.Recurrence.Window),
+		AllowSingleReplica: a.AllowSingleReplica, EvictUnreplicated: a.EvictUnreplicated}
 	var errs []error
 	if a.MinReadyReplicas != nil {
 		if *a.MinReadyReplicas < 0 {
 			errs = append(errs, fmt.Errorf("minReadyReplicas: must not be negative, got %d", *a.MinReadyReplicas))
 		}
 		r.MinReadyReplicas = *a.MinReadyReplicas
+	}
+	if r.AllowSingleReplica && r.MinReadyReplicas > 1 {
+		// A workload of one replica never has more than one ready: the
+		// option would allow nothing. Said at load time, not as a hold.
+		errs = append(errs, fmt.Errorf("allowSingleReplica: a workload of one replica never has minReadyReplicas %d ready replicas; set minReadyReplicas to 1 (or 0) as well", r.MinReadyReplicas))
 	}
 	switch {
 	case r.RecurrenceCount < 0:
@@ -199,6 +238,12 @@ func (r Restart) Plan(t *Target, f Finding, now time.Time) Plan {
 	case KindJob, KindCronJob:
 		return Plan{Hold: ReasonJob, Detail: fmt.Sprintf("%s runs to completion; its pod is left alone (restart it by hand if it must)", t.Object)}
 	case KindPod:
+		if !r.EvictUnreplicated {
+			// Nothing would replace the pod: an eviction would remove it
+			// for good. Held unless the entry accepts that.
+			reason, why := unreplicated(t)
+			return Plan{Hold: reason, Detail: why + "; evictUnreplicated: true in restart's args evicts it through the Eviction API"}
+		}
 		return r.planEviction(t)
 	case KindDeployment, KindStatefulSet, KindDaemonSet:
 	default:
@@ -206,6 +251,15 @@ func (r Restart) Plan(t *Target, f Finding, now time.Time) Plan {
 	}
 	if reason, why := rollsOnTemplateChange(t.obj); reason != "" {
 		return Plan{Hold: reason, Detail: fmt.Sprintf("%s: %s", t.Object, why)}
+	}
+	if why := partitionSpares(t); why != "" {
+		return Plan{Hold: ReasonPartition, Detail: fmt.Sprintf("%s: %s", t.Object, why)}
+	}
+	if replicas, why := rolloutOutage(t.obj); why != "" && (replicas != 1 || !r.AllowSingleReplica) {
+		if replicas == 1 {
+			why += "; allowSingleReplica: true in restart's args restarts it anyway, at the cost of an outage"
+		}
+		return Plan{Hold: ReasonNoReadyReplica, Detail: fmt.Sprintf("%s: %s", t.Object, why)}
 	}
 	ready, rolledOut, progress := workloadStatus(t.obj)
 	if ready < r.MinReadyReplicas {
@@ -313,6 +367,13 @@ func workloadStatus(obj metav1.Object) (ready int, rolledOut bool, progress stri
 		s := w.Status
 		done := s.ObservedGeneration >= w.Generation && s.UpdatedReplicas == want && s.ReadyReplicas == want &&
 			(s.UpdateRevision == "" || s.UpdateRevision == s.CurrentRevision)
+		if ru := w.Spec.UpdateStrategy.RollingUpdate; ru != nil && ru.Partition != nil && *ru.Partition > 0 {
+			// Partitioned: the pods below the partition keep the old
+			// revision by design. Finished once the pods from the
+			// partition up are updated, as kubectl rollout status judges.
+			done = s.ObservedGeneration >= w.Generation && s.ReadyReplicas == want && s.UpdatedReplicas >= want-*ru.Partition
+			return int(s.ReadyReplicas), done, fmt.Sprintf("%d of %d from partition %d updated, %d ready", s.UpdatedReplicas, max(want-*ru.Partition, 0), *ru.Partition, s.ReadyReplicas)
+		}
 		return int(s.ReadyReplicas), done, fmt.Sprintf("%d of %d updated, %d ready, revision %s of %s", s.UpdatedReplicas, want, s.ReadyReplicas, s.CurrentRevision, s.UpdateRevision)
 	case *appsv1.DaemonSet:
 		s := w.Status
@@ -340,6 +401,194 @@ func rollsOnTemplateChange(obj metav1.Object) (reason, why string) {
 		}
 	}
 	return "", ""
+}
+
+// unreplicated says why the pod t names, its own workload, has nothing
+// that restart rolls to replace it: no controller (no-controller), a
+// controller of a kind the resolver follows that it did not find (it was
+// deleted, or another object took its name: no-controller too), or a
+// controller of a kind restart does not restart, a custom resource's or
+// one the API no longer serves (unsupported-kind).
+func unreplicated(t *Target) (reason, why string) {
+	if t.obj == nil {
+		// Not read: nothing is known of its controller. Fails closed.
+		return ReasonNoController, fmt.Sprintf("%s was not read, so its controller is unknown", t.Object)
+	}
+	owner := metav1.GetControllerOfNoCopy(t.obj) // read only
+	switch {
+	case owner == nil:
+		return ReasonNoController, fmt.Sprintf("%s has no controller: nothing would replace it after an eviction", t.Object)
+	case typedOwner(owner):
+		return ReasonNoController, fmt.Sprintf("%s's controller %s %s no longer exists (or another object took its name): nothing would replace the pod after an eviction", t.Object, owner.Kind, owner.Name)
+	default:
+		return ReasonUnsupportedKind, fmt.Sprintf("%s is controlled by %s %s (%s), a kind restart does not restart; restart it through that controller", t.Object, owner.Kind, owner.Name, owner.APIVersion)
+	}
+}
+
+// partitionSpares says why a StatefulSet's rollingUpdate.partition keeps
+// its rollout from replacing the alert's pod, if it does. The partition
+// counts from spec.ordinals.start, as the StatefulSet controller counts
+// it. A pod whose ordinal cannot be read fails closed.
+func partitionSpares(t *Target) string {
+	s, ok := t.obj.(*appsv1.StatefulSet)
+	if !ok || s.Spec.UpdateStrategy.RollingUpdate == nil || s.Spec.UpdateStrategy.RollingUpdate.Partition == nil {
+		return ""
+	}
+	partition := int(*s.Spec.UpdateStrategy.RollingUpdate.Partition)
+	if partition <= 0 {
+		return ""
+	}
+	start := 0
+	if s.Spec.Ordinals != nil {
+		start = int(s.Spec.Ordinals.Start)
+	}
+	if t.Pod == nil {
+		return fmt.Sprintf("its rollingUpdate.partition is %d and the alert names no pod, so whether the rollout replaces the leaking pod is unknown", partition)
+	}
+	suffix, found := strings.CutPrefix(t.Pod.Name, s.Name+"-")
+	ordinal, err := strconv.Atoi(suffix)
+	if !found || err != nil || ordinal < start {
+		return fmt.Sprintf("its rollingUpdate.partition is %d and pod %s's name carries no ordinal of it, so whether the rollout replaces the pod is unknown", partition, t.Pod.Name)
+	}
+	if index := ordinal - start; index < partition {
+		from := ""
+		if start != 0 {
+			from = fmt.Sprintf(" (counted from spec.ordinals.start %d)", start)
+		}
+		return fmt.Sprintf("its rollingUpdate.partition %d is above pod %s's ordinal %d%s: the rollout would not replace that pod, and would read as in progress until the partition is lowered; lower the partition to %d or below, or delete the pod by hand", partition, t.Pod.Name, index, from, index)
+	}
+	return ""
+}
+
+// rolloutOutage says why obj's own rollout would leave it no ready
+// replica, if it would, and the replicas it has (a DaemonSet: the nodes
+// it should run on). maxUnavailable and maxSurge resolve as the
+// workload's controller resolves them (intstr, rounding as it does), with
+// the API server's defaults for fields it would have set; a value that
+// does not resolve fails closed.
+func rolloutOutage(obj metav1.Object) (replicas int, why string) {
+	scaled := func(v *intstr.IntOrString, def intstr.IntOrString, n int, roundUp bool) (int, error) {
+		if v == nil {
+			v = &def
+		}
+		return intstr.GetScaledValueFromIntOrPercent(v, n, roundUp)
+	}
+	unresolved := func(field string, v *intstr.IntOrString, err error) string {
+		return fmt.Sprintf("its %s %s does not resolve (%v), so whether its rollout keeps a replica ready is unknown", field, v.String(), err)
+	}
+	quarter := intstr.FromString("25%")
+	switch w := obj.(type) {
+	case *appsv1.Deployment:
+		n := 1
+		if w.Spec.Replicas != nil {
+			n = int(*w.Spec.Replicas)
+		}
+		switch w.Spec.Strategy.Type {
+		case appsv1.RecreateDeploymentStrategyType:
+			return n, "its strategy is Recreate: the rollout stops every replica before it starts a new one; use RollingUpdate, or restart it by hand"
+		case appsv1.RollingUpdateDeploymentStrategyType, "":
+		default:
+			return n, fmt.Sprintf("its strategy %q is not one restart knows, so whether its rollout keeps a replica ready is unknown", w.Spec.Strategy.Type)
+		}
+		var maxSurge, maxUnavailable *intstr.IntOrString
+		if ru := w.Spec.Strategy.RollingUpdate; ru != nil {
+			maxSurge, maxUnavailable = ru.MaxSurge, ru.MaxUnavailable
+		}
+		surge, err := scaled(maxSurge, quarter, n, true)
+		if err != nil {
+			return n, unresolved("maxSurge", maxSurge, err)
+		}
+		unavailable, err := scaled(maxUnavailable, quarter, n, false)
+		if err != nil {
+			return n, unresolved("maxUnavailable", maxUnavailable, err)
+		}
+		if surge == 0 && unavailable == 0 {
+			// The Deployment controller's own fencepost.
+			unavailable = 1
+		}
+		if n > 0 && unavailable >= n {
+			fix := fmt.Sprintf("lower maxUnavailable below %d", n)
+			if n == 1 {
+				fix = "set maxUnavailable 0 and maxSurge 1, so that the new replica is ready before the old one stops"
+			}
+			return n, fmt.Sprintf("its maxUnavailable %s resolves to %d of its %d replicas (maxSurge %d): the rollout may stop every replica at once; %s", intOrPercent(maxUnavailable, quarter), unavailable, n, surge, fix)
+		}
+	case *appsv1.StatefulSet:
+		n := 1
+		if w.Spec.Replicas != nil {
+			n = int(*w.Spec.Replicas)
+		}
+		switch w.Spec.UpdateStrategy.Type {
+		case appsv1.RecreateStatefulSetStrategyType:
+			return n, "its update strategy is Recreate: every pod stops before a new one starts; use RollingUpdate, or restart it by hand"
+		case appsv1.RollingUpdateStatefulSetStrategyType, "":
+		default:
+			return n, fmt.Sprintf("its update strategy %q is not one restart knows, so whether its rollout keeps a replica ready is unknown", w.Spec.UpdateStrategy.Type)
+		}
+		if n == 1 {
+			return n, "it has one replica, and a StatefulSet stops a pod before it starts its replacement"
+		}
+		partition := 0
+		var maxUnavailable *intstr.IntOrString
+		if ru := w.Spec.UpdateStrategy.RollingUpdate; ru != nil {
+			maxUnavailable = ru.MaxUnavailable
+			if ru.Partition != nil {
+				partition = int(*ru.Partition)
+			}
+		}
+		// Rounded down and at least 1, as the StatefulSet controller
+		// does (whatever podManagementPolicy: counted for both).
+		unavailable, err := scaled(maxUnavailable, intstr.FromInt32(1), n, false)
+		if err != nil {
+			return n, unresolved("maxUnavailable", maxUnavailable, err)
+		}
+		// The pods below the partition are not stopped.
+		if n > 0 && partition == 0 && unavailable >= n {
+			return n, fmt.Sprintf("its maxUnavailable %s resolves to %d of its %d replicas: the rollout may stop every pod at once; lower maxUnavailable below %d", intOrPercent(maxUnavailable, intstr.FromInt32(1)), unavailable, n, n)
+		}
+	case *appsv1.DaemonSet:
+		n := int(w.Status.DesiredNumberScheduled)
+		switch w.Spec.UpdateStrategy.Type {
+		case appsv1.RollingUpdateDaemonSetStrategyType, "":
+		default:
+			return n, fmt.Sprintf("its update strategy %q is not one restart knows, so whether its rollout keeps a pod ready is unknown", w.Spec.UpdateStrategy.Type)
+		}
+		var maxSurge, maxUnavailable *intstr.IntOrString
+		if ru := w.Spec.UpdateStrategy.RollingUpdate; ru != nil {
+			maxSurge, maxUnavailable = ru.MaxSurge, ru.MaxUnavailable
+		}
+		// Both rounded up, as the DaemonSet controller does.
+		surge, err := scaled(maxSurge, intstr.FromInt32(0), n, true)
+		if err != nil {
+			return n, unresolved("maxSurge", maxSurge, err)
+		}
+		unavailable, err := scaled(maxUnavailable, intstr.FromInt32(1), n, true)
+		if err != nil {
+			return n, unresolved("maxUnavailable", maxUnavailable, err)
+		}
+		if surge == 0 && unavailable == 0 {
+			// The DaemonSet controller's own fencepost.
+			unavailable = 1
+		}
+		// With a surge, each node's new pod starts before its old one
+		// stops.
+		if n > 0 && surge == 0 && unavailable >= n {
+			fix := fmt.Sprintf("lower maxUnavailable below %d, or set maxSurge (with maxUnavailable 0)", n)
+			if n == 1 {
+				fix = "set maxSurge 1 and maxUnavailable 0, so that the new pod is ready before the old one stops"
+			}
+			return n, fmt.Sprintf("its maxUnavailable %s resolves to %d of the %d nodes it runs on, without maxSurge: the rollout may stop every pod at once; %s", intOrPercent(maxUnavailable, intstr.FromInt32(1)), unavailable, n, fix)
+		}
+	}
+	return 0, ""
+}
+
+// intOrPercent prints v, or def when v is not set.
+func intOrPercent(v *intstr.IntOrString, def intstr.IntOrString) string {
+	if v == nil {
+		return def.String() + " (the default)"
+	}
+	return v.String()
 }
 
 // HeldError is returned by a plan's Apply when the API refused the action

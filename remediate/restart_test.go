@@ -3,6 +3,7 @@ package remediate
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -15,7 +16,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
+	metadatafake "k8s.io/client-go/metadata/fake"
 	k8stesting "k8s.io/client-go/testing"
 )
 
@@ -160,8 +164,9 @@ func TestRestartGuards(t *testing.T) {
 		}, pod: "db-0", decision: DecisionHeld, reason: ReasonOnDelete},
 		{name: "daemonset", pod: "agent-x1", decision: DecisionActed, patched: "daemonsets"},
 		{name: "job's pod left alone", pod: "report-2911-xyz", decision: DecisionHeld, reason: ReasonJob},
-		{name: "bare pod evicted", pod: "lonely", decision: DecisionActed, evictions: 1},
-		{name: "bare pod, PDB refuses", pod: "lonely", evictErr: apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 10),
+		{name: "bare pod held", pod: "lonely", decision: DecisionHeld, reason: ReasonNoController},
+		{name: "bare pod evicted when the entry allows it", args: ", args: {evictUnreplicated: true}", pod: "lonely", decision: DecisionActed, evictions: 1},
+		{name: "bare pod, PDB refuses", args: ", args: {evictUnreplicated: true}", pod: "lonely", evictErr: apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 10),
 			decision: DecisionHeld, reason: ReasonPDB, evictions: 1},
 	}
 	for _, tc := range tests {
@@ -297,5 +302,328 @@ func TestRestartPolicyFile(t *testing.T) {
 	want := Restart{MinReadyReplicas: 1, RecurrenceCount: 2, RecurrenceWindow: 12 * time.Hour}
 	if got := rs[1].Remediator.(Restart); got != want {
 		t.Errorf("restart = %+v, want %+v", got, want)
+	}
+}
+
+func statefulSetIn(objs []runtime.Object) *appsv1.StatefulSet {
+	for _, o := range objs {
+		if s, ok := o.(*appsv1.StatefulSet); ok {
+			return s
+		}
+	}
+	return nil
+}
+
+func daemonSetIn(objs []runtime.Object) *appsv1.DaemonSet {
+	for _, o := range objs {
+		if d, ok := o.(*appsv1.DaemonSet); ok {
+			return d
+		}
+	}
+	return nil
+}
+
+// intOrStr is "25%" as a percentage, "3" as an integer.
+func intOrStr(s string) *intstr.IntOrString {
+	v := intstr.Parse(s)
+	return &v
+}
+
+// writes returns the writes cs received, Events aside.
+func writes(cs *fake.Clientset) []string {
+	var out []string
+	for _, a := range cs.Actions() {
+		if v := a.GetVerb(); (v == "patch" || v == "update" || v == "create" || v == "delete") && a.GetResource().Resource != "events" {
+			out = append(out, v+" "+a.GetResource().Resource+"/"+a.GetSubresource())
+		}
+	}
+	return out
+}
+
+// TestRestartRolloutGuards: restart is held when the workload's own
+// rollout would leave it no ready replica (a Recreate strategy, a
+// maxUnavailable that resolves to every replica, as the workload's
+// controller rounds it, a single replica the rollout stops first unless
+// allowSingleReplica) or when a StatefulSet's partition would not
+// replace the leaking pod; held, it writes nothing. The rollouts that
+// keep a replica ready act.
+func TestRestartRolloutGuards(t *testing.T) {
+	deploy := func(replicas int32, strategy appsv1.DeploymentStrategy) func([]runtime.Object) {
+		return func(objs []runtime.Object) {
+			d := deploymentIn(objs)
+			d.Spec.Replicas = &replicas
+			d.Spec.Strategy = strategy
+			d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.AvailableReplicas, d.Status.ReadyReplicas = replicas, replicas, replicas, replicas
+		}
+	}
+	rolling := func(maxSurge, maxUnavailable string) appsv1.DeploymentStrategy {
+		ru := &appsv1.RollingUpdateDeployment{}
+		if maxSurge != "" {
+			ru.MaxSurge = intOrStr(maxSurge)
+		}
+		if maxUnavailable != "" {
+			ru.MaxUnavailable = intOrStr(maxUnavailable)
+		}
+		return appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: ru}
+	}
+	// sts edits StatefulSet db (2 replicas, all ready and updated).
+	sts := func(edit func(s *appsv1.StatefulSet)) func([]runtime.Object) {
+		return func(objs []runtime.Object) { edit(statefulSetIn(objs)) }
+	}
+	stsRolling := func(partition int32, maxUnavailable string) func(s *appsv1.StatefulSet) {
+		return func(s *appsv1.StatefulSet) {
+			ru := &appsv1.RollingUpdateStatefulSetStrategy{Partition: &partition}
+			if maxUnavailable != "" {
+				ru.MaxUnavailable = intOrStr(maxUnavailable)
+			}
+			s.Spec.UpdateStrategy = appsv1.StatefulSetUpdateStrategy{Type: appsv1.RollingUpdateStatefulSetStrategyType, RollingUpdate: ru}
+		}
+	}
+	oneReplica := func(s *appsv1.StatefulSet) {
+		s.Spec.Replicas = int32p(1)
+		s.Status.Replicas, s.Status.UpdatedReplicas, s.Status.ReadyReplicas = 1, 1, 1
+	}
+	// ds edits DaemonSet agent, on nodes nodes, all ready and updated.
+	ds := func(nodes int32, maxSurge, maxUnavailable string) func([]runtime.Object) {
+		return func(objs []runtime.Object) {
+			d := daemonSetIn(objs)
+			d.Status.DesiredNumberScheduled, d.Status.UpdatedNumberScheduled, d.Status.NumberAvailable, d.Status.NumberReady = nodes, nodes, nodes, nodes
+			ru := &appsv1.RollingUpdateDaemonSet{}
+			if maxSurge != "" {
+				ru.MaxSurge = intOrStr(maxSurge)
+			}
+			if maxUnavailable != "" {
+				ru.MaxUnavailable = intOrStr(maxUnavailable)
+			}
+			d.Spec.UpdateStrategy = appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType, RollingUpdate: ru}
+		}
+	}
+	// podsOfDB adds pods of StatefulSet db.
+	podsOfDB := func(names ...string) func([]runtime.Object) []runtime.Object {
+		return func(objs []runtime.Object) []runtime.Object {
+			for _, n := range names {
+				objs = append(objs, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: n, UID: types.UID("uid-" + n), ResourceVersion: "1", OwnerReferences: ownedBy(KindStatefulSet, "db")}})
+			}
+			return objs
+		}
+	}
+	const (
+		web, db, agent = "web-7d9-abcde", "db-0", "agent-x1"
+		single         = ", args: {minReadyReplicas: 1}"
+		allowed        = ", args: {minReadyReplicas: 1, allowSingleReplica: true}"
+	)
+	tests := []struct {
+		name    string
+		edit    func([]runtime.Object)
+		add     func([]runtime.Object) []runtime.Object
+		args    string
+		pod     string
+		reason  string // "" acts
+		patched string // the workload resource restarted when it acts
+		detail  string // in the held decision's message
+	}{
+		// Deployments: maxUnavailable rounds down, maxSurge up.
+		{name: "Deployment RollingUpdate 25%", edit: deploy(3, rolling("25%", "25%")), pod: web, patched: "deployments"},
+		{name: "Deployment maxUnavailable 1 of 3", edit: deploy(3, rolling("0", "1")), pod: web, patched: "deployments"},
+		{name: "Deployment maxUnavailable 67% of 3 rounds down to 2", edit: deploy(3, rolling("0", "67%")), pod: web, patched: "deployments"},
+		{name: "Deployment Recreate", edit: deploy(3, appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}), pod: web,
+			reason: ReasonNoReadyReplica, detail: "strategy is Recreate"},
+		{name: "Deployment Recreate, allowSingleReplica does not cover 3", edit: deploy(3, appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}), args: allowed, pod: web,
+			reason: ReasonNoReadyReplica},
+		{name: "Deployment maxUnavailable 100%", edit: deploy(3, rolling("25%", "100%")), pod: web,
+			reason: ReasonNoReadyReplica, detail: "maxUnavailable 100% resolves to 3 of its 3 replicas"},
+		{name: "Deployment maxUnavailable 3 of 3", edit: deploy(3, rolling("1", "3")), pod: web, reason: ReasonNoReadyReplica},
+		{name: "Deployment maxUnavailable 5 of 3", edit: deploy(3, rolling("0", "5")), pod: web, reason: ReasonNoReadyReplica},
+		{name: "Deployment strategy unknown", edit: deploy(3, appsv1.DeploymentStrategy{Type: "BlueGreen"}), pod: web, reason: ReasonNoReadyReplica},
+		{name: "Deployment of one replica that surges first", edit: deploy(1, rolling("25%", "25%")), args: single, pod: web, patched: "deployments"},
+		{name: "Deployment of one replica, maxSurge 0", edit: deploy(1, rolling("0", "25%")), args: single, pod: web,
+			reason: ReasonNoReadyReplica, detail: "allowSingleReplica: true"},
+		{name: "Deployment of one replica, maxSurge 0, allowed", edit: deploy(1, rolling("0", "25%")), args: allowed, pod: web, patched: "deployments"},
+		{name: "Deployment of one replica, Recreate, allowed", edit: deploy(1, appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}), args: allowed, pod: web, patched: "deployments"},
+
+		// StatefulSets: maxUnavailable rounds down, at least 1.
+		{name: "StatefulSet partition 0", edit: sts(stsRolling(0, "")), pod: db, patched: "statefulsets"},
+		{name: "StatefulSet maxUnavailable 50% of 2", edit: sts(stsRolling(0, "50%")), pod: db, patched: "statefulsets"},
+		{name: "StatefulSet maxUnavailable 100% of 2", edit: sts(stsRolling(0, "100%")), pod: db,
+			reason: ReasonNoReadyReplica, detail: "maxUnavailable 100% resolves to 2 of its 2 replicas"},
+		{name: "StatefulSet Recreate", edit: sts(func(s *appsv1.StatefulSet) { s.Spec.UpdateStrategy.Type = appsv1.RecreateStatefulSetStrategyType }), pod: db,
+			reason: ReasonNoReadyReplica},
+		{name: "StatefulSet of one replica", edit: sts(oneReplica), args: single, pod: db, reason: ReasonNoReadyReplica, detail: "it has one replica"},
+		{name: "StatefulSet of one replica, allowed", edit: sts(oneReplica), args: allowed, pod: db, patched: "statefulsets"},
+		{name: "StatefulSet partition 1 above the pod's ordinal 0", edit: sts(stsRolling(1, "")), pod: db,
+			reason: ReasonPartition, detail: "partition 1 is above pod db-0's ordinal 0"},
+		{name: "StatefulSet partition 1 at the pod's ordinal 1", edit: sts(stsRolling(1, "")), add: podsOfDB("db-1"), pod: "db-1", patched: "statefulsets"},
+		{name: "StatefulSet partition 2 of 2 replicas", edit: sts(stsRolling(2, "")), add: podsOfDB("db-1"), pod: "db-1", reason: ReasonPartition},
+		{name: "StatefulSet partition 1, maxUnavailable 100%, the pod above it", edit: sts(stsRolling(1, "100%")), add: podsOfDB("db-1"), pod: "db-1", patched: "statefulsets"},
+		{name: "StatefulSet partition 1 counted from ordinals.start 3, pod db-3", edit: sts(func(s *appsv1.StatefulSet) {
+			stsRolling(1, "")(s)
+			s.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 3}
+		}), add: podsOfDB("db-3"), pod: "db-3", reason: ReasonPartition, detail: "ordinal 0 (counted from spec.ordinals.start 3)"},
+		{name: "StatefulSet partition 1 counted from ordinals.start 3, pod db-4", edit: sts(func(s *appsv1.StatefulSet) {
+			stsRolling(1, "")(s)
+			s.Spec.Ordinals = &appsv1.StatefulSetOrdinals{Start: 3}
+		}), add: podsOfDB("db-4"), pod: "db-4", patched: "statefulsets"},
+		{name: "StatefulSet partition 1, pod name without an ordinal", edit: sts(stsRolling(1, "")), add: podsOfDB("db-canary"), pod: "db-canary",
+			reason: ReasonPartition, detail: "carries no ordinal"},
+		{name: "StatefulSet partitioned rollout finished", edit: sts(func(s *appsv1.StatefulSet) {
+			stsRolling(1, "")(s)
+			s.Status.UpdatedReplicas, s.Status.UpdateRevision = 1, "db-2" // db-0 keeps db-1 by design
+		}), add: podsOfDB("db-1"), pod: "db-1", patched: "statefulsets"},
+		{name: "StatefulSet partitioned rollout in progress", edit: sts(func(s *appsv1.StatefulSet) {
+			stsRolling(1, "")(s)
+			s.Status.UpdatedReplicas, s.Status.UpdateRevision = 0, "db-2"
+		}), add: podsOfDB("db-1"), pod: "db-1", reason: ReasonRolloutInProgress},
+
+		// DaemonSets: both round up; a surge starts each node's new pod first.
+		{name: "DaemonSet maxUnavailable 1 of 4", edit: ds(4, "", "1"), pod: agent, patched: "daemonsets"},
+		{name: "DaemonSet maxUnavailable 75% of 4 rounds up to 3", edit: ds(4, "", "75%"), pod: agent, patched: "daemonsets"},
+		{name: "DaemonSet maxUnavailable 80% of 4 rounds up to 4", edit: ds(4, "", "80%"), pod: agent,
+			reason: ReasonNoReadyReplica, detail: "maxUnavailable 80% resolves to 4 of the 4 nodes"},
+		{name: "DaemonSet maxUnavailable 100%", edit: ds(4, "0", "100%"), pod: agent, reason: ReasonNoReadyReplica},
+		{name: "DaemonSet on one node", edit: ds(1, "", ""), args: single, pod: agent, reason: ReasonNoReadyReplica, detail: "allowSingleReplica: true"},
+		{name: "DaemonSet on one node, allowed", edit: ds(1, "", ""), args: allowed, pod: agent, patched: "daemonsets"},
+		{name: "DaemonSet on one node that surges first", edit: ds(1, "1", "0"), args: single, pod: agent, patched: "daemonsets"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := restartFixtures(tc.edit)
+			if tc.add != nil {
+				objs = tc.add(objs)
+			}
+			e, cs := newRestartEngine(t, objs, tc.args, nil)
+			ev := evictions(cs, nil)
+			a := leakAlert()
+			a.Labels["pod"] = tc.pod
+			d, err := e.DecideOne(context.Background(), a)
+			if tc.reason == "" {
+				if err != nil || d.Decision != DecisionActed {
+					t.Fatalf("DecideOne() = %s/%s (%s), %v; want acted", d.Decision, d.Reason, d.Message, err)
+				}
+				restarts := 0
+				for _, p := range patches(cs, tc.patched) {
+					if strings.Contains(string(p.Patch), AnnotationRestartedAt) {
+						restarts++
+					}
+				}
+				if restarts != 1 {
+					t.Errorf("%d restarts of %s, want 1", restarts, tc.patched)
+				}
+				return
+			}
+			if err != nil || d.Decision != DecisionHeld || d.Reason != tc.reason {
+				t.Fatalf("DecideOne() = %s/%s (%s), %v; want held/%s", d.Decision, d.Reason, d.Message, err, tc.reason)
+			}
+			if !strings.Contains(d.Message, tc.detail) {
+				t.Errorf("message %q does not say %q", d.Message, tc.detail)
+			}
+			if w := writes(cs); len(w) != 0 || len(*ev) != 0 {
+				t.Errorf("held, yet wrote %v and evicted %v", w, *ev)
+			}
+		})
+	}
+}
+
+// TestRestartPodWithoutWorkload: a pod that nothing restart rolls would
+// replace (no controller, a controller that no longer exists, one of a
+// kind the API no longer serves, a custom resource's) is held with a
+// reason that says which, and never evicted unless the entry sets
+// evictUnreplicated: true; then it is evicted through the Eviction API.
+func TestRestartPodWithoutWorkload(t *testing.T) {
+	ctrl := true
+	owned := func(apiVersion, kind, name string) []metav1.OwnerReference {
+		return []metav1.OwnerReference{{APIVersion: apiVersion, Kind: kind, Name: name, UID: types.UID("uid-" + name), Controller: &ctrl}}
+	}
+	tests := []struct {
+		name, pod string
+		owners    []metav1.OwnerReference
+		reason    string
+		detail    string
+	}{
+		{name: "no controller", pod: "lonely", reason: ReasonNoController, detail: "has no controller"},
+		{name: "controller deleted", pod: "orphan", owners: ownedBy(KindReplicaSet, "web-6c4"), reason: ReasonNoController, detail: "controller ReplicaSet web-6c4 no longer exists"},
+		{name: "controller of an unserved kind", pod: "gizmo-0", owners: owned("gizmos.example.com/v1", "Gizmo", "gizmo"), reason: ReasonUnsupportedKind, detail: "Gizmo gizmo (gizmos.example.com/v1)"},
+		{name: "controller a custom resource", pod: "cart-0", owners: owned(rolloutAPIVersion, "Rollout", "cart"), reason: ReasonUnsupportedKind, detail: "Rollout cart"},
+	}
+	for _, tc := range tests {
+		for _, evict := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, evictUnreplicated %v", tc.name, evict), func(t *testing.T) {
+				objs := restartFixtures(nil)
+				if tc.pod != "lonely" {
+					objs = append(objs, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: tc.pod, UID: types.UID("uid-" + tc.pod), ResourceVersion: "1", OwnerReferences: tc.owners}})
+				}
+				scheme := metadatafake.NewTestScheme()
+				if err := metav1.AddMetaToScheme(scheme); err != nil {
+					t.Fatal(err)
+				}
+				md := metadatafake.NewSimpleMetadataClient(scheme, &metav1.PartialObjectMetadata{
+					TypeMeta:   metav1.TypeMeta{APIVersion: rolloutAPIVersion, Kind: "Rollout"},
+					ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "cart", UID: "uid-cart"},
+				})
+				args := ""
+				if evict {
+					args = ", args: {evictUnreplicated: true}"
+				}
+				e, cs := newTestEngine(t, engineSetup{objs: objs, policy: strings.Replace(restartPolicy, "%s", args, 1),
+					react: func(cs *fake.Clientset) {
+						cs.Resources = []*metav1.APIResourceList{{GroupVersion: rolloutAPIVersion, APIResources: []metav1.APIResource{{Name: "rollouts", Namespaced: true, Kind: "Rollout"}}}}
+					},
+					opts: func(o *Options) { o.Querier, o.Metadata = confirmingQuerier{}, md }})
+				ev := evictions(cs, nil)
+				a := leakAlert()
+				a.Labels["pod"] = tc.pod
+				d, err := e.DecideOne(context.Background(), a)
+				if evict {
+					if err != nil || d.Decision != DecisionActed || len(*ev) != 1 || (*ev)[0] != "shop/"+tc.pod {
+						t.Errorf("DecideOne() = %s/%s (%s), %v, evictions %v; want acted, one eviction of shop/%s", d.Decision, d.Reason, d.Message, err, *ev, tc.pod)
+					}
+					return
+				}
+				if err != nil || d.Decision != DecisionHeld || d.Reason != tc.reason {
+					t.Fatalf("DecideOne() = %s/%s (%s), %v; want held/%s", d.Decision, d.Reason, d.Message, err, tc.reason)
+				}
+				if !strings.Contains(d.Message, tc.detail) || !strings.Contains(d.Message, "evictUnreplicated: true") {
+					t.Errorf("message %q does not say %q and what allows the eviction", d.Message, tc.detail)
+				}
+				if w := writes(cs); len(w) != 0 || len(*ev) != 0 {
+					t.Errorf("held, yet wrote %v and evicted %v", w, *ev)
+				}
+			})
+		}
+	}
+}
+
+// TestRestartArgs: allowSingleReplica needs a minReadyReplicas that a
+// single replica can meet; the new flags parse strictly.
+func TestRestartArgs(t *testing.T) {
+	tests := []struct {
+		args string
+		want Restart
+		err  string
+	}{
+		{args: `{"allowSingleReplica": true, "minReadyReplicas": 1, "evictUnreplicated": true}`,
+			want: Restart{MinReadyReplicas: 1, RecurrenceCount: DefaultRecurrenceCount, RecurrenceWindow: DefaultRecurrenceWindow, AllowSingleReplica: true, EvictUnreplicated: true}},
+		{args: `{"allowSingleReplica": true, "minReadyReplicas": 0}`,
+			want: Restart{RecurrenceCount: DefaultRecurrenceCount, RecurrenceWindow: DefaultRecurrenceWindow, AllowSingleReplica: true}},
+		{args: `{"allowSingleReplica": true}`, err: "allowSingleReplica: a workload of one replica never has minReadyReplicas 2 ready replicas; set minReadyReplicas to 1 (or 0) as well"},
+		{args: `{"allowSingleReplica": "yes"}`, err: "args: cannot unmarshal string into Go struct field RestartArgs.allowSingleReplica of type bool"},
+		{args: `{"evictUnreplicated": 1}`, err: "args: cannot unmarshal number into Go struct field RestartArgs.evictUnreplicated of type bool"},
+		{args: `{"evictUnreplicate": true}`, err: `args: unknown field "evictUnreplicate"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.args, func(t *testing.T) {
+			got, err := NewRestart(json.RawMessage(tc.args))
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Errorf("NewRestart(%s) error = %v, want %q", tc.args, err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("NewRestart(%s) error: %v", tc.args, err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("NewRestart(%s) mismatch (-want +got):\n%s", tc.args, diff)
+			}
+		})
 	}
 }

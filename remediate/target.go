@@ -214,11 +214,7 @@ func (t *Target) climbOwners(ctx context.Context, rs resolver, obj metav1.Object
 		}
 		var next metav1.Object
 		var err error
-		known := false
-		switch owner.Kind {
-		case KindReplicaSet, KindDeployment, KindStatefulSet, KindDaemonSet, KindJob, KindCronJob:
-			known = owner.APIVersion == "" || owner.APIVersion == apiVersions[owner.Kind]
-		}
+		known := typedOwner(owner)
 		if known {
 			next, err = rs.get(ctx, owner.Kind, obj.GetNamespace(), owner.Name)
 		} else {
@@ -246,6 +242,17 @@ func (t *Target) climbOwners(ctx context.Context, rs resolver, obj metav1.Object
 		obj = next
 	}
 	return nil
+}
+
+// typedOwner reports whether owner is of a kind the resolver reads
+// through the clientset and follows as a workload (or a Job's CronJob);
+// an owner of any other kind or apiVersion is read for its opt-out only.
+func typedOwner(owner *metav1.OwnerReference) bool {
+	switch owner.Kind {
+	case KindReplicaSet, KindDeployment, KindStatefulSet, KindDaemonSet, KindJob, KindCronJob:
+		return owner.APIVersion == "" || owner.APIVersion == apiVersions[owner.Kind]
+	}
+	return false
 }
 
 // getMetadata reads the metadata of an owner of a kind the engine has no
