@@ -25,7 +25,8 @@ import (
 // PodDisruptionBudget allows no disruption; test/e2e's
 // TestRestartPDBRefusalHeld gets it from a real API server) reaches
 // Alertmanager as a 200 with the decision held pdb, not as a 5xx that
-// it would retry at once.
+// it would retry at once. The entry lets restart evict the pod, which
+// has no controller (evictUnreplicated).
 func TestServePDBRefusalAnswered200(t *testing.T) {
 	cs := leakingCluster()
 	if err := cs.Tracker().Add(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "lonely", UID: "uid-lonely", ResourceVersion: "1"}}); err != nil {
@@ -40,7 +41,7 @@ func TestServePDBRefusalAnswered200(t *testing.T) {
 		return true, nil, apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 10)
 	})
 	reg := remediate.DefaultRegistry()
-	policy, err := remediate.ParsePolicy([]byte("alerts:\n  ContainerMemoryLeak:\n    target: workload\n    check: {name: working-set-slope}\n    remediators: [{name: restart, enabled: true}]\n"), reg)
+	policy, err := remediate.ParsePolicy([]byte("alerts:\n  ContainerMemoryLeak:\n    target: workload\n    check: {name: working-set-slope}\n    remediators: [{name: restart, enabled: true, args: {evictUnreplicated: true}}]\n"), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
