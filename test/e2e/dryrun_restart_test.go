@@ -10,7 +10,8 @@ import (
 )
 
 // TestDryRunRestartWritesNothing: restart in dry-run, on a Deployment it
-// would roll and on a pod without a controller it would evict, twice:
+// would roll and on a pod without a controller it would evict (the entry
+// sets evictUnreplicated), twice:
 // each decision says it would act, and nothing reaches the objects
 // (every resourceVersion unchanged, the pod not evicted), the budget
 // Lease is not even created; the only writes are LeakguardDryRun Events.
@@ -32,7 +33,7 @@ func TestDryRunRestartWritesNothing(t *testing.T) {
 	before := versions()
 
 	var wr wire
-	e := newPolicyEngine(t, recordedClient(t, &wr), restartPolicy, policyOptions{namespace: ns, dryRun: true})
+	e := newPolicyEngine(t, recordedClient(t, &wr), evictPolicy, policyOptions{namespace: ns, dryRun: true})
 	for round := range 2 {
 		for _, w := range ws {
 			d := e.decide(ctx, t, w.leak())

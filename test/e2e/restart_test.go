@@ -149,14 +149,15 @@ func TestRestartGuardsHold(t *testing.T) {
 }
 
 // TestRestartEvictsPodWithoutController: a pod that no controller would
-// replace is evicted through the Eviction API (policy/v1), never deleted
-// directly; with no PodDisruptionBudget the API server takes it down
-// (gracefully: with no kubelet it stays, marked for deletion).
+// replace is evicted, when the entry sets evictUnreplicated, through the
+// Eviction API (policy/v1), never deleted directly; with no
+// PodDisruptionBudget the API server takes it down (gracefully: with no
+// kubelet it stays, marked for deletion).
 func TestRestartEvictsPodWithoutController(t *testing.T) {
 	ctx := testContext(t)
 	w := newSpace(t).workload(t, "Pod", "solo", 1)
 	var wr wire
-	e := newPolicyEngine(t, recordedClient(t, &wr), restartPolicy, policyOptions{namespace: budgetNamespace(t)})
+	e := newPolicyEngine(t, recordedClient(t, &wr), evictPolicy, policyOptions{namespace: budgetNamespace(t)})
 
 	d := e.decide(ctx, t, w.leak())
 	if got, want := short(d), (decision{Target: w.Target(), Decision: decisionActed}); got != want {
@@ -185,10 +186,11 @@ func TestRestartEvictsPodWithoutController(t *testing.T) {
 	}
 }
 
-// TestRestartPDBRefusalHeld: a real PodDisruptionBudget that allows no
-// disruption (its status, as the admin writes it in place of the
-// disruption controller: disruptionsAllowed 0) makes the Eviction API
-// answer 429. The alert is held with reason pdb, without an error (so
+// TestRestartPDBRefusalHeld: restart may evict the pod without a
+// controller (evictUnreplicated), but a real PodDisruptionBudget that
+// allows no disruption (its status, as the admin writes it in place of
+// the disruption controller: disruptionsAllowed 0) makes the Eviction
+// API answer 429. The alert is held with reason pdb, without an error (so
 // serve answers 200, not a 5xx that Alertmanager would retry), the pod
 // is not evicted, the cooldown claim is given back and the PDB is not
 // touched.
@@ -209,7 +211,7 @@ func TestRestartPDBRefusalHeld(t *testing.T) {
 	must(t, "get pod", func() error { return err })
 
 	var wr wire
-	e := newPolicyEngine(t, recordedClient(t, &wr), restartPolicy, policyOptions{namespace: budgetNamespace(t)})
+	e := newPolicyEngine(t, recordedClient(t, &wr), evictPolicy, policyOptions{namespace: budgetNamespace(t)})
 	// The whole delivery, as serve's handler decides it: no error, so
 	// the answer is 200.
 	ds, err := e.e.Decide(ctx, []template.Alert{leakOf(w.leak())})
