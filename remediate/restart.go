@@ -51,7 +51,8 @@ const (
 	// window; a person must look at the code.
 	ReasonRecurrence = "recurrence"
 	// ReasonUnsupportedKind: restart cannot act on this kind of workload
-	// (a ReplicaSet without a Deployment).
+	// (a ReplicaSet without a Deployment), or the pod's controller is of
+	// a kind it does not restart (a custom resource, an unserved kind).
 	ReasonUnsupportedKind = "unsupported-kind"
 	// ReasonRolloutPaused: the Deployment's rollout is paused
 	// (spec.paused); a pod-template change would wait for a person, as
@@ -97,8 +98,9 @@ var RestartInfo = RemediatorInfo{
 // RestartArgs are restart's policy arguments.
 type RestartArgs struct {
 	// MinReadyReplicas: a workload with fewer ready replicas is not
-	// restarted (default 2). 0 or 1 allows a single-replica workload, at
-	// the cost of its outage.
+	// restarted (default 2). 0 or 1 lets a workload of one replica be
+	// restarted when its rollout starts the new replica first; one whose
+	// rollout stops it first needs AllowSingleReplica as well.
 	MinReadyReplicas *int `json:"minReadyReplicas"`
 	// AllowSingleReplica restarts a workload of one replica even though
 	// its rollout stops that replica before a new one is ready (an
@@ -247,7 +249,7 @@ func (r Restart) Plan(t *Target, f Finding, now time.Time) Plan {
 		return r.planEviction(t)
 	case KindDeployment, KindStatefulSet, KindDaemonSet:
 	default:
-		return Plan{Hold: ReasonUnsupportedKind, Detail: fmt.Sprintf("restart acts on Deployments, StatefulSets, DaemonSets and pods without a controller, not on %s", t.Object)}
+		return Plan{Hold: ReasonUnsupportedKind, Detail: fmt.Sprintf("restart rolls Deployments, StatefulSets and DaemonSets, not %s; restart it through its own controller", t.Object)}
 	}
 	if reason, why := rollsOnTemplateChange(t.obj); reason != "" {
 		return Plan{Hold: reason, Detail: fmt.Sprintf("%s: %s", t.Object, why)}
