@@ -281,7 +281,8 @@ func TestUncordonOnResolveOnlyLeakguardsOwn(t *testing.T) {
 	for _, n := range []string{"spare", "own", "touched"} {
 		createReadyNode(ctx, t, pool+"-"+n, labels)
 	}
-	e := newEngineWithPolicy(t, leakguardClient(t), fmt.Sprintf(uncordonPolicy, unschedulableNodes(ctx, t)+2), ns, nil)
+	q := &undoQuerier{value: confirmingValue}
+	e := newEngineWithPolicy(t, leakguardClient(t), fmt.Sprintf(uncordonPolicy, unschedulableNodes(ctx, t)+2), ns, func(o *remediate.Options) { o.Querier = q })
 	decide := func(node, status string) remediate.Decision {
 		a := alert("NodeOrphanCgroups", map[string]string{"node": node})
 		a.Status = status
@@ -311,6 +312,7 @@ func TestUncordonOnResolveOnlyLeakguardsOwn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	q.answer(3, false, nil) // Prometheus answers that the finding is gone
 	if d := decide(own, "resolved"); d.Decision != remediate.DecisionActed || unschedulable(own) {
 		t.Errorf("resolved on leakguard's own cordon: %s %s %s, unschedulable %v; want uncordoned", d.Decision, d.Reason, d.Message, unschedulable(own))
 	}
