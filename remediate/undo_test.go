@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/alertmanager/template"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
@@ -266,5 +267,60 @@ func TestCordonDoesNotMarkAPersonsCordon(t *testing.T) {
 	}
 	if marks != 1 {
 		t.Errorf("node patches with leakguard's mark = %d, want the one that conflicted", marks)
+	}
+}
+
+// quietCheck asks Prometheus nothing and never confirms: a check that
+// could let an undo through without an answer.
+type quietCheck struct{ noneCheck }
+
+func (quietCheck) Name() string { return "quiet" }
+
+func (quietCheck) Evaluate(template.Alert, model.Value, time.Time) (Result, error) {
+	return Result{Summary: "nothing asked"}, nil
+}
+
+// check none cannot go with cordon (policy load refuses a disruptive
+// remediator without a check that asks Prometheus), and a check that
+// asks Prometheus nothing holds an undo: it has no answer to give.
+func TestUndoNeedsACheckThatAsks(t *testing.T) {
+	const none = `
+alerts:
+  NodeOrphanCgroups:
+    target: node
+    check: {name: none}
+    remediators:
+      - name: cordon
+        enabled: true
+        args: {uncordonOnResolve: true}
+`
+	if _, err := ParsePolicy([]byte(none), DefaultRegistry()); err == nil || !strings.Contains(err.Error(), "needs a check that re-asks Prometheus, not check: none") {
+		t.Errorf("ParsePolicy(cordon with check none) = %v, want refused", err)
+	}
+	reg := DefaultRegistry()
+	if err := reg.AddCheck("quiet", func(json.RawMessage) (Check, error) { return quietCheck{}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParsePolicy([]byte(strings.Replace(none, "{name: none}", "{name: quiet}", 1)), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "node-3"
+	cs := newCluster(t, append(nodes(10, "a"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})...)
+	mark, _ := json.Marshal(cordonMark{Alert: "NodeOrphanCgroups", At: testNow.Add(-time.Hour)})
+	own, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationCordonedBy: string(mark)}}, "spec": map[string]any{"unschedulable": true}})
+	personPatch(t, cs, name, fieldManager, string(own)) // leakguard's own cordon
+	q := &switchQuerier{answer: vec(3)}
+	e, err := NewEngine(Options{Client: cs, Querier: q, Policy: p, Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.ClearActions()
+	d, err := e.DecideOne(context.Background(), alert("resolved", map[string]string{"alertname": "NodeOrphanCgroups", "node": name}))
+	if err != nil || d.Decision != DecisionHeld || d.Reason != ReasonCheckUnanswered {
+		t.Errorf("resolved with a check that asks nothing: %s %s %s (%v), want held %s", d.Decision, d.Reason, d.Message, err, ReasonCheckUnanswered)
+	}
+	if p := patches(cs, "nodes"); len(p) != 0 || q.asked != 0 {
+		t.Errorf("patches %d, queries %d; want none", len(p), q.asked)
 	}
 }
