@@ -165,6 +165,15 @@ func TestUndoOnResolveAsksPrometheusAndLeavesOthersCordons(t *testing.T) {
 	rec, _ := json.Marshal(map[string]any{"alert": "NodeOrphanCgroups", "state": remediate.DrainRunning, "started": now, "deadline": now.Add(10 * time.Minute), "heartbeat": now, "left": 1})
 	patch(leakguardClient(t), name("draining"), "leakguard", types.MergePatchType, fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, remediate.AnnotationDrain, rec))
 
+	// The limit README names: a person's cordon of a node that leakguard
+	// cordoned already changes nothing, and the API server records
+	// nothing of it (no write, no managedFields entry).
+	quiet := get(name("clear"))
+	patch(l.Admin, name("clear"), "kubectl-patch", types.StrategicMergePatchType, `{"spec":{"unschedulable":true}}`)
+	if after := get(name("clear")); after.ResourceVersion != quiet.ResourceVersion || len(unschedulableOwners(t, after)) != 1 {
+		t.Fatalf("a no-op cordon was recorded: resourceVersion %s → %s, owners %v", quiet.ResourceVersion, after.ResourceVersion, unschedulableOwners(t, after))
+	}
+
 	const clean = 3 // orphan cgroups, under the threshold 20
 	for _, tc := range []struct {
 		node  string
