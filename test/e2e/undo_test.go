@@ -62,7 +62,7 @@ func (q *undoQuerier) queries() int {
 	return q.n
 }
 
-// ownsUnschedulable names the field managers that own spec.unschedulable
+// unschedulableOwners names the field managers that own spec.unschedulable
 // of n, as the API server recorded them.
 func unschedulableOwners(t *testing.T, n *corev1.Node) []string {
 	t.Helper()
@@ -210,6 +210,18 @@ func TestUndoOnResolveAsksPrometheusAndLeavesOthersCordons(t *testing.T) {
 			}
 			if after.ResourceVersion != before.ResourceVersion || !after.Spec.Unschedulable {
 				t.Errorf("held, yet the node changed: resourceVersion %s → %s, unschedulable %v", before.ResourceVersion, after.ResourceVersion, after.Spec.Unschedulable)
+			}
+			// The hold is recorded on the node; an unanswered check as a
+			// Warning, since nothing but a person or the next resolve
+			// will uncordon it.
+			found := false
+			for _, ev := range events(ctx, t, l.Admin, metav1.NamespaceDefault, name(tc.node)) {
+				if strings.Contains(ev.Message, tc.want) && (tc.want != remediate.ReasonCheckUnanswered || ev.Type == corev1.EventTypeWarning) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no Event on %s records the hold %s", name(tc.node), tc.want)
 			}
 		})
 	}
