@@ -119,7 +119,9 @@ func (e *Engine) undo(ctx context.Context, r *run) error {
 // undoCheck asks Prometheus, through the entry's check (the query the
 // firing path asks, confined to the cluster in a fleet), whether the
 // finding still holds, and holds every undo step that may act unless the
-// answer says it no longer does. Alertmanager resolves an alert also when
+// answer says it no longer does: for the threshold checks (orphan-cgroups,
+// dying-cgroups, apiserver-memory, working-set-slope) a fresh sample at
+// or under the threshold, the check's own Evaluate not confirming. Alertmanager resolves an alert also when
 // its series are gone (the target down, a scrape failing), and a node
 // that still leaks must stay cordoned. This fails closed the other way
 // round from the firing path: there no data is no confirmation, here no
