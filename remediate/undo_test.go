@@ -324,3 +324,42 @@ alerts:
 		t.Errorf("patches %d, queries %d; want none", len(p), q.asked)
 	}
 }
+
+// A cordon patch that landed but whose answer was lost (here: a Conflict
+// after the write) is found on the retry as leakguard's own mark, and
+// counts as leakguard's cordon, which a resolve can undo.
+func TestCordonFindsItsOwnLandedWrite(t *testing.T) {
+	const name = "node-3"
+	objs := append(nodes(10, "a"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})
+	q := &switchQuerier{answer: vec(42)}
+	e, cs := newTestEngine(t, engineSetup{policy: undoPolicy, objs: objs, opts: func(o *Options) { o.Querier = q }, react: func(cs *fake.Clientset) {
+		once := sync.Once{}
+		cs.PrependReactor("patch", "nodes", func(action k8stesting.Action) (bool, runtime.Object, error) {
+			if !strings.Contains(string(action.(k8stesting.PatchActionImpl).GetPatch()), `"unschedulable":true`) {
+				return false, nil, nil
+			}
+			lost := false
+			once.Do(func() {
+				if _, _, err := k8stesting.ObjectReaction(cs.Tracker())(action); err != nil {
+					t.Error(err)
+				}
+				lost = true
+			})
+			if lost {
+				return true, nil, apierrors.NewConflict(corev1.Resource("nodes"), name, errors.New("the answer was lost"))
+			}
+			return false, nil, nil
+		})
+	}})
+	a := alert("firing", map[string]string{"alertname": "NodeOrphanCgroups", "node": name})
+	if d, err := e.DecideOne(context.Background(), a); err != nil || d.Decision != DecisionActed {
+		t.Fatalf("firing: %s %s %s (%v), want acted", d.Decision, d.Reason, d.Message, err)
+	}
+	q.set(vec(3), nil)
+	a.Status = "resolved"
+	d, err := e.DecideOne(context.Background(), a)
+	n, _ := cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil || d.Decision != DecisionActed || n.Spec.Unschedulable {
+		t.Errorf("resolved: %s %s %s (%v), unschedulable %v; want uncordoned", d.Decision, d.Reason, d.Message, err, n.Spec.Unschedulable)
+	}
+}
