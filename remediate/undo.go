@@ -119,15 +119,15 @@ func (e *Engine) undo(ctx context.Context, r *run) error {
 // undoCheck asks Prometheus, through the entry's check (the query the
 // firing path asks, confined to the cluster in a fleet), whether the
 // finding still holds, and holds every undo step that may act unless the
-// answer says it no longer does: for the threshold checks (orphan-cgroups,
-// dying-cgroups, apiserver-memory, working-set-slope) a fresh sample at
-// or under the threshold, the check's own Evaluate not confirming. Alertmanager resolves an alert also when
-// its series are gone (the target down, a scrape failing), and a node
-// that still leaks must stay cordoned. This fails closed the other way
-// round from the firing path: there no data is no confirmation, here no
-// data is no resolution. A check that asks Prometheus nothing (none;
-// policy load already refuses it with a disruptive remediator) cannot
-// answer either.
+// answer says it no longer does: the check's own Evaluate not confirming,
+// which for the threshold checks (orphan-cgroups, dying-cgroups,
+// apiserver-memory, working-set-slope) is a fresh sample at or under the
+// threshold. Alertmanager resolves an alert also when its series are gone
+// (the target down, a scrape failing), and a node that still leaks must
+// stay cordoned. This fails closed the other way round from the firing
+// path: there no data is no confirmation, here no data is no resolution.
+// A check that asks Prometheus nothing (none; policy load already refuses
+// it with a disruptive remediator) cannot answer either.
 func (e *Engine) undoCheck(ctx context.Context, r *run) {
 	c := r.entry.Check
 	if c == nil {
