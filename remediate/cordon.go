@@ -66,7 +66,8 @@ const (
 	// decision stands.
 	ReasonUncordonedByPerson = "uncordoned-by-person"
 	// ReasonNotOurs: the resolved alert's node is not leakguard's cordon
-	// as it left it (another alert's, or touched since); it stays as it is.
+	// as it left it (another alert's, touched since, or a cordon that
+	// leakguard's write did not make); it stays as it is.
 	ReasonNotOurs = "not-leakguards-cordon"
 )
 
@@ -406,6 +407,19 @@ func (c Cordon) patchNode(ctx context.Context, client kubernetes.Interface, t *T
 		if err != nil {
 			return fmt.Errorf("cordon: %w", notFound(classifyKube(err)))
 		}
+		if n.Annotations[AnnotationCordonedBy] == string(mv) && n.Spec.Unschedulable {
+			// An earlier attempt of this very write landed (its answer
+			// was lost): the cordon is leakguard's.
+			t.ResourceVersion = n.ResourceVersion
+			return nil
+		}
+		if unschedulable(n) {
+			// Someone cordoned the node since it was judged (a Conflict
+			// brought us here): writing the mark now would be a no-op
+			// cordon that claims a person's as leakguard's, which
+			// uncordonOnResolve could later undo.
+			return &HeldError{Reason: ReasonAlreadyUnschedulable, Detail: fmt.Sprintf("%s became unschedulable (cordoned by someone else) while leakguard was cordoning it; left without leakguard's mark", t.Object)}
+		}
 		spec := map[string]any{"unschedulable": true}
 		if c.Taint && !hasTaint(n, TaintCgroupLeak) {
 			taints := append(append([]corev1.Taint{}, n.Spec.Taints...), corev1.Taint{Key: TaintCgroupLeak, Value: mark.Alert, Effect: corev1.TaintEffectNoSchedule})
@@ -441,8 +455,10 @@ func hasTaint(n *corev1.Node, key string) bool {
 // Undo uncordons the node when the alert resolves, with
 // uncordonOnResolve, only when the node is leakguard's cordon for this
 // alert as leakguard left it: unschedulable, carrying the mark for the
-// same alert, the taint still there if it added one, and no other field
-// manager having written spec.unschedulable since.
+// same alert, the taint still there if it added one, spec.unschedulable
+// owned by leakguard's field manager alone, and no drain of leakguard's
+// running on it. The engine asks Prometheus before it applies the plan
+// (Engine.undo).
 func (c Cordon) Undo(t *Target, f Finding, now time.Time) Plan {
 	if !c.UncordonOnResolve {
 		return Plan{}
@@ -462,8 +478,11 @@ func (c Cordon) Undo(t *Target, f Finding, now time.Time) Plan {
 	case m.Taint && !hasTaint(n, TaintCgroupLeak):
 		return Plan{Hold: ReasonNotOurs, Detail: fmt.Sprintf("%s: the %s taint leakguard added is gone; someone changed the node", t.Object, TaintCgroupLeak)}
 	}
-	if who := touchedSince(n, m.At); who != "" {
-		return Plan{Hold: ReasonNotOurs, Detail: fmt.Sprintf("%s: %s changed its schedulability after leakguard cordoned it", t.Object, who)}
+	if why := notLeakguardsWrite(n); why != "" {
+		return Plan{Hold: ReasonNotOurs, Detail: fmt.Sprintf("%s: %s; left cordoned", t.Object, why)}
+	}
+	if why := drainRunning(n.Annotations, now); why != "" {
+		return Plan{Hold: ReasonDrainInProgress, Detail: fmt.Sprintf("%s: %s; not uncordoned under it", t.Object, why)}
 	}
 	rv, mark := n.ResourceVersion, n.Annotations[AnnotationCordonedBy]
 	return Plan{
@@ -500,19 +519,89 @@ func (c Cordon) Undo(t *Target, f Finding, now time.Time) Plan {
 	}
 }
 
-// touchedSince names a field manager other than leakguard that wrote
-// spec.unschedulable after at, or "". Taints do not count: the node
-// lifecycle controller adds node.kubernetes.io/unschedulable to every
-// cordoned node, and the taint list is written whole; leakguard's own
-// taint is checked by its presence instead.
-func touchedSince(n *corev1.Node, at time.Time) string {
+// notLeakguardsWrite says why spec.unschedulable of n cannot be shown to
+// be leakguard's own write, or "" when it can: leakguard's field manager
+// owns it and no other manager does. On the API server a write that
+// changes a field (an Update or a patch) takes the field from every other
+// manager, and one that leaves it as it was (a cordon of a node that was
+// cordoned already) takes nothing, so:
+//   - leakguard's mark on a node that was unschedulable already when
+//     leakguard patched it (a no-op cordon) leaves the field to whoever
+//     cordoned it: held;
+//   - a person who uncordons and cordons again (kubectl cordon, patch,
+//     edit) owns it afterwards: held;
+//   - a server-side apply of the same value makes its manager a co-owner:
+//     held.
+//
+// Without managedFields (a client that cleared them) nothing can be shown,
+// and the answer fails closed: not leakguard's. A person's no-op write
+// (kubectl cordon of a node leakguard cordoned: kubectl writes nothing, and
+// a patch of the same value changes nothing) leaves no trace on the node;
+// the opt-out annotation or removing leakguard's mark keeps such a node
+// cordoned. Taints do not count: the node lifecycle controller adds
+// node.kubernetes.io/unschedulable to every cordoned node, and leakguard's
+// own taint is checked by its presence instead.
+func notLeakguardsWrite(n *corev1.Node) string {
+	ours := false
+	var others []string
 	for _, mf := range n.ManagedFields {
-		if mf.Manager == fieldManager || mf.FieldsV1 == nil || mf.Time == nil || !mf.Time.After(at) {
+		if !ownsUnschedulable(mf) {
 			continue
 		}
-		if strings.Contains(string(mf.FieldsV1.Raw), `"f:unschedulable"`) {
-			return fmt.Sprintf("field manager %q", mf.Manager)
+		if mf.Manager == fieldManager && mf.Subresource == "" {
+			ours = true
+			continue
 		}
+		who := fmt.Sprintf("%q (%s", mf.Manager, mf.Operation)
+		if mf.Time != nil {
+			who += " at " + mf.Time.UTC().Format(time.RFC3339)
+		}
+		others = append(others, who+")")
+	}
+	switch {
+	case len(others) > 0:
+		return fmt.Sprintf("spec.unschedulable was written by field manager %s, not by leakguard alone (a person's or another tool's cordon)", strings.Join(others, ", "))
+	case !ours:
+		return "leakguard's field manager does not own spec.unschedulable in managedFields (the node was unschedulable already when leakguard's cordon was written, or managedFields were cleared): the cordon cannot be shown to be leakguard's"
+	}
+	return ""
+}
+
+// ownsUnschedulable reports whether mf's field set holds spec.unschedulable.
+// A field set that does not parse counts as owning it (fail closed: the
+// manager may have written it).
+func ownsUnschedulable(mf metav1.ManagedFieldsEntry) bool {
+	if mf.FieldsV1 == nil {
+		return false
+	}
+	var fields struct {
+		Spec map[string]json.RawMessage `json:"f:spec"`
+	}
+	if err := json.Unmarshal(mf.FieldsV1.Raw, &fields); err != nil {
+		return true
+	}
+	_, ok := fields.Spec["f:unschedulable"]
+	return ok
+}
+
+// drainRunning says why a drain of leakguard's may be running on the node
+// whose annotations are ann, or "": its record says running and either
+// its heartbeat is fresh or its deadline is still ahead (a replica that
+// starts resumes a drain whose heartbeat went stale before its deadline,
+// ResumeDrains). A record that does not parse fails closed: it may be a
+// running drain's.
+func drainRunning(ann map[string]string, now time.Time) string {
+	if _, ok := ann[AnnotationDrain]; !ok {
+		return ""
+	}
+	s, ok := readDrain(ann)
+	switch {
+	case !ok:
+		return fmt.Sprintf("its drain record %s does not parse, so a drain by leakguard may be running", AnnotationDrain)
+	case s.State != DrainRunning:
+		return ""
+	case now.Sub(s.Heartbeat) < drainStaleAfter || now.Before(s.Deadline):
+		return fmt.Sprintf("leakguard's drain for %s, started at %s, is running (heartbeat %s, deadline %s, %d pods left)", s.Alert, s.Started.UTC().Format(time.RFC3339), s.Heartbeat.UTC().Format(time.RFC3339), s.Deadline.UTC().Format(time.RFC3339), s.Left)
 	}
 	return ""
 }

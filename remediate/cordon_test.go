@@ -22,9 +22,14 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 )
 
-// node returns a node in pool, schedulable unless cordoned.
+// node returns a node in pool, schedulable unless cordoned. It carries
+// the managedFields entry of the kubelet that registered it, as on the
+// API server; with one there, the fake clientset tracks every later
+// writer's fields as the API server does.
 func node(name, pool string, cordoned bool, labels ...string) *corev1.Node {
-	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name), ResourceVersion: "1", Labels: map[string]string{"pool": pool}}}
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name), ResourceVersion: "1", Labels: map[string]string{"pool": pool},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubelet", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", FieldsType: "FieldsV1",
+			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{".":{},"f:pool":{}}}}`)}}}}}
 	n.Spec.Unschedulable = cordoned
 	for _, l := range labels {
 		n.Labels[l] = ""
@@ -272,6 +277,9 @@ func TestUncordonOnlyLeakguardsOwnCordon(t *testing.T) {
 		n := node("node-0", "a", true)
 		if ann != "" {
 			n.Annotations = map[string]string{AnnotationCordonedBy: ann}
+			// leakguard's write set spec.unschedulable.
+			n.ManagedFields = append(n.ManagedFields, metav1.ManagedFieldsEntry{Manager: fieldManager, Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", FieldsType: "FieldsV1",
+				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{".":{},"f:leakguard.io/cordoned-by":{}}},"f:spec":{"f:unschedulable":{}}}`)}})
 		}
 		if mutate != nil {
 			mutate(n)
@@ -293,11 +301,11 @@ func TestUncordonOnlyLeakguardsOwnCordon(t *testing.T) {
 		{"uncordoned by a person already", cordoned(mark("NodeOrphanCgroups", false), func(n *corev1.Node) { n.Spec.Unschedulable = false }), `{"uncordonOnResolve": true}`, ReasonNotOurs, ""},
 		{"its taint removed", cordoned(mark("NodeOrphanCgroups", true), nil), `{"uncordonOnResolve": true}`, ReasonNotOurs, ""},
 		{"cordoned again by kubectl since", cordoned(mark("NodeOrphanCgroups", false), func(n *corev1.Node) {
-			n.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubectl-cordon", Time: &later, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:unschedulable":{}}}`)}}}
+			n.ManagedFields = append(n.ManagedFields, metav1.ManagedFieldsEntry{Manager: "kubectl-cordon", Time: &later, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:unschedulable":{}}}`)}})
 		}), `{"uncordonOnResolve": true}`, ReasonNotOurs, ""},
 		{"the node lifecycle controller's unschedulable taint does not count", cordoned(mark("NodeOrphanCgroups", false), func(n *corev1.Node) {
 			n.Spec.Taints = []corev1.Taint{{Key: corev1.TaintNodeUnschedulable, Effect: corev1.TaintEffectNoSchedule}}
-			n.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kube-controller-manager", Time: &later, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:taints":{}}}`)}}}
+			n.ManagedFields = append(n.ManagedFields, metav1.ManagedFieldsEntry{Manager: "kube-controller-manager", Time: &later, FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:spec":{"f:taints":{}}}`)}})
 		}), `{"uncordonOnResolve": true}`, "uncordon", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -378,6 +386,7 @@ func TestCordonThroughEngine(t *testing.T) {
 		t.Errorf("second node: cordon %+v, want held by %s", d.Remediators[1], ReasonMaxUnschedulable)
 	}
 	a.Status = "resolved"
+	e.querier = anyQuerier(3) // Prometheus answers that the finding is gone
 	d, err = e.DecideOne(context.Background(), a)
 	if err != nil || d.Decision != DecisionActed {
 		t.Fatalf("resolved: %s %s (%v) %+v", d.Decision, d.Reason, err, d.Remediators)
@@ -425,11 +434,12 @@ alerts:
 	cur, _ := cs.CoreV1().Nodes().Get(context.Background(), "node-3", metav1.GetOptions{})
 	cur.Spec.Unschedulable = true
 	cur.Annotations = map[string]string{AnnotationCordonedBy: string(mark)}
-	if _, err := cs.CoreV1().Nodes().Update(context.Background(), cur, metav1.UpdateOptions{}); err != nil {
+	if _, err := cs.CoreV1().Nodes().Update(context.Background(), cur, metav1.UpdateOptions{FieldManager: fieldManager}); err != nil {
 		t.Fatal(err)
 	}
 	cs.ClearActions()
 	a.Status = "resolved"
+	e.querier = anyQuerier(3) // Prometheus answers that the finding is gone
 	d, err = e.DecideOne(context.Background(), a)
 	if err != nil || d.Decision != DecisionDryRun || !strings.HasPrefix(d.Remediators[0].Detail, "would uncordon Node node-3") {
 		t.Fatalf("resolved dry-run decision %s (%v) %+v", d.Decision, err, d.Remediators)

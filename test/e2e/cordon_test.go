@@ -281,7 +281,8 @@ func TestUncordonOnResolveOnlyLeakguardsOwn(t *testing.T) {
 	for _, n := range []string{"spare", "own", "touched"} {
 		createReadyNode(ctx, t, pool+"-"+n, labels)
 	}
-	e := newEngineWithPolicy(t, leakguardClient(t), fmt.Sprintf(uncordonPolicy, unschedulableNodes(ctx, t)+2), ns, nil)
+	q := &undoQuerier{value: confirmingValue}
+	e := newEngineWithPolicy(t, leakguardClient(t), fmt.Sprintf(uncordonPolicy, unschedulableNodes(ctx, t)+2), ns, func(o *remediate.Options) { o.Querier = q })
 	decide := func(node, status string) remediate.Decision {
 		a := alert("NodeOrphanCgroups", map[string]string{"node": node})
 		a.Status = status
@@ -304,13 +305,15 @@ func TestUncordonOnResolveOnlyLeakguardsOwn(t *testing.T) {
 			t.Fatalf("cordon %s: %s %s %s", n, d.Decision, d.Reason, d.Message)
 		}
 	}
-	// A person uncordons and cordons again, as kubectl does.
-	time.Sleep(1100 * time.Millisecond) // managedFields times have a resolution of a second
+	// A person uncordons and cordons again, as kubectl does, within the
+	// same second as leakguard's cordon: the field's owner tells, not
+	// its time.
 	for _, v := range []string{"false", "true"} {
 		if _, err := l.Admin.CoreV1().Nodes().Patch(ctx, touched, types.StrategicMergePatchType, []byte(`{"spec":{"unschedulable":`+v+`}}`), metav1.PatchOptions{FieldManager: "kubectl-cordon"}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	q.answer(3, false, nil) // Prometheus answers that the finding is gone
 	if d := decide(own, "resolved"); d.Decision != remediate.DecisionActed || unschedulable(own) {
 		t.Errorf("resolved on leakguard's own cordon: %s %s %s, unschedulable %v; want uncordoned", d.Decision, d.Reason, d.Message, unschedulable(own))
 	}
