@@ -312,3 +312,147 @@ func TestBudgetKeptAfterUncertainFailure(t *testing.T) {
 }
 
 var schemaNodes = schema.GroupResource{Resource: "nodes"}
+
+// nodeCordonPolicy cordons nodes (annotate first) with room for every
+// cordon the node budget tests make, under the extra budget lines.
+func nodeCordonPolicy(extra string) string {
+	return "rateLimit: {perMinute: 600, burst: 100}\n" + extra + `alerts:
+  NodeOrphanCgroups:
+    target: node
+    check: {name: orphan-cgroups, args: {threshold: 20}}
+    remediators:
+      - name: annotate
+      - name: cordon
+        enabled: true
+        args: {maxUnschedulable: 100, maxUnschedulablePercent: 100, poolLabel: pool}
+`
+}
+
+func nodeLeak(n string) template.Alert {
+	return alert("firing", map[string]string{"alertname": "NodeOrphanCgroups", "node": n})
+}
+
+// TestNodeDisruptionBudget: nodes have a disruption budget of their own,
+// apart from the namespaces': a workload's disruptive action in shop does
+// not spend it, and a node's does not spend any namespace's. With a pool
+// label, each pool (and the nodes without the label, together) has a
+// budget too, under the cluster's.
+func TestNodeDisruptionBudget(t *testing.T) {
+	t.Run("nodes and namespaces apart", func(t *testing.T) {
+		objs := append(fixtures(), nodes(4, "a")...)
+		cs := newCluster(t, objs...)
+		workloads, err := ParsePolicy([]byte(disruptivePolicy("disruption: {perNamespacePerHour: 1, nodes: {perHour: 1}}\n")), testRegistry(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodePolicy, err := ParsePolicy([]byte(nodeCordonPolicy("disruption: {perNamespacePerHour: 1, nodes: {perHour: 1}}\n")), DefaultRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ew, err := NewEngine(Options{Client: cs, Querier: confirmingQuerier{}, Policy: workloads, Now: func() time.Time { return testNow }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		en, err := NewEngine(Options{Client: cs, Querier: anyQuerier(42), Policy: nodePolicy, Now: func() time.Time { return testNow }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got [][]string
+		for _, d := range []func() (Decision, error){
+			func() (Decision, error) { return ew.DecideOne(context.Background(), podAlert("web-7d9-abcde")) },
+			func() (Decision, error) { return en.DecideOne(context.Background(), nodeLeak("node-0")) },
+			func() (Decision, error) { return en.DecideOne(context.Background(), nodeLeak("node-1")) },
+			func() (Decision, error) { return ew.DecideOne(context.Background(), podAlert("db-0")) },
+		} {
+			dd, err := d()
+			if err != nil {
+				t.Fatalf("DecideOne() error: %v", err)
+			}
+			got = append(got, remediatorResults(dd))
+			if r := dd.Remediators[len(dd.Remediators)-1]; r.Result == ResultHeld {
+				got[len(got)-1] = append(got[len(got)-1], strings.SplitN(r.Detail, ":", 2)[0])
+			}
+		}
+		want := [][]string{
+			{"annotate acted", "disrupt acted"},
+			{"annotate acted", "cordon acted"},
+			{"annotate acted", "cordon held", ReasonNodeBudget},
+			{"annotate acted", "disrupt held", ReasonNamespaceBudget},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("remediators mismatch (-want +got):\n%s", diff)
+		}
+		st, err := decodeBudget(getLease(t, cs).Annotations)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(map[string][]time.Time{"shop": {testNow}, nodesKey: {testNow}}, st.Disruptions); diff != "" {
+			t.Errorf("the Lease's disruptions mismatch (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("per pool", func(t *testing.T) {
+		objs := append(fixtures(), node("a0", "a", false), node("a1", "a", false), node("b0", "b", false), node("b1", "b", false), node("x0", "", false), node("x1", "", false))
+		e, cs := newTestEngine(t, engineSetup{policy: nodeCordonPolicy("disruption: {nodes: {perHour: 3, poolLabel: pool, perPoolPerHour: 1}}\n"), objs: objs,
+			opts: func(o *Options) { o.Querier = anyQuerier(42) }})
+		var got []string
+		for _, n := range []string{"a0", "a1", "b0", "x0", "b1"} {
+			d, err := e.DecideOne(context.Background(), nodeLeak(n))
+			if err != nil {
+				t.Fatalf("%s: DecideOne() error: %v", n, err)
+			}
+			got = append(got, n+" "+d.Remediators[1].Result+" "+d.Remediators[1].Detail)
+		}
+		want := []string{
+			"a0 acted cordoned Node a0 for NodeOrphanCgroups (42 orphan cgroups > 20 orphan cgroups)",
+			"a1 held " + ReasonNodeBudget + `: 1 disruptive actions in the node pool pool=a within the last hour, the most allowed`,
+			"b0 acted cordoned Node b0 for NodeOrphanCgroups (42 orphan cgroups > 20 orphan cgroups)",
+			"x0 acted cordoned Node x0 for NodeOrphanCgroups (42 orphan cgroups > 20 orphan cgroups)",
+			"b1 held " + ReasonNodeBudget + ": 3 disruptive actions on nodes within the last hour, the most allowed",
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("cordon outcomes mismatch (-want +got):\n%s", diff)
+		}
+		st, err := decodeBudget(getLease(t, cs).Annotations)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want2 := map[string][]time.Time{nodesKey: {testNow, testNow, testNow}, nodePoolPrefix + "a": {testNow}, nodePoolPrefix + "b": {testNow}, nodePoolPrefix: {testNow}}
+		if diff := cmp.Diff(want2, st.Disruptions); diff != "" {
+			t.Errorf("the Lease's disruptions mismatch (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestNodeBudgetPolicy: the node budget's fields, their defaults and
+// what validation refuses.
+func TestNodeBudgetPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name, disruption string
+		perHour, perPool int
+		label, wantErr   string
+	}{
+		{"defaults", "{}", DefaultDisruptiveNodesPerHour, DefaultDisruptivePerNodePoolPerHour, "", ""},
+		{"a pool label", "{nodes: {perHour: 4, poolLabel: cloud.google.com/gke-nodepool}}", 4, DefaultDisruptivePerNodePoolPerHour, "cloud.google.com/gke-nodepool", ""},
+		{"per pool set", "{nodes: {poolLabel: pool, perPoolPerHour: 3}}", DefaultDisruptiveNodesPerHour, 3, "pool", ""},
+		{"negative", "{nodes: {perHour: -1}}", 0, 0, "", "disruption.nodes: perHour and perPoolPerHour must not be negative, got -1 and 0"},
+		{"per pool without a label", "{nodes: {perPoolPerHour: 2}}", 0, 0, "", "disruption.nodes.perPoolPerHour: needs poolLabel, the node label that names a node's pool"},
+		{"not a label key", "{nodes: {poolLabel: 'a b'}}", 0, 0, "", `disruption.nodes.poolLabel: "a b" is not a label key`},
+		{"unknown field", "{nodes: {perDay: 2}}", 0, 0, "", "perDay"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParsePolicy([]byte("disruption: "+tc.disruption+"\n"+strings.SplitN(nodeCordonPolicy(""), "\n", 2)[1]), DefaultRegistry())
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Errorf("ParsePolicy() error = %v, want one saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParsePolicy() error: %v", err)
+			}
+			if p.DisruptiveNodesPerHour != tc.perHour || p.DisruptivePerNodePoolPerHour != tc.perPool || p.NodePoolLabel != tc.label {
+				t.Errorf("node budget = %d, %d, %q; want %d, %d, %q", p.DisruptiveNodesPerHour, p.DisruptivePerNodePoolPerHour, p.NodePoolLabel, tc.perHour, tc.perPool, tc.label)
+			}
+		})
+	}
+}
