@@ -3,6 +3,9 @@ package remediate
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +20,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 )
 
@@ -454,5 +459,190 @@ func TestNodeBudgetPolicy(t *testing.T) {
 				t.Errorf("node budget = %d, %d, %q; want %d, %d, %q", p.DisruptiveNodesPerHour, p.DisruptivePerNodePoolPerHour, p.NodePoolLabel, tc.perHour, tc.perPool, tc.label)
 			}
 		})
+	}
+}
+
+// skewedEngines builds two engines on cs whose clocks run skew apart
+// (the second ahead) around the true time *now, and whose server clock
+// reads *now, as the API server's Date would.
+func skewedEngines(t *testing.T, cs *fake.Clientset, policy string, now *time.Time, skew time.Duration, server bool) [2]*Engine {
+	t.Helper()
+	p, err := ParsePolicy([]byte(policy), DefaultRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [2]*Engine
+	for i, off := range []time.Duration{0, skew} {
+		o := Options{Client: cs, Policy: p, Now: func() time.Time { return now.Add(off) }}
+		if server {
+			o.ServerTime = func(context.Context) (time.Time, error) { return *now, nil }
+		}
+		if out[i], err = NewEngine(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// TestRateSkewedReplicas: the rate bucket is judged on the API server's
+// clock, so the replicas' own clocks neither widen it nor stall it.
+func TestRateSkewedReplicas(t *testing.T) {
+	var objs []runtime.Object
+	for i := range 20 {
+		objs = append(objs, node(fmt.Sprintf("node-%d", i), "a", false))
+	}
+	const policy = "rateLimit: {perMinute: 10, burst: 5}\nalerts:\n  NodeCgroupLeak:\n    target: node\n    check: {name: none}\n    remediators: [{name: annotate}]\n"
+	t.Run("a clock ahead does not refill", func(t *testing.T) {
+		// Two replicas 30 s apart take 20 times at one instant, in
+		// turns: on their own clocks the one ahead found 30 s of refill
+		// (5 tokens) at each take, and all 20 acted.
+		now := testNow
+		cs := newCluster(t, objs...)
+		engines := skewedEngines(t, cs, policy, &now, 30*time.Second, true)
+		acted := 0
+		for i := range 20 {
+			d, err := engines[i%2].DecideOne(context.Background(), nodeAlert(fmt.Sprintf("node-%d", i)))
+			if err != nil {
+				t.Fatalf("alert %d: %v", i, err)
+			}
+			if d.Decision == DecisionActed {
+				acted++
+			}
+		}
+		if acted != 5 {
+			t.Errorf("%d of 20 alerts acted at one instant, want the burst, 5", acted)
+		}
+		st, err := decodeBudget(getLease(t, cs).Annotations)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Rate.At.Equal(testNow) {
+			t.Errorf("the bucket's time = %s, want the server's %s", st.Rate.At, testNow)
+		}
+	})
+	t.Run("a clock behind does not stall", func(t *testing.T) {
+		// Burst 1, a token every 6 s. The replica ahead takes the token;
+		// 6 s later the replica 30 s behind it finds one refilled (on
+		// its own clock it found the bucket's time 24 s in its future,
+		// and nothing refilled for 24 s more).
+		now := testNow
+		cs := newCluster(t, objs...)
+		engines := skewedEngines(t, cs, strings.Replace(policy, "burst: 5", "burst: 1", 1), &now, 30*time.Second, true)
+		var got []string
+		for i, step := range []struct {
+			engine  int
+			advance time.Duration
+		}{{1, 0}, {0, 3 * time.Second}, {0, 3 * time.Second}, {1, 0}} {
+			now = now.Add(step.advance)
+			d, err := engines[step.engine].DecideOne(context.Background(), nodeAlert(fmt.Sprintf("node-%d", i)))
+			if err != nil {
+				t.Fatalf("alert %d: %v", i, err)
+			}
+			got = append(got, d.Decision+"/"+d.Reason)
+		}
+		// At 0 s the replica ahead acts; at 3 s the one behind finds no
+		// token yet; at 6 s it finds one; the one ahead then none.
+		if diff := cmp.Diff([]string{"acted/", "held/rate-limited", "acted/", "held/rate-limited"}, got); diff != "" {
+			t.Errorf("decisions mismatch (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestServerClock: the clock reads the Date of the API server's answer
+// to GET /version, adds the time passed on the engine's clock since, and
+// asks again after a minute; a server that cannot be asked is transient.
+func TestServerClock(t *testing.T) {
+	serverNow := testNow.Add(-30 * time.Second) // the server runs 30 s behind the engine
+	asked := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked++
+		if r.URL.Path != "/version" {
+			t.Errorf("asked %s, want /version", r.URL.Path)
+		}
+		w.Header().Set("Date", serverNow.UTC().Format(http.TimeFormat))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	cs, err := kubernetes.NewForConfig(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := apiserverTime(cs)
+	if probe == nil {
+		t.Fatal("apiserverTime() = nil for a client with an HTTP client")
+	}
+	if apiserverTime(fake.NewClientset()) != nil {
+		t.Error("apiserverTime(fake) != nil, want nil: a fake has no server to ask")
+	}
+	local := testNow
+	c := &serverClock{probe: probe, local: func() time.Time { return local }}
+	var got []time.Time
+	for _, advance := range []time.Duration{0, 10 * time.Second, 50 * time.Second} {
+		local = local.Add(advance)
+		now, err := c.now(context.Background())
+		if err != nil {
+			t.Fatalf("now() error: %v", err)
+		}
+		got = append(got, now)
+	}
+	want := []time.Time{serverNow, serverNow.Add(10 * time.Second), serverNow} // the third asks again: the server says serverNow still
+	if diff := cmp.Diff(want, got); diff != "" || asked != 2 {
+		t.Errorf("readings mismatch (-want +got):\n%s\nasked %d times, want 2", diff, asked)
+	}
+	srv.Close()
+	local = local.Add(time.Minute)
+	if _, err := c.now(context.Background()); !IsTransient(err) {
+		t.Errorf("now() with the server gone: error = %v, want a transient one", err)
+	}
+}
+
+// TestStormPauseSurvivesBudgetLeaseDeletion: a storm pause is kept in
+// the storm Lease too, so deleting the budget Lease by hand (to reset
+// the rate, say) does not lift it; deleting both does.
+func TestStormPauseSurvivesBudgetLeaseDeletion(t *testing.T) {
+	policy := disruptivePolicy("disruption: {perNamespacePerHour: 10, storm: {targets: 1, window: 10m, pause: 30m}}\n")
+	e, cs := newDisruptiveEngine(t, policy, nil, nil)
+	ds, err := e.Decide(context.Background(), []template.Alert{podAlert("web-7d9-abcde"), podAlert("db-0")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([][]string{{"annotate acted", "disrupt acted"}, {"annotate acted", "disrupt held"}}, [][]string{remediatorResults(ds[0]), remediatorResults(ds[1])}); diff != "" {
+		t.Fatalf("remediators mismatch (-want +got):\n%s", diff)
+	}
+	storm, err := cs.CoordinationV1().Leases(DefaultNamespace).Get(context.Background(), StormLeaseName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the storm Lease: %v", err)
+	}
+	if rec := storm.Annotations[annotationBudgetStorm]; !strings.Contains(rec, `"pausedUntil":"2026-11-23T12:30:00Z"`) || !strings.Contains(rec, "2 targets needed a disruptive action") {
+		t.Errorf("the storm Lease's record = %s, want the pause's end and why", rec)
+	}
+	if d := storm.Spec.LeaseDurationSeconds; d == nil || *d != 1800 {
+		t.Errorf("the storm Lease's duration = %v, want the pause, 1800 s", d)
+	}
+	del := func(name string) {
+		t.Helper()
+		if err := cs.CoordinationV1().Leases(DefaultNamespace).Delete(context.Background(), name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	del(BudgetLeaseName)
+	e.now = func() time.Time { return testNow.Add(time.Minute) }
+	d, err := e.DecideOne(context.Background(), podAlert("report-2911-xyz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"annotate acted", "disrupt held"}, remediatorResults(d)); diff != "" || !strings.HasPrefix(d.Remediators[1].Detail, ReasonStorm+": disruptive remediators paused until 2026-11-23T12:30:00Z") {
+		t.Errorf("after the budget Lease's deletion: remediators mismatch (-want +got):\n%s\ndetail %q", diff, d.Remediators[1].Detail)
+	}
+	// Both deleted: a person lifted the pause, and the next acts.
+	del(BudgetLeaseName)
+	del(StormLeaseName)
+	d, err = e.DecideOne(context.Background(), podAlert("lonely"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"annotate acted", "disrupt acted"}, remediatorResults(d)); diff != "" {
+		t.Errorf("after both Leases' deletion: remediators mismatch (-want +got):\n%s", diff)
 	}
 }
