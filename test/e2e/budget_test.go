@@ -463,3 +463,49 @@ alerts:
 		t.Errorf("after both Leases' deletion: %+v, restarted %v; want it restarted", short(d), restarted(ws[3]))
 	}
 }
+
+// TestRateBudgetClockBehindNotStalled: the engine whose clock runs 30 s
+// ahead takes the one token (burst 1, a token a second); the engine with
+// the machine's clock, 30 s behind, acts as soon as the server's clock
+// has refilled one, long before its own clock reaches the time the
+// engine ahead took at. On their own clocks it found the bucket's time
+// 30 s in its future, and nothing refilled until its clock got there.
+func TestRateBudgetClockBehindNotStalled(t *testing.T) {
+	const policy = `
+rateLimit: {perMinute: 60, burst: 1}
+alerts:
+  ContainerMemoryLeak:
+    target: workload
+    check: {name: working-set-slope}
+    remediators: [{name: annotate}]
+`
+	ctx := testContext(t)
+	s := newSpace(t)
+	ws := []workload{s.workload(t, "Deployment", "web0", 1), s.workload(t, "Deployment", "web1", 1)}
+	ns := budgetNamespace(t)
+	ahead := func() time.Time { return time.Now().Add(30 * time.Second) }
+	first := newPolicyEngine(t, leakguardClient(t), policy, policyOptions{namespace: ns, now: ahead})
+	behind := newPolicyEngine(t, leakguardClient(t), policy, policyOptions{namespace: ns})
+	if d := first.decideRetrying(ctx, t, ws[0].leak()); d.Decision != decisionActed {
+		t.Fatalf("the engine ahead: %+v, want acted", short(d))
+	}
+	tookAt := ahead() // at or after the take, on the clock ahead
+	// Poll until the engine behind acts, bounded well before its own
+	// clock reaches the time the engine ahead took at.
+	for {
+		d := behind.decideRetrying(ctx, t, ws[1].leak())
+		if d.Decision == decisionActed {
+			break
+		}
+		if d.Reason != reasonRateLimited {
+			t.Fatalf("the engine behind: %+v, want acted or held %s", short(d), reasonRateLimited)
+		}
+		if !time.Now().Before(tookAt.Add(-10 * time.Second)) {
+			t.Fatalf("the engine behind still held %s 20 s after the take: stalled by the clocks' skew", reasonRateLimited)
+		}
+		time.Sleep(200 * time.Millisecond) // poll
+	}
+	if ws[1].object(ctx, t).GetAnnotations()[annotationFinding] == "" {
+		t.Errorf("%s acted but not annotated", ws[1].Target())
+	}
+}
