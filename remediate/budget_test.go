@@ -646,3 +646,81 @@ func TestStormPauseSurvivesBudgetLeaseDeletion(t *testing.T) {
 		t.Errorf("after both Leases' deletion: remediators mismatch (-want +got):\n%s", diff)
 	}
 }
+
+// TestNodeBudgetCountsLegacyEntries: node actions a Lease recorded
+// under the namespace "" (before nodes had a budget of their own) count
+// towards the nodes' budget until they leave the hour.
+func TestNodeBudgetCountsLegacyEntries(t *testing.T) {
+	legacy := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: BudgetLeaseName, Namespace: DefaultNamespace,
+		Annotations: map[string]string{annotationBudgetDisruptions: `{"":["` + testNow.Add(-time.Hour+time.Second).Format(time.RFC3339) + `"]}`}}}
+	e, _ := newTestEngine(t, engineSetup{policy: nodeCordonPolicy("disruption: {nodes: {perHour: 1}}\n"), objs: append(fixtures(), nodes(3, "a")...),
+		opts: func(o *Options) { o.Querier = anyQuerier(42) }, react: func(cs *fake.Clientset) {
+			if err := cs.Tracker().Add(legacy); err != nil {
+				t.Fatal(err)
+			}
+		}})
+	d, err := e.DecideOne(context.Background(), nodeLeak("node-0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Remediators[1]; got.Result != ResultHeld || !strings.HasPrefix(got.Detail, ReasonNodeBudget+": 1 disruptive actions on nodes") {
+		t.Errorf("cordon = %+v, want held by %s counting the legacy entry", got, ReasonNodeBudget)
+	}
+	e.now = func() time.Time { return testNow.Add(2 * time.Second) }
+	d, err = e.DecideOne(context.Background(), nodeLeak("node-1"))
+	if err != nil || len(d.Remediators) != 2 || d.Remediators[1].Result != ResultActed {
+		t.Errorf("after the legacy entry's hour: %s/%s %+v (%v), want cordon acted", d.Decision, d.Reason, d.Remediators, err)
+	}
+}
+
+// TestStormLeaseFailsClosed: a storm Lease that cannot be read holds
+// every disruptive action, transiently; one that does not parse holds
+// them too, naming it; in dry-run, a pause it records holds the would-be
+// action.
+func TestStormLeaseFailsClosed(t *testing.T) {
+	storm := func(rec string) *coordinationv1.Lease {
+		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: StormLeaseName, Namespace: DefaultNamespace,
+			Annotations: map[string]string{annotationBudgetStorm: rec}}}
+	}
+	for _, tc := range []struct {
+		name    string
+		lease   *coordinationv1.Lease
+		getErr  error
+		dry     bool
+		want    string // decision/reason
+		wantErr string
+	}{
+		{"unreadable", nil, apierrors.NewServiceUnavailable("etcd down"), false, DecisionError + "/" + ReasonGuardError, "read the storm record Lease"},
+		{"does not parse", storm("{"), nil, false, DecisionError + "/" + ReasonGuardError, "storm record Lease leakguard/leakguard-storm does not parse"},
+		{"a pause in dry-run", storm(`{"pausedUntil":"2026-11-23T12:30:00Z","why":"a storm"}`), nil, true, DecisionDryRun + "/" + ReasonStorm, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := fixtures()
+			if tc.lease != nil {
+				objs = append(objs, tc.lease)
+			}
+			e, cs := newDisruptiveEngine(t, strings.Replace(disruptivePolicy(""), "{name: annotate}, ", "", 1), objs, func(o *Options) { o.DryRun = tc.dry })
+			if tc.getErr != nil {
+				cs.PrependReactor("get", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+					if a.(k8stesting.GetAction).GetName() == StormLeaseName {
+						return true, nil, tc.getErr
+					}
+					return false, nil, nil
+				})
+			}
+			d, err := e.DecideOne(context.Background(), podAlert("web-7d9-abcde"))
+			if got := d.Decision + "/" + d.Reason; got != tc.want {
+				t.Errorf("DecideOne() = %s, want %s", got, tc.want)
+			}
+			if (err == nil) != (tc.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("DecideOne() error = %v, want one saying %q", err, tc.wantErr)
+			}
+			if tc.getErr != nil && !IsTransient(err) {
+				t.Errorf("DecideOne() error = %v, want a transient one", err)
+			}
+			if n := len(patches(cs, "deployments")); n != 0 {
+				t.Errorf("%d deployment patches, want none", n)
+			}
+		})
+	}
+}
