@@ -5,14 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 // BudgetLeaseName is the coordination.k8s.io Lease, in leakguard's own
@@ -22,6 +25,13 @@ import (
 // Update is refused with a Conflict when another replica wrote first), so
 // that two replicas, or a restarted one, never spend a budget twice.
 const BudgetLeaseName = "leakguard-budget"
+
+// StormLeaseName is the Lease, beside the budget Lease, that keeps a
+// storm pause a second time: deleting the budget Lease by hand (to reset
+// the rate and the hour's counts) does not lift a pause that runs. A
+// pause holds while either Lease records it; lifting one early takes
+// deleting both.
+const StormLeaseName = "leakguard-storm"
 
 // Annotations of the budget Lease and of leakguard's namespace.
 const (
@@ -44,12 +54,15 @@ const budgetTimeout = 10 * time.Second
 // budgetState is what the Lease holds.
 type budgetState struct {
 	Rate rateState `json:"-"`
-	// Disruptions maps a namespace to the times of its disruptive actions
-	// within the last hour.
+	// Disruptions maps a budget bucket (a namespace, or the nodes' keys
+	// of disruptionBuckets) to the times of its disruptive actions within
+	// the last hour.
 	Disruptions map[string][]time.Time `json:"-"`
 	Storm       stormState             `json:"-"`
 }
 
+// rateState is the rate bucket: Tokens at At, a time on the API server's
+// clock (serverClock), never on a replica's own.
 type rateState struct {
 	Tokens float64   `json:"tokens"`
 	At     time.Time `json:"at"`
@@ -78,10 +91,114 @@ func (r rateState) tokensAt(now time.Time, perMinute float64, burst int) float64
 	return math.Min(float64(burst), r.Tokens+elapsed*perMinute/60)
 }
 
+// take returns the bucket after one token is taken at now, or false when
+// it has none. The bucket's time never goes back: a take at a time before
+// At (an estimate of the server's clock a little behind another
+// replica's) refills nothing and leaves At where it is.
+func (r rateState) take(now time.Time, perMinute float64, burst int) (rateState, bool) {
+	tokens := r.tokensAt(now, perMinute, burst)
+	if tokens < 1 {
+		return r, false
+	}
+	return rateState{Tokens: tokens - 1, At: later(r.At, now)}, true
+}
+
+// giveBack returns the bucket with one token more at now, up to burst.
+func (r rateState) giveBack(now time.Time, perMinute float64, burst int) rateState {
+	return rateState{Tokens: math.Min(float64(burst), r.tokensAt(now, perMinute, burst)+1), At: later(r.At, now)}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// serverClock is the one clock every replica judges the rate bucket on:
+// the API server's. A replica's wall clock must not decide the refill:
+// one running 30 s ahead would find the bucket refilled by 30 s at every
+// take (20 actions at one instant against a burst of 5), and one behind
+// would find nothing refilled until its clock caught up. The API server
+// stamps every answer with its time (the Date header); the clock learns
+// its offset from the engine's own clock from a GET /version, again
+// every minute, and reads the engine's clock plus that offset. The Date
+// has a resolution of a second, so the replicas' readings of one instant
+// differ by about a second and a round trip, not by their skew; and the
+// bucket's time never goes back (rateState.take), so the replica whose
+// reading is ahead refills at most that much.
+type serverClock struct {
+	// probe reads the server's time; nil when the client has no HTTP
+	// client to ask (a fake clientset), and the engine's clock is used.
+	probe func(context.Context) (time.Time, error)
+	local func() time.Time
+
+	mu     sync.Mutex
+	offset time.Duration
+	probed time.Time // on the local clock; zero before the first probe
+}
+
+// serverClockRefresh is how often the offset is learned again.
+const serverClockRefresh = time.Minute
+
+// now returns the server's time. An error is transient: a budget that
+// cannot be judged acts on nothing.
+func (c *serverClock) now(ctx context.Context) (time.Time, error) {
+	local := c.local()
+	if c.probe == nil {
+		return local, nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.probed.IsZero() || local.Sub(c.probed) >= serverClockRefresh || local.Before(c.probed) {
+		server, err := c.probe(ctx)
+		if err != nil {
+			return time.Time{}, transient(fmt.Errorf("read the API server's clock: %w", err))
+		}
+		local = c.local()
+		c.offset, c.probed = server.Sub(local), local
+	}
+	return local.Add(c.offset), nil
+}
+
+// apiserverTime returns a probe that reads the Date the API server sets
+// on its answer to GET /version (which every authenticated user may
+// read), through client's own HTTP client; nil when client has none.
+func apiserverTime(client kubernetes.Interface) func(context.Context) (time.Time, error) {
+	if client == nil || client.Discovery() == nil {
+		return nil
+	}
+	rc, ok := client.Discovery().RESTClient().(*rest.RESTClient)
+	if !ok || rc == nil || rc.Client == nil {
+		return nil
+	}
+	return func(ctx context.Context) (time.Time, error) {
+		ctx, cancel := context.WithTimeout(ctx, budgetTimeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rc.Get().AbsPath("/version").URL().String(), nil)
+		if err != nil {
+			return time.Time{}, err
+		}
+		resp, err := rc.Client.Do(req)
+		if err != nil {
+			return time.Time{}, err
+		}
+		defer resp.Body.Close()
+		// Any answer carries the server's time, a refusal too.
+		t, err := http.ParseTime(resp.Header.Get("Date"))
+		if err != nil {
+			return time.Time{}, fmt.Errorf("the API server's answer has no usable Date header %q: %w", resp.Header.Get("Date"), err)
+		}
+		return t, nil
+	}
+}
+
 // budgetStore reads and updates the budget Lease.
 type budgetStore struct {
 	client    kubernetes.Interface
 	namespace string
+	// clock is the API server's clock, for the rate bucket.
+	clock *serverClock
 }
 
 func (b budgetStore) ref() string { return "Lease " + b.namespace + "/" + BudgetLeaseName }
@@ -262,8 +379,14 @@ func (rateBudget) Reason() string    { return ReasonRateLimited }
 func (rateBudget) Applies(*run) bool { return true }
 
 func (g rateBudget) Take(ctx context.Context, r *run) (bool, string, func(), error) {
-	p, now := r.st.policy, r.d.at
+	p := r.st.policy
 	why := fmt.Sprintf("more than %g actions per minute (burst %d), counted across replicas in %s", p.RatePerMinute, p.RateBurst, g.store.ref())
+	// The bucket is judged on the API server's clock, not the alert's
+	// time on this replica's (serverClock says why).
+	now, err := g.store.clock.now(ctx)
+	if err != nil {
+		return false, "", nil, err
+	}
 	if r.dryRun {
 		_, st, err := g.store.read(ctx)
 		if err != nil {
@@ -276,14 +399,9 @@ func (g rateBudget) Take(ctx context.Context, r *run) (bool, string, func(), err
 		return true, "", func() { r.ledger.actions-- }, nil
 	}
 	took := false
-	err := g.store.update(ctx, now, func(st *budgetState) bool {
-		tokens := st.Rate.tokensAt(now, p.RatePerMinute, p.RateBurst)
-		took = tokens >= 1
-		if !took {
-			return false
-		}
-		st.Rate = rateState{Tokens: tokens - 1, At: now}
-		return true
+	err = g.store.update(ctx, r.d.at, func(st *budgetState) bool {
+		st.Rate, took = st.Rate.take(now, p.RatePerMinute, p.RateBurst)
+		return took
 	})
 	if err != nil || !took {
 		return false, why, nil, err
@@ -291,8 +409,8 @@ func (g rateBudget) Take(ctx context.Context, r *run) (bool, string, func(), err
 	release := func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budgetTimeout)
 		defer cancel()
-		err := g.store.update(ctx, now, func(st *budgetState) bool {
-			st.Rate = rateState{Tokens: math.Min(float64(p.RateBurst), st.Rate.tokensAt(now, p.RatePerMinute, p.RateBurst)+1), At: now}
+		err := g.store.update(ctx, r.d.at, func(st *budgetState) bool {
+			st.Rate = st.Rate.giveBack(now, p.RatePerMinute, p.RateBurst)
 			return true
 		})
 		if err != nil {
@@ -307,9 +425,11 @@ func (g rateBudget) Take(ctx context.Context, r *run) (bool, string, func(), err
 // a disruptive action within Storm.Window, every disruptive remediator
 // pauses for Storm.Pause (many leaks at once are more likely a bad
 // rollout, a node problem or a wrong rule than many leaks), and the
-// Lease records why; annotating goes on. The namespace cap: at most
-// PerNamespacePerHour disruptive actions per namespace in any hour.
-// Non-disruptive remediators pass untouched.
+// Lease records why, and so does the storm Lease; annotating goes on.
+// The hourly caps: at most PerNamespacePerHour disruptive actions per
+// namespace in any hour, and for nodes, which have none, a bucket of
+// their own (disruptionBuckets). Non-disruptive remediators pass
+// untouched.
 type disruptionBudget struct{ store budgetStore }
 
 func (disruptionBudget) Name() string   { return "disruption" }
@@ -325,6 +445,59 @@ func (disruptionBudget) Applies(r *run) bool {
 	return false
 }
 
+// disruptionBucket is one hourly cap a disruptive action counts against.
+type disruptionBucket struct {
+	// key is the bucket's key in budgetState.Disruptions: a namespace,
+	// or for nodes a key no namespace can have (a colon).
+	key    string
+	limit  int
+	reason string
+	// what names the bucket in a held remediator's detail.
+	what string
+}
+
+// Keys of the nodes' buckets in budgetState.Disruptions: a namespace
+// name has no colon. legacyNodesKey is where node actions were counted
+// before nodes had a bucket of their own; they count towards the
+// cluster's node budget until they leave the hour.
+const (
+	nodesKey       = "node:*"
+	nodePoolPrefix = "node-pool:"
+	legacyNodesKey = ""
+)
+
+// disruptionBuckets are the caps a disruptive action on t counts
+// against: its namespace's, or for a node (a target without a namespace)
+// the cluster's node budget and, when the policy names a pool label, its
+// pool's (the nodes without the label make one pool).
+func (p *Policy) disruptionBuckets(t *Target) []disruptionBucket {
+	if ns := t.Object.Namespace; ns != "" {
+		return []disruptionBucket{{key: ns, limit: p.DisruptivePerNamespacePerHour, reason: ReasonNamespaceBudget, what: fmt.Sprintf("in namespace %q", ns)}}
+	}
+	out := []disruptionBucket{{key: nodesKey, limit: p.DisruptiveNodesPerHour, reason: ReasonNodeBudget, what: "on nodes"}}
+	if p.NodePoolLabel != "" {
+		pool := ""
+		if t.obj != nil {
+			pool = t.obj.GetLabels()[p.NodePoolLabel]
+		}
+		what := fmt.Sprintf("in the node pool %s=%s", p.NodePoolLabel, pool)
+		if pool == "" {
+			what = fmt.Sprintf("on the nodes without %s", p.NodePoolLabel)
+		}
+		out = append(out, disruptionBucket{key: nodePoolPrefix + pool, limit: p.DisruptivePerNodePoolPerHour, reason: ReasonNodeBudget, what: what})
+	}
+	return out
+}
+
+// spent counts the disruptive actions of bucket b in st.
+func (st *budgetState) spent(b disruptionBucket) int {
+	n := len(st.Disruptions[b.key])
+	if b.key == nodesKey {
+		n += len(st.Disruptions[legacyNodesKey])
+	}
+	return n
+}
+
 func (g disruptionBudget) Take(ctx context.Context, r *run) (bool, string, func(), error) {
 	var live []*step
 	for _, s := range r.steps {
@@ -336,13 +509,24 @@ func (g disruptionBudget) Take(ctx context.Context, r *run) (bool, string, func(
 		return true, "", nil, nil
 	}
 	p, now := r.st.policy, r.d.at
-	key, ns := r.t.Object.String(), r.t.Object.Namespace
+	key := r.t.Object.String()
+	buckets := p.disruptionBuckets(r.t)
 	var reason, why string
-	judge := func(st *budgetState, extraNS int, extraTargets map[string]bool) (write bool) {
-		reason, why = "", ""
+	started := false // this take started a storm pause
+	paused, err := g.store.stormPause(ctx)
+	if err != nil {
+		return false, "", nil, err
+	}
+	judge := func(st *budgetState, extra map[string]int, extraTargets map[string]bool) (write bool) {
+		reason, why, started = "", "", false
 		st.prune(now, p.StormWindow)
 		if st.Storm.Targets == nil {
 			st.Storm.Targets = map[string]time.Time{}
+		}
+		if now.Before(paused.PausedUntil) && !now.Before(st.Storm.PausedUntil) {
+			// The budget Lease lost the pause (deleted by hand, say);
+			// the storm Lease keeps it.
+			st.Storm.PausedUntil, st.Storm.Why = paused.PausedUntil, paused.Why
 		}
 		if now.Before(st.Storm.PausedUntil) {
 			reason, why = ReasonStorm, fmt.Sprintf("disruptive remediators paused until %s: %s", st.Storm.PausedUntil.UTC().Format(time.RFC3339), st.Storm.Why)
@@ -359,15 +543,19 @@ func (g disruptionBudget) Take(ctx context.Context, r *run) (bool, string, func(
 			}
 			st.Storm.PausedUntil = now.Add(p.StormPause)
 			st.Storm.Why = fmt.Sprintf("%d targets needed a disruptive action within %s (more than %d): %s", n, p.StormWindow, p.StormTargets, strings.Join(targets, ", "))
-			reason, why = ReasonStorm, "storm: "+st.Storm.Why+"; disruptive remediators paused for "+p.StormPause.String()
+			reason, why, started = ReasonStorm, "storm: "+st.Storm.Why+"; disruptive remediators paused for "+p.StormPause.String(), true
 			r.log().Warn("storm guard: pausing every disruptive remediator", "until", st.Storm.PausedUntil, "why", st.Storm.Why)
 			return true
 		}
-		if len(st.Disruptions[ns])+extraNS >= p.DisruptivePerNamespacePerHour {
-			reason, why = ReasonNamespaceBudget, fmt.Sprintf("%d disruptive actions in namespace %q within the last hour, the most allowed", len(st.Disruptions[ns])+extraNS, ns)
-			return true
+		for _, b := range buckets {
+			if n := st.spent(b) + extra[b.key]; n >= b.limit {
+				reason, why = b.reason, fmt.Sprintf("%d disruptive actions %s within the last hour, the most allowed", n, b.what)
+				return true
+			}
 		}
-		st.Disruptions[ns] = append(st.Disruptions[ns], now)
+		for _, b := range buckets {
+			st.Disruptions[b.key] = append(st.Disruptions[b.key], now)
+		}
 		return true
 	}
 	var release func()
@@ -376,33 +564,55 @@ func (g disruptionBudget) Take(ctx context.Context, r *run) (bool, string, func(
 		if err != nil {
 			return false, "", nil, err
 		}
-		judge(&st, r.ledger.disruptions[ns], r.ledger.stormTargets)
+		judge(&st, r.ledger.disruptions, r.ledger.stormTargets)
 		r.ledger.stormTargets[key] = true
 		if reason == "" {
-			r.ledger.disruptions[ns]++
-			release = func() { r.ledger.disruptions[ns]-- }
+			for _, b := range buckets {
+				r.ledger.disruptions[b.key]++
+			}
+			release = func() {
+				for _, b := range buckets {
+					r.ledger.disruptions[b.key]--
+				}
+			}
 		}
 	} else {
-		err := g.store.update(ctx, now, func(st *budgetState) bool { return judge(st, 0, nil) })
+		var storm stormState
+		err := g.store.update(ctx, now, func(st *budgetState) bool {
+			write := judge(st, nil, nil)
+			storm = st.Storm
+			return write
+		})
 		if err != nil {
 			return false, "", nil, err
+		}
+		if started {
+			// This take started the pause: the storm Lease keeps it too.
+			if err := g.store.recordStorm(ctx, now, storm); err != nil {
+				// The budget Lease holds the pause all the same.
+				r.log().Warn("could not record the storm pause in its own Lease", "lease", StormLeaseName, "error", err)
+			}
 		}
 		if reason == "" {
 			release = func() {
 				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budgetTimeout)
 				defer cancel()
 				err := g.store.update(ctx, now, func(st *budgetState) bool {
-					times := st.Disruptions[ns]
-					for i := len(times) - 1; i >= 0; i-- {
-						if times[i].Equal(now) {
-							st.Disruptions[ns] = append(times[:i:i], times[i+1:]...)
-							return true
+					changed := false
+					for _, b := range buckets {
+						times := st.Disruptions[b.key]
+						for i := len(times) - 1; i >= 0; i-- {
+							if times[i].Equal(now) {
+								st.Disruptions[b.key] = append(times[:i:i], times[i+1:]...)
+								changed = true
+								break
+							}
 						}
 					}
-					return false
+					return changed
 				})
 				if err != nil {
-					r.log().Warn("could not give a disruption budget back", "namespace", ns, "error", err)
+					r.log().Warn("could not give a disruption budget back", "target", key, "error", err)
 				}
 			}
 		}
@@ -413,6 +623,66 @@ func (g disruptionBudget) Take(ctx context.Context, r *run) (bool, string, func(
 		}
 	}
 	return true, "", release, nil
+}
+
+// stormPause reads the storm pause the storm Lease records; a Lease not
+// there records none. A Lease that cannot be read is transient, and one
+// that does not parse fails closed, as the budget Lease does.
+func (b budgetStore) stormPause(ctx context.Context) (stormState, error) {
+	lease, err := b.client.CoordinationV1().Leases(b.namespace).Get(ctx, StormLeaseName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return stormState{}, nil
+	}
+	if err != nil {
+		return stormState{}, transient(fmt.Errorf("read the storm record Lease %s/%s: %w", b.namespace, StormLeaseName, err))
+	}
+	var st stormState
+	if v := lease.Annotations[annotationBudgetStorm]; v != "" {
+		if err := json.Unmarshal([]byte(v), &st); err != nil {
+			return stormState{}, fmt.Errorf("storm record Lease %s/%s does not parse (fix or delete it): %w", b.namespace, StormLeaseName, err)
+		}
+	}
+	return st, nil
+}
+
+// recordStorm writes the storm pause that began at now to the storm
+// Lease: the pause's end and why in its annotation, and as a Lease held
+// from now for the pause (kubectl get lease shows it).
+func (b budgetStore) recordStorm(ctx context.Context, now time.Time, st stormState) error {
+	rec, err := json.Marshal(stormState{PausedUntil: st.PausedUntil, Why: st.Why})
+	if err != nil {
+		return fmt.Errorf("encode the storm record: %w", err)
+	}
+	holder, at := "leakguard storm guard", metav1.NewMicroTime(now)
+	secs := int32(math.Ceil(st.PausedUntil.Sub(now).Seconds()))
+	spec := coordinationv1.LeaseSpec{HolderIdentity: &holder, AcquireTime: &at, RenewTime: &at, LeaseDurationSeconds: &secs}
+	leases := b.client.CoordinationV1().Leases(b.namespace)
+	for attempt := 1; ; attempt++ {
+		lease, err := leases.Get(ctx, StormLeaseName, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			_, err = leases.Create(ctx, &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: StormLeaseName, Namespace: b.namespace,
+					Annotations: map[string]string{annotationBudgetStorm: string(rec)},
+					Labels:      map[string]string{"app.kubernetes.io/managed-by": eventComponent}},
+				Spec: spec,
+			}, metav1.CreateOptions{FieldManager: fieldManager})
+		case err == nil:
+			lease = lease.DeepCopy()
+			if lease.Annotations == nil {
+				lease.Annotations = map[string]string{}
+			}
+			lease.Annotations[annotationBudgetStorm] = string(rec)
+			lease.Spec = spec
+			_, err = leases.Update(ctx, lease, metav1.UpdateOptions{FieldManager: fieldManager})
+		}
+		if err == nil || (!apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err)) || attempt == budgetAttempts {
+			if err != nil {
+				return fmt.Errorf("write the storm record Lease %s/%s: %w", b.namespace, StormLeaseName, err)
+			}
+			return nil
+		}
+	}
 }
 
 // pauseGuard holds every disruptive remediator while leakguard's

@@ -42,7 +42,10 @@ const (
 	ReasonStorm = "storm"
 	// ReasonNamespaceBudget: the namespace had its disruptive actions for
 	// the hour.
-	ReasonNamespaceBudget   = "namespace-budget"
+	ReasonNamespaceBudget = "namespace-budget"
+	// ReasonNodeBudget: the nodes, or the node's pool, had their
+	// disruptive actions for the hour.
+	ReasonNodeBudget        = "node-budget"
 	ReasonCheckNotConfirmed = "check-not-confirmed"
 	ReasonCheckNoData       = "check-no-data"
 	ReasonTargetNotFound    = "target-not-found"
@@ -169,6 +172,11 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// ServerTime reads the API server's clock, on which every replica
+	// judges the rate budget; nil means the Date of the API server's
+	// answer to GET /version through Client, or Now when Client has no
+	// HTTP client (a fake clientset).
+	ServerTime func(context.Context) (time.Time, error)
 	// Config is the client configuration, for the profile remediator's
 	// requests to one apiserver's own address; nil disables those.
 	Config *rest.Config
@@ -264,7 +272,11 @@ func NewEngine(o Options) (*Engine, error) {
 	if ns == "" {
 		ns = DefaultNamespace
 	}
-	e.budget = budgetStore{client: o.Client, namespace: ns}
+	probe := o.ServerTime
+	if probe == nil {
+		probe = apiserverTime(o.Client)
+	}
+	e.budget = budgetStore{client: o.Client, namespace: ns, clock: &serverClock{probe: probe, local: func() time.Time { return e.now() }}}
 	e.scopes = newScopeGuards(o.Client)
 	e.SetPolicy(o.Policy)
 	return e, nil

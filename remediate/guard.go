@@ -28,8 +28,9 @@ type stepGuard interface {
 
 // An alertGuard takes from a budget shared by every alert (the global
 // action rate). Take returns, when it took, a function that gives back
-// what it took, called when nothing ends up acting. In dry-run it takes
-// from the delivery's ledger only.
+// what it took, called when nothing ends up acting (the disruption
+// guard's also when no disruptive remediator ends up acting). In
+// dry-run it takes from the delivery's ledger only.
 type alertGuard interface {
 	Name() string
 	Reason() string

@@ -11,7 +11,8 @@ import "time"
 type ledger struct {
 	claims  map[string]time.Time
 	actions int
-	// disruptions counts would-be disruptive actions per namespace, and
+	// disruptions counts would-be disruptive actions per disruption
+	// bucket (a namespace, the nodes, a node pool), and
 	// stormTargets the targets that would have needed one.
 	disruptions  map[string]int
 	stormTargets map[string]bool

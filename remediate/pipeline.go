@@ -26,8 +26,10 @@ type run struct {
 	ledger *ledger
 	dryRun bool
 	steps  []*step
-	// release gives back what the budget guards took, when nothing acted.
-	release func()
+	// releases give back what the budget guards took, by guard name, in
+	// the order taken: all of them when nothing acted, the disruption
+	// guard's alone when only non-disruptive remediators acted.
+	releases []guardRelease
 	// warn makes the decision's Event a Warning (a plan asked for it).
 	warn bool
 	// fresh makes the scope guards read past the delivery's memo (the
@@ -333,13 +335,7 @@ func (e *Engine) budgets(ctx context.Context, r *run) (bool, error) {
 			}
 		}
 		if release != nil {
-			prev := r.release
-			r.release = func() {
-				release()
-				if prev != nil {
-					prev()
-				}
-			}
+			r.releases = append(r.releases, guardRelease{guard: g.Name(), fn: release})
 		}
 		if r.allHeld() {
 			r.d.Guards = append(r.d.Guards, g.Name()+": "+r.heldWord())
@@ -441,7 +437,10 @@ func (e *Engine) recheck(ctx context.Context, r *run, obj metav1.Object) (string
 // the remediators after it do not run and their claims are given back.
 func (e *Engine) act(ctx context.Context, r *run) (bool, error) {
 	env := e.env(r.d.at)
-	acted := false
+	// acted and disrupted say whether a remediator, and a disruptive
+	// one, may have acted: what they spent stays spent. A step held as
+	// it applied (a HeldError) did nothing and spends nothing.
+	acted, disrupted := false, false
 	for i, s := range r.steps {
 		if s.held != "" {
 			continue
@@ -463,22 +462,32 @@ func (e *Engine) act(ctx context.Context, r *run) (bool, error) {
 			e.metrics.remediations.WithLabelValues(s.rem.Name, "failure").Inc()
 			s.out.Result, s.out.Detail = ResultFailed, err.Error()
 			r.releaseClaims(ctx, e, err, r.steps[i:]...)
-			if !acted && definitelyRejected(err) {
-				// Nothing happened: the budgets go back too. After a
-				// timeout the action may have happened, and stays spent.
-				r.giveBack()
+			if !definitelyRejected(err) {
+				// After a timeout the action may have happened, and
+				// what it spent stays spent.
+				acted, disrupted = true, disrupted || s.rem.Disruptive
 			}
+			// What did not happen gives its budgets back: all of them
+			// when nothing acted, the disruption budget when nothing
+			// disruptive did.
+			r.giveBackUnspent(acted, disrupted)
 			r.collect()
 			r.d.set(DecisionError, ReasonRemediatorError, "")
 			return true, fmt.Errorf("remediator %s: %w", s.rem.Name, err)
 		}
 		e.metrics.remediations.WithLabelValues(s.rem.Name, "success").Inc()
 		s.out.Result, s.out.Detail = ResultActed, detail
-		acted = true
+		acted, disrupted = true, disrupted || s.rem.Disruptive
+	}
+	if !r.dryRun {
+		// A remediator held as it applied (a PDB refusal, cordon's
+		// max-unschedulable) gives back what only it needed: the
+		// disruption budget when no disruptive remediator acted, the
+		// rate token too when nothing acted.
+		r.giveBackUnspent(acted, disrupted)
 	}
 	if !acted && !r.dryRun {
-		// Every remediator was held as it applied (a PDB refusal).
-		r.giveBack()
+		// Every remediator was held as it applied.
 		r.finish()
 		return true, nil
 	}
@@ -542,11 +551,40 @@ func (r *run) releaseClaims(ctx context.Context, e *Engine, failure error, steps
 	}
 }
 
-// giveBack returns what the alert guards took, once.
+// guardRelease is what one alert guard took, as the function that gives
+// it back.
+type guardRelease struct {
+	guard string
+	fn    func()
+}
+
+// giveBack returns what the alert guards took, once, the last taken
+// first.
 func (r *run) giveBack() {
-	if r.release != nil {
-		r.release()
-		r.release = nil
+	for i := len(r.releases) - 1; i >= 0; i-- {
+		r.releases[i].fn()
+	}
+	r.releases = nil
+}
+
+// giveBackUnspent returns what the run did not spend: every budget when
+// nothing acted, the disruption budget alone when no disruptive
+// remediator acted, nothing when a disruptive one did. The rate is one
+// token per alert that acts, whichever of its remediators acted.
+func (r *run) giveBackUnspent(acted, disrupted bool) {
+	switch {
+	case !acted:
+		r.giveBack()
+	case !disrupted:
+		kept := r.releases[:0]
+		for _, rel := range r.releases {
+			if rel.guard == (disruptionBudget{}).Name() {
+				rel.fn()
+				continue
+			}
+			kept = append(kept, rel)
+		}
+		r.releases = kept
 	}
 }
 

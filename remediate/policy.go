@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 )
 
@@ -59,6 +60,14 @@ const (
 	// DefaultDisruptivePerNamespacePerHour caps the disruptive actions in
 	// one namespace in any hour.
 	DefaultDisruptivePerNamespacePerHour = 2
+	// DefaultDisruptiveNodesPerHour caps the disruptive actions on nodes
+	// (cordon, drain), over the whole cluster, in any hour: nodes have no
+	// namespace, and a node budget is not a namespace's.
+	DefaultDisruptiveNodesPerHour = 2
+	// DefaultDisruptivePerNodePoolPerHour caps the disruptive actions in
+	// one node pool in any hour, when disruption.nodes.poolLabel names
+	// the label that says a node's pool.
+	DefaultDisruptivePerNodePoolPerHour = 1
 	// DefaultStormTargets, DefaultStormWindow and DefaultStormPause: more
 	// than 5 targets needing a disruptive action within 10 minutes pause
 	// every disruptive remediator for 30 minutes.
@@ -118,9 +127,28 @@ type DisruptionSpec struct {
 	// PerNamespacePerHour caps the disruptive actions in one namespace in
 	// any hour; 0 or absent means DefaultDisruptivePerNamespacePerHour.
 	PerNamespacePerHour int `json:"perNamespacePerHour"`
+	// Nodes bounds the disruptive actions on nodes, which have no
+	// namespace: a bucket of their own, apart from the namespaces'.
+	Nodes NodeBudgetSpec `json:"nodes"`
 	// Storm pauses every disruptive remediator when more than Targets
 	// targets need one within Window, for Pause.
 	Storm StormSpec `json:"storm"`
+}
+
+// NodeBudgetSpec bounds the disruptive actions on nodes: over the whole
+// cluster, and per node pool when PoolLabel names the node label that
+// says a node's pool (cloud.google.com/gke-nodepool, say).
+type NodeBudgetSpec struct {
+	// PerHour caps the disruptive actions on all nodes in any hour; 0 or
+	// absent means DefaultDisruptiveNodesPerHour.
+	PerHour int `json:"perHour"`
+	// PoolLabel, when set, gives every value of that node label (and the
+	// nodes without it, together) a budget of its own as well.
+	PoolLabel string `json:"poolLabel"`
+	// PerPoolPerHour caps the disruptive actions in one pool in any
+	// hour; 0 or absent means DefaultDisruptivePerNodePoolPerHour. It
+	// needs PoolLabel.
+	PerPoolPerHour int `json:"perPoolPerHour"`
 }
 
 // StormSpec is the storm guard; zero fields take the defaults.
@@ -177,12 +205,18 @@ type Policy struct {
 	// DisruptivePerNamespacePerHour, StormTargets, StormWindow and
 	// StormPause are the disruption budgets, defaults filled in.
 	DisruptivePerNamespacePerHour int
-	StormTargets                  int
-	StormWindow                   time.Duration
-	StormPause                    time.Duration
-	include                       map[string]bool
-	exclude                       map[string]bool
-	entries                       map[string]*Entry
+	// DisruptiveNodesPerHour caps the disruptive actions on nodes over
+	// the cluster; NodePoolLabel, when set, gives each node pool a cap
+	// of DisruptivePerNodePoolPerHour too.
+	DisruptiveNodesPerHour       int
+	NodePoolLabel                string
+	DisruptivePerNodePoolPerHour int
+	StormTargets                 int
+	StormWindow                  time.Duration
+	StormPause                   time.Duration
+	include                      map[string]bool
+	exclude                      map[string]bool
+	entries                      map[string]*Entry
 }
 
 // Entry is a compiled policy entry.
@@ -267,6 +301,9 @@ func ParsePolicy(data []byte, reg *Registry) (*Policy, error) {
 		RatePerMinute:                 spec.RateLimit.PerMinute,
 		RateBurst:                     spec.RateLimit.Burst,
 		DisruptivePerNamespacePerHour: spec.Disruption.PerNamespacePerHour,
+		DisruptiveNodesPerHour:        orDefault(spec.Disruption.Nodes.PerHour, DefaultDisruptiveNodesPerHour),
+		NodePoolLabel:                 spec.Disruption.Nodes.PoolLabel,
+		DisruptivePerNodePoolPerHour:  orDefault(spec.Disruption.Nodes.PerPoolPerHour, DefaultDisruptivePerNodePoolPerHour),
 		StormTargets:                  spec.Disruption.Storm.Targets,
 		StormWindow:                   orDefault(time.Duration(spec.Disruption.Storm.Window), DefaultStormWindow),
 		StormPause:                    orDefault(time.Duration(spec.Disruption.Storm.Pause), DefaultStormPause),
@@ -294,6 +331,18 @@ func ParsePolicy(data []byte, reg *Registry) (*Policy, error) {
 		bad("disruption.perNamespacePerHour: must not be negative, got %d", spec.Disruption.PerNamespacePerHour)
 	case spec.Disruption.PerNamespacePerHour == 0:
 		p.DisruptivePerNamespacePerHour = DefaultDisruptivePerNamespacePerHour
+	}
+	nodes := spec.Disruption.Nodes
+	if nodes.PerHour < 0 || nodes.PerPoolPerHour < 0 {
+		bad("disruption.nodes: perHour and perPoolPerHour must not be negative, got %d and %d", nodes.PerHour, nodes.PerPoolPerHour)
+	}
+	if nodes.PoolLabel == "" && nodes.PerPoolPerHour != 0 {
+		bad("disruption.nodes.perPoolPerHour: needs poolLabel, the node label that names a node's pool")
+	}
+	if nodes.PoolLabel != "" {
+		if errs := validation.IsQualifiedName(nodes.PoolLabel); len(errs) > 0 {
+			bad("disruption.nodes.poolLabel: %q is not a label key: %s", nodes.PoolLabel, strings.Join(errs, "; "))
+		}
 	}
 	switch {
 	case spec.Disruption.Storm.Targets < 0:
@@ -423,8 +472,9 @@ func strictJSON(data []byte, v any) error {
 	return nil
 }
 
-func orDefault(d, def time.Duration) time.Duration {
-	if d == 0 {
+func orDefault[T comparable](d, def T) T {
+	var zero T
+	if d == zero {
 		return def
 	}
 	return d

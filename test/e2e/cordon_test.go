@@ -83,6 +83,7 @@ const cordonRacePolicy = `
 rateLimit: {perMinute: 600, burst: 100}
 disruption:
   perNamespacePerHour: 100
+  nodes: {perHour: 100}
   storm: {targets: 100}
 alerts:
   NodeOrphanCgroups:
@@ -250,6 +251,7 @@ const uncordonPolicy = `
 rateLimit: {perMinute: 600, burst: 100}
 disruption:
   perNamespacePerHour: 100
+  nodes: {perHour: 100}
   storm: {targets: 100}
 alerts:
   NodeOrphanCgroups:

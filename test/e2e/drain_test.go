@@ -19,6 +19,7 @@ const drainE2EPolicy = `
 rateLimit: {perMinute: 600, burst: 100}
 disruption:
   perNamespacePerHour: 100
+  nodes: {perHour: 100}
   storm: {targets: 100}
 alerts:
   NodeCgroupLeak:
