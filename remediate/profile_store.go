@@ -233,6 +233,7 @@ func (s *ProfileStore) Prune(now time.Time) {
 // prune removes profiles older than MaxAge, then the oldest until the
 // total fits MaxBytes; keep is never removed.
 func (s *ProfileStore) prune(now time.Time, keep string) {
+	s.removeStaleTemps()
 	files, err := s.List()
 	if err != nil {
 		return
@@ -253,6 +254,28 @@ func (s *ProfileStore) prune(now time.Time, keep string) {
 		}
 		if os.Remove(filepath.Join(s.Dir, kept[i].Name)) == nil {
 			total -= kept[i].Size
+		}
+	}
+}
+
+// staleTemp is the age of a temporary file's last write past which no
+// fetch is writing it any more.
+const staleTemp = time.Hour
+
+// removeStaleTemps removes the temporary files of fetches that died with
+// their process mid-stream. A live fetch writes its file as the bytes
+// come, so its modification time stays recent, on the wall clock.
+func (s *ProfileStore) removeStaleTemps() {
+	entries, err := os.ReadDir(s.Dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), ".tmp-") {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleTemp {
+			_ = os.Remove(filepath.Join(s.Dir, e.Name()))
 		}
 	}
 }

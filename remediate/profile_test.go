@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -518,5 +519,25 @@ func TestProfileFetchSlots(t *testing.T) {
 	}
 	if files, _ := store.List(); len(files) != 3 {
 		t.Errorf("stored %v, want the three profiles", files)
+	}
+}
+
+// A temporary file that a fetch stopped writing an hour ago (its process
+// died mid-stream) goes at the next prune; one being written stays.
+func TestProfileStoreRemovesStaleTemps(t *testing.T) {
+	s := testStore(t)
+	stale, fresh := filepath.Join(s.Dir, ".tmp-1"), filepath.Join(s.Dir, ".tmp-2")
+	for _, f := range []string{stale, fresh} {
+		if err := os.WriteFile(f, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	s.Prune(testNow)
+	if diff := cmp.Diff([]string{".tmp-2"}, storeEntries(t, s)); diff != "" {
+		t.Errorf("after Prune (-want +got):\n%s", diff)
 	}
 }
