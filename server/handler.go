@@ -162,8 +162,12 @@ func (h *handler) receiveAlerts(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Err() != nil {
 			return // the client went away while it waited: no one to answer
 		}
+		msg := fmt.Sprintf("%d deliveries are being processed, the most at once; retry later", cap(h.inFlight))
+		if h.cfg.QueueWait > 0 {
+			msg = fmt.Sprintf("%d deliveries are being processed, the most at once, and none finished within %v; retry later", cap(h.inFlight), h.cfg.QueueWait)
+		}
 		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%d deliveries are being processed, the most at once, and none finished within %v; retry later", cap(h.inFlight), h.cfg.QueueWait))
+		writeError(w, http.StatusServiceUnavailable, msg)
 		return
 	}
 	defer func() { <-h.inFlight }()
@@ -213,8 +217,8 @@ func (h *handler) receiveAlerts(w http.ResponseWriter, r *http.Request) {
 
 // takeSlot takes one of the in-flight slots, waiting up to QueueWait (and
 // as long as ctx lasts) when all are taken, and reports whether it got
-// one. The wait is bounded, and short next to Alertmanager's webhook
-// timeout, so a burst (a restart, a flush of many groups) is absorbed
+// one. The wait is bounded, and short next to the time Alertmanager gives
+// a notification, so a burst (a restart, a flush of many groups) is absorbed
 // while a sustained overload is answered 503, which Alertmanager retries
 // with its backoff; the body is not read before a slot is taken, so a
 // waiting delivery holds its connection only.
