@@ -15,15 +15,17 @@ import (
 // profileFlags configure where serve keeps the profile remediator's
 // profiles.
 type profileFlags struct {
-	dir      string
-	maxBytes int64
-	maxAge   time.Duration
+	dir        string
+	maxBytes   int64
+	maxAge     time.Duration
+	maxFetches int
 }
 
 func (p *profileFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.dir, "profile-dir", "", "`DIR` (a volume) where the profile remediator stores heap and goroutine profiles, served at GET /profiles; empty holds profile (no-profile-store)")
 	fs.Int64Var(&p.maxBytes, "profile-max-bytes", remediate.DefaultProfileMaxBytes, "total size of the stored profiles; the oldest are removed beyond it")
 	fs.DurationVar(&p.maxAge, "profile-max-age", remediate.DefaultProfileMaxAge, "age after which a stored profile is removed")
+	fs.IntVar(&p.maxFetches, "profile-max-fetches", remediate.DefaultProfileMaxFetches, "profile fetches streaming into --profile-dir at once, across deliveries; more wait for a slot")
 }
 
 // store opens the profile directory, nil without --profile-dir.
@@ -31,10 +33,15 @@ func (p profileFlags) store() (*remediate.ProfileStore, error) {
 	if p.dir == "" {
 		return nil, nil
 	}
-	if p.maxBytes <= 0 || p.maxAge <= 0 {
-		return nil, errors.New("--profile-max-bytes and --profile-max-age must be positive")
+	if p.maxBytes <= 0 || p.maxAge <= 0 || p.maxFetches < 0 {
+		return nil, errors.New("--profile-max-bytes and --profile-max-age must be positive, --profile-max-fetches not negative")
 	}
-	return remediate.NewProfileStore(p.dir, p.maxBytes, p.maxAge)
+	s, err := remediate.NewProfileStore(p.dir, p.maxBytes, p.maxAge)
+	if err != nil {
+		return nil, err
+	}
+	s.MaxFetches = p.maxFetches
+	return s, nil
 }
 
 // profileSource serves a ProfileStore through server.ProfileSource.

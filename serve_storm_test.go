@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -66,8 +68,9 @@ func heapAfterGC() uint64 {
 // payloads of 100 sent concurrently, to serve's handler (not in dry-run)
 // over a fake cluster of 1,000 Deployments' pods with the default policy
 // (annotate; 10 actions a minute, a burst of 5, shared in the budget
-// Lease). While the first --max-in-flight deliveries wait for
-// Prometheus, every other one must be answered 503 at once, not queued;
+// Lease). With --queue-wait=0, while the first --max-in-flight
+// deliveries wait for Prometheus, every other one must be answered 503 at
+// once, not queued (TestServeStormQueued has the default's wait);
 // retried as Alertmanager retries them, every alert gets exactly one
 // decision; the budget holds: 5 actions (annotate patches) in all, the
 // rest held rate-limited; and the heap returns to its level before the
@@ -216,4 +219,162 @@ func TestServeStorm(t *testing.T) {
 	if after > before+16<<20 {
 		t.Errorf("heap after GC grew from %.1f MiB to %.1f MiB over the storm, want it back within 16 MiB", float64(before)/(1<<20), float64(after)/(1<<20))
 	}
+}
+
+// counter reads the value of an unlabelled counter from serve's /metrics.
+func counter(t *testing.T, url, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in /metrics", name)
+	return 0
+}
+
+// TestServeStormQueued is the burst of an Alertmanager restart (200
+// deliveries at once) against serve's handler with --queue-wait: while
+// the first --max-in-flight deliveries wait for Prometheus, the other 192
+// wait for a slot instead of being answered 503, and once Prometheus
+// answers every delivery is answered 200 with one decision per alert. A
+// sustained overload (Prometheus held beyond the wait) is still answered
+// 503 with Retry-After after the wait, without reaching the engine. The
+// gate and the counters order the steps; no duration is asserted.
+func TestServeStormQueued(t *testing.T) {
+	const (
+		deliveries = 200
+		perBody    = 10
+		inFlight   = server.DefaultMaxInFlight
+	)
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	start := func(t *testing.T, wait time.Duration) (*httptest.Server, *gateQuerier) {
+		t.Helper()
+		reg := remediate.DefaultRegistry()
+		policy, err := remediate.DefaultPolicy(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := &gateQuerier{open: make(chan struct{})}
+		_, h, err := buildServe(serveDeps{
+			flags:  serveFlags{namespace: "leakguard", server: server.Config{InsecureNoAuth: true, MaxInFlight: inFlight, QueueWait: wait}},
+			policy: policy, client: fixture.Client(fixture.Objects(fixture.Leak, deliveries*perBody, now)...), querier: q,
+			logger: slog.New(slog.DiscardHandler), registry: reg, now: func() time.Time { return now },
+		})
+		if err != nil {
+			t.Fatalf("buildServe: %v", err)
+		}
+		srv := httptest.NewServer(h)
+		t.Cleanup(srv.Close)
+		return srv, q
+	}
+	type result struct {
+		status     int
+		retryAfter string
+		decisions  []remediate.Decision
+		err        error
+	}
+	post := func(url string, body []byte) result {
+		resp, err := http.Post(url+server.AlertsPath, "application/json", bytes.NewReader(body))
+		if err != nil {
+			return result{err: err}
+		}
+		defer resp.Body.Close()
+		var ans struct {
+			Decisions []remediate.Decision `json:"decisions"`
+		}
+		r := result{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After")}
+		if resp.StatusCode == http.StatusOK {
+			r.err = json.NewDecoder(resp.Body).Decode(&ans)
+			r.decisions = ans.Decisions
+		}
+		return r
+	}
+	burst := func(url string, n int) <-chan result {
+		results := make(chan result, n)
+		for i := range n {
+			go func() { results <- post(url, fixture.Payload(fixture.Leak, i*perBody, perBody)) }()
+		}
+		return results
+	}
+
+	t.Run("a burst is absorbed", func(t *testing.T) {
+		// A wait far longer than the burst needs on a loaded machine:
+		// what is shown is that the deliveries wait, not how long.
+		srv, q := start(t, time.Minute)
+		results := burst(srv.URL, deliveries)
+		waitUntil(t, fmt.Sprintf("%d deliveries waiting for Prometheus and %d for a slot", inFlight, deliveries-inFlight), func() bool {
+			return q.waiting.Load() == inFlight && counter(t, srv.URL, "leakguard_deliveries_waited_total") == deliveries-inFlight
+		})
+		close(q.open)
+		codes := map[int]int{}
+		seen := map[string]bool{}
+		for range deliveries {
+			r := <-results
+			if r.err != nil {
+				t.Fatalf("delivery: %v", r.err)
+			}
+			codes[r.status]++
+			for _, d := range r.decisions {
+				seen[d.Fingerprint] = true
+			}
+		}
+		if codes[http.StatusOK] != deliveries || len(seen) != deliveries*perBody {
+			t.Errorf("answers %v with decisions for %d alerts, want %d of 200 and %d alerts decided", codes, len(seen), deliveries, deliveries*perBody)
+		}
+		if got := counter(t, srv.URL, "leakguard_deliveries_rejected_total"); got != 0 {
+			t.Errorf("rejected %v deliveries of the burst, want 0", got)
+		}
+	})
+
+	t.Run("a sustained overload is pushed back", func(t *testing.T) {
+		// Prometheus holds the deliveries in flight beyond the wait.
+		srv, q := start(t, 50*time.Millisecond)
+		held := burst(srv.URL, inFlight)
+		waitUntil(t, fmt.Sprintf("%d deliveries waiting for Prometheus", inFlight), func() bool { return q.waiting.Load() == inFlight })
+		const more = 32
+		pushed := make(chan result, more)
+		for i := range more {
+			go func() { pushed <- post(srv.URL, fixture.Payload(fixture.Leak, (inFlight+i)*perBody, perBody)) }()
+		}
+		codes := map[int]int{}
+		for range more {
+			r := <-pushed
+			if r.err != nil {
+				t.Fatalf("delivery: %v", r.err)
+			}
+			if r.status == http.StatusServiceUnavailable && r.retryAfter == "" {
+				t.Error("a 503 without Retry-After")
+			}
+			codes[r.status]++
+		}
+		if codes[http.StatusServiceUnavailable] != more {
+			t.Errorf("answers to the overload %v, want %d of 503", codes, more)
+		}
+		if w, r := counter(t, srv.URL, "leakguard_deliveries_waited_total"), counter(t, srv.URL, "leakguard_deliveries_rejected_total"); w != more || r != more {
+			t.Errorf("waited %v, rejected %v; want %d and %d", w, r, more, more)
+		}
+		if got := q.waiting.Load(); got != inFlight {
+			t.Errorf("%d queries reached Prometheus, want only the %d deliveries in flight", got, inFlight)
+		}
+		close(q.open)
+		for range inFlight {
+			if r := <-held; r.err != nil || r.status != http.StatusOK {
+				t.Errorf("held delivery = %d (%v), want 200 once Prometheus answers", r.status, r.err)
+			}
+		}
+	})
 }

@@ -41,7 +41,8 @@ const (
 	// ReasonProfilingDisabled: the apiserver serves no /debug/pprof
 	// (--profiling=false).
 	ReasonProfilingDisabled = "profiling-disabled"
-	// ReasonProfileTooLarge: the profile is over maxBytes; nothing kept.
+	// ReasonProfileTooLarge: the profile is over maxBytes; reading
+	// stopped there and nothing was kept.
 	ReasonProfileTooLarge = "profile-too-large"
 	// ReasonProfileFailed: the fetch failed (timeout, refused, 5xx).
 	ReasonProfileFailed = "profile-failed"
@@ -51,7 +52,9 @@ const (
 
 // Defaults of profile's arguments.
 const (
-	DefaultProfileFetchBytes   = 64 << 20
+	// DefaultProfileFetchBytes caps one profile: a heap profile of a
+	// process of a few GiB is a few MiB gzipped.
+	DefaultProfileFetchBytes   = 16 << 20
 	DefaultProfileFetchTimeout = 20 * time.Second
 	DefaultAPIServerPort       = 6443
 	defaultPprofPath           = "/debug/pprof"
@@ -66,8 +69,8 @@ type ProfileArgs struct {
 	// Profiles are the pprof profiles to fetch (default heap and
 	// goroutine; the apiserver's heap only unless listed).
 	Profiles []string `json:"profiles"`
-	// MaxBytes caps one profile (default 64 MiB); a larger one is
-	// dropped, not truncated.
+	// MaxBytes caps one profile (default 16 MiB); reading stops past it
+	// and the profile is dropped, not truncated.
 	MaxBytes int64 `json:"maxBytes"`
 	// Timeout bounds one fetch (default 20s).
 	Timeout Duration `json:"timeout"`
@@ -150,7 +153,7 @@ func (p Profile) Plan(t *Target, f Finding, now time.Time) Plan {
 		return Plan{
 			Action: fmt.Sprintf("fetch %s profile of the apiserver on Node %s (its own address, port %d)", strings.Join(kinds, " and "), t.Node, p.APIServerPort),
 			Apply: func(ctx context.Context, env Env) (string, error) {
-				return p.apply(ctx, env, t, kinds, func(ctx context.Context, kind string) ([]byte, error) {
+				return p.apply(ctx, env, t, kinds, func(ctx context.Context, kind string) (io.ReadCloser, error) {
 					return p.fetchAPIServer(ctx, env, t.Node, kind)
 				})
 			},
@@ -185,40 +188,22 @@ func (p Profile) Plan(t *Target, f Finding, now time.Time) Plan {
 	return Plan{
 		Action: fmt.Sprintf("fetch %s profiles of %s through pods/proxy (port %d, %s)", strings.Join(kinds, " and "), pod, port, base),
 		Apply: func(ctx context.Context, env Env) (string, error) {
-			return p.apply(ctx, env, t, kinds, func(ctx context.Context, kind string) ([]byte, error) {
-				rc, err := env.Client.CoreV1().RESTClient().Get().Namespace(pod.Namespace).Resource("pods").
+			return p.apply(ctx, env, t, kinds, func(ctx context.Context, kind string) (io.ReadCloser, error) {
+				return env.Client.CoreV1().RESTClient().Get().Namespace(pod.Namespace).Resource("pods").
 					Name(fmt.Sprintf("%s:%d", pod.Name, port)).SubResource("proxy").Suffix(base, kind).Stream(ctx)
-				if err != nil {
-					return nil, err
-				}
-				defer rc.Close()
-				return readCapped(rc, p.MaxBytes)
 			})
 		},
 	}
 }
 
-// errTooLarge is a profile over the cap.
-var errTooLarge = errors.New("profile over the size cap")
-
-func readCapped(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%w of %d bytes", errTooLarge, limit)
-	}
-	return b, nil
-}
-
 // errProfilingDisabled is an apiserver without /debug/pprof.
 var errProfilingDisabled = errors.New("profiling disabled")
 
-// apply fetches each kind, each under Timeout, stores it and names the
-// files on the target. A failure is held (the remediators after it run)
-// unless Required.
-func (p Profile) apply(ctx context.Context, env Env, t *Target, kinds []string, fetch func(context.Context, string) ([]byte, error)) (string, error) {
+// apply fetches each kind, each under Timeout once it holds one of the
+// store's fetch slots, streams it into the store under MaxBytes and names
+// the files on the target. A failure is held (the remediators after it
+// run) unless Required.
+func (p Profile) apply(ctx context.Context, env Env, t *Target, kinds []string, fetch func(context.Context, string) (io.ReadCloser, error)) (string, error) {
 	if env.Profiles == nil {
 		return "", p.fail(ReasonNoProfileStore, "serve has no --profile-dir to store profiles in")
 	}
@@ -228,9 +213,7 @@ func (p Profile) apply(ctx context.Context, env Env, t *Target, kinds []string, 
 	}
 	var saved []string
 	for _, kind := range kinds {
-		fctx, cancel := context.WithTimeout(ctx, p.Timeout)
-		data, err := fetch(fctx, kind)
-		cancel()
+		name, size, err := p.fetchOne(ctx, env.Profiles, []string{subject, kind}, env.Now, func(ctx context.Context) (io.ReadCloser, error) { return fetch(ctx, kind) })
 		switch {
 		case errors.Is(err, errProfilingDisabled):
 			return "", &HeldError{Reason: ReasonProfilingDisabled, Detail: fmt.Sprintf("the apiserver on Node %s serves no /debug/pprof (--profiling=false); no profile taken", t.Node)}
@@ -239,11 +222,7 @@ func (p Profile) apply(ctx context.Context, env Env, t *Target, kinds []string, 
 		case err != nil:
 			return "", p.fail(ReasonProfileFailed, fmt.Sprintf("%s profile of %s: %v", kind, subject, err))
 		}
-		name, err := env.Profiles.Save([]string{subject, kind}, env.Now, data)
-		if err != nil {
-			return "", p.fail(ReasonProfileFailed, err.Error())
-		}
-		saved = append(saved, fmt.Sprintf("%s %s (%d bytes)", kind, name, len(data)))
+		saved = append(saved, fmt.Sprintf("%s %s (%d bytes)", kind, name, size))
 	}
 	list := strings.Join(saved, ", ")
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationProfile: list}}})
@@ -252,6 +231,24 @@ func (p Profile) apply(ctx context.Context, env Env, t *Target, kinds []string, 
 		return "profiles stored: " + list + " (the annotation could not be written: " + err.Error() + ")", nil
 	}
 	return "profiles stored: " + list, nil
+}
+
+// fetchOne waits, as long as ctx allows, for one of store's fetch slots,
+// then opens the profile and streams it into store, both under Timeout.
+func (p Profile) fetchOne(ctx context.Context, store *ProfileStore, parts []string, now time.Time, open func(context.Context) (io.ReadCloser, error)) (string, int64, error) {
+	release, err := store.acquireFetch(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	defer release()
+	ctx, cancel := context.WithTimeout(ctx, p.Timeout)
+	defer cancel()
+	rc, err := open(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	defer rc.Close()
+	return store.SaveFrom(parts, now, rc, p.MaxBytes)
 }
 
 // fail is a held outcome, or with Required an error that stops the
@@ -267,7 +264,7 @@ func (p Profile) fail(reason, detail string) error {
 // at the node's InternalIP (its advertise address on kubeadm clusters),
 // with the service account's token and the cluster CA: that apiserver,
 // not whichever replica a load balancer picks.
-func (p Profile) fetchAPIServer(ctx context.Context, env Env, node, kind string) ([]byte, error) {
+func (p Profile) fetchAPIServer(ctx context.Context, env Env, node, kind string) (io.ReadCloser, error) {
 	if env.Config == nil {
 		return nil, errors.New("no client configuration to reach an apiserver's own address")
 	}
@@ -300,14 +297,16 @@ func (p Profile) fetchAPIServer(ctx context.Context, env Env, node, kind string)
 	if err != nil {
 		return nil, err
 	}
+	if resp.StatusCode == http.StatusOK {
+		return resp.Body, nil // the caller streams it into the store
+	}
 	defer resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		return nil, errProfilingDisabled
 	case resp.StatusCode == http.StatusForbidden:
 		return nil, fmt.Errorf("%s: forbidden (the ClusterRole needs get on nonResourceURLs /debug/pprof/*): %w", cfg.Host, apierrors.NewForbidden(corev1.Resource("nonresource"), "/debug/pprof/"+kind, errors.New("RBAC")))
-	case resp.StatusCode != http.StatusOK:
+	default:
 		return nil, fmt.Errorf("%s/debug/pprof/%s: %s", cfg.Host, kind, resp.Status)
 	}
-	return readCapped(resp.Body, p.MaxBytes)
 }

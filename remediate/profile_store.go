@@ -1,14 +1,18 @@
 package remediate
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -16,6 +20,9 @@ import (
 const (
 	DefaultProfileMaxBytes = 512 << 20
 	DefaultProfileMaxAge   = 7 * 24 * time.Hour
+	// DefaultProfileMaxFetches bounds the profile fetches in flight at
+	// once, across deliveries.
+	DefaultProfileMaxFetches = 2
 )
 
 // profileNameRE is the shape of every stored profile's file name; a name
@@ -32,7 +39,15 @@ type ProfileStore struct {
 	Dir      string
 	MaxBytes int64
 	MaxAge   time.Duration
-	mu       sync.Mutex
+	// MaxFetches bounds the fetches streaming into the store at once,
+	// across deliveries (0 means DefaultProfileMaxFetches); set it before
+	// the first fetch.
+	MaxFetches int
+	mu         sync.Mutex
+	slotsOnce  sync.Once
+	slots      chan struct{}
+	// waiting counts the fetches waiting for a slot now.
+	waiting atomic.Int64
 }
 
 // NewProfileStore returns a store in dir, creating it; zero limits take
@@ -86,8 +101,21 @@ func sanitize(s string) string {
 // then applies the retention (the new file is kept). It returns the
 // file's name.
 func (s *ProfileStore) Save(parts []string, now time.Time, data []byte) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	name, _, err := s.SaveFrom(parts, now, bytes.NewReader(data), 0)
+	return name, err
+}
+
+// errTooLarge is a profile over the size cap.
+var errTooLarge = errors.New("profile over the size cap")
+
+// SaveFrom streams r into a new profile named after its parts and the
+// time, then applies the retention (the new file is kept). limit, when
+// positive, caps the profile: r is read to at most limit+1 bytes, and a
+// profile over limit fails (wrapping errTooLarge) with nothing kept, not
+// truncated. The bytes go to a temporary file in the directory, renamed
+// into place once complete, so a listing never shows a partial profile.
+// It returns the file's name and size.
+func (s *ProfileStore) SaveFrom(parts []string, now time.Time, r io.Reader, limit int64) (string, int64, error) {
 	clean := make([]string, 0, len(parts)+1)
 	for _, p := range parts {
 		clean = append(clean, sanitize(p))
@@ -95,24 +123,65 @@ func (s *ProfileStore) Save(parts []string, now time.Time, data []byte) (string,
 	clean = append(clean, now.UTC().Format("20060102t150405.000z"))
 	name := strings.Join(clean, "_") + ".pb.gz"
 	if !profileNameRE.MatchString(name) {
-		return "", fmt.Errorf("profile name %q does not fit", name)
+		return "", 0, fmt.Errorf("profile name %q does not fit", name)
 	}
 	tmp, err := os.CreateTemp(s.Dir, ".tmp-*")
 	if err != nil {
-		return "", fmt.Errorf("save profile: %w", err)
+		return "", 0, fmt.Errorf("save profile: %w", err)
 	}
-	_, werr := tmp.Write(data)
+	src := r
+	if limit > 0 {
+		src = io.LimitReader(r, limit+1)
+	}
+	n, werr := io.Copy(tmp, src)
 	cerr := tmp.Close()
+	if werr == nil && limit > 0 && n > limit {
+		// Fails closed: a cut profile does not parse, and the rest is
+		// not read at all.
+		werr = fmt.Errorf("%w of %d bytes", errTooLarge, limit)
+	}
 	if err := errors.Join(werr, cerr); err != nil {
 		_ = os.Remove(tmp.Name())
-		return "", fmt.Errorf("save profile: %w", err)
+		return "", 0, fmt.Errorf("save profile: %w", err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := os.Rename(tmp.Name(), filepath.Join(s.Dir, name)); err != nil {
 		_ = os.Remove(tmp.Name())
-		return "", fmt.Errorf("save profile: %w", err)
+		return "", 0, fmt.Errorf("save profile: %w", err)
 	}
 	s.prune(now, name)
-	return name, nil
+	return name, n, nil
+}
+
+// FetchesWaiting is the number of fetches waiting now for one of the
+// MaxFetches slots.
+func (s *ProfileStore) FetchesWaiting() int64 { return s.waiting.Load() }
+
+// acquireFetch takes one of the MaxFetches fetch slots, waiting as long
+// as ctx allows; the returned func gives it back.
+func (s *ProfileStore) acquireFetch(ctx context.Context) (func(), error) {
+	s.slotsOnce.Do(func() {
+		n := s.MaxFetches
+		if n <= 0 {
+			n = DefaultProfileMaxFetches
+		}
+		s.slots = make(chan struct{}, n)
+	})
+	release := func() { <-s.slots }
+	select {
+	case s.slots <- struct{}{}:
+		return release, nil
+	default:
+	}
+	s.waiting.Add(1)
+	defer s.waiting.Add(-1)
+	select {
+	case s.slots <- struct{}{}:
+		return release, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for one of %d profile fetch slots: %w", cap(s.slots), context.Cause(ctx))
+	}
 }
 
 // List returns the stored profiles, newest first.
@@ -164,6 +233,7 @@ func (s *ProfileStore) Prune(now time.Time) {
 // prune removes profiles older than MaxAge, then the oldest until the
 // total fits MaxBytes; keep is never removed.
 func (s *ProfileStore) prune(now time.Time, keep string) {
+	s.removeStaleTemps()
 	files, err := s.List()
 	if err != nil {
 		return
@@ -184,6 +254,28 @@ func (s *ProfileStore) prune(now time.Time, keep string) {
 		}
 		if os.Remove(filepath.Join(s.Dir, kept[i].Name)) == nil {
 			total -= kept[i].Size
+		}
+	}
+}
+
+// staleTemp is the age of a temporary file's last write past which no
+// fetch is writing it any more.
+const staleTemp = time.Hour
+
+// removeStaleTemps removes the temporary files of fetches that died with
+// their process mid-stream. A live fetch writes its file as the bytes
+// come, so its modification time stays recent, on the wall clock.
+func (s *ProfileStore) removeStaleTemps() {
+	entries, err := os.ReadDir(s.Dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !strings.HasPrefix(e.Name(), ".tmp-") {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleTemp {
+			_ = os.Remove(filepath.Join(s.Dir, e.Name()))
 		}
 	}
 }

@@ -14,9 +14,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -50,7 +52,7 @@ var _ kubernetes.Interface = proxyClient{}
 func pprofProxy(t *testing.T, body map[string][]byte, hang bool) (proxyClient, *fake.Clientset, *[]string) {
 	t.Helper()
 	var paths []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	pc, cs := pprofProxyHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		paths = append(paths, r.URL.Path)
 		if hang {
 			<-r.Context().Done()
@@ -64,6 +66,14 @@ func pprofProxy(t *testing.T, body map[string][]byte, hang bool) (proxyClient, *
 		}
 		_, _ = w.Write(b)
 	}))
+	return pc, cs, &paths
+}
+
+// pprofProxyHandler is pprofProxy with h standing in for the API
+// server's proxy.
+func pprofProxyHandler(t *testing.T, h http.Handler) (proxyClient, *fake.Clientset) {
+	t.Helper()
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	rc, err := rest.RESTClientFor(&rest.Config{Host: srv.URL, APIPath: "/api", ContentConfig: rest.ContentConfig{GroupVersion: &corev1.SchemeGroupVersion, NegotiatedSerializer: scheme.Codecs.WithoutConversion()}})
 	if err != nil {
@@ -76,7 +86,7 @@ func pprofProxy(t *testing.T, body map[string][]byte, hang bool) (proxyClient, *
 		}
 	}
 	cs := newCluster(t, objs...)
-	return proxyClient{Clientset: cs, core: proxyCore{CoreV1Interface: cs.CoreV1(), rc: rc}}, cs, &paths
+	return proxyClient{Clientset: cs, core: proxyCore{CoreV1Interface: cs.CoreV1(), rc: rc}}, cs
 }
 
 func newProfileT(t *testing.T, args string) Profile {
@@ -345,5 +355,189 @@ func TestProfileBeforeRestart(t *testing.T) {
 				t.Errorf("decision %s (%v): profile %+v, restart %+v, restarted %v; want profile failed and no restart", d.Decision, err, prof, restart, restarted)
 			}
 		})
+	}
+}
+
+// endless is a profile that never ends, counting the bytes read from it.
+type endless struct{ read int64 }
+
+func (e *endless) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = 'x'
+	}
+	e.read += int64(len(b))
+	return len(b), nil
+}
+
+// storeEntries is every file in the store's directory, temporary files
+// included.
+func storeEntries(t *testing.T, s *ProfileStore) []string {
+	t.Helper()
+	entries, err := os.ReadDir(s.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// A profile over the cap is refused while it is read: reading stops one
+// byte past the cap (an endless body would otherwise never end), and
+// nothing is left in the store, no temporary file either. One at the cap
+// is kept whole.
+func TestProfileStoreCapWhileReading(t *testing.T) {
+	const limit = 1 << 20
+	s := testStore(t)
+	src := &endless{}
+	_, _, err := s.SaveFrom([]string{"shop-web", "heap"}, testNow, src, limit)
+	if !errors.Is(err, errTooLarge) {
+		t.Fatalf("SaveFrom(endless) = %v, want errTooLarge", err)
+	}
+	if src.read != limit+1 {
+		t.Errorf("read %d bytes of the endless profile, want %d (the cap and one)", src.read, limit+1)
+	}
+	if got := storeEntries(t, s); len(got) != 0 {
+		t.Errorf("the store holds %q after a profile over the cap, want nothing", got)
+	}
+	name, n, err := s.SaveFrom([]string{"shop-web", "heap"}, testNow, bytes.NewReader(bytes.Repeat([]byte("y"), limit)), limit)
+	if err != nil || n != limit {
+		t.Fatalf("SaveFrom(at the cap) = %q, %d, %v; want it kept", name, n, err)
+	}
+	if got := storeEntries(t, s); len(got) != 1 || got[0] != name {
+		t.Errorf("the store holds %q, want only %s", got, name)
+	}
+}
+
+// Through pods/proxy, a profile over maxBytes is held profile-too-large
+// and the directory keeps no trace of it.
+func TestProfileTooLargeLeavesNothing(t *testing.T) {
+	pc, _, _ := pprofProxy(t, map[string][]byte{"heap": bytes.Repeat([]byte("x"), 64<<10)}, false)
+	store := testStore(t)
+	_, err := newProfileT(t, `{"maxBytes": 4096, "profiles": ["heap"]}`).Plan(workloadTarget(t, pc), Finding{Alert: leakAlert()}, testNow).
+		Apply(context.Background(), Env{Client: pc, Now: testNow, Profiles: store})
+	var held *HeldError
+	if !errors.As(err, &held) || held.Reason != ReasonProfileTooLarge || !strings.Contains(held.Detail, "4096 bytes") {
+		t.Fatalf("Apply = %v, want held by %s naming the cap", err, ReasonProfileTooLarge)
+	}
+	if got := storeEntries(t, store); len(got) != 0 {
+		t.Errorf("the store holds %q, want nothing", got)
+	}
+}
+
+// The store bounds the fetches in flight across deliveries: of three
+// profile remediations at once with MaxFetches 2, two reach the pod and
+// the third waits for a slot until one is done; one whose context ends
+// while it waits gives up without reaching the pod. Channels only, no
+// timing.
+func TestProfileFetchSlots(t *testing.T) {
+	var (
+		mu               sync.Mutex
+		inFlight, most   int
+		requests         int
+		entered, release = make(chan struct{}, 8), make(chan struct{})
+	)
+	pc, _ := pprofProxyHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		requests++
+		most = max(most, inFlight)
+		mu.Unlock()
+		defer func() {
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+		}()
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = w.Write([]byte("HEAP"))
+	}))
+	store := testStore(t)
+	store.MaxFetches = 2
+	prof := newProfileT(t, `{"profiles": ["heap"]}`)
+	var targets []*Target
+	for range 4 {
+		targets = append(targets, workloadTarget(t, pc))
+	}
+	apply := func(ctx context.Context, i int) error {
+		_, err := prof.Plan(targets[i], Finding{Alert: leakAlert()}, testNow).
+			Apply(ctx, Env{Client: pc, Now: testNow.Add(time.Duration(i) * time.Second), Profiles: store})
+		return err
+	}
+	done := make(chan error, 3)
+	for i := range 3 {
+		go func() { done <- apply(context.Background(), i) }()
+	}
+	for range 2 {
+		select {
+		case <-entered:
+		case <-time.After(10 * time.Second):
+			close(release)
+			t.Fatal("two fetches never reached the pod")
+		}
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for range 2000 {
+			if cond() {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		close(release)
+		t.Fatalf("timed out after 10s waiting for %s", what)
+	}
+	waitFor("the third fetch to wait for a slot", func() bool { return store.FetchesWaiting() == 1 })
+
+	// A fourth whose delivery ends while it waits: no request, held.
+	ctx, cancel := context.WithCancel(context.Background())
+	fourth := make(chan error, 1)
+	go func() { fourth <- apply(ctx, 3) }()
+	waitFor("the fourth fetch to wait for a slot", func() bool { return store.FetchesWaiting() == 2 })
+	cancel()
+	var held *HeldError
+	if err := <-fourth; !errors.As(err, &held) || held.Reason != ReasonProfileFailed || !strings.Contains(held.Detail, "slot") {
+		t.Errorf("fourth Apply = %v, want held by %s waiting for a slot", err, ReasonProfileFailed)
+	}
+
+	close(release)
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Errorf("Apply = %v", err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most != 2 || requests != 3 {
+		t.Errorf("%d fetches at most in flight of %d requests, want 2 of 3", most, requests)
+	}
+	if files, _ := store.List(); len(files) != 3 {
+		t.Errorf("stored %v, want the three profiles", files)
+	}
+}
+
+// A temporary file that a fetch stopped writing an hour ago (its process
+// died mid-stream) goes at the next prune; one being written stays.
+func TestProfileStoreRemovesStaleTemps(t *testing.T) {
+	s := testStore(t)
+	stale, fresh := filepath.Join(s.Dir, ".tmp-1"), filepath.Join(s.Dir, ".tmp-2")
+	for _, f := range []string{stale, fresh} {
+		if err := os.WriteFile(f, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	s.Prune(testNow)
+	if diff := cmp.Diff([]string{".tmp-2"}, storeEntries(t, s)); diff != "" {
+		t.Errorf("after Prune (-want +got):\n%s", diff)
 	}
 }

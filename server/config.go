@@ -27,6 +27,10 @@ const (
 	DefaultProcessTimeout = 90 * time.Second
 	// DefaultMaxInFlight bounds the deliveries processed at once.
 	DefaultMaxInFlight = 8
+	// DefaultQueueWait is --queue-wait's default: how long a delivery
+	// that finds every slot busy waits for one: long enough to absorb a
+	// burst, short next to the time Alertmanager gives a notification.
+	DefaultQueueWait = 2 * time.Second
 )
 
 // Config is the receiver's configuration. Exactly one way to authenticate
@@ -76,9 +80,14 @@ type Config struct {
 	// means DefaultProcessTimeout.
 	ProcessTimeout time.Duration
 	// MaxInFlight bounds the deliveries processed at once; one beyond it
-	// is answered 503 at once, so that Alertmanager retries it later. 0
-	// means DefaultMaxInFlight.
+	// waits up to QueueWait for a slot, then is answered 503, so that
+	// Alertmanager retries it later. 0 means DefaultMaxInFlight.
 	MaxInFlight int
+	// QueueWait is how long a delivery that finds MaxInFlight deliveries
+	// in flight waits for a slot before it is answered 503: a burst is
+	// absorbed, a sustained overload pushed back. 0 answers it 503 at
+	// once (the flag's default is DefaultQueueWait).
+	QueueWait time.Duration
 	// KnownAlertName reports whether an alert name may be a label value
 	// of leakguard_alerts_received_total (the names the policy covers);
 	// any other name counts as "other", so that a sender cannot create
@@ -144,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInFlight < 0 {
 		errs = append(errs, fmt.Errorf("max in flight %d is negative", c.MaxInFlight))
+	}
+	if c.QueueWait < 0 || c.QueueWait >= writeTimeout {
+		errs = append(errs, fmt.Errorf("queue wait %v must not be negative and must be under the write timeout %v", c.QueueWait, writeTimeout))
 	}
 	for _, name := range sortedKeys(c.ReadyChecks) {
 		switch {

@@ -5,9 +5,10 @@ import "flag"
 // RegisterFlags defines the receiver's command-line flags on fs, writing into
 // c: --bearer-token-file, --basic-auth-username, --basic-auth-password-file,
 // --insecure-no-auth, --tls-cert-file, --tls-key-file, --max-body-bytes,
-// --ready-timeout, --shutdown-timeout, --process-timeout and
-// --max-in-flight. The fields c already holds are the
-// defaults. ReadyChecks, Registerer and Gatherer are the caller's wiring, not
+// --ready-timeout, --shutdown-timeout, --process-timeout, --max-in-flight
+// and --queue-wait. The fields c already holds are the defaults, but for
+// --queue-wait, whose default is DefaultQueueWait when c holds 0 (0 on the
+// command line answers at once). ReadyChecks, Registerer and Gatherer are the caller's wiring, not
 // flags.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BearerTokenFile, "bearer-token-file", c.BearerTokenFile,
@@ -31,5 +32,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ProcessTimeout, "process-timeout", c.ProcessTimeout,
 		"deadline of one delivery's processing, under the 2m write timeout (0 means 90s)")
 	fs.IntVar(&c.MaxInFlight, "max-in-flight", c.MaxInFlight,
-		"deliveries processed at once; more are answered 503, so that Alertmanager retries (0 means 8)")
+		"deliveries processed at once; more wait up to --queue-wait for a slot, then are answered 503, so that Alertmanager retries (0 means 8)")
+	queueWait := c.QueueWait
+	if queueWait == 0 {
+		queueWait = DefaultQueueWait
+	}
+	fs.DurationVar(&c.QueueWait, "queue-wait", queueWait,
+		"how long a delivery waits for one of --max-in-flight slots before it is answered 503 (0 answers at once)")
 }

@@ -85,7 +85,8 @@ type handler struct {
 //
 //	POST /api/v1/alerts  the webhook: authenticate (401), bound the body
 //	                     (413), require JSON (415), bound the deliveries in
-//	                     flight (503), decode and validate (400), then the
+//	                     flight (a bounded wait for a slot, then 503),
+//	                     decode and validate (400), then the
 //	                     Processor under a deadline (200, 500, or 503 when
 //	                     transient)
 //	GET  /healthz        200 while the process serves
@@ -157,16 +158,19 @@ func NewHandler(cfg Config, p Processor, logger *slog.Logger) (http.Handler, err
 // receiveAlerts decodes one webhook payload and hands it to the Processor.
 // Nothing reaches the Processor unless the payload is valid.
 func (h *handler) receiveAlerts(w http.ResponseWriter, r *http.Request) {
-	select {
-	case h.inFlight <- struct{}{}:
-		defer func() { <-h.inFlight }()
-	default:
-		// Deliberately not queued: a queue would hold Alertmanager's
-		// connections; a 503 makes it retry with its backoff.
+	if !h.takeSlot(r.Context()) {
+		if r.Context().Err() != nil {
+			return // the client went away while it waited: no one to answer
+		}
+		msg := fmt.Sprintf("%d deliveries are being processed, the most at once; retry later", cap(h.inFlight))
+		if h.cfg.QueueWait > 0 {
+			msg = fmt.Sprintf("%d deliveries are being processed, the most at once, and none finished within %v; retry later", cap(h.inFlight), h.cfg.QueueWait)
+		}
 		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%d deliveries are being processed, the most at once; retry later", cap(h.inFlight)))
+		writeError(w, http.StatusServiceUnavailable, msg)
 		return
 	}
+	defer func() { <-h.inFlight }()
 	msg, err := DecodeMessage(r.Body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -209,6 +213,37 @@ func (h *handler) receiveAlerts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSONBytes(w, http.StatusOK, body)
+}
+
+// takeSlot takes one of the in-flight slots, waiting up to QueueWait (and
+// as long as ctx lasts) when all are taken, and reports whether it got
+// one. The wait is bounded, and short next to the time Alertmanager gives
+// a notification, so a burst (a restart, a flush of many groups) is absorbed
+// while a sustained overload is answered 503, which Alertmanager retries
+// with its backoff; the body is not read before a slot is taken, so a
+// waiting delivery holds its connection only.
+func (h *handler) takeSlot(ctx context.Context) bool {
+	select {
+	case h.inFlight <- struct{}{}:
+		return true
+	default:
+	}
+	if h.cfg.QueueWait <= 0 {
+		h.metrics.deliveriesRejected.Inc()
+		return false
+	}
+	h.metrics.deliveriesWaited.Inc()
+	timer := time.NewTimer(h.cfg.QueueWait)
+	defer timer.Stop()
+	select {
+	case h.inFlight <- struct{}{}:
+		return true
+	case <-timer.C:
+		h.metrics.deliveriesRejected.Inc()
+		return false
+	case <-ctx.Done():
+		return false // gone, not answered: not a rejection
+	}
 }
 
 // countAlerts counts the delivery's alerts by name and status: one

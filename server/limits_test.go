@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // blockingProcessor holds each call until release is closed or its
@@ -150,6 +152,150 @@ func TestLogValuesBounded(t *testing.T) {
 	for _, l := range lines {
 		if len(l) > 2000 {
 			t.Errorf("log line of %d bytes, want at most 2000: %.200s…", len(l), l)
+		}
+	}
+}
+
+// counterValue is the value of the counter name in reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no counter %s", name)
+	return 0
+}
+
+// TestQueueWait fills the one delivery slot: a delivery that finds it
+// taken waits, and is processed (200) when the slot frees within
+// QueueWait; one whose wait ends first is answered 503 with Retry-After
+// without reaching the Processor; one whose client goes away while it
+// waits is neither processed nor counted as rejected. The waits and the
+// rejections are counted. Channels and counters order the steps; the
+// only durations are the waits themselves.
+func TestQueueWait(t *testing.T) {
+	start := func(t *testing.T, wait time.Duration) (http.Handler, *blockingProcessor, *prometheus.Registry, chan int) {
+		t.Helper()
+		cfg := bearerConfig(t)
+		cfg.MaxInFlight, cfg.QueueWait = 1, wait
+		reg := prometheus.NewRegistry()
+		cfg.Registerer = reg
+		p := &blockingProcessor{entered: make(chan struct{}, 2), release: make(chan struct{}), deadline: make(chan time.Duration, 2)}
+		h := newTestHandler(t, cfg, p)
+		first := make(chan int, 1)
+		go func() { first <- serve(h, postAlerts([]byte(validPayload("A")))).Code }()
+		select {
+		case <-p.entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the first delivery never reached the Processor")
+		}
+		return h, p, reg, first
+	}
+	waitCount := func(t *testing.T, reg *prometheus.Registry, name string, want float64) {
+		t.Helper()
+		for range 2000 {
+			if counterValue(t, reg, name) == want {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Fatalf("timed out after 10s waiting for %s = %v", name, want)
+	}
+	receive := func(t *testing.T, what string, ch <-chan *httptest.ResponseRecorder) *httptest.ResponseRecorder {
+		t.Helper()
+		select {
+		case rec := <-ch:
+			return rec
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s never answered", what)
+			return nil
+		}
+	}
+
+	t.Run("a slot frees within the wait", func(t *testing.T) {
+		// The wait is long: the slot frees once the second delivery is
+		// seen waiting, far before it ends.
+		h, p, reg, first := start(t, time.Minute)
+		second := make(chan *httptest.ResponseRecorder, 1)
+		go func() { second <- serve(h, postAlerts([]byte(validPayload("B")))) }()
+		waitCount(t, reg, "leakguard_deliveries_waited_total", 1)
+		select {
+		case <-p.entered:
+			t.Fatal("the second delivery reached the Processor while the slot was taken")
+		default:
+		}
+		close(p.release)
+		if rec := receive(t, "the second delivery", second); rec.Code != http.StatusOK {
+			t.Errorf("waiting delivery = %d %s, want 200 once the slot freed", rec.Code, rec.Body)
+		}
+		if code := <-first; code != http.StatusOK {
+			t.Errorf("first delivery = %d, want 200", code)
+		}
+		if got := counterValue(t, reg, "leakguard_deliveries_rejected_total"); got != 0 {
+			t.Errorf("rejected = %v, want 0", got)
+		}
+	})
+
+	t.Run("no slot within the wait", func(t *testing.T) {
+		h, p, reg, first := start(t, 50*time.Millisecond)
+		second := make(chan *httptest.ResponseRecorder, 1)
+		go func() { second <- serve(h, postAlerts([]byte(validPayload("B")))) }()
+		rec := receive(t, "the second delivery", second)
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "within 50ms") {
+			t.Errorf("second delivery = %d %s (Retry-After %q), want 503 with Retry-After after the wait", rec.Code, rec.Body, rec.Header().Get("Retry-After"))
+		}
+		close(p.release)
+		if code := <-first; code != http.StatusOK {
+			t.Errorf("first delivery = %d, want 200", code)
+		}
+		if len(p.entered) != 0 {
+			t.Error("the rejected delivery reached the Processor")
+		}
+		if w, r := counterValue(t, reg, "leakguard_deliveries_waited_total"), counterValue(t, reg, "leakguard_deliveries_rejected_total"); w != 1 || r != 1 {
+			t.Errorf("waited %v, rejected %v; want 1 and 1", w, r)
+		}
+	})
+
+	t.Run("the client goes away while it waits", func(t *testing.T) {
+		h, p, reg, first := start(t, time.Minute)
+		ctx, cancel := context.WithCancel(context.Background())
+		second := make(chan *httptest.ResponseRecorder, 1)
+		go func() { second <- serve(h, postAlerts([]byte(validPayload("B"))).WithContext(ctx)) }()
+		waitCount(t, reg, "leakguard_deliveries_waited_total", 1)
+		cancel()
+		receive(t, "the abandoned delivery", second)
+		close(p.release)
+		<-first
+		if len(p.entered) != 0 {
+			t.Error("the abandoned delivery reached the Processor")
+		}
+		if got := counterValue(t, reg, "leakguard_deliveries_rejected_total"); got != 0 {
+			t.Errorf("rejected = %v, want 0 (gone, not rejected)", got)
+		}
+	})
+
+	t.Run("no wait", func(t *testing.T) {
+		h, p, reg, first := start(t, 0)
+		rec := serve(h, postAlerts([]byte(validPayload("B"))))
+		close(p.release)
+		<-first
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("delivery = %d, want 503 at once", rec.Code)
+		}
+		if w, r := counterValue(t, reg, "leakguard_deliveries_waited_total"), counterValue(t, reg, "leakguard_deliveries_rejected_total"); w != 0 || r != 1 {
+			t.Errorf("waited %v, rejected %v; want 0 and 1", w, r)
+		}
+	})
+
+	for _, bad := range []time.Duration{-time.Second, 3 * time.Minute} {
+		if err := (Config{InsecureNoAuth: true, QueueWait: bad}).Validate(); err == nil || !strings.Contains(err.Error(), "queue wait") {
+			t.Errorf("Validate(QueueWait %v) = %v, want an error naming the queue wait", bad, err)
 		}
 	}
 }

@@ -15,6 +15,10 @@ type metrics struct {
 	alertsReceived *prometheus.CounterVec
 	// requestDuration observes every request, rejected ones included.
 	requestDuration *prometheus.HistogramVec
+	// deliveriesWaited counts the deliveries that found every slot busy
+	// and waited for one; deliveriesRejected those answered 503 because
+	// no slot freed (at once with no queue wait).
+	deliveriesWaited, deliveriesRejected prometheus.Counter
 }
 
 // newMetrics registers the server's metrics with reg. Metrics that an earlier
@@ -30,6 +34,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help:    "Duration of HTTP requests to the webhook receiver, by route, method and status code.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"handler", "method", "code"})
+	waited := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "leakguard_deliveries_waited_total",
+		Help: "Webhook deliveries that found --max-in-flight deliveries in flight and waited (up to --queue-wait) for a slot.",
+	})
+	rejected := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "leakguard_deliveries_rejected_total",
+		Help: "Webhook deliveries answered 503 because no slot of --max-in-flight freed within --queue-wait.",
+	})
 	var err error
 	if alerts, err = register(reg, alerts); err != nil {
 		return nil, err
@@ -37,7 +49,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if duration, err = register(reg, duration); err != nil {
 		return nil, err
 	}
-	return &metrics{alertsReceived: alerts, requestDuration: duration}, nil
+	if waited, err = register(reg, waited); err != nil {
+		return nil, err
+	}
+	if rejected, err = register(reg, rejected); err != nil {
+		return nil, err
+	}
+	return &metrics{alertsReceived: alerts, requestDuration: duration, deliveriesWaited: waited, deliveriesRejected: rejected}, nil
 }
 
 // register registers c, or returns the identical collector already

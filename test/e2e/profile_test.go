@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/test/e2e/lab"
@@ -36,6 +40,17 @@ alerts:
 // pprof there (lab.AttachPod); otherwise its status.podIP is ip.
 func profiledPod(ctx context.Context, t *testing.T, ns, name, ip string, port int, attach bool) {
 	t.Helper()
+	var h http.Handler
+	if attach {
+		h = lab.PprofHandler()
+	}
+	profiledPodServing(ctx, t, ns, name, ip, port, h)
+}
+
+// profiledPodServing is profiledPod serving h on the pod network (none
+// when nil).
+func profiledPodServing(ctx context.Context, t *testing.T, ns, name, ip string, port int, h http.Handler) {
+	t.Helper()
 	l := needLab(t)
 	admin := l.Admin
 	must(t, "create pod "+name, func() error {
@@ -46,8 +61,8 @@ func profiledPod(ctx context.Context, t *testing.T, ns, name, ip string, port in
 		if err != nil {
 			return err
 		}
-		if attach {
-			_, err = l.AttachPod(ctx, ns, name, port, lab.PprofHandler())
+		if h != nil {
+			_, err = l.AttachPod(ctx, ns, name, port, h)
 			return err
 		}
 		p.Status.Phase = corev1.PodRunning
@@ -134,6 +149,115 @@ func TestProfileThroughRealPodsProxy(t *testing.T) {
 		}
 		if ann := p.Annotations[remediate.AnnotationProfile]; !strings.Contains(ann, "heap") {
 			t.Errorf("annotation %s = %q, want the files named", remediate.AnnotationProfile, ann)
+		}
+	})
+
+	// A real heap profile over maxBytes: reading stops at the cap, the
+	// decision is held, nothing is left in the directory (no temporary
+	// file either) and the pod is not annotated.
+	t.Run("over maxBytes", func(t *testing.T) {
+		dir := t.TempDir()
+		small, err := remediate.NewProfileStore(dir, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := newEngineWithPolicy(t, leakguardClient(t), strings.Replace(profilePodPolicy, "maxBytes: 8388608", "maxBytes: 64", 1), budgetNamespace(t),
+			func(o *remediate.Options) { o.Profiles = small })
+		profiledPod(ctx, t, w.Namespace, "big", "", 6060, true)
+		pods := needLab(t).Admin.CoreV1().Pods(w.Namespace)
+		before, err := pods.Get(ctx, "big", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := e.DecideOne(ctx, alert("ContainerMemoryLeak", map[string]string{"namespace": w.Namespace, "pod": "big", "container": "app"}))
+		if err != nil {
+			t.Fatalf("DecideOne: %v", err)
+		}
+		if d.Decision != remediate.DecisionHeld || d.Reason != remediate.ReasonProfileTooLarge {
+			t.Fatalf("decision %s %s %s, want held by %s", d.Decision, d.Reason, d.Message, remediate.ReasonProfileTooLarge)
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 0 {
+			t.Errorf("the profile directory holds %d files after a profile over the cap, want none", len(entries))
+		}
+		after, err := pods.Get(ctx, "big", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The engine's cooldown claim on the pod is written and given back
+		// when profile holds: the annotations are as they were.
+		if diff := cmp.Diff(before.Annotations, after.Annotations); diff != "" {
+			t.Errorf("the pod's annotations changed (-before +after):\n%s", diff)
+		}
+	})
+
+	// Two deliveries' profiles with one fetch slot: the second waits in
+	// the store, not at the pod, until the first is done; both are kept.
+	t.Run("one fetch slot", func(t *testing.T) {
+		one, err := remediate.NewProfileStore(t.TempDir(), 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		one.MaxFetches = 1
+		e := newEngineWithPolicy(t, leakguardClient(t), strings.Replace(profilePodPolicy, "timeout: 5s", "timeout: 60s, profiles: [heap]", 1), budgetNamespace(t),
+			func(o *remediate.Options) { o.Profiles = one })
+		var inFlight, most atomic.Int64
+		entered, release := make(chan struct{}, 4), make(chan struct{})
+		held := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			entered <- struct{}{}
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+			lab.PprofHandler().ServeHTTP(rw, r)
+		})
+		profiledPodServing(ctx, t, w.Namespace, "slot-a", "", 6060, held)
+		profiledPodServing(ctx, t, w.Namespace, "slot-b", "", 6060, held)
+		decisions := make(chan remediate.Decision, 2)
+		for _, pod := range []string{"slot-a", "slot-b"} {
+			go func() {
+				d, err := e.DecideOne(ctx, alert("ContainerMemoryLeak", map[string]string{"namespace": w.Namespace, "pod": pod, "container": "app"}))
+				if err != nil {
+					d.Message = err.Error()
+				}
+				decisions <- d
+			}()
+		}
+		select {
+		case <-entered:
+		case <-time.After(60 * time.Second):
+			close(release)
+			t.Fatal("no fetch reached a pod")
+		}
+		waited := false
+		for range 1200 {
+			if waited = one.FetchesWaiting() == 1; waited {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		close(release)
+		if !waited {
+			t.Fatal("the second fetch never waited for the slot (60 s)")
+		}
+		for range 2 {
+			if d := <-decisions; d.Decision != remediate.DecisionActed {
+				t.Errorf("decision %s %s %s, want acted", d.Decision, d.Reason, d.Message)
+			}
+		}
+		if most.Load() != 1 {
+			t.Errorf("%d fetches at once reached the pods, want 1", most.Load())
+		}
+		if files, _ := one.List(); len(files) != 2 {
+			t.Errorf("stored %v, want both heap profiles", files)
 		}
 	})
 }
