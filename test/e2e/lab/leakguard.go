@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/leakguard/leakguard/remediate"
 )
 
 // leakguardKinds are the kinds of deploy/leakguard that grant serve its
@@ -163,6 +165,33 @@ func (l *Lab) waitGranted(ctx context.Context, ns, name string, objs []runtime.O
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// PolicyComponents returns the components of deploy/components (their
+// directory names) that grant the rights of policy's remediators, as
+// serve's start-up check asks for them (remediate.RequiredRights); nil
+// policy is the embedded default.
+func PolicyComponents(policy []byte) ([]string, error) {
+	reg := remediate.DefaultRegistry()
+	var p *remediate.Policy
+	var err error
+	if policy == nil {
+		p, err = remediate.DefaultPolicy(reg)
+	} else {
+		p, err = remediate.ParsePolicy(policy, reg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	var out []string
+	for _, g := range remediate.RequiredGrants(remediate.RequiredRights(p, "", false)) {
+		c, ok := strings.CutPrefix(g, "deploy/components/")
+		if !ok {
+			return nil, fmt.Errorf("lab: grant %s is not a component of deploy/components", g)
+		}
+		out = append(out, c)
+	}
+	return out, nil
 }
 
 // relocate renames deploy/leakguard's objects for InstallLeakguardAs.
