@@ -30,9 +30,25 @@ const TestWebhookToken = "test-token-not-a-secret"
 // a missing leakguard/webhook-token can be filled in with
 // TestWebhookToken without writing into the checkout.
 func RenderDeploy(deployDir, kustomization string) ([]byte, []*unstructured.Unstructured, error) {
+	return RenderDeployWith(deployDir, kustomization, nil)
+}
+
+// RenderDeployWith is RenderDeploy with files (paths relative to
+// deployDir) written over the copy first: a kustomization as a user edits
+// it, say.
+func RenderDeployWith(deployDir, kustomization string, files map[string][]byte) ([]byte, []*unstructured.Unstructured, error) {
 	mem, err := memDeploy(deployDir)
 	if err != nil {
 		return nil, nil, err
+	}
+	for name, data := range files {
+		path := filepath.Join("/deploy", name)
+		if err := mem.MkdirAll(filepath.Dir(path)); err != nil {
+			return nil, nil, err
+		}
+		if err := mem.WriteFile(path, data); err != nil {
+			return nil, nil, err
+		}
 	}
 	return build(mem, kustomization)
 }
@@ -46,10 +62,6 @@ var Components = []string{"restart", "node", "profile"}
 // deployDir/components added, as an overlay of a user who enables their
 // remediators does (resources: [leakguard], components: [...]).
 func RenderLeakguard(deployDir string, components ...string) ([]byte, []*unstructured.Unstructured, error) {
-	mem, err := memDeploy(deployDir)
-	if err != nil {
-		return nil, nil, err
-	}
 	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../leakguard\n"
 	if len(components) > 0 {
 		k += "components:\n"
@@ -61,14 +73,7 @@ func RenderLeakguard(deployDir string, components ...string) ([]byte, []*unstruc
 		}
 	}
 	// A directory name that deploy/ does not use.
-	const dir = "/deploy/.lab-leakguard"
-	if err := mem.MkdirAll(dir); err != nil {
-		return nil, nil, err
-	}
-	if err := mem.WriteFile(dir+"/kustomization.yaml", []byte(k)); err != nil {
-		return nil, nil, err
-	}
-	return build(mem, ".lab-leakguard")
+	return RenderDeployWith(deployDir, ".lab-leakguard", map[string][]byte{".lab-leakguard/kustomization.yaml": []byte(k)})
 }
 
 // memDeploy copies deployDir into memory under /deploy, with
