@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/server"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
 
@@ -36,8 +40,8 @@ alerts:
 // that restarts is refused at start-up, serve exits non-zero naming
 // deploy/components/restart; with that component bound, it starts; a
 // reload to a policy that cordons (deploy/components/node, not bound) is
-// refused, naming the component, and the next reload, of that cordon
-// dry-run, is taken.
+// refused, naming the component, and the restart policy goes on deciding;
+// the next reload, of that cordon dry-run, is taken.
 func TestServeAccessCheck(t *testing.T) {
 	l := needLab(t)
 	base := componentAccount(t, "base")
@@ -135,14 +139,53 @@ func TestServeAccessCheck(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	// reason is serve's decision on a ContainerMemoryLeak alert about a
+	// pod that does not exist: held target-not-found while the restart
+	// policy runs, no-policy under the cordon ones (no such entry).
+	reason := func() string {
+		t.Helper()
+		body := `{"version":"4","status":"firing","receiver":"leakguard","groupKey":"{}:{}","alerts":[{"status":"firing",` +
+			`"labels":{"alertname":"ContainerMemoryLeak","namespace":"` + restart.ns + `","pod":"none","container":"app"},"startsAt":"` +
+			time.Now().UTC().Format(time.RFC3339) + `"}]}`
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL()+server.AlertsPath, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer e2e-token")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := s.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var answer struct {
+			Decisions []struct {
+				Reason string `json:"reason"`
+			} `json:"decisions"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || resp.StatusCode != http.StatusOK || len(answer.Decisions) != 1 {
+			t.Fatalf("webhook: %s, %v, %+v", resp.Status, err, answer)
+		}
+		return answer.Decisions[0].Reason
+	}
+	if got := reason(); got != remediate.ReasonTargetNotFound {
+		t.Fatalf("decision under the restart policy: %s, want %s", got, remediate.ReasonTargetNotFound)
+	}
 	got := reload(accessCordonPolicy, 1)
 	for _, want := range []string{"policy reload failed", "keeping the running policy", "add deploy/components/node", "cordon nodes (cluster-wide)"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("reload to a policy that cordons: %s\nwant it to say %q", got, want)
 		}
 	}
+	// The restart policy still runs.
+	if got := reason(); got != remediate.ReasonTargetNotFound {
+		t.Errorf("decision after the refused reload: %s, want %s (the running policy kept)", got, remediate.ReasonTargetNotFound)
+	}
 	// A dry-run entry needs no component's right.
 	if got := reload(accessDryRunCordonPolicy, 2); !strings.Contains(got, `"msg":"policy reloaded"`) {
 		t.Errorf("reload to a dry-run cordon: %s, want it taken", got)
+	}
+	if got := reason(); got != remediate.ReasonNoPolicy {
+		t.Errorf("decision after the dry-run cordon's reload: %s, want %s (the new policy)", got, remediate.ReasonNoPolicy)
 	}
 }
