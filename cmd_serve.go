@@ -152,6 +152,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if err := checkServeAccess(ctx, client, policy, f); err != nil {
+		return err
+	}
 	go resumeDrains(ctx, engine, logger)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -161,7 +164,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			logger.Info("no --policy file: the embedded default policy stays")
 			return nil
 		}
-		return engine.ReloadPolicyFile(f.policyFile, reg)
+		// A policy that needs a right the token lacks is refused as an
+		// invalid one is: the running policy goes on.
+		return engine.ReloadPolicyFileIf(f.policyFile, reg, func(p *remediate.Policy) error {
+			return checkServeAccess(ctx, client, p, f)
+		})
 	}, logger)
 	logger.Info("serving", "address", f.listen, "policy", policyName(f.policyFile), "alerts", len(policy.AlertNames()), "namespace", f.namespace,
 		"cluster", f.cluster, "cluster_label", f.clusterLabel, "accept_missing_cluster", f.acceptMissingCluster,

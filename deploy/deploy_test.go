@@ -6,6 +6,7 @@
 package deploy
 
 import (
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -23,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
 
@@ -289,8 +291,8 @@ func TestAdmissionPolicyNamesServe(t *testing.T) {
 	}
 }
 
-// TestAdmissionPolicyCoversRole: every resource the serve ClusterRole may
-// patch or update is one the update policy narrows, and every subresource
+// TestAdmissionPolicyCoversRole: every resource the serve ClusterRoles (the
+// base's and every component's) may patch or update is one the update policy narrows, and every subresource
 // it may create is one a policy checks; a new write permission needs its
 // rule in validatingadmissionpolicy.yaml, or a reason here.
 func TestAdmissionPolicyCoversRole(t *testing.T) {
@@ -298,7 +300,7 @@ func TestAdmissionPolicyCoversRole(t *testing.T) {
 	exempt := map[string]string{
 		"/events": "Events are leakguard's own records; it changes no one else's",
 	}
-	r := render(t, ".")
+	r := renderLeakguard(t, lab.Components...)
 	covered := map[string]bool{}
 	for _, name := range []string{"leakguard-serve-updates", "leakguard-serve-evictions"} {
 		p := find[*admissionregistrationv1.ValidatingAdmissionPolicy](t, r, name)
@@ -312,28 +314,38 @@ func TestAdmissionPolicyCoversRole(t *testing.T) {
 			}
 		}
 	}
-	role := find[*rbacv1.ClusterRole](t, r, "leakguard-serve")
-	for _, rule := range role.Rules {
-		for _, g := range rule.APIGroups {
-			for _, res := range rule.Resources {
-				key := g + "/" + res
-				for _, verb := range rule.Verbs {
-					var op string
-					switch {
-					case verb == "patch" || verb == "update":
-						op = "UPDATE"
-					case verb == "create" && strings.Contains(res, "/"):
-						op = "CREATE"
-					default:
-						continue
+	var roles int
+	for _, obj := range r.typed {
+		role, ok := obj.(*rbacv1.ClusterRole)
+		if !ok || !strings.HasPrefix(role.Name, "leakguard-serve") {
+			continue
+		}
+		roles++
+		for _, rule := range role.Rules {
+			for _, g := range rule.APIGroups {
+				for _, res := range rule.Resources {
+					key := g + "/" + res
+					for _, verb := range rule.Verbs {
+						var op string
+						switch {
+						case verb == "patch" || verb == "update":
+							op = "UPDATE"
+						case verb == "create" && strings.Contains(res, "/"):
+							op = "CREATE"
+						default:
+							continue
+						}
+						if exempt[key] != "" || covered[op+" "+key] {
+							continue
+						}
+						t.Errorf("ClusterRole %s may %s %s, which no admission policy narrows", role.Name, verb, key)
 					}
-					if exempt[key] != "" || covered[op+" "+key] {
-						continue
-					}
-					t.Errorf("ClusterRole leakguard-serve may %s %s, which no admission policy narrows", verb, key)
 				}
 			}
 		}
+	}
+	if want := 1 + len(lab.Components); roles != want {
+		t.Errorf("%d serve ClusterRoles with every component, want %d", roles, want)
 	}
 }
 
@@ -408,5 +420,341 @@ func TestAlertmanagerConfigMatchesReceiver(t *testing.T) {
 	wantURL := "https://" + svc.Name + "." + svc.Namespace + ".svc:" + "8443" + "/api/v1/alerts"
 	if pw.URL != wantURL || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8443 {
 		t.Errorf("webhook URL %s, Service %s/%s ports %+v: want %s", pw.URL, svc.Namespace, svc.Name, svc.Spec.Ports, wantURL)
+	}
+}
+
+// renderLeakguard renders deploy/leakguard with the named components, as
+// an overlay that adds them does.
+func renderLeakguard(t *testing.T, components ...string) rendered {
+	t.Helper()
+	stream, objs, err := lab.RenderLeakguard(".", components...)
+	if err != nil {
+		t.Fatalf("render leakguard with %v: %v", components, err)
+	}
+	return decodeAll(t, stream, objs)
+}
+
+func decodeAll(t *testing.T, stream []byte, objs []*unstructured.Unstructured) rendered {
+	t.Helper()
+	r := rendered{stream: stream, objs: objs}
+	for _, obj := range objs {
+		typed, err := lab.DecodeStrict(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.typed = append(r.typed, typed)
+	}
+	return r
+}
+
+// grants is what RBAC grants serve's account in r: the rules of every
+// ClusterRole bound to it, and of every Role bound to it in its namespace.
+type grants struct {
+	ns           string
+	cluster, own []rbacv1.PolicyRule
+}
+
+func serveGrants(t *testing.T, r rendered) grants {
+	t.Helper()
+	d := find[*appsv1.Deployment](t, r, "leakguard-serve")
+	g := grants{ns: d.Namespace}
+	bound := func(subjects []rbacv1.Subject) bool {
+		return slices.ContainsFunc(subjects, func(s rbacv1.Subject) bool {
+			return s.Kind == rbacv1.ServiceAccountKind && s.Namespace == d.Namespace && s.Name == d.Spec.Template.Spec.ServiceAccountName
+		})
+	}
+	for _, obj := range r.typed {
+		switch b := obj.(type) {
+		case *rbacv1.ClusterRoleBinding:
+			if bound(b.Subjects) {
+				g.cluster = append(g.cluster, find[*rbacv1.ClusterRole](t, r, b.RoleRef.Name).Rules...)
+			}
+		case *rbacv1.RoleBinding:
+			if bound(b.Subjects) && b.Namespace == d.Namespace {
+				g.own = append(g.own, find[*rbacv1.Role](t, r, b.RoleRef.Name).Rules...)
+			}
+		}
+	}
+	return g
+}
+
+// ruleAllows matches a right against one rule as RBAC does: "*" or the
+// value itself; a non-resource URL ending in "*" by its prefix.
+func ruleAllows(rule rbacv1.PolicyRule, r remediate.Right) bool {
+	has := func(list []string, v string) bool { return slices.Contains(list, "*") || slices.Contains(list, v) }
+	if !has(rule.Verbs, r.Verb) {
+		return false
+	}
+	if r.NonResourceURL != "" {
+		return slices.ContainsFunc(rule.NonResourceURLs, func(u string) bool {
+			p, wild := strings.CutSuffix(u, "*")
+			return u == r.NonResourceURL || wild && strings.HasPrefix(r.NonResourceURL, p)
+		})
+	}
+	res := r.Resource
+	if r.Subresource != "" {
+		res += "/" + r.Subresource
+	}
+	return len(rule.ResourceNames) == 0 && has(rule.APIGroups, r.Group) && has(rule.Resources, res)
+}
+
+// allows reports whether g grants r: a cluster-wide right through a
+// ClusterRole, one in serve's namespace through either.
+func (g grants) allows(r remediate.Right) bool {
+	rules := g.cluster
+	if r.Namespace == g.ns {
+		rules = slices.Concat(g.cluster, g.own)
+	}
+	return slices.ContainsFunc(rules, func(rule rbacv1.PolicyRule) bool { return ruleAllows(rule, r) })
+}
+
+// componentPolicies enable each component's remediators on every target
+// they act on.
+var componentPolicies = map[string]string{
+	"restart": `
+alerts:
+  ContainerMemoryLeak: {target: workload, check: {name: working-set-slope}, remediators: [{name: annotate}, {name: restart, enabled: true}]}
+`,
+	"node": `
+alerts:
+  NodeOrphanCgroups: {target: node, check: {name: orphan-cgroups}, remediators: [{name: annotate}, {name: cordon, enabled: true, args: {uncordonOnResolve: true}}, {name: drain, enabled: true}]}
+`,
+	"profile": `
+alerts:
+  ContainerMemoryLeak: {target: workload, check: {name: working-set-slope}, remediators: [{name: profile}]}
+  ContainerOOMKilled: {target: pod, check: {name: none}, remediators: [{name: profile}]}
+  KubeAPIServerMemoryHigh: {target: apiserver, check: {name: apiserver-memory}, remediators: [{name: profile}]}
+`,
+}
+
+func parsePolicy(t *testing.T, doc []byte) *remediate.Policy {
+	t.Helper()
+	p, err := remediate.ParsePolicy(doc, remediate.DefaultRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestBaseGrantsShippedPolicy: the shipped policy (the base's ConfigMap)
+// needs no component, and the base grants every right serve asks for at
+// start-up with it; the base grants none of the components' rights.
+func TestBaseGrantsShippedPolicy(t *testing.T) {
+	r := render(t, "leakguard")
+	g := serveGrants(t, r)
+	var policy []byte
+	for _, obj := range r.typed {
+		if cm, ok := obj.(*corev1.ConfigMap); ok && strings.HasPrefix(cm.Name, "leakguard-policy-") {
+			policy = []byte(cm.Data["policy.yaml"])
+		}
+	}
+	rights := remediate.RequiredRights(parsePolicy(t, policy), g.ns, false)
+	if grants := remediate.RequiredGrants(rights); len(grants) != 0 {
+		t.Errorf("the shipped policy needs %v beyond the base", grants)
+	}
+	for _, right := range rights {
+		if !g.allows(right) {
+			t.Errorf("the base does not grant %s (for %v)", right, right.For)
+		}
+	}
+	for c, doc := range componentPolicies {
+		for _, right := range remediate.RequiredRights(parsePolicy(t, []byte(doc)), g.ns, false) {
+			if right.Grant != remediate.GrantBase && g.allows(right) {
+				t.Errorf("the base grants %s, a right of components/%s", right, c)
+			}
+		}
+	}
+}
+
+// TestComponents: each component adds one ClusterRole and its binding to
+// serve's account, and nothing else; with it, serve has every right that
+// a policy enabling its remediators asks for, and every rule of its role
+// is one such right (least privilege: nothing the remediators do not use).
+func TestComponents(t *testing.T) {
+	base := render(t, "leakguard")
+	if got, want := slices.Sorted(maps.Keys(componentPolicies)), slices.Sorted(slices.Values(lab.Components)); !slices.Equal(got, want) {
+		t.Fatalf("component policies for %v, components %v", got, want)
+	}
+	entries, err := os.ReadDir("components")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dirs []string
+	for _, e := range entries {
+		dirs = append(dirs, e.Name())
+	}
+	if diff := cmp.Diff(slices.Sorted(slices.Values(lab.Components)), dirs); diff != "" {
+		t.Errorf("deploy/components (-lab.Components +directories):\n%s", diff)
+	}
+	for _, c := range lab.Components {
+		t.Run(c, func(t *testing.T) {
+			r := renderLeakguard(t, c)
+			var added []string
+			for _, obj := range r.objs {
+				if !slices.ContainsFunc(base.objs, func(b *unstructured.Unstructured) bool { return lab.Describe(b) == lab.Describe(obj) }) {
+					added = append(added, lab.Describe(obj))
+				}
+			}
+			name := "leakguard-serve-" + c
+			if diff := cmp.Diff([]string{"ClusterRole " + name, "ClusterRoleBinding " + name}, added); diff != "" {
+				t.Errorf("objects the component adds (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(len(base.objs)+2, len(r.objs)); diff != "" {
+				t.Errorf("the component changes the base's objects (-want +got):\n%s", diff)
+			}
+			b := find[*rbacv1.ClusterRoleBinding](t, r, name)
+			if b.RoleRef.Name != name || b.RoleRef.Kind != "ClusterRole" {
+				t.Errorf("binding %s refers to %+v, want ClusterRole %s", name, b.RoleRef, name)
+			}
+			g := serveGrants(t, r)
+			rights := remediate.RequiredRights(parsePolicy(t, []byte(componentPolicies[c])), g.ns, false)
+			if diff := cmp.Diff([]string{"deploy/components/" + c}, remediate.RequiredGrants(rights)); diff != "" {
+				t.Errorf("grants the policy needs (-want +got):\n%s", diff)
+			}
+			for _, right := range rights {
+				if !g.allows(right) {
+					t.Errorf("base and %s do not grant %s (for %v)", c, right, right.For)
+				}
+			}
+			// Every verb on every resource the component's role grants
+			// is a right the policy asks the component for.
+			for _, rule := range find[*rbacv1.ClusterRole](t, r, name).Rules {
+				for _, one := range splitRule(rule) {
+					if !slices.ContainsFunc(rights, func(right remediate.Right) bool {
+						return right.Grant == "deploy/components/"+c && ruleAllows(one, right)
+					}) {
+						t.Errorf("%s grants %v %v%v, which no remediator of the component needs", name, one.Verbs, one.Resources, one.NonResourceURLs)
+					}
+				}
+			}
+		})
+	}
+}
+
+// splitRule splits a rule into one rule per verb, group and resource (or
+// URL).
+func splitRule(rule rbacv1.PolicyRule) []rbacv1.PolicyRule {
+	var out []rbacv1.PolicyRule
+	for _, v := range rule.Verbs {
+		for _, u := range rule.NonResourceURLs {
+			out = append(out, rbacv1.PolicyRule{Verbs: []string{v}, NonResourceURLs: []string{u}})
+		}
+		for _, g := range rule.APIGroups {
+			for _, res := range rule.Resources {
+				out = append(out, rbacv1.PolicyRule{Verbs: []string{v}, APIGroups: []string{g}, Resources: []string{res}})
+			}
+		}
+	}
+	return out
+}
+
+// TestAdmissionPolicyChecksComponents: the verbs that the update policy
+// asks the authorizer for (a restart, a cordon) are granted by a
+// component and never by the base, so that the base's patch on workloads
+// and nodes cannot roll or cordon.
+func TestAdmissionPolicyChecksComponents(t *testing.T) {
+	r := renderLeakguard(t, lab.Components...)
+	p := find[*admissionregistrationv1.ValidatingAdmissionPolicy](t, r, "leakguard-serve-updates")
+	checked := map[string]bool{}
+	for _, v := range p.Spec.Validations {
+		for _, m := range regexp.MustCompile(`\.check\('([a-z]+)'\)`).FindAllStringSubmatch(v.Expression, -1) {
+			checked[m[1]] = true
+		}
+	}
+	if diff := cmp.Diff(map[string]bool{"restart": true, "cordon": true}, checked); diff != "" {
+		t.Errorf("verbs the policy checks (-want +got):\n%s", diff)
+	}
+	for _, obj := range r.typed {
+		role, ok := obj.(*rbacv1.ClusterRole)
+		if !ok {
+			continue
+		}
+		for _, rule := range role.Rules {
+			for verb := range checked {
+				if slices.Contains(rule.Verbs, verb) && role.Name == "leakguard-serve" {
+					t.Errorf("the base ClusterRole grants %s", verb)
+				}
+			}
+		}
+	}
+	want := map[string]string{"restart": "leakguard-serve-restart", "cordon": "leakguard-serve-node"}
+	for verb, roleName := range want {
+		role := find[*rbacv1.ClusterRole](t, r, roleName)
+		if !slices.ContainsFunc(role.Rules, func(rule rbacv1.PolicyRule) bool { return slices.Contains(rule.Verbs, verb) }) {
+			t.Errorf("%s does not grant the verb %s", roleName, verb)
+		}
+	}
+}
+
+// exampleMarkers delimit the overlay's commented example.
+const (
+	exampleStart = "# --- example: restart"
+	exampleEnd   = "# --- end of example"
+)
+
+// TestOverlayExample: the commented example of the kube-prometheus-stack
+// overlay, uncommented, renders; it adds the restart component, and its
+// policy (make generate writes it) needs exactly that component.
+func TestOverlayExample(t *testing.T) {
+	const dir = "overlays/kube-prometheus-stack"
+	data, err := os.ReadFile(dir + "/kustomization.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	in, found := false, false
+	for _, line := range strings.Split(string(data), "\n") {
+		switch {
+		case line == exampleStart:
+			in, found = true, true
+		case line == exampleEnd:
+			in = false
+		case in:
+			if !strings.HasPrefix(line, "#") {
+				t.Fatalf("example line %q is not commented", line)
+			}
+			line = line[1:]
+		}
+		out = append(out, line)
+	}
+	if !found || in {
+		t.Fatalf("%s/kustomization.yaml has no example between %q and %q", dir, exampleStart, exampleEnd)
+	}
+	stream, objs, err := lab.RenderDeployWith(".", dir, map[string][]byte{dir + "/kustomization.yaml": []byte(strings.Join(out, "\n"))})
+	if err != nil {
+		t.Fatalf("render the example: %v", err)
+	}
+	r := decodeAll(t, stream, objs)
+	find[*rbacv1.ClusterRole](t, r, "leakguard-serve-restart")
+	var policy []byte
+	for _, obj := range r.typed {
+		if cm, ok := obj.(*corev1.ConfigMap); ok && strings.HasPrefix(cm.Name, "leakguard-policy-") {
+			policy = []byte(cm.Data["policy.yaml"])
+		}
+	}
+	g := serveGrants(t, r)
+	rights := remediate.RequiredRights(parsePolicy(t, policy), g.ns, false)
+	if diff := cmp.Diff([]string{remediate.GrantRestart}, remediate.RequiredGrants(rights)); diff != "" {
+		t.Errorf("the example's policy needs (-want +got):\n%s", diff)
+	}
+	for _, right := range rights {
+		if !g.allows(right) {
+			t.Errorf("the example does not grant %s (for %v)", right, right.For)
+		}
+	}
+	d := find[*appsv1.Deployment](t, r, "leakguard-serve")
+	var mounted bool
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.ConfigMap == nil {
+			continue
+		}
+		for _, obj := range r.typed {
+			if cm, ok := obj.(*corev1.ConfigMap); ok && cm.Name == v.ConfigMap.Name && cm.Data["policy.yaml"] == string(policy) {
+				mounted = true
+			}
+		}
+	}
+	if !mounted {
+		t.Errorf("the Deployment does not mount the example's policy ConfigMap")
 	}
 }

@@ -10,9 +10,22 @@ import (
 // ReloadPolicyFile parses the policy at path with reg and, when it is
 // valid, makes it e's policy. An invalid file changes nothing.
 func (e *Engine) ReloadPolicyFile(path string, reg *Registry) error {
+	return e.ReloadPolicyFileIf(path, reg, nil)
+}
+
+// ReloadPolicyFileIf is ReloadPolicyFile with one more condition: admit,
+// when not nil, must accept the parsed policy (serve asks the API server
+// for the rights it needs, CheckAccess). A policy it refuses changes
+// nothing either: the running policy goes on.
+func (e *Engine) ReloadPolicyFileIf(path string, reg *Registry, admit func(*Policy) error) error {
 	p, err := LoadPolicyFile(path, reg)
 	if err != nil {
 		return fmt.Errorf("reload: keeping the running policy: %w", err)
+	}
+	if admit != nil {
+		if err := admit(p); err != nil {
+			return fmt.Errorf("reload: keeping the running policy: policy %s: %w", path, err)
+		}
 	}
 	e.SetPolicy(p)
 	return nil

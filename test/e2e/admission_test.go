@@ -25,8 +25,10 @@ import (
 const policyMessage = "leakguard-serve may change only its leakguard.io/* annotations"
 
 // policiesInstalled checks that deploy/leakguard's ValidatingAdmissionPolicies
-// and bindings, read strictly from the file as it ships, are in the API
-// server as they ship: lab.InstallLeakguard created them before any test
+// and bindings, rendered with kustomize as `kubectl apply -k` renders them
+// (kustomize rewrites the folded expressions' line breaks, which CEL
+// ignores) and decoded strictly, are in the API server as they ship:
+// lab.InstallLeakguard created them before any test
 // ran (and waited until they were enforced), so that every test that acts
 // as leakguard's service account does so under them. The API server
 // compiles every expression on create and refuses one that does not
@@ -38,9 +40,20 @@ func policiesInstalled(t *testing.T) {
 	t.Helper()
 	ctx := testContext(t)
 	admin := needLab(t).Admin
-	objs, err := lab.ReadManifests(filepath.Join(repoRoot, "deploy", "leakguard", "validatingadmissionpolicy.yaml"))
+	_, rendered, err := lab.RenderLeakguard(filepath.Join(repoRoot, "deploy"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	var objs []any
+	for _, u := range rendered {
+		if !strings.HasPrefix(u.GetKind(), "ValidatingAdmissionPolicy") {
+			continue
+		}
+		obj, err := lab.DecodeStrict(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, obj)
 	}
 	api := admin.AdmissionregistrationV1()
 	policies := 0

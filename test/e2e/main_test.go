@@ -82,8 +82,11 @@ func TestMain(m *testing.M) {
 }
 
 // setUpLeakguard creates deploy/leakguard's namespace, service account,
-// ClusterRole and binding, and a client configuration for the account
-// that the binding names.
+// ClusterRole and binding with every component of deploy/components bound
+// too, as a user who enables every remediator installs them (the tests of
+// restart, cordon, drain and profile act as this account), and a client
+// configuration for the account that the binding names. rbac_test.go
+// checks what the base alone refuses, as an account of its own.
 func setUpLeakguard(ctx context.Context, l *lab.Lab) error {
 	ns, name, cfg, err := installLeakguard(ctx, l)
 	if err != nil {
@@ -95,11 +98,11 @@ func setUpLeakguard(ctx context.Context, l *lab.Lab) error {
 	return nil
 }
 
-// installLeakguard creates deploy/leakguard's RBAC manifests in l and
-// returns the service account they bind and a configuration that
-// authenticates as it.
+// installLeakguard creates deploy/leakguard's RBAC manifests, with every
+// component, in l and returns the service account they bind and a
+// configuration that authenticates as it.
 func installLeakguard(ctx context.Context, l *lab.Lab) (ns, name string, cfg *rest.Config, err error) {
-	if ns, name, err = lab.InstallLeakguard(ctx, l, repoRoot); err != nil {
+	if ns, name, err = lab.InstallLeakguard(ctx, l, repoRoot, lab.Components...); err != nil {
 		return "", "", nil, err
 	}
 	cfg, err = l.ServiceAccountConfig(ctx, ns, name)

@@ -3,8 +3,11 @@ package e2e
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +17,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/leakguard/leakguard/test/e2e/lab"
 )
 
 // TestLeakguardIdentity checks that the tests' leakguard client is the
@@ -246,5 +252,175 @@ func TestLeakguardRoleRefuses(t *testing.T) {
 	}
 	if _, err := needLab(t).Admin.CoreV1().Nodes().Get(ctx, w.Node, metav1.GetOptions{}); err != nil {
 		t.Errorf("the node is gone after the refused requests: %v", err)
+	}
+}
+
+// account is a service account installed from deploy/ with the base and
+// some components only, beside the shared one (lab.InstallLeakguardAs).
+type account struct {
+	ns, name string
+	cfg      *rest.Config
+	client   kubernetes.Interface
+}
+
+var (
+	accountsMu sync.Mutex
+	accounts   = map[string]*account{}
+)
+
+// componentAccount returns the account with deploy/leakguard's base and
+// the named components of deploy/components bound, the admission policies
+// in force, installed once per package run under the namespace "lg-"+key.
+func componentAccount(t *testing.T, key string, components ...string) *account {
+	t.Helper()
+	l := needLab(t)
+	accountsMu.Lock()
+	defer accountsMu.Unlock()
+	if a := accounts[key]; a != nil {
+		return a
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ns, name, err := lab.InstallLeakguardAs(ctx, l, repoRoot, "lg-"+key, components...)
+	if err != nil {
+		t.Fatalf("install deploy/leakguard with %v as lg-%s: %v", components, key, err)
+	}
+	cfg, err := l.ServiceAccountConfig(ctx, ns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &account{ns: ns, name: name, cfg: cfg, client: c}
+	accounts[key] = a
+	return a
+}
+
+// componentProbes are what each component lets serve do that the base
+// alone does not, each a request as its remediator makes it (dry runs
+// where the request would change what other tests use): the error the
+// API server answers.
+func componentProbes(ctx context.Context, w world) map[string]map[string]func(c kubernetes.Interface) error {
+	dryRun := []string{metav1.DryRunAll}
+	stamp := time.Now().UTC().Format(time.RFC3339)
+	evict := func(c kubernetes.Interface) error {
+		return c.CoreV1().Pods(w.Namespace).EvictV1(ctx, &policyv1.Eviction{
+			ObjectMeta:    metav1.ObjectMeta{Name: w.Pod, Namespace: w.Namespace},
+			DeleteOptions: &metav1.DeleteOptions{DryRun: dryRun},
+		})
+	}
+	return map[string]map[string]func(c kubernetes.Interface) error{
+		"restart": {
+			"restart the Deployment": func(c kubernetes.Interface) error {
+				_, err := c.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Deployment, types.StrategicMergePatchType,
+					[]byte(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"`+stamp+`"}}}}}`), metav1.PatchOptions{DryRun: dryRun})
+				return err
+			},
+			"evict the pod": evict,
+		},
+		"node": {
+			"cordon the node": func(c kubernetes.Interface) error {
+				_, err := c.CoreV1().Nodes().Patch(ctx, w.Node, types.MergePatchType, []byte(`{"spec":{"unschedulable":true}}`), metav1.PatchOptions{DryRun: dryRun})
+				return err
+			},
+			"list every pod": func(c kubernetes.Interface) error {
+				_, err := c.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + w.Node})
+				return err
+			},
+			"evict the pod": evict,
+		},
+		"profile": {
+			// Nothing serves pprof on the pod: once authorized, the proxy
+			// answers an error of its own, not Forbidden.
+			"proxy to the pod": func(c kubernetes.Interface) error {
+				_, err := c.CoreV1().RESTClient().Get().Namespace(w.Namespace).Resource("pods").Name(w.Pod+":6060").
+					SubResource("proxy").Suffix("debug", "pprof", "heap").DoRaw(ctx)
+				return err
+			},
+			// The lab's apiserver runs without --profiling: NotFound once
+			// authorized.
+			"get /debug/pprof/heap": func(c kubernetes.Interface) error {
+				_, err := c.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/heap").DoRaw(ctx)
+				return err
+			},
+		},
+	}
+}
+
+// TestBaseAloneRefuses: the account with deploy/leakguard's base alone,
+// as `kubectl apply -k deploy/` installs it, cannot restart a workload,
+// cordon a node, evict or list every pod, proxy to a pod or read the
+// apiserver's profiles: 403 Forbidden, from RBAC or from the admission
+// policy (which names the component), and the objects keep their
+// resourceVersions. It still annotates (the shipped policy's remediator).
+func TestBaseAloneRefuses(t *testing.T) {
+	w := newWorld(t)
+	base := componentAccount(t, "base")
+	ctx := testContext(t)
+	admin := needLab(t).Admin
+	before := w.objectVersions(ctx, t, admin)
+	for component, probes := range componentProbes(ctx, w) {
+		for what, probe := range probes {
+			err := probe(base.client)
+			if !apierrors.IsForbidden(err) {
+				t.Errorf("%s as the base alone: %v, want Forbidden (a right of deploy/components/%s)", what, err, component)
+				continue
+			}
+			// The admission policy's refusals name the component.
+			if strings.Contains(err.Error(), "ValidatingAdmissionPolicy") && !strings.Contains(err.Error(), "deploy/components/"+component) {
+				t.Errorf("%s as the base alone: %v, want the message to name deploy/components/%s", what, err, component)
+			}
+		}
+	}
+	// Real writes too, not dry runs: a cordon and a restart.
+	if _, err := base.client.CoreV1().Nodes().Patch(ctx, w.Node, types.MergePatchType, []byte(`{"spec":{"unschedulable":true}}`), metav1.PatchOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("cordon as the base alone: %v, want Forbidden", err)
+	}
+	if _, err := base.client.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Deployment, types.StrategicMergePatchType,
+		[]byte(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2026-01-01T00:00:00Z"}}}}}`), metav1.PatchOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("restart as the base alone: %v, want Forbidden", err)
+	}
+	if diff := cmp.Diff(before, w.objectVersions(ctx, t, admin)); diff != "" {
+		t.Errorf("objects changed by the refused requests (-before +after):\n%s", diff)
+	}
+	if _, err := admin.CoreV1().Pods(w.Namespace).Get(ctx, w.Pod, metav1.GetOptions{}); err != nil {
+		t.Errorf("the pod after the refused eviction: %v", err)
+	}
+	// annotate's writes go through.
+	annotation := []byte(`{"metadata":{"annotations":{"leakguard.io/e2e-probe":"base"}}}`)
+	if _, err := base.client.CoreV1().Nodes().Patch(ctx, w.Node, types.MergePatchType, annotation, metav1.PatchOptions{}); err != nil {
+		t.Errorf("annotate the node as the base alone: %v", err)
+	}
+	if _, err := base.client.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Deployment, types.MergePatchType, annotation, metav1.PatchOptions{}); err != nil {
+		t.Errorf("annotate the Deployment as the base alone: %v", err)
+	}
+}
+
+// TestComponentsGrant: each component, added to the base, lets its
+// remediators' requests through (past RBAC and the admission policy) and
+// no other component's.
+func TestComponentsGrant(t *testing.T) {
+	for _, component := range lab.Components {
+		t.Run(component, func(t *testing.T) {
+			w := newWorld(t)
+			a := componentAccount(t, component, component)
+			ctx := testContext(t)
+			for other, probes := range componentProbes(ctx, w) {
+				for what, probe := range probes {
+					err := probe(a.client)
+					// An eviction is both restart's and the node
+					// component's.
+					granted := other == component || what == "evict the pod" && component != "profile"
+					switch {
+					case granted && apierrors.IsForbidden(err):
+						t.Errorf("%s with deploy/components/%s: %v, want allowed", what, component, err)
+					case !granted && !apierrors.IsForbidden(err):
+						t.Errorf("%s with deploy/components/%s only: %v, want Forbidden (deploy/components/%s's)", what, component, err, other)
+					}
+				}
+			}
+		})
 	}
 }

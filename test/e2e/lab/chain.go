@@ -165,9 +165,26 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 		done("go build leakguard")
 	}
 
+	// The policy every replica loads, and the components of deploy/
+	// that grant its remediators' rights: serve refuses to start without
+	// them.
+	var policy []byte
+	if o.Policy != nil {
+		u, err := url.Parse(l.Host())
+		if err != nil {
+			return nil, err
+		}
+		policy = bytes.ReplaceAll(o.Policy, []byte(PolicyAPIServerPort), []byte(u.Port()))
+	}
+	components, err := PolicyComponents(policy)
+	if err != nil {
+		return nil, err
+	}
+
 	// deploy/leakguard's RBAC and admission policies (enforced before
-	// this returns), and a token for its service account.
-	saNS, saName, err := InstallLeakguard(ctx, l, o.RepoRoot)
+	// this returns) with those components, and a token for its service
+	// account.
+	saNS, saName, err := InstallLeakguard(ctx, l, o.RepoRoot, components...)
 	if err != nil {
 		return nil, err
 	}
@@ -213,13 +230,8 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 	}
 	cert, key := l.ServingCertFiles()
 	serveArgs := o.ServeArgs
-	if o.Policy != nil {
+	if policy != nil {
 		policyFile := filepath.Join(l.dir, "policy.yaml")
-		u, err := url.Parse(l.Host())
-		if err != nil {
-			return nil, err
-		}
-		policy := bytes.ReplaceAll(o.Policy, []byte(PolicyAPIServerPort), []byte(u.Port()))
 		if err := os.WriteFile(policyFile, policy, 0o600); err != nil {
 			return nil, err
 		}

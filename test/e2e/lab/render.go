@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	monitoringv1alpha1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1alpha1"
@@ -29,6 +30,55 @@ const TestWebhookToken = "test-token-not-a-secret"
 // a missing leakguard/webhook-token can be filled in with
 // TestWebhookToken without writing into the checkout.
 func RenderDeploy(deployDir, kustomization string) ([]byte, []*unstructured.Unstructured, error) {
+	return RenderDeployWith(deployDir, kustomization, nil)
+}
+
+// RenderDeployWith is RenderDeploy with files (paths relative to
+// deployDir) written over the copy first: a kustomization as a user edits
+// it, say.
+func RenderDeployWith(deployDir, kustomization string, files map[string][]byte) ([]byte, []*unstructured.Unstructured, error) {
+	mem, err := memDeploy(deployDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	for name, data := range files {
+		path := filepath.Join("/deploy", name)
+		if err := mem.MkdirAll(filepath.Dir(path)); err != nil {
+			return nil, nil, err
+		}
+		if err := mem.WriteFile(path, data); err != nil {
+			return nil, nil, err
+		}
+	}
+	return build(mem, kustomization)
+}
+
+// Components are the kustomize components under deploy/components, each
+// the rights of one or two remediators: restart (restart), node (cordon,
+// drain), profile (profile).
+var Components = []string{"restart", "node", "profile"}
+
+// RenderLeakguard renders deployDir/leakguard with the named components of
+// deployDir/components added, as an overlay of a user who enables their
+// remediators does (resources: [leakguard], components: [...]).
+func RenderLeakguard(deployDir string, components ...string) ([]byte, []*unstructured.Unstructured, error) {
+	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../leakguard\n"
+	if len(components) > 0 {
+		k += "components:\n"
+		for _, c := range components {
+			if strings.ContainsAny(c, "/\\") || c == "" || c == "." || c == ".." {
+				return nil, nil, fmt.Errorf("component %q: want a directory name under components/", c)
+			}
+			k += "  - ../components/" + c + "\n"
+		}
+	}
+	// A directory name that deploy/ does not use.
+	return RenderDeployWith(deployDir, ".lab-leakguard", map[string][]byte{".lab-leakguard/kustomization.yaml": []byte(k)})
+}
+
+// memDeploy copies deployDir into memory under /deploy, with
+// TestWebhookToken as leakguard/webhook-token when the checkout has none.
+func memDeploy(deployDir string) (filesys.FileSystem, error) {
 	mem := filesys.MakeFsInMemory()
 	err := filepath.WalkDir(deployDir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -48,14 +98,19 @@ func RenderDeploy(deployDir, kustomization string) ([]byte, []*unstructured.Unst
 		return mem.WriteFile(filepath.Join("/deploy", rel), data)
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("copy %s: %w", deployDir, err)
+		return nil, fmt.Errorf("copy %s: %w", deployDir, err)
 	}
 	token := "/deploy/leakguard/webhook-token"
 	if !mem.Exists(token) {
 		if err := mem.WriteFile(token, []byte(TestWebhookToken+"\n")); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
+	return mem, nil
+}
+
+// build runs kustomize on the in-memory deploy/ at kustomization.
+func build(mem filesys.FileSystem, kustomization string) ([]byte, []*unstructured.Unstructured, error) {
 	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, filepath.Join("/deploy", kustomization))
 	if err != nil {
 		return nil, nil, fmt.Errorf("kustomize build %s: %w", kustomization, err)

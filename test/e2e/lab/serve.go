@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/leakguard/leakguard/server"
@@ -142,6 +143,14 @@ func (s *Serve) LogPath() string { return s.p.logPath }
 
 // Log is the tail of its log.
 func (s *Serve) Log(lines int) string { return s.p.tail(lines) }
+
+// Reload sends the replica SIGHUP: it reloads its --policy file.
+func (s *Serve) Reload() error {
+	if err := s.p.running(); err != nil {
+		return err
+	}
+	return s.p.cmd.Process.Signal(syscall.SIGHUP)
+}
 
 // Stop stops the replica.
 func (s *Serve) Stop() error { return s.p.stop() }
