@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,23 +27,53 @@ func podOn(ns, name, node string, mutate func(*corev1.Pod)) *corev1.Pod {
 	return p
 }
 
-// drainCluster: node-0 cordoned, with an app pod, a DaemonSet pod, a
-// mirror pod, a finished pod, an opted-out pod, a pod in an opted-out
-// namespace and one in kube-system.
+// drainOwners are the owners drainCluster's pods name: Deployment web →
+// ReplicaSet web-7d9, and Deployment quiet (opted out) → ReplicaSet
+// quiet-5f4.
+func drainOwners() []runtime.Object {
+	meta := func(name string, ann map[string]string, owners []metav1.OwnerReference) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Namespace: "shop", Name: name, UID: types.UID("uid-" + name), ResourceVersion: "1", Annotations: ann, OwnerReferences: owners}
+	}
+	return []runtime.Object{
+		&appsv1.Deployment{ObjectMeta: meta("web", nil, nil)},
+		&appsv1.ReplicaSet{ObjectMeta: meta("web-7d9", nil, ownedBy(KindDeployment, "web"))},
+		&appsv1.Deployment{ObjectMeta: meta("quiet", map[string]string{AnnotationIgnore: "true"}, nil)},
+		&appsv1.ReplicaSet{ObjectMeta: meta("quiet-5f4", nil, ownedBy(KindDeployment, "quiet"))},
+	}
+}
+
+// replicated makes p a pod of ReplicaSet web-7d9.
+func replicated(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindReplicaSet, "web-7d9") }
+
+// drainCluster: node-0 cordoned, with two pods of a Deployment, a
+// DaemonSet pod, a mirror pod, a finished pod, an opted-out pod, a pod
+// in an opted-out namespace, one in kube-system, a pod without a
+// controller, one with an emptyDir volume and one whose Deployment opts
+// out.
 func drainCluster(t *testing.T) k8sClient {
+	return newCluster(t, drainObjects()...)
+}
+
+func drainObjects() []runtime.Object {
 	ns := func(name string, ann map[string]string) *corev1.Namespace {
 		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann}}
 	}
-	return newCluster(t,
+	return append(drainOwners(),
 		node("node-0", "a", true), ns("shop", nil), ns("quiet", map[string]string{AnnotationIgnore: "true"}), ns("kube-system", nil),
-		podOn("shop", "web-1", "node-0", nil),
-		podOn("shop", "web-2", "node-0", nil),
+		podOn("shop", "web-1", "node-0", replicated),
+		podOn("shop", "web-2", "node-0", replicated),
+		podOn("shop", "lonely", "node-0", nil),
+		podOn("shop", "cache-1", "node-0", func(p *corev1.Pod) {
+			replicated(p)
+			p.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		}),
+		podOn("shop", "quiet-5f4-x", "node-0", func(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindReplicaSet, "quiet-5f4") }),
 		podOn("shop", "agent-x", "node-0", func(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindDaemonSet, "agent") }),
 		podOn("shop", "static-node-0", "node-0", func(p *corev1.Pod) { p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "x"} }),
 		podOn("shop", "job-done", "node-0", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }),
 		podOn("shop", "keep-me", "node-0", func(p *corev1.Pod) { p.Annotations = map[string]string{AnnotationIgnore: "true"} }),
-		podOn("quiet", "q-1", "node-0", nil),
-		podOn("kube-system", "coredns-1", "node-0", nil),
+		podOn("quiet", "q-1", "node-0", replicated),
+		podOn("kube-system", "coredns-1", "node-0", replicated),
 	)
 }
 
@@ -93,13 +124,15 @@ func TestDrainSkipsAndEvicts(t *testing.T) {
 		t.Errorf("state = %+v, want done, 2 evicted, 0 left", s)
 	}
 	skipped := strings.Join(s.Skipped, ",")
-	for _, w := range []string{"agent-x (DaemonSet)", "static-node-0 (mirror pod)", "keep-me (opt-out)", "quiet/q-1 (opt-out)", "coredns-1 (namespace out of scope)"} {
+	wantSkipped := []string{"agent-x (DaemonSet)", "static-node-0 (mirror pod)", "keep-me (opt-out)", "quiet/q-1 (opt-out)", "coredns-1 (namespace out of scope)",
+		"shop/lonely (no controller)", "shop/cache-1 (emptyDir data)", "shop/quiet-5f4-x (opt-out on Deployment shop/quiet)", "shop/job-done (finished)"}
+	for _, w := range wantSkipped {
 		if !strings.Contains(skipped, w) {
 			t.Errorf("skipped %q lacks %q", skipped, w)
 		}
 	}
-	if strings.Contains(skipped, "job-done") {
-		t.Errorf("a finished pod is reported skipped: %s", skipped)
+	if last := s.Skipped[len(s.Skipped)-1]; last != "shop/job-done (finished)" {
+		t.Errorf("last skipped = %q, want the finished pod last", last)
 	}
 	// The pods were listed by node, with a field selector.
 	for _, a := range cs.Actions() {
@@ -111,7 +144,12 @@ func TestDrainSkipsAndEvicts(t *testing.T) {
 	}
 	evs := events(t, cs)
 	if len(evs) != 1 || evs[0].Reason != EventReasonDrainDone || evs[0].Type != corev1.EventTypeNormal {
-		t.Errorf("events = %+v, want one %s", evs, EventReasonDrainDone)
+		t.Fatalf("events = %+v, want one %s", evs, EventReasonDrainDone)
+	}
+	for _, w := range wantSkipped {
+		if !strings.Contains(evs[0].Message, w) {
+			t.Errorf("event %q does not name %q", evs[0].Message, w)
+		}
 	}
 }
 
@@ -248,7 +286,7 @@ func TestDrainResumedAfterRestart(t *testing.T) {
 			n := node("node-0", "a", true)
 			st, _ := json.Marshal(drainState{Alert: "NodeCgroupLeak", State: DrainRunning, Started: testNow.Add(-6 * time.Minute), Deadline: tc.deadline, Heartbeat: testNow.Add(-5 * time.Minute), Evicted: 1, Left: 2})
 			n.Annotations = map[string]string{AnnotationDrain: string(st)}
-			objs := []runtime.Object{n, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, podOn("shop", "web-2", "node-0", nil)}
+			objs := append(drainOwners(), n, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, podOn("shop", "web-2", "node-0", replicated))
 			var bg []func()
 			e, cs := newTestEngine(t, engineSetup{policy: drainPolicy, objs: objs, opts: func(o *Options) { o.Background = func(f func()) { bg = append(bg, f) } }})
 			ev := evictions(cs, nil)
