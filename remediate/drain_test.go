@@ -253,9 +253,23 @@ func TestDrainPlan(t *testing.T) {
 }
 
 func TestNewDrainArgs(t *testing.T) {
-	for _, bad := range []string{`{"timeout": "-1m"}`, `{"backoff": "10s", "maxBackoff": "5s"}`, `{"maxBackoff": "5m"}`, `{"force": true}`} {
+	for _, bad := range []string{`{"timeout": "-1m"}`, `{"backoff": "10s", "maxBackoff": "5s"}`, `{"maxBackoff": "5m"}`, `{"force": true}`,
+		`{"evictUnreplicated": "yes"}`, `{"deleteEmptyDirData": 1}`} {
 		if _, err := NewDrain(json.RawMessage(bad)); err == nil {
 			t.Errorf("NewDrain(%s) = nil error", bad)
+		}
+	}
+	for args, want := range map[string]Drain{
+		`{}`: {Timeout: DefaultDrainTimeout, Backoff: DefaultDrainBackoff, MaxBackoff: DefaultDrainMaxBackoff},
+		`{"evictUnreplicated": true, "deleteEmptyDirData": true}`: {Timeout: DefaultDrainTimeout, Backoff: DefaultDrainBackoff, MaxBackoff: DefaultDrainMaxBackoff,
+			EvictUnreplicated: true, DeleteEmptyDirData: true},
+	} {
+		r, err := NewDrain(json.RawMessage(args))
+		if err != nil {
+			t.Fatalf("NewDrain(%s) = %v", args, err)
+		}
+		if diff := cmp.Diff(want, r); diff != "" {
+			t.Errorf("NewDrain(%s) (-want +got):\n%s", args, diff)
 		}
 	}
 }
@@ -685,7 +699,9 @@ func TestDrainStopsMidPass(t *testing.T) {
 		state     string
 		owner     string
 	}{
-		{name: "uncordoned", afterWeb1: func(t *testing.T, cs k8sClient) { nodeWrite(t, cs, func(n *corev1.Node) { n.Spec.Unschedulable = false }) },
+		{name: "uncordoned", afterWeb1: func(t *testing.T, cs k8sClient) {
+			nodeWrite(t, cs, func(n *corev1.Node) { n.Spec.Unschedulable = false })
+		},
 			evicted: []string{"shop/web-1"}, state: DrainStopped},
 		{name: "taken over, seen before the eviction", afterWeb1: func(t *testing.T, cs k8sClient) { nodeWrite(t, cs, foreignRecord) },
 			evicted: []string{"shop/web-1"}, state: DrainRunning, owner: "other-replica"},
