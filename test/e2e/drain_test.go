@@ -219,6 +219,16 @@ func newDrainSpot(ctx context.Context, t *testing.T, deadline time.Time) drainSp
 		_, err := needLab(t).Admin.CoreV1().Nodes().Patch(ctx, w.Node, types.MergePatchType, patch, metav1.PatchOptions{})
 		return err
 	})
+	// Every replica's ResumeDrains looks at every node: a record left
+	// running would be another test's stale drain.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, remediate.AnnotationDrain)
+		if _, err := needLab(t).Admin.CoreV1().Nodes().Patch(ctx, w.Node, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Errorf("remove the drain record from %s: %v", w.Node, err)
+		}
+	})
 	return drainSpot{w: w, node: w.Node}
 }
 
