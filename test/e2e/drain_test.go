@@ -588,3 +588,71 @@ func TestDrainTwoReplicasOneDrains(t *testing.T) {
 		t.Errorf("record %v, want done, 2 evicted", rec)
 	}
 }
+
+// A replica's drain that another replica takes over mid-drain (its
+// clock three minutes ahead, so the heartbeat looks stale to it) stops
+// at its next check or write: after the take-over it has no write
+// accepted (a write it sent is refused with a Conflict), and the record
+// stays the other's. The PodDisruptionBudget refuses every eviction, and
+// the deadline is far: only the take-over ends the first drain.
+func TestDrainTakenOverMidDrainStops(t *testing.T) {
+	ctx := testContext(t)
+	admin := needLab(t).Admin
+	s := newDrainSpot(ctx, t, time.Now().Add(10*time.Minute))
+	s.pod(ctx, t, "db-0", s.rsOwner(ctx, t), nil)
+	must(t, "delete the world's pod", func() error {
+		return admin.CoreV1().Pods(s.w.Namespace).Delete(ctx, s.w.Pod, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+	})
+	zero := intstr.FromInt32(0)
+	must(t, "create a PodDisruptionBudget that allows nothing", func() error {
+		pdb, err := admin.PolicyV1().PodDisruptionBudgets(s.w.Namespace).Create(ctx, &policyv1.PodDisruptionBudget{
+			ObjectMeta: metav1.ObjectMeta{Name: "db"},
+			Spec:       policyv1.PodDisruptionBudgetSpec{MaxUnavailable: &zero, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		pdb.Status = policyv1.PodDisruptionBudgetStatus{ObservedGeneration: pdb.Generation, DisruptionsAllowed: 0, CurrentHealthy: 1, DesiredHealthy: 1, ExpectedPods: 1}
+		_, err = admin.PolicyV1().PodDisruptionBudgets(s.w.Namespace).UpdateStatus(ctx, pdb, metav1.UpdateOptions{})
+		return err
+	})
+	policy := strings.Replace(fmt.Sprintf(drainE2EPolicy, 1000), "timeout: 4s", "timeout: 10m", 1)
+	budgetNS := budgetNamespace(t)
+	wireA := &wire{}
+	var bgA, bgB []func()
+	a := newEngineWithPolicy(t, recordedClient(t, wireA), policy, budgetNS, func(o *remediate.Options) { o.Background = func(f func()) { bgA = append(bgA, f) } })
+	b := newEngineWithPolicy(t, leakguardClient(t), policy, budgetNS, func(o *remediate.Options) {
+		o.Background = func(f func()) { bgB = append(bgB, f) }
+		o.Now = func() time.Time { return time.Now().Add(3 * time.Minute) }
+	})
+	if resumed, _, err := a.ResumeDrains(ctx); err != nil || resumed != 1 {
+		t.Fatalf("A: ResumeDrains = %d, %v; want the drain resumed", resumed, err)
+	}
+	done := make(chan struct{})
+	go func() { bgA[0](); close(done) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(fmt.Sprint(s.record(ctx, t)["refused"]), "db-0 (disruption budget)") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no pass of A recorded db-0 refused within 30 s: %v", s.record(ctx, t))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	before := len(wireA.writes())
+	if resumed, _, err := b.ResumeDrains(ctx); err != nil || resumed != 1 {
+		t.Fatalf("B: ResumeDrains = %d, %v; want B to take the drain over", resumed, err)
+	}
+	taken := s.record(ctx, t)
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("A's drain did not stop within 60 s of B's take-over")
+	}
+	for _, r := range wireA.writes()[before:] {
+		if r.Status < 300 {
+			t.Errorf("A wrote after B's take-over: %s", r)
+		}
+	}
+	if diff := cmp.Diff(taken, s.record(ctx, t)); diff != "" {
+		t.Errorf("the record changed after B's take-over (-B's +now):\n%s", diff)
+	}
+}
