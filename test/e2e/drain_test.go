@@ -638,8 +638,19 @@ func TestDrainTakenOverMidDrainStops(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	before := len(wireA.writes())
-	if resumed, _, err := b.ResumeDrains(ctx); err != nil || resumed != 1 {
-		t.Fatalf("B: ResumeDrains = %d, %v; want B to take the drain over", resumed, err)
+	// B's take-over is refused (Conflict) when A writes the record
+	// between B's read and B's write: B then leaves it, and tries again.
+	for attempt := 1; ; attempt++ {
+		resumed, _, err := b.ResumeDrains(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resumed == 1 {
+			break
+		}
+		if attempt == 20 {
+			t.Fatalf("B did not take the drain over in %d attempts", attempt)
+		}
 	}
 	taken := s.record(ctx, t)
 	select {
