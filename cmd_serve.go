@@ -231,11 +231,24 @@ func buildServe(d serveDeps) (*remediate.Engine, http.Handler, error) {
 			return err
 		},
 	}
+	// A waiting drain (paused, dry-run, no drain in the policy) is shown,
+	// not failed on: the replica must go on receiving alerts while
+	// paused, and every replica would otherwise leave the Service.
+	cfg.ReadyNotes = map[string]func() string{"drains": func() string { return waitingDrains(engine.WaitingDrains()) }}
 	h, err := server.NewHandler(cfg, engineProcessor{engine}, d.logger)
 	if err != nil {
 		return nil, nil, err
 	}
 	return engine, h, nil
+}
+
+// waitingDrains is /readyz's note on the drains that wait: "" when none
+// does.
+func waitingDrains(w []string) string {
+	if len(w) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d waiting: %s", len(w), strings.Join(w, "; "))
 }
 
 // engineProcessor adapts the engine to server.Processor.

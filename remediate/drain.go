@@ -2,12 +2,16 @@ package remediate
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 )
 
 // RemediatorDrain is the name of the drain remediator.
@@ -32,6 +37,9 @@ const (
 	DrainRunning    = "running"
 	DrainDone       = "done"
 	DrainIncomplete = "incomplete"
+	// DrainStopped: the node became schedulable again (someone
+	// uncordoned it) and the drain stopped there.
+	DrainStopped = "stopped"
 )
 
 // Reasons of drain's own guards.
@@ -48,6 +56,19 @@ const (
 	EventReasonDrainProgress   = "LeakguardDrainProgress"
 	EventReasonDrainDone       = "LeakguardDrainDone"
 	EventReasonDrainIncomplete = "LeakguardDrainIncomplete"
+	EventReasonDrainStopped    = "LeakguardDrainStopped"
+)
+
+// Reasons drain skips a pod, as its record and Event name them.
+const (
+	skipFinished     = "finished"
+	skipTerminating  = "terminating"
+	skipMirror       = "mirror pod"
+	skipDaemonSet    = "DaemonSet"
+	skipOutOfScope   = "namespace out of scope"
+	skipOptOut       = "opt-out"
+	skipUnreplicated = "no controller"
+	skipEmptyDir     = "emptyDir data"
 )
 
 // Defaults of drain's arguments.
@@ -58,6 +79,14 @@ const (
 	// drainStaleAfter is how long a running drain's heartbeat may be
 	// old before another replica takes it over: its own replica died.
 	drainStaleAfter = 2 * time.Minute
+	// drainRenewEvery is how old the heartbeat may grow during a pass
+	// before the next eviction renews it: well within drainStaleAfter,
+	// so that no other replica finds a drain stale while its replica
+	// evicts.
+	drainRenewEvery = 20 * time.Second
+	// drainWriteAttempts bounds the writes of one record when others
+	// change the node meanwhile (the kubelet, a label).
+	drainWriteAttempts = 5
 	// maxDrainRefused bounds the pods a drain's record names.
 	maxDrainRefused = 10
 )
@@ -75,12 +104,21 @@ type DrainArgs struct {
 	// MaxBackoff (defaults 5s and 1m).
 	Backoff    Duration `json:"backoff"`
 	MaxBackoff Duration `json:"maxBackoff"`
+	// EvictUnreplicated evicts pods that no controller owns (nothing
+	// recreates them); off, they are skipped, as kubectl drain does
+	// without --force.
+	EvictUnreplicated bool `json:"evictUnreplicated"`
+	// DeleteEmptyDirData evicts pods with an emptyDir volume, whose data
+	// goes with the pod; off, they are skipped, as kubectl drain does
+	// without --delete-emptydir-data.
+	DeleteEmptyDirData bool `json:"deleteEmptyDirData"`
 }
 
 // Drain evicts a cordoned node's pods through the Eviction API, in the
 // background, under its own deadline.
 type Drain struct {
-	Timeout, Backoff, MaxBackoff time.Duration
+	Timeout, Backoff, MaxBackoff          time.Duration
+	EvictUnreplicated, DeleteEmptyDirData bool
 }
 
 var _ Remediator = Drain{}
@@ -91,7 +129,8 @@ func NewDrain(args json.RawMessage) (Remediator, error) {
 	if err := decodeArgs(args, &a); err != nil {
 		return nil, err
 	}
-	d := Drain{Timeout: orDefault(time.Duration(a.Timeout), DefaultDrainTimeout), Backoff: orDefault(time.Duration(a.Backoff), DefaultDrainBackoff), MaxBackoff: orDefault(time.Duration(a.MaxBackoff), DefaultDrainMaxBackoff)}
+	d := Drain{Timeout: orDefault(time.Duration(a.Timeout), DefaultDrainTimeout), Backoff: orDefault(time.Duration(a.Backoff), DefaultDrainBackoff), MaxBackoff: orDefault(time.Duration(a.MaxBackoff), DefaultDrainMaxBackoff),
+		EvictUnreplicated: a.EvictUnreplicated, DeleteEmptyDirData: a.DeleteEmptyDirData}
 	if a.Timeout < 0 || a.Backoff < 0 || a.MaxBackoff < 0 {
 		return nil, errors.New("timeout, backoff and maxBackoff must not be negative")
 	}
@@ -114,14 +153,22 @@ type drainState struct {
 	Deadline time.Time `json:"deadline"`
 	// Heartbeat is the last time the replica running it wrote it.
 	Heartbeat time.Time `json:"heartbeat"`
-	Evicted   int       `json:"evicted"`
+	// Owner names the drainer that runs it (the replica's host name and
+	// a random part); a record with another owner is not this drainer's
+	// any more.
+	Owner   string `json:"owner,omitempty"`
+	Evicted int    `json:"evicted"`
 	// Left is the pods still to evict; Refused names those a
 	// PodDisruptionBudget (or an error) refused at the last pass.
 	Left    int      `json:"left"`
 	Refused []string `json:"refused,omitempty"`
-	// Skipped names the pods left alone (DaemonSet, mirror, out of
-	// scope, opted out) with why, bounded.
+	// Skipped names the pods left alone (DaemonSet, mirror, finished,
+	// without a controller, with emptyDir data, out of scope, opted out)
+	// with why, bounded.
 	Skipped []string `json:"skipped,omitempty"`
+	// Why says why a drain ended before its pods were evicted (stopped,
+	// or incomplete for another reason than its deadline).
+	Why string `json:"why,omitempty"`
 }
 
 func readDrain(ann map[string]string) (drainState, bool) {
@@ -143,8 +190,17 @@ func (d Drain) Plan(t *Target, f Finding, now time.Time) Plan {
 	}
 	scope := f.NamespaceAllowed
 	alert := f.AlertName()
+	skips := "DaemonSet, mirror and finished pods, pods without a controller, pods with emptyDir data, out-of-scope and opted-out pods skipped"
+	switch {
+	case d.EvictUnreplicated && d.DeleteEmptyDirData:
+		skips = "DaemonSet, mirror and finished pods, out-of-scope and opted-out pods skipped"
+	case d.EvictUnreplicated:
+		skips = "DaemonSet, mirror and finished pods, pods with emptyDir data, out-of-scope and opted-out pods skipped"
+	case d.DeleteEmptyDirData:
+		skips = "DaemonSet, mirror and finished pods, pods without a controller, out-of-scope and opted-out pods skipped"
+	}
 	return Plan{
-		Action: fmt.Sprintf("evict the pods of %s through the Eviction API, in the background, for at most %s (DaemonSet and mirror pods, out-of-scope and opted-out pods skipped; PodDisruptionBudgets respected)", t.Object, d.Timeout),
+		Action: fmt.Sprintf("evict the pods of %s through the Eviction API, in the background, for at most %s (%s; PodDisruptionBudgets respected)", t.Object, d.Timeout, skips),
 		Apply: func(ctx context.Context, env Env) (string, error) {
 			n, err := env.Client.CoreV1().Nodes().Get(ctx, t.Object.Name, metav1.GetOptions{})
 			if err != nil {
@@ -161,9 +217,19 @@ func (d Drain) Plan(t *Target, f Finding, now time.Time) Plan {
 				// under its own deadline.
 				st = prev
 				st.Heartbeat = env.Now
+				st.Why = ""
 			}
-			dr := &drainer{client: env.Client, node: t.Object, state: st, scope: scope, backoff: d.Backoff, maxBackoff: d.MaxBackoff, now: time.Now, logger: env.Logger, metrics: env.metrics}
+			dr := newDrainer(env.Client, env.metadata, refOf(KindNode, n), st, n)
+			dr.configure(d, scope)
+			dr.gate, dr.waits, dr.logger, dr.metrics = env.drainGate, env.drainWaits, env.Logger, env.metrics
 			if err := dr.write(ctx, ""); err != nil {
+				var w *drainWaitError
+				switch {
+				case errors.Is(err, errDrainLost):
+					return "", &HeldError{Reason: ReasonDrainInProgress, Detail: fmt.Sprintf("%s: another replica started or took over its drain first", t.Object)}
+				case errors.As(err, &w) && w.paused:
+					return "", &HeldError{Reason: ReasonPaused, Detail: w.why}
+				}
 				return "", err
 			}
 			start(env, dr.run)
@@ -181,23 +247,116 @@ func start(env Env, f func()) {
 	go f()
 }
 
+// drainGate is what the engine says, before each pass and each
+// eviction, of a drain for an alert: whether it may evict and write
+// now, and with what the current policy says.
+type drainGate struct {
+	// wait, when not empty, says why the drain may not evict now: the
+	// pause switch, dry-run (the flag, the policy or its entry), or a
+	// policy without drain for the alert.
+	wait string
+	// mayWrite: the drain may still write its record (to end it) while
+	// it waits; false when paused or in dry-run, where nothing is
+	// written.
+	mayWrite bool
+	// paused: the pause switch is why it waits.
+	paused bool
+	// drain and scope are the current policy's drain for the alert and
+	// the entry's namespace scope, when wait is empty.
+	drain Drain
+	scope func(ns string) bool
+}
+
+// errDrainLost means the drain's record on the node is not the one this
+// drainer last wrote or read: another replica took the drain over, a
+// person edited or removed the record, or the node is gone. The drainer
+// stops at once and writes nothing more.
+var errDrainLost = errors.New("the drain is not this drainer's any more")
+
+// errDrainUncordoned means the node is schedulable again.
+var errDrainUncordoned = errors.New("the node is schedulable again")
+
+// drainWaitError means the gate holds the drain: it waits.
+type drainWaitError struct {
+	why      string
+	mayWrite bool
+	paused   bool
+}
+
+func (e *drainWaitError) Error() string { return "drain waits: " + e.why }
+
 // drainer is one drain in progress.
 type drainer struct {
-	client     kubernetes.Interface
-	node       ObjectRef
-	state      drainState
-	scope      func(ns string) bool
-	backoff    time.Duration
-	maxBackoff time.Duration
-	now        func() time.Time
+	client   kubernetes.Interface
+	metadata metadata.Interface
+	node     ObjectRef
+	state    drainState
+	// owner is this drainer's identity, written in state.Owner.
+	owner string
+	// mine is the record on the node as this drainer last wrote or read
+	// it, rv the node's resourceVersion then: every write carries rv, and
+	// a Conflict is retried only while the node still carries mine.
+	mine, rv string
+	// renewed is when the record was last written.
+	renewed time.Time
+	// scope, evictUnreplicated and deleteEmptyDirData are the policy's,
+	// as the gate last said.
+	scope              func(ns string) bool
+	evictUnreplicated  bool
+	deleteEmptyDirData bool
+	backoff            time.Duration
+	maxBackoff         time.Duration
+	now                func() time.Time
 	// sleep waits d or until ctx ends; nil uses a timer.
-	sleep   func(ctx context.Context, d time.Duration) error
+	sleep func(ctx context.Context, d time.Duration) error
+	// gate, when set, is asked before each pass, each eviction and each
+	// write (nil: nothing gates it, as in tests that drive a drainer
+	// alone); waits is where a waiting drain is listed for /readyz.
+	gate    func(ctx context.Context, alert string) drainGate
+	waits   *drainWaits
+	waiting string
 	logger  *slog.Logger
 	metrics *metrics
-	// takeOver, when set, is the node's resourceVersion as read: the next
-	// write carries it, so of two replicas taking over a stale drain one
-	// wins and the other gets a Conflict and leaves it.
-	takeOver string
+}
+
+// newDrainer returns a drainer of node with state, taking it over from
+// the record on n as read (n's annotation and resourceVersion).
+func newDrainer(c kubernetes.Interface, md metadata.Interface, node ObjectRef, state drainState, n *corev1.Node) *drainer {
+	dr := &drainer{client: c, metadata: md, node: node, state: state, owner: drainOwner(), now: time.Now,
+		backoff: DefaultDrainBackoff, maxBackoff: DefaultDrainMaxBackoff}
+	dr.state.Owner = dr.owner
+	if n != nil {
+		dr.mine, dr.rv = n.Annotations[AnnotationDrain], n.ResourceVersion
+	}
+	return dr
+}
+
+// drainOwner is a new drainer's identity: the host name (the pod's name
+// in a cluster) and a random part, so that two drainers of one process
+// differ too.
+func drainOwner() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "leakguard"
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
+}
+
+// configure takes d's arguments and the scope.
+func (dr *drainer) configure(d Drain, scope func(string) bool) {
+	dr.backoff, dr.maxBackoff = d.Backoff, d.MaxBackoff
+	dr.evictUnreplicated, dr.deleteEmptyDirData = d.EvictUnreplicated, d.DeleteEmptyDirData
+	dr.scope = scope
+}
+
+func (dr *drainer) log() *slog.Logger {
+	logger := dr.logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return logger.With("alert", dr.state.Alert, "target", dr.node.String())
 }
 
 // run drains under its own context, whose deadline is the drain's: the
@@ -205,18 +364,41 @@ type drainer struct {
 func (dr *drainer) run() {
 	ctx, cancel := context.WithTimeout(context.Background(), dr.state.Deadline.Sub(dr.now()))
 	defer cancel()
+	defer dr.waits.clear(dr.node.Name, false)
 	wait := dr.backoff
 	for {
-		left, refused, skipped, err := dr.pass(ctx)
-		dr.state.Left, dr.state.Refused, dr.state.Skipped = left, firstN(refused, maxDrainRefused), firstN(skipped, maxDrainRefused)
-		dr.state.Heartbeat = dr.now()
-		if err == nil && left == 0 {
+		err := dr.pass(ctx)
+		var w *drainWaitError
+		switch {
+		case errors.As(err, &w):
+			dr.setWaiting(w.why)
+		case errors.Is(err, errDrainLost):
+			dr.log().Info("drain stopped: its record is not this replica's any more (another replica took it over, or it was edited)", "error", err)
+			return
+		case errors.Is(err, errDrainUncordoned):
+			dr.state.State, dr.state.Why = DrainStopped, fmt.Sprintf("%s is schedulable again (uncordoned)", dr.node)
+			dr.finish(ctx, EventReasonDrainStopped)
+			return
+		case err == nil && dr.state.Left == 0:
+			dr.setWaiting("")
 			dr.state.State = DrainDone
 			dr.finish(ctx, EventReasonDrainDone)
 			return
+		default:
+			dr.setWaiting("")
 		}
 		if ctx.Err() == nil && dr.now().Add(wait).Before(dr.state.Deadline) {
-			_ = dr.write(ctx, EventReasonDrainProgress)
+			if w == nil {
+				dr.state.Heartbeat = dr.now()
+				err := dr.write(ctx, EventReasonDrainProgress)
+				switch {
+				case errors.Is(err, errDrainLost):
+					dr.log().Info("drain stopped: its record is not this replica's any more (another replica took it over, or it was edited)", "error", err)
+					return
+				case errors.As(err, &w):
+					dr.setWaiting(w.why)
+				}
+			}
 			if dr.wait(ctx, wait) == nil {
 				wait = min(2*wait, dr.maxBackoff)
 				continue
@@ -224,21 +406,43 @@ func (dr *drainer) run() {
 		}
 		// The deadline: what is left is reported, never forced.
 		dr.state.State = DrainIncomplete
+		if w != nil {
+			dr.state.Why = "it waited: " + w.why
+		}
 		dr.finish(context.Background(), EventReasonDrainIncomplete)
 		return
 	}
 }
 
+// setWaiting lists the drain as waiting for why in /readyz and logs it
+// when why changes; "" ends the wait.
+func (dr *drainer) setWaiting(why string) {
+	if why == dr.waiting {
+		return
+	}
+	dr.waiting = why
+	if why == "" {
+		dr.waits.clear(dr.node.Name, false)
+		dr.log().Info("drain no longer waits")
+		return
+	}
+	dr.waits.set(dr.node.Name, drainWait{alert: dr.state.Alert, why: why, deadline: dr.state.Deadline})
+	dr.log().Warn("a drain is waiting: nothing is evicted or written until it may go on", "why", why, "deadline", dr.state.Deadline)
+}
+
 // finish records the drain's end: the node's annotation and an Event
-// (reason), a log line and the metric.
+// (reason), a log line and the metric. While the drain must write
+// nothing (paused, dry-run), its record stays as it is, running, for a
+// replica that may write to report it.
 func (dr *drainer) finish(ctx context.Context, reason string) {
 	s := dr.state
-	logger := dr.logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	logger = logger.With("alert", s.Alert, "target", dr.node.String())
+	logger := dr.log()
 	if err := dr.write(ctx, reason); err != nil {
+		var w *drainWaitError
+		if errors.As(err, &w) {
+			logger.Warn("a drain ended while it must write nothing; its record stays running until a replica that may write reports it", "state", s.State, "why", w.why, "evicted", s.Evicted, "left", s.Left)
+			return
+		}
 		// Not counted: a Conflict on a take-over means another replica
 		// reports it.
 		logger.Warn("could not record the end of a drain", "error", err)
@@ -248,10 +452,10 @@ func (dr *drainer) finish(ctx context.Context, reason string) {
 		dr.metrics.drains.WithLabelValues(s.State).Inc()
 	}
 	level := slog.LevelInfo
-	if s.State != DrainDone {
+	if s.State != DrainDone && s.State != DrainStopped {
 		level = slog.LevelWarn
 	}
-	logger.Log(ctx, level, "drain ended", "state", s.State, "evicted", s.Evicted, "left", s.Left, "refused", s.Refused, "skipped", s.Skipped, "deadline", s.Deadline)
+	logger.Log(ctx, level, "drain ended", "state", s.State, "evicted", s.Evicted, "left", s.Left, "refused", s.Refused, "skipped", s.Skipped, "why", s.Why, "deadline", s.Deadline)
 }
 
 func (dr *drainer) wait(ctx context.Context, d time.Duration) error {
@@ -268,12 +472,78 @@ func (dr *drainer) wait(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// pass lists the node's pods and evicts those to evict once. It returns
-// the pods still to evict, those refused and those skipped.
-func (dr *drainer) pass(ctx context.Context) (left int, refused, skipped []string, err error) {
+// gated asks the gate and takes what the current policy says. It
+// returns a *drainWaitError while the drain must wait.
+func (dr *drainer) gated(ctx context.Context) error {
+	if dr.gate == nil {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		// The deadline, not a reason to wait.
+		return err
+	}
+	g := dr.gate(ctx, dr.state.Alert)
+	if g.wait != "" {
+		return &drainWaitError{why: g.wait, mayWrite: g.mayWrite, paused: g.paused}
+	}
+	dr.configure(g.drain, g.scope)
+	return nil
+}
+
+// check runs before each pass and each eviction: the gate, then the node
+// as it is now: still carrying this drainer's record (else errDrainLost)
+// and still cordoned (else errDrainUncordoned). It renews the heartbeat,
+// under the node's resourceVersion, once it is drainRenewEvery old.
+func (dr *drainer) check(ctx context.Context) error {
+	if err := dr.gated(ctx); err != nil {
+		return err
+	}
+	n, err := dr.client.CoreV1().Nodes().Get(ctx, dr.node.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("%w: %s is gone", errDrainLost, dr.node)
+	case err != nil:
+		return fmt.Errorf("drain: read %s: %w", dr.node, classifyKube(err))
+	}
+	if err := dr.stillMine(n); err != nil {
+		return err
+	}
+	dr.rv = n.ResourceVersion
+	if !n.Spec.Unschedulable {
+		return errDrainUncordoned
+	}
+	if now := dr.now(); now.Sub(dr.renewed) >= drainRenewEvery {
+		dr.state.Heartbeat = now
+		return dr.record(ctx, "")
+	}
+	return nil
+}
+
+// stillMine returns errDrainLost unless n carries the record this
+// drainer last wrote or read.
+func (dr *drainer) stillMine(n *corev1.Node) error {
+	cur := n.Annotations[AnnotationDrain]
+	if cur == dr.mine {
+		return nil
+	}
+	owner := "none"
+	if s, ok := readDrain(n.Annotations); ok {
+		owner = fmt.Sprintf("%s, %s", s.Owner, s.State)
+	}
+	return fmt.Errorf("%w: %s carries another drain record (owner %s)", errDrainLost, dr.node, owner)
+}
+
+// pass lists the node's pods and evicts those to evict once, checking
+// before each eviction. It sets the state's left, refused and skipped;
+// the pods a stopped pass did not reach count as left.
+func (dr *drainer) pass(ctx context.Context) error {
+	if err := dr.check(ctx); err != nil {
+		return err
+	}
 	pods, err := listPodsOnNode(ctx, dr.client, dr.node.Name)
 	if err != nil {
-		return -1, []string{err.Error()}, nil, err
+		dr.state.Left, dr.state.Refused = -1, []string{err.Error()}
+		return err
 	}
 	optedOut := map[string]bool{}
 	for _, ns := range namespacesOf(pods) {
@@ -288,18 +558,43 @@ func (dr *drainer) pass(ctx context.Context) (left int, refused, skipped []strin
 			optedOut[ns] = true
 		}
 	}
+	// Each pass reads the owners again, once each.
+	rs := resolver{c: dr.client, md: dr.metadata, memo: newReads()}
+	var left int
+	var refused, skipped, finished []string
+	defer func() {
+		sort.Strings(refused)
+		// Finished pods last: they hold nothing on the node, and the
+		// record's room is for those a person may have to move.
+		dr.state.Left, dr.state.Refused, dr.state.Skipped = left, firstN(refused, maxDrainRefused), firstN(append(skipped, finished...), maxDrainRefused)
+	}()
 	for i := range pods {
 		p := &pods[i]
 		name := p.Namespace + "/" + p.Name
-		if why := skipReason(p, dr.scope, optedOut[p.Namespace]); why != "" {
-			if why != "finished" && why != "terminating" {
-				skipped = append(skipped, name+" ("+why+")")
-			}
+		why, err := dr.skipReason(ctx, rs, p, optedOut[p.Namespace])
+		switch {
+		case err != nil:
+			// Fail closed: a pod whose owners cannot be read is not
+			// evicted; it is left, so that the drain does not end done.
+			left++
+			refused = append(refused, fmt.Sprintf("%s (owner not read: %v)", name, err))
 			continue
+		case why == skipTerminating:
+			continue
+		case why == skipFinished:
+			finished = append(finished, name+" ("+why+")")
+			continue
+		case why != "":
+			skipped = append(skipped, name+" ("+why+")")
+			continue
+		}
+		if err := dr.check(ctx); err != nil {
+			left += len(pods) - i
+			return err
 		}
 		ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
 			DeleteOptions: &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &p.UID}}}
-		err := dr.client.PolicyV1().Evictions(p.Namespace).Evict(ctx, ev)
+		err = dr.client.PolicyV1().Evictions(p.Namespace).Evict(ctx, ev)
 		switch {
 		case err == nil:
 			dr.state.Evicted++
@@ -313,35 +608,58 @@ func (dr *drainer) pass(ctx context.Context) (left int, refused, skipped []strin
 			refused = append(refused, fmt.Sprintf("%s (%v)", name, classifyKube(err)))
 		}
 	}
-	sort.Strings(refused)
-	return left, refused, skipped, nil
+	return nil
 }
 
-// skipReason says why drain leaves p alone, or "".
-func skipReason(p *corev1.Pod, scope func(string) bool, nsOptedOut bool) string {
+// skipReason says why drain leaves p alone, or "": kubectl drain's list
+// (finished, mirror, DaemonSet, no controller, emptyDir), the policy's
+// scope, and the opt-out on the pod, its namespace or any owner up its
+// controller chain (read as target resolution reads it). An owner that
+// cannot be read is an error.
+func (dr *drainer) skipReason(ctx context.Context, rs resolver, p *corev1.Pod, nsOptedOut bool) (string, error) {
 	switch {
 	case p.DeletionTimestamp != nil:
-		return "terminating"
+		return skipTerminating, nil
 	case p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed:
-		return "finished"
+		return skipFinished, nil
 	}
 	if _, mirror := p.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
-		return "mirror pod"
+		return skipMirror, nil
 	}
-	if c := metav1.GetControllerOf(p); c != nil && c.Kind == KindDaemonSet {
-		return "DaemonSet"
+	c := metav1.GetControllerOf(p)
+	if c != nil && c.Kind == KindDaemonSet {
+		return skipDaemonSet, nil
 	}
-	if scope == nil {
+	if dr.scope == nil {
 		if p.Namespace == systemNamespace {
-			return "namespace out of scope"
+			return skipOutOfScope, nil
 		}
-	} else if !scope(p.Namespace) {
-		return "namespace out of scope"
+	} else if !dr.scope(p.Namespace) {
+		return skipOutOfScope, nil
 	}
 	if ignored(p.Annotations) || nsOptedOut {
-		return "opt-out"
+		return skipOptOut, nil
 	}
-	return ""
+	if c == nil && !dr.evictUnreplicated {
+		return skipUnreplicated, nil
+	}
+	if !dr.deleteEmptyDirData {
+		for _, v := range p.Spec.Volumes {
+			if v.EmptyDir != nil {
+				return skipEmptyDir, nil
+			}
+		}
+	}
+	t := &Target{}
+	if err := t.climbOwners(ctx, rs, p); err != nil {
+		return "", err
+	}
+	for _, ex := range t.examined {
+		if ignored(ex.annotations) {
+			return fmt.Sprintf("%s on %s", skipOptOut, ex.ref), nil
+		}
+	}
+	return "", nil
 }
 
 func namespacesOf(pods []corev1.Pod) []string {
@@ -373,27 +691,68 @@ func listPodsOnNode(ctx context.Context, c kubernetes.Interface, node string) ([
 	}
 }
 
-// write records the drain's state on the node and, with reason, an Event.
+// write asks the gate and records the drain's state on the node and,
+// with reason, an Event. A waiting drain writes only where the gate
+// allows writes and the record ends the drain (never while paused or in
+// dry-run).
 func (dr *drainer) write(ctx context.Context, reason string) error {
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+	defer cancel()
+	if err := dr.gated(gctx); err != nil {
+		var w *drainWaitError
+		ending := dr.state.State != DrainRunning
+		if !errors.As(err, &w) || !w.mayWrite || !ending {
+			return err
+		}
+	}
+	return dr.record(ctx, reason)
+}
+
+// record writes the drain's state on the node under the
+// resourceVersion of the record this drainer last wrote or read; on a
+// Conflict it reads the node again and writes again only while the
+// record is still that one (else errDrainLost). With reason it writes
+// an Event too.
+func (dr *drainer) record(ctx context.Context, reason string) error {
 	v, err := json.Marshal(dr.state)
 	if err != nil {
 		return err
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
 	defer cancel()
-	md := map[string]any{"annotations": map[string]string{AnnotationDrain: string(v)}}
-	if dr.takeOver != "" {
-		md["resourceVersion"], dr.takeOver = dr.takeOver, ""
-	}
-	patch, _ := json.Marshal(map[string]any{"metadata": md})
-	if _, err := patchObject(wctx, dr.client, dr.node, types.MergePatchType, patch); err != nil {
-		return fmt.Errorf("drain: record progress: %w", err)
+	for attempt := 1; ; attempt++ {
+		md := map[string]any{"annotations": map[string]string{AnnotationDrain: string(v)}}
+		if dr.rv != "" {
+			md["resourceVersion"] = dr.rv
+		}
+		patch, _ := json.Marshal(map[string]any{"metadata": md})
+		n, err := dr.client.CoreV1().Nodes().Patch(wctx, dr.node.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+		if err == nil {
+			dr.mine, dr.rv, dr.renewed = string(v), n.ResourceVersion, dr.now()
+			break
+		}
+		if !apierrors.IsConflict(err) || attempt == drainWriteAttempts {
+			return fmt.Errorf("drain: record progress on %s: %w", dr.node, classifyKube(err))
+		}
+		// Someone wrote the node since: the kubelet, a label, or
+		// another replica's take-over. Only the last stops this one.
+		cur, err := dr.client.CoreV1().Nodes().Get(wctx, dr.node.Name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("drain: read %s again: %w", dr.node, classifyKube(err))
+		}
+		if err := dr.stillMine(cur); err != nil {
+			return err
+		}
+		dr.rv = cur.ResourceVersion
 	}
 	if reason == "" {
 		return nil
 	}
 	s := dr.state
 	msg := fmt.Sprintf("drain %s: %d evicted, %d left", s.State, s.Evicted, s.Left)
+	if s.Why != "" {
+		msg += "; " + s.Why
+	}
 	if len(s.Refused) > 0 {
 		msg += "; refused: " + strings.Join(s.Refused, ", ")
 	}
@@ -409,13 +768,140 @@ func (dr *drainer) write(ctx context.Context, reason string) error {
 	return recordEvent(wctx, dr.client, d, &Target{Object: dr.node}, eventType, reason)
 }
 
+// drainGate says what the engine's current policy and pause switch
+// allow a drain for alert now. Every reason to wait is read fresh: the
+// --dry-run flag, the pause switch (a switch that cannot be read holds,
+// failing closed), the policy's and the entry's dryRun, and whether the
+// entry still has drain.
+func (e *Engine) drainGate(ctx context.Context, alert string) drainGate {
+	if e.dryRun {
+		return drainGate{wait: "leakguard runs in dry-run (--dry-run)"}
+	}
+	paused, err := e.budget.paused(ctx)
+	if err != nil {
+		// Fail closed: a switch that cannot be read may be on.
+		return drainGate{wait: fmt.Sprintf("the pause switch cannot be read: %v", err), paused: true}
+	}
+	if paused {
+		return drainGate{wait: fmt.Sprintf("paused: Namespace %s has %s: \"true\"", e.budget.namespace, AnnotationPause), paused: true}
+	}
+	pol := e.Policy()
+	if pol.DryRun {
+		return drainGate{wait: "the policy is in dry-run (dryRun: true)"}
+	}
+	entry := pol.Entry(alert)
+	if entry == nil {
+		return drainGate{wait: fmt.Sprintf("the policy has no entry for %s", alert), mayWrite: true}
+	}
+	if entry.DryRun {
+		return drainGate{wait: fmt.Sprintf("the policy's entry for %s is in dry-run (dryRun: true)", alert)}
+	}
+	for _, er := range entry.Remediators {
+		if d, ok := er.Remediator.(Drain); ok {
+			return drainGate{drain: d, scope: func(ns string) bool { return pol.namespaceAllowed(entry, ns) }}
+		}
+	}
+	return drainGate{wait: fmt.Sprintf("the policy's entry for %s has no drain", alert), mayWrite: true}
+}
+
+// drainWaits lists the drains that wait (paused, dry-run, no drain in
+// the policy), by node, for /readyz.
+type drainWaits struct {
+	mu sync.Mutex
+	m  map[string]drainWait
+}
+
+// drainWait is one waiting drain.
+type drainWait struct {
+	alert, why string
+	deadline   time.Time
+	// scanned: ResumeDrains found it (a record whose replica stopped),
+	// not a drainer of this process.
+	scanned bool
+}
+
+func (w *drainWaits) set(node string, dw drainWait) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[string]drainWait{}
+	}
+	w.m[node] = dw
+}
+
+// clear drops node's entry, if it is of the kind scanned says.
+func (w *drainWaits) clear(node string, scanned bool) {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if dw, ok := w.m[node]; ok && dw.scanned == scanned {
+		delete(w.m, node)
+	}
+}
+
+// scanned makes found the entries that ResumeDrains found; a drainer's
+// own entry stays. It returns the nodes whose entry is new or changed.
+func (w *drainWaits) scanned(found map[string]drainWait) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[string]drainWait{}
+	}
+	for node, dw := range w.m {
+		if _, ok := found[node]; dw.scanned && !ok {
+			delete(w.m, node)
+		}
+	}
+	var changed []string
+	for node, dw := range found {
+		old, ok := w.m[node]
+		if ok && !old.scanned {
+			continue
+		}
+		dw.scanned = true
+		if !ok || old != dw {
+			changed = append(changed, node)
+		}
+		w.m[node] = dw
+	}
+	sort.Strings(changed)
+	return changed
+}
+
+// WaitingDrains describes the drains that wait, one line each, sorted:
+// those this replica runs and those it found recorded running whose
+// replica stopped. A drain waits while leakguard is paused or in
+// dry-run (it writes nothing then) or while the policy has no drain
+// for its alert.
+func (e *Engine) WaitingDrains() []string {
+	w := &e.drainWaits
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, 0, len(w.m))
+	for node, dw := range w.m {
+		out = append(out, fmt.Sprintf("Node %s (%s, deadline %s): %s", node, dw.alert, dw.deadline.UTC().Format(time.RFC3339), dw.why))
+	}
+	sort.Strings(out)
+	return out
+}
+
 // ResumeDrains finds the nodes whose drain by leakguard is recorded as
-// running with a stale heartbeat (the replica that ran it stopped): one
-// still within its deadline is resumed in the background, one past it is
-// reported incomplete (annotation and Event). `serve` calls it at start.
-// The namespace scope is the current policy's entry for the drain's
-// alert; a drain whose alert the policy no longer covers is reported
-// incomplete, not resumed.
+// running with a stale heartbeat (the replica that ran it stopped). It
+// asks the gate first: while leakguard is paused or in dry-run it writes
+// nothing and lists the drain as waiting (log and WaitingDrains), and
+// looks again at its next call. Otherwise one past its deadline is
+// reported incomplete (annotation and Event), one on a node schedulable
+// again is reported stopped, and one within its deadline whose alert
+// the current policy still drains is resumed in the background (the
+// take-over is written under the node's resourceVersion, so of two
+// replicas one resumes it); one whose alert the policy no longer drains
+// waits until its deadline, for a reload. `serve` calls it at start and
+// every minute.
 func (e *Engine) ResumeDrains(ctx context.Context) (resumed, reported int, err error) {
 	nodes, err := listNodes(ctx, e.client)
 	if err != nil {
@@ -423,33 +909,45 @@ func (e *Engine) ResumeDrains(ctx context.Context) (resumed, reported int, err e
 	}
 	now := e.now()
 	env := e.env(now)
-	pol := e.Policy()
+	waiting := map[string]drainWait{}
 	for i := range nodes {
 		n := &nodes[i]
 		s, ok := readDrain(n.Annotations)
 		if !ok || s.State != DrainRunning || now.Sub(s.Heartbeat) < drainStaleAfter {
 			continue
 		}
-		dr := &drainer{client: e.client, node: refOf(KindNode, n), state: s, backoff: DefaultDrainBackoff, maxBackoff: DefaultDrainMaxBackoff, now: e.now, logger: e.logger, metrics: e.metrics}
-		var d *Drain
-		if entry := pol.Entry(s.Alert); entry != nil {
-			for _, er := range entry.Remediators {
-				if dd, ok := er.Remediator.(Drain); ok {
-					d = &dd
-					dr.scope = func(ns string) bool { return pol.namespaceAllowed(entry, ns) }
-				}
-			}
+		dr := newDrainer(e.client, e.metadata, refOf(KindNode, n), s, n)
+		dr.now, dr.logger, dr.metrics, dr.gate, dr.waits = e.now, e.logger, e.metrics, e.drainGate, &e.drainWaits
+		g := e.drainGate(ctx, s.Alert)
+		pastDeadline := !now.Before(s.Deadline)
+		if g.wait != "" && (!g.mayWrite || !pastDeadline) {
+			// Nothing is written: the record stays as it is, and the next
+			// call looks again.
+			waiting[n.Name] = drainWait{alert: s.Alert, why: g.wait, deadline: s.Deadline}
+			continue
 		}
-		if d == nil || !now.Before(s.Deadline) || e.dryRun {
+		switch {
+		case pastDeadline:
 			dr.state.State = DrainIncomplete
-			dr.takeOver = n.ResourceVersion
-			dr.finish(ctx, EventReasonDrainIncomplete)
+			dr.state.Why = "its replica stopped and its deadline passed"
+			if g.wait != "" {
+				dr.state.Why += "; " + g.wait
+			}
+		case !n.Spec.Unschedulable:
+			dr.state.State, dr.state.Why = DrainStopped, fmt.Sprintf("its replica stopped, and %s is schedulable again (uncordoned)", dr.node)
+		}
+		if dr.state.State != DrainRunning {
+			dr.state.Heartbeat = now
+			reason := EventReasonDrainIncomplete
+			if dr.state.State == DrainStopped {
+				reason = EventReasonDrainStopped
+			}
+			dr.finish(ctx, reason)
 			reported++
 			continue
 		}
-		dr.backoff, dr.maxBackoff = d.Backoff, d.MaxBackoff
+		dr.configure(g.drain, g.scope)
 		dr.state.Heartbeat = now
-		dr.takeOver = n.ResourceVersion
 		if err := dr.write(ctx, ""); err != nil {
 			// A Conflict: another replica took it over first.
 			e.logger.Warn("could not resume a drain", "node", n.Name, "error", err)
@@ -458,6 +956,10 @@ func (e *Engine) ResumeDrains(ctx context.Context) (resumed, reported int, err e
 		e.logger.Info("resuming an interrupted drain", "node", n.Name, "alert", s.Alert, "deadline", s.Deadline)
 		start(env, dr.run)
 		resumed++
+	}
+	for _, node := range e.drainWaits.scanned(waiting) {
+		w := waiting[node]
+		e.logger.Warn("a drain is waiting: its replica stopped, and nothing is resumed, reported or written until it may go on", "node", node, "alert", w.alert, "why", w.why, "deadline", w.deadline)
 	}
 	return resumed, reported, nil
 }

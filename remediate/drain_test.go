@@ -3,12 +3,16 @@ package remediate
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,23 +30,53 @@ func podOn(ns, name, node string, mutate func(*corev1.Pod)) *corev1.Pod {
 	return p
 }
 
-// drainCluster: node-0 cordoned, with an app pod, a DaemonSet pod, a
-// mirror pod, a finished pod, an opted-out pod, a pod in an opted-out
-// namespace and one in kube-system.
+// drainOwners are the owners drainCluster's pods name: Deployment web →
+// ReplicaSet web-7d9, and Deployment quiet (opted out) → ReplicaSet
+// quiet-5f4.
+func drainOwners() []runtime.Object {
+	meta := func(name string, ann map[string]string, owners []metav1.OwnerReference) metav1.ObjectMeta {
+		return metav1.ObjectMeta{Namespace: "shop", Name: name, UID: types.UID("uid-" + name), ResourceVersion: "1", Annotations: ann, OwnerReferences: owners}
+	}
+	return []runtime.Object{
+		&appsv1.Deployment{ObjectMeta: meta("web", nil, nil)},
+		&appsv1.ReplicaSet{ObjectMeta: meta("web-7d9", nil, ownedBy(KindDeployment, "web"))},
+		&appsv1.Deployment{ObjectMeta: meta("quiet", map[string]string{AnnotationIgnore: "true"}, nil)},
+		&appsv1.ReplicaSet{ObjectMeta: meta("quiet-5f4", nil, ownedBy(KindDeployment, "quiet"))},
+	}
+}
+
+// replicated makes p a pod of ReplicaSet web-7d9.
+func replicated(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindReplicaSet, "web-7d9") }
+
+// drainCluster: node-0 cordoned, with two pods of a Deployment, a
+// DaemonSet pod, a mirror pod, a finished pod, an opted-out pod, a pod
+// in an opted-out namespace, one in kube-system, a pod without a
+// controller, one with an emptyDir volume and one whose Deployment opts
+// out.
 func drainCluster(t *testing.T) k8sClient {
+	return newCluster(t, drainObjects()...)
+}
+
+func drainObjects() []runtime.Object {
 	ns := func(name string, ann map[string]string) *corev1.Namespace {
 		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann}}
 	}
-	return newCluster(t,
+	return append(drainOwners(),
 		node("node-0", "a", true), ns("shop", nil), ns("quiet", map[string]string{AnnotationIgnore: "true"}), ns("kube-system", nil),
-		podOn("shop", "web-1", "node-0", nil),
-		podOn("shop", "web-2", "node-0", nil),
+		podOn("shop", "web-1", "node-0", replicated),
+		podOn("shop", "web-2", "node-0", replicated),
+		podOn("shop", "lonely", "node-0", nil),
+		podOn("shop", "cache-1", "node-0", func(p *corev1.Pod) {
+			replicated(p)
+			p.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		}),
+		podOn("shop", "quiet-5f4-x", "node-0", func(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindReplicaSet, "quiet-5f4") }),
 		podOn("shop", "agent-x", "node-0", func(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindDaemonSet, "agent") }),
 		podOn("shop", "static-node-0", "node-0", func(p *corev1.Pod) { p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "x"} }),
 		podOn("shop", "job-done", "node-0", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }),
 		podOn("shop", "keep-me", "node-0", func(p *corev1.Pod) { p.Annotations = map[string]string{AnnotationIgnore: "true"} }),
-		podOn("quiet", "q-1", "node-0", nil),
-		podOn("kube-system", "coredns-1", "node-0", nil),
+		podOn("quiet", "q-1", "node-0", replicated),
+		podOn("kube-system", "coredns-1", "node-0", replicated),
 	)
 }
 
@@ -93,13 +127,15 @@ func TestDrainSkipsAndEvicts(t *testing.T) {
 		t.Errorf("state = %+v, want done, 2 evicted, 0 left", s)
 	}
 	skipped := strings.Join(s.Skipped, ",")
-	for _, w := range []string{"agent-x (DaemonSet)", "static-node-0 (mirror pod)", "keep-me (opt-out)", "quiet/q-1 (opt-out)", "coredns-1 (namespace out of scope)"} {
+	wantSkipped := []string{"agent-x (DaemonSet)", "static-node-0 (mirror pod)", "keep-me (opt-out)", "quiet/q-1 (opt-out)", "coredns-1 (namespace out of scope)",
+		"shop/lonely (no controller)", "shop/cache-1 (emptyDir data)", "shop/quiet-5f4-x (opt-out on Deployment shop/quiet)", "shop/job-done (finished)"}
+	for _, w := range wantSkipped {
 		if !strings.Contains(skipped, w) {
 			t.Errorf("skipped %q lacks %q", skipped, w)
 		}
 	}
-	if strings.Contains(skipped, "job-done") {
-		t.Errorf("a finished pod is reported skipped: %s", skipped)
+	if last := s.Skipped[len(s.Skipped)-1]; last != "shop/job-done (finished)" {
+		t.Errorf("last skipped = %q, want the finished pod last", last)
 	}
 	// The pods were listed by node, with a field selector.
 	for _, a := range cs.Actions() {
@@ -111,7 +147,12 @@ func TestDrainSkipsAndEvicts(t *testing.T) {
 	}
 	evs := events(t, cs)
 	if len(evs) != 1 || evs[0].Reason != EventReasonDrainDone || evs[0].Type != corev1.EventTypeNormal {
-		t.Errorf("events = %+v, want one %s", evs, EventReasonDrainDone)
+		t.Fatalf("events = %+v, want one %s", evs, EventReasonDrainDone)
+	}
+	for _, w := range wantSkipped {
+		if !strings.Contains(evs[0].Message, w) {
+			t.Errorf("event %q does not name %q", evs[0].Message, w)
+		}
 	}
 }
 
@@ -212,9 +253,23 @@ func TestDrainPlan(t *testing.T) {
 }
 
 func TestNewDrainArgs(t *testing.T) {
-	for _, bad := range []string{`{"timeout": "-1m"}`, `{"backoff": "10s", "maxBackoff": "5s"}`, `{"maxBackoff": "5m"}`, `{"force": true}`} {
+	for _, bad := range []string{`{"timeout": "-1m"}`, `{"backoff": "10s", "maxBackoff": "5s"}`, `{"maxBackoff": "5m"}`, `{"force": true}`,
+		`{"evictUnreplicated": "yes"}`, `{"deleteEmptyDirData": 1}`} {
 		if _, err := NewDrain(json.RawMessage(bad)); err == nil {
 			t.Errorf("NewDrain(%s) = nil error", bad)
+		}
+	}
+	for args, want := range map[string]Drain{
+		`{}`: {Timeout: DefaultDrainTimeout, Backoff: DefaultDrainBackoff, MaxBackoff: DefaultDrainMaxBackoff},
+		`{"evictUnreplicated": true, "deleteEmptyDirData": true}`: {Timeout: DefaultDrainTimeout, Backoff: DefaultDrainBackoff, MaxBackoff: DefaultDrainMaxBackoff,
+			EvictUnreplicated: true, DeleteEmptyDirData: true},
+	} {
+		r, err := NewDrain(json.RawMessage(args))
+		if err != nil {
+			t.Fatalf("NewDrain(%s) = %v", args, err)
+		}
+		if diff := cmp.Diff(want, r); diff != "" {
+			t.Errorf("NewDrain(%s) (-want +got):\n%s", args, diff)
 		}
 	}
 }
@@ -248,7 +303,7 @@ func TestDrainResumedAfterRestart(t *testing.T) {
 			n := node("node-0", "a", true)
 			st, _ := json.Marshal(drainState{Alert: "NodeCgroupLeak", State: DrainRunning, Started: testNow.Add(-6 * time.Minute), Deadline: tc.deadline, Heartbeat: testNow.Add(-5 * time.Minute), Evicted: 1, Left: 2})
 			n.Annotations = map[string]string{AnnotationDrain: string(st)}
-			objs := []runtime.Object{n, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, podOn("shop", "web-2", "node-0", nil)}
+			objs := append(drainOwners(), n, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, podOn("shop", "web-2", "node-0", replicated))
 			var bg []func()
 			e, cs := newTestEngine(t, engineSetup{policy: drainPolicy, objs: objs, opts: func(o *Options) { o.Background = func(f func()) { bg = append(bg, f) } }})
 			ev := evictions(cs, nil)
@@ -271,6 +326,456 @@ func TestDrainResumedAfterRestart(t *testing.T) {
 			}
 			if tc.want == DrainIncomplete && (reported != 1 || len(*ev) != 0) {
 				t.Errorf("reported %d, evictions %v; want 1 and none", reported, *ev)
+			}
+		})
+	}
+}
+
+// Each of kubectl drain's skips, the arguments that lift two of them,
+// and the opt-out up a pod's owners: a skipped pod is named with its
+// reason in the record and the Event, and never evicted.
+func TestDrainSkipReasons(t *testing.T) {
+	emptyDir := func(p *corev1.Pod) {
+		p.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*corev1.Pod)
+		args   Drain
+		// skip is the record's entry for the pod, "" when it is evicted.
+		skip    string
+		refused string
+	}{
+		{name: "replicated", mutate: replicated},
+		{name: "DaemonSet", mutate: func(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindDaemonSet, "agent") }, skip: "shop/p (DaemonSet)"},
+		{name: "mirror", mutate: func(p *corev1.Pod) { p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "x"} }, skip: "shop/p (mirror pod)"},
+		{name: "finished", mutate: func(p *corev1.Pod) { replicated(p); p.Status.Phase = corev1.PodFailed }, skip: "shop/p (finished)"},
+		{name: "no controller", skip: "shop/p (no controller)"},
+		{name: "no controller, evictUnreplicated", args: Drain{EvictUnreplicated: true}},
+		{name: "an owner that is no controller", mutate: func(p *corev1.Pod) {
+			p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "ConfigMap", Name: "x", UID: "uid-x"}}
+		}, skip: "shop/p (no controller)"},
+		{name: "emptyDir", mutate: func(p *corev1.Pod) { replicated(p); emptyDir(p) }, skip: "shop/p (emptyDir data)"},
+		{name: "emptyDir, deleteEmptyDirData", mutate: func(p *corev1.Pod) { replicated(p); emptyDir(p) }, args: Drain{DeleteEmptyDirData: true}},
+		{name: "emptyDir without a controller, both", mutate: emptyDir, args: Drain{EvictUnreplicated: true, DeleteEmptyDirData: true}},
+		{name: "Deployment opts out", mutate: func(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindReplicaSet, "quiet-5f4") }, skip: "shop/p (opt-out on Deployment shop/quiet)"},
+		{name: "StatefulSet opts out", mutate: func(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindStatefulSet, "db") }, skip: "shop/p (opt-out on StatefulSet shop/db)"},
+		{name: "ReplicaSet opts out", mutate: func(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindReplicaSet, "solo") }, skip: "shop/p (opt-out on ReplicaSet shop/solo)"},
+		// Fail closed: an owner of a kind the engine cannot read (no
+		// metadata client) leaves the pod, counted as left.
+		{name: "owner not read", mutate: func(p *corev1.Pod) {
+			p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "argoproj.io/v1alpha1", Kind: "Rollout", Name: "r", UID: "uid-r", Controller: ptrTrue()}}
+		}, refused: "shop/p (owner not read"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := append(drainOwners(), node("node-0", "a", true), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
+				&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db", UID: "uid-db", Annotations: map[string]string{AnnotationIgnore: "True "}}},
+				&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "solo", UID: "uid-solo", Annotations: map[string]string{AnnotationIgnore: "true"}}},
+				podOn("shop", "p", "node-0", tc.mutate))
+			cs := newCluster(t, objs...)
+			ev := evictions(cs, nil)
+			dr, _ := testDrainer(cs, time.Second)
+			dr.configure(Drain{Backoff: time.Second, MaxBackoff: time.Second, EvictUnreplicated: tc.args.EvictUnreplicated, DeleteEmptyDirData: tc.args.DeleteEmptyDirData}, nil)
+			dr.run()
+			s := drainStateOf(t, cs)
+			evs := events(t, cs)
+			last := evs[len(evs)-1].Message
+			switch {
+			case tc.refused != "":
+				if len(*ev) != 0 || s.State != DrainIncomplete || len(s.Refused) != 1 || !strings.HasPrefix(s.Refused[0], tc.refused) {
+					t.Errorf("evicted %v, state %+v; want nothing evicted, incomplete, %q refused", *ev, s, tc.refused)
+				}
+			case tc.skip == "":
+				if len(*ev) != 1 || s.State != DrainDone || s.Evicted != 1 || len(s.Skipped) != 0 {
+					t.Errorf("evicted %v, state %+v; want shop/p evicted, done, nothing skipped", *ev, s)
+				}
+			default:
+				if len(*ev) != 0 || s.State != DrainDone || len(s.Skipped) != 1 || s.Skipped[0] != tc.skip {
+					t.Errorf("evicted %v, state %+v; want nothing evicted, done, skipped [%s]", *ev, s, tc.skip)
+				}
+				if !strings.Contains(last, "skipped: "+tc.skip) {
+					t.Errorf("event %q does not name %q", last, tc.skip)
+				}
+			}
+		})
+	}
+}
+
+// writes returns the actions from the index from on that write: every
+// verb but get, list and watch.
+func writes(cs k8sClient, from int) []string {
+	var out []string
+	for _, a := range cs.Actions()[from:] {
+		switch a.GetVerb() {
+		case "get", "list", "watch":
+		default:
+			out = append(out, a.GetVerb()+" "+a.GetResource().Resource+"/"+a.GetSubresource())
+		}
+	}
+	return out
+}
+
+// setPause sets or removes the pause switch on Namespace leakguard
+// through the tracker, so that the test's own write is no action.
+func setPause(t *testing.T, cs k8sClient, on bool) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}}
+	if on {
+		ns.Annotations = map[string]string{AnnotationPause: "true"}
+	}
+	if err := cs.Tracker().Update(corev1.SchemeGroupVersion.WithResource("namespaces"), ns, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustPolicy(t *testing.T, y string) *Policy {
+	t.Helper()
+	p, err := ParsePolicy([]byte(y), DefaultRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// drainPolicyWithout is drainPolicy with cordon only.
+const drainPolicyWithout = `
+alerts:
+  NodeCgroupLeak:
+    target: node
+    check: {name: orphan-cgroups, args: {threshold: 20}}
+    remediators:
+      - name: cordon
+        enabled: true
+        args: {maxUnschedulablePercent: 100}
+`
+
+// A drain that the pause switch, dry-run or a policy without drain
+// stops between two passes waits: it evicts nothing more and writes
+// nothing (paused, dry-run) until its deadline, and /readyz's list names
+// it while it waits. A policy without drain lets it write its end.
+func TestDrainWaitsBetweenPasses(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*testing.T, *Engine, k8sClient)
+		why    string
+		// ends: the drain writes its end (incomplete), as the gate
+		// allows writes.
+		ends bool
+	}{
+		{name: "paused", change: func(t *testing.T, _ *Engine, cs k8sClient) { setPause(t, cs, true) }, why: `paused: Namespace leakguard has leakguard.io/pause: "true"`},
+		{name: "policy dry-run", change: func(t *testing.T, e *Engine, _ k8sClient) { e.SetPolicy(mustPolicy(t, "dryRun: true\n"+drainPolicy)) }, why: "the policy is in dry-run"},
+		{name: "entry dry-run", change: func(t *testing.T, e *Engine, _ k8sClient) {
+			e.SetPolicy(mustPolicy(t, strings.Replace(drainPolicy, "    target: node\n", "    target: node\n    dryRun: true\n", 1)))
+		}, why: "the policy's entry for NodeCgroupLeak is in dry-run"},
+		{name: "no drain in the policy", change: func(t *testing.T, e *Engine, _ k8sClient) { e.SetPolicy(mustPolicy(t, drainPolicyWithout)) },
+			why: "the policy's entry for NodeCgroupLeak has no drain", ends: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs := append(drainObjects(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})
+			e, cs := newTestEngine(t, engineSetup{policy: drainPolicy, objs: objs})
+			var ev []string
+			cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if a.GetSubresource() != "eviction" {
+					return false, nil, nil
+				}
+				name := a.(k8stesting.CreateAction).GetObject().(metav1.Object).GetName()
+				ev = append(ev, name)
+				if name == "web-2" {
+					return true, nil, apierrors.NewTooManyRequests("budget", 1)
+				}
+				return true, nil, nil
+			})
+			dr, waits := testDrainer(cs, 10*time.Second)
+			dr.gate, dr.waits = e.drainGate, &e.drainWaits
+			sleep := dr.sleep
+			from, evictedBefore := -1, 0
+			var waiting [][]string
+			dr.sleep = func(ctx context.Context, d time.Duration) error {
+				if from < 0 {
+					tc.change(t, e, cs)
+					from, evictedBefore = len(cs.Actions()), len(ev)
+				} else {
+					waiting = append(waiting, e.WaitingDrains())
+				}
+				return sleep(ctx, d)
+			}
+			dr.run()
+			if from < 0 {
+				t.Fatal("the drain never waited between passes")
+			}
+			if len(ev) != evictedBefore {
+				t.Errorf("evictions after the change: %v", ev[evictedBefore:])
+			}
+			if len(*waits) < 2 || len(waiting) == 0 || len(waiting[0]) != 1 || !strings.Contains(waiting[0][0], "Node node-0 (NodeCgroupLeak") || !strings.Contains(waiting[0][0], tc.why) {
+				t.Errorf("waiting drains while it waited = %q, want Node node-0 waiting for %q", waiting, tc.why)
+			}
+			if w := e.WaitingDrains(); len(w) != 0 {
+				t.Errorf("waiting drains after its end = %q, want none", w)
+			}
+			got := writes(cs, from)
+			s := drainStateOf(t, cs)
+			if tc.ends {
+				if len(got) != 2 || s.State != DrainIncomplete || !strings.Contains(s.Why, tc.why) {
+					t.Errorf("writes %v, state %+v; want the end written (patch and Event), incomplete, why %q", got, s, tc.why)
+				}
+				return
+			}
+			if len(got) != 0 {
+				t.Errorf("writes after the change: %v, want none", got)
+			}
+			if s.State != DrainRunning || s.Left != 1 {
+				t.Errorf("state = %+v, want running as last written (1 left)", s)
+			}
+		})
+	}
+}
+
+// staleDrain is node-0, cordoned unless schedulable, with a running
+// drain whose replica stopped five minutes ago.
+func staleDrain(deadline time.Time, schedulable bool) *corev1.Node {
+	n := node("node-0", "a", !schedulable)
+	st, _ := json.Marshal(drainState{Alert: "NodeCgroupLeak", State: DrainRunning, Owner: "gone-1", Started: testNow.Add(-6 * time.Minute), Deadline: deadline, Heartbeat: testNow.Add(-5 * time.Minute), Evicted: 1, Left: 2})
+	n.Annotations = map[string]string{AnnotationDrain: string(st)}
+	return n
+}
+
+// ResumeDrains on a paused or dry-run leakguard writes nothing, stale
+// records past their deadline included, resumes nothing and lists the
+// drain as waiting; once unpaused, it resumes it.
+func TestResumeDrainsWaits(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy string
+		opts   func(*Options)
+		paused bool
+		why    string
+	}{
+		{name: "paused", policy: drainPolicy, paused: true, why: "paused"},
+		{name: "--dry-run", policy: drainPolicy, opts: func(o *Options) { o.DryRun = true }, why: "--dry-run"},
+		{name: "policy dry-run", policy: "dryRun: true\n" + drainPolicy, why: "the policy is in dry-run"},
+		{name: "no drain, within the deadline", policy: drainPolicyWithout, why: "has no drain"},
+	} {
+		for _, past := range []bool{false, true} {
+			if past && tc.name == "no drain, within the deadline" {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s, past the deadline %v", tc.name, past), func(t *testing.T) {
+				deadline := testNow.Add(5 * time.Minute)
+				if past {
+					deadline = testNow.Add(-time.Minute)
+				}
+				ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}}
+				if tc.paused {
+					ns.Annotations = map[string]string{AnnotationPause: "true"}
+				}
+				objs := append(drainOwners(), staleDrain(deadline, false), ns, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, podOn("shop", "web-2", "node-0", replicated))
+				var bg []func()
+				e, cs := newTestEngine(t, engineSetup{policy: tc.policy, objs: objs, opts: func(o *Options) {
+					o.Background = func(f func()) { bg = append(bg, f) }
+					if tc.opts != nil {
+						tc.opts(o)
+					}
+				}})
+				before := drainStateOf(t, cs)
+				resumed, reported, err := e.ResumeDrains(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if resumed != 0 || reported != 0 || len(bg) != 0 {
+					t.Errorf("resumed %d, reported %d, %d started; want none", resumed, reported, len(bg))
+				}
+				if w := writes(cs, 0); len(w) != 0 {
+					t.Errorf("writes: %v, want none", w)
+				}
+				if diff := cmp.Diff(before, drainStateOf(t, cs)); diff != "" {
+					t.Errorf("record changed (-before +after):\n%s", diff)
+				}
+				if w := e.WaitingDrains(); len(w) != 1 || !strings.Contains(w[0], tc.why) {
+					t.Errorf("waiting drains = %q, want node-0 waiting for %q", w, tc.why)
+				}
+				if !tc.paused {
+					return
+				}
+				setPause(t, cs, false)
+				resumed, reported, err = e.ResumeDrains(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := resumed + reported; got != 1 || (past && reported != 1) || (!past && (resumed != 1 || len(bg) != 1)) {
+					t.Errorf("unpaused: resumed %d, reported %d, %d started; want the drain resumed, or reported past its deadline", resumed, reported, len(bg))
+				}
+				if w := e.WaitingDrains(); len(w) != 0 {
+					t.Errorf("unpaused: waiting drains = %q, want none", w)
+				}
+			})
+		}
+	}
+}
+
+// A stale drain on a node someone uncordoned is reported stopped, not
+// resumed; one whose alert the policy no longer drains is reported
+// incomplete past its deadline, naming why.
+func TestResumeDrainsReports(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		policy      string
+		node        *corev1.Node
+		state, why  string
+		eventReason string
+	}{
+		{"uncordoned", drainPolicy, staleDrain(testNow.Add(5*time.Minute), true), DrainStopped, "schedulable again", EventReasonDrainStopped},
+		{"no drain, past the deadline", drainPolicyWithout, staleDrain(testNow.Add(-time.Minute), false), DrainIncomplete, "has no drain", EventReasonDrainIncomplete},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var bg []func()
+			e, cs := newTestEngine(t, engineSetup{policy: tc.policy, objs: append(drainOwners(), tc.node, podOn("shop", "web-2", "node-0", replicated)),
+				opts: func(o *Options) { o.Background = func(f func()) { bg = append(bg, f) } }})
+			ev := evictions(cs, nil)
+			resumed, reported, err := e.ResumeDrains(context.Background())
+			if err != nil || resumed != 0 || reported != 1 || len(bg) != 0 || len(*ev) != 0 {
+				t.Fatalf("ResumeDrains = %d, %d, %v, %d started, evictions %v; want 1 reported, nothing started or evicted", resumed, reported, err, len(bg), *ev)
+			}
+			s := drainStateOf(t, cs)
+			if s.State != tc.state || !strings.Contains(s.Why, tc.why) {
+				t.Errorf("state = %+v, want %s, why %q", s, tc.state, tc.why)
+			}
+			evs := events(t, cs)
+			if len(evs) != 1 || evs[0].Reason != tc.eventReason || !strings.Contains(evs[0].Message, tc.why) {
+				t.Errorf("events = %+v, want one %s saying %q", evs, tc.eventReason, tc.why)
+			}
+			if got := testutil.ToFloat64(e.metrics.drains.WithLabelValues(tc.state)); got != 1 {
+				t.Errorf("leakguard_drains_total{result=%q} = %g, want 1", tc.state, got)
+			}
+		})
+	}
+}
+
+// skew moves dr's clock by *d on top of its own.
+func skew(dr *drainer, d *time.Duration) {
+	base := dr.now
+	dr.now = func() time.Time { return base().Add(*d) }
+}
+
+// nodeWrite changes node-0 in the tracker as another writer would (no
+// action recorded), bumping its resourceVersion.
+func nodeWrite(t *testing.T, cs k8sClient, change func(*corev1.Node)) {
+	t.Helper()
+	gvr := corev1.SchemeGroupVersion.WithResource("nodes")
+	obj, err := cs.Tracker().Get(gvr, "", "node-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := obj.(*corev1.Node).DeepCopy()
+	change(n)
+	rv, _ := strconv.Atoi(n.ResourceVersion)
+	n.ResourceVersion = strconv.Itoa(rv + 1)
+	if err := cs.Tracker().Update(gvr, n, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// foreignRecord is a take-over by another replica.
+func foreignRecord(n *corev1.Node) {
+	st, _ := json.Marshal(drainState{Alert: "NodeCgroupLeak", State: DrainRunning, Owner: "other-replica", Started: testNow, Deadline: testNow.Add(time.Hour), Heartbeat: testNow.Add(3 * time.Minute)})
+	n.Annotations[AnnotationDrain] = string(st)
+}
+
+// Mid-pass, after web-1's eviction: a person uncordons the node, another
+// replica takes the drain over (seen by the check before the next
+// eviction, or by the Conflict of the heartbeat's renewal), or the
+// kubelet writes the node (a Conflict that is retried). The drain stops
+// before web-2, writing its end only when the node is schedulable and
+// nothing when the drain is not its own any more.
+func TestDrainStopsMidPass(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// afterWeb1 runs when web-1 is evicted; renew makes the heartbeat
+		// due before web-2; onRenewal writes the node just before the
+		// renewal's patch.
+		afterWeb1 func(*testing.T, k8sClient)
+		renew     bool
+		onRenewal func(*corev1.Node)
+		evicted   []string
+		state     string
+		owner     string
+	}{
+		{name: "uncordoned", afterWeb1: func(t *testing.T, cs k8sClient) {
+			nodeWrite(t, cs, func(n *corev1.Node) { n.Spec.Unschedulable = false })
+		},
+			evicted: []string{"shop/web-1"}, state: DrainStopped},
+		{name: "taken over, seen before the eviction", afterWeb1: func(t *testing.T, cs k8sClient) { nodeWrite(t, cs, foreignRecord) },
+			evicted: []string{"shop/web-1"}, state: DrainRunning, owner: "other-replica"},
+		{name: "taken over, a Conflict on the renewal", renew: true, onRenewal: foreignRecord,
+			evicted: []string{"shop/web-1"}, state: DrainRunning, owner: "other-replica"},
+		{name: "the kubelet wrote the node, a Conflict retried", renew: true, onRenewal: func(n *corev1.Node) { n.Labels["kubelet"] = "wrote" },
+			evicted: []string{"shop/web-1", "shop/web-2"}, state: DrainDone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cs := newCluster(t, append(drainOwners(), node("node-0", "a", true), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
+				podOn("shop", "web-1", "node-0", replicated), podOn("shop", "web-2", "node-0", replicated))...)
+			dr, _ := testDrainer(cs, time.Minute)
+			dr.owner, dr.state.Owner = "this-replica", "this-replica"
+			var offset time.Duration
+			skew(dr, &offset)
+			armed := false
+			cs.PrependReactor("patch", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+				if armed {
+					armed = false
+					nodeWrite(t, cs, tc.onRenewal)
+				}
+				return false, nil, nil
+			})
+			var ev []string
+			var writesAfter []string
+			cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if a.GetSubresource() != "eviction" {
+					return false, nil, nil
+				}
+				name := a.GetNamespace() + "/" + a.(k8stesting.CreateAction).GetObject().(metav1.Object).GetName()
+				ev = append(ev, name)
+				if name == "shop/web-1" {
+					if tc.afterWeb1 != nil {
+						tc.afterWeb1(t, cs)
+					}
+					if tc.renew {
+						offset = drainRenewEvery
+						armed = tc.onRenewal != nil
+					}
+				}
+				return true, nil, nil
+			})
+			dr.run()
+			if strings.Join(ev, ",") != strings.Join(tc.evicted, ",") {
+				t.Errorf("evicted %v, want %v", ev, tc.evicted)
+			}
+			s := drainStateOf(t, cs)
+			if s.State != tc.state || (tc.owner != "" && s.Owner != tc.owner) {
+				t.Errorf("record = %+v, want %s (owner %q)", s, tc.state, tc.owner)
+			}
+			if tc.owner != "" {
+				// Nothing written after the other replica's take-over,
+				// which came with web-1's eviction.
+				from := 0
+				for i, a := range cs.Actions() {
+					if a.GetSubresource() == "eviction" {
+						from = i + 1
+						break
+					}
+				}
+				for _, w := range writes(cs, from) {
+					if !strings.HasPrefix(w, "patch nodes") || !tc.renew {
+						writesAfter = append(writesAfter, w)
+					}
+				}
+				if len(writesAfter) != 0 {
+					t.Errorf("writes after the take-over: %v", writesAfter)
+				}
+			}
+			if tc.state == DrainStopped {
+				evs := events(t, cs)
+				if last := evs[len(evs)-1]; last.Reason != EventReasonDrainStopped || last.Type != corev1.EventTypeNormal || !strings.Contains(last.Message, "schedulable again") {
+					t.Errorf("last event = %s %s %q, want a Normal %s", last.Type, last.Reason, last.Message, EventReasonDrainStopped)
+				}
 			}
 		})
 	}

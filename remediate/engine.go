@@ -210,6 +210,8 @@ type Engine struct {
 	known         knownEvents
 	extra         Options
 	state         atomic.Pointer[engineState]
+	// drainWaits lists the drains that wait (WaitingDrains).
+	drainWaits drainWaits
 }
 
 // DefaultClusterLabel is the label that names the cluster when
@@ -502,5 +504,5 @@ func (e *Engine) otherCluster(a template.Alert) string {
 // env is what the remediators of a run act through.
 func (e *Engine) env(now time.Time) Env {
 	return Env{Client: e.client, Now: now, Namespace: e.budget.namespace, Config: e.extra.Config, Profiles: e.extra.Profiles, Background: e.extra.Background,
-		Logger: e.logger, metrics: e.metrics}
+		Logger: e.logger, metrics: e.metrics, metadata: e.metadata, drainGate: e.drainGate, drainWaits: &e.drainWaits}
 }

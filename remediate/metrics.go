@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"alertname", "remediator"}),
 		drains: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "leakguard_drains_total",
-			Help: "Drains that ended, by result: done (every pod to evict evicted) or incomplete (the deadline came with pods left, or the drain's replica stopped past it).",
+			Help: "Drains that ended, by result: done (every pod to evict evicted), incomplete (the deadline came with pods left, or the drain's replica stopped past it) or stopped (the node was uncordoned mid-drain).",
 		}, []string{"result"}),
 		checkDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "leakguard_check_duration_seconds",

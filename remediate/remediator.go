@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/alertmanager/template"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 )
 
@@ -80,6 +81,14 @@ type Env struct {
 	Logger *slog.Logger
 	// metrics counts the outcomes of that work; nil counts nothing.
 	metrics *metrics
+	// metadata reads owners of kinds without a typed client (drain's
+	// opt-out up a pod's owners); nil makes such a pod fail closed.
+	metadata metadata.Interface
+	// drainGate and drainWaits are the engine's, for a drain that
+	// outlives the request: what the current policy and the pause switch
+	// allow, and where a waiting drain is listed. Nil: nothing gates it.
+	drainGate  func(ctx context.Context, alert string) drainGate
+	drainWaits *drainWaits
 }
 
 // Finding is what the engine knows about the alert it acts on.

@@ -62,6 +62,12 @@ type Config struct {
 	// "kubernetes" and "prometheus"; /readyz answers 200 only when all of
 	// them return nil within ReadyTimeout.
 	ReadyChecks map[string]func(context.Context) error
+	// ReadyNotes are named notes that /readyz shows beside its checks
+	// without deciding readiness: a state a person should see that must
+	// not take the replica out of its Service (a drain waiting on the
+	// pause switch). Each returns "" when it has nothing to say, shown
+	// as "ok".
+	ReadyNotes map[string]func() string
 	// Registerer is where the server's metrics are registered; nil means a
 	// private registry.
 	Registerer prometheus.Registerer
@@ -163,6 +169,16 @@ func (c Config) Validate() error {
 			errs = append(errs, errors.New("a ready check has an empty name"))
 		case c.ReadyChecks[name] == nil:
 			errs = append(errs, fmt.Errorf("ready check %q is nil", name))
+		}
+	}
+	for _, name := range sortedKeys(c.ReadyNotes) {
+		switch {
+		case name == "":
+			errs = append(errs, errors.New("a ready note has an empty name"))
+		case c.ReadyNotes[name] == nil:
+			errs = append(errs, fmt.Errorf("ready note %q is nil", name))
+		case c.ReadyChecks[name] != nil:
+			errs = append(errs, fmt.Errorf("%q is both a ready check and a ready note", name))
 		}
 	}
 	if c.Gatherer == nil && c.Registerer != nil {

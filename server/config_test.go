@@ -49,6 +49,9 @@ func TestConfigValidate(t *testing.T) {
 		{name: "negative timeouts", cfg: Config{InsecureNoAuth: true, ReadyTimeout: -1, ShutdownTimeout: -1}, wantErr: []string{"ready timeout -1ns is negative", "shutdown timeout -1ns is negative"}},
 		{name: "nil ready check", cfg: Config{InsecureNoAuth: true, ReadyChecks: map[string]func(context.Context) error{"prometheus": nil}}, wantErr: []string{`ready check "prometheus" is nil`}},
 		{name: "unnamed ready check", cfg: Config{InsecureNoAuth: true, ReadyChecks: map[string]func(context.Context) error{"": ok}}, wantErr: []string{"empty name"}},
+		{name: "nil ready note", cfg: Config{InsecureNoAuth: true, ReadyNotes: map[string]func() string{"drains": nil}}, wantErr: []string{`ready note "drains" is nil`}},
+		{name: "note named as a check", cfg: Config{InsecureNoAuth: true, ReadyChecks: map[string]func(context.Context) error{"drains": ok}, ReadyNotes: map[string]func() string{"drains": func() string { return "" }}},
+			wantErr: []string{`"drains" is both a ready check and a ready note`}},
 		{name: "registerer without gatherer", cfg: Config{InsecureNoAuth: true, Registerer: notAGatherer{prometheus.NewRegistry()}}, wantErr: []string{"is not a Gatherer, so set Gatherer too"}},
 		{name: "all problems at once", cfg: Config{TLSCertFile: cert, MaxBodyBytes: -5}, wantErr: []string{"no credentials configured", "TLS needs both", "body limit -5"}},
 	}

@@ -90,7 +90,8 @@ type handler struct {
 //	                     Processor under a deadline (200, 500, or 503 when
 //	                     transient)
 //	GET  /healthz        200 while the process serves
-//	GET  /readyz         200 when every ready check passes, else 503 naming them
+//	GET  /readyz         200 when every ready check passes, else 503 naming them;
+//	                     the ready notes shown beside them, never failing it
 //	GET  /metrics        the Prometheus metrics of cfg.Gatherer
 //
 // Every answer but /metrics is JSON, errors as {"error": "..."}. A panic in a
@@ -276,7 +277,8 @@ func (h *handler) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // readyz runs every ready check concurrently within the ready timeout and
-// answers 503 naming the checks that failed.
+// answers 503 naming the checks that failed. The ready notes are shown in
+// the checks and decide nothing.
 func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.readyTimeout())
 	defer cancel()
@@ -319,13 +321,22 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	for _, name := range sortedKeys(checks) {
+	var notes []string
+	for _, name := range sortedKeys(h.cfg.ReadyNotes) {
+		// Notes are shown, never failed on.
+		checks[name] = "ok"
+		if note := h.cfg.ReadyNotes[name](); note != "" {
+			checks[name] = note
+			notes = append(notes, name+": "+note)
+		}
+	}
+	for _, name := range sortedKeys(h.cfg.ReadyChecks) {
 		if checks[name] != "ok" {
 			failed = append(failed, name+": "+checks[name])
 		}
 	}
 	if len(failed) > 0 {
-		h.logger.Warn("not ready", "checks", checks)
+		h.logger.Warn("not ready", "checks", checks, "notes", notes)
 		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "not ready: " + strings.Join(failed, "; "), Checks: checks})
 		return
 	}

@@ -214,9 +214,12 @@ func TestReadyz(t *testing.T) {
 	hang := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
 	ignoreCtx := func(context.Context) error { time.Sleep(5 * time.Second); return nil }
 	boom := func(context.Context) error { panic("bad check") }
+	waiting := func() string { return "1 waiting" }
+	silent := func() string { return "" }
 	tests := []struct {
 		name   string
 		checks map[string]func(context.Context) error
+		notes  map[string]func() string
 		// timeout is the ready timeout; 0 is 10 s, for checks that must
 		// answer before it even on a loaded machine.
 		timeout    time.Duration
@@ -237,11 +240,17 @@ func TestReadyz(t *testing.T) {
 			wantError: "not ready: kubernetes: timed out after 500ms", wantChecks: map[string]string{"kubernetes": "timed out after 500ms"}},
 		{name: "check panics", checks: map[string]func(context.Context) error{"kubernetes": boom}, wantCode: 503,
 			wantError: "not ready: kubernetes: check panicked: bad check", wantChecks: map[string]string{"kubernetes": "check panicked: bad check"}},
+		// A note is shown and decides nothing, ready or not.
+		{name: "note shown, ready", checks: map[string]func(context.Context) error{"kubernetes": ok}, notes: map[string]func() string{"drains": waiting, "quiet": silent}, wantCode: 200,
+			wantChecks: map[string]string{"kubernetes": "ok", "drains": "1 waiting", "quiet": "ok"}},
+		{name: "note shown, not ready", checks: map[string]func(context.Context) error{"kubernetes": down}, notes: map[string]func() string{"drains": waiting}, wantCode: 503,
+			wantError: "not ready: kubernetes: connection refused", wantChecks: map[string]string{"kubernetes": "connection refused", "drains": "1 waiting"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := bearerConfig(t)
 			cfg.ReadyChecks = tt.checks
+			cfg.ReadyNotes = tt.notes
 			cfg.ReadyTimeout = tt.timeout
 			if cfg.ReadyTimeout == 0 {
 				cfg.ReadyTimeout = 10 * time.Second
