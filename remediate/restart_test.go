@@ -329,8 +329,8 @@ func intOrStr(s string) *intstr.IntOrString {
 	return &v
 }
 
-// writes returns the writes cs received, Events aside.
-func writes(cs *fake.Clientset) []string {
+// writesBesidesEvents returns the writes cs received, Events aside.
+func writesBesidesEvents(cs *fake.Clientset) []string {
 	var out []string
 	for _, a := range cs.Actions() {
 		if v := a.GetVerb(); (v == "patch" || v == "update" || v == "create" || v == "delete") && a.GetResource().Resource != "events" {
@@ -516,7 +516,7 @@ func TestRestartRolloutGuards(t *testing.T) {
 			if !strings.Contains(d.Message, tc.detail) {
 				t.Errorf("message %q does not say %q", d.Message, tc.detail)
 			}
-			if w := writes(cs); len(w) != 0 || len(*ev) != 0 {
+			if w := writesBesidesEvents(cs); len(w) != 0 || len(*ev) != 0 {
 				t.Errorf("held, yet wrote %v and evicted %v", w, *ev)
 			}
 		})
@@ -584,7 +584,7 @@ func TestRestartPodWithoutWorkload(t *testing.T) {
 				if !strings.Contains(d.Message, tc.detail) || !strings.Contains(d.Message, "evictUnreplicated: true") {
 					t.Errorf("message %q does not say %q and what allows the eviction", d.Message, tc.detail)
 				}
-				if w := writes(cs); len(w) != 0 || len(*ev) != 0 {
+				if w := writesBesidesEvents(cs); len(w) != 0 || len(*ev) != 0 {
 					t.Errorf("held, yet wrote %v and evicted %v", w, *ev)
 				}
 			})
