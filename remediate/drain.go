@@ -562,6 +562,20 @@ func (dr *drainer) pass(ctx context.Context) error {
 	rs := resolver{c: dr.client, md: dr.metadata, memo: newReads()}
 	var left int
 	var refused, skipped, finished []string
+	// A pass that the drain's deadline cuts short says no more of the pods
+	// it did not reach than the pass before it did: their refusals are
+	// kept, so that the record still says why they are left.
+	prev := dr.state.Refused
+	cut := func(rest []corev1.Pod) {
+		for _, r := range rest {
+			prefix := r.Namespace + "/" + r.Name + " ("
+			for _, was := range prev {
+				if strings.HasPrefix(was, prefix) {
+					refused = append(refused, was)
+				}
+			}
+		}
+	}
 	defer func() {
 		sort.Strings(refused)
 		// Finished pods last: they hold nothing on the node, and the
@@ -590,6 +604,7 @@ func (dr *drainer) pass(ctx context.Context) error {
 		}
 		if err := dr.check(ctx); err != nil {
 			left += len(pods) - i
+			cut(pods[i:])
 			return err
 		}
 		ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace},
@@ -603,6 +618,11 @@ func (dr *drainer) pass(ctx context.Context) error {
 		case apierrors.IsTooManyRequests(err):
 			left++
 			refused = append(refused, name+" (disruption budget)")
+		case ctx.Err() != nil:
+			// The deadline ended the eviction's request: what the pod
+			// answered last time still stands.
+			left++
+			cut(pods[i : i+1])
 		default:
 			left++
 			refused = append(refused, fmt.Sprintf("%s (%v)", name, classifyKube(err)))

@@ -780,3 +780,58 @@ func TestDrainStopsMidPass(t *testing.T) {
 		})
 	}
 }
+
+// TestDrainPassCutShortKeepsRefusals: a pass that the drain's deadline
+// cuts short (an eviction's request, or the check before one) does not
+// forget why the pods it did not reach were left at the pass before.
+func TestDrainPassCutShortKeepsRefusals(t *testing.T) {
+	for _, where := range []string{"eviction", "check"} {
+		t.Run(where, func(t *testing.T) {
+			cs := drainCluster(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cutting := false
+			cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				if a.GetSubresource() != "eviction" || a.(k8stesting.CreateAction).GetObject().(metav1.Object).GetName() != "web-2" {
+					return false, nil, nil
+				}
+				if cutting {
+					cancel()
+					return true, nil, context.DeadlineExceeded
+				}
+				return true, nil, apierrors.NewTooManyRequests("budget", 1)
+			})
+			cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				// The check before web-2 fails once web-1 is evicted.
+				if where == "check" && cutting && a.GetSubresource() == "eviction" && a.(k8stesting.CreateAction).GetObject().(metav1.Object).GetName() == "web-1" {
+					cancel()
+				}
+				return false, nil, nil
+			})
+			cs.PrependReactor("get", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+				if ctx.Err() != nil {
+					return true, nil, ctx.Err()
+				}
+				return false, nil, nil
+			})
+			dr, _ := testDrainer(cs, time.Minute)
+			if err := dr.write(context.Background(), ""); err != nil {
+				t.Fatal(err)
+			}
+			if err := dr.pass(context.Background()); err != nil {
+				t.Fatalf("first pass: %v", err)
+			}
+			if got := strings.Join(dr.state.Refused, ","); !strings.Contains(got, "shop/web-2 (disruption budget)") {
+				t.Fatalf("first pass refused %q, want web-2's disruption budget", got)
+			}
+			cutting = true
+			err := dr.pass(ctx)
+			if where == "check" && err == nil {
+				t.Fatalf("the cut pass returned nil, want the check's error")
+			}
+			if got := strings.Join(dr.state.Refused, ","); !strings.Contains(got, "shop/web-2 (disruption budget)") || dr.state.Left < 1 {
+				t.Errorf("cut pass: left %d, refused %q; want web-2 still left for its disruption budget", dr.state.Left, got)
+			}
+		})
+	}
+}
