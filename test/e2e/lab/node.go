@@ -265,7 +265,8 @@ func (l *Lab) startNode(ctx context.Context, o Options) error {
 		return err
 	}
 	n.KubeStateMetricsURL = "http://" + ksmAddr
-	if err := waitFor(ctx, o.StartTimeout, n.kubeStateMetrics, n.healthz(n.KubeStateMetricsURL+"/readyz")); err != nil {
+	// Ready once it exports the node: its informers have synced.
+	if err := waitFor(ctx, o.StartTimeout, n.kubeStateMetrics, n.exports(n.KubeStateMetricsURL+"/metrics", "kube_node_info{")); err != nil {
 		return fmt.Errorf("lab: kube-state-metrics not ready: %w", err)
 	}
 	return nil
@@ -315,6 +316,33 @@ func (n *RealNode) healthz(url string) func(context.Context) error {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		if resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
+		}
+		return nil
+	}
+}
+
+// exports returns a readiness probe that GETs url with n's client and
+// wants 200 and a body that contains want.
+func (n *RealNode) exports(url, want string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := n.HTTPClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		if !strings.Contains(string(body), want) {
+			return fmt.Errorf("GET %s: no %q yet", url, want)
 		}
 		return nil
 	}
