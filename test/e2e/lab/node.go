@@ -195,6 +195,8 @@ func (l *Lab) startNode(ctx context.Context, o Options) error {
 		"--service-account-private-key-file="+l.pki.saPrivateFile,
 		"--root-ca-file="+l.pki.caFile,
 		"--cluster-name=leakguard-lab",
+		// Its default, /usr/libexec/kubernetes/..., is created at start.
+		"--flex-volume-plugin-dir="+filepath.Join(n.dir, "flex-volume-plugins"),
 	)
 	if err != nil {
 		return err

@@ -27,9 +27,10 @@ var kubeletSysctls = []string{
 }
 
 // hostPaths are the directories outside the lab's own that the kubelet and
-// containerd write into: the pods' and containers' logs (fixed paths in the
-// kubelet) and containerd's socket directory (fixed, for cAdvisor).
-var hostPaths = []string{"/var/log/pods", "/var/log/containers", "/run/containerd"}
+// containerd write into: the pods' and containers' logs and the device
+// plugins' socket (fixed paths in the kubelet, whatever its --root-dir) and
+// containerd's socket directory (fixed, for cAdvisor).
+var hostPaths = []string{"/var/log/pods", "/var/log/containers", "/var/lib/kubelet", "/run/containerd"}
 
 // hostState is what the real node changes on the host, as it was before.
 type hostState struct {
