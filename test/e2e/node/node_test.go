@@ -41,11 +41,14 @@ const repoRoot = "../../.."
 
 const (
 	namespace = "leak"
-	appName   = "leaker"
-	// The leak of the measurements: 4 MiB/s under a 128 MiB
-	// limit, killed by the kernel about every half minute.
-	leakRate = "4Mi"
-	limit    = "128Mi"
+	// appName's container leaks at 4 MiB/s under a 128 MiB limit: the
+	// kernel kills it about every half minute and the kubelet restarts it.
+	appName = "leaker"
+	// workerName's container leaks in a child process (leaker -worker)
+	// under a 64 MiB limit: the kernel kills the child, the container's
+	// PID 1 lives on and starts another, and the container never
+	// restarts.
+	workerName = "worker"
 )
 
 // TestRealNode brings up the real node and checks, on real series, what
@@ -91,18 +94,23 @@ func TestRealNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	applied := time.Now()
-	if _, err := c.AppsV1().Deployments(namespace).Create(ctx, leakerDeployment(), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	for _, d := range []*appsv1.Deployment{
+		leakerDeployment(appName, "128Mi", "-rate", "4Mi"),
+		leakerDeployment(workerName, "64Mi", "-rate", "4Mi", "-worker"),
+	} {
+		if _, err := c.AppsV1().Deployments(namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
-	pod := waitPod(ctx, t, l, "the leaker Running", 3*time.Minute, func(p *corev1.Pod) bool {
+	pod := waitPod(ctx, t, l, appName, "the leaker Running", 3*time.Minute, func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodRunning && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Running != nil
 	})
 	running := time.Now()
 	t.Logf("timing: pod %s Running %s after the Deployment was created", pod.Name, running.Sub(applied).Round(100*time.Millisecond))
 
 	// 128 MiB at 4 MiB/s: the kernel kills the container after about 32 s.
-	pod = waitPod(ctx, t, l, "an OOM kill of the leaker", 3*time.Minute, func(p *corev1.Pod) bool {
+	pod = waitPod(ctx, t, l, appName, "an OOM kill of the leaker", 3*time.Minute, func(p *corev1.Pod) bool {
 		if p.UID != pod.UID || len(p.Status.ContainerStatuses) != 1 {
 			return false
 		}
@@ -135,6 +143,31 @@ func TestRealNode(t *testing.T) {
 	}
 	logCadvisorShape(ctx, t, l.RealNode, pod)
 
+	// A worker process OOM-killed while the container's PID 1 lives on:
+	// cAdvisor counts it in container_oom_events_total (the case
+	// ContainerOOMKilled's cAdvisor branch is for), the container does
+	// not restart, so kube-state-metrics has no terminated reason.
+	worker := waitPod(ctx, t, l, workerName, "the worker leaker Running", 3*time.Minute, func(p *corev1.Pod) bool {
+		return p.Status.Phase == corev1.PodRunning
+	})
+	oom := waitSeries(ctx, t, l.RealNode.HTTPClient, l.RealNode.KubeletURL+"/metrics/cadvisor", "container_oom_events_total",
+		map[string]string{"namespace": namespace, "pod": worker.Name, "container": workerName}, 1)
+	t.Logf("cAdvisor: container_oom_events_total%s at least 1 after a worker process's OOM kill", labelString(oom))
+	worker, err = c.CoreV1().Pods(namespace).Get(ctx, worker.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := worker.Status.ContainerStatuses[0].RestartCount; n != 0 {
+		t.Errorf("worker container restarts = %d after its child's OOM kill, want 0 (PID 1 lives on)", n)
+	}
+	families, err := scrape(ctx, l.RealNode.HTTPClient, l.RealNode.KubeStateMetricsURL+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls, ok := find(families, "kube_pod_container_status_last_terminated_reason", map[string]string{"pod": worker.Name}, -1); ok {
+		t.Errorf("kube-state-metrics has a terminated reason for the worker's container, which never terminated: %s", labelString(ls))
+	}
+
 	// A rollout restart, as restart does it: the Deployment controller
 	// makes a new ReplicaSet, the scheduler places its pod, the kubelet
 	// runs it, the old pod goes.
@@ -144,7 +177,7 @@ func TestRealNode(t *testing.T) {
 		t.Fatalf("rollout restart: %v", err)
 	}
 	old := pod
-	pod = waitPod(ctx, t, l, "the replacement pod Running", 2*time.Minute, func(p *corev1.Pod) bool {
+	pod = waitPod(ctx, t, l, appName, "the replacement pod Running", 2*time.Minute, func(p *corev1.Pod) bool {
 		return p.UID != old.UID && p.Status.Phase == corev1.PodRunning
 	})
 	replaced := time.Now()
@@ -173,14 +206,15 @@ func TestRealNode(t *testing.T) {
 	}
 }
 
-// leakerDeployment is one leaking replica on the host network (there is
-// no pod network), under a memory limit it reaches in about half a minute.
-func leakerDeployment() *appsv1.Deployment {
+// leakerDeployment is one replica of the leaker, run with args, on the
+// host network (there is no pod network), under the memory limit limit;
+// its name is also its container's and its app label's.
+func leakerDeployment(name, limit string, args ...string) *appsv1.Deployment {
 	replicas := int32(1)
 	grace := int64(5)
-	labels := map[string]string{"app": appName}
+	labels := map[string]string{"app": name}
 	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: appName, Namespace: namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -190,10 +224,10 @@ func leakerDeployment() *appsv1.Deployment {
 					HostNetwork:                   true,
 					TerminationGracePeriodSeconds: &grace,
 					Containers: []corev1.Container{{
-						Name:            appName,
+						Name:            name,
 						Image:           lab.LeakerImage,
 						ImagePullPolicy: corev1.PullNever,
-						Args:            []string{"-rate", leakRate},
+						Args:            args,
 						Resources: corev1.ResourceRequirements{
 							Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(limit)},
 						},
@@ -204,13 +238,14 @@ func leakerDeployment() *appsv1.Deployment {
 	}
 }
 
-// waitPod polls the leaker's pods every half second until one satisfies
-// ok, for at most timeout, and returns it; it fails the test otherwise.
-func waitPod(ctx context.Context, t *testing.T, l *lab.Lab, what string, timeout time.Duration, ok func(*corev1.Pod) bool) *corev1.Pod {
+// waitPod polls the pods of the app app every half second until one
+// satisfies ok, for at most timeout, and returns it; it fails the test
+// otherwise.
+func waitPod(ctx context.Context, t *testing.T, l *lab.Lab, app, what string, timeout time.Duration, ok func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
 	var found *corev1.Pod
 	err := pollUntil(ctx, timeout, func() error {
-		pods, err := l.Admin.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + appName})
+		pods, err := l.Admin.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
 		if err != nil {
 			return err
 		}
@@ -310,8 +345,8 @@ func sampleValue(m *dto.Metric) float64 {
 }
 
 // find returns the labels of the first sample of family name whose labels
-// include match and whose value is value (any value when value < 0).
-func find(families map[string]*dto.MetricFamily, name string, match map[string]string, value float64) (map[string]string, bool) {
+// include match and whose value is at least min (any value when min < 0).
+func find(families map[string]*dto.MetricFamily, name string, match map[string]string, min float64) (map[string]string, bool) {
 	mf := families[name]
 	if mf == nil {
 		return nil, false
@@ -324,7 +359,7 @@ next:
 				continue next
 			}
 		}
-		if value >= 0 && sampleValue(m) != value {
+		if min >= 0 && sampleValue(m) < min {
 			continue
 		}
 		return ls, true
@@ -333,9 +368,9 @@ next:
 }
 
 // waitSeries scrapes url every half second, for at most a minute, until
-// it has a sample of name with the labels of match and the value value
-// (any when value < 0); it returns that sample's labels.
-func waitSeries(ctx context.Context, t *testing.T, client *http.Client, url, name string, match map[string]string, value float64) map[string]string {
+// it has a sample of name with the labels of match and a value of at least
+// min (any when min < 0); it returns that sample's labels.
+func waitSeries(ctx context.Context, t *testing.T, client *http.Client, url, name string, match map[string]string, min float64) map[string]string {
 	t.Helper()
 	var got map[string]string
 	err := pollUntil(ctx, time.Minute, func() error {
@@ -343,9 +378,9 @@ func waitSeries(ctx context.Context, t *testing.T, client *http.Client, url, nam
 		if err != nil {
 			return err
 		}
-		ls, ok := find(families, name, match, value)
+		ls, ok := find(families, name, match, min)
 		if !ok {
-			return fmt.Errorf("no %s%s with value %v among %d samples", name, labelString(match), value, len(families[name].GetMetric()))
+			return fmt.Errorf("no %s%s of at least %v among %d samples", name, labelString(match), min, len(families[name].GetMetric()))
 		}
 		got = ls
 		return nil
