@@ -424,6 +424,19 @@ func (l *Lab) kubeletClientFiles() (certFile, keyFile string, err error) {
 	return certFile, keyFile, os.WriteFile(keyFile, key, 0o600)
 }
 
+// PIDs returns the process ID of each of the node's programs that runs,
+// by name (containerd, kubelet, kube-controller-manager, kube-scheduler,
+// kube-state-metrics).
+func (n *RealNode) PIDs() map[string]int {
+	out := map[string]int{}
+	for _, p := range n.processes() {
+		if p != nil && p.running() == nil {
+			out[p.name] = p.cmd.Process.Pid
+		}
+	}
+	return out
+}
+
 // processes returns the node's processes, in the order they stop.
 func (n *RealNode) processes() []*process {
 	return []*process{n.kubeStateMetrics, n.scheduler, n.controllerManager, n.kubelet, n.containerd}

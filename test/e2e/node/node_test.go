@@ -15,9 +15,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -88,6 +90,27 @@ func TestRealNode(t *testing.T) {
 	})
 	bringUp := time.Since(startedAt)
 	t.Logf("timing: bring-up to node Ready (etcd, kube-apiserver, images, containerd, controller manager, scheduler, kubelet, kube-state-metrics): %s", bringUp.Round(100*time.Millisecond))
+	// What the close below must put back: the kubelet's sysctls.
+	running := snapshotHost(t)
+	for _, d := range strings.Split(compareHost(before, running), "\n") {
+		if strings.HasPrefix(d, "sysctl ") {
+			t.Logf("while the node runs: %s", d)
+		}
+	}
+	// Every port of the node is on loopback.
+	pids := l.RealNode.PIDs()
+	for name, pid := range pids {
+		addrs := listeningAddrs(t, pid)
+		t.Logf("%s (pid %d) listens on %v", name, pid, addrs)
+		for _, addr := range addrs {
+			if !strings.HasPrefix(addr, "127.0.0.1:") && !strings.HasPrefix(addr, "[::1]:") {
+				t.Errorf("%s (pid %d) listens on %s, want loopback only", name, pid, addr)
+			}
+		}
+	}
+	if kubelet := strings.TrimPrefix(l.RealNode.KubeletURL, "https://"); !slices.Contains(listeningAddrs(t, pids["kubelet"]), kubelet) {
+		t.Errorf("the kubelet's listening sockets do not include %s, its URL's", kubelet)
+	}
 
 	c := l.Admin
 	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
@@ -106,8 +129,8 @@ func TestRealNode(t *testing.T) {
 	pod := waitPod(ctx, t, l, appName, "the leaker Running", 3*time.Minute, func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodRunning && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Running != nil
 	})
-	running := time.Now()
-	t.Logf("timing: pod %s Running %s after the Deployment was created", pod.Name, running.Sub(applied).Round(100*time.Millisecond))
+	podRunning := time.Now()
+	t.Logf("timing: pod %s Running %s after the Deployment was created", pod.Name, podRunning.Sub(applied).Round(100*time.Millisecond))
 
 	// 128 MiB at 4 MiB/s: the kernel kills the container after about 32 s.
 	pod = waitPod(ctx, t, l, appName, "an OOM kill of the leaker", 3*time.Minute, func(p *corev1.Pod) bool {
@@ -119,7 +142,7 @@ func TestRealNode(t *testing.T) {
 	})
 	killed := time.Now()
 	cs := pod.Status.ContainerStatuses[0]
-	t.Logf("timing: first OOM kill seen %s after Running (restarts %d, exit code %d)", killed.Sub(running).Round(100*time.Millisecond),
+	t.Logf("timing: first OOM kill seen %s after Running (restarts %d, exit code %d)", killed.Sub(podRunning).Round(100*time.Millisecond),
 		cs.RestartCount, cs.LastTerminationState.Terminated.ExitCode)
 	if got := cs.LastTerminationState.Terminated.ExitCode; got != 137 {
 		t.Errorf("OOM-killed container's exit code = %d, want 137 (SIGKILL)", got)
@@ -487,4 +510,72 @@ func pidsNamed(comm string) []string {
 		}
 	}
 	return pids
+}
+
+// listeningAddrs returns the addresses on which the process pid has a TCP
+// socket listening, from its file descriptors and /proc/net/tcp{,6}.
+func listeningAddrs(t *testing.T, pid int) []string {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatalf("file descriptors of %d: %v", pid, err)
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.HasPrefix(target, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
+		}
+	}
+	var addrs []string
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] {
+				continue
+			}
+			addrs = append(addrs, procNetAddr(f[1]))
+		}
+	}
+	return addrs
+}
+
+// procNetAddr renders /proc/net/tcp's HEXIP:HEXPORT (the IP in the host's
+// byte order, 32-bit words) as IP:port or [IPv6]:port.
+func procNetAddr(s string) string {
+	hexIP, hexPort, _ := strings.Cut(s, ":")
+	var port int
+	fmt.Sscanf(hexPort, "%X", &port)
+	ip := make([]byte, 0, 16)
+	for i := 0; i+8 <= len(hexIP); i += 8 {
+		var w uint32
+		fmt.Sscanf(hexIP[i:i+8], "%X", &w)
+		ip = append(ip, byte(w), byte(w>>8), byte(w>>16), byte(w>>24))
+	}
+	if v4 := net.IP(ip).To4(); v4 != nil {
+		// IPv4, or IPv4-mapped in tcp6.
+		return fmt.Sprintf("%s:%d", v4, port)
+	}
+	return fmt.Sprintf("[%s]:%d", net.IP(ip), port)
+}
+
+func TestProcNetAddr(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"0100007F:1F90", "127.0.0.1:8080"},
+		{"00000000:0050", "0.0.0.0:80"},
+		{"00000000000000000000000001000000:2710", "[::1]:10000"},
+		{"00000000000000000000000000000000:0016", "[::]:22"},
+		{"0000000000000000FFFF00000100007F:0035", "127.0.0.1:53"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			if got := procNetAddr(tc.in); got != tc.want {
+				t.Errorf("procNetAddr(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
 }
