@@ -56,6 +56,12 @@ var ErrNodeUnsupported = errors.New("this host cannot run the lab's real node")
 // kube-state-metrics, all on 127.0.0.1. Pods run for real (cgroups, OOM
 // kills, restarts), with hostNetwork: true, since there is no pod network;
 // their images are the lab's own (PauseImage, LeakerImage).
+//
+// It changes the host while it runs, and Lab.Close puts back what it
+// changed (see close). A test binary killed outright (SIGKILL, go test's
+// -timeout) takes the node's processes with it, but not the containers and
+// their shims, which containerd runs apart: the next start then refuses,
+// their kubepods cgroups being busy, until they are killed.
 type RealNode struct {
 	dir  string
 	host *hostState
