@@ -60,7 +60,8 @@ var ErrNodeUnsupported = errors.New("this host cannot run the lab's real node")
 // It changes the host while it runs, and Lab.Close puts back what it
 // changed (see close). A test binary killed outright (SIGKILL, go test's
 // -timeout) takes the node's processes with it, but not the containers and
-// their shims, which containerd runs apart: the next start then refuses,
+// their shims, which containerd runs apart, and puts nothing back (sysctls,
+// cgroups, /var/log/pods, /run/containerd): the next start then refuses,
 // their kubepods cgroups being busy, until they are killed.
 type RealNode struct {
 	dir  string
