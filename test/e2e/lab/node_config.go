@@ -118,7 +118,7 @@ func buildImages(ctx context.Context, repoRoot, dir string) (string, error) {
 	goBuild := func(moduleDir, out, pkg string) error {
 		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, pkg)
 		cmd.Dir = moduleDir
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=readonly")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=readonly -buildvcs=false")
 		if b, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("go build %s: %w: %s", pkg, err, b)
 		}

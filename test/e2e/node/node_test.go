@@ -165,6 +165,7 @@ func TestRealNode(t *testing.T) {
 		t.Errorf("the container's working set has no image or id label: %s", labelString(ws))
 	}
 	logCadvisorShape(ctx, t, l.RealNode, pod)
+	logContractShapes(ctx, t, l.RealNode, pod)
 
 	// A worker process OOM-killed while the container's PID 1 lives on:
 	// cAdvisor counts it in container_oom_events_total (the case
@@ -577,5 +578,54 @@ func TestProcNetAddr(t *testing.T) {
 				t.Errorf("procNetAddr(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
+	}
+}
+
+// contractSeries are the series ../shared/ALERTS.md says the rules read
+// from the kubelet's cAdvisor and from kube-state-metrics.
+var contractSeries = map[string][]string{
+	"/metrics/cadvisor": {"container_memory_working_set_bytes", "container_memory_usage_bytes", "container_memory_rss",
+		"container_memory_cache", "container_oom_events_total", "machine_memory_bytes"},
+	"kube-state-metrics": {"kube_pod_container_resource_limits", "kube_pod_container_status_restarts_total",
+		"kube_pod_container_status_last_terminated_reason", "kube_pod_container_info", "kube_pod_container_state_started",
+		"kube_pod_info", "kube_pod_owner", "kube_node_status_capacity", "kube_node_role", "kube_node_info",
+		"kube_pod_container_resource_requests"},
+}
+
+// logContractShapes logs, for the record, the label names each series of
+// contractSeries has on the real node (a sample of the pod where the
+// series is per pod), or that the endpoint does not export it.
+func logContractShapes(ctx context.Context, t *testing.T, n *lab.RealNode, pod *corev1.Pod) {
+	t.Helper()
+	for _, source := range []string{"/metrics/cadvisor", "kube-state-metrics"} {
+		url := n.KubeletURL + source
+		if source == "kube-state-metrics" {
+			url = n.KubeStateMetricsURL + "/metrics"
+		}
+		families, err := scrape(ctx, n.HTTPClient, url)
+		if err != nil {
+			t.Errorf("scrape %s: %v", source, err)
+			continue
+		}
+		for _, name := range contractSeries[source] {
+			mf := families[name]
+			if mf == nil || len(mf.GetMetric()) == 0 {
+				t.Logf("%s: no %s", source, name)
+				continue
+			}
+			m := mf.GetMetric()[0]
+			for _, cand := range mf.GetMetric() {
+				if labelsOf(cand)["pod"] == pod.Name {
+					m = cand
+					break
+				}
+			}
+			names := make([]string, 0, len(m.GetLabel()))
+			for _, lp := range m.GetLabel() {
+				names = append(names, lp.GetName())
+			}
+			sort.Strings(names)
+			t.Logf("%s: %s %s {%s}", source, mf.GetType(), name, strings.Join(names, ","))
+		}
 	}
 }
