@@ -6,6 +6,10 @@
 #                fleet tests on VictoriaMetrics.
 # make e2e       the e2e tests alone (builds kube-apiserver and etcd once, see
 #                hack/e2e-binaries.sh).
+# make e2e-node  the real-node test (test/e2e/node): a kubelet, containerd,
+#                controller manager, scheduler and kube-state-metrics on
+#                loopback, as root (builds them once, see
+#                hack/node-binaries.sh); not part of make test yet.
 # make generate  rewrite every generated file under deploy/.
 # make bench     benchmarks, long fuzzing, the receiver's load run and the
 #                agent's memory run (not part of make test).
@@ -44,7 +48,7 @@ FUZZ_TARGETS := server:FuzzDecodeMessage server:FuzzHandler remediate:FuzzParseP
 RULES_FILE := deploy/prometheus/rules.yaml
 PROMRULE   := deploy/kubernetes/prometheusrule.yaml
 
-.PHONY: bench-detection all build image generate verify test go-test e2e fleet fleet-thanos rules-check rules-test rules-cost traces lint bench bench-rules bench-receiver bench-agent clean dashboards-check demo
+.PHONY: bench-detection all build image generate verify test go-test e2e e2e-node fleet fleet-thanos rules-check rules-test rules-cost traces lint bench bench-rules bench-receiver bench-agent clean dashboards-check demo
 
 all: build
 
@@ -87,6 +91,18 @@ e2e:
 	@bin=$$(hack/e2e-binaries.sh) && \
 	  echo "LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN=$$bin $(GO) test -count=1 -timeout 10m ./test/e2e/..." && \
 	  LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN="$$bin" $(GO) test -count=1 -timeout 10m ./test/e2e/...
+
+# The real-node test needs root, a writable memory cgroup, Debian's
+# containerd and runc (.ci/run installs them), no other containerd on
+# /run/containerd/containerd.sock, and the kubelet, kube-controller-manager,
+# kube-scheduler and kube-state-metrics that hack/node-binaries.sh builds
+# from source once (about 8 minutes on 2 cores with kube-apiserver's caches
+# warm). LEAKGUARD_E2E_NODE=1 runs it; without it, or on a host that cannot
+# run a kubelet, it skips, saying why.
+e2e-node:
+	@bin=$$(hack/node-binaries.sh) && \
+	  echo "LEAKGUARD_E2E_NODE=1 LEAKGUARD_E2E_BIN=$$bin $(GO) test -count=1 -timeout 15m -v ./test/e2e/node/" && \
+	  LEAKGUARD_E2E_NODE=1 LEAKGUARD_E2E_BIN="$$bin" $(GO) test -count=1 -timeout 15m -v ./test/e2e/node/
 
 # The fleet tests need victoria-metrics and vmalert (Debian's victoria-metrics
 # package), thanos (hack/fleet-binaries.sh builds it from source once),

@@ -2,11 +2,15 @@
 // end-to-end tests: RBAC authorization on, serving certificates and a
 // service account signing key generated for each lab, an admin client
 // certificate in system:masters, and service account tokens from the
-// TokenRequest API. There is no kubelet, controller manager or scheduler:
-// the objects a test needs (a Deployment's ReplicaSet and pods, a Node) are
-// created as the admin, and nothing reconciles them.
+// TokenRequest API. By default there is no kubelet, controller manager or
+// scheduler: the objects a test needs (a Deployment's ReplicaSet and pods, a
+// Node) are created as the admin, and nothing reconciles them. With
+// Options.RealNode the lab adds a real node (RealNode): containerd and runc, a
+// kubelet, kube-controller-manager, kube-scheduler and kube-state-metrics,
+// where the host allows (CheckNodeHost).
 //
-// The binaries come from hack/e2e-binaries.sh (FindBinaries).
+// The binaries come from hack/e2e-binaries.sh (FindBinaries), the real
+// node's from hack/node-binaries.sh.
 package lab
 
 import (
@@ -44,6 +48,14 @@ type Options struct {
 	// that pods/proxy reaches the handlers a test registers for its pods'
 	// IPs (see PodNetwork).
 	PodNetwork bool
+	// RealNode adds the real node (Lab.RealNode) once the API server is
+	// ready. Start refuses, with an error wrapping ErrNodeUnsupported,
+	// where the host cannot run it (CheckNodeHost), before it starts
+	// anything. The lab changes the host then: see RealNode.
+	RealNode bool
+	// RepoRoot is the repository, from which the real node's images are
+	// built (RealNode only).
+	RepoRoot string
 }
 
 // Lab is a running etcd and kube-apiserver.
@@ -56,6 +68,8 @@ type Lab struct {
 
 	// Pods is the pod network (Options.PodNetwork), nil without it.
 	Pods *PodNetwork
+	// RealNode is the real node (Options.RealNode), nil without it.
+	RealNode *RealNode
 	// Admin is a client in system:masters: it may do anything.
 	Admin kubernetes.Interface
 	// AdminConfig is Admin's configuration.
@@ -77,6 +91,13 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	}
 	for _, bin := range []string{"etcd", "kube-apiserver"} {
 		if _, err := os.Stat(filepath.Join(o.BinDir, bin)); err != nil {
+			return nil, fmt.Errorf("lab: %w", err)
+		}
+	}
+	if o.RealNode {
+		// Refuse before anything runs or changes (fail closed): a host
+		// that cannot run a kubelet is left as it was.
+		if err := CheckNodeHost(o.BinDir); err != nil {
 			return nil, fmt.Errorf("lab: %w", err)
 		}
 	}
@@ -119,6 +140,11 @@ func Start(ctx context.Context, o Options) (_ *Lab, err error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if o.RealNode {
+		if err := l.startNode(ctx, o); err != nil {
+			return nil, err
+		}
 	}
 	return l, nil
 }
@@ -190,29 +216,44 @@ func (l *Lab) startAPIServer(ctx context.Context, o Options, etcdURL string) err
 	if l.Pods != nil {
 		env = []string{"HTTP_PROXY=" + l.Pods.ProxyURL(), "http_proxy=" + l.Pods.ProxyURL(), "NO_PROXY=", "no_proxy="}
 	}
-	p, err := startProcess("kube-apiserver", filepath.Join(l.dir, "kube-apiserver.log"), env, filepath.Join(o.BinDir, "kube-apiserver"),
-		"--etcd-servers="+etcdURL,
+	args := []string{
+		"--etcd-servers=" + etcdURL,
 		// Each lab has its own etcd; a prefix keeps a mistake from
 		// reading another cluster's keys all the same.
 		"--etcd-prefix=/leakguard-e2e",
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
-		"--secure-port="+port,
-		"--tls-cert-file="+l.pki.servingCertFile,
-		"--tls-private-key-file="+l.pki.servingKeyFile,
-		"--client-ca-file="+l.pki.caFile,
+		"--secure-port=" + port,
+		"--tls-cert-file=" + l.pki.servingCertFile,
+		"--tls-private-key-file=" + l.pki.servingKeyFile,
+		"--client-ca-file=" + l.pki.caFile,
 		"--authorization-mode=Node,RBAC",
 		"--anonymous-auth=false",
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+l.pki.saPublicFile,
-		"--service-account-signing-key-file="+l.pki.saPrivateFile,
+		"--service-account-key-file=" + l.pki.saPublicFile,
+		"--service-account-signing-key-file=" + l.pki.saPrivateFile,
 		"--api-audiences=https://kubernetes.default.svc",
 		"--service-cluster-ip-range=10.96.0.0/24",
 		// Nothing else runs on loopback to be an endpoint of the
 		// kubernetes Service.
 		"--endpoint-reconciler-type=none",
-		"--profiling="+strconv.FormatBool(o.Profiling),
-	)
+		"--profiling=" + strconv.FormatBool(o.Profiling),
+	}
+	if o.RealNode {
+		// logs, exec, port-forward and the nodes/proxy subresource reach
+		// the kubelet with a certificate it checks against the lab's CA;
+		// the kubelet's serving certificate is the lab's too.
+		certFile, keyFile, err := l.kubeletClientFiles()
+		if err != nil {
+			return err
+		}
+		args = append(args,
+			"--kubelet-client-certificate="+certFile,
+			"--kubelet-client-key="+keyFile,
+			"--kubelet-certificate-authority="+l.pki.caFile,
+		)
+	}
+	p, err := startProcess("kube-apiserver", filepath.Join(l.dir, "kube-apiserver.log"), env, filepath.Join(o.BinDir, "kube-apiserver"), args...)
 	if err != nil {
 		return err
 	}
@@ -291,10 +332,15 @@ func freeAddr() string {
 // Host returns the API server's URL.
 func (l *Lab) Host() string { return l.host }
 
-// Logs returns the tail of both processes' logs, for a failure message.
+// Logs returns the tail of the processes' logs (etcd's, kube-apiserver's
+// and the real node's), for a failure message.
 func (l *Lab) Logs() string {
 	var parts []string
-	for _, p := range []*process{l.etcd, l.apiserver} {
+	procs := []*process{l.etcd, l.apiserver}
+	if l.RealNode != nil {
+		procs = append(procs, l.RealNode.processes()...)
+	}
+	for _, p := range procs {
 		if p != nil {
 			parts = append(parts, p.tail(30))
 		}
@@ -302,10 +348,14 @@ func (l *Lab) Logs() string {
 	return strings.Join(parts, "\n")
 }
 
-// Close stops kube-apiserver, then etcd, and removes the lab's directory
-// (certificates, keys, etcd's data, logs).
+// Close stops the real node (and puts back what it changed on the host,
+// see RealNode), then kube-apiserver, then etcd, and removes the lab's
+// directory (certificates, keys, etcd's data, logs).
 func (l *Lab) Close() error {
 	var errs []error
+	if l.RealNode != nil {
+		errs = append(errs, l.RealNode.close())
+	}
 	for _, p := range []*process{l.apiserver, l.etcd} {
 		if p != nil {
 			errs = append(errs, p.stop())

@@ -20,6 +20,10 @@ import (
 // key pair that signs service account tokens. It lives for one lab.
 type pki struct {
 	caPEM []byte
+	// ca and caKey sign the certificates of the real node's components
+	// (issueClient).
+	ca    *x509.Certificate
+	caKey *ecdsa.PrivateKey
 
 	// Files handed to kube-apiserver.
 	caFile, servingCertFile, servingKeyFile string
@@ -56,7 +60,7 @@ func newPKI(dir string) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pki{caPEM: pemBlock("CERTIFICATE", caDER)}
+	p := &pki{caPEM: pemBlock("CERTIFICATE", caDER), ca: ca, caKey: caKey}
 
 	servingCert, servingKey, err := issue(ca, caKey, &x509.Certificate{
 		SerialNumber: big.NewInt(2),
@@ -114,6 +118,26 @@ func newPKI(dir string) (*pki, error) {
 		}
 	}
 	return p, nil
+}
+
+// issueClient returns a client certificate and key, as PEM, for the user
+// name cn in the groups orgs: the identities of the real node's kubelet,
+// controller manager and scheduler, and the API server's own towards the
+// kubelet.
+func (p *pki) issueClient(cn string, orgs ...string) (certPEM, keyPEM []byte, err error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	return issue(p.ca, p.caKey, &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: cn, Organization: orgs},
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.Add(certValidity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
 }
 
 // issue signs tmpl with the CA for a fresh key and returns both as PEM.
