@@ -25,8 +25,11 @@
 // A container that the leak trends flagged in the window (Input.LeakSince)
 // is not sized from its recent working set, which only measures how far
 // the leak got: its recommendation comes from the working set over the
-// window before the leak was first flagged, and is withheld when fewer than
-// Params.MinSamples samples precede it. Raising the limit of a leaking
+// window before the leak started, and is withheld when that window holds
+// fewer than Params.MinSamples samples. The trends flag a leak only once it
+// has grown for a trend's span, so the leak is taken to have started
+// Params.LeakOnset (default 2 h, the steady trend's span) before it was
+// first flagged. Raising the limit of a leaking
 // container only delays the next OOM kill, and every tool that sizes from
 // the peak follows the leak up; the verdict says so.
 //
@@ -80,6 +83,9 @@ type Params struct {
 	// OOMRaise is the share added to the current limit after an OOM kill of
 	// a container that is not leaking.
 	OOMRaise float64 `json:"oomRaise"`
+	// LeakOnset is how long before the leak trends first flag a leak it is
+	// taken to have started.
+	LeakOnset time.Duration `json:"leakOnset"`
 	// MinSamples is the fewest samples a recommendation is made from.
 	MinSamples int `json:"minSamples"`
 	// Granularity is the rounding step (bytes) up to GranularityAbove, and
@@ -93,14 +99,15 @@ type Params struct {
 }
 
 // DefaultParams returns the defaults: a 7-day window, the 95th percentile,
-// 15 % headroom, +20 % after an OOM kill, 288 samples (a day at a 5-minute
-// step), 64 MiB steps up to 1 GiB and 256 MiB steps above, 10 % tolerance.
+// 15 % headroom, +20 % after an OOM kill, a leak onset of 2 h, 288 samples
+// (a day at a 5-minute step), 64 MiB steps up to 1 GiB and 256 MiB steps above, 10 % tolerance.
 func DefaultParams() Params {
 	return Params{
 		Window:           7 * 24 * time.Hour,
 		Percentile:       0.95,
 		Headroom:         0.15,
 		OOMRaise:         0.20,
+		LeakOnset:        2 * time.Hour,
 		MinSamples:       288,
 		Granularity:      64 * MiB,
 		GranularityLarge: 256 * MiB,
@@ -123,6 +130,9 @@ func (p Params) Validate() error {
 	}
 	if !(p.OOMRaise >= 0) || math.IsInf(p.OOMRaise, 0) {
 		errs = append(errs, fmt.Errorf("oom raise %v: must be a non-negative share", p.OOMRaise))
+	}
+	if p.LeakOnset < 0 {
+		errs = append(errs, fmt.Errorf("leak onset %s: must not be negative", p.LeakOnset))
 	}
 	if p.MinSamples < 1 {
 		errs = append(errs, fmt.Errorf("min samples %d: must be at least 1", p.MinSamples))
@@ -166,7 +176,7 @@ type Input struct {
 // Evidence is what a recommendation was computed from.
 type Evidence struct {
 	// Window is the span the samples came from, ending at End (for a
-	// leaking container: at LeakSince).
+	// leaking container: LeakOnset before LeakSince).
 	Window time.Duration `json:"window"`
 	End    time.Time     `json:"end"`
 	// Samples is how many samples were used.
@@ -245,21 +255,23 @@ func Recommend(in Input, p Params) (Recommendation, error) {
 func leaking(in Input, p Params, ev Evidence) Recommendation {
 	const delay = "raising the limit would only delay the next OOM kill; fix the leak"
 	since := in.LeakSince.UTC().Format(time.RFC3339)
-	ev.End = in.LeakSince
-	// The sample at LeakSince is already flagged.
-	before := between(in.Samples, in.LeakSince.Add(-p.Window), in.LeakSince.Add(-time.Nanosecond))
+	onset := in.LeakSince.Add(-p.LeakOnset)
+	ev.End = onset
+	// The sample at the onset already belongs to the leak.
+	before := between(in.Samples, onset.Add(-p.Window), onset.Add(-time.Nanosecond))
 	ev.Samples, ev.Peak, ev.High = stats(before, p.Percentile)
 	if len(before) < p.MinSamples {
 		// Deliberately no value: the samples since the leak measure the
 		// leak, not the container's need.
 		return Recommendation{Verdict: Leaking, Evidence: ev, Reason: fmt.Sprintf(
-			"leaking since %s; withheld: %d samples before the leak, want at least %d; %s",
-			since, len(before), p.MinSamples, delay)}
+			"leaking (flagged since %s); withheld: %d samples in the window before %s, want at least %d; %s",
+			since, len(before), onset.UTC().Format(time.RFC3339), p.MinSamples, delay)}
 	}
 	limit := p.Round(ev.Peak * (1 + p.Headroom))
 	return Recommendation{
 		Request: min(p.Round(ev.High), limit), Limit: limit, Verdict: Leaking, Evidence: ev,
-		Reason: fmt.Sprintf("leaking since %s; sized from the working set before the leak; %s", since, delay),
+		Reason: fmt.Sprintf("leaking (flagged since %s); sized from the working set before %s; %s",
+			since, onset.UTC().Format(time.RFC3339), delay),
 	}
 }
 

@@ -20,10 +20,11 @@ func series(last time.Time, step time.Duration, n int, f func(i int) float64) []
 	return s
 }
 
-// testParams are the defaults with a one-hour window and 10 samples.
+// testParams are the defaults with a one-hour window, 10 samples and a
+// leak taken to start when it is flagged.
 func testParams() Params {
 	p := DefaultParams()
-	p.Window, p.MinSamples = time.Hour, 10
+	p.Window, p.MinSamples, p.LeakOnset = time.Hour, 10, 0
 	return p
 }
 
@@ -47,6 +48,7 @@ func TestRecommend(t *testing.T) {
 	tests := []struct {
 		name string
 		in   Input
+		p    func(*Params)
 		want Recommendation
 	}{{
 		name: "ok",
@@ -88,6 +90,18 @@ func TestRecommend(t *testing.T) {
 		in:   Input{Samples: leak, End: end, Request: 256 * MiB, Limit: GiB, OOMKills: 3, Restarts: 3, LeakSince: leakStart},
 		want: Recommendation{Request: 256 * MiB, Limit: 256 * MiB, Verdict: Leaking},
 	}, {
+		name: "leaking: the onset before the flag is left out of the baseline",
+		// flagged 20 minutes into the leak, at 400 MiB: with a 30-minute
+		// onset the baseline is the flat 200 MiB.
+		in:   Input{Samples: leak, End: end, Limit: GiB, LeakSince: leakStart.Add(20 * time.Minute)},
+		p:    func(p *Params) { p.LeakOnset = 30 * time.Minute },
+		want: Recommendation{Request: 256 * MiB, Limit: 256 * MiB, Verdict: Leaking},
+	}, {
+		name: "leaking: without the onset, the baseline holds the leak's first 20 minutes",
+		in:   Input{Samples: leak, End: end, Limit: GiB, LeakSince: leakStart.Add(20 * time.Minute)},
+		// 390 MiB + 15 %, and its 95th percentile 380 MiB
+		want: Recommendation{Request: 384 * MiB, Limit: 512 * MiB, Verdict: Leaking},
+	}, {
 		name: "leaking without a limit is leaking, not no-limit",
 		in:   Input{Samples: leak, End: end, LeakSince: leakStart},
 		want: Recommendation{Request: 256 * MiB, Limit: 256 * MiB, Verdict: Leaking},
@@ -115,7 +129,11 @@ func TestRecommend(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Recommend(tt.in, testParams())
+			p := testParams()
+			if tt.p != nil {
+				tt.p(&p)
+			}
+			got, err := Recommend(tt.in, p)
 			if err != nil {
 				t.Fatalf("Recommend() error = %v", err)
 			}
@@ -179,6 +197,7 @@ func TestRecommendBadInput(t *testing.T) {
 		{"percentile 0", Input{Samples: ok, End: end}, func(p *Params) { p.Percentile = 0 }, "percentile 0"},
 		{"negative headroom", Input{Samples: ok, End: end}, func(p *Params) { p.Headroom = -0.1 }, "headroom -0.1"},
 		{"NaN OOM raise", Input{Samples: ok, End: end}, func(p *Params) { p.OOMRaise = math.NaN() }, "oom raise NaN"},
+		{"negative onset", Input{Samples: ok, End: end}, func(p *Params) { p.LeakOnset = -time.Minute }, "leak onset -1m0s"},
 		{"no samples wanted", Input{Samples: ok, End: end}, func(p *Params) { p.MinSamples = 0 }, "min samples 0"},
 		{"zero granularity", Input{Samples: ok, End: end}, func(p *Params) { p.Granularity = 0 }, "granularity 0"},
 		{"tolerance 1", Input{Samples: ok, End: end}, func(p *Params) { p.Tolerance = 1 }, "tolerance 1"},
