@@ -63,9 +63,10 @@ type Container struct {
 	Input Input    `json:"-"`
 }
 
-// Collect reads each in-scope container's working set over twice the
-// window plus onset before end (the earlier part is a leaking container's
-// baseline, see Params.LeakOnset),
+// Collect reads each in-scope container's working set and the leak
+// trends' flags over twice the window plus onset before end (the earlier
+// part is a leaking container's baseline, see Params.LeakOnset; a flag
+// anywhere in it makes the container leaking, LeakSince its first),
 // its restarts, OOM kills and leak flags over the window at step, and its
 // current request and limit, pooled per workload. A container is reported
 // only if one of its workload's pods runs at end (kube_pod_container_info).
@@ -147,7 +148,7 @@ func Collect(ctx context.Context, api API, s Scope, end time.Time, window, step,
 		ck := containerKey{owner(k), string(m["container"])}
 		a := all[ck]
 		if a == nil {
-			a = &acc{pods: map[string]bool{}, in: Input{End: end}}
+			a = &acc{pods: map[string]bool{}, in: Input{From: from, End: end}}
 			all[ck] = a
 		}
 		a.pods[k.pod] = true
@@ -231,7 +232,10 @@ func Collect(ctx context.Context, api API, s Scope, end time.Time, window, step,
 		}
 	}
 
-	flagged, err := ranged(ctx, api, byC+`(`+rules.RecLeakRate+`{`+ns+`}) or `+byC+`(ALERTS{alertname="`+rules.AlertContainerMemoryLeak+`", alertstate="firing"`+prefixComma(ns)+`})`, end.Add(-window), end, step)
+	// Flags over the whole span read: a leaker held at its size from
+	// before the leak is OOM-killed before the trends can flag it again,
+	// and stays leaking while an earlier flag is in the span.
+	flagged, err := ranged(ctx, api, byC+`(`+rules.RecLeakRate+`{`+ns+`}) or `+byC+`(ALERTS{alertname="`+rules.AlertContainerMemoryLeak+`", alertstate="firing"`+prefixComma(ns)+`})`, from, end, step)
 	if err != nil {
 		return nil, err
 	}

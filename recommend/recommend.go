@@ -26,7 +26,8 @@
 // is not sized from its recent working set, which only measures how far
 // the leak got: its recommendation comes from the working set over the
 // window before the leak started, and is withheld when that window holds
-// fewer than Params.MinSamples samples. The trends flag a leak only once it
+// fewer than Params.MinSamples samples or begins before Input.From (the
+// samples read do not reach back before the leak). The trends flag a leak only once it
 // has grown for a trend's span, so the leak is taken to have started
 // Params.LeakOnset (default 2 h, the steady trend's span) before it was
 // first flagged. Raising the limit of a leaking
@@ -160,6 +161,10 @@ type Input struct {
 	// Samples of the working set, in any order; they may reach back before
 	// the window (a leaking container's baseline comes from there).
 	Samples []Sample
+	// From is where the samples begin, when known: a leaking container's
+	// baseline window must lie after it, else the samples before the leak
+	// are too few to tell its need and the recommendation is withheld.
+	From time.Time
 	// End is the end of the window.
 	End time.Time
 	// Request and Limit are the current memory request and limit in bytes;
@@ -260,6 +265,13 @@ func leaking(in Input, p Params, ev Evidence) Recommendation {
 	// The sample at the onset already belongs to the leak.
 	before := between(in.Samples, onset.Add(-p.Window), onset.Add(-time.Nanosecond))
 	ev.Samples, ev.Peak, ev.High = stats(before, p.Percentile)
+	if !in.From.IsZero() && onset.Add(-p.Window).Before(in.From) {
+		// Deliberately no value: what was read before the leak is only part
+		// of a window, and may hold an earlier run of the same leak.
+		return Recommendation{Verdict: Leaking, Evidence: ev, Reason: fmt.Sprintf(
+			"leaking (flagged since %s); withheld: the samples read begin at %s, less than a window before the leak; %s",
+			since, in.From.UTC().Format(time.RFC3339), delay)}
+	}
 	if len(before) < p.MinSamples {
 		// Deliberately no value: the samples since the leak measure the
 		// leak, not the container's need.

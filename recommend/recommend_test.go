@@ -102,6 +102,14 @@ func TestRecommend(t *testing.T) {
 		// 390 MiB + 15 %, and its 95th percentile 380 MiB
 		want: Recommendation{Request: 384 * MiB, Limit: 512 * MiB, Verdict: Leaking},
 	}, {
+		name: "leaking: withheld when the samples read begin less than a window before the leak",
+		in:   Input{Samples: leak, From: leakStart.Add(-50 * time.Minute), End: end, Limit: GiB, LeakSince: leakStart},
+		want: Recommendation{Verdict: Leaking},
+	}, {
+		name: "leaking: a whole window read before the leak",
+		in:   Input{Samples: leak, From: leakStart.Add(-time.Hour), End: end, Limit: GiB, LeakSince: leakStart},
+		want: Recommendation{Request: 256 * MiB, Limit: 256 * MiB, Verdict: Leaking},
+	}, {
 		name: "leaking without a limit is leaking, not no-limit",
 		in:   Input{Samples: leak, End: end, LeakSince: leakStart},
 		want: Recommendation{Request: 256 * MiB, Limit: 256 * MiB, Verdict: Leaking},
