@@ -83,7 +83,7 @@ lower, no-limit, leaking (flagged by the leak trends in the window: sized
 from the working set before the leak, or withheld; raising its limit would
 only delay the next OOM kill) or not-enough-data. Nothing is written to the
 cluster: -o patch prints strategic-merge patches to apply with
-kubectl patch --patch-file.
+kubectl patch --patch-file, or to list under a kustomization's patches.
 
 The request is the --percentile of the working set over --window, the limit
 its peak plus --headroom (after an OOM kill without a leak, at least the
@@ -264,7 +264,9 @@ var patchable = map[recommend.Verdict]bool{recommend.Raise: true, recommend.Lowe
 
 // writeRecommendPatches writes one strategic-merge patch per workload
 // (YAML documents, each preceded by the kubectl command that applies it),
-// setting the memory request and limit of its patchable containers.
+// setting the memory request and limit of its patchable containers. Each
+// names its object (apiVersion, kind, metadata), so that it is also a
+// kustomize patch file (patches: - path: FILE).
 // Bare pods and Jobs cannot change their resources in place: a comment
 // says so instead.
 func writeRecommendPatches(w io.Writer, rows []recommendRow) error {
@@ -304,7 +306,12 @@ func writeRecommendPatches(w io.Writer, rows []recommendRow) error {
 			fmt.Fprintf(w, "# %s in %s: a %s's containers cannot be patched in place; set their resources where it is defined\n", wl, wl.Namespace, wl.Kind)
 			continue
 		}
-		patch := map[string]any{"spec": map[string]any{"template": map[string]any{"spec": map[string]any{"containers": byWorkload[wl]}}}}
+		patch := map[string]any{
+			"apiVersion": "apps/v1",
+			"kind":       wl.Kind,
+			"metadata":   map[string]any{"name": wl.Name, "namespace": wl.Namespace},
+			"spec":       map[string]any{"template": map[string]any{"spec": map[string]any{"containers": byWorkload[wl]}}},
+		}
 		b, err := yaml.Marshal(patch)
 		if err != nil {
 			return fmt.Errorf("patch of %s: %w", wl, err)

@@ -14,6 +14,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/common/model"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"sigs.k8s.io/yaml"
 
 	"github.com/leakguard/leakguard/recommend"
 )
@@ -336,6 +342,11 @@ func TestRecommendCommandPatch(t *testing.T) {
 	}
 	// api is ok, leaky leaking, lonely without data: no patch for them.
 	want := `# kubectl patch deployment/big -n shop --type strategic --patch-file FILE
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: big
+  namespace: shop
 spec:
   template:
     spec:
@@ -348,6 +359,11 @@ spec:
             memory: 256Mi
 ---
 # kubectl patch deployment/worker -n shop --type strategic --patch-file FILE
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: worker
+  namespace: shop
 spec:
   template:
     spec:
@@ -360,6 +376,11 @@ spec:
             memory: 512Mi
 ---
 # kubectl patch statefulset/db -n shop --type strategic --patch-file FILE
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+  namespace: shop
 spec:
   template:
     spec:
@@ -421,5 +442,54 @@ func TestRecommendCommandErrors(t *testing.T) {
 				t.Errorf("stdout = %q, want nothing printed", stdout.String())
 			}
 		})
+	}
+}
+
+// TestRecommendPatchApplies applies the patch recommend prints to a
+// Deployment with two containers, as kubectl patch --type strategic does:
+// the recommended container gets the new memory request and limit and
+// keeps its CPU; the other container is untouched.
+func TestRecommendPatchApplies(t *testing.T) {
+	_, url := startStub(t, shop())
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), recArgs(url, "-n", "shop", "--workload", "deployment/worker", "-o", "patch"), &stdout, &stderr); code != 0 {
+		t.Fatalf("run() = %d, stderr:\n%s", code, stderr.String())
+	}
+	patch, err := yaml.YAMLToJSON(stdout.Bytes())
+	if err != nil {
+		t.Fatalf("patch is not YAML: %v\n%s", err, stdout.String())
+	}
+	mem := resource.MustParse
+	deploy := appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: "worker", Namespace: "shop"},
+		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "app", Image: "worker:1",
+			Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: mem("100m"), corev1.ResourceMemory: mem("256Mi")},
+				Limits:   corev1.ResourceList{corev1.ResourceMemory: mem("512Mi")},
+			},
+		}, {
+			Name: "sidecar", Image: "proxy:1",
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: mem("64Mi")}},
+		}}}}},
+	}
+	original, err := json.Marshal(deploy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patched, err := strategicpatch.StrategicMergePatch(original, patch, appsv1.Deployment{})
+	if err != nil {
+		t.Fatalf("StrategicMergePatch: %v\npatch:\n%s", err, stdout.String())
+	}
+	var got appsv1.Deployment
+	if err := json.Unmarshal(patched, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := deploy.DeepCopy()
+	want.Spec.Template.Spec.Containers[0].Resources.Requests[corev1.ResourceMemory] = mem("512Mi")
+	want.Spec.Template.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory] = mem("640Mi")
+	if diff := cmp.Diff(want.Spec, got.Spec); diff != "" {
+		t.Errorf("patched Deployment mismatch (-want +got):\n%s", diff)
 	}
 }
