@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/leakguard/leakguard/recommend"
+	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/rules"
 )
 
@@ -124,6 +125,8 @@ flags:
 	fs.Var(f.granularity, "granularity", "rounding step of the recommendation (a quantity) up to --granularity-above")
 	fs.Var(f.large, "granularity-large", "rounding step above --granularity-above")
 	fs.Var(f.above, "granularity-above", "size above which --granularity-large applies")
+	fs.StringVar(&f.scope.Cluster, "cluster", "", "in a fleet's query engine, this cluster's `NAME`: every query carries --cluster-label=\"NAME\"; empty: a single cluster, no label")
+	fs.StringVar(&f.scope.ClusterLabel, "cluster-label", remediate.DefaultClusterLabel, "the label that names the cluster in series (the rules' clusterLabel)")
 	fs.StringVar(&f.scope.CadvisorSelector, "cadvisor-selector", p.CadvisorSelector, "label matchers for cAdvisor series")
 	fs.StringVar(&f.scope.KubeStateMetricsSelector, "kube-state-metrics-selector", p.KubeStateMetricsSelector, "label matchers for kube-state-metrics series")
 	return fs

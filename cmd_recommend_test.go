@@ -275,7 +275,7 @@ func TestRecommendCommandScope(t *testing.T) {
 		name      string
 		args      []string
 		want      []string
-		namespace string // the matcher every query must carry, "" none
+		namespace string // the namespace (or cluster) matcher every query must carry, "" none
 	}{
 		{"default namespace", nil, nil, `namespace="default"`},
 		{"all namespaces", []string{"-A"}, []string{"deployment/api", "deployment/big", "deployment/leaky", "deployment/worker", "pod/lonely", "statefulset/db"}, ""},
@@ -283,6 +283,7 @@ func TestRecommendCommandScope(t *testing.T) {
 		{"workload by name", []string{"--namespace", "shop", "--workload", "db"}, []string{"statefulset/db"}, `namespace="shop"`},
 		{"workload of another kind", []string{"-A", "--workload", "statefulset/leaky"}, []string{}, ""},
 		{"selector on pod labels", []string{"-A", "-l", "app.kubernetes.io/name=api"}, []string{"deployment/api"}, ""},
+		{"cluster in a fleet", []string{"-n", "shop", "--cluster", "eu-1", "--workload", "db"}, []string{"statefulset/db"}, `cluster="eu-1"`},
 		{"selector that needs a label pods lack", []string{"-A", "--selector", "tier"}, []string{}, ""},
 	}
 	for _, tt := range tests {
@@ -491,5 +492,25 @@ func TestRecommendPatchApplies(t *testing.T) {
 	want.Spec.Template.Spec.Containers[0].Resources.Limits[corev1.ResourceMemory] = mem("640Mi")
 	if diff := cmp.Diff(want.Spec, got.Spec); diff != "" {
 		t.Errorf("patched Deployment mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestRecommendCommandLeakBeforeWindow: a container flagged only before
+// the window, in the earlier part of the span read, is still leaking; the
+// span read does not reach a whole window before the flag, so its
+// recommendation is withheld rather than sized from a working set that may
+// hold the leak.
+func TestRecommendCommandLeakBeforeWindow(t *testing.T) {
+	const mi = recommend.MiB
+	flaggedFrom, flaggedTo := recEnd.Add(-90*time.Minute), recEnd.Add(-70*time.Minute)
+	_, url := startStub(t, []stubContainer{{
+		namespace: "shop", pod: "cache-0", container: "redis", ownerKind: "StatefulSet", ownerName: "cache",
+		request: 256 * mi, limit: 512 * mi, ws: flat(200 * mi),
+		leakAt: func(t time.Time) bool { return !t.Before(flaggedFrom) && t.Before(flaggedTo) },
+	}})
+	got := runRecommendJSON(t, recArgs(url, "-n", "shop", "-o", "json"))
+	want := []verdictRow{{Workload: "statefulset/cache", Container: "redis", Request: "-", Limit: "-", Verdict: recommend.Leaking}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("recommend -o json mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -36,6 +36,10 @@ type Scope struct {
 	// Workload picks one workload: "name" or "kind/name" (kind
 	// case-insensitive, e.g. deployment/api); "" picks all.
 	Workload string
+	// Cluster confines every query to the series whose ClusterLabel is
+	// Cluster, in a fleet's query engine; "" adds no matcher (a single
+	// cluster: in a fleet, the series of several clusters would be pooled).
+	Cluster, ClusterLabel string
 	// CadvisorSelector and KubeStateMetricsSelector are label matchers
 	// (without braces) for each source, as in rules.Params.
 	CadvisorSelector, KubeStateMetricsSelector string
@@ -77,9 +81,9 @@ func Collect(ctx context.Context, api API, s Scope, end time.Time, window, step,
 		return nil, fmt.Errorf("window %s, step %s, onset %s: must be positive", window, step, onset)
 	}
 	from := end.Add(-2*window - onset)
-	ksm := matchers(s.KubeStateMetricsSelector, s.Namespace)
-	cad := matchers(s.CadvisorSelector, s.Namespace, `container!=""`, `container!="POD"`, `image!=""`)
-	ns := matchers("", s.Namespace)
+	ksm := s.matchers(s.KubeStateMetricsSelector)
+	cad := s.matchers(s.CadvisorSelector, `container!=""`, `container!="POD"`, `image!=""`)
+	ns := s.matchers("")
 	lookback := model.Duration(end.Sub(from)).String()
 	byC := `max by (namespace, pod, container) `
 
@@ -171,7 +175,7 @@ func Collect(ctx context.Context, api API, s Scope, end time.Time, window, step,
 		{"kube_pod_container_resource_requests", func(a *acc, v float64) { a.in.Request = max(a.in.Request, v) }},
 		{"kube_pod_container_resource_limits", func(a *acc, v float64) { a.in.Limit = max(a.in.Limit, v) }},
 	} {
-		vec, err := instant(ctx, api, byC+`(`+q.metric+`{`+matchers(s.KubeStateMetricsSelector, s.Namespace, `resource="memory"`)+`})`, end)
+		vec, err := instant(ctx, api, byC+`(`+q.metric+`{`+s.matchers(s.KubeStateMetricsSelector, `resource="memory"`)+`})`, end)
 		if err != nil {
 			return nil, err
 		}
@@ -200,7 +204,7 @@ func Collect(ctx context.Context, api API, s Scope, end time.Time, window, step,
 	if err != nil {
 		return nil, err
 	}
-	oom, err := ranged(ctx, api, byC+`(kube_pod_container_status_last_terminated_reason{`+matchers(s.KubeStateMetricsSelector, s.Namespace, `reason="OOMKilled"`)+`})`, end.Add(-window), end, step)
+	oom, err := ranged(ctx, api, byC+`(kube_pod_container_status_last_terminated_reason{`+s.matchers(s.KubeStateMetricsSelector, `reason="OOMKilled"`)+`})`, end.Add(-window), end, step)
 	if err != nil {
 		return nil, err
 	}
@@ -323,15 +327,19 @@ var invalidLabelChar = regexp.MustCompile(`[^a-zA-Z0-9_]`)
 
 func sanitize(key string) string { return invalidLabelChar.ReplaceAllString(key, "_") }
 
-// matchers joins a selector, a namespace matcher and extra matchers.
-func matchers(selector, namespace string, extra ...string) string {
+// matchers joins a selector, extra matchers and the scope's namespace and
+// cluster matchers.
+func (s Scope) matchers(selector string, extra ...string) string {
 	var ms []string
 	if selector != "" {
 		ms = append(ms, selector)
 	}
 	ms = append(ms, extra...)
-	if namespace != "" {
-		ms = append(ms, fmt.Sprintf("namespace=%q", namespace))
+	if s.Namespace != "" {
+		ms = append(ms, fmt.Sprintf("namespace=%q", s.Namespace))
+	}
+	if s.Cluster != "" {
+		ms = append(ms, fmt.Sprintf("%s=%q", s.ClusterLabel, s.Cluster))
 	}
 	return strings.Join(ms, ", ")
 }
