@@ -52,6 +52,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/prometheus/common/model"
 )
 
 // MiB and GiB are byte units.
@@ -182,8 +184,8 @@ type Input struct {
 type Evidence struct {
 	// Window is the span the samples came from, ending at End (for a
 	// leaking container: LeakOnset before LeakSince).
-	Window time.Duration `json:"window"`
-	End    time.Time     `json:"end"`
+	Window model.Duration `json:"window"`
+	End    time.Time      `json:"end"`
 	// Samples is how many samples were used.
 	Samples int `json:"samples"`
 	// Peak is the highest working set and High the Percentile percentile
@@ -193,6 +195,9 @@ type Evidence struct {
 	// OOMKills and Restarts are the input's.
 	OOMKills int `json:"oomKills"`
 	Restarts int `json:"restarts"`
+	// LeakSince is the input's: when the leak trends first flagged the
+	// container (zero: never).
+	LeakSince time.Time `json:"leakSince,omitzero"`
 }
 
 // Recommendation is Recommend's answer. Request and Limit are 0 when no
@@ -215,7 +220,7 @@ func Recommend(in Input, p Params) (Recommendation, error) {
 	if err := in.validate(); err != nil {
 		return Recommendation{}, fmt.Errorf("input: %w", err)
 	}
-	ev := Evidence{Window: p.Window, End: in.End, OOMKills: in.OOMKills, Restarts: in.Restarts}
+	ev := Evidence{Window: model.Duration(p.Window), End: in.End, OOMKills: in.OOMKills, Restarts: in.Restarts, LeakSince: in.LeakSince}
 	window := between(in.Samples, in.End.Add(-p.Window), in.End)
 	if len(window) < p.MinSamples {
 		ev.Samples, ev.Peak, ev.High = stats(window, p.Percentile)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/common/model"
 )
 
 var end = time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
@@ -167,7 +168,7 @@ func TestRecommendEvidence(t *testing.T) {
 	}
 	// The window is (end-1h, end]: the last 60 samples, 41..100 MiB; the
 	// 95th percentile by nearest rank is the 57th of them, 97 MiB.
-	want := Evidence{Window: time.Hour, End: end, Samples: 60, Peak: 100 * MiB, High: 97 * MiB, Restarts: 4}
+	want := Evidence{Window: model.Duration(time.Hour), End: end, Samples: 60, Peak: 100 * MiB, High: 97 * MiB, Restarts: 4}
 	if diff := cmp.Diff(want, got.Evidence); diff != "" {
 		t.Errorf("Recommend() evidence mismatch (-want +got):\n%s", diff)
 	}
@@ -179,7 +180,7 @@ func TestRecommendEvidence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = Evidence{Window: time.Hour, End: since, Samples: 59, Peak: 69 * MiB, High: 67 * MiB}
+	want = Evidence{Window: model.Duration(time.Hour), End: since, Samples: 59, Peak: 69 * MiB, High: 67 * MiB, LeakSince: since}
 	if diff := cmp.Diff(want, got.Evidence); diff != "" {
 		t.Errorf("Recommend(leaking) evidence mismatch (-want +got):\n%s", diff)
 	}
