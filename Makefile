@@ -13,6 +13,9 @@
 # make generate  rewrite every generated file under deploy/.
 # make bench     benchmarks, long fuzzing, the receiver's load run and the
 #                agent's memory run (not part of make test).
+# make bench-recommend  leakguard recommend's method against KRR and the
+#                VPA recommender on a synthetic population (not part of
+#                make test).
 # make demo      the whole alert chain on loopback with a leak, printed as a
 #                timeline; Ctrl-C stops it (test/e2e/demo).
 # make image     the container image $(IMAGE):$(VERSION), with docker,
@@ -48,7 +51,7 @@ FUZZ_TARGETS := server:FuzzDecodeMessage server:FuzzHandler remediate:FuzzParseP
 RULES_FILE := deploy/prometheus/rules.yaml
 PROMRULE   := deploy/kubernetes/prometheusrule.yaml
 
-.PHONY: bench-detection all build image generate verify test go-test e2e e2e-node fleet fleet-thanos rules-check rules-test rules-cost traces lint bench bench-rules bench-receiver bench-agent clean dashboards-check demo
+.PHONY: bench-recommend bench-detection all build image generate verify test go-test e2e e2e-node fleet fleet-thanos rules-check rules-test rules-cost traces lint bench bench-rules bench-receiver bench-agent clean dashboards-check demo
 
 all: build
 
@@ -178,6 +181,12 @@ bench-detection:
 	    predict_linear=hack/detection/reference/predict-linear.yaml \
 	    before="$$tmp/before.yaml" leakguard=$(RULES_FILE) && \
 	  hack/fast-leak-sweep.py $(RULES_FILE)
+
+# leakguard recommend's method against KRR's simple and simple-oom and the
+# VPA recommender's memory logic, on a synthetic population with known
+# ground truth (docs/PERFORMANCE.md; seconds, deterministic).
+bench-recommend:
+	$(GO) run ./hack/benchrecommend
 
 bench: bench-detection
 	$(GO) test -run '^$$' -bench . -benchmem ./...

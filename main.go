@@ -3,8 +3,8 @@
 //
 // One binary, several subcommands: serve (the Alertmanager webhook
 // receiver), agent (the node agent), generate (rules, dashboards and
-// manifests), replay (a saved payload through the policy, in dry-run) and
-// version. This file only dispatches; each subcommand's wiring lives in its
+// manifests), replay (a saved payload through the policy, in dry-run),
+// recommend (memory requests and limits from Prometheus) and version. This file only dispatches; each subcommand's wiring lives in its
 // own cmd_*.go file and its logic in the packages it calls.
 package main
 
@@ -29,11 +29,12 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":    {"run the Alertmanager webhook receiver and remediation engine", runServe},
-		"agent":    {"run the node agent that counts orphan and dying cgroups", runAgent},
-		"generate": {"write the Prometheus rules, dashboards and manifests to files", runGenerate},
-		"replay":   {"run a saved Alertmanager payload through the policy in dry-run", runReplay},
-		"version":  {"print the version", runVersion},
+		"serve":     {"run the Alertmanager webhook receiver and remediation engine", runServe},
+		"agent":     {"run the node agent that counts orphan and dying cgroups", runAgent},
+		"generate":  {"write the Prometheus rules, dashboards and manifests to files", runGenerate},
+		"replay":    {"run a saved Alertmanager payload through the policy in dry-run", runReplay},
+		"recommend": {"print memory requests and limits from Prometheus, leaks told apart", runRecommend},
+		"version":   {"print the version", runVersion},
 	}
 }
 
