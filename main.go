@@ -34,6 +34,7 @@ func commands() map[string]command {
 		"generate":  {"write the Prometheus rules, dashboards and manifests to files", runGenerate},
 		"replay":    {"run a saved Alertmanager payload through the policy in dry-run", runReplay},
 		"recommend": {"print memory requests and limits from Prometheus, leaks told apart", runRecommend},
+		"check":     {"validate policy and rule parameter files before shipping them", runCheck},
 		"version":   {"print the version", runVersion},
 	}
 }
