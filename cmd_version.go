@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -12,23 +13,62 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// versionInfo is what version prints; -o json prints it as is.
+type versionInfo struct {
+	Version   string `json:"version"`
+	GoVersion string `json:"goVersion"`
+	// Commit is the VCS revision the binary was built from, when the
+	// build recorded it (go build in a git checkout does).
+	Commit string `json:"commit,omitempty"`
+}
+
+// buildVersion reads the version, the Go version and the build's VCS
+// revision.
+func buildVersion() versionInfo {
+	v := versionInfo{Version: version, GoVersion: runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				v.Commit = s.Value
+			}
+		}
+	}
+	return v
+}
+
 func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: leakguard version\n\nPrint the version, the VCS revision and the Go version.")
+		fmt.Fprintln(stderr, "usage: leakguard version [-o text|json]\n\nPrint the version, the VCS revision and the Go version.\n\nflags:")
+		fs.PrintDefaults()
+	}
+	var output string
+	for _, n := range []string{"o", "output"} {
+		fs.StringVar(&output, n, "text", "output format: text, or json (version, goVersion and, when the build recorded it, commit)")
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	rev := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				rev = s.Value
-			}
-		}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "version: unexpected arguments %q\n", fs.Args())
+		return errUsage
 	}
-	fmt.Fprintf(stdout, "leakguard %s (revision %s, %s)\n", version, rev, runtime.Version())
-	return nil
+	v := buildVersion()
+	switch output {
+	case "text":
+		rev := v.Commit
+		if rev == "" {
+			rev = "unknown"
+		}
+		fmt.Fprintf(stdout, "leakguard %s (revision %s, %s)\n", v.Version, rev, v.GoVersion)
+		return nil
+	case "json":
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	default:
+		fmt.Fprintf(stderr, "version: -o %q: want text or json\n", output)
+		return errUsage
+	}
 }

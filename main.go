@@ -4,8 +4,10 @@
 // One binary, several subcommands: serve (the Alertmanager webhook
 // receiver), agent (the node agent), generate (rules, dashboards and
 // manifests), replay (a saved payload through the policy, in dry-run),
-// recommend (memory requests and limits from Prometheus) and version. This file only dispatches; each subcommand's wiring lives in its
-// own cmd_*.go file and its logic in the packages it calls.
+// recommend (memory requests and limits from Prometheus), check (policy and
+// rule parameter files) and version (also --version). This file only
+// dispatches; each subcommand's wiring lives in its own cmd_*.go file and
+// its logic in the packages it calls.
 package main
 
 import (
@@ -57,6 +59,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
+	if args[0] == "--version" || args[0] == "-version" {
+		// As kubectl and promtool have it: the same line as version.
+		args = append([]string{"version"}, args[1:]...)
+	}
 	cmd, ok := cmds[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "leakguard: unknown command %q\n\n", args[0])
@@ -105,5 +111,5 @@ func usage(w io.Writer, cmds map[string]command) {
 		fmt.Fprintf(w, "  %-9s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'leakguard <command> --help' for a command's flags.")
+	fmt.Fprintln(w, "Run 'leakguard <command> --help' for a command's flags, 'leakguard --version' for the version.")
 }
