@@ -75,8 +75,13 @@ flags:
 }
 
 // generatedFiles collects every generated file, keyed by its path under the
-// deploy directory.
+// deploy directory, after checking the runbook base URL.
 func generatedFiles(p rules.Params) (map[string][]byte, error) {
+	// Every alert's runbook_url and the dashboards' links start with it:
+	// refused before anything is rendered, let alone written.
+	if err := checkURLFlag("runbook-base-url", p.RunbookBaseURL); err != nil {
+		return nil, err
+	}
 	files, err := rules.Files(p)
 	if err != nil {
 		return nil, err

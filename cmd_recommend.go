@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -217,12 +216,8 @@ func runRecommend(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // promRangeAPI builds the Prometheus HTTP API client recommend reads, as
 // promQuerier does for serve, refusing a URL that is not http(s).
 func promRangeAPI(raw string) (recommend.API, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("--prometheus-url %q: %w", raw, err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--prometheus-url %q: want an http or https URL with a host", raw)
+	if err := checkURLFlag("prometheus-url", raw); err != nil {
+		return nil, err
 	}
 	c, err := api.NewClient(api.Config{Address: raw})
 	if err != nil {

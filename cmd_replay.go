@@ -40,6 +40,11 @@ flags:
 		fs.Usage()
 		return errUsage
 	}
+	// A bad URL fails before the payload, the policy or the cluster is
+	// read (exit 1, as a bad --log-level).
+	if err := checkURLFlag("prometheus-url", f.prometheusURL); err != nil {
+		return err
+	}
 	msg, err := readPayload(fs.Arg(0))
 	if err != nil {
 		return err

@@ -116,6 +116,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "serve: unexpected arguments %q\n", fs.Args())
 		return errUsage
 	}
+	// A bad URL fails now, before a policy, a cluster or a port is touched,
+	// as a bad --log-level does (exit 1).
+	if err := checkURLFlag("prometheus-url", f.prometheusURL); err != nil {
+		return err
+	}
 	if f.printPolicy {
 		_, err := stdout.Write(remediate.DefaultPolicyYAML())
 		return err
@@ -334,6 +339,9 @@ func kubeRESTConfig(path string) (*rest.Config, error) {
 func promQuerier(url string) (remediate.Querier, error) {
 	if url == "" {
 		return nil, errors.New("--prometheus-url must not be empty")
+	}
+	if err := checkURLFlag("prometheus-url", url); err != nil {
+		return nil, err
 	}
 	c, err := api.NewClient(api.Config{Address: url})
 	if err != nil {

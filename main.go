@@ -16,6 +16,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"sort"
@@ -96,6 +97,21 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	default:
 		return errUsage
 	}
+}
+
+// checkURLFlag refuses a URL flag's value that is not an absolute http or
+// https URL with a host ("not a url", "prometheus:9090", "http://"), so
+// that a command fails at start naming the flag, instead of at its first
+// request with an error about a relative path.
+func checkURLFlag(flagName, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("--%s %q: %w", flagName, raw, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("--%s %q: want an http or https URL with a host, such as https://host:port/path", flagName, raw)
+	}
+	return nil
 }
 
 func usage(w io.Writer, cmds map[string]command) {
