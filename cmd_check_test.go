@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -176,5 +178,46 @@ func TestCheckPolicyAgreesWithServe(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestProblemLines(t *testing.T) {
+	inner := errors.Join(errors.New("a: bad"), errors.New("b: worse"))
+	tests := []struct {
+		name string
+		err  error
+		want []string
+	}{
+		{"one error", errors.New("policy f.yaml: parse YAML: oops"), []string{"parse YAML: oops"}},
+		{"joined under the file", fmt.Errorf("policy f.yaml: %w", inner), []string{"a: bad", "b: worse"}},
+		{
+			name: "nested join keeps its context on each line",
+			err:  fmt.Errorf("policy f.yaml: %w", errors.Join(errors.New("top"), fmt.Errorf("alert %q: %w", "X", inner))),
+			want: []string{"top", `alert "X": a: bad`, `alert "X": b: worse`},
+		},
+		{
+			name: "two %w whose message is not their join: split as written",
+			err:  fmt.Errorf("policy f.yaml: %w and %w", errors.New("one"), errors.New("two\nthree")),
+			want: []string{"one and two", "three"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, problemLines(tt.err, "policy f.yaml: ")); diff != "" {
+				t.Errorf("problemLines mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestUsageListsCheck(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("--help = %d, want 0", code)
+	}
+	for _, want := range []string{"  check     validate policy and rule parameter files", "'leakguard --version'"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, stdout.String())
+		}
 	}
 }

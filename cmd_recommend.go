@@ -97,7 +97,7 @@ flags:
 `)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&f.prometheusURL, "prometheus-url", defaultPrometheusURL, "base URL of the Prometheus HTTP API to read")
+	fs.StringVar(&f.prometheusURL, "prometheus-url", defaultPrometheusURL, "base URL of the Prometheus HTTP API to read (http or https, with a host; checked at start)")
 	for _, n := range []string{"n", "namespace"} {
 		fs.StringVar(&f.namespace, n, "", `namespace to read (default "default" unless -A)`)
 	}

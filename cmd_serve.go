@@ -53,7 +53,7 @@ type serveFlags struct {
 
 func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file to reach the cluster; empty means the in-cluster service account")
-	fs.StringVar(&f.prometheusURL, "prometheus-url", defaultPrometheusURL, "base URL of the Prometheus HTTP API that the checks query")
+	fs.StringVar(&f.prometheusURL, "prometheus-url", defaultPrometheusURL, "base URL of the Prometheus HTTP API that the checks query (http or https, with a host; checked at start)")
 	fs.StringVar(&f.policyFile, "policy", "", "policy `FILE` (YAML); empty means the embedded default policy (see --print-default-policy)")
 	fs.StringVar(&f.logLevel, "log-level", logLevel, "log level: debug, info, warn or error (logs are JSON on stderr)")
 	fs.StringVar(&f.namespace, "namespace", defaultNamespace(),
