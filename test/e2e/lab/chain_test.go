@@ -172,9 +172,15 @@ func TestMetricsExposition(t *testing.T) {
 	if len(ws) != 3 {
 		t.Fatalf("%d working-set series, want the container, its pause container and the pod cgroup: %v", len(ws), ws)
 	}
+	// The pod cgroup and, as containerd shows it, the pause container are
+	// both container=""; the pause container has the pause image.
 	byContainer := map[string]map[string]string{}
 	for _, s := range ws {
-		byContainer[s["container"]] = s
+		key := s["container"]
+		if key == "" && s["image"] != "" {
+			key = "pause"
+		}
+		byContainer[key] = s
 	}
 	for _, l := range []string{"namespace", "pod", "container", "image", "id", "name", "node", "instance", "endpoint", "service"} {
 		if byContainer["app"][l] == "" {
@@ -187,8 +193,19 @@ func TestMetricsExposition(t *testing.T) {
 	if got, want := byContainer[""]["__value__"], model.SampleValue(110<<20+pauseBytes).String(); got != want {
 		t.Errorf("pod cgroup = %s, want %s", got, want)
 	}
-	if byContainer["POD"]["image"] != pauseImage {
-		t.Errorf("pause container %v", byContainer["POD"])
+	if p := byContainer["pause"]; p["image"] != pauseImage || p["container"] != "" || p["__value__"] != model.SampleValue(pauseBytes).String() {
+		t.Errorf("pause container %v, want container=\"\" with image %s", p, pauseImage)
+	}
+	// A dockershim node names it POD.
+	m.SetNode(Node{Name: "n1", IP: "10.0.0.1", MemoryBytes: 8 << 30, ControlPlane: true, APIServerRSSBytes: 1 << 30, Dockershim: true})
+	var pods []map[string]string
+	for _, s := range families("/metrics/cadvisor")["container_memory_working_set_bytes"] {
+		if s["container"] == "POD" {
+			pods = append(pods, s)
+		}
+	}
+	if len(pods) != 1 || pods[0]["image"] != pauseImage {
+		t.Errorf("dockershim pause containers %v, want one container=\"POD\" with image %s", pods, pauseImage)
 	}
 	ksm := families("/metrics/kube-state-metrics")
 	for _, name := range []string{"kube_pod_container_resource_limits", "kube_pod_container_state_started", "kube_pod_info", "kube_node_info", "kube_node_role", "kube_node_status_capacity"} {

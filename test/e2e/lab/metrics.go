@@ -96,6 +96,11 @@ type Node struct {
 	// leaves the node out of /metrics/agent, as an agent that has not got
 	// the pod list yet does.
 	OrphanCgroups *int
+	// Dockershim serves the node's pause containers as dockershim named
+	// them, container="POD"; otherwise they are served as containerd and
+	// CRI-O show them to the kubelet's cAdvisor, container="" with the
+	// pause image (beside the pod cgroup, container="" without an image).
+	Dockershim bool
 }
 
 // StartMetrics serves the synthetic endpoint on a free loopback port.
@@ -246,8 +251,9 @@ func (m *Metrics) instance(node string) string {
 }
 
 // writeCadvisor writes, per container, its run, the pod's pause
-// container and the pod cgroup (the sum of both, container=""), and
-// machine_memory_bytes per node.
+// container (container="" with the pause image, or "POD" on a Dockershim
+// node) and the pod cgroup (the sum of both, container="" without an
+// image), and machine_memory_bytes per node.
 func (m *Metrics) writeCadvisor(b *strings.Builder, now time.Time) {
 	kubelet := func(node string, extra ...string) []string {
 		return append([]string{"endpoint", "https-metrics", "instance", m.instance(node), "node", node, "service", "kube-prometheus-stack-kubelet"}, extra...)
@@ -267,9 +273,13 @@ func (m *Metrics) writeCadvisor(b *strings.Builder, now time.Time) {
 			}[name]
 			cg := podCgroup(c.UID)
 			pauseID := "pause" + c.ContainerID
+			pauseName := ""
+			if n, ok := m.nodes[c.Node]; ok && n.Dockershim {
+				pauseName = "POD"
+			}
 			series(b, name, values[0], kubelet(c.Node, "namespace", c.Namespace, "pod", c.Pod, "container", c.Container,
 				"image", c.Image, "id", cg+"/cri-containerd-"+c.ContainerID+".scope", "name", c.ContainerID)...)
-			series(b, name, values[1], kubelet(c.Node, "namespace", c.Namespace, "pod", c.Pod, "container", "POD",
+			series(b, name, values[1], kubelet(c.Node, "namespace", c.Namespace, "pod", c.Pod, "container", pauseName,
 				"image", pauseImage, "id", cg+"/cri-containerd-"+pauseID+".scope", "name", pauseID)...)
 			series(b, name, values[2], kubelet(c.Node, "namespace", c.Namespace, "pod", c.Pod, "id", cg)...)
 		}
