@@ -57,7 +57,7 @@ flags:
 	if err != nil {
 		return err
 	}
-	client, md, err := kubeClient(f.kubeconfig)
+	client, md, err := kubeClient(f.kubeconfig, f.kubeContext)
 	if err != nil {
 		return err
 	}

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -22,6 +25,7 @@ import (
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/klog/v2"
 
 	"github.com/leakguard/leakguard/remediate"
@@ -34,8 +38,11 @@ const defaultPrometheusURL = "http://prometheus-operated.monitoring.svc:9090"
 
 // serveFlags are the flags of serve (and, in part, of replay).
 type serveFlags struct {
-	listen        string
-	kubeconfig    string
+	listen     string
+	kubeconfig string
+	// kubeContext is --context: the kubeconfig context to use instead of
+	// the current one.
+	kubeContext   string
 	prometheusURL string
 	policyFile    string
 	namespace     string
@@ -52,7 +59,9 @@ type serveFlags struct {
 }
 
 func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file to reach the cluster; empty means the in-cluster service account")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "",
+		"kubeconfig `FILE` to reach the cluster; empty: the files $KUBECONFIG lists, else ~/.kube/config, else (none of them there) the in-cluster service account")
+	fs.StringVar(&f.kubeContext, "context", "", "the kubeconfig context to use; empty: the kubeconfig's current-context")
 	fs.StringVar(&f.prometheusURL, "prometheus-url", defaultPrometheusURL, "base URL of the Prometheus HTTP API that the checks query (http or https, with a host; checked at start)")
 	fs.StringVar(&f.policyFile, "policy", "", "policy `FILE` (YAML); empty means the embedded default policy (see --print-default-policy)")
 	fs.StringVar(&f.logLevel, "log-level", logLevel, "log level: debug, info, warn or error (logs are JSON on stderr)")
@@ -134,7 +143,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	client, md, err := kubeClient(f.kubeconfig)
+	client, md, err := kubeClient(f.kubeconfig, f.kubeContext)
 	if err != nil {
 		return err
 	}
@@ -146,7 +155,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	restCfg, err := kubeRESTConfig(f.kubeconfig)
+	restCfg, err := kubeRESTConfig(f.kubeconfig, f.kubeContext)
 	if err != nil {
 		return err
 	}
@@ -289,10 +298,10 @@ func policyName(path string) string {
 }
 
 // kubeClient builds a clientset and a metadata client (for owners of
-// kinds without a typed client) from a kubeconfig file, or from the
-// in-cluster service account when path is empty.
-func kubeClient(path string) (kubernetes.Interface, metadata.Interface, error) {
-	cfg, err := kubeRESTConfig(path)
+// kinds without a typed client) from the client configuration of
+// kubeRESTConfig.
+func kubeClient(kubeconfig, kubeContext string) (kubernetes.Interface, metadata.Interface, error) {
+	cfg, err := kubeRESTConfig(kubeconfig, kubeContext)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -307,22 +316,44 @@ func kubeClient(path string) (kubernetes.Interface, metadata.Interface, error) {
 	return c, md, nil
 }
 
-// kubeRESTConfig is the client configuration of kubeClient.
-func kubeRESTConfig(path string) (*rest.Config, error) {
-	var (
-		cfg *rest.Config
-		err error
-	)
-	if path == "" {
-		cfg, err = rest.InClusterConfig()
+// kubeRESTConfig is the client configuration of kubeClient, found as
+// kubectl finds it (client-go's default loading rules): the kubeconfig
+// file if given (it must exist), else the files $KUBECONFIG lists, else
+// ~/.kube/config; kubeContext, if given, picks the context instead of the
+// current-context. When none of those files exists (a pod's container
+// has none), the in-cluster service account: clientcmd falls back to it
+// only when the kubeconfig it loaded is empty, so a kubeconfig that
+// exists but is broken fails rather than quietly reaching the cluster the
+// pod runs in. Outside a cluster with no kubeconfig it fails, naming
+// where it looked.
+func kubeRESTConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	source := kubeconfigSource(rules)
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext})
+	if kubeContext != "" {
+		// clientcmd's own error ("context was not found for specified
+		// context") does not say where it looked nor what there is.
+		raw, err := loader.RawConfig()
 		if err != nil {
-			return nil, fmt.Errorf("in-cluster Kubernetes config (outside a cluster, pass --kubeconfig): %w", err)
+			return nil, fmt.Errorf("kubeconfig %s: %w", source, err)
 		}
-	} else {
-		cfg, err = clientcmd.BuildConfigFromFlags("", path)
-		if err != nil {
-			return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+		if _, ok := raw.Contexts[kubeContext]; !ok {
+			return nil, fmt.Errorf("--context %q: no such context in kubeconfig %s (contexts: %s)", kubeContext, source, contextNames(raw.Contexts))
 		}
+	}
+	cfg, err := loader.ClientConfig()
+	switch {
+	case clientcmd.IsEmptyConfig(err):
+		// No kubeconfig, and not in a pod (no service account token or
+		// no KUBERNETES_SERVICE_HOST): say both, with in-cluster's reason.
+		_, icErr := rest.InClusterConfig()
+		if icErr == nil {
+			icErr = err
+		}
+		return nil, fmt.Errorf("no kubeconfig (%s) and in-cluster Kubernetes config failed (outside a cluster, pass --kubeconfig or set KUBECONFIG): %w", source, icErr)
+	case err != nil:
+		return nil, fmt.Errorf("kubeconfig %s: %w", source, err)
 	}
 	cfg.UserAgent = "leakguard/" + version
 	// client-go's default of 5 requests per second would spread the 7
@@ -333,6 +364,25 @@ func kubeRESTConfig(path string) (*rest.Config, error) {
 	// holding the notification.
 	cfg.Timeout = 30 * time.Second
 	return cfg, nil
+}
+
+// kubeconfigSource names the files rules reads, for errors.
+func kubeconfigSource(rules *clientcmd.ClientConfigLoadingRules) string {
+	if rules.ExplicitPath != "" {
+		return rules.ExplicitPath
+	}
+	if os.Getenv(clientcmd.RecommendedConfigPathEnvVar) == "" {
+		return strings.Join(rules.Precedence, string(filepath.ListSeparator)) // ~/.kube/config
+	}
+	return "$KUBECONFIG=" + strings.Join(rules.Precedence, string(filepath.ListSeparator))
+}
+
+// contextNames lists the names of contexts, sorted, or "none".
+func contextNames(contexts map[string]*clientcmdapi.Context) string {
+	if len(contexts) == 0 {
+		return "none"
+	}
+	return strings.Join(slices.Sorted(maps.Keys(contexts)), ", ")
 }
 
 // promQuerier builds the Prometheus HTTP API client the checks query.
