@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -25,15 +26,24 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) err
 Run a saved Alertmanager webhook payload (JSON, version 4; - reads stdin)
 through the policy against the current cluster and Prometheus, in dry-run:
 nothing is written, not even Events. Prints a table of what would happen to
-each alert and why. No server is needed.
+each alert and why (-o json: the decisions as a JSON array, each as
+serve's answer encodes it). No server is needed.
 
 flags:
 `)
 		fs.PrintDefaults()
 	}
 	f.registerCommon(fs, "warn")
+	for _, n := range []string{"o", "output"} {
+		fs.StringVar(&f.output, n, "table", "output format: table (a row per alert, then plans and reasons), or json (an array of the decisions)")
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if f.output != "table" && f.output != "json" {
+		fmt.Fprintf(stderr, "replay: -o %q: want table or json\n", f.output)
+		fs.Usage()
+		return errUsage
 	}
 	if fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "replay: want exactly one payload FILE")
@@ -68,7 +78,8 @@ flags:
 	return replay(ctx, msg, policy, client, md, querier, f, logger, stdout)
 }
 
-// replay runs msg through a read-only engine and prints the table.
+// replay runs msg through a read-only engine and prints the table, or
+// with f.output "json" the decisions as a JSON array.
 func replay(ctx context.Context, msg *server.Message, policy *remediate.Policy, client kubernetes.Interface,
 	md metadata.Interface, querier remediate.Querier, f serveFlags, logger *slog.Logger, stdout io.Writer) error {
 	engine, err := remediate.NewEngine(f.engineOptions(remediate.Options{
@@ -77,7 +88,28 @@ func replay(ctx context.Context, msg *server.Message, policy *remediate.Policy, 
 	if err != nil {
 		return err
 	}
-	return remediate.Replay(ctx, engine, msg.Alerts, stdout)
+	if f.output != "json" {
+		return remediate.Replay(ctx, engine, msg.Alerts, stdout)
+	}
+	// The engine is read-only (above), as remediate.Replay requires.
+	decisions, err := engine.Decide(ctx, msg.Alerts)
+	if decisions == nil {
+		decisions = []remediate.Decision{}
+	}
+	// Decision's JSON form, as serve answers POST /api/v1/alerts with it;
+	// indented for people, as version -o json.
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if werr := enc.Encode(decisions); werr != nil {
+		return fmt.Errorf("replay: write json: %w", werr)
+	}
+	// As with the table: the decisions are written, then the engine's
+	// error (a failed check, say) fails the command.
+	if err != nil {
+		return fmt.Errorf("replay: %w", err)
+	}
+	return nil
 }
 
 // readPayload reads and validates a webhook payload from a file, or from

@@ -53,9 +53,11 @@ type serveFlags struct {
 	acceptMissingCluster bool
 	dryRun               bool
 	printPolicy          bool
-	logLevel             string
-	server               server.Config
-	profiles             profileFlags
+	// output is replay's -o: "table" (also when empty) or "json".
+	output   string
+	logLevel string
+	server   server.Config
+	profiles profileFlags
 }
 
 func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
