@@ -88,6 +88,11 @@ func TestKubeRESTConfig(t *testing.T) {
 			wantErr: []string{`--context "prod": no such context in kubeconfig `, "(contexts: none)"}},
 		{name: "--kubeconfig absent", flag: "absent", env: "env",
 			wantErr: []string{"kubeconfig ", "absent/kubeconfig", "no such file"}},
+		// A kubeconfig that fails to load is its error, not an empty
+		// configuration (which would fall back to in-cluster in a pod).
+		{name: "kubeconfig not YAML", flag: "not yaml", wantErr: []string{"kubeconfig ", "not yaml/kubeconfig", "yaml: line 1"}},
+		{name: "current-context absent", env: "current context absent",
+			wantErr: []string{"kubeconfig $KUBECONFIG=", "context was not found for specified context: gone"}},
 		{name: "no kubeconfig outside a cluster",
 			wantErr: []string{"no kubeconfig (", ".kube/config", "outside a cluster, pass --kubeconfig or set KUBECONFIG", "KUBERNETES_SERVICE_HOST"}},
 		{name: "$KUBECONFIG names no file outside a cluster", env: "absent",
@@ -99,7 +104,21 @@ func TestKubeRESTConfig(t *testing.T) {
 			dir := t.TempDir()
 			file := func(which string) string {
 				p := filepath.Join(dir, which, "kubeconfig")
-				if which != "absent" {
+				switch which {
+				case "absent":
+				case "not yaml", "current context absent":
+					body := "not: [yaml"
+					if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+						t.Fatal(err)
+					}
+					if which == "current context absent" {
+						body = strings.Replace(string(mustRead(t, writeTwoContexts(t, p, "https://x.test", "https://y.test"))),
+							"current-context: a", "current-context: gone", 1)
+					}
+					if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				default:
 					writeTwoContexts(t, p, "https://"+which+"-a.test", "https://"+which+"-b.test")
 				}
 				return p
@@ -135,6 +154,15 @@ func TestKubeRESTConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestContextFlagReachesCluster runs replay and serve with --context b of

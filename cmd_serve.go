@@ -322,11 +322,12 @@ func kubeClient(kubeconfig, kubeContext string) (kubernetes.Interface, metadata.
 // kubectl finds it (client-go's default loading rules): the kubeconfig
 // file if given (it must exist), else the files $KUBECONFIG lists, else
 // ~/.kube/config; kubeContext, if given, picks the context instead of the
-// current-context. When none of those files exists (a pod's container
-// has none), the in-cluster service account: clientcmd falls back to it
-// only when the kubeconfig it loaded is empty, so a kubeconfig that
-// exists but is broken fails rather than quietly reaching the cluster the
-// pod runs in. Outside a cluster with no kubeconfig it fails, naming
+// current-context. When those hold no configuration (none of them
+// exists, as in a pod's container), the in-cluster service account:
+// clientcmd falls back to it only when the kubeconfig it loaded is empty,
+// so a kubeconfig that fails to load (unreadable, not YAML, naming an
+// absent context) fails rather than quietly reaching the cluster the pod
+// runs in. Outside a cluster with no kubeconfig it fails, naming
 // where it looked.
 func kubeRESTConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
