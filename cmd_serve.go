@@ -63,7 +63,7 @@ type serveFlags struct {
 func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "",
 		"kubeconfig `FILE` to reach the cluster; empty: the files $KUBECONFIG lists, else ~/.kube/config, else (none of them there) the in-cluster service account")
-	fs.StringVar(&f.kubeContext, "context", "", "the kubeconfig context to use; empty: the kubeconfig's current-context")
+	fs.StringVar(&f.kubeContext, "context", "", "the kubeconfig context `NAME` to use; empty: the kubeconfig's current-context")
 	fs.StringVar(&f.prometheusURL, "prometheus-url", defaultPrometheusURL, "base URL of the Prometheus HTTP API that the checks query (http or https, with a host; checked at start)")
 	fs.StringVar(&f.policyFile, "policy", "", "policy `FILE` (YAML); empty means the embedded default policy (see --print-default-policy)")
 	fs.StringVar(&f.logLevel, "log-level", logLevel, "log level: debug, info, warn or error (logs are JSON on stderr)")
