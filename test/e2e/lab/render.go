@@ -18,17 +18,11 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
-// TestWebhookToken is the token RenderDeploy writes where deploy/leakguard
-// expects the user's (leakguard/webhook-token, which git ignores) when
-// that file is absent. It is no secret: nothing outside a test uses it.
-const TestWebhookToken = "test-token-not-a-secret"
-
 // RenderDeploy builds the kustomization at deployDir/kustomization (a
 // directory relative to deployDir, "." for the base) with the kustomize
 // API, as `kubectl apply -k` does, and returns the YAML stream and its
 // objects in order. It builds from an in-memory copy of deployDir, so that
-// a missing leakguard/webhook-token can be filled in with
-// TestWebhookToken without writing into the checkout.
+// files can be written over it without writing into the checkout.
 func RenderDeploy(deployDir, kustomization string) ([]byte, []*unstructured.Unstructured, error) {
 	return RenderDeployWith(deployDir, kustomization, nil)
 }
@@ -76,8 +70,7 @@ func RenderLeakguard(deployDir string, components ...string) ([]byte, []*unstruc
 	return RenderDeployWith(deployDir, ".lab-leakguard", map[string][]byte{".lab-leakguard/kustomization.yaml": []byte(k)})
 }
 
-// memDeploy copies deployDir into memory under /deploy, with
-// TestWebhookToken as leakguard/webhook-token when the checkout has none.
+// memDeploy copies deployDir into memory under /deploy.
 func memDeploy(deployDir string) (filesys.FileSystem, error) {
 	mem := filesys.MakeFsInMemory()
 	err := filepath.WalkDir(deployDir, func(path string, d fs.DirEntry, err error) error {
@@ -99,12 +92,6 @@ func memDeploy(deployDir string) (filesys.FileSystem, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("copy %s: %w", deployDir, err)
-	}
-	token := "/deploy/leakguard/webhook-token"
-	if !mem.Exists(token) {
-		if err := mem.WriteFile(token, []byte(TestWebhookToken+"\n")); err != nil {
-			return nil, err
-		}
 	}
 	return mem, nil
 }
