@@ -10,13 +10,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/client_golang/api"
-	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
+	"github.com/leakguard/leakguard/promclient"
 	"github.com/leakguard/leakguard/recommend"
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/rules"
@@ -40,6 +39,9 @@ type recommendFlags struct {
 	above         quantityFlag
 	params        recommend.Params
 	scope         recommend.Scope
+
+	// prometheusConfigFile is --prometheus-config-file, as serve's.
+	prometheusConfigFile string
 }
 
 // quantityFlag is a byte count given as a Kubernetes quantity (64Mi).
@@ -98,6 +100,7 @@ flags:
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&f.prometheusURL, "prometheus-url", defaultPrometheusURL, "base URL of the Prometheus HTTP API to read (http or https, with a host; checked at start)")
+	fs.StringVar(&f.prometheusConfigFile, promclient.FlagName, "", promConfigFileHelp)
 	for _, n := range []string{"n", "namespace"} {
 		fs.StringVar(&f.namespace, n, "", `namespace to read (default "default" unless -A)`)
 	}
@@ -183,7 +186,7 @@ func runRecommend(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 		end = t
 	}
-	promAPI, err := promRangeAPI(f.prometheusURL)
+	promAPI, err := promRangeAPI(f.prometheusURL, f.prometheusConfigFile)
 	if err != nil {
 		return err
 	}
@@ -213,17 +216,14 @@ func runRecommend(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 }
 
-// promRangeAPI builds the Prometheus HTTP API client recommend reads, as
-// promQuerier does for serve, refusing a URL that is not http(s).
-func promRangeAPI(raw string) (recommend.API, error) {
+// promRangeAPI builds the Prometheus HTTP API client recommend reads,
+// the same client as serve's (promQuerier), refusing a URL that is not
+// http(s) and a --prometheus-config-file (file) that does not load.
+func promRangeAPI(raw, file string) (recommend.API, error) {
 	if err := checkURLFlag("prometheus-url", raw); err != nil {
 		return nil, err
 	}
-	c, err := api.NewClient(api.Config{Address: raw})
-	if err != nil {
-		return nil, fmt.Errorf("prometheus client for %s: %w", raw, err)
-	}
-	return v1.NewAPI(c), nil
+	return promclient.New(raw, file, "leakguard/"+version)
 }
 
 // recommendRow is one line of recommend's output.

@@ -55,6 +55,11 @@ flags:
 	if err := checkURLFlag("prometheus-url", f.prometheusURL); err != nil {
 		return err
 	}
+	// So does a bad --prometheus-config-file.
+	querier, err := promQuerier(f.prometheusURL, f.prometheusConfigFile)
+	if err != nil {
+		return err
+	}
 	msg, err := readPayload(fs.Arg(0))
 	if err != nil {
 		return err
@@ -68,10 +73,6 @@ flags:
 		return err
 	}
 	client, md, err := kubeClient(f.kubeconfig, f.kubeContext)
-	if err != nil {
-		return err
-	}
-	querier, err := promQuerier(f.prometheusURL)
 	if err != nil {
 		return err
 	}

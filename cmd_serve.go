@@ -17,8 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/api"
-	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/client-go/kubernetes"
@@ -28,6 +26,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/klog/v2"
 
+	"github.com/leakguard/leakguard/promclient"
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/server"
 )
@@ -58,6 +57,10 @@ type serveFlags struct {
 	logLevel string
 	server   server.Config
 	profiles profileFlags
+
+	// prometheusConfigFile is --prometheus-config-file: the HTTP client
+	// configuration of the Prometheus client (promclient).
+	prometheusConfigFile string
 }
 
 func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
@@ -65,6 +68,7 @@ func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
 		"kubeconfig `FILE` to reach the cluster; empty: the files $KUBECONFIG lists, else ~/.kube/config, else (none of them there) the in-cluster service account")
 	fs.StringVar(&f.kubeContext, "context", "", "the kubeconfig context `NAME` to use; empty: the kubeconfig's current-context")
 	fs.StringVar(&f.prometheusURL, "prometheus-url", defaultPrometheusURL, "base URL of the Prometheus HTTP API that the checks query (http or https, with a host; checked at start)")
+	fs.StringVar(&f.prometheusConfigFile, promclient.FlagName, "", promConfigFileHelp+"; serve reloads it on SIGHUP")
 	fs.StringVar(&f.policyFile, "policy", "", "policy `FILE` (YAML); empty means the embedded default policy (see --print-default-policy)")
 	fs.StringVar(&f.logLevel, "log-level", logLevel, "log level: debug, info, warn or error (logs are JSON on stderr)")
 	fs.StringVar(&f.namespace, "namespace", defaultNamespace(),
@@ -140,16 +144,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// A bad --prometheus-config-file fails now too, before the policy or
+	// the cluster: building the client reads it and the files it names.
+	querier, err := promQuerier(f.prometheusURL, f.prometheusConfigFile)
+	if err != nil {
+		return err
+	}
 	reg := remediate.DefaultRegistry()
 	policy, err := loadPolicy(f.policyFile, reg)
 	if err != nil {
 		return err
 	}
 	client, md, err := kubeClient(f.kubeconfig, f.kubeContext)
-	if err != nil {
-		return err
-	}
-	querier, err := promQuerier(f.prometheusURL)
 	if err != nil {
 		return err
 	}
@@ -186,9 +192,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return checkServeAccess(ctx, client, p, f)
 		})
 	}, logger)
+	// The Prometheus client's configuration file reloads on the same
+	// SIGHUP, on its own: a bad one keeps the running client and does not
+	// stop the policy's reload, nor the other way round. The files it
+	// names (passwords, tokens, certificates) need no signal:
+	// prometheus/common re-reads them.
+	promHup := make(chan os.Signal, 1)
+	signal.Notify(promHup, syscall.SIGHUP)
+	defer signal.Stop(promHup)
+	go querier.ReloadOnSignal(ctx, promHup, logger)
 	logger.Info("serving", "address", f.listen, "policy", policyName(f.policyFile), "alerts", len(policy.AlertNames()), "namespace", f.namespace,
 		"cluster", f.cluster, "cluster_label", f.clusterLabel, "accept_missing_cluster", f.acceptMissingCluster,
-		"dry_run", f.dryRun || policy.DryRun, "prometheus", f.prometheusURL)
+		"dry_run", f.dryRun || policy.DryRun, "prometheus", f.prometheusURL, "prometheus_config_file", f.prometheusConfigFile)
 	return server.Serve(ctx, f.listen, f.server, handler, logger)
 }
 
@@ -388,19 +403,20 @@ func contextNames(contexts map[string]*clientcmdapi.Context) string {
 	return strings.Join(slices.Sorted(maps.Keys(contexts)), ", ")
 }
 
-// promQuerier builds the Prometheus HTTP API client the checks query.
-func promQuerier(url string) (remediate.Querier, error) {
+// promConfigFileHelp is the help of --prometheus-config-file, shared by
+// serve, replay and recommend.
+const promConfigFileHelp = "HTTP client configuration `FILE` for Prometheus, in the format of promtool's --http.config.file (prometheus/common): basic_auth, authorization (bearer token), oauth2, tls_config (CA, client certificate), proxy_url, http_headers (X-Scope-OrgID for Mimir); checked at start, with the files it names, which are re-read on every request; empty: no credentials, the system's CAs"
+
+// promQuerier builds the Prometheus HTTP API client the checks query,
+// from --prometheus-url and --prometheus-config-file (file; "" none).
+func promQuerier(url, file string) (*promclient.Client, error) {
 	if url == "" {
 		return nil, errors.New("--prometheus-url must not be empty")
 	}
 	if err := checkURLFlag("prometheus-url", url); err != nil {
 		return nil, err
 	}
-	c, err := api.NewClient(api.Config{Address: url})
-	if err != nil {
-		return nil, fmt.Errorf("prometheus client for %s: %w", url, err)
-	}
-	return v1.NewAPI(c), nil
+	return promclient.New(url, file, "leakguard/"+version)
 }
 
 // newLogger returns a JSON slog logger on w at the named level, and routes
