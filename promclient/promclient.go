@@ -283,11 +283,10 @@ func (c *Client) explain(err error, st *atomic.Int32) error {
 	}
 	var verr *tls.CertificateVerificationError
 	if errors.As(err, &verr) {
-		where := "no --" + FlagName + ": the system's CAs"
-		if c.file != "" {
-			where = "--" + FlagName + " " + c.file
+		if c.file == "" {
+			return fmt.Errorf("%w (only the system's CAs are trusted without a --%s: name Prometheus's CA in its tls_config.ca_file)", err, FlagName)
 		}
-		return fmt.Errorf("%w (trusted CAs: %s; name Prometheus's CA in tls_config.ca_file)", err, where)
+		return fmt.Errorf("%w (check that tls_config.ca_file of --%s %s is the CA that signed Prometheus's certificate)", err, FlagName, c.file)
 	}
 	return err
 }
