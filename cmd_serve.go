@@ -105,8 +105,9 @@ func serveFlagSet(f *serveFlags, stderr io.Writer) *flag.FlagSet {
 
 Receive Alertmanager's webhook on POST `+server.AlertsPath+`, decide per alert
 whether to act (policy, target, check against Prometheus, guards) and act
-through the policy's remediators. SIGHUP reloads --policy; an invalid file
-keeps the running policy. /healthz, /readyz and /metrics are served too.
+through the policy's remediators. SIGHUP reloads --policy and
+--prometheus-config-file; an invalid file keeps the running one.
+/healthz, /readyz and /metrics are served too.
 
 flags:
 `)
