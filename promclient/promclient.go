@@ -48,17 +48,33 @@ func LoadConfigFile(path string) (*config.HTTPClientConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--%s %s: %w", FlagName, path, err)
 	}
-	var errs []error
+	var errs fileErrors
 	for _, f := range referencedFiles(cfg) {
 		if err := readable(f.path); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", f.field, err))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("--%s %s: %w", FlagName, path, err)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("--%s %s: %w", FlagName, path, errs)
 	}
 	return cfg, nil
 }
+
+// fileErrors are the files of a configuration that cannot be read, on one
+// line (errors.Join would put each on its own).
+type fileErrors []error
+
+// Error joins the errors with "; ".
+func (e fileErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Unwrap returns the errors.
+func (e fileErrors) Unwrap() []error { return e }
 
 // fileRef is a file a configuration names, and the field that names it.
 type fileRef struct{ field, path string }

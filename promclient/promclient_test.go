@@ -47,6 +47,8 @@ func TestLoadConfigFile(t *testing.T) {
 		{"missing-password-file.yml", "basic_auth.password_file: open testdata/absent-password: no such file or directory"},
 		{"missing-ca-file.yml", "tls_config.ca_file: open /nonexistent/leakguard-ca.crt: no such file or directory"},
 		{"missing-header-file.yml", "http_headers.X-Scope-OrgID.files: open testdata/absent-tenant: no such file or directory"},
+		{"missing-files.yml", "basic_auth.password_file: open testdata/absent-password: no such file or directory; " +
+			"tls_config.ca_file: open testdata/absent-ca.crt: no such file or directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
