@@ -176,6 +176,9 @@ func prometheusBinary(t *testing.T) string {
 // configuration that serves TLS with a certificate of ca and wants basic
 // auth of user (a bcrypt hash of password), waits until /-/ready answers
 // to those credentials, and returns its https URL. It stops with the test.
+// A start that exits before it is ready (the port, free a moment before,
+// taken by another process) is tried again on another port, three times
+// at most.
 func startAuthPrometheus(t *testing.T, bin, dir string, ca *testCA, user, password string) string {
 	t.Helper()
 	certFile, keyFile := ca.issue(t, "prometheus", true)
@@ -187,8 +190,47 @@ func startAuthPrometheus(t *testing.T, bin, dir string, ca *testCA, user, passwo
 	web := writeFile(t, dir, "web.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  %s: %q\n",
 		certFile, keyFile, user, hash))
 	cfg := writeFile(t, dir, "prometheus.yml", "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n")
-	addr := freeLoopbackAddr(t)
-	logPath := filepath.Join(dir, "prometheus.log")
+	client := &http.Client{
+		Timeout:   5 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool(), MinVersion: tls.VersionTLS12}},
+	}
+	var last error
+	for attempt := 1; attempt <= 3; attempt++ {
+		addr := freeLoopbackAddr(t)
+		var exited bool
+		exited, last = runAuthPrometheus(t, bin, dir, cfg, web, addr, attempt, func() error {
+			req, err := http.NewRequest(http.MethodGet, "https://"+addr+"/-/ready", nil)
+			if err != nil {
+				return err
+			}
+			req.SetBasicAuth(user, password)
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("GET /-/ready: %s", resp.Status)
+			}
+			return nil
+		})
+		if last == nil {
+			return "https://" + addr
+		}
+		if !exited {
+			break
+		}
+	}
+	t.Fatal(last)
+	return ""
+}
+
+// runAuthPrometheus starts prometheus on addr and polls ready until it
+// succeeds, for 60 s at most. It reports whether prometheus exited
+// before, and the error then. A started prometheus stops with the test.
+func runAuthPrometheus(t *testing.T, bin, dir, cfg, web, addr string, attempt int, ready func() error) (exited bool, err error) {
+	t.Helper()
+	logPath := filepath.Join(dir, fmt.Sprintf("prometheus-%d.log", attempt))
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -197,64 +239,50 @@ func startAuthPrometheus(t *testing.T, bin, dir string, ca *testCA, user, passwo
 		"--config.file="+cfg,
 		"--web.config.file="+web,
 		"--web.listen-address="+addr,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprintf("data-%d", attempt)),
 		"--log.level=info",
 	)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Prometheus dies with the test binary, even one killed by -timeout.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
+		logFile.Close()
 		t.Fatalf("start prometheus: %v", err)
 	}
-	exited := make(chan struct{})
+	done := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
 		logFile.Close()
-		close(exited)
+		close(done)
 	}()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-done:
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			<-exited
+			<-done
 		}
 	})
 	tail := func() string {
 		b, _ := os.ReadFile(logPath)
 		return string(b)
 	}
-
-	promURL := "https://" + addr
-	client := &http.Client{
-		Timeout:   5 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool(), MinVersion: tls.VersionTLS12}},
-	}
 	deadline := time.Now().Add(60 * time.Second)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
-		case <-exited:
-			t.Fatalf("prometheus exited before it was ready:\n%s", tail())
+		case <-done:
+			return true, fmt.Errorf("prometheus on %s exited before it was ready:\n%s", addr, tail())
 		default:
 		}
-		req, err := http.NewRequest(http.MethodGet, promURL+"/-/ready", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.SetBasicAuth(user, password)
-		resp, err := client.Do(req)
+		err := ready()
 		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return promURL
-			}
-			err = fmt.Errorf("GET /-/ready: %s", resp.Status)
+			return false, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("prometheus not ready after 60 s: %v\n%s", err, tail())
+			return false, fmt.Errorf("prometheus on %s not ready after 60 s: %w\n%s", addr, err, tail())
 		}
 		<-tick.C
 	}
