@@ -144,7 +144,8 @@ func (s *Serve) LogPath() string { return s.p.logPath }
 // Log is the tail of its log.
 func (s *Serve) Log(lines int) string { return s.p.tail(lines) }
 
-// Reload sends the replica SIGHUP: it reloads its --policy file.
+// Reload sends the replica SIGHUP: it reloads its --policy and
+// --prometheus-config-file files.
 func (s *Serve) Reload() error {
 	if err := s.p.running(); err != nil {
 		return err
