@@ -16,7 +16,7 @@ import (
 )
 
 // TestServePrometheusConfigFile runs `leakguard serve` (the built binary,
-// as deploy/'s base account) with --prometheus-config-file against a
+// as an account of deploy/'s base) with --prometheus-config-file against a
 // Prometheus API on loopback that wants basic auth and a tenant header
 // (as Mimir behind an authenticating proxy): its /readyz Prometheus check
 // passes with the file's credentials; a rotated password file is used
@@ -25,7 +25,9 @@ import (
 // running client, logged naming the file.
 func TestServePrometheusConfigFile(t *testing.T) {
 	l := needLab(t)
-	base := componentAccount(t, "base")
+	// An account of its own (deploy/'s base): its namespace holds no
+	// other test's serve.
+	base := componentAccount(t, "promauth")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
