@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/leakguard/leakguard/remediate"
@@ -41,7 +42,22 @@ func (p profileFlags) store() (*remediate.ProfileStore, error) {
 		return nil, err
 	}
 	s.MaxFetches = p.maxFetches
+	s.Replica = replicaName()
 	return s, nil
+}
+
+// replicaName names this replica for the profile Events: $POD_NAME (the
+// Deployment sets it from the downward API), else the host name (a pod's
+// name too, unless the pod sets hostname), else none.
+func replicaName() string {
+	if name := os.Getenv("POD_NAME"); name != "" {
+		return name
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return host
 }
 
 // profileSource serves a ProfileStore through server.ProfileSource.

@@ -261,6 +261,18 @@ func TestServeWiring(t *testing.T) {
 			t.Errorf("the render holds Secret %s/%s; the base renders no Secret", s.Namespace, s.Name)
 		}
 	}
+
+	// The profile store: a bounded emptyDir on disk, one per replica, and
+	// the replica's name for profile's Event.
+	profiles := volumes[mountOf[flagFile("profile-dir")]]
+	if e := profiles.EmptyDir; e == nil || e.SizeLimit == nil || e.SizeLimit.IsZero() || e.Medium == corev1.StorageMediumMemory {
+		t.Errorf("--profile-dir is not the mount of a bounded emptyDir on disk (volume %+v)", profiles)
+	}
+	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "POD_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name"
+	}) {
+		t.Errorf("serve's env %+v has no POD_NAME from metadata.name (the replica profile's Event names)", c.Env)
+	}
 }
 
 // TestAdmissionPolicyNamesServe: the policies' match condition names the
