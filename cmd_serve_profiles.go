@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/server"
+	"github.com/spf13/pflag"
 )
 
 // profileFlags configure where serve keeps the profile remediator's
@@ -22,7 +22,7 @@ type profileFlags struct {
 	maxFetches int
 }
 
-func (p *profileFlags) register(fs *flag.FlagSet) {
+func (p *profileFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&p.dir, "profile-dir", "", "`DIR` (a volume) where the profile remediator stores heap and goroutine profiles, served at GET /profiles; empty holds profile (no-profile-store)")
 	fs.Int64Var(&p.maxBytes, "profile-max-bytes", remediate.DefaultProfileMaxBytes, "total size of the stored profiles; the oldest are removed beyond it")
 	fs.DurationVar(&p.maxAge, "profile-max-age", remediate.DefaultProfileMaxAge, "age after which a stored profile is removed")
