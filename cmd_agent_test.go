@@ -4,16 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/leakguard/leakguard/internal/cli"
 )
 
 func TestRunAgentFlags(t *testing.T) {
@@ -27,7 +31,7 @@ func TestRunAgentFlags(t *testing.T) {
 		wantErr    string // substring of the error, when wantIs is nil
 		wantStderr string
 	}{
-		{name: "help", args: []string{"--help"}, wantIs: flag.ErrHelp, wantStderr: "-cgroup-root"},
+		{name: "help", args: []string{"--help"}, wantIs: cli.ErrHelp, wantStderr: "-cgroup-root"},
 		{name: "unknown flag", args: []string{"--nope"}, wantIs: errUsage},
 		{name: "no node name", args: []string{"--cgroup-root", missing}, wantIs: errUsage, wantStderr: "--node-name is required"},
 		{name: "zero interval", args: []string{"--node-name", "n1", "--interval", "0s"}, wantIs: errUsage, wantStderr: "must be positive"},
@@ -152,4 +156,84 @@ current-context: c
 			t.Errorf("agent log does not say %q:\n%s", w, stderr.String())
 		}
 	}
+}
+
+// agentCgroupRoot writes a cgroup v2 root the agent accepts.
+func agentCgroupRoot(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "cgroup")
+	if err := os.MkdirAll(filepath.Join(root, "kubepods.slice"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		"cgroup.controllers": "cpu memory\n",
+		"cgroup.stat":        "nr_descendants 1\nnr_dying_descendants 0\n",
+	} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// TestRunAgentKubeconfig: the agent finds the cluster as serve and
+// kubectl do: $KUBECONFIG without --kubeconfig, --context picking a
+// context (only its API server is asked), an unknown context refused
+// naming the kubeconfig and its contexts, and no kubeconfig outside a
+// cluster an error that says where it looked.
+func TestRunAgentKubeconfig(t *testing.T) {
+	isolateKubeconfig(t)
+	root := agentCgroupRoot(t)
+	var hitsA, hitsB atomic.Int32
+	apiServer := func(hits *atomic.Int32) *httptest.Server {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			hits.Add(1)
+			http.NotFound(w, nil)
+		}))
+		t.Cleanup(s.Close)
+		return s
+	}
+	a, b := apiServer(&hitsA), apiServer(&hitsB)
+	kubeconfig := writeTwoContexts(t, filepath.Join(t.TempDir(), "kubeconfig"), a.URL, b.URL)
+	args := []string{"--node-name=n1", "--cgroup-root=" + root, "--listen-address=127.0.0.1:0", "--sync-timeout=100ms", "--interval=100ms"}
+
+	t.Run("unknown context", func(t *testing.T) {
+		var stderr bytes.Buffer
+		err := runAgent(context.Background(), append(args, "--kubeconfig", kubeconfig, "--context", "prod"), &bytes.Buffer{}, &stderr)
+		if want := `--context "prod": no such context in kubeconfig ` + kubeconfig + " (contexts: a, b)"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("runAgent(--context prod) = %v, want an error containing %q", err, want)
+		}
+	})
+	t.Run("no kubeconfig outside a cluster", func(t *testing.T) {
+		err := runAgent(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), "no kubeconfig (") || !strings.Contains(err.Error(), ".kube/config") {
+			t.Errorf("runAgent() without a kubeconfig = %v, want an error naming where it looked", err)
+		}
+	})
+	t.Run("$KUBECONFIG and --context b", func(t *testing.T) {
+		t.Setenv("KUBECONFIG", kubeconfig)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var stderr syncBuffer
+		returned := make(chan error, 1)
+		go func() { returned <- runAgent(ctx, append(args, "--context", "b"), &bytes.Buffer{}, &stderr) }()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for hitsB.Load() == 0 && ctx.Err() == nil {
+			select {
+			case <-tick.C:
+			case err := <-returned:
+				t.Fatalf("runAgent returned %v before asking an API server; stderr:\n%s", err, stderr.String())
+			}
+		}
+		cancel()
+		select {
+		case <-returned:
+		case <-time.After(10 * time.Second):
+			t.Fatal("runAgent did not return within 10 s of its context ending")
+		}
+		if hitsA.Load() != 0 || hitsB.Load() == 0 {
+			t.Errorf("agent --context b: %d requests to context a's server, %d to b's; want none and some; stderr:\n%s", hitsA.Load(), hitsB.Load(), stderr.String())
+		}
+	})
 }

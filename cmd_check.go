@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
 
+	"github.com/leakguard/leakguard/internal/cli"
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/rules"
 )
@@ -27,8 +27,7 @@ var checkKinds = map[string]struct {
 // "FILE: problem" on stderr. Any problem (an unreadable file included)
 // makes it fail: exit 1.
 func runCheck(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("check", stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: leakguard check policy FILE...
        leakguard check params FILE...

@@ -113,7 +113,7 @@ func TestCheck(t *testing.T) {
 		{name: "no kind", args: nil, wantCode: 2, stderr: []string{"want what to check"}},
 		{name: "unknown kind", args: []string{"rules", "x.yaml"}, wantCode: 2, stderr: []string{`unknown kind "rules"`}},
 		{name: "no file", args: []string{"policy"}, wantCode: 2, stderr: []string{"check policy: want at least one FILE"}},
-		{name: "unknown flag", args: []string{"--strict", "policy", "x.yaml"}, wantCode: 2, stderr: []string{"flag provided but not defined: -strict"}},
+		{name: "unknown flag", args: []string{"--strict", "policy", "x.yaml"}, wantCode: 2, stderr: []string{"unknown flag: --strict"}},
 		{name: "help", args: []string{"--help"}, wantCode: 0, stderr: []string{"usage: leakguard check policy FILE..."}},
 	}
 	if os.Geteuid() != 0 {

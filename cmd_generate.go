@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -10,7 +9,9 @@ import (
 	"sort"
 
 	"github.com/leakguard/leakguard/dashboards"
+	"github.com/leakguard/leakguard/internal/cli"
 	"github.com/leakguard/leakguard/rules"
+	"github.com/spf13/pflag"
 )
 
 func runGenerate(_ context.Context, args []string, stdout, stderr io.Writer) error {
@@ -51,9 +52,8 @@ func generateParams(args []string, stderr io.Writer) (rules.Params, string, erro
 }
 
 // generateFlags is generate's flag set, writing the parameters into p.
-func generateFlags(p *rules.Params, stderr io.Writer) (fs *flag.FlagSet, outDir, paramsFile *string) {
-	fs = flag.NewFlagSet("generate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func generateFlags(p *rules.Params, stderr io.Writer) (fs *pflag.FlagSet, outDir, paramsFile *string) {
+	fs = cli.NewFlagSet("generate", stderr)
 	outDir = fs.String("out-dir", "deploy", "directory to write the generated files into")
 	paramsFile = fs.String("params", "", "YAML `file` of generator parameters (field names as in the flag list's YAML names); flags given on the command line win over it")
 	p.RegisterFlags(fs)

@@ -62,7 +62,7 @@ func TestGenerate(t *testing.T) {
 			name:     "unknown flag",
 			args:     []string{"--no-such-flag"},
 			wantCode: 2,
-			stderr:   "flag provided but not defined: -no-such-flag",
+			stderr:   "unknown flag: --no-such-flag",
 		},
 	}
 	for _, tt := range tests {
@@ -118,7 +118,7 @@ func TestGenerateHelpListsParameters(t *testing.T) {
 	if code := run(context.Background(), []string{"generate", "--help"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("generate --help = %d, want 0", code)
 	}
-	for _, flag := range []string{"-oom-horizon", "-cadvisor-selector", "-runbook-base-url", "-object-label", "-params", "-out-dir"} {
+	for _, flag := range []string{"--oom-horizon", "--cadvisor-selector", "--runbook-base-url", "--object-label", "--params", "--out-dir"} {
 		if !strings.Contains(stderr.String(), flag) {
 			t.Errorf("generate --help does not list %s", flag)
 		}

@@ -73,7 +73,7 @@ func TestPrometheusConfigFileInHelp(t *testing.T) {
 		if code := run(context.Background(), []string{cmd, "--help"}, &stdout, &stderr); code != 0 {
 			t.Fatalf("%s --help = %d", cmd, code)
 		}
-		if !strings.Contains(stderr.String(), "-prometheus-config-file FILE\n") || !strings.Contains(stderr.String(), "promtool's --http.config.file") {
+		if !strings.Contains(stderr.String(), "--prometheus-config-file FILE ") || !strings.Contains(stderr.String(), "promtool's --http.config.file") {
 			t.Errorf("%s --help does not document --prometheus-config-file:\n%s", cmd, stderr.String())
 		}
 	}

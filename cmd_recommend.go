@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -15,10 +14,12 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
+	"github.com/leakguard/leakguard/internal/cli"
 	"github.com/leakguard/leakguard/promclient"
 	"github.com/leakguard/leakguard/recommend"
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/rules"
+	"github.com/spf13/pflag"
 )
 
 // recommendFlags are recommend's flags.
@@ -54,6 +55,9 @@ func (q quantityFlag) String() string {
 	return resource.NewQuantity(int64(*q.v), resource.BinarySI).String()
 }
 
+// Type names the value in help.
+func (q quantityFlag) Type() string { return "quantity" }
+
 func (q quantityFlag) Set(s string) error {
 	v, err := resource.ParseQuantity(s)
 	if err != nil {
@@ -65,7 +69,7 @@ func (q quantityFlag) Set(s string) error {
 
 // recommendFlagSet defines recommend's flags on a new flag set writing
 // into f, with f's defaults set.
-func recommendFlagSet(f *recommendFlags, stderr io.Writer) *flag.FlagSet {
+func recommendFlagSet(f *recommendFlags, stderr io.Writer) *pflag.FlagSet {
 	p := rules.DefaultParams()
 	f.params = recommend.DefaultParams()
 	f.window, f.step = model.Duration(f.params.Window), model.Duration(5*time.Minute)
@@ -73,8 +77,7 @@ func recommendFlagSet(f *recommendFlags, stderr io.Writer) *flag.FlagSet {
 	f.granularity = quantityFlag{&f.params.Granularity}
 	f.large = quantityFlag{&f.params.GranularityLarge}
 	f.above = quantityFlag{&f.params.GranularityAbove}
-	fs := flag.NewFlagSet("recommend", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("recommend", stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: leakguard recommend [flags]
 
@@ -101,19 +104,11 @@ flags:
 	}
 	fs.StringVar(&f.prometheusURL, "prometheus-url", defaultPrometheusURL, "base URL of the Prometheus HTTP API to read (http or https, with a host; checked at start)")
 	fs.StringVar(&f.prometheusConfigFile, promclient.FlagName, "", promConfigFileHelp)
-	for _, n := range []string{"n", "namespace"} {
-		fs.StringVar(&f.namespace, n, "", `namespace to read (default "default" unless -A)`)
-	}
-	for _, n := range []string{"A", "all-namespaces"} {
-		fs.BoolVar(&f.allNamespaces, n, false, "read every namespace")
-	}
-	for _, n := range []string{"l", "selector"} {
-		fs.StringVar(&f.selector, n, "", "label `SELECTOR` on pod labels, as kube-state-metrics exports them in kube_pod_labels (only the labels in its --metric-labels-allowlist)")
-	}
+	fs.StringVarP(&f.namespace, "namespace", "n", "", `namespace to read (default "default" unless -A)`)
+	fs.BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "read every namespace")
+	fs.StringVarP(&f.selector, "selector", "l", "", "label `SELECTOR` on pod labels, as kube-state-metrics exports them in kube_pod_labels (only the labels in its --metric-labels-allowlist)")
 	fs.StringVar(&f.workload, "workload", "", "one workload, `[KIND/]NAME` (deployment/api, api)")
-	for _, n := range []string{"o", "output"} {
-		fs.StringVar(&f.output, n, "table", "output format: table, json or patch")
-	}
+	fs.StringVarP(&f.output, "output", "o", "table", "output format: table, json or patch")
 	fs.StringVar(&f.end, "end", "", "end of the window, RFC 3339 (default now)")
 	fs.Var(&f.window, "window", "how far back the working set counts (Prometheus duration, e.g. 7d)")
 	fs.Var(&f.step, "step", "resolution of the range queries")

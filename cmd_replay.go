@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,14 +11,14 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 
+	"github.com/leakguard/leakguard/internal/cli"
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/server"
 )
 
 func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f serveFlags
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("replay", stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: leakguard replay [flags] FILE
 
@@ -34,9 +33,7 @@ flags:
 		fs.PrintDefaults()
 	}
 	f.registerCommon(fs, "warn")
-	for _, n := range []string{"o", "output"} {
-		fs.StringVar(&f.output, n, "table", "output format: table (a row per alert, then plans and reasons), or json (an array of the decisions)")
-	}
+	fs.StringVarP(&f.output, "output", "o", "table", "output format: table (a row per alert, then plans and reasons), or json (an array of the decisions)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

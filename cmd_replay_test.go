@@ -101,7 +101,7 @@ func TestReplayOutputFlag(t *testing.T) {
 	}
 	var stderr bytes.Buffer
 	run(context.Background(), []string{"replay", "--help"}, &bytes.Buffer{}, &stderr)
-	for _, want := range []string{"-o string", "-output string", `(default "table")`, "json (an array of the decisions)"} {
+	for _, want := range []string{"-o, --output string", `(default "table")`, "json (an array of the decisions)"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("replay --help lacks %q:\n%s", want, stderr.String())
 		}

@@ -3,16 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -22,13 +18,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/klog/v2"
 
+	"github.com/leakguard/leakguard/internal/cli"
 	"github.com/leakguard/leakguard/promclient"
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/server"
+	"github.com/spf13/pflag"
 )
 
 // defaultPrometheusURL is the Service the Prometheus Operator creates for
@@ -63,10 +59,9 @@ type serveFlags struct {
 	prometheusConfigFile string
 }
 
-func (f *serveFlags) registerCommon(fs *flag.FlagSet, logLevel string) {
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "",
-		"kubeconfig `FILE` to reach the cluster; empty: the files $KUBECONFIG lists, else ~/.kube/config, else (none of them there) the in-cluster service account")
-	fs.StringVar(&f.kubeContext, "context", "", "the kubeconfig context `NAME` to use; empty: the kubeconfig's current-context")
+func (f *serveFlags) registerCommon(fs *pflag.FlagSet, logLevel string) {
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", cli.KubeconfigHelp)
+	fs.StringVar(&f.kubeContext, "context", "", cli.ContextHelp)
 	fs.StringVar(&f.prometheusURL, "prometheus-url", defaultPrometheusURL, "base URL of the Prometheus HTTP API that the checks query (http or https, with a host; checked at start)")
 	fs.StringVar(&f.prometheusConfigFile, promclient.FlagName, "", promConfigFileHelp+"; serve reloads it on SIGHUP")
 	fs.StringVar(&f.policyFile, "policy", "", "policy `FILE` (YAML); empty means the embedded default policy (see --print-default-policy)")
@@ -97,9 +92,8 @@ func defaultNamespace() string {
 }
 
 // serveFlagSet defines serve's flags on a new flag set writing into f.
-func serveFlagSet(f *serveFlags, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func serveFlagSet(f *serveFlags, stderr io.Writer) *pflag.FlagSet {
+	fs := cli.NewFlagSet("serve", stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `usage: leakguard serve [flags]
 
@@ -335,44 +329,13 @@ func kubeClient(kubeconfig, kubeContext string) (kubernetes.Interface, metadata.
 }
 
 // kubeRESTConfig is the client configuration of kubeClient, found as
-// kubectl finds it (client-go's default loading rules): the kubeconfig
-// file if given (it must exist), else the files $KUBECONFIG lists, else
-// ~/.kube/config; kubeContext, if given, picks the context instead of the
-// current-context. When those hold no configuration (none of them
-// exists, as in a pod's container), the in-cluster service account:
-// clientcmd falls back to it only when the kubeconfig it loaded is empty,
-// so a kubeconfig that fails to load (unreadable, not YAML, naming an
-// absent context) fails rather than quietly reaching the cluster the pod
-// runs in. Outside a cluster with no kubeconfig it fails, naming
-// where it looked.
+// kubectl finds it (cli.RESTConfig: --kubeconfig, else $KUBECONFIG, else
+// ~/.kube/config, kubeContext for the context, in-cluster last), with
+// serve's User-Agent, rate limits and timeout.
 func kubeRESTConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = kubeconfig
-	source := kubeconfigSource(rules)
-	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext})
-	if kubeContext != "" {
-		// clientcmd's own error ("context was not found for specified
-		// context") does not say where it looked nor what there is.
-		raw, err := loader.RawConfig()
-		if err != nil {
-			return nil, fmt.Errorf("kubeconfig %s: %w", source, err)
-		}
-		if _, ok := raw.Contexts[kubeContext]; !ok {
-			return nil, fmt.Errorf("--context %q: no such context in kubeconfig %s (contexts: %s)", kubeContext, source, contextNames(raw.Contexts))
-		}
-	}
-	cfg, err := loader.ClientConfig()
-	switch {
-	case clientcmd.IsEmptyConfig(err):
-		// No kubeconfig, and not in a pod (no service account token or
-		// no KUBERNETES_SERVICE_HOST): say both, with in-cluster's reason.
-		_, icErr := rest.InClusterConfig()
-		if icErr == nil {
-			icErr = err
-		}
-		return nil, fmt.Errorf("no kubeconfig (%s) and in-cluster Kubernetes config failed (outside a cluster, pass --kubeconfig or set KUBECONFIG): %w", source, icErr)
-	case err != nil:
-		return nil, fmt.Errorf("kubeconfig %s: %w", source, err)
+	cfg, err := cli.RESTConfig(kubeconfig, kubeContext)
+	if err != nil {
+		return nil, err
 	}
 	cfg.UserAgent = "leakguard/" + version
 	// client-go's default of 5 requests per second would spread the 7
@@ -383,25 +346,6 @@ func kubeRESTConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
 	// holding the notification.
 	cfg.Timeout = 30 * time.Second
 	return cfg, nil
-}
-
-// kubeconfigSource names the files rules reads, for errors.
-func kubeconfigSource(rules *clientcmd.ClientConfigLoadingRules) string {
-	if rules.ExplicitPath != "" {
-		return rules.ExplicitPath
-	}
-	if os.Getenv(clientcmd.RecommendedConfigPathEnvVar) == "" {
-		return strings.Join(rules.Precedence, string(filepath.ListSeparator)) // ~/.kube/config
-	}
-	return "$KUBECONFIG=" + strings.Join(rules.Precedence, string(filepath.ListSeparator))
-}
-
-// contextNames lists the names of contexts, sorted, or "none".
-func contextNames(contexts map[string]*clientcmdapi.Context) string {
-	if len(contexts) == 0 {
-		return "none"
-	}
-	return strings.Join(slices.Sorted(maps.Keys(contexts)), ", ")
 }
 
 // promConfigFileHelp is the help of --prometheus-config-file, shared by

@@ -3,13 +3,14 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/server"
+	"github.com/spf13/pflag"
 )
 
 // profileFlags configure where serve keeps the profile remediator's
@@ -21,7 +22,7 @@ type profileFlags struct {
 	maxFetches int
 }
 
-func (p *profileFlags) register(fs *flag.FlagSet) {
+func (p *profileFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&p.dir, "profile-dir", "", "`DIR` (a volume) where the profile remediator stores heap and goroutine profiles, served at GET /profiles; empty holds profile (no-profile-store)")
 	fs.Int64Var(&p.maxBytes, "profile-max-bytes", remediate.DefaultProfileMaxBytes, "total size of the stored profiles; the oldest are removed beyond it")
 	fs.DurationVar(&p.maxAge, "profile-max-age", remediate.DefaultProfileMaxAge, "age after which a stored profile is removed")
@@ -41,7 +42,22 @@ func (p profileFlags) store() (*remediate.ProfileStore, error) {
 		return nil, err
 	}
 	s.MaxFetches = p.maxFetches
+	s.Replica = replicaName()
 	return s, nil
+}
+
+// replicaName names this replica for the profile Events: $POD_NAME (the
+// Deployment sets it from the downward API), else the host name (a pod's
+// name too, unless the pod sets hostname), else none.
+func replicaName() string {
+	if name := os.Getenv("POD_NAME"); name != "" {
+		return name
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return host
 }
 
 // profileSource serves a ProfileStore through server.ProfileSource.

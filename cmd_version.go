@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
+	"github.com/leakguard/leakguard/internal/cli"
 	"io"
 	"runtime"
 	"runtime/debug"
@@ -37,16 +37,13 @@ func buildVersion() versionInfo {
 }
 
 func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("version", stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: leakguard version [-o text|json]\n\nPrint the version, the VCS revision and the Go version.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	var output string
-	for _, n := range []string{"o", "output"} {
-		fs.StringVar(&output, n, "text", "output format: text, or json (version, goVersion and, when the build recorded it, commit)")
-	}
+	fs.StringVarP(&output, "output", "o", "text", "output format: text, or json (version, goVersion and, when the build recorded it, commit)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

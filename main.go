@@ -13,7 +13,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -21,6 +20,10 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/leakguard/leakguard/internal/cli"
 )
 
 // command is one subcommand: a one-line summary and the function that parses
@@ -72,7 +75,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	err := cmd.run(ctx, args[1:], stdout, stderr)
 	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
+	case err == nil, errors.Is(err, cli.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
 		return 2
@@ -82,21 +85,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-// errUsage marks an error that the flag package has already reported.
-var errUsage = errors.New("usage error")
+// errUsage marks a usage error that has already been reported (exit 2).
+var errUsage = cli.ErrUsage
 
-// parseFlags parses a subcommand's flags, printing errors and --help to
-// stderr, and returns errUsage or flag.ErrHelp accordingly.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, flag.ErrHelp):
-		return flag.ErrHelp
-	default:
-		return errUsage
-	}
+// parseFlags parses a subcommand's flags (cli.Parse: POSIX-style, flags
+// after positional arguments too), printing errors and --help to the flag
+// set's output, and returns errUsage or cli.ErrHelp accordingly.
+func parseFlags(fs *pflag.FlagSet, args []string) error {
+	return cli.Parse(fs, args)
 }
 
 // checkURLFlag refuses a URL flag's value that is not an absolute http or

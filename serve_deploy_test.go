@@ -9,9 +9,12 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/leakguard/leakguard/remediate"
 )
 
 func readManifest(t *testing.T, name string, into any) {
@@ -111,9 +114,47 @@ func TestServeDeployment(t *testing.T) {
 	if !strings.HasSuffix(f.listen, ":8443") {
 		t.Errorf("--listen-address = %q, want port 8443 (the receiver.yaml URL)", f.listen)
 	}
-	if len(c.Env) != 1 || c.Env[0].Name != "POD_NAMESPACE" || c.Env[0].ValueFrom == nil || c.Env[0].ValueFrom.FieldRef == nil ||
-		c.Env[0].ValueFrom.FieldRef.FieldPath != "metadata.namespace" {
-		t.Errorf("env = %+v, want POD_NAMESPACE from metadata.namespace (the budget Lease's namespace)", c.Env)
+	// POD_NAMESPACE: the budget Lease's namespace; POD_NAME: the replica
+	// that profile's Event names.
+	env := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			env[e.Name] = e.ValueFrom.FieldRef.FieldPath
+		} else {
+			env[e.Name] = "value " + e.Value
+		}
+	}
+	if diff := cmp.Diff(map[string]string{"POD_NAMESPACE": "metadata.namespace", "POD_NAME": "metadata.name"}, env); diff != "" {
+		t.Errorf("env (-want +got, the downward API's field):\n%s", diff)
+	}
+	// The profile store: --profile-dir is an emptyDir on disk whose
+	// sizeLimit holds --profile-max-bytes and every fetch streaming at once
+	// at profile's default maxBytes, so that pruning, not the kubelet's
+	// eviction, bounds it.
+	var profiles *corev1.Volume
+	for _, m := range c.VolumeMounts {
+		if m.MountPath == f.profiles.dir {
+			for i, v := range d.Spec.Template.Spec.Volumes {
+				if v.Name == m.Name {
+					profiles = &d.Spec.Template.Spec.Volumes[i]
+				}
+			}
+		}
+	}
+	switch {
+	case f.profiles.dir == "":
+		t.Errorf("serve has no --profile-dir: profile would be held (no-profile-store)")
+	case profiles == nil || profiles.EmptyDir == nil:
+		t.Errorf("--profile-dir %s is not the mount of an emptyDir (%+v)", f.profiles.dir, profiles)
+	case profiles.EmptyDir.Medium == corev1.StorageMediumMemory:
+		t.Errorf("the profile emptyDir is in memory: its files count against the memory limit")
+	case profiles.EmptyDir.SizeLimit == nil:
+		t.Errorf("the profile emptyDir has no sizeLimit")
+	default:
+		need := f.profiles.maxBytes + int64(f.profiles.maxFetches)*remediate.DefaultProfileFetchBytes
+		if got := profiles.EmptyDir.SizeLimit.Value(); got < need {
+			t.Errorf("profile emptyDir sizeLimit %d bytes, want at least --profile-max-bytes + fetches × 16 MiB = %d", got, need)
+		}
 	}
 	if d.Spec.Template.Spec.ServiceAccountName != "leakguard-serve" {
 		t.Errorf("serviceAccountName = %q, want leakguard-serve", d.Spec.Template.Spec.ServiceAccountName)

@@ -73,3 +73,28 @@ func TestServeProfiles(t *testing.T) {
 		}
 	}
 }
+
+// TestProfileStoreReplica: the store serve opens names this replica for
+// profile's Event: $POD_NAME (the Deployment's downward API), else the host
+// name.
+func TestProfileStoreReplica(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		t.Fatalf("os.Hostname() = %q, %v", host, err)
+	}
+	for _, tc := range []struct{ name, env, want string }{
+		{"POD_NAME", "leakguard-serve-6d9f-abcde", "leakguard-serve-6d9f-abcde"},
+		{"host name", "", host},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("POD_NAME", tc.env)
+			store, err := profileFlags{dir: t.TempDir(), maxBytes: 1 << 20, maxAge: time.Hour}.store()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if store.Replica != tc.want {
+				t.Errorf("Replica = %q, want %q", store.Replica, tc.want)
+			}
+		})
+	}
+}

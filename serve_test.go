@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,6 +33,8 @@ import (
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/server"
+
+	"github.com/leakguard/leakguard/internal/cli"
 )
 
 // slopeQueryWeb is the working-set-slope query for the test cluster's pod.
@@ -249,7 +250,7 @@ func TestServeFlags(t *testing.T) {
 		stderr  string
 	}{
 		{name: "print default policy", args: []string{"--print-default-policy"}, stdout: "KubeAPIServerMemoryHigh:"},
-		{name: "help documents every flag", args: []string{"--help"}, wantErr: flag.ErrHelp, stderr: "--listen-address"},
+		{name: "help documents every flag", args: []string{"--help"}, wantErr: cli.ErrHelp, stderr: "--listen-address"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: errUsage},
 		{name: "bad log level", args: []string{"--log-level", "loud", "--insecure-no-auth"}, stderr: ""},
 	}

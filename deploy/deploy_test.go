@@ -20,8 +20,11 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
 	"github.com/leakguard/leakguard/remediate"
@@ -128,7 +131,7 @@ func TestImages(t *testing.T) {
 // overlay installs the same objects.
 func TestBase(t *testing.T) {
 	want := []string{
-		"AlertmanagerConfig leakguard/leakguard",
+		"AlertmanagerConfig monitoring/leakguard",
 		"ClusterRole leakguard-agent",
 		"ClusterRole leakguard-serve",
 		"ClusterRoleBinding leakguard-agent",
@@ -257,6 +260,18 @@ func TestServeWiring(t *testing.T) {
 		if s, ok := obj.(*corev1.Secret); ok {
 			t.Errorf("the render holds Secret %s/%s; the base renders no Secret", s.Namespace, s.Name)
 		}
+	}
+
+	// The profile store: a bounded emptyDir on disk, one per replica, and
+	// the replica's name for profile's Event.
+	profiles := volumes[mountOf[flagFile("profile-dir")]]
+	if e := profiles.EmptyDir; e == nil || e.SizeLimit == nil || e.SizeLimit.IsZero() || e.Medium == corev1.StorageMediumMemory {
+		t.Errorf("--profile-dir is not the mount of a bounded emptyDir on disk (volume %+v)", profiles)
+	}
+	if !slices.ContainsFunc(c.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "POD_NAME" && e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name"
+	}) {
+		t.Errorf("serve's env %+v has no POD_NAME from metadata.name (the replica profile's Event names)", c.Env)
 	}
 }
 
@@ -419,6 +434,212 @@ func TestAlertmanagerConfigMatchesReceiver(t *testing.T) {
 	wantURL := "https://" + svc.Name + "." + svc.Namespace + ".svc:" + "8443" + "/api/v1/alerts"
 	if pw.URL != wantURL || len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8443 {
 		t.Errorf("webhook URL %s, Service %s/%s ports %+v: want %s", pw.URL, svc.Namespace, svc.Name, svc.Spec.Ports, wantURL)
+	}
+}
+
+// secretRefs returns every {name, key} pair in the object's spec: the
+// Secret (or ConfigMap) keys an AlertmanagerConfig or a monitor makes the
+// operator read from the object's own namespace, as "name/key".
+func secretRefs(obj *unstructured.Unstructured) []string {
+	var refs []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			name, okName := v["name"].(string)
+			key, okKey := v["key"].(string)
+			if okName && okKey {
+				refs = append(refs, name+"/"+key)
+			}
+			for _, e := range v {
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(obj.Object["spec"])
+	sort.Strings(refs)
+	return refs
+}
+
+// settings reads a kustomization's settings.yaml (the local-config
+// ConfigMap leakguard-settings) into its data.
+func settings(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(dir + "/settings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm corev1.ConfigMap
+	if err := yaml.UnmarshalStrict(data, &cm); err != nil {
+		t.Fatalf("%s/settings.yaml: %v", dir, err)
+	}
+	if cm.Name != "leakguard-settings" || cm.Annotations["config.kubernetes.io/local-config"] != "true" {
+		t.Fatalf("%s/settings.yaml: %s %v, want the local-config ConfigMap leakguard-settings", dir, cm.Name, cm.Annotations)
+	}
+	return cm.Data
+}
+
+// TestAlertmanagerConfigNamespace: the AlertmanagerConfig lives in the
+// monitoring namespace (that of kube-prometheus-stack's Alertmanager), not
+// in leakguard's, so that the operator's
+// OnNamespaceExceptForAlertmanagerNamespace strategy lets it match every
+// namespace's alerts; the Secrets it references, which the operator reads
+// from its own namespace, are exactly the two the README has the user put
+// there, with the names and keys serve's own objects use in leakguard.
+func TestAlertmanagerConfigNamespace(t *testing.T) {
+	for _, k := range []string{".", "overlays/kube-prometheus-stack"} {
+		t.Run(k, func(t *testing.T) {
+			r := render(t, k)
+			want := settings(t, k)["monitoringNamespace"]
+			var amcs []*unstructured.Unstructured
+			for _, obj := range r.objs {
+				if obj.GetKind() == "AlertmanagerConfig" {
+					amcs = append(amcs, obj)
+				}
+			}
+			if len(amcs) != 1 {
+				t.Fatalf("%d AlertmanagerConfigs, want 1", len(amcs))
+			}
+			amc := amcs[0]
+			if amc.GetNamespace() != want || want == "leakguard" {
+				t.Errorf("AlertmanagerConfig in %q, want %q (the Alertmanager's namespace, settings.yaml)", amc.GetNamespace(), want)
+			}
+			if diff := cmp.Diff([]string{"leakguard-webhook-tls/ca.crt", "leakguard-webhook-token/token"}, secretRefs(amc)); diff != "" {
+				t.Errorf("Secrets the AlertmanagerConfig references in %s (-want +got):\n%s", amc.GetNamespace(), diff)
+			}
+			// The same names as serve's copies in leakguard: the token
+			// Secret serve mounts, the CA the ServiceMonitor checks.
+			d := find[*appsv1.Deployment](t, r, "leakguard-serve")
+			var mounted []string
+			for _, v := range d.Spec.Template.Spec.Volumes {
+				if v.Secret != nil {
+					mounted = append(mounted, v.Secret.SecretName)
+				}
+			}
+			for _, name := range []string{"leakguard-webhook-token", "leakguard-webhook-tls"} {
+				if !slices.Contains(mounted, name) {
+					t.Errorf("serve mounts Secrets %v, not %s", mounted, name)
+				}
+			}
+			for _, obj := range r.objs {
+				if obj.GetKind() == "ServiceMonitor" {
+					if diff := cmp.Diff([]string{"leakguard-webhook-tls/ca.crt"}, secretRefs(obj)); diff != "" {
+						t.Errorf("ServiceMonitor's Secrets (-want +got):\n%s", diff)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestValuesSnippet: the kube-prometheus-stack values snippet decodes into
+// the operator's Alertmanager spec, keeps namespace isolation
+// (OnNamespaceExceptForAlertmanagerNamespace, never None), and its
+// selectors select the rendered AlertmanagerConfig by its labels and its
+// namespace's.
+func TestValuesSnippet(t *testing.T) {
+	data, err := os.ReadFile("overlays/kube-prometheus-stack/values-snippet.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values struct {
+		Alertmanager struct {
+			AlertmanagerSpec monitoringv1.AlertmanagerSpec `json:"alertmanagerSpec"`
+		} `json:"alertmanager"`
+	}
+	if err := yaml.UnmarshalStrict(data, &values); err != nil {
+		t.Fatalf("values-snippet.yaml: %v", err)
+	}
+	spec := values.Alertmanager.AlertmanagerSpec
+	if got := spec.AlertmanagerConfigMatcherStrategy.Type; got != monitoringv1.OnNamespaceExceptForAlertmanagerNamespaceConfigMatcherStrategyType {
+		t.Errorf("alertmanagerConfigMatcherStrategy.type = %q, want OnNamespaceExceptForAlertmanagerNamespace", got)
+	}
+	r := render(t, "overlays/kube-prometheus-stack")
+	amc := find[*monitoringv1alpha1.AlertmanagerConfig](t, r, "leakguard")
+	selects := func(what string, sel *metav1.LabelSelector, set map[string]string) {
+		t.Helper()
+		if sel == nil {
+			t.Errorf("%s is unset", what)
+			return
+		}
+		s, err := metav1.LabelSelectorAsSelector(sel)
+		if err != nil {
+			t.Errorf("%s: %v", what, err)
+			return
+		}
+		if !s.Matches(labels.Set(set)) {
+			t.Errorf("%s %s does not select %v", what, s, set)
+		}
+	}
+	selects("alertmanagerConfigSelector", spec.AlertmanagerConfigSelector, amc.Labels)
+	selects("alertmanagerConfigNamespaceSelector", spec.AlertmanagerConfigNamespaceSelector, map[string]string{"kubernetes.io/metadata.name": amc.Namespace})
+}
+
+// TestMonitoringNamespaceOnce: the overlay's settings.yaml is the one place
+// that names the monitoring namespace and the release: changed there, every
+// object, reference and URL that named them follows, and nothing in the
+// render names the old namespace.
+func TestMonitoringNamespaceOnce(t *testing.T) {
+	const dir = "overlays/kube-prometheus-stack"
+	data, err := os.ReadFile(dir + "/settings.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(data), "monitoringNamespace: monitoring", "monitoringNamespace: observability", 1)
+	edited = strings.Replace(edited, "release: kube-prometheus-stack", "release: kps", 1)
+	if edited == string(data) || strings.Count(edited, "observability") != 1 || strings.Count(edited, "release: kps") != 1 {
+		t.Fatalf("%s/settings.yaml: no monitoringNamespace: monitoring and release: kube-prometheus-stack to change", dir)
+	}
+	stream, objs, err := lab.RenderDeployWith(".", dir, map[string][]byte{dir + "/settings.yaml": []byte(edited)})
+	if err != nil {
+		t.Fatalf("render with observability: %v", err)
+	}
+	r := decodeAll(t, stream, objs)
+	base := render(t, dir)
+	if len(base.objs) != len(r.objs) {
+		t.Fatalf("%d objects, want the overlay's %d", len(r.objs), len(base.objs))
+	}
+	for i, obj := range base.objs {
+		wantNS := obj.GetNamespace()
+		if wantNS == "monitoring" {
+			wantNS = "observability"
+		}
+		if got := r.objs[i].GetNamespace(); got != wantNS {
+			t.Errorf("%s: namespace %q, want %q", lab.Describe(obj), got, wantNS)
+		}
+		if obj.GetName() == "leakguard-settings" {
+			t.Errorf("the local-config settings are rendered: %s", lab.Describe(obj))
+		}
+		switch obj.GetKind() {
+		case "PrometheusRule", "PodMonitor", "ServiceMonitor":
+			if got := r.objs[i].GetLabels()["release"]; got != "kps" {
+				t.Errorf("%s: release label %q, want kps", lab.Describe(r.objs[i]), got)
+			}
+		}
+	}
+	// Every word "monitoring" left is the Operator's API group.
+	if rest := regexp.MustCompile(`monitoring\.coreos\.com`).ReplaceAll(stream, nil); regexp.MustCompile(`\bmonitoring\b`).Match(rest) {
+		for _, line := range strings.Split(string(rest), "\n") {
+			if regexp.MustCompile(`\bmonitoring\b`).MatchString(line) {
+				t.Errorf("the render still names monitoring: %s", strings.TrimSpace(line))
+			}
+		}
+	}
+	crb := find[*rbacv1.ClusterRoleBinding](t, r, "leakguard-agent")
+	if len(crb.Subjects) != 1 || crb.Subjects[0].Namespace != "observability" {
+		t.Errorf("agent's ClusterRoleBinding subjects %+v, want the ServiceAccount in observability", crb.Subjects)
+	}
+	np := find[*networkingv1.NetworkPolicy](t, r, "leakguard-serve")
+	if got := np.Spec.Ingress[0].From[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"]; got != "observability" {
+		t.Errorf("NetworkPolicy admits from namespace %q, want observability", got)
+	}
+	d := find[*appsv1.Deployment](t, r, "leakguard-serve")
+	if !slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--prometheus-url=http://prometheus-operated.observability.svc:9090") {
+		t.Errorf("serve args %v, want --prometheus-url on prometheus-operated.observability.svc", d.Spec.Template.Spec.Containers[0].Args)
 	}
 }
 

@@ -225,12 +225,16 @@ func (p Profile) apply(ctx context.Context, env Env, t *Target, kinds []string, 
 		saved = append(saved, fmt.Sprintf("%s %s (%d bytes)", kind, name, size))
 	}
 	list := strings.Join(saved, ", ")
+	where := ""
+	if env.Profiles.Replica != "" {
+		where = "; on replica " + env.Profiles.Replica + " (its GET /profiles)"
+	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationProfile: list}}})
 	if _, err := patchObject(ctx, env.Client, t.Object, types.MergePatchType, patch); err != nil {
 		// The profiles are stored; the Event names them all the same.
-		return "profiles stored: " + list + " (the annotation could not be written: " + err.Error() + ")", nil
+		return "profiles stored: " + list + where + " (the annotation could not be written: " + err.Error() + ")", nil
 	}
-	return "profiles stored: " + list, nil
+	return "profiles stored: " + list + where, nil
 }
 
 // fetchOne waits, as long as ctx allows, for one of store's fetch slots,

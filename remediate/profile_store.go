@@ -43,9 +43,14 @@ type ProfileStore struct {
 	// across deliveries (0 means DefaultProfileMaxFetches); set it before
 	// the first fetch.
 	MaxFetches int
-	mu         sync.Mutex
-	slotsOnce  sync.Once
-	slots      chan struct{}
+	// Replica names the replica whose disk holds the store (serve's pod
+	// name), for the outcome of profile, hence its Event: GET /profiles
+	// through the Service reaches any replica, so a reader needs to know
+	// which one to ask. Empty names none.
+	Replica   string
+	mu        sync.Mutex
+	slotsOnce sync.Once
+	slots     chan struct{}
 	// waiting counts the fetches waiting for a slot now.
 	waiting atomic.Int64
 }

@@ -541,3 +541,33 @@ func TestProfileStoreRemovesStaleTemps(t *testing.T) {
 		t.Errorf("after Prune (-want +got):\n%s", diff)
 	}
 }
+
+// TestProfileOutcomeNamesReplica: the outcome, which the engine writes as
+// the LeakguardActed Event's message, names the replica whose store holds
+// the profiles (GET /profiles through the Service reaches any replica),
+// and names none when the store has no replica name.
+func TestProfileOutcomeNamesReplica(t *testing.T) {
+	for _, tc := range []struct {
+		name, replica, want string
+	}{
+		{"named", "leakguard-serve-6d9f-abcde", "; on replica leakguard-serve-6d9f-abcde (its GET /profiles)"},
+		{"unnamed", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pc, _, _ := pprofProxy(t, map[string][]byte{"heap": []byte("HEAP"), "goroutine": []byte("GOROUTINES")}, false)
+			store := testStore(t)
+			store.Replica = tc.replica
+			out, err := newProfileT(t, `{}`).Plan(workloadTarget(t, pc), Finding{Alert: leakAlert()}, testNow).
+				Apply(context.Background(), Env{Client: pc, Now: testNow, Profiles: store})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(out, "profiles stored: heap ") || !strings.HasSuffix(out, "bytes)"+tc.want) {
+				t.Errorf("outcome %q, want the stored files then %q", out, tc.want)
+			}
+			if tc.want == "" && strings.Contains(out, "replica") {
+				t.Errorf("outcome %q names a replica, want none", out)
+			}
+		})
+	}
+}

@@ -3,7 +3,6 @@ package rules
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/prometheus/common/model"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 )
@@ -388,7 +388,7 @@ func checkSelector(s string) error {
 
 // RegisterFlags adds a flag for every parameter to fs, with p's current
 // values as defaults; parsing fs writes into p.
-func (p *Params) RegisterFlags(fs *flag.FlagSet) {
+func (p *Params) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&p.CadvisorSelector, "cadvisor-selector", p.CadvisorSelector, "label matchers for cAdvisor series")
 	fs.StringVar(&p.KubeStateMetricsSelector, "kube-state-metrics-selector", p.KubeStateMetricsSelector, "label matchers for kube-state-metrics series")
 	fs.StringVar(&p.APIServerSelector, "apiserver-selector", p.APIServerSelector, "label matchers for kube-apiserver series")
@@ -452,6 +452,9 @@ func (f labelsFlag) String() string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// Type names the value in help.
+func (f labelsFlag) Type() string { return "name=value" }
 
 func (f labelsFlag) Set(s string) error {
 	name, value, ok := strings.Cut(s, "=")

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/spf13/pflag"
 )
 
 func TestDefaultParamsAreValid(t *testing.T) {
@@ -111,7 +112,7 @@ func TestLoadParamsFile(t *testing.T) {
 
 func TestFlagsChangeTheRules(t *testing.T) {
 	p := DefaultParams()
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	p.RegisterFlags(fs)
 	err := fs.Parse([]string{
 		"--oom-horizon=3h", "--near-limit-ratio=0.8", "--leak-steps=3", "--leak-step-window=20m",
@@ -159,7 +160,7 @@ func TestTrendFlagsShapeTheRecords(t *testing.T) {
 	records := func(args ...string) map[string]string {
 		t.Helper()
 		p := DefaultParams()
-		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 		p.RegisterFlags(fs)
 		if err := fs.Parse(args); err != nil {
 			t.Fatal(err)

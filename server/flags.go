@@ -1,6 +1,6 @@
 package server
 
-import "flag"
+import "github.com/spf13/pflag"
 
 // RegisterFlags defines the receiver's command-line flags on fs, writing into
 // c: --bearer-token-file, --basic-auth-username, --basic-auth-password-file,
@@ -10,7 +10,7 @@ import "flag"
 // --queue-wait, whose default is DefaultQueueWait when c holds 0 (0 on the
 // command line answers at once). ReadyChecks, Registerer and Gatherer are the caller's wiring, not
 // flags.
-func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.BearerTokenFile, "bearer-token-file", c.BearerTokenFile,
 		"file holding the bearer token Alertmanager must send (http_config.authorization); re-read when it changes")
 	fs.StringVar(&c.BasicAuthUsername, "basic-auth-username", c.BasicAuthUsername,

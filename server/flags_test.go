@@ -1,13 +1,14 @@
 package server
 
 import (
-	"flag"
 	"io"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/spf13/pflag"
 )
 
 func TestRegisterFlags(t *testing.T) {
@@ -27,7 +28,7 @@ func TestRegisterFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := Config{MaxBodyBytes: 1 << 10} // a default the caller chose
-			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+			fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 			fs.SetOutput(io.Discard)
 			cfg.RegisterFlags(fs)
 			if err := fs.Parse(tt.args); err != nil {

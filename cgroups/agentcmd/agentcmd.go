@@ -9,7 +9,6 @@ package agentcmd
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,23 +16,22 @@ import (
 	"time"
 
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/leakguard/leakguard/cgroups"
+	"github.com/leakguard/leakguard/internal/cli"
 )
 
 // ErrUsage is returned for a usage error, which Run has already reported
 // on stderr.
-var ErrUsage = errors.New("usage error")
+var ErrUsage = cli.ErrUsage
 
 // Run parses the agent's flags (args, without the subcommand's name),
 // builds the scanner, the pod informer and the agent, and runs them until
 // ctx is done. version goes into the User-Agent. --help returns
 // flag.ErrHelp.
 func Run(ctx context.Context, args []string, stderr io.Writer, version string) error {
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("agent", stderr)
 	var (
 		node        = fs.String("node-name", os.Getenv("NODE_NAME"), "name of this node, the node label of every metric (default $NODE_NAME)")
 		cgroupRoot  = fs.String("cgroup-root", "/sys/fs/cgroup", "where the node's cgroup tree is mounted (read-only is enough)")
@@ -42,16 +40,14 @@ func Run(ctx context.Context, args []string, stderr io.Writer, version string) e
 		interval    = fs.Duration("interval", cgroups.DefaultInterval, "time between two scans")
 		grace       = fs.Duration("grace-period", cgroups.DefaultGracePeriod, "how long a cgroup must stay orphaned before it counts")
 		remove      = fs.Bool("remove-empty-orphans", false, "rmdir counted orphan cgroups (cgroup v2 only; needs the cgroup tree mounted read-write; see README)")
-		kubeconfig  = fs.String("kubeconfig", "", "kubeconfig file; empty means the in-cluster service account")
+		kubeconfig  = fs.String("kubeconfig", "", cli.KubeconfigHelp)
+		kubeContext = fs.String("context", "", cli.ContextHelp)
 		syncTimeout = fs.Duration("sync-timeout", 2*time.Minute, "how long to wait for the node's pods before the first scan")
 		maxListed   = fs.Int("max-listed-orphans", cgroups.DefaultMaxListedOrphans, "most orphans listed by GET /orphans")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 	)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return flag.ErrHelp
-		}
-		return ErrUsage
+	if err := cli.Parse(fs, args); err != nil {
+		return err // cli.ErrHelp or ErrUsage, reported
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "agent: unexpected arguments %q\n", fs.Args())
@@ -80,7 +76,9 @@ func Run(ctx context.Context, args []string, stderr io.Writer, version string) e
 		return err
 	}
 
-	restCfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	// As serve and kubectl find the cluster: --kubeconfig, $KUBECONFIG,
+	// ~/.kube/config, then (in the DaemonSet's pods) in-cluster.
+	restCfg, err := cli.RESTConfig(*kubeconfig, *kubeContext)
 	if err != nil {
 		return fmt.Errorf("kubernetes client config: %w", err)
 	}

@@ -8,13 +8,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/leakguard/leakguard/cgroups/agentcmd"
+	"github.com/leakguard/leakguard/internal/cli"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -29,7 +29,7 @@ func main() {
 	err := agentcmd.Run(ctx, args, os.Stderr, version)
 	stop()
 	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
+	case err == nil, errors.Is(err, cli.ErrHelp):
 	case errors.Is(err, agentcmd.ErrUsage):
 		os.Exit(2)
 	default:

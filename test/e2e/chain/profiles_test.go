@@ -212,6 +212,13 @@ func checkWorkloadProfiled(ctx context.Context, t *testing.T, c *lab.Chain, w la
 	if len(replicas) != 1 {
 		t.Errorf("profiles of %s stored by %d replicas, want only the one that acted", subject, len(replicas))
 	}
+	// The Event names the replica that holds them (its POD_NAME), where
+	// a reader fetches them.
+	for r := range replicas {
+		if want := "; on replica " + r + " (its GET /profiles)"; !strings.Contains(event, want) {
+			t.Errorf("the LeakguardActed Event does not name the replica that stored the profiles (%q): %q", want, event)
+		}
+	}
 }
 
 // TestProfileStrings checks the check: this process's own heap profile

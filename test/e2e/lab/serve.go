@@ -113,7 +113,9 @@ func StartServe(ctx context.Context, o ServeOptions) (*Serve, error) {
 			"--tls-key-file=" + o.KeyFile,
 			"--log-level=info",
 		}, append(extra, o.Args...)...)
-		p, err := startProcess(o.Name, filepath.Join(o.Dir, o.Name+".log"), nil, o.Bin, args...)
+		// POD_NAME as the Deployment sets it (the downward API): the
+		// replica's name, which profile's Event names.
+		p, err := startProcess(o.Name, filepath.Join(o.Dir, o.Name+".log"), []string{"POD_NAME=" + o.Name}, o.Bin, args...)
 		if err != nil {
 			return nil, err
 		}
