@@ -56,18 +56,29 @@ var Components = []string{"restart", "node", "profile"}
 // deployDir/components added, as an overlay of a user who enables their
 // remediators does (resources: [leakguard], components: [...]).
 func RenderLeakguard(deployDir string, components ...string) ([]byte, []*unstructured.Unstructured, error) {
+	k, files, err := LeakguardOverlay(components...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return RenderDeployWith(deployDir, k, files)
+}
+
+// LeakguardOverlay returns the kustomization (a directory relative to
+// deploy/) and the files to write over deploy/ of RenderLeakguard's
+// overlay: deploy/leakguard with the named components of deploy/components.
+func LeakguardOverlay(components ...string) (string, map[string][]byte, error) {
 	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../leakguard\n"
 	if len(components) > 0 {
 		k += "components:\n"
 		for _, c := range components {
 			if strings.ContainsAny(c, "/\\") || c == "" || c == "." || c == ".." {
-				return nil, nil, fmt.Errorf("component %q: want a directory name under components/", c)
+				return "", nil, fmt.Errorf("component %q: want a directory name under components/", c)
 			}
 			k += "  - ../components/" + c + "\n"
 		}
 	}
 	// A directory name that deploy/ does not use.
-	return RenderDeployWith(deployDir, ".lab-leakguard", map[string][]byte{".lab-leakguard/kustomization.yaml": []byte(k)})
+	return ".lab-leakguard", map[string][]byte{".lab-leakguard/kustomization.yaml": []byte(k)}, nil
 }
 
 // memDeploy copies deployDir into memory under /deploy.
