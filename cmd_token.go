@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// tokenBytes is the length of a generated webhook token before base64
+// encoding: 256 bits.
+const tokenBytes = 32
+
+// runToken is `leakguard token ensure`: the webhook token's Secret for a
+// trial install (deploy/components/trial-token runs it as a Job), created
+// with a random token when absent and never changed once it exists, so
+// that the rendered manifests hold nothing random and a re-run (a GitOps
+// sync, a Job retry) keeps the token Alertmanager already sends.
+func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `usage: leakguard token ensure [flags]
+
+Create the webhook token's Secret (the bearer token Alertmanager sends and
+serve checks) with a random 256-bit token, base64, if it does not exist. An
+existing Secret is left unchanged, whatever it holds: the command never
+overwrites a token. The token is never printed. Needs get on the Secret and
+create on secrets in its namespace (deploy/components/trial-token's Role).
+
+flags:
+`)
+		fs.PrintDefaults()
+	}
+	var namespace, secret, key, kubeconfig, kubeContext, logLevel string
+	fs.StringVar(&namespace, "namespace", "leakguard", "the Secret's namespace")
+	fs.StringVar(&secret, "secret", "leakguard-webhook-token", "the Secret's name (deploy/'s Deployment mounts leakguard-webhook-token)")
+	fs.StringVar(&key, "key", "token", "the Secret's key that holds the token (serve's --bearer-token-file reads key token)")
+	fs.StringVar(&kubeconfig, "kubeconfig", "",
+		"kubeconfig `FILE` to reach the cluster; empty: the files $KUBECONFIG lists, else ~/.kube/config, else (none of them there) the in-cluster service account")
+	fs.StringVar(&kubeContext, "context", "", "the kubeconfig context `NAME` to use; empty: the kubeconfig's current-context")
+	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || fs.Arg(0) != "ensure" {
+		fmt.Fprintln(stderr, "token: want the subcommand ensure, and no other argument")
+		fs.Usage()
+		return errUsage
+	}
+	if namespace == "" || secret == "" || key == "" {
+		fmt.Fprintln(stderr, "token ensure: --namespace, --secret and --key must not be empty")
+		return errUsage
+	}
+	logger, err := newLogger(stderr, logLevel)
+	if err != nil {
+		return err
+	}
+	cfg, err := kubeRESTConfig(kubeconfig, kubeContext)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	_, err = ensureToken(ctx, client, namespace, secret, key, logger)
+	return err
+}
+
+// ensureToken creates the Secret namespace/name with a random token under
+// key if it does not exist, and reports whether it did. An existing Secret
+// is never changed: if it lacks key (or holds an empty token) that is an
+// error, since serve would refuse it, but it is still left as it is (the
+// Secret is someone's, the command does not guess whose). A Secret created
+// by someone else between the check and the create counts as existing.
+func ensureToken(ctx context.Context, client kubernetes.Interface, namespace, name, key string, logger *slog.Logger) (created bool, err error) {
+	secrets := client.CoreV1().Secrets(namespace)
+	existing, err := secrets.Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case err == nil:
+		return false, checkExisting(existing, key, logger)
+	case !apierrors.IsNotFound(err):
+		return false, tokenAPIError("get", namespace, name, err)
+	}
+	token, err := randomToken()
+	if err != nil {
+		return false, err
+	}
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      name,
+			Namespace: namespace,
+			Labels: map[string]string{
+				"app.kubernetes.io/name":       "leakguard",
+				"app.kubernetes.io/part-of":    "leakguard",
+				"app.kubernetes.io/managed-by": "leakguard-token-ensure",
+			},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{key: []byte(token)},
+	}
+	_, err = secrets.Create(ctx, s, metav1.CreateOptions{})
+	switch {
+	case err == nil:
+		logger.Info("created the webhook token's Secret with a random token", "namespace", namespace, "secret", name, "key", key)
+		return true, nil
+	case apierrors.IsAlreadyExists(err):
+		// Another run (or a person) was first: theirs stands.
+		existing, err := secrets.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, tokenAPIError("get", namespace, name, err)
+		}
+		return false, checkExisting(existing, key, logger)
+	default:
+		return false, tokenAPIError("create", namespace, name, err)
+	}
+}
+
+// checkExisting logs that s is left unchanged, or fails when it holds no
+// token under key.
+func checkExisting(s *corev1.Secret, key string, logger *slog.Logger) error {
+	if len(s.Data[key]) == 0 {
+		return fmt.Errorf("Secret %s/%s exists without a token under key %q (keys: %s): left unchanged; add the key or delete the Secret to have one generated", s.Namespace, s.Name, key, secretKeys(s))
+	}
+	logger.Info("the webhook token's Secret exists, left unchanged", "namespace", s.Namespace, "secret", s.Name, "key", key, "resourceVersion", s.ResourceVersion)
+	return nil
+}
+
+func secretKeys(s *corev1.Secret) string {
+	if len(s.Data) == 0 {
+		return "none"
+	}
+	var keys []string
+	for k := range s.Data {
+		keys = append(keys, k)
+	}
+	return fmt.Sprint(keys)
+}
+
+// tokenAPIError wraps an API error of verb on the Secret, saying which
+// rights are missing when the API server forbids it.
+func tokenAPIError(verb, namespace, name string, err error) error {
+	if apierrors.IsForbidden(err) {
+		return fmt.Errorf("%s Secret %s/%s: forbidden: the account needs get on secrets named %s and create on secrets in namespace %s (deploy/components/trial-token's Role): %w", verb, namespace, name, name, namespace, err)
+	}
+	return fmt.Errorf("%s Secret %s/%s: %w", verb, namespace, name, err)
+}
+
+// randomToken returns tokenBytes random bytes, base64.
+func randomToken() (string, error) {
+	b := make([]byte, tokenBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("random token: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(b), nil
+}
