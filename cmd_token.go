@@ -48,11 +48,16 @@ flags:
 		"kubeconfig `FILE` to reach the cluster; empty: the files $KUBECONFIG lists, else ~/.kube/config, else (none of them there) the in-cluster service account")
 	fs.StringVar(&kubeContext, "context", "", "the kubeconfig context `NAME` to use; empty: the kubeconfig's current-context")
 	fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	// The subcommand comes first, its flags after it.
+	ensure := len(args) > 0 && args[0] == "ensure"
+	if ensure {
+		args = args[1:]
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 || fs.Arg(0) != "ensure" {
-		fmt.Fprintln(stderr, "token: want the subcommand ensure, and no other argument")
+	if !ensure || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "token: want the subcommand ensure, then its flags, and no other argument")
 		fs.Usage()
 		return errUsage
 	}

@@ -126,7 +126,7 @@ func TestEnsureTokenRace(t *testing.T) {
 
 // TestTokenUsage: token wants the subcommand ensure and non-empty names.
 func TestTokenUsage(t *testing.T) {
-	for _, args := range [][]string{{}, {"create"}, {"ensure", "extra"}, {"--secret=", "ensure"}} {
+	for _, args := range [][]string{{}, {"create"}, {"ensure", "extra"}, {"--namespace=x", "ensure"}, {"ensure", "--secret="}, {"ensure", "--no-such-flag"}} {
 		var stdout, stderr bytes.Buffer
 		if code := run(context.Background(), append([]string{"token"}, args...), &stdout, &stderr); code != 2 {
 			t.Errorf("token %q: exit %d, want 2 (stderr %q)", args, code, stderr.String())

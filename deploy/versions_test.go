@@ -25,9 +25,8 @@ import (
 const compatModule = "../test/kustomize-v5.5"
 
 // optionalComponents are the components of deploy/components that are not
-// a remediator's rights (lab.Components): how the token and the serving
-// certificate are provided.
-var optionalComponents = []string{"trial-token", "cert-manager", "plain-http"}
+// a remediator's rights (lab.Components).
+var optionalComponents = lab.OptionalComponents
 
 // namespaced says, for every kind deploy/ renders, whether the API server
 // keeps it in a namespace. A kind missing here fails the test: classify it

@@ -52,6 +52,12 @@ func RenderDeployWith(deployDir, kustomization string, files map[string][]byte) 
 // drain), profile (profile).
 var Components = []string{"restart", "node", "profile"}
 
+// OptionalComponents are the other components under deploy/components,
+// which grant serve no right: how the webhook token and the serving
+// certificate are provided (trial-token, cert-manager) or not needed
+// (plain-http).
+var OptionalComponents = []string{"trial-token", "cert-manager", "plain-http"}
+
 // RenderLeakguard renders deployDir/leakguard with the named components of
 // deployDir/components added, as an overlay of a user who enables their
 // remediators does (resources: [leakguard], components: [...]).
