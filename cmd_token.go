@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -144,11 +147,7 @@ func secretKeys(s *corev1.Secret) string {
 	if len(s.Data) == 0 {
 		return "none"
 	}
-	var keys []string
-	for k := range s.Data {
-		keys = append(keys, k)
-	}
-	return fmt.Sprint(keys)
+	return strings.Join(slices.Sorted(maps.Keys(s.Data)), ", ")
 }
 
 // tokenAPIError wraps an API error of verb on the Secret, saying which

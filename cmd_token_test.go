@@ -42,8 +42,8 @@ func TestEnsureToken(t *testing.T) {
 	}{
 		{name: "absent: created", wantCreated: true, wantLog: "created the webhook token's Secret"},
 		{name: "present: unchanged", objects: []runtime.Object{existing(map[string][]byte{"token": []byte("mine")})}, wantLog: "exists, left unchanged"},
-		{name: "present without the key: error, unchanged", objects: []runtime.Object{existing(map[string][]byte{"other": []byte("x")})},
-			wantErr: []string{`without a token under key "token"`, "left unchanged", "[other]"}},
+		{name: "present without the key: error, unchanged", objects: []runtime.Object{existing(map[string][]byte{"other": []byte("x"), "another": []byte("y")})},
+			wantErr: []string{`without a token under key "token"`, "left unchanged", "(keys: another, other)"}},
 		{name: "get forbidden", reactVerb: "get",
 			wantErr: []string{"get Secret leakguard/leakguard-webhook-token: forbidden", "get on secrets named leakguard-webhook-token and create on secrets in namespace leakguard", "deploy/components/trial-token"}},
 		{name: "create forbidden", reactVerb: "create",
