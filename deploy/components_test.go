@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -243,8 +244,17 @@ func TestCertManager(t *testing.T) {
 		t.Error("the CA Certificate's issuer is not selfSigned")
 	}
 	mon := cm["Certificate monitoring/leakguard-webhook-ca"]
-	if issuerOf(mon) != caIssuer || str(mon, "spec", "secretName") != "leakguard-webhook-ca" {
-		t.Errorf("the monitoring Certificate comes from %s into %q, want %s into leakguard-webhook-ca", lab.Describe(issuerOf(mon)), str(mon, "spec", "secretName"), lab.Describe(caIssuer))
+	// receiver.yaml's ca_file, and an AlertmanagerConfig moved to
+	// monitoring, name the Secret as serve's.
+	if issuerOf(mon) != caIssuer || str(mon, "spec", "secretName") != tlsSecret {
+		t.Errorf("the monitoring Certificate comes from %s into %q, want %s into %s", lab.Describe(issuerOf(mon)), str(mon, "spec", "secretName"), lab.Describe(caIssuer), tlsSecret)
+	}
+	receiver, err := os.ReadFile("alertmanager/receiver.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "ca_file: /etc/alertmanager/secrets/" + str(mon, "spec", "secretName") + "/ca.crt"; !strings.Contains(string(receiver), want) {
+		t.Errorf("receiver.yaml does not say %q", want)
 	}
 	if len(cm) != 5 {
 		t.Errorf("cert-manager objects %v, want 5", slices.Sorted(func(yield func(string) bool) {
