@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -39,12 +40,19 @@ existing Secret is left unchanged, whatever it holds: the command never
 overwrites a token. The token is never printed. Needs get on the Secret and
 create on secrets in its namespace (deploy/components/trial-token's Role).
 
+With --copy-to-namespace NS, the same token also goes into a Secret of the
+same name in NS, for an Alertmanager there, which cannot read a Secret of
+another namespace: created when absent, left when it holds the same token,
+and an error (nothing changed) when it holds another, since Alertmanager
+would then send a token serve refuses.
+
 flags:
 `)
 		fs.PrintDefaults()
 	}
-	var namespace, secret, key, kubeconfig, kubeContext, logLevel string
+	var namespace, copyTo, secret, key, kubeconfig, kubeContext, logLevel string
 	fs.StringVar(&namespace, "namespace", "leakguard", "the Secret's namespace")
+	fs.StringVar(&copyTo, "copy-to-namespace", "", "also put the same token in a Secret of the same name in this namespace (Alertmanager's); empty (the default): none")
 	fs.StringVar(&secret, "secret", "leakguard-webhook-token", "the Secret's name (deploy/'s Deployment mounts leakguard-webhook-token)")
 	fs.StringVar(&key, "key", "token", "the Secret's key that holds the token (serve's --bearer-token-file reads key token)")
 	fs.StringVar(&kubeconfig, "kubeconfig", "",
@@ -80,28 +88,71 @@ flags:
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
-	_, err = ensureToken(ctx, client, namespace, secret, key, logger)
+	token, _, err := ensureToken(ctx, client, namespace, secret, key, logger)
+	if err != nil || copyTo == "" || copyTo == namespace {
+		return err
+	}
+	_, err = copyToken(ctx, client, copyTo, secret, key, token, namespace, logger)
 	return err
 }
 
 // ensureToken creates the Secret namespace/name with a random token under
-// key if it does not exist, and reports whether it did. An existing Secret
-// is never changed: if it lacks key (or holds an empty token) that is an
-// error, since serve would refuse it, but it is still left as it is (the
-// Secret is someone's, the command does not guess whose). A Secret created
-// by someone else between the check and the create counts as existing.
-func ensureToken(ctx context.Context, client kubernetes.Interface, namespace, name, key string, logger *slog.Logger) (created bool, err error) {
+// key if it does not exist, and returns the token the Secret holds and
+// whether it created it. An existing Secret is never changed: if it lacks
+// key (or holds an empty token) that is an error, since serve would refuse
+// it, but it is still left as it is (the Secret is someone's, the command
+// does not guess whose).
+func ensureToken(ctx context.Context, client kubernetes.Interface, namespace, name, key string, logger *slog.Logger) (token []byte, created bool, err error) {
+	random, err := randomToken()
+	if err != nil {
+		return nil, false, err
+	}
+	created, token, err = createIfAbsent(ctx, client, namespace, name, key, []byte(random))
+	switch {
+	case err != nil:
+		return nil, false, err
+	case created:
+		logger.Info("created the webhook token's Secret with a random token", "namespace", namespace, "secret", name, "key", key)
+	default:
+		logger.Info("the webhook token's Secret exists, left unchanged", "namespace", namespace, "secret", name, "key", key)
+	}
+	return token, created, nil
+}
+
+// copyToken makes the Secret namespace/name hold token under key, as the
+// Secret of the namespace from does: created when absent, left as it is
+// when it holds the same token. One that holds another token (or none) is
+// an error and is left unchanged: the two would disagree, and which one is
+// right is the user's call.
+func copyToken(ctx context.Context, client kubernetes.Interface, namespace, name, key string, token []byte, from string, logger *slog.Logger) (created bool, err error) {
+	created, held, err := createIfAbsent(ctx, client, namespace, name, key, token)
+	switch {
+	case err != nil:
+		return false, err
+	case created:
+		logger.Info("copied the webhook token into a new Secret", "namespace", namespace, "secret", name, "key", key, "from_namespace", from)
+	case !bytes.Equal(held, token):
+		return false, fmt.Errorf("Secret %s/%s holds another token than %s/%s: left unchanged; Alertmanager would send a token serve refuses: delete it to have the token copied, or make the two equal", namespace, name, from, name)
+	default:
+		logger.Info("the webhook token's copy holds the same token, left unchanged", "namespace", namespace, "secret", name, "key", key, "from_namespace", from)
+	}
+	return created, nil
+}
+
+// createIfAbsent creates the Secret namespace/name with token under key
+// unless it exists, and returns whether it did and the token the Secret
+// holds. An existing Secret is never changed; one without a token under
+// key is an error. A Secret created by someone else between the check and
+// the create counts as existing.
+func createIfAbsent(ctx context.Context, client kubernetes.Interface, namespace, name, key string, token []byte) (created bool, held []byte, err error) {
 	secrets := client.CoreV1().Secrets(namespace)
 	existing, err := secrets.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case err == nil:
-		return false, checkExisting(existing, key, logger)
+		held, err := existingToken(existing, key)
+		return false, held, err
 	case !apierrors.IsNotFound(err):
-		return false, tokenAPIError("get", namespace, name, err)
-	}
-	token, err := randomToken()
-	if err != nil {
-		return false, err
+		return false, nil, tokenAPIError("get", namespace, name, err)
 	}
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
@@ -114,33 +165,32 @@ func ensureToken(ctx context.Context, client kubernetes.Interface, namespace, na
 			},
 		},
 		Type: corev1.SecretTypeOpaque,
-		Data: map[string][]byte{key: []byte(token)},
+		Data: map[string][]byte{key: token},
 	}
 	_, err = secrets.Create(ctx, s, metav1.CreateOptions{})
 	switch {
 	case err == nil:
-		logger.Info("created the webhook token's Secret with a random token", "namespace", namespace, "secret", name, "key", key)
-		return true, nil
+		return true, token, nil
 	case apierrors.IsAlreadyExists(err):
 		// Another run (or a person) was first: theirs stands.
 		existing, err := secrets.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return false, tokenAPIError("get", namespace, name, err)
+			return false, nil, tokenAPIError("get", namespace, name, err)
 		}
-		return false, checkExisting(existing, key, logger)
+		held, err := existingToken(existing, key)
+		return false, held, err
 	default:
-		return false, tokenAPIError("create", namespace, name, err)
+		return false, nil, tokenAPIError("create", namespace, name, err)
 	}
 }
 
-// checkExisting logs that s is left unchanged, or fails when it holds no
-// token under key.
-func checkExisting(s *corev1.Secret, key string, logger *slog.Logger) error {
+// existingToken returns the token s holds under key, or fails when it
+// holds none.
+func existingToken(s *corev1.Secret, key string) ([]byte, error) {
 	if len(s.Data[key]) == 0 {
-		return fmt.Errorf("Secret %s/%s exists without a token under key %q (keys: %s): left unchanged; add the key or delete the Secret to have one generated", s.Namespace, s.Name, key, secretKeys(s))
+		return nil, fmt.Errorf("Secret %s/%s exists without a token under key %q (keys: %s): left unchanged; add the key or delete the Secret to have one made", s.Namespace, s.Name, key, secretKeys(s))
 	}
-	logger.Info("the webhook token's Secret exists, left unchanged", "namespace", s.Namespace, "secret", s.Name, "key", key, "resourceVersion", s.ResourceVersion)
-	return nil
+	return s.Data[key], nil
 }
 
 func secretKeys(s *corev1.Secret) string {
@@ -154,7 +204,7 @@ func secretKeys(s *corev1.Secret) string {
 // rights are missing when the API server forbids it.
 func tokenAPIError(verb, namespace, name string, err error) error {
 	if apierrors.IsForbidden(err) {
-		return fmt.Errorf("%s Secret %s/%s: forbidden: the account needs get on secrets named %s and create on secrets in namespace %s (deploy/components/trial-token's Role): %w", verb, namespace, name, name, namespace, err)
+		return fmt.Errorf("%s Secret %s/%s: forbidden: the account needs get on secrets named %s and create on secrets in namespace %s (deploy/components/trial-token's Roles): %w", verb, namespace, name, name, namespace, err)
 	}
 	return fmt.Errorf("%s Secret %s/%s: %w", verb, namespace, name, err)
 }

@@ -76,7 +76,7 @@ func TestTrialToken(t *testing.T) {
 	}
 	job := find[*batchv1.Job](t, r, "leakguard-webhook-token")
 	c := job.Spec.Template.Spec.Containers[0]
-	want := []string{"token", "ensure", "--namespace=" + d.Namespace, "--secret=" + tokenSecret, "--key=" + path.Base(tokenFile)}
+	want := []string{"token", "ensure", "--namespace=" + d.Namespace, "--secret=" + tokenSecret, "--key=" + path.Base(tokenFile), "--copy-to-namespace=monitoring"}
 	if diff := cmp.Diff(want, c.Args); diff != "" {
 		t.Errorf("the Job's args (-want +got):\n%s", diff)
 	}
@@ -90,17 +90,45 @@ func TestTrialToken(t *testing.T) {
 	if sa == d.Spec.Template.Spec.ServiceAccountName || sa == "" {
 		t.Errorf("the Job runs as %q, want an account of its own", sa)
 	}
-	b := find[*rbacv1.RoleBinding](t, r, "leakguard-token")
-	if len(b.Subjects) != 1 || b.Subjects[0].Name != sa || b.Subjects[0].Namespace != job.Namespace {
-		t.Errorf("RoleBinding subjects %+v, want the Job's account %s", b.Subjects, sa)
-	}
-	role := find[*rbacv1.Role](t, r, b.RoleRef.Name)
+	// In serve's namespace and in Alertmanager's, get on the one Secret
+	// and create on secrets, bound to the Job's account.
 	wantRules := []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{tokenSecret}, Verbs: []string{"get"}},
 		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"create"}},
 	}
-	if diff := cmp.Diff(wantRules, role.Rules); diff != "" {
-		t.Errorf("the Job's Role (-want +got):\n%s", diff)
+	bound := map[string]bool{}
+	for _, obj := range r.typed {
+		b, ok := obj.(*rbacv1.RoleBinding)
+		if !ok || b.Name != "leakguard-token" {
+			continue
+		}
+		bound[b.Namespace] = true
+		if len(b.Subjects) != 1 || b.Subjects[0].Name != sa || b.Subjects[0].Namespace != job.Namespace {
+			t.Errorf("RoleBinding %s/%s subjects %+v, want the Job's account %s", b.Namespace, b.Name, b.Subjects, sa)
+		}
+		var role *rbacv1.Role
+		for _, obj := range r.typed {
+			if o, ok := obj.(*rbacv1.Role); ok && o.Name == b.RoleRef.Name && o.Namespace == b.Namespace {
+				role = o
+			}
+		}
+		if role == nil {
+			t.Errorf("RoleBinding %s/%s names no Role of its namespace", b.Namespace, b.Name)
+			continue
+		}
+		if diff := cmp.Diff(wantRules, role.Rules); diff != "" {
+			t.Errorf("Role %s/%s (-want +got):\n%s", role.Namespace, role.Name, diff)
+		}
+	}
+	receiver, err := os.ReadFile("alertmanager/receiver.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "credentials_file: /etc/alertmanager/secrets/" + tokenSecret + "/" + path.Base(tokenFile); !strings.Contains(string(receiver), want) {
+		t.Errorf("receiver.yaml does not say %q, where the copy in monitoring is mounted", want)
+	}
+	if diff := cmp.Diff(map[string]bool{d.Namespace: true, "monitoring": true}, bound); diff != "" {
+		t.Errorf("namespaces where the Job's account is bound (-want +got):\n%s", diff)
 	}
 	for _, obj := range r.typed {
 		switch o := obj.(type) {

@@ -24,10 +24,11 @@ import (
 )
 
 // TestTrialToken runs the trial-token component's Job command (its args,
-// verbatim) as the component's service account, with its Role, on the
-// lab's API server: the first run creates the Secret with a random token,
-// a second run changes nothing (same resourceVersion, same token), and the
-// account may not read another Secret (a clear error naming the rights).
+// verbatim) as the component's service account, with its Roles, on the
+// lab's API server: the first run creates the Secret with a random token
+// and its copy in monitoring, a second run changes nothing (same
+// resourceVersions, same token), and the account may not read another
+// Secret (a clear error naming the rights).
 func TestTrialToken(t *testing.T) {
 	l := needLab(t)
 	// Built first, under BuildLeakguard's own bound: the test's context
@@ -61,36 +62,52 @@ func TestTrialToken(t *testing.T) {
 			t.Fatalf("the component renders %T, which this test does not know", obj)
 		}
 	}
-	if job == nil || len(rbac) != 3 {
-		t.Fatalf("the component renders Job %v and %d RBAC objects, want a Job and 3", job != nil, len(rbac))
+	if job == nil || len(rbac) != 5 {
+		t.Fatalf("the component renders Job %v and %d RBAC objects, want a Job and 5", job != nil, len(rbac))
 	}
 	ns, sa := job.Namespace, job.Spec.Template.Spec.ServiceAccountName
 	args := job.Spec.Template.Spec.Containers[0].Args
-	var secret string
+	var secret, copyNS string
 	for _, a := range args {
 		if v, ok := strings.CutPrefix(a, "--secret="); ok {
 			secret = v
 		}
+		if v, ok := strings.CutPrefix(a, "--copy-to-namespace="); ok {
+			copyNS = v
+		}
 	}
-	if _, err := admin.CoreV1().Secrets(ns).Get(ctx, secret, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Fatalf("Secret %s/%s before the test: %v, want none", ns, secret, err)
+	if copyNS == "" {
+		t.Fatalf("the Job's args %q copy the token nowhere", args)
+	}
+	_, err = admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: copyNS}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("create namespace %s: %v", copyNS, err)
+	}
+	for _, n := range []string{ns, copyNS} {
+		if _, err := admin.CoreV1().Secrets(n).Get(ctx, secret, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("Secret %s/%s before the test: %v, want none", n, secret, err)
+		}
 	}
 	if err := lab.Create(ctx, admin, rbac...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx := context.Background()
-		_ = admin.CoreV1().Secrets(ns).Delete(ctx, secret, metav1.DeleteOptions{})
-		_ = admin.RbacV1().RoleBindings(ns).Delete(ctx, "leakguard-token", metav1.DeleteOptions{})
-		_ = admin.RbacV1().Roles(ns).Delete(ctx, "leakguard-token", metav1.DeleteOptions{})
+		for _, n := range []string{ns, copyNS} {
+			_ = admin.CoreV1().Secrets(n).Delete(ctx, secret, metav1.DeleteOptions{})
+			_ = admin.RbacV1().RoleBindings(n).Delete(ctx, "leakguard-token", metav1.DeleteOptions{})
+			_ = admin.RbacV1().Roles(n).Delete(ctx, "leakguard-token", metav1.DeleteOptions{})
+		}
 		_ = admin.CoreV1().ServiceAccounts(ns).Delete(ctx, sa, metav1.DeleteOptions{})
 	})
 	cfg, err := l.ServiceAccountConfig(ctx, ns, sa)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitMay(t, cfg, "create", ns, "")
-	waitMay(t, cfg, "get", ns, secret)
+	for _, n := range []string{ns, copyNS} {
+		waitMay(t, cfg, "create", n, "")
+		waitMay(t, cfg, "get", n, secret)
+	}
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := l.WriteTokenKubeconfig(kubeconfig, sa, cfg.BearerToken); err != nil {
 		t.Fatal(err)
@@ -104,13 +121,21 @@ func TestTrialToken(t *testing.T) {
 		return stderr.String(), err
 	}
 
+	get := func(n string) *corev1.Secret {
+		t.Helper()
+		s, err := admin.CoreV1().Secrets(n).Get(ctx, secret, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 	out, err := run(args...)
-	if err != nil || !strings.Contains(out, "created the webhook token's Secret") {
+	if err != nil || !strings.Contains(out, "created the webhook token's Secret") || !strings.Contains(out, "copied the webhook token into a new Secret") {
 		t.Fatalf("first run: %v\n%s", err, out)
 	}
-	first, err := admin.CoreV1().Secrets(ns).Get(ctx, secret, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
+	first, firstCopy := get(ns), get(copyNS)
+	if !bytes.Equal(firstCopy.Data["token"], first.Data["token"]) {
+		t.Errorf("the copy in %s holds another token", copyNS)
 	}
 	token, err := base64.StdEncoding.DecodeString(string(first.Data["token"]))
 	if err != nil || len(token) != 32 {
@@ -121,15 +146,13 @@ func TestTrialToken(t *testing.T) {
 	}
 
 	out, err = run(args...)
-	if err != nil || !strings.Contains(out, "exists, left unchanged") {
+	if err != nil || !strings.Contains(out, "exists, left unchanged") || !strings.Contains(out, "holds the same token, left unchanged") {
 		t.Fatalf("second run: %v\n%s", err, out)
 	}
-	second, err := admin.CoreV1().Secrets(ns).Get(ctx, secret, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if second.ResourceVersion != first.ResourceVersion || !bytes.Equal(second.Data["token"], first.Data["token"]) {
-		t.Errorf("second run changed the Secret: resourceVersion %s -> %s", first.ResourceVersion, second.ResourceVersion)
+	for _, s := range []struct{ before, after *corev1.Secret }{{first, get(ns)}, {firstCopy, get(copyNS)}} {
+		if s.after.ResourceVersion != s.before.ResourceVersion || !bytes.Equal(s.after.Data["token"], s.before.Data["token"]) {
+			t.Errorf("second run changed Secret %s/%s: resourceVersion %s -> %s", s.before.Namespace, s.before.Name, s.before.ResourceVersion, s.after.ResourceVersion)
+		}
 	}
 
 	// The Role names one Secret: another is out of reach.
