@@ -70,7 +70,9 @@ generate:
 
 # verify regenerates into a scratch directory and compares it with deploy/,
 # then renders deploy/'s kustomizations and checks them without a cluster
-# (deploy/deploy_test.go; make e2e dry-runs them on a real kube-apiserver).
+# (deploy/deploy_test.go; make e2e dry-runs them on a real kube-apiserver),
+# with the main module's kustomize and with the one kubectl 1.32 bundles
+# (the module test/kustomize-v5.5).
 verify:
 	hack/verify-generated.sh
 	$(GO) test -count=1 ./deploy/
@@ -79,6 +81,7 @@ test: go-test e2e verify rules-check rules-test traces dashboards-check rules-co
 
 go-test: dashboards/schema/node_modules
 	$(GO) vet ./...
+	cd test/kustomize-v5.5 && $(GO) vet .
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e '/test/e2e' -e '/test/fleet')

@@ -20,7 +20,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", c.InsecureNoAuth,
 		"accept webhook requests without credentials (without it, no credentials means the server refuses to start)")
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile,
-		"serve HTTPS with this certificate (PEM, chain after the leaf); reloaded when it changes")
+		"serve HTTPS with this certificate (PEM, chain after the leaf); reloaded when it changes; with neither it nor --tls-key-file (the default), plain HTTP")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile,
 		"the private key of --tls-cert-file (PEM); reloaded when it changes")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes,

@@ -23,7 +23,8 @@ const (
 
 // Serve listens on addr until ctx is done, then shuts down gracefully
 // (within cfg's shutdown timeout). With cfg.TLSCertFile and cfg.TLSKeyFile it
-// serves HTTPS and reloads the key pair when the files change.
+// serves HTTPS and reloads the key pair when the files change; without
+// them, plain HTTP, with a warning at start.
 func Serve(ctx context.Context, addr string, cfg Config, h http.Handler, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -68,6 +69,11 @@ func ServeListener(ctx context.Context, ln net.Listener, cfg Config, h http.Hand
 	errc := make(chan error, 1)
 	go func() { errc <- serve() }()
 	logger.Info("serving", "address", addr, "scheme", scheme)
+	if scheme == "http" {
+		// A choice (deploy/components/plain-http), not a fallback: say
+		// what it means once, at start.
+		logger.Warn("serving plain HTTP: no --tls-cert-file and --tls-key-file; the webhook's credentials cross the network in clear text unless TLS terminates in front of serve (a service mesh, a proxy)", "address", addr)
+	}
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve on %s: %w", addr, err)

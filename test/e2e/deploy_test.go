@@ -1,15 +1,20 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -58,32 +63,75 @@ func (d *dryRunner) apply(obj *unstructured.Unstructured) error {
 	return err
 }
 
-// TestDeployDryRun renders deploy/ and its overlay as `kubectl apply -k`
-// would and has the real API server dry-run every built-in object; the
-// Prometheus Operator's custom resources, whose CRDs the lab lacks, decode
-// strictly into their Go types instead. The namespace monitoring, which
-// kube-prometheus-stack creates and deploy/ expects, is created first.
+// TestDeployDryRun renders every kustomization of deploy/ (each directory
+// with a kustomization.yaml, but components/) and deploy/leakguard with
+// each component, as `kubectl apply -k` would, and has the real API server
+// dry-run every built-in object. The Prometheus Operator's custom
+// resources, whose CRDs the lab lacks, decode strictly into their Go types
+// instead. cert-manager's are dry-run against minimal CRDs that the test
+// installs (certManagerCRDs: the kinds, versions and scopes are checked,
+// their fields are not). The namespaces monitoring (kube-prometheus-stack
+// creates it) and cert-manager (cert-manager's) are created first.
 func TestDeployDryRun(t *testing.T) {
 	ctx := testContext(t)
 	admin := needLab(t).Admin
-	_, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "monitoring"}}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatalf("create namespace monitoring: %v", err)
+	for _, ns := range []string{"monitoring", "cert-manager"} {
+		_, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("create namespace %s: %v", ns, err)
+		}
 	}
 	d := newDryRunner(t)
-	for _, k := range []string{".", "overlays/kube-prometheus-stack"} {
-		t.Run(k, func(t *testing.T) {
-			_, objs, err := lab.RenderDeploy(filepath.Join(repoRoot, "deploy"), k)
+	installCertManagerCRDs(t, d)
+
+	deployDir := filepath.Join(repoRoot, "deploy")
+	type build struct {
+		name, kustomization string
+		files               map[string][]byte
+	}
+	var builds []build
+	err := filepath.WalkDir(deployDir, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(deployDir, path)
+		if e.IsDir() && rel == "components" {
+			return filepath.SkipDir
+		}
+		if !e.IsDir() && e.Name() == "kustomization.yaml" {
+			builds = append(builds, build{name: filepath.Dir(rel), kustomization: filepath.Dir(rel)})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range append(slices.Clone(lab.Components), lab.OptionalComponents...) {
+		k, files, err := lab.LeakguardOverlay(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		builds = append(builds, build{name: "leakguard+components/" + c, kustomization: k, files: files})
+	}
+	for _, b := range builds {
+		t.Run(b.name, func(t *testing.T) {
+			_, objs, err := lab.RenderDeployWith(deployDir, b.kustomization, b.files)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var builtIn, custom int
+			var builtIn, certManager int
 			for _, obj := range objs {
+				if obj.GroupVersionKind().Group == "cert-manager.io" {
+					certManager++
+					if err := d.apply(obj); err != nil {
+						t.Errorf("dry-run %s: %v", lab.Describe(obj), err)
+					}
+					continue
+				}
 				if _, err := lab.DecodeStrict(obj); err != nil {
 					t.Errorf("decode: %v", err)
 				}
 				if lab.IsCustom(obj) {
-					custom++
 					continue
 				}
 				builtIn++
@@ -91,10 +139,88 @@ func TestDeployDryRun(t *testing.T) {
 					t.Errorf("dry-run %s: %v", lab.Describe(obj), err)
 				}
 			}
-			if builtIn == 0 || custom == 0 {
-				t.Errorf("%d built-in and %d custom objects, want some of each", builtIn, custom)
+			// grafana/ and kubernetes/ hold custom resources and
+			// ConfigMaps; every kustomization holds a built-in object.
+			if builtIn == 0 && b.name != "kubernetes" {
+				t.Errorf("%d built-in objects, want some", builtIn)
+			}
+			wantCM := 0
+			if b.name == "leakguard+components/cert-manager" {
+				wantCM = len(certManagerCRDs) + 2 // two Certificates and two ClusterIssuers more
+			}
+			if certManager != wantCM {
+				t.Errorf("%d cert-manager objects, want %d", certManager, wantCM)
 			}
 		})
+	}
+	if len(builds) < 6+len(lab.Components)+len(lab.OptionalComponents) {
+		t.Errorf("builds %v, want deploy/'s six kustomizations and every component", builds)
+	}
+}
+
+// certManagerCRDs are minimal CustomResourceDefinitions of cert-manager's
+// Issuer, ClusterIssuer and Certificate (cert-manager.io/v1, their real
+// names and scopes), with a permissive schema: spec is any object. They
+// let the API server dry-run deploy/components/cert-manager's objects
+// (kinds, versions, scopes, namespaces, names); their fields are checked
+// by deploy/'s TestCertManager against each other, not against
+// cert-manager's API, whose Go module this repository does not carry.
+var certManagerCRDs = []struct{ kind, plural, scope string }{
+	{"Issuer", "issuers", "Namespaced"},
+	{"ClusterIssuer", "clusterissuers", "Cluster"},
+	{"Certificate", "certificates", "Namespaced"},
+}
+
+// installCertManagerCRDs creates certManagerCRDs, waits (bounded) until
+// the API server serves them, and refreshes d's discovery.
+func installCertManagerCRDs(t *testing.T, d *dryRunner) {
+	t.Helper()
+	ctx := testContext(t)
+	crds := d.dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
+	for _, c := range certManagerCRDs {
+		name := c.plural + ".cert-manager.io"
+		crd := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "apiextensions.k8s.io/v1",
+			"kind":       "CustomResourceDefinition",
+			"metadata":   map[string]any{"name": name},
+			"spec": map[string]any{
+				"group": "cert-manager.io",
+				"scope": c.scope,
+				"names": map[string]any{"kind": c.kind, "listKind": c.kind + "List", "plural": c.plural, "singular": strings.ToLower(c.kind)},
+				"versions": []any{map[string]any{
+					"name": "v1", "served": true, "storage": true,
+					"schema": map[string]any{"openAPIV3Schema": map[string]any{
+						"type":     "object",
+						"required": []any{"spec"},
+						"properties": map[string]any{
+							"spec":   map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+							"status": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true},
+						},
+					}},
+				}},
+			},
+		}}
+		if _, err := crds.Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("create CRD %s: %v", name, err)
+		}
+		t.Cleanup(func() { _ = crds.Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d.mapper.Reset()
+		var missing []string
+		for _, c := range certManagerCRDs {
+			if _, err := d.mapper.RESTMapping(schema.GroupKind{Group: "cert-manager.io", Kind: c.kind}, "v1"); err != nil {
+				missing = append(missing, c.kind)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cert-manager CRDs %v not served after 30s", missing)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -52,22 +52,41 @@ func RenderDeployWith(deployDir, kustomization string, files map[string][]byte) 
 // drain), profile (profile).
 var Components = []string{"restart", "node", "profile"}
 
+// OptionalComponents are the other components under deploy/components,
+// which grant serve no right: how the webhook token and the serving
+// certificate are provided (trial-token, cert-manager) or not needed
+// (plain-http).
+var OptionalComponents = []string{"trial-token", "cert-manager", "plain-http"}
+
 // RenderLeakguard renders deployDir/leakguard with the named components of
 // deployDir/components added, as an overlay of a user who enables their
 // remediators does (resources: [leakguard], components: [...]).
 func RenderLeakguard(deployDir string, components ...string) ([]byte, []*unstructured.Unstructured, error) {
-	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../leakguard\n"
+	k, files, err := LeakguardOverlay(components...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return RenderDeployWith(deployDir, k, files)
+}
+
+// LeakguardOverlay returns the kustomization (a directory relative to
+// deploy/) and the files to write over deploy/ of RenderLeakguard's
+// overlay: deploy/leakguard and deploy/alertmanager (the AlertmanagerConfig
+// that routes to serve, in monitoring, which components such as plain-http
+// patch) with the named components of deploy/components.
+func LeakguardOverlay(components ...string) (string, map[string][]byte, error) {
+	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../leakguard\n  - ../alertmanager\n"
 	if len(components) > 0 {
 		k += "components:\n"
 		for _, c := range components {
 			if strings.ContainsAny(c, "/\\") || c == "" || c == "." || c == ".." {
-				return nil, nil, fmt.Errorf("component %q: want a directory name under components/", c)
+				return "", nil, fmt.Errorf("component %q: want a directory name under components/", c)
 			}
 			k += "  - ../components/" + c + "\n"
 		}
 	}
 	// A directory name that deploy/ does not use.
-	return RenderDeployWith(deployDir, ".lab-leakguard", map[string][]byte{".lab-leakguard/kustomization.yaml": []byte(k)})
+	return ".lab-leakguard", map[string][]byte{".lab-leakguard/kustomization.yaml": []byte(k)}, nil
 }
 
 // memDeploy copies deployDir into memory under /deploy.
