@@ -65,7 +65,7 @@ image:
 	hack/image.sh $(IMAGE) $(VERSION)
 
 generate:
-	$(GO) run . generate --out-dir deploy
+	$(GO) run . generate --out-dir deploy --chart-from deploy
 	hack/policy-copy.sh deploy
 
 # verify regenerates into a scratch directory and compares it with deploy/,
