@@ -19,7 +19,7 @@ func otherValues() map[string]any {
 			"replicas":                  int64(3),
 			"logLevel":                  "debug",
 			"resources":                 map[string]any{"limits": map[string]any{"memory": "256Mi"}, "requests": map[string]any{"cpu": "50m", "memory": "64Mi"}},
-			"topologySpreadConstraints": []any{map[string]any{"maxSkew": int64(2), "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule"}},
+			"topologySpreadConstraints": []any{map[string]any{"maxSkew": int64(2), "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule", "labelSelector": map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/name": "leakguard"}}}},
 			"affinity":                  map[string]any{"nodeAffinity": map[string]any{"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{"nodeSelectorTerms": []any{map[string]any{"matchExpressions": []any{map[string]any{"key": "pool", "operator": "In", "values": []any{"system"}}}}}}}},
 			"nodeSelector":              map[string]any{"pool": "system"},
 			"tolerations":               []any{map[string]any{"key": "dedicated", "operator": "Exists"}},
