@@ -441,6 +441,11 @@ func (g *generator) staticFiles() error {
 	if err != nil {
 		return err
 	}
+	s, err := schema(g.files[pathpkg.Join(Dir, "values.yaml")])
+	if err != nil {
+		return err
+	}
+	g.files[pathpkg.Join(Dir, "values.schema.json")] = s
 	return g.checkUsed()
 }
 

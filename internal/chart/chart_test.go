@@ -50,7 +50,7 @@ func TestFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Chart.yaml", "values.yaml", "files/policy.yaml", "templates/_helpers.tpl", "templates/NOTES.txt", "templates/deployment-leakguard-serve.yaml", "templates/configmap-leakguard-policy.yaml", "templates/clusterrole-leakguard-serve-restart.yaml", "templates/grafanadashboard-leakguard-overview.yaml", "templates/certmanager.yaml"} {
+	for _, want := range []string{"Chart.yaml", "values.yaml", "files/policy.yaml", "templates/_helpers.tpl", "templates/NOTES.txt", "templates/deployment-leakguard-serve.yaml", "templates/configmap-leakguard-policy.yaml", "templates/clusterrole-leakguard-serve-restart.yaml", "templates/grafanadashboard-leakguard-overview.yaml", "templates/certmanager.yaml", "values.schema.json"} {
 		if _, ok := files[Dir+"/"+want]; !ok {
 			t.Errorf("no %s", want)
 		}

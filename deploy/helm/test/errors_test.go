@@ -19,6 +19,9 @@ func TestTemplateRefuses(t *testing.T) {
 		{"unknown tls.mode", map[string]any{"tls": map[string]any{"mode": "selfSigned"}}, `tls.mode is "selfSigned": want certManager, existingSecret or off`},
 		{"token.create without a value", map[string]any{"token": map[string]any{"create": true}}, "token.value"},
 		{"no token Secret", map[string]any{"token": map[string]any{"existingSecret": ""}}, "token.existingSecret"},
+		// values.schema.json: a misspelt value and a value of the wrong type.
+		{"a misspelt value", map[string]any{"serve": map[string]any{"replica": 3}}, "replica"},
+		{"a value of the wrong type", map[string]any{"serve": map[string]any{"replicas": "three"}}, "replicas"},
 		{"no TLS Secret", map[string]any{"tls": map[string]any{"existingSecret": ""}}, "tls.existingSecret"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
