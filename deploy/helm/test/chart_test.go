@@ -15,6 +15,7 @@ import (
 	"io"
 	"regexp"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -225,6 +226,43 @@ func TestMatchesKustomize(t *testing.T) {
 		for _, l := range helmLabels {
 			if _, ok := o.GetLabels()[l]; !ok {
 				t.Errorf("%s has no label %s", key(o), l)
+			}
+		}
+	}
+}
+
+// TestStableRender checks what Argo CD needs to sync without a diff every
+// time: two renders are equal, and no template calls a function whose
+// result changes between renders or depends on the cluster.
+func TestStableRender(t *testing.T) {
+	c := loadChart(t)
+	for _, vals := range []map[string]any{nil, otherValues()} {
+		_, _, err := renderChart(c, vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		install := func() string {
+			objs, _, err := renderChart(c, vals)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			for _, o := range objs {
+				data, _ := o.MarshalJSON()
+				b.Write(data)
+			}
+			return b.String()
+		}
+		if first, second := install(), install(); first != second {
+			t.Errorf("two renders differ:\n%s", cmp.Diff(first, second))
+		}
+	}
+	unstable := regexp.MustCompile(`\b(lookup|rand[A-Za-z]*|uuidv4|now|date|genCA|genPrivateKey|genSelfSignedCert|genSignedCert|htpasswd)\b`)
+	action := regexp.MustCompile(`\{\{.*?\}\}`)
+	for _, f := range c.Templates {
+		for _, a := range action.FindAllString(string(f.Data), -1) {
+			if m := unstable.FindString(a); m != "" {
+				t.Errorf("%s calls %s: %s", f.Name, m, a)
 			}
 		}
 	}
