@@ -91,7 +91,7 @@ func generateFlags(p *rules.Params, stderr io.Writer) (fs *flag.FlagSet, outDir,
 Write the Prometheus rule file (%s, also for Thanos Ruler and
 vmalert), the PrometheusRule object (%s), the Mimir or Cortex
 ruler namespace (%s, for mimirtool rules sync) and the Grafana
-dashboards under --out-dir.
+dashboards under --out-dir; with --chart-from, the Helm chart too.
 Every threshold, window, for duration and selector is a flag, or a field
 of the YAML file given with --params (camelCase names, e.g. oomHorizon: 3h).
 
