@@ -125,3 +125,33 @@ func TestTemplateDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplateNamespace checks that namespace.name moves every reference
+// to serve's namespace: the admission policies' account, the bindings'
+// subjects, the TLS server names and the webhook's URL.
+func TestTemplateNamespace(t *testing.T) {
+	objs := byKey(mustRender(t, map[string]any{"namespace": map[string]any{"name": "lg"}}))
+	for _, name := range []string{"leakguard-serve-updates", "leakguard-serve-evictions"} {
+		conds := field(t, get(t, objs, "ValidatingAdmissionPolicy "+name), "spec", "matchConditions").([]any)
+		if diff := cmp.Diff("request.userInfo.username == 'system:serviceaccount:lg:leakguard-serve'", conds[0].(map[string]any)["expression"]); diff != "" {
+			t.Errorf("%s's matchCondition (-want +got):\n%s", name, diff)
+		}
+	}
+	subject := field(t, get(t, objs, "RoleBinding lg/leakguard-serve"), "subjects").([]any)[0].(map[string]any)["namespace"]
+	if subject != "lg" {
+		t.Errorf("RoleBinding subject in %v, want lg", subject)
+	}
+	webhook := field(t, get(t, objs, "AlertmanagerConfig lg/leakguard"), "spec", "receivers").([]any)[0].(map[string]any)["webhookConfigs"].([]any)[0].(map[string]any)
+	if got := webhook["httpConfig"].(map[string]any)["tlsConfig"].(map[string]any)["serverName"]; got != "leakguard.lg.svc" {
+		t.Errorf("AlertmanagerConfig serverName %v, want leakguard.lg.svc", got)
+	}
+	sm := field(t, get(t, objs, "ServiceMonitor lg/leakguard-serve"), "spec", "endpoints").([]any)[0].(map[string]any)
+	if got := sm["tlsConfig"].(map[string]any)["serverName"]; got != "leakguard.lg.svc" {
+		t.Errorf("ServiceMonitor serverName %v, want leakguard.lg.svc", got)
+	}
+	for k, o := range objs {
+		if ns := o.GetNamespace(); ns != "" && ns != "lg" && ns != "monitoring" {
+			t.Errorf("%s in namespace %s", k, ns)
+		}
+	}
+}
