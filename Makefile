@@ -10,7 +10,12 @@
 #                controller manager, scheduler and kube-state-metrics on
 #                loopback, as root (builds them once, see
 #                hack/node-binaries.sh); not part of make test yet.
-# make generate  rewrite every generated file under deploy/.
+# make generate  rewrite every generated file under deploy/, the Helm chart
+#                deploy/helm/leakguard included.
+# make chart-test the Helm chart with the Helm library (deploy/helm/test, a
+#                module of its own): lint, templates, the default render
+#                against kustomize's, a server-side dry-run on the lab's
+#                kube-apiserver (part of make test).
 # make bench     benchmarks, long fuzzing, the receiver's load run and the
 #                agent's memory run (not part of make test).
 # make bench-recommend  leakguard recommend's method against KRR and the
@@ -51,7 +56,7 @@ FUZZ_TARGETS := server:FuzzDecodeMessage server:FuzzHandler remediate:FuzzParseP
 RULES_FILE := deploy/prometheus/rules.yaml
 PROMRULE   := deploy/kubernetes/prometheusrule.yaml
 
-.PHONY: bench-recommend bench-detection all build image generate verify test go-test e2e e2e-node fleet fleet-thanos rules-check rules-test rules-cost traces lint bench bench-rules bench-receiver bench-agent clean dashboards-check demo
+.PHONY: chart-test bench-recommend bench-detection all build image generate verify test go-test e2e e2e-node fleet fleet-thanos rules-check rules-test rules-cost traces lint bench bench-rules bench-receiver bench-agent clean dashboards-check demo
 
 all: build
 
@@ -65,7 +70,7 @@ image:
 	hack/image.sh $(IMAGE) $(VERSION)
 
 generate:
-	$(GO) run . generate --out-dir deploy
+	$(GO) run . generate --out-dir deploy --chart-from deploy
 	hack/policy-copy.sh deploy
 
 # verify regenerates into a scratch directory and compares it with deploy/,
@@ -77,7 +82,7 @@ verify:
 	hack/verify-generated.sh
 	$(GO) test -count=1 ./deploy/
 
-test: go-test e2e verify rules-check rules-test traces dashboards-check rules-cost fleet
+test: go-test e2e chart-test verify rules-check rules-test traces dashboards-check rules-cost fleet
 
 go-test: dashboards/schema/node_modules
 	$(GO) vet ./...
@@ -97,6 +102,14 @@ e2e:
 	@bin=$$(hack/e2e-binaries.sh) && \
 	  echo "LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN=$$bin $(GO) test -count=1 -timeout 10m ./test/e2e/..." && \
 	  LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN="$$bin" $(GO) test -count=1 -timeout 10m ./test/e2e/...
+
+# The chart's tests (deploy/helm/test, its own module with helm.sh/helm/v4);
+# the dry-run needs kube-apiserver and etcd, as make e2e.
+chart-test:
+	@bin=$$(hack/e2e-binaries.sh) && cd deploy/helm/test && \
+	  $(GO) vet ./... && \
+	  echo "(cd deploy/helm/test && LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN=$$bin $(GO) test -count=1 -timeout 10m ./...)" && \
+	  LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN="$$bin" $(GO) test -count=1 -timeout 10m ./...
 
 # The real-node test needs root, a writable memory cgroup, Debian's
 # containerd and runc (.ci/run installs them), no other containerd on

@@ -9,13 +9,15 @@ import (
 	"sort"
 
 	"github.com/leakguard/leakguard/dashboards"
+	"github.com/leakguard/leakguard/internal/chart"
 	"github.com/leakguard/leakguard/internal/cli"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/spf13/pflag"
 )
 
 func runGenerate(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	p, outDir, err := generateParams(args, stderr)
+	var chartFrom string
+	p, outDir, err := generateParamsChart(args, stderr, &chartFrom)
 	if err != nil {
 		return err
 	}
@@ -23,14 +25,39 @@ func runGenerate(_ context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	if chartFrom != "" {
+		// The chart is generated from the kustomize render of chartFrom
+		// with the files just generated written over it, so that it holds
+		// the same rules and dashboards.
+		charted, err := chart.Files(chartFrom, files)
+		if err != nil {
+			return err
+		}
+		for path, data := range charted {
+			if _, dup := files[path]; dup {
+				return fmt.Errorf("two generators write %s", path)
+			}
+			files[path] = data
+		}
+	}
 	return writeFiles(outDir, files, stdout)
 }
 
 // generateParams reads generate's command line: the defaults, then the
 // --params file, then the flags.
 func generateParams(args []string, stderr io.Writer) (rules.Params, string, error) {
+	return generateParamsChart(args, stderr, nil)
+}
+
+// generateParamsChart is generateParams that also reads --chart-from into
+// chartFrom (when not nil).
+func generateParamsChart(args []string, stderr io.Writer, chartFrom *string) (rules.Params, string, error) {
 	p := rules.DefaultParams()
 	fs, outDir, paramsFile := generateFlags(&p, stderr)
+	if chartFrom == nil {
+		chartFrom = new(string)
+	}
+	fs.StringVar(chartFrom, "chart-from", "", "also write the Helm chart ("+chart.Dir+" under --out-dir) from the kustomizations of this deploy `DIR` (make generate: deploy); empty: no chart")
 	if err := parseFlags(fs, args); err != nil {
 		return p, "", err
 	}
@@ -43,6 +70,7 @@ func generateParams(args []string, stderr io.Writer) (rules.Params, string, erro
 			return p, "", err
 		}
 		again, _, _ := generateFlags(&base, io.Discard)
+		again.String("chart-from", "", "")
 		if err := parseFlags(again, args); err != nil {
 			return p, "", err
 		}
@@ -63,7 +91,7 @@ func generateFlags(p *rules.Params, stderr io.Writer) (fs *pflag.FlagSet, outDir
 Write the Prometheus rule file (%s, also for Thanos Ruler and
 vmalert), the PrometheusRule object (%s), the Mimir or Cortex
 ruler namespace (%s, for mimirtool rules sync) and the Grafana
-dashboards under --out-dir.
+dashboards under --out-dir; with --chart-from, the Helm chart too.
 Every threshold, window, for duration and selector is a flag, or a field
 of the YAML file given with --params (camelCase names, e.g. oomHorizon: 3h).
 

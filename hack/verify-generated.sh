@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-${GO:-go} run . generate --out-dir "$tmp"
+${GO:-go} run . generate --out-dir "$tmp" --chart-from deploy
 hack/policy-copy.sh "$tmp"
 status=0
 while IFS= read -r -d '' f; do
@@ -26,6 +26,10 @@ for dir in grafana mimir prometheus; do
     [ -e "$tmp/${f#deploy/}" ] || { echo "stale: $f is no longer generated (remove it)"; status=1; }
   done
 done
+# The Helm chart is wholly generated too.
+while IFS= read -r -d '' f; do
+  [ -e "$tmp/${f#deploy/}" ] || { echo "stale: $f is no longer generated (remove it)"; status=1; }
+done < <(find deploy/helm/leakguard -type f -print0 2>/dev/null | sort -z)
 rm -f "$tmp.diff"
 [ "$status" -eq 0 ] && echo "generated files are up to date"
 exit "$status"

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
@@ -14,15 +11,17 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/client-go/kubernetes/scheme"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/kustomize/api/resmap"
+
+	"github.com/leakguard/leakguard/internal/render"
 )
 
 // RenderDeploy builds the kustomization at deployDir/kustomization (a
 // directory relative to deployDir, "." for the base) with the kustomize
-// API, as `kubectl apply -k` does, and returns the YAML stream and its
-// objects in order. It builds from an in-memory copy of deployDir, so that
-// files can be written over it without writing into the checkout.
+// API, as `kubectl apply -k` does (internal/render), and returns the YAML
+// stream and its objects in order. It builds from an in-memory copy of
+// deployDir, so that files can be written over it without writing into the
+// checkout.
 func RenderDeploy(deployDir, kustomization string) ([]byte, []*unstructured.Unstructured, error) {
 	return RenderDeployWith(deployDir, kustomization, nil)
 }
@@ -31,20 +30,11 @@ func RenderDeploy(deployDir, kustomization string) ([]byte, []*unstructured.Unst
 // deployDir) written over the copy first: a kustomization as a user edits
 // it, say.
 func RenderDeployWith(deployDir, kustomization string, files map[string][]byte) ([]byte, []*unstructured.Unstructured, error) {
-	mem, err := memDeploy(deployDir)
+	resMap, err := render.Build(deployDir, kustomization, files)
 	if err != nil {
 		return nil, nil, err
 	}
-	for name, data := range files {
-		path := filepath.Join("/deploy", name)
-		if err := mem.MkdirAll(filepath.Dir(path)); err != nil {
-			return nil, nil, err
-		}
-		if err := mem.WriteFile(path, data); err != nil {
-			return nil, nil, err
-		}
-	}
-	return build(mem, kustomization)
+	return objects(resMap)
 }
 
 // Components are the kustomize components under deploy/components, each
@@ -89,38 +79,8 @@ func LeakguardOverlay(components ...string) (string, map[string][]byte, error) {
 	return ".lab-leakguard", map[string][]byte{".lab-leakguard/kustomization.yaml": []byte(k)}, nil
 }
 
-// memDeploy copies deployDir into memory under /deploy.
-func memDeploy(deployDir string) (filesys.FileSystem, error) {
-	mem := filesys.MakeFsInMemory()
-	err := filepath.WalkDir(deployDir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(deployDir, path)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return mem.MkdirAll(filepath.Join("/deploy", rel))
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return mem.WriteFile(filepath.Join("/deploy", rel), data)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("copy %s: %w", deployDir, err)
-	}
-	return mem, nil
-}
-
-// build runs kustomize on the in-memory deploy/ at kustomization.
-func build(mem filesys.FileSystem, kustomization string) ([]byte, []*unstructured.Unstructured, error) {
-	resMap, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, filepath.Join("/deploy", kustomization))
-	if err != nil {
-		return nil, nil, fmt.Errorf("kustomize build %s: %w", kustomization, err)
-	}
+// objects returns resMap's YAML stream and its objects in order.
+func objects(resMap resmap.ResMap) ([]byte, []*unstructured.Unstructured, error) {
 	stream, err := resMap.AsYaml()
 	if err != nil {
 		return nil, nil, err

@@ -1,0 +1,157 @@
+package test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// TestTemplateRefuses checks that values the chart cannot honour fail the
+// render with a message naming the value.
+func TestTemplateRefuses(t *testing.T) {
+	c := loadChart(t)
+	for _, tc := range []struct {
+		name string
+		vals map[string]any
+		want string
+	}{
+		{"unknown tls.mode", map[string]any{"tls": map[string]any{"mode": "selfSigned"}}, `tls.mode is "selfSigned": want certManager, existingSecret or off`},
+		{"token.create without a value", map[string]any{"token": map[string]any{"create": true}}, "token.value"},
+		{"no token Secret", map[string]any{"token": map[string]any{"existingSecret": ""}}, "token.existingSecret"},
+		// values.schema.json: a misspelt value and a value of the wrong type.
+		{"a misspelt value", map[string]any{"serve": map[string]any{"replica": 3}}, "replica"},
+		{"a value of the wrong type", map[string]any{"serve": map[string]any{"replicas": "three"}}, "replicas"},
+		{"no TLS Secret", map[string]any{"tls": map[string]any{"existingSecret": ""}}, "tls.existingSecret"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, _, err := renderChart(c, tc.vals)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("render: %d objects, error %v; want an error naming %q", len(objs), err, tc.want)
+			}
+		})
+	}
+}
+
+// TestTemplateTLSOff checks tls.mode off: serve speaks plain HTTP (no
+// certificate flags, volume or mount; port http; probes, ServiceMonitor and
+// Alertmanager's URL in http) and the defaults' certificate objects are
+// gone.
+func TestTemplateTLSOff(t *testing.T) {
+	objs := byKey(mustRender(t, map[string]any{"tls": map[string]any{"mode": "off"}}))
+	dep := get(t, objs, "Deployment leakguard/leakguard-serve")
+	c := container(t, dep)
+	for _, a := range c["args"].([]any) {
+		if strings.HasPrefix(a.(string), "--tls-") {
+			t.Errorf("argument %s with tls.mode off", a)
+		}
+	}
+	for _, v := range field(t, dep, "spec", "template", "spec", "volumes").([]any) {
+		if v.(map[string]any)["name"] == "tls" {
+			t.Errorf("volume tls with tls.mode off")
+		}
+	}
+	for _, m := range c["volumeMounts"].([]any) {
+		if m.(map[string]any)["name"] == "tls" {
+			t.Errorf("mount tls with tls.mode off")
+		}
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"port", c["ports"], []any{map[string]any{"name": "http", "containerPort": int64(8443)}}},
+		{"readiness probe", c["readinessProbe"].(map[string]any)["httpGet"], map[string]any{"path": "/readyz", "port": "http", "scheme": "HTTP"}},
+		{"Service port", field(t, get(t, objs, "Service leakguard/leakguard"), "spec", "ports"), []any{map[string]any{"name": "http", "port": int64(8443), "targetPort": "http"}}},
+		{"ServiceMonitor endpoint", field(t, get(t, objs, "ServiceMonitor leakguard/leakguard-serve"), "spec", "endpoints"), []any{map[string]any{"interval": "30s", "path": "/metrics", "port": "http", "scheme": "HTTP"}}},
+		{"AlertmanagerConfig URL", field(t, get(t, objs, "AlertmanagerConfig leakguard/leakguard"), "spec", "receivers").([]any)[0].(map[string]any)["webhookConfigs"].([]any)[0].(map[string]any)["url"], "http://leakguard.leakguard.svc:8443/api/v1/alerts"},
+		{"AlertmanagerConfig TLS", field(t, get(t, objs, "AlertmanagerConfig leakguard/leakguard"), "spec", "receivers").([]any)[0].(map[string]any)["webhookConfigs"].([]any)[0].(map[string]any)["httpConfig"].(map[string]any)["tlsConfig"], nil},
+		{"NetworkPolicy port", field(t, get(t, objs, "NetworkPolicy leakguard/leakguard-serve"), "spec", "ingress").([]any)[0].(map[string]any)["ports"], []any{map[string]any{"port": "http", "protocol": "TCP"}}},
+	}
+	for _, c := range checks {
+		if diff := cmp.Diff(c.want, c.got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", c.name, diff)
+		}
+	}
+}
+
+// TestTemplateCertManager checks tls.mode certManager without an issuer
+// of the user's: the chart's self-signed CA issues leakguard-webhook into
+// the Secret that serve, the ServiceMonitor and the AlertmanagerConfig
+// read.
+func TestTemplateCertManager(t *testing.T) {
+	objs := byKey(mustRender(t, map[string]any{"tls": map[string]any{"mode": "certManager", "existingSecret": "unused"}}))
+	for _, k := range []string{"Issuer leakguard/leakguard-selfsigned", "Certificate leakguard/leakguard-ca", "Issuer leakguard/leakguard-ca"} {
+		get(t, objs, k)
+	}
+	cert := get(t, objs, "Certificate leakguard/leakguard-webhook")
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"issuer", field(t, cert, "spec", "issuerRef"), map[string]any{"name": "leakguard-ca", "kind": "Issuer", "group": "cert-manager.io"}},
+		{"secret", field(t, cert, "spec", "secretName"), "leakguard-webhook-tls"},
+		{"serve's volume", field(t, get(t, objs, "Deployment leakguard/leakguard-serve"), "spec", "template", "spec", "volumes").([]any)[1], map[string]any{"name": "tls", "secret": map[string]any{"secretName": "leakguard-webhook-tls"}}},
+		{"ServiceMonitor CA", field(t, get(t, objs, "ServiceMonitor leakguard/leakguard-serve"), "spec", "endpoints").([]any)[0].(map[string]any)["tlsConfig"].(map[string]any)["ca"], map[string]any{"secret": map[string]any{"name": "leakguard-webhook-tls", "key": "ca.crt"}}},
+	}
+	for _, c := range checks {
+		if diff := cmp.Diff(c.want, c.got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", c.name, diff)
+		}
+	}
+}
+
+// TestTemplateDefaults checks what the defaults leave out: no Secret (the
+// token's and the certificate's are the user's), no cert-manager object,
+// no Namespace (Helm's --create-namespace makes it), no remediator
+// rights beyond annotate, no GrafanaDashboard; and NOTES say how to make
+// the token.
+func TestTemplateDefaults(t *testing.T) {
+	objs, notes, err := renderChart(loadChart(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		switch {
+		case o.GetKind() == "Secret", o.GetKind() == "Namespace", o.GetKind() == "GrafanaDashboard",
+			o.GetAPIVersion() == "cert-manager.io/v1",
+			strings.HasPrefix(o.GetName(), "leakguard-serve-restart"), strings.HasPrefix(o.GetName(), "leakguard-serve-node"), strings.HasPrefix(o.GetName(), "leakguard-serve-profile"):
+			t.Errorf("the defaults render %s", key(o))
+		}
+	}
+	for _, want := range []string{"kubectl -n leakguard create secret generic leakguard-webhook-token", "--from-literal=token="} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("NOTES.txt lacks %q:\n%s", want, notes)
+		}
+	}
+}
+
+// TestTemplateNamespace checks that namespace.name moves every reference
+// to serve's namespace: the admission policies' account, the bindings'
+// subjects, the TLS server names and the webhook's URL.
+func TestTemplateNamespace(t *testing.T) {
+	objs := byKey(mustRender(t, map[string]any{"namespace": map[string]any{"name": "lg"}}))
+	for _, name := range []string{"leakguard-serve-updates", "leakguard-serve-evictions"} {
+		conds := field(t, get(t, objs, "ValidatingAdmissionPolicy "+name), "spec", "matchConditions").([]any)
+		if diff := cmp.Diff("request.userInfo.username == 'system:serviceaccount:lg:leakguard-serve'", conds[0].(map[string]any)["expression"]); diff != "" {
+			t.Errorf("%s's matchCondition (-want +got):\n%s", name, diff)
+		}
+	}
+	subject := field(t, get(t, objs, "RoleBinding lg/leakguard-serve"), "subjects").([]any)[0].(map[string]any)["namespace"]
+	if subject != "lg" {
+		t.Errorf("RoleBinding subject in %v, want lg", subject)
+	}
+	webhook := field(t, get(t, objs, "AlertmanagerConfig lg/leakguard"), "spec", "receivers").([]any)[0].(map[string]any)["webhookConfigs"].([]any)[0].(map[string]any)
+	if got := webhook["httpConfig"].(map[string]any)["tlsConfig"].(map[string]any)["serverName"]; got != "leakguard.lg.svc" {
+		t.Errorf("AlertmanagerConfig serverName %v, want leakguard.lg.svc", got)
+	}
+	sm := field(t, get(t, objs, "ServiceMonitor lg/leakguard-serve"), "spec", "endpoints").([]any)[0].(map[string]any)
+	if got := sm["tlsConfig"].(map[string]any)["serverName"]; got != "leakguard.lg.svc" {
+		t.Errorf("ServiceMonitor serverName %v, want leakguard.lg.svc", got)
+	}
+	for k, o := range objs {
+		if ns := o.GetNamespace(); ns != "" && ns != "lg" && ns != "monitoring" {
+			t.Errorf("%s in namespace %s", k, ns)
+		}
+	}
+}
