@@ -196,7 +196,8 @@ bench-detection:
 	    increase=hack/detection/reference/increase-usage.yaml \
 	    predict_linear=hack/detection/reference/predict-linear.yaml \
 	    before="$$tmp/before.yaml" leakguard=$(RULES_FILE) && \
-	  hack/fast-leak-sweep.py $(RULES_FILE)
+	  hack/fast-leak-sweep.py $(RULES_FILE) && \
+	  hack/from-start-sweep.py $(RULES_FILE)
 
 # leakguard recommend's method against KRR's simple and simple-oom and the
 # VPA recommender's memory logic, on a synthetic population with known

@@ -324,9 +324,14 @@ or on (namespace, pod, container)
   unless on (namespace, pod, container)
   %s
 ) / %s`, indent(slow.expr(" > "+minGrowth)), restarted(restartWindows[2]), seconds(slow.span()))},
+	)
+	// A run younger than the trends' windows: its own trend, whose rate
+	// comes last in the union below.
+	trendRecs = append(trendRecs, youngRecords(p, RecRecentStart)...)
+	trendRecs = append(trendRecs,
 		// The leak rate is the growth of whichever trend holds, fastest
 		// first, per second of its span.
-		Record{RecLeakRate, fmt.Sprintf("%s\nor\n%s\nor\n%s", RecLeakRateFast, RecLeakRateSteady, RecLeakRateSlow)},
+		Record{RecLeakRate, fmt.Sprintf("%s\nor\n%s\nor\n%s\nor\n%s", RecLeakRateFast, RecLeakRateSteady, RecLeakRateSlow, RecLeakRateYoung)},
 		// From the current peak, at the leak's rate: present only for a
 		// container whose trend holds and that has a limit.
 		Record{RecSecondsToLimit, fmt.Sprintf(`(

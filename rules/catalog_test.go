@@ -183,6 +183,7 @@ func TestRecordingRulesAreDefinedBeforeUseAndUsed(t *testing.T) {
 	used := map[string]bool{}
 	exported := []string{
 		RecWorkingSet, RecWorkingSetFloor, RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, RecWorkingSetDeriv, RecLeakRate, RecWorkingSetFloorFast, RecWorkingSetFloorFastStep, RecWorkingSetFloorFastGrowth, RecWorkingSetFloorSlowGrowth, RecRecentStart, RecLeakRateFast, RecLeakRateSteady, RecLeakRateSlow, RecMemoryLimit, RecMemoryRequest,
+		RecWorkingSetFloorYoung, RecWorkingSetFloorYoungStep, RecWorkingSetFloorYoungSteps, RecLeakRateYoung,
 		RecLimitRatio, RecSecondsToLimit, RecNodeOrphanCgroups, RecNodeDyingCgroups, RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth,
 		RecNodeMemoryCgroups, RecNodeMemoryRatio, RecAPIServerMemoryRatio, RecAPIServerObjects,
 	}

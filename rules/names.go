@@ -52,20 +52,36 @@ const (
 	RecWorkingSetFloorSlowGrowth = "namespace_pod_container:container_memory_working_set_bytes:floor_slow_growth"
 	// RecRecentStart is the start time of each container run that started
 	// within the slow trend's window: the leak trends skip a container that
-	// restarted within theirs.
+	// restarted within theirs, and the young trend judges the runs younger
+	// than the steady trend's window.
 	RecRecentStart = "namespace_pod_container:kube_pod_container_state_started:recent"
 	// RecWorkingSetDeriv is the slope of the floor over the leak span, in
 	// bytes per second (the growth rate the dashboards and checks show).
 	RecWorkingSetDeriv = "namespace_pod_container:container_memory_working_set_bytes:deriv"
 	// RecLeakRate is how fast a leaking container's floor grows, in bytes per
-	// second, present only where one of the three trends (fast, steady, slow)
-	// holds and the container did not restart within it.
+	// second, present only where one of the trends (fast, steady, slow, or
+	// young for a run that leaks from its start) holds and the container
+	// did not restart within it.
 	RecLeakRate = "namespace_pod_container:container_memory_working_set_bytes:leak_rate"
 	// RecLeakRateFast, RecLeakRateSteady and RecLeakRateSlow are the leak
 	// rate of each trend, present only where that trend holds.
 	RecLeakRateFast   = "namespace_pod_container:container_memory_working_set_bytes:leak_rate_fast"
 	RecLeakRateSteady = "namespace_pod_container:container_memory_working_set_bytes:leak_rate_steady"
 	RecLeakRateSlow   = "namespace_pod_container:container_memory_working_set_bytes:leak_rate_slow"
+	// RecLeakRateYoung is the leak rate of a young run (one that started
+	// within the steady trend's window, which the other trends skip) that
+	// has grown in every step since its start for longer than a warm-up
+	// may (maxWarmUp); present only where that holds.
+	RecLeakRateYoung = "namespace_pod_container:container_memory_working_set_bytes:leak_rate_young"
+	// RecWorkingSetFloorYoung is the lowest working set of a young run over
+	// one step of the young trend (the trend interval by default), from the
+	// run's second step on; RecWorkingSetFloorYoungStep its rise over the
+	// last step, and RecWorkingSetFloorYoungSteps the last steps of the
+	// current run, labelled apart by step (as the other trends compare
+	// theirs). Present only for young runs, a few series.
+	RecWorkingSetFloorYoung      = "namespace_pod_container:container_memory_working_set_bytes:floor_young"
+	RecWorkingSetFloorYoungStep  = "namespace_pod_container:container_memory_working_set_bytes:floor_young_step"
+	RecWorkingSetFloorYoungSteps = "namespace_pod_container:container_memory_working_set_bytes:floor_young_steps"
 	// RecMemoryLimit is each container's memory limit in bytes
 	// (namespace, pod, container); absent for a container without one.
 	RecMemoryLimit = "namespace_pod_container:kube_pod_container_resource_limits_memory_bytes:max"

@@ -80,6 +80,14 @@ type Params struct {
 	SlowStepWindow       model.Duration `json:"slowStepWindow"`
 	SlowSteps            int            `json:"slowSteps"`
 	LeakFor              model.Duration `json:"leakFor"`
+	// MaxWarmUp is how long a container may climb steadily from its start
+	// and still be warming up: a run whose working set has grown in every
+	// step since its start for longer is a leak, and its two leak alerts
+	// fire about two young steps (10m by default) later. The three trends
+	// above skip runs that started within their windows; the young trend
+	// (rules/fromstart.go) judges those until the steady trend may, from
+	// kube_pod_container_state_started. A whole multiple of TrendInterval.
+	MaxWarmUp model.Duration `json:"maxWarmUp"`
 	// Interval is how often the groups other than the trends' are
 	// evaluated (the working set, the quick alerts, nodes and the control
 	// plane); 0 leaves it to the rule file's global interval.
@@ -171,6 +179,7 @@ func DefaultParams() Params {
 		SlowStepWindow:       dur(2 * time.Hour),
 		SlowSteps:            6,
 		LeakFor:              dur(15 * time.Minute),
+		MaxWarmUp:            dur(45 * time.Minute),
 		Interval:             dur(time.Minute),
 		TrendInterval:        dur(5 * time.Minute),
 
@@ -358,7 +367,21 @@ func (p Params) Validate() error {
 			bad("%s: must be a finite number >= 0, got %g", name, v)
 		}
 	}
+	errs = append(errs, p.validateWarmUp()...)
 	return errors.Join(errs...)
+}
+
+// validateWarmUp checks maxWarmUp: positive (a warm-up of no length would
+// make every young run's climb a leak) and, like every trend window, a
+// whole multiple of trendInterval.
+func (p Params) validateWarmUp() []error {
+	switch {
+	case p.MaxWarmUp <= 0:
+		return []error{fmt.Errorf("maxWarmUp: must be positive, got %s", p.MaxWarmUp)}
+	case p.TrendInterval > 0 && p.MaxWarmUp%p.TrendInterval != 0:
+		return []error{fmt.Errorf("maxWarmUp: must be a whole multiple of trendInterval (%s), got %s", p.TrendInterval, p.MaxWarmUp)}
+	}
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -413,6 +436,7 @@ func (p *Params) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Var(&p.SlowStepWindow, "slow-step-window", "length of one step of the slow leak trend")
 	fs.IntVar(&p.SlowSteps, "slow-steps", p.SlowSteps, "consecutive steps in which the floor must rise for the slow leak trend")
 	fs.Var(&p.LeakFor, "leak-for", "for of ContainerMemoryLeak")
+	fs.Var(&p.MaxWarmUp, "max-warm-up", "longest steady climb from a container's start that is still a warm-up: one that goes on longer is a leak, reported about 10m after it passes this (a multiple of trend-interval)")
 	fs.Var(&p.Interval, "interval", "how often the working set, the quick container alerts, the node and the control-plane groups are evaluated; 0 for the rule file's global interval")
 	fs.Var(&p.TrendInterval, "trend-interval", "how often the leak trends and ContainerMemoryLeak and ContainerMemoryOOMPredicted are evaluated (at most 5m; the trend windows are multiples of it)")
 	fs.Var(&p.OOMHorizon, "oom-horizon", "ContainerMemoryOOMPredicted fires when the trend reaches the limit within this")

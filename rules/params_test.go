@@ -50,6 +50,9 @@ func TestValidateRejects(t *testing.T) {
 		{"object label value", func(p *Params) { p.ObjectLabels = map[string]string{"release": "a,b=c"} }, `objectLabels: release: "a,b=c": a valid label must be`},
 		{"cluster label name", func(p *Params) { p.ClusterLabel = "1cluster" }, `clusterLabel: "1cluster" is not a valid label name`},
 		{"cluster label in use", func(p *Params) { p.ClusterLabel = "node" }, `clusterLabel: "node" is a label the rules already group by`},
+		{"no warm-up", func(p *Params) { p.MaxWarmUp = 0 }, "maxWarmUp: must be positive, got 0s"},
+		{"negative warm-up", func(p *Params) { p.MaxWarmUp = model.Duration(-time.Minute) }, "maxWarmUp: must be positive, got -1m"},
+		{"warm-up not a multiple of the trend interval", func(p *Params) { p.MaxWarmUp = model.Duration(42 * time.Minute) }, "maxWarmUp: must be a whole multiple of trendInterval (5m), got 42m"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -178,7 +181,7 @@ func TestTrendFlagsShapeTheRecords(t *testing.T) {
 	if steady, slow := def[RecLeakRateSteady], def[RecLeakRateSlow]; !strings.Contains(steady, ") >= 3") || !strings.Contains(slow, RecWorkingSetFloorGrowth+" offset 10h") {
 		t.Errorf("default leak rate does not count 3 rising steps or read the slow steps from the steady growth:\n%s\n%s", steady, slow)
 	}
-	if got, want := def[RecLeakRate], RecLeakRateFast+"\nor\n"+RecLeakRateSteady+"\nor\n"+RecLeakRateSlow; got != want {
+	if got, want := def[RecLeakRate], RecLeakRateFast+"\nor\n"+RecLeakRateSteady+"\nor\n"+RecLeakRateSlow+"\nor\n"+RecLeakRateYoung; got != want {
 		t.Errorf("leak rate = %q, want %q", got, want)
 	}
 

@@ -60,7 +60,14 @@ func main() {
 		}
 		ws := fmt.Sprintf("%d+%dx%d", base, growth, m)
 		series(fmt.Sprintf(`container_memory_working_set_bytes{job="kubelet",metrics_path="/metrics/cadvisor",namespace="%s",pod="%s",container="app",image="app:1",node="%s",id="%s/c"}`, ns, pod, node, id), ws)
-		series(fmt.Sprintf(`container_memory_working_set_bytes{job="kubelet",metrics_path="/metrics/cadvisor",namespace="%s",pod="%s",container="POD",image="pause:3.9",node="%s",id="%s/p"}`, ns, pod, node, id), fmt.Sprintf("%d+0x%d", mib, m))
+		// The pause container in containerd's and CRI-O's form (no container
+		// label, the pause image) for even pods, dockershim's ("POD") for
+		// odd ones: the rules drop both.
+		pause := ""
+		if i%2 == 1 {
+			pause = `container="POD",`
+		}
+		series(fmt.Sprintf(`container_memory_working_set_bytes{job="kubelet",metrics_path="/metrics/cadvisor",namespace="%s",pod="%s",%simage="pause:3.9",node="%s",id="%s/p"}`, ns, pod, pause, node, id), fmt.Sprintf("%d+0x%d", mib, m))
 		series(fmt.Sprintf(`container_memory_working_set_bytes{job="kubelet",metrics_path="/metrics/cadvisor",namespace="%s",pod="%s",node="%s",id="%s"}`, ns, pod, node, id), ws)
 		series(fmt.Sprintf(`container_oom_events_total{job="kubelet",metrics_path="/metrics/cadvisor",namespace="%s",pod="%s",container="app",image="app:1",node="%s",id="%s/c"}`, ns, pod, node, id), fmt.Sprintf("0+0x%d", m))
 		if i%10 != 0 {

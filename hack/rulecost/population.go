@@ -27,6 +27,12 @@ func (p population) nodes() int { return (p.containers + p.podsPerNode - 1) / p.
 // trend and the time to the limit are computed) and has not restarted.
 func leaking(i int) bool { return i%50 == 5 }
 
+// pauseIsPOD reports whether pod i's pause container is in dockershim's form
+// (container="POD"); the others are in containerd's and CRI-O's, with no
+// container label (container="") and the pause image, beside the pod
+// cgroup, which has neither. Half and half: the rules must drop both.
+func pauseIsPOD(i int) bool { return i%2 == 1 }
+
 // hasLimit reports whether container i has a memory limit: all but one in 10.
 func hasLimit(i int) bool { return i%10 != 0 }
 
@@ -105,7 +111,10 @@ func (p population) build() []staticSeries {
 		cg := fmt.Sprintf("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod%s.slice", uid)
 		kl := fmt.Sprintf(`%s,instance="%s:10250",namespace="%s",node="%s",pod="%s"`, kubeletTarget, ip, ns, node, pod)
 		app := kl + fmt.Sprintf(`,container="app",id="%s/cri-containerd-%s.scope",image="%s",name="%s"`, cg, containerID(i, 0), image, containerID(i, 0))
-		pause := kl + fmt.Sprintf(`,container="POD",id="%s/cri-containerd-%s.scope",image="registry.k8s.io/pause:3.9",name="%s"`, cg, containerID(i, 1), containerID(i, 1))
+		pause := kl + fmt.Sprintf(`,id="%s/cri-containerd-%s.scope",image="registry.k8s.io/pause:3.9",name="%s"`, cg, containerID(i, 1), containerID(i, 1))
+		if pauseIsPOD(i) {
+			pause = kl + fmt.Sprintf(`,container="POD",id="%s/docker-%s.scope",image="registry.k8s.io/pause:3.9",name="%s"`, cg, containerID(i, 1), containerID(i, 1))
+		}
 		podcg := kl + fmt.Sprintf(`,id="%s"`, cg)
 		base := float64(200+i%800) * mib
 		growth := 0.0

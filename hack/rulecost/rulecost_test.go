@@ -141,6 +141,21 @@ func TestPopulation(t *testing.T) {
 	if got, want := count["container_memory_working_set_bytes"], 3*100+3; got != want {
 		t.Errorf("container_memory_working_set_bytes series = %d, want %d", got, want)
 	}
+	// The pause containers in both runtimes' forms: containerd's without a
+	// container label and with the pause image, dockershim's "POD".
+	pauses := map[string]int{}
+	for _, s := range series {
+		if s.name == "container_memory_working_set_bytes" && strings.Contains(s.labels, `image="registry.k8s.io/pause:3.9"`) {
+			if strings.Contains(s.labels, `container="POD"`) {
+				pauses["POD"]++
+			} else if !strings.Contains(s.labels, `container=`) {
+				pauses[""]++
+			}
+		}
+	}
+	if diff := cmp.Diff(map[string]int{"": 50, "POD": 50}, pauses); diff != "" {
+		t.Errorf("pause containers by container label (-want +got):\n%s", diff)
+	}
 	if got, want := count["kube_pod_container_resource_limits"], 2*90; got != want {
 		t.Errorf("kube_pod_container_resource_limits series = %d, want %d (one container in 10 without)", got, want)
 	}
