@@ -185,6 +185,7 @@ func TestRecordingRulesAreDefinedBeforeUseAndUsed(t *testing.T) {
 		RecWorkingSet, RecWorkingSetFloor, RecWorkingSetFloorStep, RecWorkingSetFloorGrowth, RecWorkingSetDeriv, RecLeakRate, RecWorkingSetFloorFast, RecWorkingSetFloorFastStep, RecWorkingSetFloorFastGrowth, RecWorkingSetFloorSlowGrowth, RecRecentStart, RecLeakRateFast, RecLeakRateSteady, RecLeakRateSlow, RecMemoryLimit, RecMemoryRequest,
 		RecLimitRatio, RecSecondsToLimit, RecNodeOrphanCgroups, RecNodeDyingCgroups, RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth,
 		RecNodeMemoryCgroups, RecNodeMemoryRatio, RecAPIServerMemoryRatio, RecAPIServerObjects,
+		RecWorkingSetPeakStep, RecWorkingSetPeak, RecMemoryLimitRecommended,
 	}
 	uses := func(where, expr string) {
 		for _, name := range exported {
