@@ -128,7 +128,7 @@ type Params struct {
 	ObjectSurgeFor        model.Duration `json:"objectSurgeFor"`
 
 	// The recommended memory limit of containers without one (the
-	// recommendation group, see recommendGroup): the peak working set over
+	// recommendation group, see recommendGroups): the peak working set over
 	// RecommendWindow plus RecommendHeadroom, rounded up to
 	// RecommendGranularity up to RecommendGranularityAbove and to
 	// RecommendGranularityLarge above it, as leakguard recommend rounds;
