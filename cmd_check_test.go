@@ -81,7 +81,7 @@ func TestCheck(t *testing.T) {
 		{
 			name:   "good parameter file",
 			args:   []string{"params", td("params-good.yaml")},
-			stdout: td("params-good.yaml") + ": ok: 10 alerts and 30 recording rules in 4 groups; 9 files to generate\n",
+			stdout: td("params-good.yaml") + ": ok: 10 alerts and 33 recording rules in 6 groups; 9 files to generate\n",
 		},
 		{
 			name:     "every bad parameter value, one per line",

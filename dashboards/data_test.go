@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/model"
 	"sigs.k8s.io/yaml"
 
 	"github.com/leakguard/leakguard/rules"
@@ -45,6 +46,8 @@ var traceVars = map[string][]map[string]string{
 	UIDWorkload: {
 		{"namespace": "inventory", "workload": "stock-sync-58f9c7d6b", "pod": "stock-sync-58f9c7d6b-t5h2k"},
 		{"namespace": "fulfilment", "workload": ".*", "pod": "pick-planner-6d9c8b7f5-r5t3x"},
+		// A static pod without a memory limit: the recommended limit.
+		{"namespace": "kube-system", "workload": ".*", "pod": "kube-apiserver-cp-b"},
 	},
 	UIDNodes: {{"node": ".*"}},
 	UIDSelf:  {{}},
@@ -510,6 +513,9 @@ func TestPanelsReturnData(t *testing.T) {
 	}
 
 	p := rules.DefaultParams()
+	// The traces hold an hour of containers without a limit: the
+	// recommendation asks for half of it instead of a day.
+	p.RecommendMinHistory = model.Duration(30 * time.Minute)
 	files, err := rules.Files(p)
 	if err != nil {
 		t.Fatal(err)

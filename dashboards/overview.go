@@ -112,11 +112,12 @@ func Overview(p rules.Params) Dashboard {
 		).withLinks(runbookLinks(p, rules.AlertContainerMemoryLeak, rules.AlertContainerMemoryOOMPredicted, rules.AlertContainerMemoryNearLimit)).size(24, 10),
 
 		table("Containers without a memory limit",
-			"Running containers that have no memory limit, largest working set first. Give each a limit a little above its steady working set.",
+			fmt.Sprintf("Running containers that have no memory limit, largest working set first, with the limit to set: the peak working set over %s plus %s, rounded up as leakguard recommend rounds (empty while the pod has run less than %s, or while the leak trends flag the container: its peak is the leak's).", p.RecommendWindow, percent(p.RecommendHeadroom), p.RecommendMinHistory),
 			[]string{"namespace", "pod", "container"},
 			map[string]DataLink{"pod": workloadLink()},
 			"Working set",
 			column{name: "Working set", unit: unitBytes, expr: byContainer(ws) + "\nand on (namespace, pod, container)\n" + noLimitExpr(p, ns)},
+			column{name: "Recommended limit", unit: unitBytes, expr: byContainer(recommendedLimit(p, ns)) + "\nand on (namespace, pod, container)\n" + noLimitExpr(p, ns)},
 		).withLinks(runbookLinks(p, rules.AlertContainerMemoryLimitMissing)).size(24, 8),
 	}
 	d := newDashboard(UIDOverview, "leakguard / Memory leaks overview",

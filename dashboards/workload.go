@@ -43,18 +43,22 @@ func Workload(p rules.Params) Dashboard {
 	ws := metric(rules.RecWorkingSet, clusterM, ns, pod)
 	limit := metric(rules.RecMemoryLimit, clusterM, ns, pod)
 	request := metric(rules.RecMemoryRequest, clusterM, ns, pod)
+	recommended := recommendedLimit(p, ns, pod)
 	floor := metric(rules.RecWorkingSetFloor, clusterM, ns, pod)
 	deriv := metric(rules.RecWorkingSetDeriv, clusterM, ns, pod)
 	horizon := seconds(p.OOMHorizon)
 
 	specs := []panelSpec{
 		timeseries("Working set against limit and request",
-			"Each container's working set (what the OOM killer compares with the limit), its memory limit (dashed red) and its memory request (dashed orange: what the scheduler reserved; above it, the pod is among the first the kubelet evicts under node memory pressure). Restarts and OOM kills are marked on the time axis. A working set that touches the limit gets the container killed.",
+			fmt.Sprintf("Each container's working set (what the OOM killer compares with the limit), its memory limit (dashed red) and its memory request (dashed orange: what the scheduler reserved; above it, the pod is among the first the kubelet evicts under node memory pressure). For a container without a limit, the limit to set (dashed green): its peak working set over %s plus %s, rounded up as leakguard recommend rounds, once its pod has run %s; none while the leak trends flag it, whose peak is the leak's. Restarts and OOM kills are marked on the time axis. A working set that touches the limit gets the container killed.",
+				p.RecommendWindow, percent(p.RecommendHeadroom), p.RecommendMinHistory),
 			unitBytes,
 			query(byContainer(ws), "{{pod}}/{{container}}"),
 			query(byContainer(limit), "{{pod}}/{{container}} limit"),
 			query(byContainer(request), "{{pod}}/{{container}} request"),
-		).withOverrides(dashedRed(".* limit$"), dashed(".* request$", "orange")).withLinks(runbookLinks(p, rules.AlertContainerMemoryNearLimit, rules.AlertContainerOOMKilled)).size(24, 9),
+			query(byContainer(recommended), "{{pod}}/{{container}} recommended"),
+		).withOverrides(dashedRed(".* limit$"), dashed(".* request$", "orange"), dashed(".* recommended$", "green")).
+			withLinks(runbookLinks(p, rules.AlertContainerMemoryNearLimit, rules.AlertContainerOOMKilled, rules.AlertContainerMemoryLimitMissing)).size(24, 9),
 
 		timeseries("Fitted trend and predicted crossing",
 			fmt.Sprintf("The working-set floor (lowest over %s, so a GC sawtooth does not move it), where that floor will be in %s at the slope fitted over %s (dotted), and the limit (dashed red). When the dotted line crosses the limit, ContainerMemoryOOMPredicted is about to fire; the stat beside it says when.", p.FloorWindow, p.OOMHorizon, p.LeakSpan()),
@@ -102,3 +106,11 @@ func Workload(p rules.Params) Dashboard {
 }
 
 func percent(f float64) string { return num(f*100) + " %" }
+
+// recommendedLimit is the recorded recommendation for a container without
+// a limit, as ContainerMemoryLimitMissing reads it: recorded once every
+// RecommendInterval, so its last value within an interval and a trend
+// interval (an instant look-up would find it only minutes an hour).
+func recommendedLimit(p rules.Params, matchers ...string) string {
+	return fmt.Sprintf("last_over_time(%s[%s])", metric(rules.RecMemoryLimitRecommended, append([]string{clusterM}, matchers...)...), p.RecommendInterval+p.TrendInterval)
+}

@@ -70,6 +70,8 @@ evaluation_interval: 1m
 group_eval_order:
   - leakguard.container-memory
   - leakguard.container-memory-trend
+  - leakguard.container-memory-recommendation
+  - leakguard.container-memory-limits
   - leakguard.node-cgroups
   - leakguard.control-plane
 tests:"""]

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/common/model"
+
+	"github.com/leakguard/leakguard/rules"
 )
 
 var end = time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
@@ -255,5 +257,25 @@ func TestFormatBytes(t *testing.T) {
 		if got := FormatBytes(tt.in); got != tt.want {
 			t.Errorf("FormatBytes(%v) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// The rules' recommended limit (ContainerMemoryLimitMissing's value) uses
+// the same method: their defaults must not drift apart.
+func TestRulesShareTheDefaults(t *testing.T) {
+	p, r := DefaultParams(), rules.DefaultParams()
+	type shared struct {
+		Window                                          time.Duration
+		Headroom                                        float64
+		Granularity, GranularityLarge, GranularityAbove float64
+	}
+	want := shared{p.Window, p.Headroom, p.Granularity, p.GranularityLarge, p.GranularityAbove}
+	got := shared{time.Duration(r.RecommendWindow), r.RecommendHeadroom, float64(r.RecommendGranularity), float64(r.RecommendGranularityLarge), float64(r.RecommendGranularityAbove)}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rules.DefaultParams() differ from recommend's (-recommend +rules):\n%s", diff)
+	}
+	// A day of samples at recommend's 5-minute step is the rules' least history.
+	if got, want := time.Duration(r.RecommendMinHistory), time.Duration(p.MinSamples)*5*time.Minute; got != want {
+		t.Errorf("rules' RecommendMinHistory = %s, want %s (%d samples at 5m)", got, want, p.MinSamples)
 	}
 }

@@ -367,19 +367,6 @@ or on (namespace, pod, container)
 					prom(p.OOMHorizon)),
 				Labels: []string{"namespace", "pod", "container", "node"},
 			},
-			{
-				Name:     AlertContainerMemoryLimitMissing,
-				Severity: SeverityInfo,
-				// A container cAdvisor measures is running; kube-state-metrics
-				// exports a limit only for containers that have one.
-				Expr: fmt.Sprintf(`max by (namespace, pod, container) (%s)
-unless on (namespace, pod, container)
-%s`, RecWorkingSet, RecMemoryLimit),
-				For:         p.LimitMissingFor,
-				Summary:     "A running container has no memory limit.",
-				Description: `Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} runs without a memory limit: a leak in it can take the whole node down.`,
-				Labels:      []string{"namespace", "pod", "container"},
-			},
 		},
 	}
 
@@ -504,7 +491,10 @@ and
 			},
 		},
 	}
-	groups := []Group{container, containerTrend, nodes, controlPlane}
+	// ContainerMemoryLimitMissing is in the limits group, after the
+	// recommendation it shows (recommendGroups).
+	recommendation, limits := recommendGroups(p)
+	groups := []Group{container, containerTrend, recommendation, limits, nodes, controlPlane}
 	if p.ClusterLabel != "" {
 		for i := range groups {
 			for j := range groups[i].Records {

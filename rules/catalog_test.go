@@ -186,6 +186,7 @@ func TestRecordingRulesAreDefinedBeforeUseAndUsed(t *testing.T) {
 		RecWorkingSetFloorYoung, RecWorkingSetFloorYoungStep, RecWorkingSetFloorYoungSteps, RecLeakRateYoung,
 		RecLimitRatio, RecSecondsToLimit, RecNodeOrphanCgroups, RecNodeDyingCgroups, RecNodeDyingCgroupsStep, RecNodeDyingCgroupsGrowth,
 		RecNodeMemoryCgroups, RecNodeMemoryRatio, RecAPIServerMemoryRatio, RecAPIServerObjects,
+		RecWorkingSetPeakStep, RecWorkingSetPeak, RecMemoryLimitRecommended,
 	}
 	uses := func(where, expr string) {
 		for _, name := range exported {

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/spf13/pflag"
 )
 
 // The young trend's step, look-ups and the age it is judged from follow
@@ -105,7 +105,7 @@ func TestYoungRecordsDefaults(t *testing.T) {
 // --max-warm-up and maxWarmUp in a parameter file reach the young trend.
 func TestMaxWarmUpFlagAndFile(t *testing.T) {
 	p := DefaultParams()
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	p.RegisterFlags(fs)
 	if err := fs.Parse([]string{"--max-warm-up=30m"}); err != nil {

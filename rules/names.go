@@ -94,6 +94,22 @@ const (
 	// seconds from now; present only for a leaking container with a limit.
 	RecSecondsToLimit = "namespace_pod_container:container_memory_working_set_bytes:seconds_to_limit"
 
+	// RecWorkingSetPeakStep is the peak working set over the last step of
+	// the recommendation group (RecommendInterval, 1h), recorded once a
+	// step, for containers without a memory limit only.
+	RecWorkingSetPeakStep = "namespace_pod_container:container_memory_working_set_bytes:peak_step"
+	// RecWorkingSetPeak is the peak working set over RecommendWindow (7d),
+	// from the step peaks, of a container without a memory limit whose pod
+	// has run for at least RecommendMinHistory (1d).
+	RecWorkingSetPeak = "namespace_pod_container:container_memory_working_set_bytes:peak"
+	// RecMemoryLimitRecommended is the memory limit recommended for a
+	// container without one, in bytes: RecWorkingSetPeak plus
+	// RecommendHeadroom, rounded up as leakguard recommend rounds; absent
+	// for a container that the leak trends flagged in the window (its peak
+	// measures the leak, not its need), that has a limit, or whose pod is
+	// younger than RecommendMinHistory.
+	RecMemoryLimitRecommended = "namespace_pod_container:kube_pod_container_resource_limits_memory_bytes:recommended"
+
 	// RecNodeOrphanCgroups is the node agent's orphan cgroup count per node.
 	RecNodeOrphanCgroups = "node:leakguard_node_orphan_cgroups:max"
 	// RecNodeDyingCgroups is the node agent's dying cgroup count per node.

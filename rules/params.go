@@ -134,6 +134,21 @@ type Params struct {
 	ObjectSurgeMinRatio   float64        `json:"objectSurgeMinRatio"`
 	ObjectSurgeMinObjects float64        `json:"objectSurgeMinObjects"`
 	ObjectSurgeFor        model.Duration `json:"objectSurgeFor"`
+
+	// The recommended memory limit of containers without one (the
+	// recommendation group, see recommendGroups): the peak working set over
+	// RecommendWindow plus RecommendHeadroom, rounded up to
+	// RecommendGranularity up to RecommendGranularityAbove and to
+	// RecommendGranularityLarge above it, as leakguard recommend rounds;
+	// only for a pod that has run for RecommendMinHistory. The group runs
+	// every RecommendInterval, which is also the step of its peaks.
+	RecommendInterval         model.Duration `json:"recommendInterval"`
+	RecommendWindow           model.Duration `json:"recommendWindow"`
+	RecommendMinHistory       model.Duration `json:"recommendMinHistory"`
+	RecommendHeadroom         float64        `json:"recommendHeadroom"`
+	RecommendGranularity      int64          `json:"recommendGranularity"`
+	RecommendGranularityLarge int64          `json:"recommendGranularityLarge"`
+	RecommendGranularityAbove int64          `json:"recommendGranularityAbove"`
 }
 
 // usedLabels are the labels the rules group and join by, or that alerts
@@ -212,6 +227,15 @@ func DefaultParams() Params {
 		ObjectSurgeMinRatio:   0.5,
 		ObjectSurgeMinObjects: 1000,
 		ObjectSurgeFor:        dur(10 * time.Minute),
+
+		// leakguard recommend's defaults (recommend.DefaultParams).
+		RecommendInterval:         dur(time.Hour),
+		RecommendWindow:           dur(7 * 24 * time.Hour),
+		RecommendMinHistory:       dur(24 * time.Hour),
+		RecommendHeadroom:         0.15,
+		RecommendGranularity:      64 << 20,
+		RecommendGranularityLarge: 256 << 20,
+		RecommendGranularityAbove: 1 << 30,
 	}
 }
 
@@ -368,6 +392,7 @@ func (p Params) Validate() error {
 		}
 	}
 	errs = append(errs, p.validateWarmUp()...)
+	errs = append(errs, p.validateRecommend()...)
 	return errors.Join(errs...)
 }
 
@@ -461,6 +486,7 @@ func (p *Params) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&p.ObjectSurgeMinRatio, "object-surge-min-ratio", p.ObjectSurgeMinRatio, "least relative growth for KubeAPIServerObjectSurge (0.5 is +50 %)")
 	fs.Float64Var(&p.ObjectSurgeMinObjects, "object-surge-min-objects", p.ObjectSurgeMinObjects, "least absolute growth for KubeAPIServerObjectSurge")
 	fs.Var(&p.ObjectSurgeFor, "object-surge-for", "for of KubeAPIServerObjectSurge")
+	p.registerRecommendFlags(fs)
 }
 
 // labelsFlag is a repeatable name=value flag over a map; "name=" deletes.

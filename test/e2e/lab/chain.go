@@ -56,6 +56,11 @@ func LabParams() rules.Params {
 	p.APIServerMemoryFor = s(5 * time.Second)
 	p.ObjectSurgeWindow = s(40 * time.Second)
 	p.ObjectSurgeFor = s(5 * time.Second)
+	// The recommended limit: a 2-minute window in steps of 4 s, for pods
+	// that have run 20 s.
+	p.RecommendInterval = s(4 * time.Second)
+	p.RecommendWindow = s(2 * time.Minute)
+	p.RecommendMinHistory = s(20 * time.Second)
 	return p
 }
 
