@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,7 +21,9 @@ import (
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 
@@ -139,7 +142,7 @@ func createWorld(ctx context.Context, c *lab.Chain) (*scenarioWorld, error) {
 		leakerDeployment(shop, steadyName, steadyLimit, "-rate", "1Mi", "-initial", "8Mi"),
 		leakerDeployment(shop, oomName, "96Mi", "-rate", "4Mi"),
 		leakerDeployment(shop, noLimitName, "", "-initial", "16Mi", "-flat"),
-		leakerDeployment(shop, flatName, "128Mi", "-initial", "16Mi", "-flat"),
+		pinned(leakerDeployment(shop, flatName, "128Mi", "-initial", "16Mi", "-flat")),
 	} {
 		if _, err := admin.AppsV1().Deployments(shop).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 			return nil, fmt.Errorf("create deployment %s/%s: %w", shop, d.Name, err)
@@ -171,6 +174,14 @@ func createWorld(ctx context.Context, c *lab.Chain) (*scenarioWorld, error) {
 		fmt.Fprintf(os.Stderr, "node chain: timing: %s/%s Running %s after its Deployment was created\n", shop, app, at.Sub(w.created).Round(100*time.Millisecond))
 	}
 	return w, nil
+}
+
+// pinned keeps d's pods on the real node (TestCordonDrain's spare node has
+// no kubelet): a replacement that the cordon keeps off the real node waits,
+// Pending.
+func pinned(d *appsv1.Deployment) *appsv1.Deployment {
+	d.Spec.Template.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": lab.NodeName}
+	return d
 }
 
 // podOf returns the one pod of app in shop that is not being deleted.
@@ -463,6 +474,21 @@ func TestLeakRestartedOnce(t *testing.T) {
 	t.Logf("%s", describe(evs))
 }
 
+// firstTime returns when expr first had a sample in the last 15 minutes,
+// from Prometheus's record at a resolution of a second.
+func firstTime(ctx context.Context, t *testing.T, c *lab.Chain, expr string) time.Time {
+	t.Helper()
+	got, err := c.Prometheus.QueryValues(ctx, fmt.Sprintf("min(min_over_time(timestamp(%s)[15m:1s]))", expr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("no sample of %s in the last 15 minutes", expr)
+	}
+	sec, frac := math.Modf(got[0].Value)
+	return time.Unix(int64(sec), int64(frac*1e9))
+}
+
 // firstPromQL is the first line of the first promql block of a runbook.
 var firstPromQL = regexp.MustCompile("(?s)```promql\\s*\\n\\s*([^\\n]+)")
 
@@ -487,7 +513,6 @@ func TestOOMKilled(t *testing.T) {
 		}
 		return false, podState(p), nil
 	})
-	t.Logf("timing: pod Running to the first OOM kill seen: %s", killedAt.Sub(w.running[oomName]).Round(100*time.Millisecond))
 	match := map[string]string{"namespace": shop, "pod": pod.Name, "container": oomName}
 	var alert map[string]string
 	firedAt := waitFor(t, 3*time.Minute, "ContainerOOMKilled firing for "+pod.Name, func(ctx context.Context) (bool, string, error) {
@@ -495,7 +520,14 @@ func TestOOMKilled(t *testing.T) {
 		alert = a
 		return a != nil, seen, err
 	})
-	t.Logf("timing: OOM kill seen to ContainerOOMKilled firing: %s; alert %s", firedAt.Sub(killedAt).Round(100*time.Millisecond), labelString(alert))
+	t.Logf("alert %s (seen %s after the kill was)", labelString(alert), firedAt.Sub(killedAt).Round(100*time.Millisecond))
+	// The timings from Prometheus's own record, whichever test ran
+	// before this one: the first restart kube-state-metrics exported,
+	// and the alert's first firing sample.
+	firstKill := firstTime(ctx, t, c, fmt.Sprintf(`kube_pod_container_status_restarts_total{job="kube-state-metrics", namespace=%q, pod=%q, container=%q} > 0`, shop, pod.Name, oomName))
+	firstAlert := firstTime(ctx, t, c, fmt.Sprintf(`ALERTS{alertname=%q, alertstate="firing", namespace=%q, pod=%q}`, rules.AlertContainerOOMKilled, shop, pod.Name))
+	t.Logf("timing: pod Running to the first OOM kill in kube-state-metrics: %s; to ContainerOOMKilled firing: %s",
+		firstKill.Sub(w.running[oomName]).Round(time.Second), firstAlert.Sub(w.running[oomName]).Round(time.Second))
 
 	runbook, err := os.ReadFile(filepath.Join(repoRoot, "docs", "runbooks", rules.AlertContainerOOMKilled+".md"))
 	if err != nil {
@@ -539,7 +571,8 @@ func TestLimitMissing(t *testing.T) {
 		a, seen, err := firing(ctx, c, rules.AlertContainerMemoryLimitMissing, map[string]string{"namespace": shop, "pod": pod.Name, "container": noLimitName})
 		return a != nil, seen, err
 	})
-	t.Logf("timing: pod Running to ContainerMemoryLimitMissing firing: %s", at.Sub(w.running[noLimitName]).Round(100*time.Millisecond))
+	first := firstTime(ctx, t, c, fmt.Sprintf(`ALERTS{alertname=%q, alertstate="firing", namespace=%q, pod=%q}`, rules.AlertContainerMemoryLimitMissing, shop, pod.Name))
+	t.Logf("timing: pod Running to ContainerMemoryLimitMissing firing: %s (seen by the test %s after)", first.Sub(w.running[noLimitName]).Round(time.Second), at.Sub(w.running[noLimitName]).Round(time.Second))
 	alerts, err := c.Prometheus.Alerts(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -573,6 +606,9 @@ func TestCordonDrain(t *testing.T) {
 	// Only the flat workload's pod is left on the node to evict.
 	deleteDeployments(t, c.Lab, shop, steadyName, oomName, noLimitName)
 	ctx := context.Background()
+	// cordon never takes the last schedulable node of a pool: a second,
+	// Ready node beside the real one, on which nothing may run.
+	startSpareNode(t, c)
 	old, err := podOf(ctx, c, flatName)
 	if err != nil {
 		t.Fatal(err)
@@ -684,6 +720,103 @@ func TestCordonDrain(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%s", describe(evs))
+}
+
+// spareNode is a Node without a kubelet that the test keeps Ready, tainted
+// so that no pod runs on it.
+const (
+	spareNode  = "lab-spare-1"
+	spareTaint = "leakguard.io/lab-spare"
+)
+
+// startSpareNode registers spareNode, Ready, and renews its Lease and its
+// Ready condition every 5 s, as a kubelet would, until the test ends
+// (then it deletes the Node): the real node lifecycle controller takes
+// off the not-ready taint and leaves it schedulable for cordon's count,
+// while spareTaint keeps every pod off it. It returns once the node
+// lifecycle controller has taken the not-ready taint off.
+func startSpareNode(t *testing.T, c *lab.Chain) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	nodes := c.Admin.CoreV1().Nodes()
+	node, err := nodes.Create(ctx, &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: spareNode, Labels: map[string]string{"kubernetes.io/hostname": spareNode}},
+		Spec:       corev1.NodeSpec{Taints: []corev1.Taint{{Key: spareTaint, Effect: corev1.TaintEffectNoSchedule}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := nodes.Delete(ctx, spareNode, metav1.DeleteOptions{}); err != nil {
+			t.Errorf("delete node %s: %v", spareNode, err)
+		}
+		_ = c.Admin.CoordinationV1().Leases(corev1.NamespaceNodeLease).Delete(ctx, spareNode, metav1.DeleteOptions{})
+	})
+	holder, duration := spareNode, int32(40)
+	leases := c.Admin.CoordinationV1().Leases(corev1.NamespaceNodeLease)
+	beat := func() error {
+		now := metav1.NewMicroTime(time.Now())
+		l, err := leases.Get(ctx, spareNode, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			_, err = leases.Create(ctx, &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: spareNode, OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: spareNode, UID: node.UID}}},
+				Spec:       coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &duration, RenewTime: &now},
+			}, metav1.CreateOptions{})
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		l.Spec.RenewTime = &now
+		if _, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+		n, err := nodes.Get(ctx, spareNode, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		n.Status.Conditions = []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady", Message: "the test's heartbeat",
+			LastHeartbeatTime: metav1.Now(), LastTransitionTime: node.CreationTimestamp,
+		}}
+		_, err = nodes.UpdateStatus(ctx, n, metav1.UpdateOptions{})
+		return err
+	}
+	if err := beat(); err != nil {
+		cancel()
+		t.Fatalf("heartbeat of node %s: %v", spareNode, err)
+	}
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Second):
+				// A missed beat is made up by the next; the node
+				// lifecycle controller waits for several.
+				_ = beat()
+			}
+		}
+	}()
+	waitFor(t, 2*time.Minute, "node "+spareNode+" schedulable for cordon's count", func(ctx context.Context) (bool, string, error) {
+		n, err := nodes.Get(ctx, spareNode, metav1.GetOptions{})
+		if err != nil {
+			return false, "", err
+		}
+		for _, taint := range n.Spec.Taints {
+			if taint.Key == corev1.TaintNodeNotReady || taint.Key == corev1.TaintNodeUnreachable {
+				return false, fmt.Sprintf("taints %v", n.Spec.Taints), nil
+			}
+		}
+		return true, "", nil
+	})
 }
 
 // unschedulable says whether the scheduler found no node for p.
