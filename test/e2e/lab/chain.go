@@ -126,6 +126,9 @@ type Chain struct {
 	AlertmanagerConfig string
 	// ServiceAccount is leakguard's, as namespace/name.
 	ServiceAccount string
+	// AgentKubeconfig is deploy/agent's service account's kubeconfig
+	// (ChainOptions.AgentNode), "" without an agent.
+	AgentKubeconfig string
 }
 
 // StartChain starts everything; on error nothing is left running.
@@ -357,6 +360,7 @@ func (c *Chain) startAgent(ctx context.Context, o ChainOptions, bin string) erro
 	if err := c.WriteTokenKubeconfig(kubeconfig, name, token); err != nil {
 		return err
 	}
+	c.AgentKubeconfig = kubeconfig
 	if c.CgroupTree, err = NewCgroupTree(filepath.Join(c.dir, "cgroup-"+o.AgentNode)); err != nil {
 		return err
 	}
