@@ -10,7 +10,7 @@
 #                controller manager, scheduler and kube-state-metrics on
 #                loopback, as root (builds them once, see
 #                hack/node-binaries.sh), and the alert chain's scenarios on
-#                it (about 7 minutes; part of make test).
+#                it (about 4.5 minutes; part of make test).
 # make generate  rewrite every generated file under deploy/.
 # make bench     benchmarks, long fuzzing, the receiver's load run and the
 #                agent's memory run (not part of make test).
