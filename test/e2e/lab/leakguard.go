@@ -273,7 +273,7 @@ func (l *Lab) waitPoliciesEnforced(ctx context.Context, ns, name string, policie
 			// there, and the kubelet, failing to tear down the network
 			// of its sandbox (it is no hostNetwork pod), would keep its
 			// cgroup after its deletion, an orphan.
-			NodeName: "leakguard-lab-probe-nowhere",
+			NodeName:        "leakguard-lab-probe-nowhere",
 			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &yes, SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 			Containers: []corev1.Container{{Name: "probe", Image: "registry.invalid/probe:1", SecurityContext: &corev1.SecurityContext{
 				AllowPrivilegeEscalation: &no, Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},

@@ -128,6 +128,11 @@ type scenarioWorld struct {
 	// each one's first pod ran.
 	created time.Time
 	running map[string]time.Time
+	// predictionSilence holds the scenarios' ContainerMemoryOOMPredicted
+	// in Alertmanager, so that restart waits until TestLeakRestartedOnce
+	// has seen the alerts and asked the checks, however long the tests
+	// before it took.
+	predictionSilence string
 }
 
 // createWorld creates the namespace and the scenarios' Deployments and
@@ -137,7 +142,11 @@ func createWorld(ctx context.Context, c *lab.Chain) (*scenarioWorld, error) {
 	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: shop}}, metav1.CreateOptions{}); err != nil {
 		return nil, err
 	}
-	w := &scenarioWorld{created: time.Now(), running: map[string]time.Time{}}
+	silence, err := c.Alertmanager.Silence(ctx, map[string]string{"alertname": rules.AlertContainerMemoryOOMPredicted, "namespace": shop}, time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("silence the prediction: %w", err)
+	}
+	w := &scenarioWorld{created: time.Now(), running: map[string]time.Time{}, predictionSilence: silence}
 	for _, d := range []*appsv1.Deployment{
 		leakerDeployment(shop, steadyName, steadyLimit, "-rate", "1Mi", "-initial", "8Mi"),
 		leakerDeployment(shop, oomName, "96Mi", "-rate", "4Mi"),
@@ -148,7 +157,7 @@ func createWorld(ctx context.Context, c *lab.Chain) (*scenarioWorld, error) {
 			return nil, fmt.Errorf("create deployment %s/%s: %w", shop, d.Name, err)
 		}
 	}
-	err := pollUntil(ctx, 3*time.Minute, func() error {
+	err = pollUntil(ctx, 3*time.Minute, func() error {
 		pods, err := admin.CoreV1().Pods(shop).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -312,7 +321,8 @@ func runCheck(t *testing.T, prom v1.API, check remediate.Check, a template.Alert
 // 1 MiB/s fires ContainerMemoryLeak and then ContainerMemoryOOMPredicted
 // on the kubelet's real series, with the real node's name; the default
 // policy's checks for both answer on them and confirm; leakguard's
-// :leak_rate reads about the leaker's rate; restart acts once (one
+// :leak_rate reads about the leaker's rate; once the prediction's silence
+// is expired (TestMain silenced it), restart acts once (one
 // LeakguardActed Event naming restart, one restartedAt), the real
 // Deployment controller replaces the pod (a new UID, the old pod gone),
 // and the alerts resolve once the old pod's series are gone, with none for
@@ -380,7 +390,11 @@ func TestLeakRestartedOnce(t *testing.T) {
 	}
 
 	// restart, on the prediction, once: the real controller replaces the
-	// pod.
+	// pod. The prediction reaches leakguard now.
+	if err := c.Alertmanager.Expire(ctx, w.predictionSilence); err != nil {
+		t.Fatal(err)
+	}
+	releasedAt := time.Now()
 	deps := c.Admin.AppsV1().Deployments(shop)
 	waitFor(t, 2*time.Minute, "the Deployment restarted", func(ctx context.Context) (bool, string, error) {
 		d, err := deps.Get(ctx, steadyName, metav1.GetOptions{})
@@ -415,8 +429,8 @@ func TestLeakRestartedOnce(t *testing.T) {
 		}
 		return replacement != nil && !oldThere, fmt.Sprintf("pods %v", states), nil
 	})
-	t.Logf("timing: ContainerMemoryOOMPredicted firing to the replacement pod %s (uid %s) Running and %s (uid %s) gone: %s",
-		replacement.Name, replacement.UID, old.Name, old.UID, replacedAt.Sub(oomAt).Round(100*time.Millisecond))
+	t.Logf("timing: ContainerMemoryOOMPredicted released to leakguard (its silence expired, %s after it fired) to the replacement pod %s (uid %s) Running and %s (uid %s) gone: %s",
+		releasedAt.Sub(oomAt).Round(100*time.Millisecond), replacement.Name, replacement.UID, old.Name, old.UID, replacedAt.Sub(releasedAt).Round(100*time.Millisecond))
 
 	resolvedAt := waitFor(t, 2*time.Minute, "the old pod's alerts resolved", func(ctx context.Context) (bool, string, error) {
 		alerts, err := c.Prometheus.Alerts(ctx)
