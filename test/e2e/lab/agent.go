@@ -72,6 +72,9 @@ type AgentOptions struct {
 	// CgroupRoot is the fixture tree; Kubeconfig the agent's service
 	// account's.
 	CgroupRoot, Kubeconfig string
+	// ProcRoot is its --proc-root; "" means CgroupRoot (the fixture
+	// tree holds what the agent reads of /proc).
+	ProcRoot string
 	// Interval and GracePeriod of its scans; 0 means 1 s each.
 	Interval, GracePeriod time.Duration
 	// StartTimeout bounds the start until /metrics answers; 0 means 30 s.
@@ -89,13 +92,16 @@ func StartAgent(ctx context.Context, o AgentOptions) (*Agent, error) {
 	if o.StartTimeout == 0 {
 		o.StartTimeout = 30 * time.Second
 	}
+	if o.ProcRoot == "" {
+		o.ProcRoot = o.CgroupRoot
+	}
 	var last error
 	for attempt := 1; attempt <= startAttempts; attempt++ {
 		a := &Agent{Node: o.Node, addr: freeAddr()}
 		p, err := startProcess("agent-"+o.Node, filepath.Join(o.Dir, "agent-"+o.Node+".log"), nil, o.Bin, "agent",
 			"--node-name="+o.Node,
 			"--cgroup-root="+o.CgroupRoot,
-			"--proc-root="+o.CgroupRoot,
+			"--proc-root="+o.ProcRoot,
 			"--listen-address="+a.addr,
 			"--kubeconfig="+o.Kubeconfig,
 			"--interval="+o.Interval.String(),

@@ -95,6 +95,13 @@ type ChainOptions struct {
 	// the profile remediator can fetch its heap (the lab turns it off
 	// otherwise, as a hardened cluster does).
 	Profiling bool
+	// RealNode runs the chain on the lab's real node (Options.RealNode)
+	// instead of the synthetic endpoint: Prometheus scrapes the real
+	// kubelet's /metrics/cadvisor and kube-state-metrics with
+	// kube-prometheus's labels (Chain.Metrics is nil), the rules'
+	// parameters default to RealNodeParams, and there is no pod network.
+	// Start refuses where the host cannot run the node (CheckNodeHost).
+	RealNode bool
 	// Progress, when set, is told each step of the start.
 	Progress func(step string, took time.Duration)
 }
@@ -124,6 +131,9 @@ type Chain struct {
 	AlertmanagerConfig string
 	// ServiceAccount is leakguard's, as namespace/name.
 	ServiceAccount string
+	// AgentKubeconfig is deploy/agent's service account's kubeconfig
+	// (ChainOptions.AgentNode), "" without an agent.
+	AgentKubeconfig string
 }
 
 // StartChain starts everything; on error nothing is left running.
@@ -132,6 +142,9 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 		o.Replicas = 2
 	}
 	params := LabParams()
+	if o.RealNode {
+		params = RealNodeParams()
+	}
 	if o.Params != nil {
 		params = *o.Params
 	}
@@ -150,7 +163,11 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 
 	// The pod network lets pods/proxy reach the pprof endpoints of the
 	// workloads that serve one (Workload.PprofPort).
-	l, err := Start(ctx, Options{BinDir: o.BinDir, Profiling: o.Profiling, PodNetwork: true})
+	labOpts := Options{BinDir: o.BinDir, Profiling: o.Profiling, PodNetwork: true}
+	if o.RealNode {
+		labOpts = Options{BinDir: o.BinDir, Profiling: o.Profiling, RealNode: true, RepoRoot: o.RepoRoot, StartTimeout: 2 * time.Minute}
+	}
+	l, err := Start(ctx, labOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +177,11 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 			err = errors.Join(err, c.Close())
 		}
 	}()
-	done("etcd and kube-apiserver " + l.Host())
+	if o.RealNode {
+		done("etcd, kube-apiserver and the real node " + NodeName + " Ready")
+	} else {
+		done("etcd and kube-apiserver " + l.Host())
+	}
 
 	bin := o.Leakguard
 	if bin == "" {
@@ -208,7 +229,14 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 	}
 	done("deploy/leakguard RBAC, admission policies in force, a token")
 
-	if c.Metrics, err = StartMetrics(); err != nil {
+	var scrapeConfigs []map[string]any
+	if o.RealNode {
+		cert, key, err := l.prometheusKubeletClient(ctx)
+		if err != nil {
+			return nil, err
+		}
+		scrapeConfigs = realNodeScrapeJobs(l.RealNode, l.CAFile(), cert, key)
+	} else if c.Metrics, err = StartMetrics(); err != nil {
 		return nil, err
 	}
 
@@ -282,10 +310,14 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 		done("leakguard agent for " + o.AgentNode + " over a fixture cgroup tree")
 	}
 
-	if c.Prometheus, err = StartPrometheus(ctx, PrometheusOptions{
+	promOpts := PrometheusOptions{
 		Dir: filepath.Join(l.dir, "prometheus"), Addr: promAddr, RuleFile: c.RuleFile,
-		MetricsAddr: c.Metrics.Addr(), AgentAddrs: agents, AlertmanagerAddr: c.Alertmanager.Addr(),
-	}); err != nil {
+		ScrapeConfigs: scrapeConfigs, AgentAddrs: agents, AlertmanagerAddr: c.Alertmanager.Addr(),
+	}
+	if c.Metrics != nil {
+		promOpts.MetricsAddr = c.Metrics.Addr()
+	}
+	if c.Prometheus, err = StartPrometheus(ctx, promOpts); err != nil {
 		return nil, err
 	}
 	done("prometheus " + c.Prometheus.URL())
@@ -333,6 +365,7 @@ func (c *Chain) startAgent(ctx context.Context, o ChainOptions, bin string) erro
 	if err := c.WriteTokenKubeconfig(kubeconfig, name, token); err != nil {
 		return err
 	}
+	c.AgentKubeconfig = kubeconfig
 	if c.CgroupTree, err = NewCgroupTree(filepath.Join(c.dir, "cgroup-"+o.AgentNode)); err != nil {
 		return err
 	}

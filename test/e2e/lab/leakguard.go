@@ -268,6 +268,12 @@ func (l *Lab) waitPoliciesEnforced(ctx context.Context, ns, name string, policie
 	if _, err := pods.Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: probePod},
 		Spec: corev1.PodSpec{
+			// Bound to a node that does not exist, so that no kubelet
+			// runs it: on the real node the scheduler would place it
+			// there, and the kubelet, failing to tear down the network
+			// of its sandbox (it is no hostNetwork pod), would keep its
+			// cgroup after its deletion, an orphan.
+			NodeName:        "leakguard-lab-probe-nowhere",
 			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &yes, SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 			Containers: []corev1.Container{{Name: "probe", Image: "registry.invalid/probe:1", SecurityContext: &corev1.SecurityContext{
 				AllowPrivilegeEscalation: &no, Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},

@@ -431,6 +431,10 @@ func (l *Lab) kubeletClientFiles() (certFile, keyFile string, err error) {
 	return certFile, keyFile, os.WriteFile(keyFile, key, 0o600)
 }
 
+// KubeletRootDir is the kubelet's --root-dir (its pods' directories,
+// volumes among them, are under pods/).
+func (n *RealNode) KubeletRootDir() string { return filepath.Join(n.dir, "kubelet") }
+
 // PIDs returns the process ID of each of the node's programs that runs,
 // by name (containerd, kubelet, kube-controller-manager, kube-scheduler,
 // kube-state-metrics).

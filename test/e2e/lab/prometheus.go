@@ -36,6 +36,10 @@ type PrometheusOptions struct {
 	RuleFile string
 	// MetricsAddr is the synthetic endpoint (Metrics.Addr).
 	MetricsAddr string
+	// ScrapeConfigs, when set, are the scrape jobs instead of the
+	// synthetic endpoint's (MetricsAddr is then unused): the real
+	// node's kubelet and kube-state-metrics.
+	ScrapeConfigs []map[string]any
 	// AgentAddrs are node agents (`leakguard agent`) scraped on /metrics
 	// as job="leakguard-agent", relabelled as the README's annotation
 	// scrape does.
@@ -90,8 +94,11 @@ func StartPrometheus(ctx context.Context, o PrometheusOptions) (*Prometheus, err
 		o.Addr = freeAddr()
 	}
 	interval := promDuration(o.Interval)
-	var jobs []map[string]any
+	jobs := o.ScrapeConfigs
 	for _, j := range scrapeJobs {
+		if o.ScrapeConfigs != nil {
+			break
+		}
 		job := map[string]any{
 			"job_name":       j.job,
 			"metrics_path":   j.path,

@@ -1,14 +1,3 @@
-// Package node tests the lab's real node (lab.Options.RealNode): a kubelet
-// with containerd and runc, kube-controller-manager, kube-scheduler and
-// kube-state-metrics on loopback, running real pods that leak, are
-// OOM-killed by the kernel and are replaced by the real Deployment
-// controller.
-//
-// The real node runs as root and changes the host while it runs (cgroups,
-// sysctls, /var/log/pods, containerd's socket), so its test runs only when
-// asked: it skips unless LEAKGUARD_E2E_NODE=1 (make e2e-node sets it) and
-// the host can run a kubelet (lab.CheckNodeHost says why not); once both
-// hold, a node that does not come up fails it.
 package node
 
 import (
@@ -38,9 +27,6 @@ import (
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
 
-// repoRoot is the repository, seen from this package's directory.
-const repoRoot = "../../.."
-
 const (
 	namespace = "leak"
 	// appName's container leaks at 4 MiB/s under a 128 MiB limit: the
@@ -61,42 +47,11 @@ const (
 // container labels, a rollout restart replaces the pod (a new UID, the old
 // one gone), and closing the lab puts the host back as it was.
 func TestRealNode(t *testing.T) {
-	if os.Getenv("LEAKGUARD_E2E_NODE") != "1" {
-		t.Skip("the real node changes the host while it runs; set LEAKGUARD_E2E_NODE=1 (make e2e-node) to run it")
-	}
-	bin, err := lab.FindBinaries(repoRoot)
-	if err != nil {
-		t.Skipf("no binaries for the real node: %v (make e2e-node builds them)", err)
-	}
-	if err := lab.CheckNodeHost(bin); err != nil {
-		t.Skipf("%v", err)
-	}
-	before := snapshotHost(t)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	c, _ := need(t)
+	l := c.Lab
+	t.Logf("timing: bring-up to node Ready with the chain around it (etcd, kube-apiserver, images, containerd, controller manager, scheduler, kubelet, kube-state-metrics, leakguard, Alertmanager, Prometheus): %s", bringUp.Round(100*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	startedAt := time.Now()
-	l, err := lab.Start(ctx, lab.Options{BinDir: bin, RealNode: true, RepoRoot: repoRoot, StartTimeout: 2 * time.Minute})
-	if err != nil {
-		t.Fatalf("start the lab with a real node: %v", err)
-	}
-	closed := false
-	t.Cleanup(func() {
-		if !closed {
-			if err := l.Close(); err != nil {
-				t.Errorf("stop the lab: %v", err)
-			}
-		}
-	})
-	bringUp := time.Since(startedAt)
-	t.Logf("timing: bring-up to node Ready (etcd, kube-apiserver, images, containerd, controller manager, scheduler, kubelet, kube-state-metrics): %s", bringUp.Round(100*time.Millisecond))
-	// What the close below must put back: the kubelet's sysctls.
-	running := snapshotHost(t)
-	for _, d := range strings.Split(compareHost(before, running), "\n") {
-		if strings.HasPrefix(d, "sysctl ") {
-			t.Logf("while the node runs: %s", d)
-		}
-	}
 	// Every port of the node is on loopback.
 	pids := l.RealNode.PIDs()
 	for name, pid := range pids {
@@ -112,28 +67,31 @@ func TestRealNode(t *testing.T) {
 		t.Errorf("the kubelet's listening sockets do not include %s, its URL's", kubelet)
 	}
 
-	c := l.Admin
-	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
+	admin := l.Admin
+	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	applied := time.Now()
 	for _, d := range []*appsv1.Deployment{
-		leakerDeployment(appName, "128Mi", "-rate", "4Mi"),
-		leakerDeployment(workerName, "64Mi", "-rate", "4Mi", "-worker"),
+		leakerDeployment(namespace, appName, "128Mi", "-rate", "4Mi"),
+		leakerDeployment(namespace, workerName, "64Mi", "-rate", "4Mi", "-worker"),
 	} {
-		if _, err := c.AppsV1().Deployments(namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		if _, err := admin.AppsV1().Deployments(namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// The scenarios after this test drain the node: leave them only
+	// their own pods.
+	t.Cleanup(func() { deleteDeployments(t, l, namespace, appName, workerName) })
 
-	pod := waitPod(ctx, t, l, appName, "the leaker Running", 3*time.Minute, func(p *corev1.Pod) bool {
+	pod := waitPod(ctx, t, l, namespace, appName, "the leaker Running", 3*time.Minute, func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodRunning && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Running != nil
 	})
 	podRunning := time.Now()
 	t.Logf("timing: pod %s Running %s after the Deployment was created", pod.Name, podRunning.Sub(applied).Round(100*time.Millisecond))
 
 	// 128 MiB at 4 MiB/s: the kernel kills the container after about 32 s.
-	pod = waitPod(ctx, t, l, appName, "an OOM kill of the leaker", 3*time.Minute, func(p *corev1.Pod) bool {
+	pod = waitPod(ctx, t, l, namespace, appName, "an OOM kill of the leaker", 3*time.Minute, func(p *corev1.Pod) bool {
 		if p.UID != pod.UID || len(p.Status.ContainerStatuses) != 1 {
 			return false
 		}
@@ -171,13 +129,13 @@ func TestRealNode(t *testing.T) {
 	// cAdvisor counts it in container_oom_events_total (the case
 	// ContainerOOMKilled's cAdvisor branch is for), the container does
 	// not restart, so kube-state-metrics has no terminated reason.
-	worker := waitPod(ctx, t, l, workerName, "the worker leaker Running", 3*time.Minute, func(p *corev1.Pod) bool {
+	worker := waitPod(ctx, t, l, namespace, workerName, "the worker leaker Running", 3*time.Minute, func(p *corev1.Pod) bool {
 		return p.Status.Phase == corev1.PodRunning
 	})
 	oom := waitSeries(ctx, t, l.RealNode.HTTPClient, l.RealNode.KubeletURL+"/metrics/cadvisor", "container_oom_events_total",
 		map[string]string{"namespace": namespace, "pod": worker.Name, "container": workerName}, 1)
 	t.Logf("cAdvisor: container_oom_events_total%s at least 1 after a worker process's OOM kill", labelString(oom))
-	worker, err = c.CoreV1().Pods(namespace).Get(ctx, worker.Name, metav1.GetOptions{})
+	worker, err := admin.CoreV1().Pods(namespace).Get(ctx, worker.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,16 +155,16 @@ func TestRealNode(t *testing.T) {
 	// runs it, the old pod goes.
 	restartAt := time.Now()
 	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, restartAt.UTC().Format(time.RFC3339))
-	if _, err := c.AppsV1().Deployments(namespace).Patch(ctx, appName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+	if _, err := admin.AppsV1().Deployments(namespace).Patch(ctx, appName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatalf("rollout restart: %v", err)
 	}
 	old := pod
-	pod = waitPod(ctx, t, l, appName, "the replacement pod Running", 2*time.Minute, func(p *corev1.Pod) bool {
+	pod = waitPod(ctx, t, l, namespace, appName, "the replacement pod Running", 2*time.Minute, func(p *corev1.Pod) bool {
 		return p.UID != old.UID && p.Status.Phase == corev1.PodRunning
 	})
 	replaced := time.Now()
 	if err := pollUntil(ctx, time.Minute, func() error {
-		_, err := c.CoreV1().Pods(namespace).Get(ctx, old.Name, metav1.GetOptions{})
+		_, err := admin.CoreV1().Pods(namespace).Get(ctx, old.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -220,25 +178,22 @@ func TestRealNode(t *testing.T) {
 	t.Logf("timing: replacement pod %s (uid %s) Running %s after the rollout restart; old pod %s (uid %s) gone %s after it",
 		pod.Name, pod.UID, replaced.Sub(restartAt).Round(100*time.Millisecond), old.Name, old.UID, time.Since(restartAt).Round(100*time.Millisecond))
 
-	// Close now rather than at cleanup, to check what it put back.
-	closed = true
-	if err := l.Close(); err != nil {
-		t.Fatalf("stop the lab: %v", err)
-	}
-	if diff := compareHost(before, snapshotHost(t)); diff != "" {
-		t.Errorf("the host after the lab stopped differs from before it started:\n%s", diff)
-	}
 }
 
-// leakerDeployment is one replica of the leaker, run with args, on the
-// host network (there is no pod network), under the memory limit limit;
-// its name is also its container's and its app label's.
-func leakerDeployment(name, limit string, args ...string) *appsv1.Deployment {
+// leakerDeployment is one replica of the leaker in namespace ns, run with
+// args, on the host network (there is no pod network), under the memory
+// limit limit (none when ""); its name is also its container's and its app
+// label's.
+func leakerDeployment(ns, name, limit string, args ...string) *appsv1.Deployment {
 	replicas := int32(1)
 	grace := int64(5)
 	labels := map[string]string{"app": name}
+	var resources corev1.ResourceRequirements
+	if limit != "" {
+		resources.Limits = corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(limit)}
+	}
 	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &replicas,
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
@@ -252,9 +207,7 @@ func leakerDeployment(name, limit string, args ...string) *appsv1.Deployment {
 						Image:           lab.LeakerImage,
 						ImagePullPolicy: corev1.PullNever,
 						Args:            args,
-						Resources: corev1.ResourceRequirements{
-							Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(limit)},
-						},
+						Resources:       resources,
 					}},
 				},
 			},
@@ -262,14 +215,42 @@ func leakerDeployment(name, limit string, args ...string) *appsv1.Deployment {
 	}
 }
 
-// waitPod polls the pods of the app app every half second until one
-// satisfies ok, for at most timeout, and returns it; it fails the test
-// otherwise.
-func waitPod(ctx context.Context, t *testing.T, l *lab.Lab, app, what string, timeout time.Duration, ok func(*corev1.Pod) bool) *corev1.Pod {
+// deleteDeployments deletes the Deployments names of ns (the garbage
+// collector deletes their ReplicaSets and pods) and waits, for at most a
+// minute, until no pod of theirs is left.
+func deleteDeployments(t *testing.T, l *lab.Lab, ns string, names ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for _, name := range names {
+		if err := l.Admin.AppsV1().Deployments(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("delete deployment %s/%s: %v", ns, name, err)
+		}
+	}
+	for _, name := range names {
+		if err := pollUntil(ctx, time.Minute, func() error {
+			pods, err := l.Admin.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+			if err != nil {
+				return err
+			}
+			if len(pods.Items) > 0 {
+				return fmt.Errorf("%d pods of %s/%s left", len(pods.Items), ns, name)
+			}
+			return nil
+		}); err != nil {
+			t.Errorf("pods of the deleted deployment %s/%s: %v", ns, name, err)
+		}
+	}
+}
+
+// waitPod polls the pods of the app app in namespace ns every half second
+// until one satisfies ok, for at most timeout, and returns it; it fails
+// the test otherwise.
+func waitPod(ctx context.Context, t *testing.T, l *lab.Lab, ns, app, what string, timeout time.Duration, ok func(*corev1.Pod) bool) *corev1.Pod {
 	t.Helper()
 	var found *corev1.Pod
 	err := pollUntil(ctx, timeout, func() error {
-		pods, err := l.Admin.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+		pods, err := l.Admin.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + app})
 		if err != nil {
 			return err
 		}
@@ -452,15 +433,14 @@ func logCadvisorShape(ctx context.Context, t *testing.T, n *lab.RealNode, pod *c
 // hostSnapshot is what the real node may change on the host.
 type hostSnapshot map[string]string
 
-// snapshotHost reads the sysctls the kubelet sets and whether each path
-// the node writes exists.
-func snapshotHost(t *testing.T) hostSnapshot {
-	t.Helper()
+// snapshotHost reads the sysctls the kubelet sets, whether each path the
+// node writes exists and whether the node's programs run.
+func snapshotHost() (hostSnapshot, error) {
 	s := hostSnapshot{}
 	for _, key := range []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes"} {
 		b, err := os.ReadFile(filepath.Join("/proc/sys", key))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		s["sysctl "+key] = strings.TrimSpace(string(b))
 	}
@@ -478,7 +458,7 @@ func snapshotHost(t *testing.T) hostSnapshot {
 	for _, comm := range []string{"containerd", "containerd-shim-runc-v2", "kubelet", "leaker", "pause"} {
 		s["running "+comm] = fmt.Sprint(len(pidsNamed(comm)) > 0)
 	}
-	return s
+	return s, nil
 }
 
 // compareHost lists what differs between two snapshots.
