@@ -181,3 +181,44 @@ func TestTemplateValues(t *testing.T) {
 		}
 	}
 }
+
+// TestTemplateOptionalObjects checks each optional object's value (and
+// the agent's) that otherValues leaves on: off, the object is gone and
+// nothing else is; and the agent's image digest and pull policy.
+func TestTemplateOptionalObjects(t *testing.T) {
+	defaults := byKey(mustRender(t, nil))
+	for _, tc := range []struct {
+		value string
+		vals  map[string]any
+		gone  []string
+	}{
+		{"alertmanagerConfig.enabled", map[string]any{"alertmanagerConfig": map[string]any{"enabled": false}}, []string{"AlertmanagerConfig monitoring/leakguard"}},
+		{"serviceMonitor.enabled", map[string]any{"serviceMonitor": map[string]any{"enabled": false}}, []string{"ServiceMonitor leakguard/leakguard-serve"}},
+		{"prometheusRule.enabled", map[string]any{"prometheusRule": map[string]any{"enabled": false}}, []string{"PrometheusRule monitoring/leakguard"}},
+		{"agent.enabled", map[string]any{"agent": map[string]any{"enabled": false}}, []string{
+			"DaemonSet monitoring/leakguard-agent", "ServiceAccount monitoring/leakguard-agent", "ClusterRole leakguard-agent",
+			"ClusterRoleBinding leakguard-agent", "PriorityClass leakguard-agent", "PodMonitor monitoring/leakguard-agent",
+		}},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			objs := byKey(mustRender(t, tc.vals))
+			for _, k := range tc.gone {
+				get(t, defaults, k)
+				if _, ok := objs[k]; ok {
+					t.Errorf("%s is rendered with %s off", k, tc.value)
+				}
+			}
+			if got, want := len(objs), len(defaults)-len(tc.gone); got != want {
+				t.Errorf("%d objects, want %d (the defaults' %d without %d)", got, want, len(defaults), len(tc.gone))
+			}
+		})
+	}
+	objs := byKey(mustRender(t, map[string]any{"agent": map[string]any{"image": map[string]any{"digest": "sha256:" + strings.Repeat("b", 64), "pullPolicy": "IfNotPresent"}}}))
+	c := container(t, get(t, objs, "DaemonSet monitoring/leakguard-agent"))
+	if got, want := c["image"], "ghcr.io/leakguard/leakguard-agent:v0.1.0@sha256:"+strings.Repeat("b", 64); got != want {
+		t.Errorf("agent image %v, want %s", got, want)
+	}
+	if got := c["imagePullPolicy"]; got != "IfNotPresent" {
+		t.Errorf("agent imagePullPolicy %v, want IfNotPresent", got)
+	}
+}
