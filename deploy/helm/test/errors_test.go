@@ -172,6 +172,13 @@ func TestTemplateTrialJob(t *testing.T) {
 			t.Errorf("token.trialJob renders %s; the Job makes the Secret", key(o))
 		}
 	}
+	_, notes, err := renderChart(loadChart(t), vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(notes, "The Job leakguard-webhook-token-* makes the webhook's bearer token") || strings.Contains(notes, "create secret generic leakguard-webhook-token") {
+		t.Errorf("NOTES.txt with token.trialJob:\n%s", notes)
+	}
 	// Same values, same name (a sync changes nothing); another image, another Job.
 	if _, again := render(vals); again.GetName() != job.GetName() {
 		t.Errorf("two renders name the Job %s and %s", job.GetName(), again.GetName())
@@ -189,7 +196,7 @@ func TestTemplateTrialJob(t *testing.T) {
 // token's and the certificate's are the user's), no cert-manager object,
 // no Namespace (Helm's --create-namespace makes it), no remediator
 // rights beyond annotate, no GrafanaDashboard; and NOTES say how to make
-// the token.
+// the token in both namespaces and the CA's copy in monitoring.
 func TestTemplateDefaults(t *testing.T) {
 	objs, notes, err := renderChart(loadChart(t), nil)
 	if err != nil {
@@ -203,7 +210,12 @@ func TestTemplateDefaults(t *testing.T) {
 			t.Errorf("the defaults render %s", key(o))
 		}
 	}
-	for _, want := range []string{"kubectl -n leakguard create secret generic leakguard-webhook-token", "--from-literal=token="} {
+	for _, want := range []string{
+		"kubectl -n leakguard create secret generic leakguard-webhook-token", "--from-literal=token=",
+		// Alertmanager's copies in the monitoring namespace.
+		"kubectl -n monitoring create secret generic leakguard-webhook-token",
+		"kubectl -n monitoring create secret generic leakguard-webhook-tls \\\n    --from-file=ca.crt=",
+	} {
 		if !strings.Contains(notes, want) {
 			t.Errorf("NOTES.txt lacks %q:\n%s", want, notes)
 		}

@@ -71,7 +71,7 @@ namespace and, for Alertmanager, in the monitoring namespace.
 */}}
 {{- define "leakguard.tokenSecret" -}}
 {{- if and .Values.token.create .Values.token.trialJob -}}
-{{- fail "token.create and token.trialJob: choose one (trialJob makes a random token, create takes token.value)" -}}
+{{- fail "token.create and token.trialJob: choose one (trialJob has a Job make the token in the cluster, create takes token.value)" -}}
 {{- else if or .Values.token.create .Values.token.trialJob -}}
 leakguard-webhook-token
 {{- else -}}
