@@ -184,7 +184,7 @@ func TestTemplateValues(t *testing.T) {
 
 // TestTemplateOptionalObjects checks each optional object's value (and
 // the agent's) that otherValues leaves on: off, the object is gone and
-// nothing else is; and the agent's image digest and pull policy.
+// nothing else is; and the agent's image digest, pull policy and affinity.
 func TestTemplateOptionalObjects(t *testing.T) {
 	defaults := byKey(mustRender(t, nil))
 	for _, tc := range []struct {
@@ -213,8 +213,13 @@ func TestTemplateOptionalObjects(t *testing.T) {
 			}
 		})
 	}
-	objs := byKey(mustRender(t, map[string]any{"agent": map[string]any{"image": map[string]any{"digest": "sha256:" + strings.Repeat("b", 64), "pullPolicy": "IfNotPresent"}}}))
-	c := container(t, get(t, objs, "DaemonSet monitoring/leakguard-agent"))
+	affinity := map[string]any{"nodeAffinity": map[string]any{"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{"nodeSelectorTerms": []any{map[string]any{"matchExpressions": []any{map[string]any{"key": "kubernetes.io/arch", "operator": "In", "values": []any{"amd64"}}}}}}}}
+	objs := byKey(mustRender(t, map[string]any{"agent": map[string]any{"image": map[string]any{"digest": "sha256:" + strings.Repeat("b", 64), "pullPolicy": "IfNotPresent"}, "affinity": affinity}}))
+	ds := get(t, objs, "DaemonSet monitoring/leakguard-agent")
+	if diff := cmp.Diff(affinity, field(t, ds, "spec", "template", "spec", "affinity")); diff != "" {
+		t.Errorf("agent affinity (-want +got):\n%s", diff)
+	}
+	c := container(t, ds)
 	if got, want := c["image"], "ghcr.io/leakguard/leakguard-agent:v0.1.0@sha256:"+strings.Repeat("b", 64); got != want {
 		t.Errorf("agent image %v, want %s", got, want)
 	}
