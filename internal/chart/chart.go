@@ -67,9 +67,16 @@ func Files(deployDir string, generated map[string][]byte) (map[string][]byte, er
 			g.hashed[o.res.GetName()] = orig
 		}
 	}
+	// An object whose kind and name another object has too (the trial
+	// token's Role in both namespaces) is written to a file that names its
+	// namespace as well.
+	shared := map[string]int{}
+	for _, o := range objs {
+		shared[o.res.GetKind()+"/"+origName(o.res)]++
+	}
 	names := map[string]string{}
 	for _, o := range objs {
-		file, doc, err := g.object(o)
+		file, doc, err := g.object(o, shared[o.res.GetKind()+"/"+origName(o.res)] > 1)
 		if err != nil {
 			return nil, fmt.Errorf("chart: %s %s: %w", o.res.GetKind(), o.res.GetName(), err)
 		}
@@ -163,8 +170,8 @@ func sameResource(a, b *resource.Resource) bool {
 }
 
 // object turns one rendered object into a template: its file name under
-// templates/ and its text.
-func (g *generator) object(o source) (string, []byte, error) {
+// templates/ (with its namespace in it when withNamespace) and its text.
+func (g *generator) object(o source, withNamespace bool) (string, []byte, error) {
 	data, err := o.res.AsYAML()
 	if err != nil {
 		return "", nil, err
@@ -219,6 +226,9 @@ func (g *generator) object(o source) (string, []byte, error) {
 		b.WriteString("{{- end }}\n")
 	}
 	file := strings.ToLower(o.res.GetKind()) + "-" + origName(o.res) + ".yaml"
+	if withNamespace && o.res.GetNamespace() != "" {
+		file = strings.ToLower(o.res.GetKind()) + "-" + o.res.GetNamespace() + "-" + origName(o.res) + ".yaml"
+	}
 	return file, []byte(b.String()), nil
 }
 
@@ -405,8 +415,8 @@ func (g *generator) capture(name string, v any) error {
 
 // staticFiles adds the chart's files that are not rendered objects:
 // Chart.yaml, values.yaml, the helpers, NOTES.txt, the templates of what
-// only the chart makes (cert-manager's objects, the token Secret, the
-// Prometheus client configuration), and the default policy.
+// only the chart makes (the token Secret of token.create, the Prometheus
+// client configuration), and the default policy.
 func (g *generator) staticFiles() error {
 	policy, ok := g.captured["policy"].(string)
 	if !ok {

@@ -50,7 +50,7 @@ func TestFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Chart.yaml", "values.yaml", "files/policy.yaml", "templates/_helpers.tpl", "templates/NOTES.txt", "templates/deployment-leakguard-serve.yaml", "templates/configmap-leakguard-policy.yaml", "templates/clusterrole-leakguard-serve-restart.yaml", "templates/grafanadashboard-leakguard-overview.yaml", "templates/certmanager.yaml", "values.schema.json"} {
+	for _, want := range []string{"Chart.yaml", "values.yaml", "files/policy.yaml", "templates/_helpers.tpl", "templates/NOTES.txt", "templates/deployment-leakguard-serve.yaml", "templates/configmap-leakguard-policy.yaml", "templates/clusterrole-leakguard-serve-restart.yaml", "templates/grafanadashboard-leakguard-overview.yaml", "templates/certificate-leakguard-webhook.yaml", "templates/certificate-leakguard-webhook-ca.yaml", "templates/job-leakguard-webhook-token.yaml", "templates/role-monitoring-leakguard-token.yaml", "values.schema.json"} {
 		if _, ok := files[Dir+"/"+want]; !ok {
 			t.Errorf("no %s", want)
 		}
@@ -63,6 +63,14 @@ func TestFiles(t *testing.T) {
 	}
 	if got := string(files[Dir+"/Chart.yaml"]); !strings.Contains(got, "appVersion: v0.1.0\n") || !strings.Contains(got, "version: 0.1.0\n") {
 		t.Errorf("Chart.yaml:\n%s", got)
+	}
+	// components/cert-manager's CA in cert-manager's namespace, a value;
+	// the trial token's Job under its value.
+	if got := string(files[Dir+"/templates/certificate-leakguard-ca.yaml"]); !strings.Contains(got, "  namespace: {{ .Values.tls.certManager.clusterResourceNamespace }}\n") {
+		t.Errorf("certificate-leakguard-ca.yaml does not take its namespace from tls.certManager.clusterResourceNamespace:\n%s", got)
+	}
+	if got := string(files[Dir+"/templates/job-leakguard-webhook-token.yaml"]); !strings.Contains(got, "{{- if .Values.token.trialJob }}\n") {
+		t.Errorf("job-leakguard-webhook-token.yaml is not under token.trialJob:\n%s", got)
 	}
 	rule := string(files[Dir+"/templates/prometheusrule-leakguard.yaml"])
 	if strings.Contains(rule, "{{ $labels") || !strings.Contains(rule, `{{ "{{" }} $labels.node {{ "}}" }}`) {

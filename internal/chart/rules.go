@@ -99,6 +99,9 @@ const (
 var namespaceExprs = map[string]string{
 	"leakguard":  exprNamespace,
 	"monitoring": exprMonitoring,
+	// components/cert-manager's CA Certificate lives in cert-manager's
+	// cluster resource namespace (a ClusterIssuer's Secrets are read there).
+	"cert-manager": ".Values.tls.certManager.clusterResourceNamespace",
 }
 
 // substitutions replace text within every string of every object: old,
@@ -123,13 +126,28 @@ var hashedNames = map[string]string{
 	"leakguard-policy": `include "leakguard.policy" . | sha256sum | trunc 10`,
 }
 
-// componentValues are deploy/components: each component's objects are
-// written under the value that enables its remediators' rights.
+// componentValues are deploy/components that only add objects: each
+// component's objects are written under its value (the remediators'
+// rights, the trial token's Job, cert-manager's certificates).
+// components/plain-http patches the base's objects instead: tls.mode off
+// is the rules' conditions (exprTLSOn), and deploy/helm/test compares it
+// with kustomize's render of that component.
 var componentValues = map[string]string{
-	"restart": ".Values.remediators.restart.enabled",
-	"node":    ".Values.remediators.node.enabled",
-	"profile": ".Values.remediators.profile.enabled",
+	"restart":      ".Values.remediators.restart.enabled",
+	"node":         ".Values.remediators.node.enabled",
+	"profile":      ".Values.remediators.profile.enabled",
+	"trial-token":  ".Values.token.trialJob",
+	"cert-manager": `eq (include "leakguard.tlsMode" .) "certManager"`,
 }
+
+// exprOwnCA holds when the chart makes the CA of components/cert-manager
+// (no issuer of the user's).
+const exprOwnCA = "not .Values.tls.certManager.issuerRef"
+
+// exprIssuer is the issuer of serve's certificate and of the CA's copy in
+// the monitoring namespace: the user's, else components/cert-manager's
+// ClusterIssuer leakguard-ca.
+const exprIssuer = `(.Values.tls.certManager.issuerRef | default (dict "group" "cert-manager.io" "kind" "ClusterIssuer" "name" "leakguard-ca"))`
 
 // The grafana-operator's GrafanaDashboard objects, which deploy/ does not
 // include, and their value.
@@ -218,6 +236,21 @@ var objectRules = []rule{
 	{kind: "GrafanaDashboard", edits: []edit{
 		{path: p("spec.instanceSelector"), op: opBlock, expr: ".Values.dashboards.grafanaOperator.instanceSelector", capture: "dashboards.grafanaOperator.instanceSelector"},
 	}},
+	// components/cert-manager: the self-signed ClusterIssuer, the CA and
+	// the CA's ClusterIssuer only without an issuer of the user's; the two
+	// Certificates (serve's, and the CA's copy in the monitoring
+	// namespace) from whichever issuer.
+	{kind: "ClusterIssuer", cond: exprOwnCA},
+	{kind: "Certificate", name: "leakguard-ca", cond: exprOwnCA, edits: []edit{
+		{path: p("spec.duration"), op: opValue, expr: ".Values.tls.certManager.caDuration", capture: "tls.certManager.caDuration"},
+	}},
+	{kind: "Certificate", name: "leakguard-webhook", edits: certificateEdits()},
+	{kind: "Certificate", name: "leakguard-webhook-ca", edits: certificateEdits()},
+	// components/trial-token: the Job that makes the token Secret in both
+	// namespaces. A Job's pod template cannot change: its name carries a
+	// hash of what the template takes from the values, so that an upgrade
+	// (a new image) replaces the Job, whose re-run changes nothing.
+	{kind: "Job", name: "leakguard-webhook-token", edits: trialJobEdits()},
 	// The node agent, whatever the kind.
 	{name: "leakguard-agent", cond: ".Values.agent.enabled"},
 	{kind: "DaemonSet", name: "leakguard-agent", edits: agentEdits()},
@@ -287,6 +320,28 @@ func serveEdits() []edit {
 		{path: p(pod[:len(pod)-1]), op: opWith, key: "nodeSelector", expr: ".Values.serve.nodeSelector"},
 		{path: p(pod[:len(pod)-1]), op: opWith, key: "tolerations", expr: ".Values.serve.tolerations"},
 		{path: p(pod[:len(pod)-1]), op: opWith, key: "priorityClassName", expr: ".Values.serve.priorityClassName", scalar: true},
+		{path: p(pod[:len(pod)-1]), op: opWith, key: "imagePullSecrets", expr: ".Values.imagePullSecrets"},
+	}
+}
+
+func certificateEdits() []edit {
+	return []edit{
+		{path: p("spec.issuerRef"), op: opBlock, expr: exprIssuer},
+		{path: p("spec.duration"), op: opValue, expr: ".Values.tls.certManager.duration", capture: "tls.certManager.duration"},
+		{path: p("spec.renewBefore"), op: opValue, expr: ".Values.tls.certManager.renewBefore", capture: "tls.certManager.renewBefore"},
+	}
+}
+
+func trialJobEdits() []edit {
+	const pod = "spec.template.spec."
+	const c = pod + "containers.[name=token]."
+	return []edit{
+		{path: p("metadata.name"), op: opValue, expr: `printf "leakguard-webhook-token-%s" (include "leakguard.trialJobHash" .)`},
+		{path: p(c + "image"), op: opValue, expr: `include "leakguard.image" (list .Values.image .Chart.AppVersion) | quote`, capture: "image"},
+		{path: p(c), op: opWith, key: "imagePullPolicy", expr: ".Values.image.pullPolicy", scalar: true},
+		{path: p(c + "args.[=--namespace=*]"), op: opValue, expr: `printf "--namespace=%s" (include "leakguard.namespace" .) | quote`},
+		{path: p(c + "args.[=--key=*]"), op: opValue, expr: `printf "--key=%s" .Values.token.key | quote`, capture: "token.key", trim: "--key="},
+		{path: p(c + "args.[=--copy-to-namespace=*]"), op: opValue, expr: `printf "--copy-to-namespace=%s" .Values.monitoring.namespace | quote`},
 		{path: p(pod[:len(pod)-1]), op: opWith, key: "imagePullSecrets", expr: ".Values.imagePullSecrets"},
 	}
 }

@@ -140,10 +140,10 @@ func TestLint(t *testing.T) {
 // comparison with kustomize leaves them out.
 var helmLabels = []string{"helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/instance"}
 
-// hashedRE is the hash suffix of the policy ConfigMap's name: kustomize's
-// hash of the data and the chart's (sha256) differ, and the comparison
-// leaves both out.
-var hashedRE = regexp.MustCompile(`^(leakguard-policy)-[a-z0-9]{10}$`)
+// hashedRE is the hash suffix of the policy ConfigMap's name (kustomize's
+// hash of the data and the chart's, sha256, differ) and of the trial
+// token's Job (the chart's only): the comparison leaves both out.
+var hashedRE = regexp.MustCompile(`^(leakguard-policy|leakguard-webhook-token)-[a-z0-9]{10}$`)
 
 // normalise makes an object comparable across the two renders: without
 // helmLabels (an empty labels map removed), with the policy ConfigMap's
@@ -193,6 +193,23 @@ func TestMatchesKustomize(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := mustRender(t, map[string]any{"namespace": map[string]any{"create": true}})
+	if compared := compareRenders(t, want, got); compared < 20 {
+		t.Errorf("compared %d objects, want deploy/'s (20 or more)", compared)
+	}
+	for _, o := range got {
+		for _, l := range helmLabels {
+			if _, ok := o.GetLabels()[l]; !ok {
+				t.Errorf("%s has no label %s", key(o), l)
+			}
+		}
+	}
+}
+
+// compareRenders reports each object that one render has and the other
+// has not, and each difference of the objects both have (after
+// normalise), and returns how many objects it compared.
+func compareRenders(t *testing.T, want, got []*unstructured.Unstructured) int {
+	t.Helper()
 	wantBy, gotBy := byKey(normaliseAll(want)), byKey(normaliseAll(got))
 	var keys []string
 	for k := range wantBy {
@@ -219,15 +236,39 @@ func TestMatchesKustomize(t *testing.T) {
 			}
 		}
 	}
-	if compared < 20 {
-		t.Errorf("compared %d objects, want deploy/'s (20 or more)", compared)
-	}
-	for _, o := range got {
-		for _, l := range helmLabels {
-			if _, ok := o.GetLabels()[l]; !ok {
-				t.Errorf("%s has no label %s", key(o), l)
+	return compared
+}
+
+// TestMatchesKustomizeComponents renders each chart mode that a component
+// of deploy/components stands for and compares it with kustomize's render
+// of overlays/kube-prometheus-stack with that component: tls.mode off and
+// components/plain-http, tls.mode certManager and components/cert-manager,
+// token.trialJob and components/trial-token.
+func TestMatchesKustomizeComponents(t *testing.T) {
+	for _, tc := range []struct {
+		component string
+		vals      map[string]any
+	}{
+		{"plain-http", map[string]any{"tls": map[string]any{"mode": "off"}}},
+		{"cert-manager", map[string]any{"tls": map[string]any{"mode": "certManager"}}},
+		{"trial-token", map[string]any{"token": map[string]any{"trialJob": true}}},
+	} {
+		t.Run(tc.component, func(t *testing.T) {
+			const dir = ".chart-test-overlay"
+			_, want, err := lab.RenderDeployWith(deployDir, dir, map[string][]byte{
+				dir + "/kustomization.yaml": []byte("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../overlays/kube-prometheus-stack\ncomponents:\n  - ../components/" + tc.component + "\n"),
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			vals := map[string]any{"namespace": map[string]any{"create": true}}
+			for k, v := range tc.vals {
+				vals[k] = v
+			}
+			if compared := compareRenders(t, want, mustRender(t, vals)); compared < 20 {
+				t.Errorf("compared %d objects, want deploy/'s (20 or more)", compared)
+			}
+		})
 	}
 }
 

@@ -83,6 +83,10 @@ func TestDryRun(t *testing.T) {
 	}{
 		{name: "defaults", vals: map[string]any{"namespace": map[string]any{"create": true}}},
 		{name: "other values", vals: otherValues()},
+		// The trial token's Job, account and Roles (built-in objects all),
+		// and cert-manager's layout (logged only: no CRD).
+		{name: "token.trialJob and tls.mode certManager", vals: map[string]any{"token": map[string]any{"trialJob": true}, "tls": map[string]any{"mode": "certManager"}}},
+		{name: "tls.mode off", vals: map[string]any{"tls": map[string]any{"mode": "off"}}},
 		{name: "a resources value the API refuses", vals: map[string]any{"serve": map[string]any{"resources": map[string]any{"limitz": map[string]any{"memory": "1Gi"}}}}, bad: "Deployment leakguard/leakguard-serve"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

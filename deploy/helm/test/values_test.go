@@ -121,20 +121,22 @@ func TestTemplateValues(t *testing.T) {
 			"--prometheus-url=https://thanos-query.observability.svc:9090",
 			"--bearer-token-file=/etc/leakguard/token/bearer",
 			"--tls-cert-file=/etc/leakguard/tls/tls.crt", "--tls-key-file=/etc/leakguard/tls/tls.key",
-			"--policy=/etc/leakguard/policy/policy.yaml", "--log-level=debug",
+			"--policy=/etc/leakguard/policy/policy.yaml", "--profile-dir=/var/lib/leakguard/profiles", "--log-level=debug",
 			"--dry-run", "--prometheus-config-file=/etc/leakguard/prometheus/config.yaml", "--cluster=prod-eu",
 		}},
 		{"token Secret", get(t, objs, "Secret lg/leakguard-webhook-token").Object["stringData"], map[string]any{"bearer": "t0k3n"}},
+		{"token Secret for Alertmanager", get(t, objs, "Secret observability/leakguard-webhook-token").Object["stringData"], map[string]any{"bearer": "t0k3n"}},
 		{"token volume", pod["volumes"].([]any)[0].(map[string]any)["secret"], map[string]any{"secretName": "leakguard-webhook-token"}},
 		{"prometheus config", get(t, objs, "Secret lg/leakguard-prometheus-config").Object["stringData"], map[string]any{"config.yaml": "http_headers:\n  X-Scope-OrgID:\n    values:\n    - team-a\n"}},
 		{"certificate issuer", field(t, get(t, objs, "Certificate lg/leakguard-webhook"), "spec", "issuerRef"), map[string]any{"name": "corp-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}},
 		{"certificate secret", field(t, get(t, objs, "Certificate lg/leakguard-webhook"), "spec", "secretName"), "leakguard-webhook-tls"},
+		{"CA copy's issuer", field(t, get(t, objs, "Certificate observability/leakguard-webhook-ca"), "spec", "issuerRef"), map[string]any{"name": "corp-ca", "kind": "ClusterIssuer", "group": "cert-manager.io"}},
 		{"certificate names", field(t, get(t, objs, "Certificate lg/leakguard-webhook"), "spec", "dnsNames"), []any{"leakguard.lg.svc", "leakguard.lg.svc.cluster.local"}},
 		{"monitoring labels", get(t, objs, "PrometheusRule observability/leakguard").GetLabels()["release"], "prom"},
 		{"monitoring labels on the ServiceMonitor", get(t, objs, "ServiceMonitor lg/leakguard-serve").GetLabels()["release"], "prom"},
-		{"AlertmanagerConfig labels", get(t, objs, "AlertmanagerConfig lg/leakguard").GetLabels()["alertmanagerConfig"], "leakguard"},
-		{"AlertmanagerConfig token", field(t, get(t, objs, "AlertmanagerConfig lg/leakguard"), "spec", "receivers").([]any)[0].(map[string]any)["webhookConfigs"].([]any)[0].(map[string]any)["httpConfig"].(map[string]any)["authorization"], map[string]any{"type": "Bearer", "credentials": map[string]any{"name": "leakguard-webhook-token", "key": "bearer"}}},
-		{"AlertmanagerConfig URL", field(t, get(t, objs, "AlertmanagerConfig lg/leakguard"), "spec", "receivers").([]any)[0].(map[string]any)["webhookConfigs"].([]any)[0].(map[string]any)["url"], "https://leakguard.lg.svc:8443/api/v1/alerts"},
+		{"AlertmanagerConfig labels", get(t, objs, "AlertmanagerConfig observability/leakguard").GetLabels()["alertmanagerConfig"], "leakguard"},
+		{"AlertmanagerConfig token", field(t, get(t, objs, "AlertmanagerConfig observability/leakguard"), "spec", "receivers").([]any)[0].(map[string]any)["webhookConfigs"].([]any)[0].(map[string]any)["httpConfig"].(map[string]any)["authorization"], map[string]any{"type": "Bearer", "credentials": map[string]any{"name": "leakguard-webhook-token", "key": "bearer"}}},
+		{"AlertmanagerConfig URL", field(t, get(t, objs, "AlertmanagerConfig observability/leakguard"), "spec", "receivers").([]any)[0].(map[string]any)["webhookConfigs"].([]any)[0].(map[string]any)["url"], "https://leakguard.lg.svc:8443/api/v1/alerts"},
 		{"agent namespace and image", container(t, get(t, objs, "DaemonSet observability/leakguard-agent"))["image"], "registry.example/lg-agent:v9.9.8"},
 		{"agent resources", container(t, get(t, objs, "DaemonSet observability/leakguard-agent"))["resources"], map[string]any{"limits": map[string]any{"memory": "96Mi"}, "requests": map[string]any{"cpu": "5m", "memory": "16Mi"}}},
 		{"agent tolerations", field(t, get(t, objs, "DaemonSet observability/leakguard-agent"), "spec", "template", "spec").(map[string]any)["tolerations"], []any{}},
@@ -171,11 +173,57 @@ func TestTemplateValues(t *testing.T) {
 		"NetworkPolicy lg/leakguard-serve", "ValidatingAdmissionPolicy leakguard-serve-updates",
 		"ValidatingAdmissionPolicyBinding leakguard-serve-evictions", "ConfigMap observability/grafana-dashboard-leakguard-overview",
 		// An issuerRef of the user's: the chart makes no CA.
-		"Issuer lg/leakguard-ca", "Certificate lg/leakguard-ca",
+		"ClusterIssuer leakguard-ca", "ClusterIssuer leakguard-selfsigned", "Certificate cert-manager/leakguard-ca",
 	}
 	for _, k := range absent {
 		if _, ok := objs[k]; ok {
 			t.Errorf("%s is rendered, want it left out", k)
 		}
+	}
+}
+
+// TestTemplateOptionalObjects checks each optional object's value (and
+// the agent's) that otherValues leaves on: off, the object is gone and
+// nothing else is; and the agent's image digest, pull policy and affinity.
+func TestTemplateOptionalObjects(t *testing.T) {
+	defaults := byKey(mustRender(t, nil))
+	for _, tc := range []struct {
+		value string
+		vals  map[string]any
+		gone  []string
+	}{
+		{"alertmanagerConfig.enabled", map[string]any{"alertmanagerConfig": map[string]any{"enabled": false}}, []string{"AlertmanagerConfig monitoring/leakguard"}},
+		{"serviceMonitor.enabled", map[string]any{"serviceMonitor": map[string]any{"enabled": false}}, []string{"ServiceMonitor leakguard/leakguard-serve"}},
+		{"prometheusRule.enabled", map[string]any{"prometheusRule": map[string]any{"enabled": false}}, []string{"PrometheusRule monitoring/leakguard"}},
+		{"agent.enabled", map[string]any{"agent": map[string]any{"enabled": false}}, []string{
+			"DaemonSet monitoring/leakguard-agent", "ServiceAccount monitoring/leakguard-agent", "ClusterRole leakguard-agent",
+			"ClusterRoleBinding leakguard-agent", "PriorityClass leakguard-agent", "PodMonitor monitoring/leakguard-agent",
+		}},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			objs := byKey(mustRender(t, tc.vals))
+			for _, k := range tc.gone {
+				get(t, defaults, k)
+				if _, ok := objs[k]; ok {
+					t.Errorf("%s is rendered with %s off", k, tc.value)
+				}
+			}
+			if got, want := len(objs), len(defaults)-len(tc.gone); got != want {
+				t.Errorf("%d objects, want %d (the defaults' %d without %d)", got, want, len(defaults), len(tc.gone))
+			}
+		})
+	}
+	affinity := map[string]any{"nodeAffinity": map[string]any{"requiredDuringSchedulingIgnoredDuringExecution": map[string]any{"nodeSelectorTerms": []any{map[string]any{"matchExpressions": []any{map[string]any{"key": "kubernetes.io/arch", "operator": "In", "values": []any{"amd64"}}}}}}}}
+	objs := byKey(mustRender(t, map[string]any{"agent": map[string]any{"image": map[string]any{"digest": "sha256:" + strings.Repeat("b", 64), "pullPolicy": "IfNotPresent"}, "affinity": affinity}}))
+	ds := get(t, objs, "DaemonSet monitoring/leakguard-agent")
+	if diff := cmp.Diff(affinity, field(t, ds, "spec", "template", "spec", "affinity")); diff != "" {
+		t.Errorf("agent affinity (-want +got):\n%s", diff)
+	}
+	c := container(t, ds)
+	if got, want := c["image"], "ghcr.io/leakguard/leakguard-agent:v0.1.0@sha256:"+strings.Repeat("b", 64); got != want {
+		t.Errorf("agent image %v, want %s", got, want)
+	}
+	if got := c["imagePullPolicy"]; got != "IfNotPresent" {
+		t.Errorf("agent imagePullPolicy %v, want IfNotPresent", got)
 	}
 }

@@ -65,9 +65,14 @@ leakguard-webhook-tls
 {{- end -}}
 {{- end }}
 
-{{/* The Secret holding the webhook's bearer token (key token.key). */}}
+{{/*
+The Secret holding the webhook's bearer token (key token.key), in serve's
+namespace and, for Alertmanager, in the monitoring namespace.
+*/}}
 {{- define "leakguard.tokenSecret" -}}
-{{- if .Values.token.create -}}
+{{- if and .Values.token.create .Values.token.trialJob -}}
+{{- fail "token.create and token.trialJob: choose one (trialJob has a Job make the token in the cluster, create takes token.value)" -}}
+{{- else if or .Values.token.create .Values.token.trialJob -}}
 leakguard-webhook-token
 {{- else -}}
 {{- required "token.existingSecret: name the Secret of the webhook token (or set token.create and token.value)" .Values.token.existingSecret -}}
@@ -77,4 +82,14 @@ leakguard-webhook-token
 {{/* The policy serve loads: policy, else the default (files/policy.yaml). */}}
 {{- define "leakguard.policy" -}}
 {{- .Values.policy | default (.Files.Get "files/policy.yaml") -}}
+{{- end }}
+
+{{/*
+The hash in the name of token.trialJob's Job: of what its pod template
+takes from the values (a Job's template cannot change; a new name replaces
+the Job instead, and the new Job finds the Secret there and changes
+nothing).
+*/}}
+{{- define "leakguard.trialJobHash" -}}
+{{- list (include "leakguard.image" (list .Values.image .Chart.AppVersion)) .Values.image.pullPolicy .Values.imagePullSecrets .Values.token.key (include "leakguard.namespace" .) .Values.monitoring.namespace | toJson | sha256sum | trunc 10 -}}
 {{- end }}
