@@ -43,7 +43,7 @@ alerts:
           poolLabel: leakguard.io/e2e-pool
       - name: drain
         enabled: true
-        args: {timeout: 8s, backoff: 500ms, maxBackoff: 1s}
+        args: {timeout: 30s, backoff: 500ms, maxBackoff: 1s}
 `
 
 // cordon then drain a node against the real API server's eviction
@@ -109,13 +109,12 @@ func TestDrainHonoursARealPDB(t *testing.T) {
 	// that waited for its drain would never answer.
 	var wg sync.WaitGroup
 	released := make(chan struct{})
-	// A 30 s deadline rather than the shared 8 s: the PDB's refusal is
-	// retried until the deadline, and a loaded API server (CI runs two
-	// e2e packages at once) must still answer the second pod's owner read
-	// before it, or the pod is reported as "owner not read" instead of
-	// refused by the budget.
-	policy := strings.Replace(fmt.Sprintf(drainE2EPolicy, unschedulableNodes(ctx, t)+1), "timeout: 8s", "timeout: 30s", 1)
-	e := newEngineWithPolicy(t, leakguardClient(t), policy, budgetNS, func(o *remediate.Options) {
+	// The PDB's refusal is retried until the drain's 30 s deadline, which
+	// leaves a loaded API server (CI runs two e2e packages at once) time to
+	// answer the second pod's owner read first; with 8 s it once did not,
+	// and the pod was reported "owner not read" instead of refused by the
+	// budget.
+	e := newEngineWithPolicy(t, leakguardClient(t), fmt.Sprintf(drainE2EPolicy, unschedulableNodes(ctx, t)+1), budgetNS, func(o *remediate.Options) {
 		o.Background = func(f func()) {
 			wg.Add(1)
 			go func() { defer wg.Done(); <-released; f() }()
@@ -511,7 +510,7 @@ func TestDrainStopsWhenUncordoned(t *testing.T) {
 		return err
 	})
 	var bg []func()
-	e := newEngineWithPolicy(t, leakguardClient(t), strings.Replace(fmt.Sprintf(drainE2EPolicy, 1000), "timeout: 8s", "timeout: 10m", 1), budgetNamespace(t), func(o *remediate.Options) {
+	e := newEngineWithPolicy(t, leakguardClient(t), strings.Replace(fmt.Sprintf(drainE2EPolicy, 1000), "timeout: 30s", "timeout: 10m", 1), budgetNamespace(t), func(o *remediate.Options) {
 		o.Background = func(f func()) { bg = append(bg, f) }
 	})
 	if resumed, _, err := e.ResumeDrains(ctx); err != nil || resumed != 1 {
@@ -623,7 +622,7 @@ func TestDrainTakenOverMidDrainStops(t *testing.T) {
 		_, err = admin.PolicyV1().PodDisruptionBudgets(s.w.Namespace).UpdateStatus(ctx, pdb, metav1.UpdateOptions{})
 		return err
 	})
-	policy := strings.Replace(fmt.Sprintf(drainE2EPolicy, 1000), "timeout: 8s", "timeout: 10m", 1)
+	policy := strings.Replace(fmt.Sprintf(drainE2EPolicy, 1000), "timeout: 30s", "timeout: 10m", 1)
 	budgetNS := budgetNamespace(t)
 	wireA := &wire{}
 	var bgA, bgB []func()
