@@ -177,7 +177,7 @@ rules-test:
 # The rule file's amortized evaluation cost (each group's evaluation time
 # over its interval, summed) as a ratio to kube-prometheus's working-set
 # rule, both measured in the same Prometheus 2.42 over a backfilled
-# 300-container cluster (hack/rulecost, docs/PERFORMANCE.md); fails above
+# 300-container cluster (hack/rulecost, docs/performance.md); fails above
 # 4.5 (the file measures 2.7 on a quiet machine, 3.6 on a loaded one, at
 # this size). A ratio, never an absolute time.
 rules-cost:
@@ -192,7 +192,7 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 
 # Detection and lead times on the shared traces, beside the rules of the
-# commit before the three trends and two usual rules (docs/PERFORMANCE.md).
+# commit before the three trends and two usual rules (docs/performance.md).
 bench-detection:
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  git show dff8c7b:deploy/prometheus/rules.yaml > "$$tmp/before.yaml" && \
@@ -205,7 +205,7 @@ bench-detection:
 
 # leakguard recommend's method against KRR's simple and simple-oom and the
 # VPA recommender's memory logic, on a synthetic population with known
-# ground truth (docs/PERFORMANCE.md; seconds, deterministic).
+# ground truth (docs/performance.md; seconds, deterministic).
 bench-recommend:
 	$(GO) run ./hack/benchrecommend
 
@@ -232,7 +232,7 @@ bench-agent:
 	TMPDIR=/dev/shm $(GO) run ./cgroups/testdata/rss -bin bin/leakguard-agent -duration 60s -interval 1s -scrape-every 1s
 	TMPDIR=/dev/shm $(GO) run ./cgroups/testdata/rss -bin $(BIN) -duration 60s -interval 1s -scrape-every 1s
 
-# The rule-cost table of docs/PERFORMANCE.md: the rule file in the real
+# The rule-cost table of docs/performance.md: the rule file in the real
 # Prometheus at each size. The raw series are written as TSDB blocks by
 # hack/tsdbblocks (its own module: Prometheus 2.42's tsdb package), which
 # takes seconds where promtool's OpenMetrics backfill took half an hour at

@@ -3,7 +3,7 @@
 // "leakguard agent" and cmd/leakguard-agent run it; the second is a
 // program of the agent alone, which links none of serve's dependencies
 // (client-go's typed clients, the remediation engine), so that it keeps
-// fewer pages resident on every node (docs/PERFORMANCE.md).
+// fewer pages resident on every node (docs/performance.md).
 package agentcmd
 
 import (

@@ -13,7 +13,7 @@
 //	go run ./hack/loadgen                 # the whole run, about 2 minutes
 //	go run ./hack/loadgen -quick          # a shorter one
 //
-// It prints Markdown tables for docs/PERFORMANCE.md.
+// It prints Markdown tables for docs/performance.md.
 package main
 
 import (

@@ -16,7 +16,7 @@ import (
 // kube-prometheus's working-set rule. The aim is 3 times (issue 13), which
 // the file meets from 1,000 containers on (1.7 to 2); at this test's 300
 // it measures 2.7 on an idle 2-core machine and up to 3.6 on a loaded one
-// (docs/PERFORMANCE.md), where the fixed cost of each of its rules weighs
+// (docs/performance.md), where the fixed cost of each of its rules weighs
 // most. The guard sits a quarter above the loaded figure, where noise does
 // not reach it, and a change that makes the rules expensive (the trends at
 // every evaluation measured 24 times) fails.

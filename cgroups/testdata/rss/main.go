@@ -1,7 +1,7 @@
 // Command rss measures the resident memory of the real leakguard agent
 // binary scanning a generated 20,000-cgroup v2 tree, with a fake API server
 // on loopback that lists the node's bound pods and holds the watch open. It
-// is a measuring tool for docs/PERFORMANCE.md, not a test; it lives under
+// is a measuring tool for docs/performance.md, not a test; it lives under
 // testdata so that go build ./... and go test ./... leave it alone.
 //
 //	go build -o bin/leakguard . && go run ./cgroups/testdata/rss -bin bin/leakguard
