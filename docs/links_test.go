@@ -25,13 +25,7 @@ const repoRoot = ".."
 // docs/ pages), as "target" exactly as written. The test fails for any
 // other broken link, and for an entry here that README.md no longer has
 // broken: remove it then, so that the list only ever shrinks.
-var knownBrokenInREADME = []string{
-	// docs/PERFORMANCE.md became docs/performance.md and
-	// docs/performance-history.md.
-	"docs/PERFORMANCE.md",
-	"docs/PERFORMANCE.md#memory-recommendations",
-	"docs/PERFORMANCE.md#node-agent",
-}
+var knownBrokenInREADME []string
 
 // TestRelativeLinksResolve checks every relative link of README.md,
 // docs/**/*.md and remediate/**/README.md: the file (or folder) it names
