@@ -158,7 +158,7 @@ demo:
 rules-check:
 	$(PROMTOOL) check rules $(RULES_FILE)
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
-	  $(GO) run ./hack/promrule-spec $(PROMRULE) > "$$tmp/spec.yaml" && \
+	  $(GO) run ./tools/promrule-spec $(PROMRULE) > "$$tmp/spec.yaml" && \
 	  echo "$(PROMTOOL) check rules <spec of $(PROMRULE)>" && \
 	  $(PROMTOOL) check rules "$$tmp/spec.yaml"
 
@@ -177,12 +177,12 @@ rules-test:
 # The rule file's amortized evaluation cost (each group's evaluation time
 # over its interval, summed) as a ratio to kube-prometheus's working-set
 # rule, both measured in the same Prometheus 2.42 over a backfilled
-# 300-container cluster (hack/rulecost, docs/performance.md); fails above
+# 300-container cluster (tools/rulecost, docs/performance.md); fails above
 # 4.5 (the file measures 2.7 on a quiet machine, 3.6 on a loaded one, at
 # this size). A ratio, never an absolute time.
 rules-cost:
 	LEAKGUARD_RULECOST=1 PROMTOOL=$(PROMTOOL) PROMETHEUS=$(PROMETHEUS) \
-	  $(GO) test -count=1 -timeout 15m -run '^TestRuleCost$$' -v ./hack/rulecost/
+	  $(GO) test -count=1 -timeout 15m -run '^TestRuleCost$$' -v ./tools/rulecost/
 
 traces:
 	$(SHARED)/traces/run.sh $(RULES_FILE)
@@ -196,9 +196,9 @@ lint:
 bench-detection:
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  git show dff8c7b:deploy/prometheus/rules.yaml > "$$tmp/before.yaml" && \
-	  $(GO) run ./hack/detection -cases $(SHARED)/traces/cases \
-	    increase=hack/detection/reference/increase-usage.yaml \
-	    predict_linear=hack/detection/reference/predict-linear.yaml \
+	  $(GO) run ./tools/detection -cases $(SHARED)/traces/cases \
+	    increase=tools/detection/reference/increase-usage.yaml \
+	    predict_linear=tools/detection/reference/predict-linear.yaml \
 	    before="$$tmp/before.yaml" leakguard=$(RULES_FILE) && \
 	  hack/fast-leak-sweep.py $(RULES_FILE) && \
 	  hack/from-start-sweep.py $(RULES_FILE)
@@ -207,7 +207,7 @@ bench-detection:
 # VPA recommender's memory logic, on a synthetic population with known
 # ground truth (docs/performance.md; seconds, deterministic).
 bench-recommend:
-	$(GO) run ./hack/benchrecommend
+	$(GO) run ./tools/benchrecommend
 
 bench: bench-detection
 	$(GO) test -run '^$$' -bench . -benchmem ./...
@@ -220,7 +220,7 @@ bench: bench-detection
 # The receiver's load run against the decode-only reference (about 3
 # minutes; loopback only, bounded in requests and time).
 bench-receiver:
-	$(GO) run ./hack/loadgen
+	$(GO) run ./tools/loadgen
 
 # The node agent's resident memory, the agent's own program and the whole
 # binary, scanning a generated 20,000-cgroup tree (fixture on tmpfs, which
@@ -234,17 +234,17 @@ bench-agent:
 
 # The rule-cost table of docs/performance.md: the rule file in the real
 # Prometheus at each size. The raw series are written as TSDB blocks by
-# hack/tsdbblocks (its own module: Prometheus 2.42's tsdb package), which
+# tools/tsdbblocks (its own module: Prometheus 2.42's tsdb package), which
 # takes seconds where promtool's OpenMetrics backfill took half an hour at
 # 10,000 containers; the recorded series are still backfilled by promtool.
 # From 50,000 containers on, two rounds of two evaluations, so that the
 # measurement ends within Prometheus's 5-minute lookback.
 bench-rules:
-	cd hack/tsdbblocks && $(GO) build -o ../../bin/tsdbblocks .
+	cd tools/tsdbblocks && $(GO) build -o ../../bin/tsdbblocks .
 	@set -e; for n in $(RULECOST_SIZES); do \
 	  few=; [ $$n -lt 50000 ] || few="-rounds 2 -evals 2"; \
-	  echo "$(GO) run ./hack/rulecost -containers $$n -blocks bin/tsdbblocks $$few -rules $(RULES_FILE)"; \
-	  $(GO) run ./hack/rulecost -containers $$n -blocks bin/tsdbblocks $$few -rules $(RULES_FILE) -prometheus $(PROMETHEUS) -promtool $(PROMTOOL); \
+	  echo "$(GO) run ./tools/rulecost -containers $$n -blocks bin/tsdbblocks $$few -rules $(RULES_FILE)"; \
+	  $(GO) run ./tools/rulecost -containers $$n -blocks bin/tsdbblocks $$few -rules $(RULES_FILE) -prometheus $(PROMETHEUS) -promtool $(PROMTOOL); \
 	done
 
 clean:

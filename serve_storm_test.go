@@ -22,9 +22,9 @@ import (
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
 
-	"github.com/leakguard/leakguard/hack/loadgen/fixture"
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/server"
+	"github.com/leakguard/leakguard/test/stormfixture"
 )
 
 // gateQuerier confirms every check, but holds each query until open is
@@ -41,7 +41,7 @@ func (g *gateQuerier) Query(ctx context.Context, q string, ts time.Time, opts ..
 	case <-ctx.Done():
 		return nil, nil, nil, ctx.Err()
 	}
-	return fixture.Querier{}.Query(ctx, q, ts, opts...)
+	return stormfixture.Querier{}.Query(ctx, q, ts, opts...)
 }
 
 // waitUntil polls cond every 5 ms for at most 30 s.
@@ -82,7 +82,7 @@ func TestServeStorm(t *testing.T) {
 		inFlight = server.DefaultMaxInFlight
 	)
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	client := fixture.Client(fixture.Objects(fixture.Leak, alerts, now)...)
+	client := stormfixture.Client(stormfixture.Objects(stormfixture.Leak, alerts, now)...)
 	var patches atomic.Int64
 	client.PrependReactor("patch", "*", func(a k8stesting.Action) (bool, k8sruntime.Object, error) {
 		if a.GetResource().Resource == "deployments" {
@@ -108,7 +108,7 @@ func TestServeStorm(t *testing.T) {
 	defer srv.Close()
 	bodies := make([][]byte, alerts/perBody)
 	for i := range bodies {
-		bodies[i] = fixture.Payload(fixture.Leak, i*perBody, perBody)
+		bodies[i] = stormfixture.Payload(stormfixture.Leak, i*perBody, perBody)
 	}
 	before := heapAfterGC()
 
@@ -271,7 +271,7 @@ func TestServeStormQueued(t *testing.T) {
 		q := &gateQuerier{open: make(chan struct{})}
 		_, h, err := buildServe(serveDeps{
 			flags:  serveFlags{namespace: "leakguard", server: server.Config{InsecureNoAuth: true, MaxInFlight: inFlight, QueueWait: wait}},
-			policy: policy, client: fixture.Client(fixture.Objects(fixture.Leak, deliveries*perBody, now)...), querier: q,
+			policy: policy, client: stormfixture.Client(stormfixture.Objects(stormfixture.Leak, deliveries*perBody, now)...), querier: q,
 			logger: slog.New(slog.DiscardHandler), registry: reg, now: func() time.Time { return now },
 		})
 		if err != nil {
@@ -306,7 +306,7 @@ func TestServeStormQueued(t *testing.T) {
 	burst := func(url string, n int) <-chan result {
 		results := make(chan result, n)
 		for i := range n {
-			go func() { results <- post(url, fixture.Payload(fixture.Leak, i*perBody, perBody)) }()
+			go func() { results <- post(url, stormfixture.Payload(stormfixture.Leak, i*perBody, perBody)) }()
 		}
 		return results
 	}
@@ -348,7 +348,9 @@ func TestServeStormQueued(t *testing.T) {
 		const more = 32
 		pushed := make(chan result, more)
 		for i := range more {
-			go func() { pushed <- post(srv.URL, fixture.Payload(fixture.Leak, (inFlight+i)*perBody, perBody)) }()
+			go func() {
+				pushed <- post(srv.URL, stormfixture.Payload(stormfixture.Leak, (inFlight+i)*perBody, perBody))
+			}()
 		}
 		codes := map[int]int{}
 		for range more {

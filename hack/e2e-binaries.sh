@@ -4,9 +4,9 @@
 # LEAKGUARD_E2E_BIN).
 #
 # kube-apiserver is built from source through the Go module proxy, from the
-# tools module in hack/tools/kube-apiserver (its go.sum pins every module),
+# tools module in tools/kube/kube-apiserver (its go.sum pins every module),
 # into a cache directory keyed by version; a second run finds it there and
-# does nothing. etcd is built the same way, from hack/tools/etcd (Debian 12's
+# does nothing. etcd is built the same way, from tools/kube/etcd (Debian 12's
 # etcd-server is 3.4, too old for kube-apiserver 1.37), into a directory
 # keyed by its own version, and linked into kube-apiserver's so that one path
 # names both. ETCD=/path/to/etcd links that binary instead.
@@ -15,7 +15,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-tools=$root/hack/tools/kube-apiserver
+tools=$root/tools/kube/kube-apiserver
 version=$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$tools/go.mod")
 if [ -z "$version" ]; then
   echo "e2e-binaries: no 'require k8s.io/kubernetes vX.Y.Z' line in $tools/go.mod" >&2
@@ -44,7 +44,7 @@ if [ ! -x "$dir/kube-apiserver" ]; then
   echo "built kube-apiserver $version in $(( $(date +%s) - start ))s" >&2
 fi
 
-etcd_tools=$root/hack/tools/etcd
+etcd_tools=$root/tools/kube/etcd
 etcd_version=$(sed -n 's/^require go.etcd.io\/etcd\/server\/v3 \(v[0-9.]*\)$/\1/p' "$etcd_tools/go.mod")
 if [ -z "$etcd_version" ]; then
   echo "e2e-binaries: no 'require go.etcd.io/etcd/server/v3 vX.Y.Z' line in $etcd_tools/go.mod" >&2

@@ -7,10 +7,10 @@
 # first through that script), to which this adds:
 # - kubelet, kube-controller-manager and kube-scheduler, built from source
 #   through the Go module proxy from the same tools module as kube-apiserver
-#   (hack/tools/kube-apiserver, one Kubernetes release for all four), with
+#   (tools/kube/kube-apiserver, one Kubernetes release for all four), with
 #   CGO_ENABLED=0 (the kubelet runs static);
 # - kube-state-metrics, built from its own tools module
-#   (hack/tools/kube-state-metrics: it pins client-go v0.36, which the
+#   (tools/kube/kube-state-metrics: it pins client-go v0.36, which the
 #   Kubernetes module would raise) into a directory keyed by its version and
 #   linked into the first, so that one path names every binary.
 # A second run finds them there and builds nothing. Containerd, runc and ctr
@@ -21,7 +21,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=$("$root/hack/e2e-binaries.sh")
-tools=$root/hack/tools/kube-apiserver
+tools=$root/tools/kube/kube-apiserver
 version=$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$tools/go.mod")
 cache=${LEAKGUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/leakguard}
 
@@ -52,7 +52,7 @@ build_kube kube-scheduler "about half a minute"
 build_kube kube-controller-manager "about 2 minutes"
 build_kube kubelet "about 3 minutes"
 
-ksm_tools=$root/hack/tools/kube-state-metrics
+ksm_tools=$root/tools/kube/kube-state-metrics
 ksm_version=$(sed -n 's/^require k8s.io\/kube-state-metrics\/v2 \(v[0-9.]*\)$/\1/p' "$ksm_tools/go.mod")
 if [ -z "$ksm_version" ]; then
   echo "node-binaries: no 'require k8s.io/kube-state-metrics/v2 vX.Y.Z' line in $ksm_tools/go.mod" >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures what evaluating leakguard's rules costs: promtool evaluates the
-# whole rule file once a minute over synthetic series (hack/rulebench), and
+# whole rule file once a minute over synthetic series (tools/rulebench), and
 # the time of the same run with an empty rule file is subtracted.
 #
 # usage: [RULES=rule-file] hack/rules-bench.sh [CONTAINERS [MINUTES]]
@@ -14,8 +14,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 printf 'groups: []\n' >"$tmp/empty.yaml"
 rules=$(realpath "${RULES:-deploy/prometheus/rules.yaml}")
-go run ./hack/rulebench -containers "$containers" -minutes "$minutes" -rules "$rules" >"$tmp/rules.test.yaml"
-go run ./hack/rulebench -containers "$containers" -minutes "$minutes" -rules "$tmp/empty.yaml" >"$tmp/empty.test.yaml"
+go run ./tools/rulebench -containers "$containers" -minutes "$minutes" -rules "$rules" >"$tmp/rules.test.yaml"
+go run ./tools/rulebench -containers "$containers" -minutes "$minutes" -rules "$tmp/empty.yaml" >"$tmp/empty.test.yaml"
 run() { # prints the best wall time in seconds of three runs
   local best=
   for _ in 1 2 3; do

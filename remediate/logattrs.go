@@ -10,7 +10,7 @@ import (
 // handler do. A run that logs more than its decision line gets a logger
 // with the alert's name and fingerprint (run.log); With cost a handler
 // clone and a formatting per alert (a tenth of deciding an alert held by
-// its policy, in hack/loadgen's profile), for a logger that writes one or
+// its policy, in tools/loadgen's profile), for a logger that writes one or
 // two lines. The decision line itself carries them as attributes.
 type lazyAttrs struct {
 	h     slog.Handler

@@ -43,7 +43,7 @@ func summarize(m *Message) summary {
 }
 
 // TestDecodeMessageFixtures decodes every payload the real Alertmanager 0.25
-// sent (hack/capture-alertmanager) and checks what it holds.
+// sent (tools/capture-alertmanager) and checks what it holds.
 func TestDecodeMessageFixtures(t *testing.T) {
 	tests := []struct {
 		file string

@@ -14,12 +14,12 @@ var kubernetesRequire = regexp.MustCompile(`(?m)^require k8s\.io/kubernetes (v[0
 // FindBinaries returns the directory that holds kube-apiserver and etcd:
 // $LEAKGUARD_E2E_BIN when set, else the cache directory that
 // hack/e2e-binaries.sh fills, for the Kubernetes release that
-// hack/tools/kube-apiserver/go.mod pins under repoRoot. It returns an
+// tools/kube/kube-apiserver/go.mod pins under repoRoot. It returns an
 // error naming what is missing and how to get it.
 func FindBinaries(repoRoot string) (string, error) {
 	dir := os.Getenv("LEAKGUARD_E2E_BIN")
 	if dir == "" {
-		gomod := filepath.Join(repoRoot, "hack", "tools", "kube-apiserver", "go.mod")
+		gomod := filepath.Join(repoRoot, "tools", "kube", "kube-apiserver", "go.mod")
 		data, err := os.ReadFile(gomod)
 		if err != nil {
 			return "", err

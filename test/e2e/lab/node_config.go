@@ -106,7 +106,7 @@ serializeImagePulls: false
 }
 
 // buildImages builds the pause and leaker programs statically and packs
-// them with hack/ociimage (its own module: go-containerregistry) as one
+// them with tools/ociimage (its own module: go-containerregistry) as one
 // image tarball in dir, which it returns. Go's build cache makes a second
 // build take a second or two.
 func buildImages(ctx context.Context, repoRoot, dir string) (string, error) {
@@ -128,7 +128,7 @@ func buildImages(ctx context.Context, repoRoot, dir string) (string, error) {
 	for _, b := range []struct{ moduleDir, out, pkg string }{
 		{repoRoot, pause, "./test/e2e/lab/images/pause"},
 		{repoRoot, leaker, "./test/e2e/lab/images/leaker"},
-		{filepath.Join(repoRoot, "hack", "ociimage"), packer, "."},
+		{filepath.Join(repoRoot, "tools", "ociimage"), packer, "."},
 	} {
 		if err := goBuild(b.moduleDir, b.out, b.pkg); err != nil {
 			return "", err

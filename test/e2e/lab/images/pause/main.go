@@ -1,7 +1,7 @@
 // Command pause is the pod sandbox ("pause") container of the lab's real
 // node: it holds the pod's namespaces and does nothing until it is told to
 // stop. No registry is reachable from the lab, so containerd's
-// sandbox_image names this program, packed as an image by hack/ociimage
+// sandbox_image names this program, packed as an image by tools/ociimage
 // and imported into containerd, instead of registry.k8s.io/pause. Like
 // that image's program it reaps the children that its namespaces inherit
 // and exits 0 on SIGTERM or SIGINT.
