@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -318,7 +319,14 @@ func backfillRecords(ctx context.Context, c config, dir, promConfig, data string
 			names = append(names, g.records()...)
 		}
 		c.logf("backfilled %s in %s", strings.Join(names, ", "), time.Since(t0).Round(time.Second))
+		// A batch whose rules evaluate to nothing over the history (the
+		// :peak record reads a day back, further than the history goes)
+		// has no block to move: promtool may then not even create the
+		// output directory.
 		blocks, err := os.ReadDir(out)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return err
 		}
