@@ -27,8 +27,10 @@ func containerTrendGroup(p Params) Group {
 
 	// A trend across a restart compares two processes, which is no trend:
 	// each trend skips the runs that started within its floor's window and
-	// its span. The start times are read once, into a record of the runs
-	// that started within the longest of the three.
+	// its span. (The fall of the floor at a restart breaks every trend too;
+	// this is the belt to those braces, and one look-up a container.) The
+	// start times are read once, into a record of the runs that started
+	// within the longest of the three.
 	fastRestart := p.FastStepWindow + fast.span()
 	steadyRestart := p.FloorWindow + steady.span()
 	slowRestart := p.FloorWindow + slow.span()
