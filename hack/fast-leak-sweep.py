@@ -16,11 +16,14 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+from grouporder import group_eval_order  # noqa: E402 (hack/ is on the path: the script's directory)
+
 MiB = 1048576
 START = 60  # minutes of flat working set before the leak
 
 
-def probe_file(rules, base, limit, slope, minutes):
+def probe_file(rules, order, base, limit, slope, minutes):
     flat = f"{base}+0x{START - 1}"
     leak = f"{base + slope}+{slope}x{minutes - START}"
     sel = 'namespace="sweep",pod="p",container="c"'
@@ -33,6 +36,7 @@ def probe_file(rules, base, limit, slope, minutes):
     return f"""rule_files:
   - {rules}
 evaluation_interval: 1m
+{order}
 tests:
   - interval: 1m
     input_series:
@@ -63,6 +67,7 @@ def main():
         sys.exit(__doc__)
     rules = os.path.abspath(sys.argv[1])
     promtool = os.environ.get("PROMTOOL", "promtool")
+    order = group_eval_order(rules)
     print("| T | container | first firing after the leak starts | lead | T/2 | met |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,7 +77,7 @@ def main():
                 cross = START + T
                 path = os.path.join(tmp, f"p-{T}-{base_mib}.yaml")
                 with open(path, "w") as f:
-                    f.write(probe_file(rules, base_mib * MiB, limit_mib * MiB, slope, cross))
+                    f.write(probe_file(rules, order, base_mib * MiB, limit_mib * MiB, slope, cross))
                 first = first_firing(promtool, path)
                 if first is None:
                     print(f"| {T // 60}h{T % 60:02d}m | {base_mib}/{limit_mib} MiB | never | none | {T / 2:.0f}m | no |")

@@ -21,10 +21,13 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+from grouporder import group_eval_order  # noqa: E402 (hack/ is on the path: the script's directory)
+
 MiB = 1048576
 
 
-def probe_file(rules, values, limit, minutes, alert):
+def probe_file(rules, order, values, limit, minutes, alert):
     sel = 'namespace="sweep",pod="p",container="c"'
     tests = "\n".join(
         f"""      - expr: count(ALERTS{{alertname=~"{alert}",alertstate="firing"}}) or vector(0)
@@ -35,13 +38,7 @@ def probe_file(rules, values, limit, minutes, alert):
     return f"""rule_files:
   - {rules}
 evaluation_interval: 1m
-group_eval_order:
-  - leakguard.container-memory
-  - leakguard.container-memory-trend
-  - leakguard.container-memory-recommendation
-  - leakguard.container-memory-limits
-  - leakguard.node-cgroups
-  - leakguard.control-plane
+{order}
 tests:
   - interval: 1m
     input_series:
@@ -78,11 +75,12 @@ def main():
         sys.exit(__doc__)
     rules = os.path.abspath(sys.argv[1])
     promtool = os.environ.get("PROMTOOL", "promtool")
+    order = group_eval_order(rules)
     with tempfile.TemporaryDirectory() as tmp:
         def first(name, values, limit, minutes, alert):
             path = os.path.join(tmp, name + ".yaml")
             with open(path, "w") as f:
-                f.write(probe_file(rules, values, limit, minutes, alert))
+                f.write(probe_file(rules, order, values, limit, minutes, alert))
             return first_firing(promtool, path)
 
         print("| T (limit after the start) | container | Leak first firing | OOMPredicted first firing | lead |")

@@ -5,6 +5,8 @@
 
 The shapes are noise-free, one sample a minute, in promtool notation."""
 import sys
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
+from grouporder import group_eval_order  # noqa: E402 (hack/ is on the path: the script's directory)
 MiB = 1048576
 def seg(v0, slope, n):
     """n+1 values v0, v0+slope, ..., as promtool notation (integers)."""
@@ -67,13 +69,8 @@ rule_files:
 evaluation_interval: 1m
 # promtool evaluates the groups of one instant in map order unless told:
 # dependency order, so that a test does not pass or fail by chance.
-group_eval_order:
-  - leakguard.container-memory
-  - leakguard.container-memory-trend
-  - leakguard.container-memory-recommendation
-  - leakguard.container-memory-limits
-  - leakguard.node-cgroups
-  - leakguard.control-plane
+"""
+    + group_eval_order() + """
 tests:"""]
 
 # --- fast leaks

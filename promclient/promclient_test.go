@@ -20,6 +20,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/config"
+
+	"github.com/leakguard/leakguard/internal/tlstest"
 )
 
 // TestLoadConfigFile: a good file loads (relative file names beside it);
@@ -109,13 +111,13 @@ func TestExampleConfigParses(t *testing.T) {
 // TestAuthKinds sends a query with each kind of credentials the file
 // offers to a fake Prometheus on loopback and compares what it got.
 func TestAuthKinds(t *testing.T) {
-	ca := newTestCA(t)
+	ca := tlstest.NewCA(t, "leakguard-promclient-test-ca")
 	dir := t.TempDir()
 	password := writeFile(t, dir, "password", "s3cret\n")
 	token := writeFile(t, dir, "token", "file-token\n")
 	tenant := writeFile(t, dir, "tenant", "tenant-from-file\n")
 	clientSecret := writeFile(t, dir, "client-secret", "oauth-secret\n")
-	clientCert, clientKey := ca.issue(t, "leakguard-client", false)
+	client := ca.Issue(t, "leakguard-client", tlstest.Options{Client: true})
 	basic := func(user, pass string) string {
 		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
 	}
@@ -164,9 +166,9 @@ func TestAuthKinds(t *testing.T) {
 			want: map[string]string{"Authorization": "Bearer oauth-token"}},
 		{name: "http_headers", config: "http_headers:\n  X-Scope-OrgID: {values: [tenant-a]}\n  X-From-File: {files: [" + tenant + "]}\n  X-Secret: {secrets: [hidden]}",
 			want: map[string]string{"X-Scope-Orgid": "tenant-a", "X-From-File": "tenant-from-file", "X-Secret": "hidden", "Authorization": ""}},
-		{name: "tls_config ca_file", config: "tls_config: {ca_file: " + ca.file + "}", tls: true,
+		{name: "tls_config ca_file", config: "tls_config: {ca_file: " + ca.CertFile + "}", tls: true,
 			want: map[string]string{"Authorization": ""}},
-		{name: "tls_config client certificate", config: "tls_config: {ca_file: " + ca.file + ", cert_file: " + clientCert + ", key_file: " + clientKey + "}",
+		{name: "tls_config client certificate", config: "tls_config: {ca_file: " + ca.CertFile + ", cert_file: " + client.CertFile + ", key_file: " + client.KeyFile + "}",
 			tls: true, mtls: true, want: map[string]string{"Authorization": ""}},
 		{name: "proxy_url", config: "proxy_url: PROXY", proxy: true,
 			want: map[string]string{"X-Test-Host": "prometheus.invalid:9090"}},
@@ -176,7 +178,7 @@ func TestAuthKinds(t *testing.T) {
 			prom := &fakeProm{}
 			srv := httptest.NewUnstartedServer(prom)
 			if tt.tls {
-				srv.TLS = ca.serverTLS(t, "prometheus", tt.mtls)
+				srv.TLS = ca.ServerConfig(t, "prometheus", tt.mtls)
 				srv.StartTLS()
 			} else {
 				srv.Start()
@@ -223,10 +225,10 @@ func TestAuthKinds(t *testing.T) {
 // the CA goes; with a client certificate missing, the server refuses the
 // handshake.
 func TestTLSWithoutTheCA(t *testing.T) {
-	ca := newTestCA(t)
+	ca := tlstest.NewCA(t, "leakguard-promclient-test-ca")
 	prom := &fakeProm{}
 	srv := httptest.NewUnstartedServer(prom)
-	srv.TLS = ca.serverTLS(t, "prometheus", false)
+	srv.TLS = ca.ServerConfig(t, "prometheus", false)
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
 	srv.StartTLS()
 	t.Cleanup(srv.Close)

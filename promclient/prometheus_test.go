@@ -25,6 +25,8 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/leakguard/leakguard/internal/tlstest"
 )
 
 // TestRealPrometheusBehindAuth runs the client that serve's checks and
@@ -35,7 +37,7 @@ import (
 // 401 "no org id" without it).
 func TestRealPrometheusBehindAuth(t *testing.T) {
 	bin := prometheusBinary(t)
-	ca := newTestCA(t)
+	ca := tlstest.NewCA(t, "leakguard-promclient-test-ca")
 	dir := t.TempDir()
 	const user, password = "leakguard", "correct horse"
 	prom := startAuthPrometheus(t, bin, dir, ca, user, password)
@@ -52,7 +54,7 @@ func TestRealPrometheusBehindAuth(t *testing.T) {
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) },
 		Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: ca.pool(), MinVersion: tls.VersionTLS12},
+			TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12},
 		},
 	}
 	proxy := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -67,7 +69,7 @@ func TestRealPrometheusBehindAuth(t *testing.T) {
 		rp.ServeHTTP(w, r)
 	})
 	tlsProxy := httptest.NewUnstartedServer(proxy)
-	tlsProxy.TLS = ca.serverTLS(t, "proxy", false)
+	tlsProxy.TLS = ca.ServerConfig(t, "proxy", false)
 	tlsProxy.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshakes refused on purpose
 	tlsProxy.StartTLS()
 	t.Cleanup(tlsProxy.Close)
@@ -79,7 +81,7 @@ func TestRealPrometheusBehindAuth(t *testing.T) {
 	config := func(name string, lines ...string) string {
 		return writeFile(t, dir, name, strings.Join(lines, "\n")+"\n")
 	}
-	caLine := "tls_config: {ca_file: " + ca.file + "}"
+	caLine := "tls_config: {ca_file: " + ca.CertFile + "}"
 	authLine := "basic_auth: {username: " + user + ", password_file: " + passwordFile + "}"
 	tenantLine := "http_headers: {X-Scope-OrgID: {values: [tenant-a]}}"
 	full := config("full.yml", authLine, caLine, tenantLine)
@@ -179,20 +181,20 @@ func prometheusBinary(t *testing.T) string {
 // A start that exits before it is ready (the port, free a moment before,
 // taken by another process) is tried again on another port, three times
 // at most.
-func startAuthPrometheus(t *testing.T, bin, dir string, ca *testCA, user, password string) string {
+func startAuthPrometheus(t *testing.T, bin, dir string, ca *tlstest.CA, user, password string) string {
 	t.Helper()
-	certFile, keyFile := ca.issue(t, "prometheus", true)
+	serving := ca.Serving(t, "prometheus")
 	// The lowest cost: Prometheus checks the hash on every request.
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
 	web := writeFile(t, dir, "web.yml", fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  %s: %q\n",
-		certFile, keyFile, user, hash))
+		serving.CertFile, serving.KeyFile, user, hash))
 	cfg := writeFile(t, dir, "prometheus.yml", "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n")
 	client := &http.Client{
 		Timeout:   5 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.pool(), MinVersion: tls.VersionTLS12}},
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}},
 	}
 	var last error
 	for attempt := 1; attempt <= 3; attempt++ {

@@ -86,13 +86,18 @@ func (p Params) youngJudgedFrom() model.Duration {
 func youngRecords(p Params, started string) []Record {
 	y := p.youngStep()
 	ys := time.Duration(y)
-	minG := fmt.Sprintf("%d", p.LeakMinGrowthBytes)
 	// The run's first step is start-up: the first floor is over the
 	// second step, and a floor's whole window lies in the current run, so
 	// that no step spans a restart.
-	floor := Record{RecWorkingSetFloorYoung, fmt.Sprintf(`min_over_time(%s[%s])
+	floor := Record{RecWorkingSetFloorYoung, expand(`min_over_time(${workingSet}[${step}])
 and on (namespace, pod, container)
-(%s <= time() - %s > time() - %s)`, RecWorkingSet, prom(y), started, seconds(2*y), seconds(p.youngWindow()))}
+(${started} <= time() - ${twoSteps} > time() - ${youngWindow})`, vars{
+		"workingSet":  RecWorkingSet,
+		"step":        prom(y),
+		"started":     started,
+		"twoSteps":    seconds(2 * y),
+		"youngWindow": seconds(p.youngWindow()),
+	})}
 	step := Record{RecWorkingSetFloorYoungStep, rise(RecWorkingSetFloorYoung, ys)}
 	// The step k steps back belongs to the current run when the run is at
 	// least k+3 steps old (its earlier floor then lies in the run too);
@@ -100,26 +105,43 @@ and on (namespace, pod, container)
 	// its own.
 	parts := []string{RecWorkingSetFloorYoungStep}
 	for k := 1; k < p.youngSteps(); k++ {
-		parts = append(parts, fmt.Sprintf(`label_replace(%s, "%s", "%d", "", "")
+		parts = append(parts, expand(`label_replace(${step}, "${stepLabel}", "${index}", "", "")
   and on (namespace, pod, container)
-  (%s <= time() - %s)`, offset(RecWorkingSetFloorYoungStep, ys*time.Duration(k)), stepLabel, k, started, seconds(model.Duration(ys*time.Duration(k+3)))))
+  (${started} <= time() - ${minAge})`, vars{
+			"step":      offset(RecWorkingSetFloorYoungStep, ys*time.Duration(k)),
+			"stepLabel": stepLabel,
+			"index":     fmt.Sprint(k),
+			"started":   started,
+			"minAge":    seconds(model.Duration(ys * time.Duration(k+3))),
+		}))
 	}
 	steps := Record{RecWorkingSetFloorYoungSteps, strings.Join(parts, "\nor\n")}
-	growth := fmt.Sprintf("sum without (%s) (%s)", stepLabel, RecWorkingSetFloorYoungSteps)
-	count := fmt.Sprintf("count without (%s) (%s)", stepLabel, RecWorkingSetFloorYoungSteps)
-	rate := Record{RecLeakRateYoung, fmt.Sprintf(`(
+	v := vars{
+		"steps":         RecWorkingSetFloorYoungSteps,
+		"stepLabel":     stepLabel,
+		"floor":         RecWorkingSetFloorYoung,
+		"limit":         RecMemoryLimit,
+		"started":       started,
+		"minGrowth":     fmt.Sprint(p.LeakMinGrowthBytes),
+		"growthRatio":   num(p.LeakMinGrowthRatio),
+		"headroomRatio": num(p.FastMinHeadroomRatio),
+		"stepShare":     num(p.LeakMinStepShare),
+		"judgedFrom":    seconds(p.youngJudgedFrom()),
+		"stepSeconds":   seconds(y),
+	}
+	v["growth"] = expand("sum without (${stepLabel}) (${steps})", v)
+	v["count"] = expand("count without (${stepLabel}) (${steps})", v)
+	rate := Record{RecLeakRateYoung, expand(`(
   (
-    %[1]s > %[2]s > %[3]s * (%[4]s - %[1]s)
+    ${growth} > ${minGrowth} > ${growthRatio} * (${floor} - ${growth})
     or
-    %[1]s > %[2]s > %[5]s * (%[6]s - on (namespace, pod, container) group_right %[4]s)
+    ${growth} > ${minGrowth} > ${headroomRatio} * (${limit} - on (namespace, pod, container) group_right ${floor})
   )
   and
-  min without (%[7]s) (%[8]s) > %[9]s * %[1]s / %[10]s
+  min without (${stepLabel}) (${steps}) > ${stepShare} * ${growth} / ${count}
   and on (namespace, pod, container)
-  (%[11]s <= time() - %[12]s)
+  (${started} <= time() - ${judgedFrom})
 )
-/ %[10]s / %[13]s`, growth, minG, num(p.LeakMinGrowthRatio), RecWorkingSetFloorYoung,
-		num(p.FastMinHeadroomRatio), RecMemoryLimit, stepLabel, RecWorkingSetFloorYoungSteps,
-		num(p.LeakMinStepShare), count, started, seconds(p.youngJudgedFrom()), seconds(y))}
+/ ${count} / ${stepSeconds}`, v)}
 	return []Record{floor, step, steps, rate}
 }

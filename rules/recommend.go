@@ -34,45 +34,63 @@ const (
 // trends flagged in the window and a leak span before it (recommend
 // sizes it from before the leak where it can).
 func recommendGroups(p Params) (recommendation, limits Group) {
-	by := "namespace, pod, container"
-	growth := fmt.Sprintf("%s * %s", RecWorkingSetPeak, num(1+p.RecommendHeadroom))
+	peak := RecWorkingSetPeak
+	growth := expand("${peak} * ${headroom}", vars{"peak": peak, "headroom": num(1 + p.RecommendHeadroom)})
 	roundUp := func(step int64) string {
-		return fmt.Sprintf("clamp_min(ceil(%s / %d), 1) * %d", growth, step, step)
+		return expand("clamp_min(ceil(${growth} / ${step}), 1) * ${step}", vars{"growth": growth, "step": fmt.Sprint(step)})
+	}
+	v := vars{
+		"by":               "namespace, pod, container",
+		"workingSet":       RecWorkingSet,
+		"limit":            RecMemoryLimit,
+		"peakStep":         RecWorkingSetPeakStep,
+		"peak":             peak,
+		"recommended":      RecMemoryLimitRecommended,
+		"leakRate":         RecLeakRate,
+		"interval":         prom(p.RecommendInterval),
+		"window":           prom(p.RecommendWindow),
+		"growth":           growth,
+		"roundedUp":        roundUp(p.RecommendGranularity),
+		"roundedUpLarge":   roundUp(p.RecommendGranularityLarge),
+		"granularityAbove": fmt.Sprint(p.RecommendGranularityAbove),
+		"leakWindow":       prom(p.RecommendWindow + p.LeakSpan()),
+		"lastRecommended":  prom(p.RecommendInterval + p.TrendInterval),
+		"headroomText":     percent(p.RecommendHeadroom),
+		"minHistory":       prom(p.RecommendMinHistory),
 	}
 	// The pod had a step peak in the interval before RecommendMinHistory
 	// ago: it has run at least that long. (Counting the steps would depend
 	// on how often the group runs, which promtool's unit tests do not
 	// honour.)
-	history := fmt.Sprintf("last_over_time(%s[%s] offset %s)", RecWorkingSetPeakStep, prom(p.RecommendInterval), prom(p.RecommendMinHistory))
+	v["history"] = expand("last_over_time(${peakStep}[${interval}] offset ${minHistory})", v)
 	recommendation = Group{
 		Name:     GroupRecommendation,
 		Interval: p.RecommendInterval,
 		Records: []Record{
-			{RecWorkingSetPeakStep, fmt.Sprintf(`max by (%[1]s) (
-  max_over_time(%[2]s[%[3]s])
+			{RecWorkingSetPeakStep, expand(`max by (${by}) (
+  max_over_time(${workingSet}[${interval}])
 )
-unless on (%[1]s)
-%[4]s`, by, RecWorkingSet, prom(p.RecommendInterval), RecMemoryLimit)},
-			{RecWorkingSetPeak, fmt.Sprintf(`max_over_time(%[2]s[%[3]s])
-and on (%[1]s)
-%[4]s`, by, RecWorkingSetPeakStep, prom(p.RecommendWindow), history)},
+unless on (${by})
+${limit}`, v)},
+			{RecWorkingSetPeak, expand(`max_over_time(${peakStep}[${window}])
+and on (${by})
+${history}`, v)},
 			// Deliberately no value for a container the leak trends
 			// flagged in the window or a leak span before it (the leak may
 			// have started that much before its first flag): its peak is
 			// how far the leak got, and a limit above it only delays the
 			// next OOM kill.
-			{RecMemoryLimitRecommended, fmt.Sprintf(`(
-  %[2]s
+			{RecMemoryLimitRecommended, expand(`(
+  ${roundedUp}
   and
-  %[3]s <= %[4]d
+  ${growth} <= ${granularityAbove}
   or
-  %[5]s
+  ${roundedUpLarge}
 )
-unless on (%[1]s)
-max by (%[1]s) (count_over_time(%[6]s[%[7]s]))
-unless on (%[1]s)
-%[8]s`, by, roundUp(p.RecommendGranularity), growth, p.RecommendGranularityAbove, roundUp(p.RecommendGranularityLarge),
-				RecLeakRate, prom(p.RecommendWindow+p.LeakSpan()), RecMemoryLimit)},
+unless on (${by})
+max by (${by}) (count_over_time(${leakRate}[${leakWindow}]))
+unless on (${by})
+${limit}`, v)},
 		},
 	}
 	limits = Group{
@@ -86,21 +104,20 @@ unless on (%[1]s)
 			// is the recommended limit (recorded once an interval: its last
 			// value within an interval and an evaluation), or 0 without one;
 			// the labels are the working set's, as before.
-			Expr: fmt.Sprintf(`(
-  last_over_time(%[2]s[%[3]s])
-  and on (%[1]s)
-  %[4]s
-  or on (%[1]s)
-  0 * max by (%[1]s) (%[4]s)
+			Expr: expand(`(
+  last_over_time(${recommended}[${lastRecommended}])
+  and on (${by})
+  ${workingSet}
+  or on (${by})
+  0 * max by (${by}) (${workingSet})
 )
-unless on (%[1]s)
-%[5]s`, by, RecMemoryLimitRecommended, prom(p.RecommendInterval+p.TrendInterval), RecWorkingSet, RecMemoryLimit),
+unless on (${by})
+${limit}`, v),
 			For:     p.LimitMissingFor,
 			Summary: "A running container has no memory limit.",
-			Description: fmt.Sprintf(`Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} runs without a memory limit: a leak in it can take the whole node down. `+
-				`{{ if gt $value 0.0 }}Recommended limit: {{ $value | humanize1024 }} (its peak working set over %[1]s plus %[2]s, rounded up; leakguard recommend gives the request too).`+
-				`{{ else }}No limit is recommended yet: its pod has run for less than %[3]s, or the leak trends flagged it in the last %[4]s and its peak measures the leak (leakguard recommend says which).{{ end }}`,
-				prom(p.RecommendWindow), percent(p.RecommendHeadroom), prom(p.RecommendMinHistory), prom(p.RecommendWindow+p.LeakSpan())),
+			Description: expand(`Container {{ $labels.container }} of pod {{ $labels.namespace }}/{{ $labels.pod }} runs without a memory limit: a leak in it can take the whole node down. `+
+				`{{ if gt $value 0.0 }}Recommended limit: {{ $value | humanize1024 }} (its peak working set over ${window} plus ${headroomText}, rounded up; leakguard recommend gives the request too).`+
+				`{{ else }}No limit is recommended yet: its pod has run for less than ${minHistory}, or the leak trends flagged it in the last ${leakWindow} and its peak measures the leak (leakguard recommend says which).{{ end }}`, v),
 			Labels: []string{"namespace", "pod", "container"},
 		}},
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/leakguard/leakguard/internal/tlstest"
 )
 
 // notAGatherer is a Registerer that cannot serve /metrics.
@@ -16,10 +18,10 @@ func TestConfigValidate(t *testing.T) {
 	token := writeFile(t, dir, "token", "abc\n")
 	empty := writeFile(t, dir, "empty", " \n")
 	missing := dir + "/missing"
-	pairA := newKeyPair(t, "a")
-	cert := writeFile(t, dir, "tls.crt", string(pairA.certPEM))
-	key := writeFile(t, dir, "tls.key", string(pairA.keyPEM))
-	otherKey := writeFile(t, dir, "other.key", string(newKeyPair(t, "b").keyPEM))
+	pairA := tlstest.SelfSigned(t, "a")
+	cert := writeFile(t, dir, "tls.crt", string(pairA.CertPEM))
+	key := writeFile(t, dir, "tls.key", string(pairA.KeyPEM))
+	otherKey := writeFile(t, dir, "other.key", string(tlstest.SelfSigned(t, "b").KeyPEM))
 	ok := func(context.Context) error { return nil }
 
 	tests := []struct {

@@ -3,15 +3,9 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,68 +13,20 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/leakguard/leakguard/internal/tlstest"
 )
 
-// testCA is a CA that signs serving certificates, as cert-manager's CA
-// issuer does.
-type testCA struct {
-	cert    *x509.Certificate
-	key     *ecdsa.PrivateKey
-	certPEM []byte
-}
+// webhookName is the name the webhook's serving certificates are for, as
+// cert-manager's CA issuer would sign them.
+const webhookName = "leakguard.leakguard.svc"
 
-func newTestCA(t *testing.T) testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "leakguard webhook CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testCA{cert: cert, key: key, certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue signs a serving certificate for leakguard.leakguard.svc with the
+// issueServing signs a serving certificate of ca for webhookName with the
 // serial, and returns its PEM and its key's PEM.
-func (ca testCA) issue(t *testing.T, serial int64) (certPEM, keyPEM []byte) {
+func issueServing(t *testing.T, ca *tlstest.CA, serial int64) (certPEM, keyPEM []byte) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: "leakguard.leakguard.svc"},
-		DNSNames:     []string{"leakguard.leakguard.svc"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	p := ca.Issue(t, webhookName, tlstest.Options{Serial: serial, DNSNames: []string{webhookName}})
+	return p.CertPEM, p.KeyPEM
 }
 
 // secretVolume lays out a Secret volume as the kubelet writes one: the
@@ -138,9 +84,9 @@ func (v *secretVolume) update(files map[string][]byte) {
 // bounded poll, by the same running server; the client trusts the CA
 // alone (ca.crt), as Prometheus and Alertmanager do.
 func TestServeTLSRenewal(t *testing.T) {
-	ca := newTestCA(t)
-	crt1, key1 := ca.issue(t, 1001)
-	vol := newSecretVolume(t, map[string][]byte{"tls.crt": crt1, "tls.key": key1, "ca.crt": ca.certPEM})
+	ca := tlstest.NewCA(t, "leakguard webhook CA")
+	crt1, key1 := issueServing(t, ca, 1001)
+	vol := newSecretVolume(t, map[string][]byte{"tls.crt": crt1, "tls.key": key1, "ca.crt": ca.CertPEM})
 	cfg := bearerConfig(t)
 	cfg.TLSCertFile = filepath.Join(vol.dir, "tls.crt")
 	cfg.TLSKeyFile = filepath.Join(vol.dir, "tls.key")
@@ -168,8 +114,8 @@ func TestServeTLSRenewal(t *testing.T) {
 		t.Fatalf("serial %d before the renewal, want 1001", got)
 	}
 
-	crt2, key2 := ca.issue(t, 1002)
-	vol.update(map[string][]byte{"tls.crt": crt2, "tls.key": key2, "ca.crt": ca.certPEM})
+	crt2, key2 := issueServing(t, ca, 1002)
+	vol.update(map[string][]byte{"tls.crt": crt2, "tls.key": key2, "ca.crt": ca.CertPEM})
 	deadline := time.Now().Add(10 * time.Second)
 	for got := serial(); got != 1002; got = serial() {
 		if time.Now().After(deadline) {
@@ -205,8 +151,8 @@ func (s *syncBuffer) String() string {
 // TestServePlainHTTPWarns: without a key pair, serve speaks plain HTTP and
 // says so at start, as a warning; with one, it does not.
 func TestServePlainHTTPWarns(t *testing.T) {
-	ca := newTestCA(t)
-	crt, key := ca.issue(t, 1)
+	ca := tlstest.NewCA(t, "leakguard webhook CA")
+	crt, key := issueServing(t, ca, 1)
 	dir := t.TempDir()
 	for _, tc := range []struct {
 		name     string

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/leakguard/leakguard/internal/tlstest"
 )
 
 // startServer runs ServeListener on a loopback port until the test ends and
@@ -54,14 +56,14 @@ func servedCertificate(t *testing.T, addr string, roots *x509.CertPool) string {
 // leaves the last good one in force.
 func TestServeTLSReload(t *testing.T) {
 	dir := t.TempDir()
-	first, second, third := newKeyPair(t, "first"), newKeyPair(t, "second"), newKeyPair(t, "third")
+	first, second, third := tlstest.SelfSigned(t, "first"), tlstest.SelfSigned(t, "second"), tlstest.SelfSigned(t, "third")
 	roots := x509.NewCertPool()
-	for _, p := range []keyPair{first, second, third} {
-		roots.AddCert(p.cert)
+	for _, p := range []tlstest.Pair{first, second, third} {
+		roots.AddCert(p.Cert)
 	}
 	cfg := bearerConfig(t)
-	cfg.TLSCertFile = writeFile(t, dir, "tls.crt", string(first.certPEM))
-	cfg.TLSKeyFile = writeFile(t, dir, "tls.key", string(first.keyPEM))
+	cfg.TLSCertFile = writeFile(t, dir, "tls.crt", string(first.CertPEM))
+	cfg.TLSKeyFile = writeFile(t, dir, "tls.key", string(first.KeyPEM))
 	addr, _, _ := startServer(t, cfg)
 
 	steps := []struct {
@@ -72,11 +74,11 @@ func TestServeTLSReload(t *testing.T) {
 		wantName string
 	}{
 		{name: "initial pair", wantName: "first"},
-		{name: "both files replaced", cert: second.certPEM, key: second.keyPEM, wantName: "second"},
-		{name: "certificate without its key keeps the old pair", cert: third.certPEM, wantName: "second"},
-		{name: "then the key arrives", key: third.keyPEM, wantName: "third"},
+		{name: "both files replaced", cert: second.CertPEM, key: second.KeyPEM, wantName: "second"},
+		{name: "certificate without its key keeps the old pair", cert: third.CertPEM, wantName: "second"},
+		{name: "then the key arrives", key: third.KeyPEM, wantName: "third"},
 		{name: "garbage keeps the old pair", cert: []byte("not a certificate"), inPlace: true, wantName: "third"},
-		{name: "rewritten in place", cert: first.certPEM, key: first.keyPEM, inPlace: true, wantName: "first"},
+		{name: "rewritten in place", cert: first.CertPEM, key: first.KeyPEM, inPlace: true, wantName: "first"},
 	}
 	for _, s := range steps {
 		write := func(path string, b []byte) {
