@@ -31,7 +31,7 @@ func BuildLeakguard(ctx context.Context, repoRoot, dir string) (string, error) {
 	out := filepath.Join(dir, "leakguard")
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-ldflags", "-X main.version=lab", "-o", out, ".")
+	cmd := exec.CommandContext(ctx, goBin, "build", "-ldflags", "-X main.version=lab", "-o", out, "./cmd/leakguard")
 	cmd.Dir = repoRoot
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build leakguard: %w\n%s", err, msg)
