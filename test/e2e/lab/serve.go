@@ -20,9 +20,9 @@ import (
 	"github.com/leakguard/leakguard/server"
 )
 
-// BuildLeakguard builds the leakguard binary of the module at repoRoot
-// into dir and returns its path. The Go build cache makes a second build
-// take a second or two.
+// BuildLeakguard builds the leakguard binary (./cmd/leakguard) of the
+// module at repoRoot into dir and returns its path. The Go build cache
+// makes a second build take a second or two.
 func BuildLeakguard(ctx context.Context, repoRoot, dir string) (string, error) {
 	goBin := os.Getenv("GO")
 	if goBin == "" {
