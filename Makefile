@@ -62,7 +62,7 @@ PROMRULE   := deploy/kubernetes/prometheusrule.yaml
 all: build
 
 build:
-	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) .
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/leakguard
 
 # The image that deploy/ names (its kustomizations' images: newTag): build
 # a release with make image VERSION=v0.1.0. The Dockerfile cross-compiles
@@ -71,7 +71,7 @@ image:
 	hack/image.sh $(IMAGE) $(VERSION)
 
 generate:
-	$(GO) run . generate --out-dir deploy --chart-from deploy
+	$(GO) run ./cmd/leakguard generate --out-dir deploy --chart-from deploy
 	hack/policy-copy.sh deploy
 
 # verify regenerates into a scratch directory and compares it with deploy/,
@@ -227,7 +227,7 @@ bench-receiver:
 # like cgroupfs has nothing to read back from disk).
 bench-agent:
 	$(GO) build -o bin/leakguard-agent ./cmd/leakguard-agent
-	$(GO) build -o $(BIN) .
+	$(GO) build -o $(BIN) ./cmd/leakguard
 	TMPDIR=/dev/shm $(GO) run ./cgroups/testdata/rss -bin bin/leakguard-agent -duration 200s -interval 60s -scrape-every 30s
 	TMPDIR=/dev/shm $(GO) run ./cgroups/testdata/rss -bin bin/leakguard-agent -duration 60s -interval 1s -scrape-every 1s
 	TMPDIR=/dev/shm $(GO) run ./cgroups/testdata/rss -bin $(BIN) -duration 60s -interval 1s -scrape-every 1s

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-${GO:-go} run . generate --out-dir "$tmp" --chart-from deploy
+${GO:-go} run ./cmd/leakguard generate --out-dir "$tmp" --chart-from deploy
 hack/policy-copy.sh "$tmp"
 status=0
 while IFS= read -r -d '' f; do

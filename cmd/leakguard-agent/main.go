@@ -1,5 +1,5 @@
 // Command leakguard-agent is the node agent alone: the same code as
-// "leakguard agent" (cgroups/agentcmd), built without the other
+// "leakguard agent" (its package agentcmd), built without the other
 // subcommands, so that the program every node runs links none of serve's
 // dependencies. Its arguments are the agent's flags, optionally after the
 // word "agent", so that the DaemonSet's arguments serve either binary.
@@ -13,7 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/leakguard/leakguard/cgroups/agentcmd"
+	"github.com/leakguard/leakguard/cmd/leakguard-agent/agentcmd"
 	"github.com/leakguard/leakguard/internal/cli"
 )
 

@@ -4,7 +4,7 @@
 // is a measuring tool for docs/performance.md, not a test; it lives under
 // testdata so that go build ./... and go test ./... leave it alone.
 //
-//	go build -o bin/leakguard . && go run ./cgroups/testdata/rss -bin bin/leakguard
+//	go build -o bin/leakguard ./cmd/leakguard && go run ./cgroups/testdata/rss -bin bin/leakguard
 package main
 
 import (

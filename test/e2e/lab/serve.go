@@ -20,9 +20,9 @@ import (
 	"github.com/leakguard/leakguard/server"
 )
 
-// BuildLeakguard builds the leakguard binary of the module at repoRoot
-// into dir and returns its path. The Go build cache makes a second build
-// take a second or two.
+// BuildLeakguard builds the leakguard binary (./cmd/leakguard) of the
+// module at repoRoot into dir and returns its path. The Go build cache
+// makes a second build take a second or two.
 func BuildLeakguard(ctx context.Context, repoRoot, dir string) (string, error) {
 	goBin := os.Getenv("GO")
 	if goBin == "" {
@@ -31,7 +31,7 @@ func BuildLeakguard(ctx context.Context, repoRoot, dir string) (string, error) {
 	out := filepath.Join(dir, "leakguard")
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, goBin, "build", "-ldflags", "-X main.version=lab", "-o", out, ".")
+	cmd := exec.CommandContext(ctx, goBin, "build", "-ldflags", "-X main.version=lab", "-o", out, "./cmd/leakguard")
 	cmd.Dir = repoRoot
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build leakguard: %w\n%s", err, msg)

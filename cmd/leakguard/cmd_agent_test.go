@@ -62,7 +62,7 @@ func TestRunAgentFlags(t *testing.T) {
 // Only --cgroup-root is pointed at a missing directory, so that the run
 // stops at the first step after the flags.
 func TestRunAgentDaemonSetArgs(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("deploy", "agent", "daemonset.yaml"))
+	data, err := os.ReadFile(repoPath(t, "deploy", "agent", "daemonset.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 // in Decision's JSON form, the same decisions a read-only engine takes),
 // writing nothing either way.
 func TestReplayOutput(t *testing.T) {
-	msg, err := readPayload(filepath.Join("remediate", "testdata", "alertmanager", "alertmanager-0.25-e2e-leak.json"))
+	msg, err := readPayload(repoPath(t, "remediate", "testdata", "alertmanager", "alertmanager-0.25-e2e-leak.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

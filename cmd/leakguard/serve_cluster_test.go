@@ -162,7 +162,7 @@ func TestServeOtherCluster(t *testing.T) {
 // alert, which names no cluster (a single-cluster Alertmanager sent it),
 // unless --accept-missing-cluster; then its check carries the matcher.
 func TestReplayOtherCluster(t *testing.T) {
-	msg, err := readPayload(filepath.Join("remediate", "testdata", "alertmanager", "alertmanager-0.25-e2e-leak.json"))
+	msg, err := readPayload(repoPath(t, "remediate", "testdata", "alertmanager", "alertmanager-0.25-e2e-leak.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

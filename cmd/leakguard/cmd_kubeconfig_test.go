@@ -181,7 +181,7 @@ func TestContextFlagReachesCluster(t *testing.T) {
 	}
 	a, b := apiServer(&hitsA), apiServer(&hitsB)
 	kubeconfig := writeTwoContexts(t, filepath.Join(t.TempDir(), "kubeconfig"), a.URL, b.URL)
-	payload := filepath.Join("remediate", "testdata", "alertmanager", "alertmanager-0.25-e2e-leak.json")
+	payload := repoPath(t, "remediate", "testdata", "alertmanager", "alertmanager-0.25-e2e-leak.json")
 
 	var stdout, stderr bytes.Buffer
 	_ = run(context.Background(), []string{"replay", "--kubeconfig", kubeconfig, "--context", "b",

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -15,8 +14,8 @@ import (
 // with their defaults), an unknown flag a usage error (exit 2, named),
 // and a long flag written with one dash refused, naming its two-dash form.
 func TestPOSIXFlags(t *testing.T) {
-	policy := filepath.Join("remediate", "default_policy.yaml")
-	payload := filepath.Join("remediate", "testdata", "alertmanager", "alertmanager-0.25-e2e-leak.json")
+	policy := repoPath(t, "remediate", "default_policy.yaml")
+	payload := repoPath(t, "remediate", "testdata", "alertmanager", "alertmanager-0.25-e2e-leak.json")
 	tests := []struct {
 		name     string
 		args     []string

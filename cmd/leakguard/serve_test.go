@@ -323,7 +323,7 @@ func TestReplayCommand(t *testing.T) {
 // end-to-end test's leak) against the test cluster: the table says the
 // Deployment would be annotated, and nothing is written.
 func TestReplayPayload(t *testing.T) {
-	msg, err := readPayload(filepath.Join("remediate", "testdata", "alertmanager", "alertmanager-0.25-e2e-leak.json"))
+	msg, err := readPayload(repoPath(t, "remediate", "testdata", "alertmanager", "alertmanager-0.25-e2e-leak.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 
 func readManifest(t *testing.T, name string, into any) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("deploy", "leakguard", name))
+	data, err := os.ReadFile(repoPath(t, "deploy", "leakguard", name))
 	if err != nil {
 		t.Fatal(err)
 	}

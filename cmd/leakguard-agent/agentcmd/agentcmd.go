@@ -1,9 +1,10 @@
 // Package agentcmd is the node agent's command: its flags and the wiring
-// of the scanner, the metadata-only pod informer and the agent. Both
-// "leakguard agent" and cmd/leakguard-agent run it; the second is a
-// program of the agent alone, which links none of serve's dependencies
-// (client-go's typed clients, the remediation engine), so that it keeps
-// fewer pages resident on every node (docs/performance.md).
+// of the scanner, the metadata-only pod informer and the agent (the
+// library is package cgroups). Both "leakguard agent" (cmd/leakguard) and
+// the program of the directory above, cmd/leakguard-agent, run it; the
+// second is a program of the agent alone, which links none of serve's
+// dependencies (client-go's typed clients, the remediation engine), so
+// that it keeps fewer pages resident on every node (docs/performance.md).
 package agentcmd
 
 import (
