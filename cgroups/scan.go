@@ -280,7 +280,7 @@ func (s *Scanner) scanOrphans(r *Result, now time.Time) error {
 // pids hierarchy; without those files, by reading cgroup.procs down the tree
 // until a process is found. The first two are counted by the kernel across
 // PID namespaces; cgroup.procs on v1 lists only the processes of the
-// reader's PID namespace (see the README).
+// reader's PID namespace (see docs/agent.md).
 func (s *Scanner) busy(path string) (bool, error) {
 	var (
 		busy, ok bool

@@ -488,7 +488,7 @@ func settings(t *testing.T, dir string) map[string]string {
 // in leakguard's, so that the operator's
 // OnNamespaceExceptForAlertmanagerNamespace strategy lets it match every
 // namespace's alerts; the Secrets it references, which the operator reads
-// from its own namespace, are exactly the two the README has the user put
+// from its own namespace, are exactly the two docs/install.md has the user put
 // there, with the names and keys serve's own objects use in leakguard.
 func TestAlertmanagerConfigNamespace(t *testing.T) {
 	for _, k := range []string{".", "overlays/kube-prometheus-stack"} {

@@ -165,7 +165,7 @@ func TestUndoOnResolveAsksPrometheusAndLeavesOthersCordons(t *testing.T) {
 	rec, _ := json.Marshal(map[string]any{"alert": "NodeOrphanCgroups", "state": remediate.DrainRunning, "started": now, "deadline": now.Add(10 * time.Minute), "heartbeat": now, "left": 1})
 	patch(leakguardClient(t), name("draining"), "leakguard", types.MergePatchType, fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, remediate.AnnotationDrain, rec))
 
-	// The limit README names: a person's cordon of a node that leakguard
+	// The limit docs/remediation.md names: a person's cordon of a node that leakguard
 	// cordoned already changes nothing, and the API server records
 	// nothing of it (no write, no managedFields entry).
 	quiet := get(name("clear"))

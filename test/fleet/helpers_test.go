@@ -29,7 +29,7 @@ const repoRoot = "../.."
 // queries look back only -datasource.queryStep (1m here), so a rule that
 // reads a record of the 5m trend group a minute after its evaluation finds
 // nothing; generated with --interval=0 --trend-interval=1m, every record is
-// at most a minute old (README, Fleets).
+// at most a minute old (docs/fleets.md).
 var ruleFile string
 
 func TestMain(m *testing.M) {

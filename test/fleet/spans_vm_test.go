@@ -22,7 +22,7 @@ import (
 // each alert fires under promtool (the rule file the fleet tests load,
 // asked at every minute up to the case's last check) and under vmalert's
 // replay over VictoriaMetrics, logged side by side wherever they differ.
-// The README's Fleets section quotes its output; run it again after a
+// docs/fleets.md quotes its output; run it again after a
 // change to the rules:
 //
 //	LEAKGUARD_FLEET_SPANS=1 go test -run FiringMinutes -v ./test/fleet/

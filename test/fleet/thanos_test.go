@@ -180,7 +180,7 @@ func TestTwoClustersOnThanos(t *testing.T) {
 	// evaluates on (counting thanos_rule_evaluation_with_warnings_total), so
 	// prod-b's alert resolves while prod-a's fires on, unchanged: the
 	// outage of one cluster's store touches only that cluster's alerts, as
-	// every rule keeps the cluster label (README, Fleets, Thanos).
+	// every rule keeps the cluster label (docs/fleets.md, Thanos).
 	for c, r := range rs {
 		r.mu.Lock()
 		n := r.resolved

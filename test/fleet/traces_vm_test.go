@@ -34,7 +34,7 @@ func traceCaseIDs(t *testing.T) []string {
 
 // knownDifferences are the checks whose answer under vmalert and
 // VictoriaMetrics differs from promtool's, with the answer VictoriaMetrics
-// gives and why (README, Fleets). The test fails when either side changes,
+// gives and why (docs/fleets.md). The test fails when either side changes,
 // so that the list stays true. It is empty: every check of the suite gets
 // promtool's answer.
 //
@@ -55,7 +55,7 @@ func traceCaseIDs(t *testing.T) []string {
 // minute early; and a selector bridges a one-evaluation gap in a record
 // (no staleness markers in vmalert's replay; the implicit window is
 // 1.125 times the series' interval), so a for that promtool restarts
-// keeps counting. The README's Fleets section gives the figures.
+// keeps counting. docs/fleets.md gives the figures.
 var knownDifferences = map[string]struct {
 	got float64
 	why string
@@ -125,7 +125,7 @@ func TestTracesOnVMAlert(t *testing.T) {
 		}
 		if k, ok := knownDifferences[c.name]; ok {
 			if float64(len(got)) != k.got {
-				t.Errorf("%s at %v: %d matching firing alerts, want %v, the known difference (%s); update knownDifferences and the README", c.name, c.at, len(got), k.got, k.why)
+				t.Errorf("%s at %v: %d matching firing alerts, want %v, the known difference (%s); update knownDifferences and docs/fleets.md", c.name, c.at, len(got), k.got, k.why)
 			} else {
 				t.Logf("%s at %v: %d, a known difference from promtool (%v): %s; fires over %s", c.name, c.at, len(got), c.want, k.why, firingSpans(alerts, c.caseID, c.matchers, start))
 			}

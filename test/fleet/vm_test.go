@@ -50,7 +50,7 @@ var timestampSeries = map[string]bool{"kube_pod_container_state_started": true}
 // importSeries writes ss into VictoriaMetrics through its JSON line import
 // API, minute m of a trace at start+m. A staleness marker ends the series
 // there: the import API carries no markers, so VictoriaMetrics sees the
-// series stop (see README, Fleets, for what that changes).
+// series stop (see docs/fleets.md for what that changes).
 func importSeries(t *testing.T, base string, ss []series, start time.Time) {
 	t.Helper()
 	var buf bytes.Buffer

@@ -41,7 +41,7 @@ type PrometheusOptions struct {
 	// node's kubelet and kube-state-metrics.
 	ScrapeConfigs []map[string]any
 	// AgentAddrs are node agents (`leakguard agent`) scraped on /metrics
-	// as job="leakguard-agent", relabelled as the README's annotation
+	// as job="leakguard-agent", relabelled as docs/agent.md's annotation
 	// scrape does.
 	AgentAddrs []string
 	// AlertmanagerAddr receives the alerts; "" sends none.
