@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -50,7 +49,7 @@ var AnnotateInfo = RemediatorInfo{
 
 // NewAnnotate builds the annotate remediator; it takes no arguments.
 func NewAnnotate(args json.RawMessage) (Remediator, error) {
-	if err := decodeArgs(args, &struct{}{}); err != nil {
+	if err := DecodeArgs(args, &struct{}{}); err != nil {
 		return nil, err
 	}
 	return Annotate{}, nil
@@ -81,7 +80,7 @@ func (Annotate) apply(ctx context.Context, env Env, t *Target, f Finding) (strin
 	if err != nil {
 		return "", fmt.Errorf("annotate %s: %w", t.Object, err)
 	}
-	rv, err := patchObject(ctx, env.Client, t.Object, types.MergePatchType, patch)
+	rv, err := PatchObject(ctx, env.Client, t.Object, types.MergePatchType, patch)
 	if err != nil {
 		return "", fmt.Errorf("annotate: %w", err)
 	}
@@ -106,7 +105,7 @@ func FindingAnnotations(t *Target, f Finding) map[string]string {
 	case f.Check.HasValue:
 		a[AnnotationValue] = f.Check.Summary
 	case f.Alert.Annotations["description"] != "":
-		a[AnnotationValue] = truncate(f.Alert.Annotations["description"], maxValueLen)
+		a[AnnotationValue] = Truncate(f.Alert.Annotations["description"], maxValueLen)
 	}
 	if !f.Alert.StartsAt.IsZero() {
 		a[AnnotationSince] = f.Alert.StartsAt.UTC().Format(time.RFC3339)
@@ -115,27 +114,4 @@ func FindingAnnotations(t *Target, f Finding) map[string]string {
 		a[AnnotationRunbookURL] = u
 	}
 	return a
-}
-
-// maxLabelLen bounds a label value (an alert name, a fingerprint, a name
-// the labels give) in log lines, decisions and Events: a sender controls
-// them, and a log pipeline should not choke on one.
-const maxLabelLen = 128
-
-// maxMessageLen bounds a decision's message in log lines and answers.
-const maxMessageLen = 2048
-
-// clip cuts a label value to maxLabelLen.
-func clip(s string) string { return truncate(s, maxLabelLen) }
-
-// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }

@@ -28,7 +28,7 @@ type APIServerMemoryArgs struct {
 // arguments.
 func NewAPIServerMemory(args json.RawMessage) (Check, error) {
 	a := APIServerMemoryArgs{Threshold: DefaultAPIServerMemoryRatio}
-	if err := decodeArgs(args, &a); err != nil {
+	if err := DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	if !(a.Threshold > 0 && a.Threshold <= 1) {

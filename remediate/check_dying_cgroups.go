@@ -28,7 +28,7 @@ type DyingCgroupsArgs struct {
 // NewDyingCgroups builds the dying-cgroups check from its arguments.
 func NewDyingCgroups(args json.RawMessage) (Check, error) {
 	a := DyingCgroupsArgs{Threshold: DefaultDyingCgroups}
-	if err := decodeArgs(args, &a); err != nil {
+	if err := DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	if a.Threshold < 0 || math.IsNaN(a.Threshold) || math.IsInf(a.Threshold, 0) {

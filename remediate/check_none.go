@@ -21,7 +21,7 @@ var _ Check = noneCheck{}
 
 // NewNone builds the none check; it takes no arguments.
 func NewNone(args json.RawMessage) (Check, error) {
-	if err := decodeArgs(args, &struct{}{}); err != nil {
+	if err := DecodeArgs(args, &struct{}{}); err != nil {
 		return nil, err
 	}
 	return noneCheck{}, nil

@@ -28,7 +28,7 @@ type OrphanCgroupsArgs struct {
 // arguments.
 func NewOrphanCgroups(args json.RawMessage) (Check, error) {
 	a := OrphanCgroupsArgs{Threshold: DefaultOrphanCgroups}
-	if err := decodeArgs(args, &a); err != nil {
+	if err := DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	if a.Threshold < 0 || math.IsNaN(a.Threshold) || math.IsInf(a.Threshold, 0) {

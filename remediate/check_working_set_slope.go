@@ -29,7 +29,7 @@ type WorkingSetSlopeArgs struct {
 // compared in bytes per hour.
 func NewWorkingSetSlope(args json.RawMessage) (Check, error) {
 	a := WorkingSetSlopeArgs{Threshold: DefaultSlopeBytesPerHour}
-	if err := decodeArgs(args, &a); err != nil {
+	if err := DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	if !(a.Threshold > 0) {

@@ -129,7 +129,7 @@ var (
 // NewCordon builds cordon from its arguments.
 func NewCordon(args json.RawMessage) (Remediator, error) {
 	var a CordonArgs
-	if err := decodeArgs(args, &a); err != nil {
+	if err := DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	c := Cordon{MaxUnschedulable: DefaultMaxUnschedulable, MaxUnschedulablePercent: DefaultMaxUnschedulablePercent,
@@ -250,7 +250,7 @@ func (c Cordon) apply(ctx context.Context, env Env, t *Target, mark cordonMark) 
 	for attempt := 1; ; attempt++ {
 		lease, err := leases.Get(ctx, CordonLeaseName, metav1.GetOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return "", transient(fmt.Errorf("cordon %s: read Lease %s/%s: %w", t.Object, env.Namespace, CordonLeaseName, err))
+			return "", MarkTransient(fmt.Errorf("cordon %s: read Lease %s/%s: %w", t.Object, env.Namespace, CordonLeaseName, err))
 		}
 		res := reservations{}
 		if err == nil {
@@ -281,7 +281,7 @@ func (c Cordon) apply(ctx context.Context, env Env, t *Target, mark cordonMark) 
 			if (apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) && attempt < cordonAttempts {
 				continue // another replica decided meanwhile: judge again on what it wrote
 			}
-			return "", transientOr(fmt.Errorf("cordon %s: reserve in Lease %s/%s: %w", t.Object, env.Namespace, CordonLeaseName, classifyKube(err)))
+			return "", TransientOr(fmt.Errorf("cordon %s: reserve in Lease %s/%s: %w", t.Object, env.Namespace, CordonLeaseName, ClassifyKube(err)))
 		}
 		break
 	}
@@ -355,7 +355,7 @@ func listNodes(ctx context.Context, c kubernetes.Interface) ([]corev1.Node, erro
 	for {
 		l, err := c.CoreV1().Nodes().List(ctx, opts)
 		if err != nil {
-			return nil, fmt.Errorf("list nodes: %w", classifyKube(err))
+			return nil, fmt.Errorf("list nodes: %w", ClassifyKube(err))
 		}
 		out = append(out, l.Items...)
 		if l.Continue == "" {
@@ -370,7 +370,7 @@ func writeReservations(ctx context.Context, env Env, lease *coordinationv1.Lease
 	if err != nil {
 		return err
 	}
-	holder := fieldManager
+	holder := FieldManager
 	renew := metav1.NewMicroTime(env.Now)
 	leases := env.Client.CoordinationV1().Leases(env.Namespace)
 	if lease == nil {
@@ -379,7 +379,7 @@ func writeReservations(ctx context.Context, env Env, lease *coordinationv1.Lease
 				Annotations: map[string]string{annotationCordonReservations: string(v)},
 				Labels:      map[string]string{"app.kubernetes.io/managed-by": eventComponent}},
 			Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, RenewTime: &renew},
-		}, metav1.CreateOptions{FieldManager: fieldManager})
+		}, metav1.CreateOptions{FieldManager: FieldManager})
 		return err
 	}
 	lease = lease.DeepCopy()
@@ -390,7 +390,7 @@ func writeReservations(ctx context.Context, env Env, lease *coordinationv1.Lease
 	lease.Spec.HolderIdentity, lease.Spec.RenewTime = &holder, &renew
 	// The resourceVersion read goes with the update: a Conflict means
 	// another replica reserved first.
-	_, err = leases.Update(ctx, lease, metav1.UpdateOptions{FieldManager: fieldManager})
+	_, err = leases.Update(ctx, lease, metav1.UpdateOptions{FieldManager: FieldManager})
 	return err
 }
 
@@ -405,7 +405,7 @@ func (c Cordon) patchNode(ctx context.Context, client kubernetes.Interface, t *T
 	for attempt := 1; ; attempt++ {
 		n, err := client.CoreV1().Nodes().Get(ctx, t.Object.Name, metav1.GetOptions{})
 		if err != nil {
-			return fmt.Errorf("cordon: %w", notFound(classifyKube(err)))
+			return fmt.Errorf("cordon: %w", notFound(ClassifyKube(err)))
 		}
 		if n.Annotations[AnnotationCordonedBy] == string(mv) && n.Spec.Unschedulable {
 			// An earlier attempt of this very write landed (its answer
@@ -432,7 +432,7 @@ func (c Cordon) patchNode(ctx context.Context, client kubernetes.Interface, t *T
 		if err != nil {
 			return err
 		}
-		rv, err := patchObject(ctx, client, t.Object, types.MergePatchType, patch)
+		rv, err := PatchObject(ctx, client, t.Object, types.MergePatchType, patch)
 		if err == nil {
 			t.ResourceVersion = rv
 			return nil
@@ -508,7 +508,7 @@ func (c Cordon) Undo(t *Target, f Finding, now time.Time) Plan {
 				return "", err
 			}
 			_ = mark
-			if _, err := patchObject(ctx, env.Client, t.Object, types.MergePatchType, patch); err != nil {
+			if _, err := PatchObject(ctx, env.Client, t.Object, types.MergePatchType, patch); err != nil {
 				if apierrors.IsConflict(errors.Unwrap(err)) || apierrors.IsConflict(err) {
 					return "", &HeldError{Reason: ReasonNotOurs, Detail: fmt.Sprintf("%s changed while uncordoning; left cordoned", t.Object)}
 				}
@@ -548,7 +548,7 @@ func notLeakguardsWrite(n *corev1.Node) string {
 		if !ownsUnschedulable(mf) {
 			continue
 		}
-		if mf.Manager == fieldManager && mf.Subresource == "" {
+		if mf.Manager == FieldManager && mf.Subresource == "" {
 			ours = true
 			continue
 		}

@@ -278,7 +278,7 @@ func TestUncordonOnlyLeakguardsOwnCordon(t *testing.T) {
 		if ann != "" {
 			n.Annotations = map[string]string{AnnotationCordonedBy: ann}
 			// leakguard's write set spec.unschedulable.
-			n.ManagedFields = append(n.ManagedFields, metav1.ManagedFieldsEntry{Manager: fieldManager, Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", FieldsType: "FieldsV1",
+			n.ManagedFields = append(n.ManagedFields, metav1.ManagedFieldsEntry{Manager: FieldManager, Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", FieldsType: "FieldsV1",
 				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:annotations":{".":{},"f:leakguard.io/cordoned-by":{}}},"f:spec":{"f:unschedulable":{}}}`)}})
 		}
 		if mutate != nil {
@@ -434,7 +434,7 @@ alerts:
 	cur, _ := cs.CoreV1().Nodes().Get(context.Background(), "node-3", metav1.GetOptions{})
 	cur.Spec.Unschedulable = true
 	cur.Annotations = map[string]string{AnnotationCordonedBy: string(mark)}
-	if _, err := cs.CoreV1().Nodes().Update(context.Background(), cur, metav1.UpdateOptions{FieldManager: fieldManager}); err != nil {
+	if _, err := cs.CoreV1().Nodes().Update(context.Background(), cur, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
 		t.Fatal(err)
 	}
 	cs.ClearActions()

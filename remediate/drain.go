@@ -126,7 +126,7 @@ var _ Remediator = Drain{}
 // NewDrain builds drain from its arguments.
 func NewDrain(args json.RawMessage) (Remediator, error) {
 	var a DrainArgs
-	if err := decodeArgs(args, &a); err != nil {
+	if err := DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	d := Drain{Timeout: orDefault(time.Duration(a.Timeout), DefaultDrainTimeout), Backoff: orDefault(time.Duration(a.Backoff), DefaultDrainBackoff), MaxBackoff: orDefault(time.Duration(a.MaxBackoff), DefaultDrainMaxBackoff),
@@ -204,7 +204,7 @@ func (d Drain) Plan(t *Target, f Finding, now time.Time) Plan {
 		Apply: func(ctx context.Context, env Env) (string, error) {
 			n, err := env.Client.CoreV1().Nodes().Get(ctx, t.Object.Name, metav1.GetOptions{})
 			if err != nil {
-				return "", fmt.Errorf("drain: %w", notFound(classifyKube(err)))
+				return "", fmt.Errorf("drain: %w", notFound(ClassifyKube(err)))
 			}
 			if !n.Spec.Unschedulable {
 				// Evicting from a schedulable node would land the pods on
@@ -219,7 +219,7 @@ func (d Drain) Plan(t *Target, f Finding, now time.Time) Plan {
 				st.Heartbeat = env.Now
 				st.Why = ""
 			}
-			dr := newDrainer(env.Client, env.metadata, refOf(KindNode, n), st, n)
+			dr := newDrainer(env.Client, env.metadata, RefOf(KindNode, n), st, n)
 			dr.configure(d, scope)
 			dr.gate, dr.waits, dr.logger, dr.metrics = env.drainGate, env.drainWaits, env.Logger, env.metrics
 			if err := dr.write(ctx, ""); err != nil {
@@ -503,7 +503,7 @@ func (dr *drainer) check(ctx context.Context) error {
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("%w: %s is gone", errDrainLost, dr.node)
 	case err != nil:
-		return fmt.Errorf("drain: read %s: %w", dr.node, classifyKube(err))
+		return fmt.Errorf("drain: read %s: %w", dr.node, ClassifyKube(err))
 	}
 	if err := dr.stillMine(n); err != nil {
 		return err
@@ -550,7 +550,7 @@ func (dr *drainer) pass(ctx context.Context) error {
 		n, err := dr.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		switch {
 		case err == nil:
-			optedOut[ns] = ignored(n.Annotations)
+			optedOut[ns] = OptedOut(n.Annotations)
 		case apierrors.IsNotFound(err):
 		default:
 			// Fail closed: a namespace whose opt-out cannot be read is
@@ -625,7 +625,7 @@ func (dr *drainer) pass(ctx context.Context) error {
 			cut(pods[i : i+1])
 		default:
 			left++
-			refused = append(refused, fmt.Sprintf("%s (%v)", name, classifyKube(err)))
+			refused = append(refused, fmt.Sprintf("%s (%v)", name, ClassifyKube(err)))
 		}
 	}
 	return nil
@@ -657,7 +657,7 @@ func (dr *drainer) skipReason(ctx context.Context, rs resolver, p *corev1.Pod, n
 	} else if !dr.scope(p.Namespace) {
 		return skipOutOfScope, nil
 	}
-	if ignored(p.Annotations) || nsOptedOut {
+	if OptedOut(p.Annotations) || nsOptedOut {
 		return skipOptOut, nil
 	}
 	if c == nil && !dr.evictUnreplicated {
@@ -675,7 +675,7 @@ func (dr *drainer) skipReason(ctx context.Context, rs resolver, p *corev1.Pod, n
 		return "", err
 	}
 	for _, ex := range t.examined {
-		if ignored(ex.annotations) {
+		if OptedOut(ex.annotations) {
 			return fmt.Sprintf("%s on %s", skipOptOut, ex.ref), nil
 		}
 	}
@@ -701,7 +701,7 @@ func listPodsOnNode(ctx context.Context, c kubernetes.Interface, node string) ([
 	for {
 		l, err := c.CoreV1().Pods(metav1.NamespaceAll).List(ctx, opts)
 		if err != nil {
-			return nil, fmt.Errorf("list pods on Node %s: %w", node, classifyKube(err))
+			return nil, fmt.Errorf("list pods on Node %s: %w", node, ClassifyKube(err))
 		}
 		out = append(out, l.Items...)
 		if l.Continue == "" {
@@ -746,19 +746,19 @@ func (dr *drainer) record(ctx context.Context, reason string) error {
 			md["resourceVersion"] = dr.rv
 		}
 		patch, _ := json.Marshal(map[string]any{"metadata": md})
-		n, err := dr.client.CoreV1().Nodes().Patch(wctx, dr.node.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+		n, err := dr.client.CoreV1().Nodes().Patch(wctx, dr.node.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
 		if err == nil {
 			dr.mine, dr.rv, dr.renewed = string(v), n.ResourceVersion, dr.now()
 			break
 		}
 		if !apierrors.IsConflict(err) || attempt == drainWriteAttempts {
-			return fmt.Errorf("drain: record progress on %s: %w", dr.node, classifyKube(err))
+			return fmt.Errorf("drain: record progress on %s: %w", dr.node, ClassifyKube(err))
 		}
 		// Someone wrote the node since: the kubelet, a label, or
 		// another replica's take-over. Only the last stops this one.
 		cur, err := dr.client.CoreV1().Nodes().Get(wctx, dr.node.Name, metav1.GetOptions{})
 		if err != nil {
-			return fmt.Errorf("drain: read %s again: %w", dr.node, classifyKube(err))
+			return fmt.Errorf("drain: read %s again: %w", dr.node, ClassifyKube(err))
 		}
 		if err := dr.stillMine(cur); err != nil {
 			return err
@@ -936,7 +936,7 @@ func (e *Engine) ResumeDrains(ctx context.Context) (resumed, reported int, err e
 		if !ok || s.State != DrainRunning || now.Sub(s.Heartbeat) < drainStaleAfter {
 			continue
 		}
-		dr := newDrainer(e.client, e.metadata, refOf(KindNode, n), s, n)
+		dr := newDrainer(e.client, e.metadata, RefOf(KindNode, n), s, n)
 		dr.now, dr.logger, dr.metrics, dr.gate, dr.waits = e.now, e.logger, e.metrics, e.drainGate, &e.drainWaits
 		g := e.drainGate(ctx, s.Alert)
 		pastDeadline := !now.Before(s.Deadline)

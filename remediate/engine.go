@@ -67,6 +67,15 @@ const (
 	ReasonGuardError      = "guard-error"
 	ReasonCheckError      = "check-error"
 	ReasonRemediatorError = "remediator-error"
+	// ReasonRecurrence: a remediator acted for this alert too often
+	// within its window (restart's recurrence guard); a person must look
+	// at the code. The engine counts these holds in
+	// leakguard_recurrences_total.
+	ReasonRecurrence = "recurrence"
+	// ReasonUnsupportedKind: the remediator cannot act on this kind of
+	// target (restart on a ReplicaSet without a Deployment or on a pod
+	// whose controller is a custom resource, cordon on a workload).
+	ReasonUnsupportedKind = "unsupported-kind"
 )
 
 // Results of one remediator in a Decision.
@@ -315,7 +324,7 @@ func (e *Engine) Decide(ctx context.Context, alerts []template.Alert) ([]Decisio
 	l.events.flush(ctx, e.client, &e.known, e.logger)
 	err := errors.Join(errs...)
 	if anyTransient {
-		err = transient(err)
+		err = MarkTransient(err)
 	}
 	return decisions, err
 }
@@ -332,7 +341,7 @@ func (e *Engine) DecideOne(ctx context.Context, a template.Alert) (Decision, err
 func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (Decision, error) {
 	st := e.state.Load()
 	name := a.Labels["alertname"]
-	d := Decision{AlertName: clip(name), Fingerprint: clip(a.Fingerprint), Status: clip(a.Status), at: e.now()}
+	d := Decision{AlertName: Clip(name), Fingerprint: Clip(a.Fingerprint), Status: Clip(a.Status), at: e.now()}
 	r := &run{
 		st:     st,
 		entry:  st.policy.Entry(name),
@@ -349,7 +358,7 @@ func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (De
 		d.Message = err.Error()
 	}
 	e.onHold(ctx, r)
-	d.Message = truncate(d.Message, maxMessageLen)
+	d.Message = Truncate(d.Message, MaxMessageLen)
 	e.record(ctx, r, err)
 	if r.wrote {
 		l.reads.forget()
@@ -450,7 +459,7 @@ func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now ti
 		return c.Evaluate(a, nil, now)
 	}
 	if e.querier == nil {
-		return Result{}, transient(fmt.Errorf("check %s: no Prometheus configured to run %s", c.Name(), q))
+		return Result{}, MarkTransient(fmt.Errorf("check %s: no Prometheus configured to run %s", c.Name(), q))
 	}
 	qctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
@@ -459,7 +468,7 @@ func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now ti
 		return Result{}, classifyProm(fmt.Errorf("check %s: query Prometheus %s: %w", c.Name(), q, err))
 	}
 	if len(warnings) > 0 {
-		e.logger.Warn("prometheus warnings", "check", c.Name(), "query", truncate(q, maxMessageLen), "warnings", warnings)
+		e.logger.Warn("prometheus warnings", "check", c.Name(), "query", Truncate(q, MaxMessageLen), "warnings", warnings)
 	}
 	return c.Evaluate(a, val, now)
 }
@@ -496,7 +505,7 @@ func (e *Engine) otherCluster(a template.Alert) string {
 		}
 		return fmt.Sprintf("the alert has no %s label, and alerts without one are not accepted for cluster %q", e.clusterLabel, e.cluster)
 	case v != e.cluster:
-		return fmt.Sprintf("the alert's %s is %q, this is %q", e.clusterLabel, clip(v), e.cluster)
+		return fmt.Sprintf("the alert's %s is %q, this is %q", e.clusterLabel, Clip(v), e.cluster)
 	}
 	return ""
 }

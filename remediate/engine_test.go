@@ -202,16 +202,16 @@ func TestEngineDecisions(t *testing.T) {
 	}
 	apiserverAlert := alert("firing", map[string]string{"alertname": rules.AlertKubeAPIServerMemoryHigh, "node": "cp1"})
 	tests := []struct {
-		name       string
-		setup      engineSetup
-		alert      template.Alert
-		decision   string
-		reason     string
-		wantErr    bool
-		transient  bool
-		writes     bool
-		eventCount int
-		eventOn    string
+		name          string
+		setup         engineSetup
+		alert         template.Alert
+		decision      string
+		reason        string
+		wantErr       bool
+		MarkTransient bool
+		writes        bool
+		eventCount    int
+		eventOn       string
 	}{
 		{name: "resolved changes nothing", alert: func() template.Alert { a := leakAlert(); a.Status = "resolved"; return a }(),
 			decision: DecisionResolved},
@@ -239,11 +239,11 @@ func TestEngineDecisions(t *testing.T) {
 		{name: "check no data fails closed", setup: engineSetup{querier: &fakeQuerier{}}, alert: leakAlert(),
 			decision: DecisionHeld, reason: ReasonCheckNoData},
 		{name: "prometheus down is transient", setup: engineSetup{querier: &fakeQuerier{err: errors.New("connection refused")}}, alert: leakAlert(),
-			decision: DecisionError, reason: ReasonCheckError, wantErr: true, transient: true},
+			decision: DecisionError, reason: ReasonCheckError, wantErr: true, MarkTransient: true},
 		{name: "prometheus 503 is transient", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrServer, Msg: "server error: 503"}}}, alert: leakAlert(),
-			decision: DecisionError, reason: ReasonCheckError, wantErr: true, transient: true},
+			decision: DecisionError, reason: ReasonCheckError, wantErr: true, MarkTransient: true},
 		{name: "prometheus 429 is transient", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrClient, Msg: "client error: 429"}}}, alert: leakAlert(),
-			decision: DecisionError, reason: ReasonCheckError, wantErr: true, transient: true},
+			decision: DecisionError, reason: ReasonCheckError, wantErr: true, MarkTransient: true},
 		{name: "prometheus rejects the query: permanent", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrBadData, Msg: "parse error"}}}, alert: leakAlert(),
 			decision: DecisionError, reason: ReasonCheckError, wantErr: true, eventCount: 1, eventOn: "Deployment shop/web"},
 		{name: "prometheus 403: permanent", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrClient, Msg: "client error: 403"}}}, alert: leakAlert(),
@@ -251,7 +251,7 @@ func TestEngineDecisions(t *testing.T) {
 		{name: "pod read forbidden: permanent", setup: engineSetup{react: forbid("get", "pods")}, alert: leakAlert(),
 			decision: DecisionError, reason: ReasonTargetError, wantErr: true},
 		{name: "pod read 429: transient", setup: engineSetup{react: throttle("get", "pods")}, alert: leakAlert(),
-			decision: DecisionError, reason: ReasonTargetError, wantErr: true, transient: true},
+			decision: DecisionError, reason: ReasonTargetError, wantErr: true, MarkTransient: true},
 		{name: "alert without container label", alert: alert("firing", map[string]string{"alertname": "ContainerMemoryLeak", "namespace": "shop", "pod": "web-7d9-abcde"}),
 			decision: DecisionError, reason: ReasonCheckError, wantErr: true, eventCount: 1, eventOn: "Deployment shop/web"},
 		{name: "global dry-run", setup: engineSetup{opts: func(o *Options) { o.DryRun = true }}, alert: leakAlert(),
@@ -278,8 +278,8 @@ func TestEngineDecisions(t *testing.T) {
 			if d.Decision != tc.decision || d.Reason != tc.reason {
 				t.Errorf("DecideOne() = %s/%s (%s), want %s/%s", d.Decision, d.Reason, d.Message, tc.decision, tc.reason)
 			}
-			if (err != nil) != tc.wantErr || IsTransient(err) != tc.transient {
-				t.Errorf("DecideOne() error = %v (transient %v), want error %v transient %v", err, IsTransient(err), tc.wantErr, tc.transient)
+			if (err != nil) != tc.wantErr || IsTransient(err) != tc.MarkTransient {
+				t.Errorf("DecideOne() error = %v (transient %v), want error %v transient %v", err, IsTransient(err), tc.wantErr, tc.MarkTransient)
 			}
 			var writes int
 			for _, a := range cs.Actions() {
@@ -438,10 +438,10 @@ func TestEngineRateLimit(t *testing.T) {
 // that the retry does not act twice.
 func TestEngineRemediatorFailure(t *testing.T) {
 	tests := []struct {
-		name      string
-		err       error
-		transient bool
-		released  bool
+		name          string
+		err           error
+		MarkTransient bool
+		released      bool
 	}{
 		{"unavailable", apierrors.NewServiceUnavailable("apiserver restarting"), true, false},
 		{"timeout", apierrors.NewTimeoutError("patch timed out", 1), true, false},
@@ -458,9 +458,9 @@ func TestEngineRemediatorFailure(t *testing.T) {
 				return false, nil, nil
 			})
 			d, err := e.DecideOne(context.Background(), leakAlert())
-			if d.Decision != DecisionError || d.Reason != ReasonRemediatorError || err == nil || IsTransient(err) != tc.transient {
+			if d.Decision != DecisionError || d.Reason != ReasonRemediatorError || err == nil || IsTransient(err) != tc.MarkTransient {
 				t.Errorf("DecideOne() = %s/%s, %v (transient %v); want error/remediator-error transient %v",
-					d.Decision, d.Reason, err, IsTransient(err), tc.transient)
+					d.Decision, d.Reason, err, IsTransient(err), tc.MarkTransient)
 			}
 			want := map[string]string{CooldownAnnotation("annotate"): "2026-11-23T12:00:00Z"}
 			if tc.released {

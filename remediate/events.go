@@ -102,7 +102,7 @@ func writeEvent(ctx context.Context, c kubernetes.Interface, w eventWrite) error
 	if w.count > 1 {
 		msg = fmt.Sprintf("%d alerts of one delivery, the last: %s", w.count, msg)
 	}
-	msg = truncate(msg, maxEventMessage)
+	msg = Truncate(msg, maxEventMessage)
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      name,
@@ -145,7 +145,7 @@ func writeEvent(ctx context.Context, c kubernetes.Interface, w eventWrite) error
 			exists = true
 		case !apierrors.IsNotFound(err):
 			w.known.forget(key)
-			return fmt.Errorf("record event on %s: count the aggregated event: %w", t.Object, classifyKube(err))
+			return fmt.Errorf("record event on %s: count the aggregated event: %w", t.Object, ClassifyKube(err))
 		}
 		w.known.forget(key)
 	}
@@ -158,20 +158,20 @@ func writeEvent(ctx context.Context, c kubernetes.Interface, w eventWrite) error
 			return nil
 		}
 		if !aggregate || !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("record event on %s: %w", t.Object, classifyKube(err))
+			return fmt.Errorf("record event on %s: %w", t.Object, ClassifyKube(err))
 		}
 	}
 	for attempt := 1; ; attempt++ {
 		cur, err := events.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return fmt.Errorf("record event on %s: read the aggregated event: %w", t.Object, classifyKube(err))
+			return fmt.Errorf("record event on %s: read the aggregated event: %w", t.Object, ClassifyKube(err))
 		}
 		err = countEvent(ctx, events, name, cur.ResourceVersion, cur.Count+w.count, now, msg, eventType, w.known, key)
 		if err == nil {
 			return nil
 		}
 		if !apierrors.IsConflict(err) || attempt == eventAttempts {
-			return fmt.Errorf("record event on %s: count the aggregated event: %w", t.Object, classifyKube(err))
+			return fmt.Errorf("record event on %s: count the aggregated event: %w", t.Object, ClassifyKube(err))
 		}
 	}
 }
@@ -191,7 +191,7 @@ func countEvent(ctx context.Context, events typedcorev1.EventInterface, name, re
 	if err != nil {
 		return err
 	}
-	patched, err := events.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+	patched, err := events.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
 	if err != nil {
 		return err
 	}

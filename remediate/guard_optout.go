@@ -17,7 +17,7 @@ import (
 // it).
 func optOutGuard(ctx context.Context, c kubernetes.Interface, m *reads, t *Target) (bool, string, error) {
 	for _, ex := range t.examined {
-		if ignored(ex.annotations) {
+		if OptedOut(ex.annotations) {
 			return false, fmt.Sprintf("%s has %s: \"true\"", ex.ref, AnnotationIgnore), nil
 		}
 	}
@@ -33,16 +33,16 @@ func optOutGuard(ctx context.Context, c kubernetes.Interface, m *reads, t *Targe
 		}
 		return false, "", fmt.Errorf("opt-out guard: %w", err)
 	}
-	if ignored(ns.GetAnnotations()) {
+	if OptedOut(ns.GetAnnotations()) {
 		return false, fmt.Sprintf("Namespace %s has %s: \"true\"", t.Namespace, AnnotationIgnore), nil
 	}
 	return true, "", nil
 }
 
-// ignored reports whether annotations opt out. "True", "TRUE" and a value
+// OptedOut reports whether annotations opt out. "True", "TRUE" and a value
 // with stray spaces count as "true": whoever wrote them meant to opt out,
 // and reading them otherwise would act against that intent.
-func ignored(annotations map[string]string) bool {
+func OptedOut(annotations map[string]string) bool {
 	return strings.EqualFold(strings.TrimSpace(annotations[AnnotationIgnore]), "true")
 }
 

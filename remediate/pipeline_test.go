@@ -193,8 +193,8 @@ func TestInvalidTargetLabels(t *testing.T) {
 			if n := len(logs.String()); n > 1500 || n == 0 {
 				t.Errorf("log of %d bytes, want some and at most 1500: %s", n, logs.String())
 			}
-			if len(d.Fingerprint) > maxLabelLen || len(d.Message) > maxMessageLen {
-				t.Errorf("decision carries a fingerprint of %d and a message of %d bytes, want at most %d and %d", len(d.Fingerprint), len(d.Message), maxLabelLen, maxMessageLen)
+			if len(d.Fingerprint) > MaxLabelLen || len(d.Message) > MaxMessageLen {
+				t.Errorf("decision carries a fingerprint of %d and a message of %d bytes, want at most %d and %d", len(d.Fingerprint), len(d.Message), MaxLabelLen, MaxMessageLen)
 			}
 		})
 	}

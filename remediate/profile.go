@@ -100,7 +100,7 @@ var knownProfiles = map[string]bool{"heap": true, "goroutine": true, "allocs": t
 // NewProfile builds profile from its arguments.
 func NewProfile(args json.RawMessage) (Remediator, error) {
 	var a ProfileArgs
-	if err := decodeArgs(args, &a); err != nil {
+	if err := DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	p := Profile{Profiles: a.Profiles, MaxBytes: a.MaxBytes, Timeout: time.Duration(a.Timeout), Required: a.Required, APIServerPort: a.APIServerPort}
@@ -171,14 +171,14 @@ func (p Profile) Plan(t *Target, f Finding, now time.Time) Plan {
 	}
 	port, err := strconv.Atoi(strings.TrimSpace(ann[AnnotationPprofPort]))
 	if err != nil || port < 1 || port > 65535 {
-		return Plan{Hold: ReasonNoPprofPort, Detail: fmt.Sprintf("%s has no usable %s annotation (%q); add it to the pod template to opt in", pod, AnnotationPprofPort, clip(ann[AnnotationPprofPort]))}
+		return Plan{Hold: ReasonNoPprofPort, Detail: fmt.Sprintf("%s has no usable %s annotation (%q); add it to the pod template to opt in", pod, AnnotationPprofPort, Clip(ann[AnnotationPprofPort]))}
 	}
 	base := strings.TrimSpace(ann[AnnotationPprofPath])
 	if base == "" {
 		base = defaultPprofPath
 	}
 	if !strings.HasPrefix(base, "/") || strings.Contains(base, "..") || strings.ContainsAny(base, "?#") {
-		return Plan{Hold: ReasonNoPprofPort, Detail: fmt.Sprintf("%s: %s %q is not an absolute path", pod, AnnotationPprofPath, clip(base))}
+		return Plan{Hold: ReasonNoPprofPort, Detail: fmt.Sprintf("%s: %s %q is not an absolute path", pod, AnnotationPprofPath, Clip(base))}
 	}
 	base = strings.TrimRight(base, "/")
 	kinds := p.Profiles
@@ -230,7 +230,7 @@ func (p Profile) apply(ctx context.Context, env Env, t *Target, kinds []string, 
 		where = "; on replica " + env.Profiles.Replica + " (its GET /profiles)"
 	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationProfile: list}}})
-	if _, err := patchObject(ctx, env.Client, t.Object, types.MergePatchType, patch); err != nil {
+	if _, err := PatchObject(ctx, env.Client, t.Object, types.MergePatchType, patch); err != nil {
 		// The profiles are stored; the Event names them all the same.
 		return "profiles stored: " + list + where + " (the annotation could not be written: " + err.Error() + ")", nil
 	}
@@ -274,7 +274,7 @@ func (p Profile) fetchAPIServer(ctx context.Context, env Env, node, kind string)
 	}
 	n, err := env.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("read Node %s: %w", node, classifyKube(err))
+		return nil, fmt.Errorf("read Node %s: %w", node, ClassifyKube(err))
 	}
 	addr := ""
 	for _, a := range n.Status.Addresses {

@@ -112,10 +112,10 @@ func sortedNames[V any](m map[string]V) []string {
 	return names
 }
 
-// decodeArgs decodes policy arguments strictly into v, which holds the
+// DecodeArgs decodes policy arguments strictly into v, which holds the
 // defaults: absent or null arguments leave it as it is, an unknown argument
 // is an error.
-func decodeArgs(args json.RawMessage, v any) error {
+func DecodeArgs(args json.RawMessage, v any) error {
 	trimmed := bytes.TrimSpace(args)
 	if len(trimmed) == 0 || string(trimmed) == "null" {
 		return nil

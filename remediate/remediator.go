@@ -45,6 +45,24 @@ type Plan struct {
 	OnHold func(ctx context.Context, env Env) error
 }
 
+// HeldError is returned by a plan's Apply when the API refused the action
+// for a reason that holds it (a PodDisruptionBudget): the decision is
+// held with Reason, not an error, and the cooldown claim is given back.
+type HeldError struct {
+	Reason, Detail string
+}
+
+// Error returns the reason and the detail.
+func (e *HeldError) Error() string { return e.Reason + ": " + e.Detail }
+
+// Undoer is a remediator that can undo its action when the alert
+// resolves (cordon with uncordonOnResolve). Undo is pure, as Plan is: it
+// judges the target as read and returns an empty Plan when it has nothing
+// to undo, a held Plan when the target is not its action as it left it.
+type Undoer interface {
+	Undo(t *Target, f Finding, now time.Time) Plan
+}
+
 // RemediatorInfo declares a remediator to the registry.
 type RemediatorInfo struct {
 	// Name is the word the policy uses.

@@ -47,13 +47,6 @@ const (
 	// ReasonRolloutInProgress: the workload's last rollout has not
 	// finished.
 	ReasonRolloutInProgress = "rollout-in-progress"
-	// ReasonRecurrence: restarted for this alert too often within the
-	// window; a person must look at the code.
-	ReasonRecurrence = "recurrence"
-	// ReasonUnsupportedKind: restart cannot act on this kind of workload
-	// (a ReplicaSet without a Deployment), or the pod's controller is of
-	// a kind it does not restart (a custom resource, an unserved kind).
-	ReasonUnsupportedKind = "unsupported-kind"
 	// ReasonRolloutPaused: the Deployment's rollout is paused
 	// (spec.paused); a pod-template change would wait for a person, as
 	// kubectl rollout restart refuses it.
@@ -146,7 +139,7 @@ var _ Remediator = Restart{}
 // NewRestart builds restart from its arguments.
 func NewRestart(args json.RawMessage) (Remediator, error) {
 	var a RestartArgs
-	if err := decodeArgs(args, &a); err != nil {
+	if err := DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	r := Restart{MinReadyReplicas: DefaultMinReadyReplicas, RecurrenceCount: a.Recurrence.Count, RecurrenceWindow: time.Duration(a.Recurrence.Window),
@@ -289,7 +282,7 @@ func (r Restart) Plan(t *Target, f Finding, now time.Time) Plan {
 			if err != nil {
 				return err
 			}
-			_, err = patchObject(ctx, env.Client, t.Object, types.MergePatchType, patch)
+			_, err = PatchObject(ctx, env.Client, t.Object, types.MergePatchType, patch)
 			return err
 		}}
 	}
@@ -312,7 +305,7 @@ func (r Restart) Plan(t *Target, f Finding, now time.Time) Plan {
 			if err != nil {
 				return "", err
 			}
-			rv, err := patchObject(ctx, env.Client, t.Object, types.StrategicMergePatchType, patch)
+			rv, err := PatchObject(ctx, env.Client, t.Object, types.StrategicMergePatchType, patch)
 			if err != nil {
 				return "", fmt.Errorf("restart: %w", err)
 			}
@@ -342,7 +335,7 @@ func (r Restart) planEviction(t *Target) Plan {
 				// comes back to it.
 				return "", &HeldError{Reason: ReasonPDB, Detail: fmt.Sprintf("the Eviction API refused to evict %s: %v", t.Object, err)}
 			default:
-				return "", fmt.Errorf("evict %s: %w", t.Object, classifyKube(err))
+				return "", fmt.Errorf("evict %s: %w", t.Object, ClassifyKube(err))
 			}
 		},
 	}
@@ -592,13 +585,3 @@ func intOrPercent(v *intstr.IntOrString, def intstr.IntOrString) string {
 	}
 	return v.String()
 }
-
-// HeldError is returned by a plan's Apply when the API refused the action
-// for a reason that holds it (a PodDisruptionBudget): the decision is
-// held with Reason, not an error, and the cooldown claim is given back.
-type HeldError struct {
-	Reason, Detail string
-}
-
-// Error returns the reason and the detail.
-func (e *HeldError) Error() string { return e.Reason + ": " + e.Detail }

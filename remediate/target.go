@@ -60,7 +60,7 @@ func checkName(label, v string) error {
 		problems = validation.IsDNS1123Subdomain(v)
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%w: label %s %q: %s", errInvalidLabels, label, clip(v), problems[0])
+		return fmt.Errorf("%w: label %s %q: %s", errInvalidLabels, label, Clip(v), problems[0])
 	}
 	return nil
 }
@@ -110,7 +110,7 @@ func (rs resolver) resolve(ctx context.Context, kind string, alert template.Aler
 		if err != nil {
 			return nil, notFound(err)
 		}
-		pod := refOf(KindPod, obj)
+		pod := RefOf(KindPod, obj)
 		// Room for the pod, a ReplicaSet and a Deployment without growing.
 		t := &Target{Pod: &pod, Node: alert.Labels["node"], Namespace: ns, examined: make([]examined, 0, 3)}
 		t.set(KindPod, obj)
@@ -138,10 +138,10 @@ func (rs resolver) resolve(ctx context.Context, kind string, alert template.Aler
 		if err := errors.Join(checkName("node", node), checkName("pod", name)); err != nil {
 			return nil, err
 		}
-		obj, err := getObject(ctx, c, KindPod, systemNamespace, name)
+		obj, err := GetObject(ctx, c, KindPod, systemNamespace, name)
 		switch {
 		case err == nil:
-			pod := refOf(KindPod, obj)
+			pod := RefOf(KindPod, obj)
 			t := &Target{Pod: &pod, Node: node, Namespace: systemNamespace}
 			t.set(KindPod, obj)
 			return t, nil
@@ -165,7 +165,7 @@ func resolveNode(ctx context.Context, c kubernetes.Interface, alert template.Ale
 	if err := checkName("node", node); err != nil {
 		return nil, err
 	}
-	obj, err := getObject(ctx, c, KindNode, "", node)
+	obj, err := GetObject(ctx, c, KindNode, "", node)
 	if err != nil {
 		return nil, notFound(err)
 	}
@@ -177,7 +177,7 @@ func resolveNode(ctx context.Context, c kubernetes.Interface, alert template.Ale
 // set makes obj the target and records it as examined.
 func (t *Target) set(kind string, obj metav1.Object) {
 	t.obj = obj
-	t.Object = refOf(kind, obj)
+	t.Object = RefOf(kind, obj)
 	t.ResourceVersion = obj.GetResourceVersion()
 	t.Annotations = obj.GetAnnotations()
 	t.examined = append(t.examined, examined{t.Object, obj.GetAnnotations()})
@@ -267,7 +267,7 @@ func (rs resolver) getMetadata(ctx context.Context, owner *metav1.OwnerReference
 	}
 	list, err := rs.c.Discovery().ServerResourcesForGroupVersion(owner.APIVersion)
 	if err != nil {
-		return nil, fmt.Errorf("discover %s: %w", owner.APIVersion, classifyKube(err))
+		return nil, fmt.Errorf("discover %s: %w", owner.APIVersion, ClassifyKube(err))
 	}
 	resource := ""
 	for _, r := range list.APIResources {
@@ -286,7 +286,7 @@ func (rs resolver) getMetadata(ctx context.Context, owner *metav1.OwnerReference
 		if apierrors.IsNotFound(err) {
 			return nil, err
 		}
-		return nil, classifyKube(err)
+		return nil, ClassifyKube(err)
 	}
 	return m, nil
 }

@@ -94,14 +94,14 @@ func TestOwnerOfUnknownKind(t *testing.T) {
 // a pass.
 func TestOwnerUnreadableFailsClosed(t *testing.T) {
 	tests := []struct {
-		name      string
-		noMD      bool
-		err       error
-		transient bool
+		name          string
+		noMD          bool
+		err           error
+		MarkTransient bool
 	}{
 		{name: "no metadata client", noMD: true},
 		{name: "forbidden", err: apierrors.NewForbidden(schema.GroupResource{Group: "argoproj.io", Resource: "rollouts"}, "cart", errors.New("RBAC"))},
-		{name: "unavailable", err: apierrors.NewServiceUnavailable("down"), transient: true},
+		{name: "unavailable", err: apierrors.NewServiceUnavailable("down"), MarkTransient: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,8 +114,8 @@ func TestOwnerUnreadableFailsClosed(t *testing.T) {
 				rs.md = nil
 			}
 			_, err := rs.resolve(context.Background(), TargetWorkload, alert("firing", cartAlert()))
-			if err == nil || errors.Is(err, errTargetNotFound) || IsTransient(err) != tc.transient {
-				t.Errorf("resolve() error = %v (transient %v), want a failure, transient %v", err, IsTransient(err), tc.transient)
+			if err == nil || errors.Is(err, errTargetNotFound) || IsTransient(err) != tc.MarkTransient {
+				t.Errorf("resolve() error = %v (transient %v), want a failure, transient %v", err, IsTransient(err), tc.MarkTransient)
 			}
 		})
 	}

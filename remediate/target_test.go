@@ -89,9 +89,9 @@ func TestResolveTarget(t *testing.T) {
 // transient error, not a missing target.
 func TestResolveTargetAPIFailure(t *testing.T) {
 	tests := []struct {
-		name      string
-		err       error
-		transient bool
+		name          string
+		err           error
+		MarkTransient bool
 	}{
 		{"unavailable", apierrors.NewServiceUnavailable("etcd down"), true},
 		{"timeout", apierrors.NewTimeoutError("slow", 1), true},
@@ -108,8 +108,8 @@ func TestResolveTargetAPIFailure(t *testing.T) {
 			if err == nil || errors.Is(err, errTargetNotFound) {
 				t.Fatalf("resolveTarget() error = %v, want an API error", err)
 			}
-			if IsTransient(err) != tc.transient {
-				t.Errorf("IsTransient(%v) = %v, want %v", err, IsTransient(err), tc.transient)
+			if IsTransient(err) != tc.MarkTransient {
+				t.Errorf("IsTransient(%v) = %v, want %v", err, IsTransient(err), tc.MarkTransient)
 			}
 		})
 	}

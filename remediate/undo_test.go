@@ -96,19 +96,19 @@ func TestUndoAsksPrometheusAndLeavesOthersCordons(t *testing.T) {
 		{name: "a stale answer", answer: model.Vector{{Value: 3, Timestamp: model.TimeFromUnixNano(testNow.Add(-time.Hour).UnixNano())}}, want: ReasonCheckUnanswered, asked: true},
 		{name: "query error", queryErr: errors.New("connection refused"), want: ReasonCheckUnanswered, asked: true},
 		{name: "own drain running", answer: clean, want: ReasonDrainInProgress, after: func(t *testing.T, cs *fake.Clientset) {
-			personPatch(t, cs, name, fieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainRunning, Started: testNow.Add(-time.Minute), Deadline: testNow.Add(9 * time.Minute), Heartbeat: testNow.Add(-10 * time.Second), Left: 2}))
+			personPatch(t, cs, name, FieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainRunning, Started: testNow.Add(-time.Minute), Deadline: testNow.Add(9 * time.Minute), Heartbeat: testNow.Add(-10 * time.Second), Left: 2}))
 		}},
 		{name: "own drain, heartbeat stale but before its deadline (a replica may resume it)", answer: clean, want: ReasonDrainInProgress, after: func(t *testing.T, cs *fake.Clientset) {
-			personPatch(t, cs, name, fieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainRunning, Started: testNow.Add(-5 * time.Minute), Deadline: testNow.Add(5 * time.Minute), Heartbeat: testNow.Add(-4 * time.Minute), Left: 2}))
+			personPatch(t, cs, name, FieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainRunning, Started: testNow.Add(-5 * time.Minute), Deadline: testNow.Add(5 * time.Minute), Heartbeat: testNow.Add(-4 * time.Minute), Left: 2}))
 		}},
 		{name: "drain record that does not parse", answer: clean, want: ReasonDrainInProgress, after: func(t *testing.T, cs *fake.Clientset) {
-			personPatch(t, cs, name, fieldManager, `{"metadata":{"annotations":{"leakguard.io/drain":"{"}}}`)
+			personPatch(t, cs, name, FieldManager, `{"metadata":{"annotations":{"leakguard.io/drain":"{"}}}`)
 		}},
 		{name: "own drain done", answer: clean, want: "uncordon", asked: true, after: func(t *testing.T, cs *fake.Clientset) {
-			personPatch(t, cs, name, fieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainDone, Started: testNow.Add(-5 * time.Minute), Deadline: testNow.Add(5 * time.Minute), Heartbeat: testNow.Add(-time.Minute)}))
+			personPatch(t, cs, name, FieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainDone, Started: testNow.Add(-5 * time.Minute), Deadline: testNow.Add(5 * time.Minute), Heartbeat: testNow.Add(-time.Minute)}))
 		}},
 		{name: "own drain past its deadline, heartbeat stale", answer: clean, want: "uncordon", asked: true, after: func(t *testing.T, cs *fake.Clientset) {
-			personPatch(t, cs, name, fieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainRunning, Started: testNow.Add(-20 * time.Minute), Deadline: testNow.Add(-10 * time.Minute), Heartbeat: testNow.Add(-10 * time.Minute)}))
+			personPatch(t, cs, name, FieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainRunning, Started: testNow.Add(-20 * time.Minute), Deadline: testNow.Add(-10 * time.Minute), Heartbeat: testNow.Add(-10 * time.Minute)}))
 		}},
 		{name: "a person uncordoned and cordoned again", answer: clean, want: ReasonNotOurs, after: func(t *testing.T, cs *fake.Clientset) {
 			personPatch(t, cs, name, "kubectl-cordon", `{"spec":{"unschedulable":false}}`)
@@ -204,7 +204,7 @@ func TestUndoLeavesACordonThatLeakguardsWriteDidNotMake(t *testing.T) {
 	personPatch(t, cs, name, "kubectl-cordon", `{"spec":{"unschedulable":true}}`)
 	mark, _ := json.Marshal(cordonMark{Alert: "NodeOrphanCgroups", At: testNow.Add(-time.Hour)})
 	noop, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationCordonedBy: string(mark)}}, "spec": map[string]any{"unschedulable": true}})
-	personPatch(t, cs, name, fieldManager, string(noop))
+	personPatch(t, cs, name, FieldManager, string(noop))
 	cs.ClearActions()
 	a := alert("resolved", map[string]string{"alertname": "NodeOrphanCgroups", "node": name})
 	d, err := e.DecideOne(context.Background(), a)
@@ -309,7 +309,7 @@ alerts:
 	cs := newCluster(t, append(nodes(10, "a"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})...)
 	mark, _ := json.Marshal(cordonMark{Alert: "NodeOrphanCgroups", At: testNow.Add(-time.Hour)})
 	own, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationCordonedBy: string(mark)}}, "spec": map[string]any{"unschedulable": true}})
-	personPatch(t, cs, name, fieldManager, string(own)) // leakguard's own cordon
+	personPatch(t, cs, name, FieldManager, string(own)) // leakguard's own cordon
 	q := &switchQuerier{answer: vec(3)}
 	e, err := NewEngine(Options{Client: cs, Querier: q, Policy: p, Now: func() time.Time { return testNow }})
 	if err != nil {
