@@ -23,6 +23,7 @@ import (
 	"github.com/leakguard/leakguard/internal/cli"
 	"github.com/leakguard/leakguard/promclient"
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 	"github.com/leakguard/leakguard/server"
 	"github.com/spf13/pflag"
 )
@@ -145,7 +146,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	reg := remediate.DefaultRegistry()
+	reg := builtin.Registry()
 	policy, err := loadPolicy(f.policyFile, reg)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/server"
 )
@@ -40,7 +41,7 @@ func TestServePDBRefusalAnswered200(t *testing.T) {
 		evictions++
 		return true, nil, apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 10)
 	})
-	reg := remediate.DefaultRegistry()
+	reg := builtin.Registry()
 	policy, err := remediate.ParsePolicy([]byte("alerts:\n  ContainerMemoryLeak:\n    target: workload\n    check: {name: working-set-slope}\n    remediators: [{name: restart, enabled: true, args: {evictUnreplicated: true}}]\n"), reg)
 	if err != nil {
 		t.Fatal(err)

@@ -430,7 +430,7 @@ func setPause(t *testing.T, cs k8sClient, on bool) {
 
 func mustPolicy(t *testing.T, y string) *Policy {
 	t.Helper()
-	p, err := ParsePolicy([]byte(y), DefaultRegistry())
+	p, err := ParsePolicy([]byte(y), shippedRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

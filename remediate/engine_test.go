@@ -34,7 +34,7 @@ const slopeQuery = `max(namespace_pod_container:container_memory_working_set_byt
 
 // leakingQuerier answers the slope query with 8 MiB/h.
 func leakingQuerier() *fakeQuerier {
-	return &fakeQuerier{answers: map[string]model.Value{slopeQuery: vec(8 << 20 / 3600.0)}}
+	return &fakeQuerier{Answers: map[string]model.Value{slopeQuery: vec(8 << 20 / 3600.0)}}
 }
 
 type engineSetup struct {
@@ -84,9 +84,9 @@ func newTestEngine(t testing.TB, s engineSetup) (*Engine, *fake.Clientset) {
 	var p *Policy
 	var err error
 	if s.policy == "" {
-		p, err = DefaultPolicy(DefaultRegistry())
+		p, err = DefaultPolicy(shippedRegistry())
 	} else {
-		p, err = ParsePolicy([]byte(s.policy), DefaultRegistry())
+		p, err = ParsePolicy([]byte(s.policy), shippedRegistry())
 	}
 	if err != nil {
 		t.Fatalf("policy: %v", err)
@@ -223,7 +223,7 @@ func TestEngineDecisions(t *testing.T) {
 		{name: "kube-system excluded", alert: alert("firing", map[string]string{"alertname": "ContainerOOMKilled", "namespace": "kube-system", "pod": "kube-apiserver-cp1", "container": "x"}),
 			decision: DecisionHeld, reason: ReasonNamespaceExcluded}, // judged on the label: nothing read, no Event (TestExcludedNamespaceReadsNothing)
 		{name: "apiserver entry allowed in kube-system", alert: apiserverAlert,
-			setup:    engineSetup{querier: &fakeQuerier{answers: map[string]model.Value{`max(node:apiserver_process_resident_memory_bytes:ratio{node="cp1"})`: vec(0.8)}}},
+			setup:    engineSetup{querier: &fakeQuerier{Answers: map[string]model.Value{`max(node:apiserver_process_resident_memory_bytes:ratio{node="cp1"})`: vec(0.8)}}},
 			decision: DecisionActed, writes: true, eventCount: 1, eventOn: "Pod kube-system/kube-apiserver-cp1"},
 		{name: "opt-out on pod", setup: engineSetup{objs: optOut(fixtures(), KindPod, "web-7d9-abcde")}, alert: leakAlert(),
 			decision: DecisionHeld, reason: ReasonOptOut, eventCount: 1, eventOn: "Deployment shop/web"},
@@ -234,19 +234,19 @@ func TestEngineDecisions(t *testing.T) {
 			alert: leakAlert(), decision: DecisionHeld, reason: ReasonOptOut, eventCount: 1, eventOn: "Pod shop/web-7d9-abcde"},
 		{name: "opt-out on namespace", setup: engineSetup{objs: optOut(fixtures(), KindNamespace, "shop")}, alert: leakAlert(),
 			decision: DecisionHeld, reason: ReasonOptOut, eventCount: 1, eventOn: "Deployment shop/web"},
-		{name: "check not confirmed", setup: engineSetup{querier: &fakeQuerier{answers: map[string]model.Value{slopeQuery: vec(0)}}},
+		{name: "check not confirmed", setup: engineSetup{querier: &fakeQuerier{Answers: map[string]model.Value{slopeQuery: vec(0)}}},
 			alert: leakAlert(), decision: DecisionHeld, reason: ReasonCheckNotConfirmed},
 		{name: "check no data fails closed", setup: engineSetup{querier: &fakeQuerier{}}, alert: leakAlert(),
 			decision: DecisionHeld, reason: ReasonCheckNoData},
-		{name: "prometheus down is transient", setup: engineSetup{querier: &fakeQuerier{err: errors.New("connection refused")}}, alert: leakAlert(),
+		{name: "prometheus down is transient", setup: engineSetup{querier: &fakeQuerier{Err: errors.New("connection refused")}}, alert: leakAlert(),
 			decision: DecisionError, reason: ReasonCheckError, wantErr: true, MarkTransient: true},
-		{name: "prometheus 503 is transient", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrServer, Msg: "server error: 503"}}}, alert: leakAlert(),
+		{name: "prometheus 503 is transient", setup: engineSetup{querier: &fakeQuerier{Err: &v1.Error{Type: v1.ErrServer, Msg: "server error: 503"}}}, alert: leakAlert(),
 			decision: DecisionError, reason: ReasonCheckError, wantErr: true, MarkTransient: true},
-		{name: "prometheus 429 is transient", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrClient, Msg: "client error: 429"}}}, alert: leakAlert(),
+		{name: "prometheus 429 is transient", setup: engineSetup{querier: &fakeQuerier{Err: &v1.Error{Type: v1.ErrClient, Msg: "client error: 429"}}}, alert: leakAlert(),
 			decision: DecisionError, reason: ReasonCheckError, wantErr: true, MarkTransient: true},
-		{name: "prometheus rejects the query: permanent", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrBadData, Msg: "parse error"}}}, alert: leakAlert(),
+		{name: "prometheus rejects the query: permanent", setup: engineSetup{querier: &fakeQuerier{Err: &v1.Error{Type: v1.ErrBadData, Msg: "parse error"}}}, alert: leakAlert(),
 			decision: DecisionError, reason: ReasonCheckError, wantErr: true, eventCount: 1, eventOn: "Deployment shop/web"},
-		{name: "prometheus 403: permanent", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrClient, Msg: "client error: 403"}}}, alert: leakAlert(),
+		{name: "prometheus 403: permanent", setup: engineSetup{querier: &fakeQuerier{Err: &v1.Error{Type: v1.ErrClient, Msg: "client error: 403"}}}, alert: leakAlert(),
 			decision: DecisionError, reason: ReasonCheckError, wantErr: true, eventCount: 1, eventOn: "Deployment shop/web"},
 		{name: "pod read forbidden: permanent", setup: engineSetup{react: forbid("get", "pods")}, alert: leakAlert(),
 			decision: DecisionError, reason: ReasonTargetError, wantErr: true},
@@ -349,7 +349,7 @@ func (b *barrierQuerier) Query(ctx context.Context, query string, ts time.Time, 
 func TestEngineConcurrentDeliveries(t *testing.T) {
 	for round := range 10 {
 		cs := newCluster(t, fixtures()...)
-		p, _ := DefaultPolicy(DefaultRegistry())
+		p, _ := DefaultPolicy(shippedRegistry())
 		bq := &barrierQuerier{q: leakingQuerier(), arrived: make(chan struct{}, 2), n: 2}
 		var engines []*Engine
 		for range 2 {
@@ -479,7 +479,7 @@ func TestEngineRemediatorFailure(t *testing.T) {
 // TestDecideTransientPayload checks that one transient failure makes the
 // whole payload's error transient, with every decision still returned.
 func TestDecideTransientPayload(t *testing.T) {
-	q := &fakeQuerier{err: errors.New("prometheus: 502 bad gateway")}
+	q := &fakeQuerier{Err: errors.New("prometheus: 502 bad gateway")}
 	e, _ := newTestEngine(t, engineSetup{querier: q})
 	ds, err := e.Decide(context.Background(), []template.Alert{
 		alert("firing", map[string]string{"alertname": "NodeCgroupLeak", "node": "n1"}),
@@ -494,7 +494,7 @@ func TestDecideTransientPayload(t *testing.T) {
 }
 
 func TestNewEngineErrors(t *testing.T) {
-	p, _ := DefaultPolicy(DefaultRegistry())
+	p, _ := DefaultPolicy(shippedRegistry())
 	if _, err := NewEngine(Options{Policy: p}); err == nil {
 		t.Errorf("NewEngine(no client) = nil error")
 	}

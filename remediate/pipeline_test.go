@@ -66,7 +66,7 @@ func (disruptor) Plan(t *Target, _ Finding, _ time.Time) Plan {
 
 func testRegistry(t *testing.T) *Registry {
 	t.Helper()
-	reg := DefaultRegistry()
+	reg := shippedRegistry()
 	if err := reg.AddRemediator(RemediatorInfo{Name: "disrupt", Targets: []string{TargetWorkload}, Disruptive: true,
 		New: func(json.RawMessage) (Remediator, error) { return disruptor{}, nil }}); err != nil {
 		t.Fatal(err)

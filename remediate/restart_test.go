@@ -291,7 +291,7 @@ func TestRestartPolicyFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ParsePolicy(data, DefaultRegistry())
+	p, err := ParsePolicy(data, shippedRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

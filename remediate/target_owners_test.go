@@ -75,7 +75,7 @@ func TestOwnerOfUnknownKind(t *testing.T) {
 	}
 
 	// Through the engine: held, nothing written.
-	p, _ := ParsePolicy([]byte("alerts:\n  ContainerMemoryLeak:\n    target: workload\n    check: {name: none}\n    remediators: [{name: annotate}]\n"), DefaultRegistry())
+	p, _ := ParsePolicy([]byte("alerts:\n  ContainerMemoryLeak:\n    target: workload\n    check: {name: none}\n    remediators: [{name: annotate}]\n"), shippedRegistry())
 	e, err := NewEngine(Options{Client: cs, Metadata: md, Policy: p, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)

@@ -294,10 +294,10 @@ alerts:
         enabled: true
         args: {uncordonOnResolve: true}
 `
-	if _, err := ParsePolicy([]byte(none), DefaultRegistry()); err == nil || !strings.Contains(err.Error(), "needs a check that re-asks Prometheus, not check: none") {
+	if _, err := ParsePolicy([]byte(none), shippedRegistry()); err == nil || !strings.Contains(err.Error(), "needs a check that re-asks Prometheus, not check: none") {
 		t.Errorf("ParsePolicy(cordon with check none) = %v, want refused", err)
 	}
-	reg := DefaultRegistry()
+	reg := shippedRegistry()
 	if err := reg.AddCheck("quiet", func(json.RawMessage) (Check, error) { return quietCheck{}, nil }); err != nil {
 		t.Fatal(err)
 	}

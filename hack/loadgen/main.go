@@ -49,6 +49,7 @@ import (
 
 	"github.com/leakguard/leakguard/hack/loadgen/fixture"
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 	"github.com/leakguard/leakguard/server"
 )
 
@@ -155,7 +156,7 @@ func runChild(which, tokenFile string) error {
 // fake cluster and Prometheus, the handler with bearer authentication.
 // Logs are JSON, as in production, to a discarded writer.
 func leakguardHandler(tokenFile string) (http.Handler, error) {
-	reg := remediate.DefaultRegistry()
+	reg := builtin.Registry()
 	policy, err := remediate.DefaultPolicy(reg)
 	if err != nil {
 		return nil, err

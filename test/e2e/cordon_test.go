@@ -16,13 +16,14 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 )
 
 // newEngineWithPolicy builds an engine with policy that acts through c and
 // keeps its Leases in namespace.
 func newEngineWithPolicy(t *testing.T, c kubernetes.Interface, policy, namespace string, o func(*remediate.Options)) *remediate.Engine {
 	t.Helper()
-	p, err := remediate.ParsePolicy([]byte(policy), remediate.DefaultRegistry())
+	p, err := remediate.ParsePolicy([]byte(policy), builtin.Registry())
 	if err != nil {
 		t.Fatalf("ParsePolicy: %v", err)
 	}

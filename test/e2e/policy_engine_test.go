@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/metadata"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 )
 
 // restartPolicy restarts the workload of a confirmed leak. The budgets
@@ -86,7 +87,7 @@ type policyOptions struct {
 // the checks answered by a Prometheus stand-in that confirms.
 func newPolicyEngine(t *testing.T, c kubernetes.Interface, policy string, o policyOptions) *policyEngine {
 	t.Helper()
-	p, err := remediate.ParsePolicy([]byte(policy), remediate.DefaultRegistry())
+	p, err := remediate.ParsePolicy([]byte(policy), builtin.Registry())
 	if err != nil {
 		t.Fatalf("ParsePolicy: %v", err)
 	}

@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
@@ -358,7 +359,7 @@ func TestLeakRestartedOnce(t *testing.T) {
 	}
 
 	// The default policy's checks of both alerts, on the real series.
-	policy, err := remediate.DefaultPolicy(remediate.DefaultRegistry())
+	policy, err := remediate.DefaultPolicy(builtin.Registry())
 	if err != nil {
 		t.Fatal(err)
 	}

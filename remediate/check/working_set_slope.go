@@ -1,9 +1,10 @@
-package remediate
+package check
 
 import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/rules"
 )
 
@@ -27,9 +28,9 @@ type WorkingSetSlopeArgs struct {
 // arguments. The query is the max of rules.RecWorkingSetDeriv (bytes per
 // second) for the alert's namespace, pod and container; the value is
 // compared in bytes per hour.
-func NewWorkingSetSlope(args json.RawMessage) (Check, error) {
+func NewWorkingSetSlope(args json.RawMessage) (remediate.Check, error) {
 	a := WorkingSetSlopeArgs{Threshold: DefaultSlopeBytesPerHour}
-	if err := DecodeArgs(args, &a); err != nil {
+	if err := remediate.DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	if !(a.Threshold > 0) {

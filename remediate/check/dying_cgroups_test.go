@@ -1,4 +1,4 @@
-package remediate
+package check
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package remediate
+package check
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakguard/leakguard/remediate"
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/common/model"
 )
@@ -27,10 +28,10 @@ func TestSampleValue(t *testing.T) {
 		{name: "max of several", answer: append(sampleAt(3, testNow), sampleAt(7, testNow)...), want: 7},
 		{name: "NaN skipped", answer: append(sampleAt(math.NaN(), testNow), sampleAt(2, testNow)...), want: 2},
 		{name: "scalar", answer: &model.Scalar{Value: 5, Timestamp: model.TimeFromUnixNano(testNow.UnixNano())}, want: 5},
-		{name: "nil answer", answer: nil, wantErr: ErrNoData},
-		{name: "empty vector", answer: model.Vector{}, wantErr: ErrNoData},
-		{name: "only NaN", answer: sampleAt(math.NaN(), testNow), wantErr: ErrNoData},
-		{name: "stale sample", answer: sampleAt(9, testNow.Add(-maxSampleAge-time.Second)), wantErr: ErrNoData},
+		{name: "nil answer", answer: nil, wantErr: remediate.ErrNoData},
+		{name: "empty vector", answer: model.Vector{}, wantErr: remediate.ErrNoData},
+		{name: "only NaN", answer: sampleAt(math.NaN(), testNow), wantErr: remediate.ErrNoData},
+		{name: "stale sample", answer: sampleAt(9, testNow.Add(-maxSampleAge-time.Second)), wantErr: remediate.ErrNoData},
 		{name: "matrix is wrong", answer: model.Matrix{}, errText: "answer of type matrix, want an instant vector"},
 	}
 	for _, tc := range tests {
@@ -73,13 +74,13 @@ type checkCase struct {
 	noData    bool
 }
 
-func runCheckCases(t *testing.T, c Check, a template.Alert, cases []checkCase) {
+func runCheckCases(t *testing.T, c remediate.Check, a template.Alert, cases []checkCase) {
 	t.Helper()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := c.Evaluate(a, tc.answer, testNow)
 			if tc.noData {
-				if !errors.Is(err, ErrNoData) {
+				if !errors.Is(err, remediate.ErrNoData) {
 					t.Fatalf("%s.Evaluate() = %+v, %v; want ErrNoData", c.Name(), got, err)
 				}
 				return
@@ -182,7 +183,7 @@ func TestCheckQueryLabels(t *testing.T) {
 	orphans, _ := NewOrphanCgroups(nil)
 	tests := []struct {
 		name   string
-		check  Check
+		check  remediate.Check
 		labels map[string]string
 		want   string
 		err    string
@@ -216,7 +217,7 @@ func TestCheckQueryLabels(t *testing.T) {
 func TestCheckArgs(t *testing.T) {
 	tests := []struct {
 		name    string
-		factory CheckFactory
+		factory remediate.CheckFactory
 		args    string
 		err     string
 	}{
@@ -234,5 +235,14 @@ func TestCheckArgs(t *testing.T) {
 				t.Errorf("factory(%s) = %v, %v; want error %q", tc.args, c, err, tc.err)
 			}
 		})
+	}
+}
+
+// TestScopedQueryRefusesTheAlertsLabel: a scope label that is also one
+// of the alert's labels the check reads is an error, not two matchers.
+func TestScopedQueryRefusesTheAlertsLabel(t *testing.T) {
+	c := &thresholdCheck{metric: "m", labels: []string{"node", "cluster"}}
+	if q, err := c.ScopedQuery(alert("firing", map[string]string{"node": "n1", "cluster": "eu-1"}), map[string]string{"cluster": "eu-1"}); err == nil {
+		t.Errorf("ScopedQuery with the scope's label among the alert's = %q, want an error", q)
 	}
 }

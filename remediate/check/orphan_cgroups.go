@@ -1,4 +1,4 @@
-package remediate
+package check
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/rules"
 )
 
@@ -26,9 +27,9 @@ type OrphanCgroupsArgs struct {
 
 // NewOrphanCgroups builds the orphan-cgroups check from its policy
 // arguments.
-func NewOrphanCgroups(args json.RawMessage) (Check, error) {
+func NewOrphanCgroups(args json.RawMessage) (remediate.Check, error) {
 	a := OrphanCgroupsArgs{Threshold: DefaultOrphanCgroups}
-	if err := DecodeArgs(args, &a); err != nil {
+	if err := remediate.DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	if a.Threshold < 0 || math.IsNaN(a.Threshold) || math.IsInf(a.Threshold, 0) {

@@ -1,4 +1,4 @@
-package remediate
+package check
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/rules"
 )
 
@@ -26,9 +27,9 @@ type DyingCgroupsArgs struct {
 }
 
 // NewDyingCgroups builds the dying-cgroups check from its arguments.
-func NewDyingCgroups(args json.RawMessage) (Check, error) {
+func NewDyingCgroups(args json.RawMessage) (remediate.Check, error) {
 	a := DyingCgroupsArgs{Threshold: DefaultDyingCgroups}
-	if err := DecodeArgs(args, &a); err != nil {
+	if err := remediate.DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	if a.Threshold < 0 || math.IsNaN(a.Threshold) || math.IsInf(a.Threshold, 0) {

@@ -1,10 +1,11 @@
-package remediate
+package check
 
 import (
 	"encoding/json"
 	"fmt"
 	"strconv"
 
+	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/rules"
 )
 
@@ -26,9 +27,9 @@ type APIServerMemoryArgs struct {
 
 // NewAPIServerMemory builds the apiserver-memory check from its policy
 // arguments.
-func NewAPIServerMemory(args json.RawMessage) (Check, error) {
+func NewAPIServerMemory(args json.RawMessage) (remediate.Check, error) {
 	a := APIServerMemoryArgs{Threshold: DefaultAPIServerMemoryRatio}
-	if err := DecodeArgs(args, &a); err != nil {
+	if err := remediate.DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	if !(a.Threshold > 0 && a.Threshold <= 1) {

@@ -1,9 +1,10 @@
-package remediate
+package check
 
 import (
 	"encoding/json"
 	"time"
 
+	"github.com/leakguard/leakguard/remediate"
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/common/model"
 )
@@ -12,16 +13,16 @@ import (
 // is confirmation enough. It suits alerts that describe an event (an OOM
 // kill) or a static fact (a missing limit), and remediators as mild as
 // annotate.
-const CheckNone = "none"
+const CheckNone = remediate.CheckNone
 
 // noneCheck confirms every alert without a query.
 type noneCheck struct{}
 
-var _ Check = noneCheck{}
+var _ remediate.Check = noneCheck{}
 
 // NewNone builds the none check; it takes no arguments.
-func NewNone(args json.RawMessage) (Check, error) {
-	if err := DecodeArgs(args, &struct{}{}); err != nil {
+func NewNone(args json.RawMessage) (remediate.Check, error) {
+	if err := remediate.DecodeArgs(args, &struct{}{}); err != nil {
 		return nil, err
 	}
 	return noneCheck{}, nil
@@ -31,6 +32,6 @@ func (noneCheck) Name() string { return CheckNone }
 
 func (noneCheck) Query(template.Alert) (string, error) { return "", nil }
 
-func (noneCheck) Evaluate(template.Alert, model.Value, time.Time) (Result, error) {
-	return Result{Confirmed: true, Summary: "no check: the alert is the finding"}, nil
+func (noneCheck) Evaluate(template.Alert, model.Value, time.Time) (remediate.Result, error) {
+	return remediate.Result{Confirmed: true, Summary: "no check: the alert is the finding"}, nil
 }

@@ -1,0 +1,48 @@
+// Package builtin assembles what leakguard ships: it is the one package
+// that imports every check and remediator, registers each under the name
+// the policy uses, and passes each constructor what it needs. The
+// commands get their registry here; the engine (package remediate)
+// imports none of them.
+package builtin
+
+import (
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/check"
+)
+
+// Registry returns a registry with every check and remediator that
+// leakguard ships.
+func Registry() *remediate.Registry {
+	r := remediate.NewRegistry()
+	for _, c := range []struct {
+		name string
+		f    remediate.CheckFactory
+	}{
+		{check.CheckWorkingSetSlope, check.NewWorkingSetSlope},
+		{check.CheckOrphanCgroups, check.NewOrphanCgroups},
+		{check.CheckAPIServerMemory, check.NewAPIServerMemory},
+		{check.CheckNone, check.NewNone},
+		{check.CheckDyingCgroups, check.NewDyingCgroups},
+	} {
+		mustAdd(r.AddCheck(c.name, c.f))
+	}
+	for _, info := range []remediate.RemediatorInfo{
+		remediate.AnnotateInfo,
+		remediate.RestartInfo,
+		remediate.CordonInfo,
+		remediate.DrainInfo,
+		remediate.ProfileInfo,
+	} {
+		mustAdd(r.AddRemediator(info))
+	}
+	return r
+}
+
+// mustAdd panics on a registration error: the names above are fixed at
+// build time, and a duplicate or empty one is a programming error that
+// every test of the commands catches.
+func mustAdd(err error) {
+	if err != nil {
+		panic("builtin: " + err.Error())
+	}
+}
