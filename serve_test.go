@@ -31,6 +31,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/annotate"
 	"github.com/leakguard/leakguard/remediate/builtin"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/server"
@@ -212,7 +213,7 @@ func TestServeStatusCodes(t *testing.T) {
 				}
 			}
 			d, _ := cs.AppsV1().Deployments("shop").Get(context.Background(), "web", metav1.GetOptions{})
-			if got := d.Annotations[remediate.AnnotationFinding] != ""; got != tc.annotated {
+			if got := d.Annotations[annotate.AnnotationFinding] != ""; got != tc.annotated {
 				t.Errorf("Deployment annotated = %v, want %v (annotations %v)", got, tc.annotated, d.Annotations)
 			}
 		})

@@ -53,7 +53,7 @@ func cordonFinding() Finding {
 
 func nodeTarget(t *testing.T, cs k8sClient, name string) *Target {
 	t.Helper()
-	tg, err := resolveTarget(context.Background(), cs, TargetNode, alert("firing", map[string]string{"alertname": "NodeOrphanCgroups", "node": name}))
+	tg, err := ResolveTarget(context.Background(), cs, TargetNode, alert("firing", map[string]string{"alertname": "NodeOrphanCgroups", "node": name}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,11 +3,12 @@ package remediate
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/leakguard/leakguard/remediate/remediatetest"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -305,18 +306,7 @@ func TestEngineDecisions(t *testing.T) {
 	}
 }
 
-func kindOf(o runtime.Object) string {
-	switch o.(type) {
-	case *corev1.Pod:
-		return KindPod
-	case *corev1.Namespace:
-		return KindNamespace
-	case *corev1.Node:
-		return KindNode
-	}
-	t := fmt.Sprintf("%T", o) // *v1.Deployment
-	return t[strings.LastIndex(t, ".")+1:]
-}
+func kindOf(o runtime.Object) string { return remediatetest.KindOf(o) }
 
 // barrierQuerier answers like q once n callers are waiting in Query (or
 // after a timeout), so that n deliveries have all read their target before

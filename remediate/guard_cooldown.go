@@ -18,6 +18,10 @@ import (
 // changing under us (a Deployment's status, say).
 const cooldownAttempts = 3
 
+// annotationLastActionPrefix followed by a remediator's name holds the
+// RFC 3339 time of its last action on the object (the cooldown).
+const annotationLastActionPrefix = "leakguard.io/last-action-"
+
 // CooldownAnnotation returns the annotation that holds remediator's last
 // action on a target.
 func CooldownAnnotation(remediator string) string { return annotationLastActionPrefix + remediator }

@@ -39,7 +39,7 @@ func TestCooling(t *testing.T) {
 
 func deploymentTarget(t *testing.T, cs k8sClient) *Target {
 	t.Helper()
-	tg, err := resolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
+	tg, err := ResolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,10 @@ func optOutGuard(ctx context.Context, c kubernetes.Interface, m *reads, t *Targe
 	return true, "", nil
 }
 
+// AnnotationIgnore set to "true" on an object or its namespace keeps
+// leakguard from acting on it.
+const AnnotationIgnore = "leakguard.io/ignore"
+
 // OptedOut reports whether annotations opt out. "True", "TRUE" and a value
 // with stray spaces count as "true": whoever wrote them meant to opt out,
 // and reading them otherwise would act against that intent.

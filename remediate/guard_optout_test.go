@@ -53,7 +53,7 @@ func TestOptOutGuard(t *testing.T) {
 			tg := deploymentTarget(t, cs)
 			if tc.pod != "" {
 				var err error
-				tg, err = resolveTarget(context.Background(), cs, TargetWorkload,
+				tg, err = ResolveTarget(context.Background(), cs, TargetWorkload,
 					alert("firing", map[string]string{"alertname": "ContainerMemoryLeak", "namespace": "shop", "pod": tc.pod}))
 				if err != nil {
 					t.Fatal(err)

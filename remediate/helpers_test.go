@@ -93,3 +93,13 @@ const (
 	CheckWorkingSetSlope = "working-set-slope"
 	CheckAPIServerMemory = "apiserver-memory"
 )
+
+// Annotations that the annotate remediator (remediate/annotate) writes,
+// which the engine's tests look for.
+const (
+	AnnotationFinding    = "leakguard.io/finding"
+	AnnotationSubject    = "leakguard.io/subject"
+	AnnotationValue      = "leakguard.io/value"
+	AnnotationSince      = "leakguard.io/since"
+	AnnotationRunbookURL = "leakguard.io/runbook-url"
+)

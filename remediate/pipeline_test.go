@@ -112,12 +112,16 @@ func TestPolicyValidatesRemediators(t *testing.T) {
 // run, taken apart from Apply, makes no request.
 func TestPlanIsPure(t *testing.T) {
 	cs := newCluster(t, fixtures()...)
-	tg, err := resolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
+	tg, err := ResolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := len(cs.Actions())
-	p := Annotate{}.Plan(tg, Finding{Alert: leakAlert()}, testNow)
+	_, annotate, err := shippedRegistry().newRemediator("annotate", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := annotate.Plan(tg, Finding{Alert: leakAlert()}, testNow)
 	if n := len(cs.Actions()) - before; n != 0 || p.Apply == nil || !strings.Contains(p.Action, "Deployment shop/web") {
 		t.Errorf("Plan() made %d requests, plan %+v; want none and an action on Deployment shop/web", n, p)
 	}

@@ -109,7 +109,7 @@ func testStore(t *testing.T) *ProfileStore {
 
 func workloadTarget(t *testing.T, c kubernetes.Interface) *Target {
 	t.Helper()
-	tg, err := resolveTarget(context.Background(), c, TargetWorkload, leakAlert())
+	tg, err := ResolveTarget(context.Background(), c, TargetWorkload, leakAlert())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +219,7 @@ func apiserverEnv(t *testing.T, h http.Handler) (Env, *Target, int) {
 		}
 	}
 	cs := newCluster(t, objs...)
-	tg, err := resolveTarget(context.Background(), cs, TargetAPIServer, alert("firing", map[string]string{"alertname": "KubeAPIServerMemoryHigh", "node": "cp1"}))
+	tg, err := ResolveTarget(context.Background(), cs, TargetAPIServer, alert("firing", map[string]string{"alertname": "KubeAPIServerMemoryHigh", "node": "cp1"}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,10 +69,10 @@ func checkName(label, v string) error {
 // more) or the alert lacks the labels that name it.
 var errTargetNotFound = errors.New("target not found")
 
-// resolveTarget finds the object of kind (a policy target kind) that alert
+// ResolveTarget finds the object of kind (a policy target kind) that alert
 // is about, without a metadata client (owners of kinds the engine does not
 // know then fail closed). See resolver.resolve.
-func resolveTarget(ctx context.Context, c kubernetes.Interface, kind string, alert template.Alert) (*Target, error) {
+func ResolveTarget(ctx context.Context, c kubernetes.Interface, kind string, alert template.Alert) (*Target, error) {
 	return resolver{c: c}.resolve(ctx, kind, alert)
 }
 

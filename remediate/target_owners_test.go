@@ -142,7 +142,7 @@ func TestOwnerUIDMismatch(t *testing.T) {
 		}
 	}
 	cs := newCluster(t, objs...)
-	tg, err := resolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
+	tg, err := ResolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
 	if err != nil {
 		t.Fatal(err)
 	}

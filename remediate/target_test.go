@@ -51,7 +51,7 @@ func TestResolveTarget(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cs := newCluster(t, fixtures()...)
-			got, err := resolveTarget(context.Background(), cs, tc.kind, alert("firing", tc.labels))
+			got, err := ResolveTarget(context.Background(), cs, tc.kind, alert("firing", tc.labels))
 			if tc.notFound {
 				if !errors.Is(err, errTargetNotFound) {
 					t.Fatalf("resolveTarget() = %v, %v; want errTargetNotFound", got, err)
@@ -104,7 +104,7 @@ func TestResolveTargetAPIFailure(t *testing.T) {
 			cs.PrependReactor("get", "replicasets", func(k8stesting.Action) (bool, runtime.Object, error) {
 				return true, nil, tc.err
 			})
-			_, err := resolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
+			_, err := ResolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
 			if err == nil || errors.Is(err, errTargetNotFound) {
 				t.Fatalf("resolveTarget() error = %v, want an API error", err)
 			}

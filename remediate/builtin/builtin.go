@@ -7,6 +7,7 @@ package builtin
 
 import (
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/annotate"
 	"github.com/leakguard/leakguard/remediate/check"
 )
 
@@ -27,7 +28,7 @@ func Registry() *remediate.Registry {
 		mustAdd(r.AddCheck(c.name, c.f))
 	}
 	for _, info := range []remediate.RemediatorInfo{
-		remediate.AnnotateInfo,
+		annotate.Info,
 		remediate.RestartInfo,
 		remediate.CordonInfo,
 		remediate.DrainInfo,

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -241,4 +242,19 @@ func Alert(status string, labels map[string]string) template.Alert {
 // shop/web-7d9-abcde on node n1.
 func LeakAlert() template.Alert {
 	return Alert("firing", map[string]string{"alertname": "ContainerMemoryLeak", "namespace": "shop", "pod": "web-7d9-abcde", "container": "app", "node": "n1"})
+}
+
+// KindOf returns the kind of a fixture object as the engine names it
+// ("Pod", "Deployment").
+func KindOf(o runtime.Object) string {
+	switch o.(type) {
+	case *corev1.Pod:
+		return KindPod
+	case *corev1.Namespace:
+		return "Namespace"
+	case *corev1.Node:
+		return "Node"
+	}
+	t := fmt.Sprintf("%T", o) // *v1.Deployment
+	return t[strings.LastIndex(t, ".")+1:]
 }

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/annotate"
 	"github.com/leakguard/leakguard/remediate/builtin"
 )
 
@@ -67,7 +68,7 @@ const (
 	eventHeld   = remediate.EventReasonHeld
 	eventDryRun = remediate.EventReasonDryRun
 
-	annotationFinding = remediate.AnnotationFinding
+	annotationFinding = annotate.AnnotationFinding
 	annotationIgnore  = remediate.AnnotationIgnore
 )
 

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/annotate"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/server"
 	"github.com/leakguard/leakguard/test/e2e/lab"
@@ -141,7 +142,7 @@ func testAPIServerProfiled(t *testing.T, c *lab.Chain, node lab.Node) {
 		}
 		// Both replicas have decided once the other one is held by the
 		// cooldown the first one claimed.
-		return n.Annotations[remediate.AnnotationFinding] == rules.AlertKubeAPIServerMemoryHigh &&
+		return n.Annotations[annotate.AnnotationFinding] == rules.AlertKubeAPIServerMemoryHigh &&
 				count(evs, remediate.EventReasonActed, remediate.RemediatorProfile+" acted") >= 1 &&
 				count(evs, remediate.EventReasonHeld, "("+remediate.ReasonCooldown+")") >= 1,
 			fmt.Sprintf("annotations %v, %s", n.Annotations, describe(evs)), nil

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/annotate"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
@@ -214,8 +215,8 @@ func testRestartedOnce(t *testing.T, c *lab.Chain, w lab.Workload) {
 	if _, err := time.Parse(time.RFC3339, at); err != nil {
 		t.Errorf("%s = %q, not a time: %v", remediate.AnnotationRestartedAt, at, err)
 	}
-	if got := d.Annotations[remediate.AnnotationFinding]; got != rules.AlertContainerMemoryLeak {
-		t.Errorf("annotation %s = %q, want %s", remediate.AnnotationFinding, got, rules.AlertContainerMemoryLeak)
+	if got := d.Annotations[annotate.AnnotationFinding]; got != rules.AlertContainerMemoryLeak {
+		t.Errorf("annotation %s = %q, want %s", annotate.AnnotationFinding, got, rules.AlertContainerMemoryLeak)
 	}
 	generation := d.Generation
 	// Redeliveries must not restart again: wait out a few group
@@ -267,7 +268,7 @@ func testCordonBudget(t *testing.T, c *lab.Chain, a, b string) {
 			return false, "", err
 		}
 		return n.Spec.Unschedulable && n.Annotations[remediate.AnnotationCordonedBy] != "" &&
-				n.Annotations[remediate.AnnotationFinding] == rules.AlertNodeOrphanCgroups &&
+				n.Annotations[annotate.AnnotationFinding] == rules.AlertNodeOrphanCgroups &&
 				count(evs, remediate.EventReasonActed, remediate.RemediatorCordon+" acted") >= 1,
 			fmt.Sprintf("unschedulable %t, annotations %v, %s", n.Spec.Unschedulable, n.Annotations, describe(evs)), nil
 	})

@@ -1,4 +1,4 @@
-package remediate
+package annotate
 
 import (
 	"context"
@@ -7,11 +7,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leakguard/leakguard/remediate"
+
 	"k8s.io/apimachinery/pkg/types"
 )
 
 // RemediatorAnnotate is the name of the annotate remediator.
-const RemediatorAnnotate = "annotate"
+const Name = "annotate"
 
 // Annotations that annotate writes on the target.
 const (
@@ -20,12 +22,6 @@ const (
 	AnnotationValue      = "leakguard.io/value"
 	AnnotationSince      = "leakguard.io/since"
 	AnnotationRunbookURL = "leakguard.io/runbook-url"
-	// AnnotationIgnore set to "true" on an object or its namespace keeps
-	// leakguard from acting on it.
-	AnnotationIgnore = "leakguard.io/ignore"
-	// annotationLastActionPrefix followed by a remediator's name holds the
-	// RFC 3339 time of its last action on the object (the cooldown).
-	annotationLastActionPrefix = "leakguard.io/last-action-"
 )
 
 // maxValueLen bounds the value annotation taken from an alert's
@@ -38,18 +34,18 @@ const maxValueLen = 256
 // patch. It changes nothing that runs.
 type Annotate struct{}
 
-var _ Remediator = Annotate{}
+var _ remediate.Remediator = Annotate{}
 
 // AnnotateInfo declares annotate: any target, not disruptive.
-var AnnotateInfo = RemediatorInfo{
-	Name:    RemediatorAnnotate,
-	Targets: []string{TargetWorkload, TargetPod, TargetNode, TargetAPIServer},
-	New:     NewAnnotate,
+var Info = remediate.RemediatorInfo{
+	Name:    Name,
+	Targets: []string{remediate.TargetWorkload, remediate.TargetPod, remediate.TargetNode, remediate.TargetAPIServer},
+	New:     New,
 }
 
 // NewAnnotate builds the annotate remediator; it takes no arguments.
-func NewAnnotate(args json.RawMessage) (Remediator, error) {
-	if err := DecodeArgs(args, &struct{}{}); err != nil {
+func New(args json.RawMessage) (remediate.Remediator, error) {
+	if err := remediate.DecodeArgs(args, &struct{}{}); err != nil {
 		return nil, err
 	}
 	return Annotate{}, nil
@@ -57,16 +53,16 @@ func NewAnnotate(args json.RawMessage) (Remediator, error) {
 
 // Plan writes the annotations. Keys without a value are removed, so that
 // a finding does not keep the runbook of a previous one.
-func (a Annotate) Plan(t *Target, f Finding, _ time.Time) Plan {
-	return Plan{
+func (a Annotate) Plan(t *remediate.Target, f remediate.Finding, _ time.Time) remediate.Plan {
+	return remediate.Plan{
 		Action: fmt.Sprintf("patch %s annotations %s=%s", t.Object, AnnotationFinding, f.AlertName()),
-		Apply: func(ctx context.Context, env Env) (string, error) {
+		Apply: func(ctx context.Context, env remediate.Env) (string, error) {
 			return a.apply(ctx, env, t, f)
 		},
 	}
 }
 
-func (Annotate) apply(ctx context.Context, env Env, t *Target, f Finding) (string, error) {
+func (Annotate) apply(ctx context.Context, env remediate.Env, t *remediate.Target, f remediate.Finding) (string, error) {
 	ann := FindingAnnotations(t, f)
 	values := map[string]any{}
 	for _, k := range []string{AnnotationFinding, AnnotationSubject, AnnotationValue, AnnotationSince, AnnotationRunbookURL} {
@@ -80,7 +76,7 @@ func (Annotate) apply(ctx context.Context, env Env, t *Target, f Finding) (strin
 	if err != nil {
 		return "", fmt.Errorf("annotate %s: %w", t.Object, err)
 	}
-	rv, err := PatchObject(ctx, env.Client, t.Object, types.MergePatchType, patch)
+	rv, err := remediate.PatchObject(ctx, env.Client, t.Object, types.MergePatchType, patch)
 	if err != nil {
 		return "", fmt.Errorf("annotate: %w", err)
 	}
@@ -89,7 +85,7 @@ func (Annotate) apply(ctx context.Context, env Env, t *Target, f Finding) (strin
 }
 
 // FindingAnnotations returns the annotations annotate writes for f on t.
-func FindingAnnotations(t *Target, f Finding) map[string]string {
+func FindingAnnotations(t *remediate.Target, f remediate.Finding) map[string]string {
 	a := map[string]string{AnnotationFinding: f.AlertName()}
 	var subject []string
 	if t.Pod != nil && t.Pod.String() != t.Object.String() {
@@ -105,7 +101,7 @@ func FindingAnnotations(t *Target, f Finding) map[string]string {
 	case f.Check.HasValue:
 		a[AnnotationValue] = f.Check.Summary
 	case f.Alert.Annotations["description"] != "":
-		a[AnnotationValue] = Truncate(f.Alert.Annotations["description"], maxValueLen)
+		a[AnnotationValue] = remediate.Truncate(f.Alert.Annotations["description"], maxValueLen)
 	}
 	if !f.Alert.StartsAt.IsZero() {
 		a[AnnotationSince] = f.Alert.StartsAt.UTC().Format(time.RFC3339)
