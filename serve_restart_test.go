@@ -18,6 +18,7 @@ import (
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/remediate/builtin"
+	"github.com/leakguard/leakguard/remediate/restart"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/server"
 )
@@ -73,8 +74,8 @@ func TestServePDBRefusalAnswered200(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.Decisions) != 1 || resp.Decisions[0].Decision != remediate.DecisionHeld || resp.Decisions[0].Reason != remediate.ReasonPDB {
-		t.Errorf("decisions = %+v, want held %s", resp.Decisions, remediate.ReasonPDB)
+	if len(resp.Decisions) != 1 || resp.Decisions[0].Decision != remediate.DecisionHeld || resp.Decisions[0].Reason != restart.ReasonPDB {
+		t.Errorf("decisions = %+v, want held %s", resp.Decisions, restart.ReasonPDB)
 	}
 	if evictions != 1 {
 		t.Errorf("evictions = %d, want 1", evictions)

@@ -87,7 +87,11 @@ const (
 var poolLabels = []string{"cloud.google.com/gke-nodepool", "eks.amazonaws.com/nodegroup", "kubernetes.azure.com/agentpool", "karpenter.sh/nodepool", "node.kubernetes.io/pool"}
 
 // CordonInfo declares cordon: node targets only, disruptive.
-var CordonInfo = RemediatorInfo{Name: RemediatorCordon, Targets: []string{TargetNode}, Disruptive: true, New: NewCordon}
+var CordonInfo = RemediatorInfo{Name: RemediatorCordon, Targets: []string{TargetNode}, Disruptive: true, New: NewCordon,
+	// cordon (and uncordonOnResolve) changes the node's spec: the
+	// admission policy asks for cordon on the node.
+	Rights: func(string) []Right { return []Right{ResourceRight("cordon", "", "nodes", GrantNode)} },
+}
 
 // CordonArgs are cordon's policy arguments.
 type CordonArgs struct {

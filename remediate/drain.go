@@ -92,7 +92,11 @@ const (
 )
 
 // DrainInfo declares drain: node targets only, disruptive.
-var DrainInfo = RemediatorInfo{Name: RemediatorDrain, Targets: []string{TargetNode}, Disruptive: true, New: NewDrain}
+var DrainInfo = RemediatorInfo{Name: RemediatorDrain, Targets: []string{TargetNode}, Disruptive: true, New: NewDrain,
+	Rights: func(string) []Right {
+		return []Right{ResourceRight("list", "", "pods", GrantNode), ResourceRight("create", "", "pods/eviction", GrantNode)}
+	},
+}
 
 // DrainArgs are drain's policy arguments.
 type DrainArgs struct {

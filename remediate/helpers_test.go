@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/common/model"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -102,4 +103,24 @@ const (
 	AnnotationValue      = "leakguard.io/value"
 	AnnotationSince      = "leakguard.io/since"
 	AnnotationRunbookURL = "leakguard.io/runbook-url"
+)
+
+func int32p(n int32) *int32 { return remediatetest.Int32p(n) }
+
+func healthyDeployment() *appsv1.Deployment { return remediatetest.HealthyDeployment() }
+
+func restartFixtures(edit func(objs []runtime.Object)) []runtime.Object {
+	return remediatetest.RestartFixtures(edit)
+}
+
+func deploymentIn(objs []runtime.Object) *appsv1.Deployment { return remediatetest.DeploymentIn(objs) }
+
+func evictions(cs *fake.Clientset, err error) *[]string { return remediatetest.Evictions(cs, err) }
+
+// Names of the restart remediator (remediate/restart) that the engine's
+// tests meet in the policies they load and the objects it writes.
+const (
+	RemediatorRestart     = "restart"
+	ReasonPDB             = "pdb"
+	AnnotationRestartedAt = "kubectl.kubernetes.io/restartedAt"
 )

@@ -62,7 +62,14 @@ const (
 
 // ProfileInfo declares profile: pods, workloads (their alert's pod) and
 // the apiserver; it stops nothing, so it is not disruptive.
-var ProfileInfo = RemediatorInfo{Name: RemediatorProfile, Targets: []string{TargetWorkload, TargetPod, TargetAPIServer}, New: NewProfile}
+var ProfileInfo = RemediatorInfo{Name: RemediatorProfile, Targets: []string{TargetWorkload, TargetPod, TargetAPIServer}, New: NewProfile,
+	Rights: func(target string) []Right {
+		if target == TargetAPIServer {
+			return []Right{{Verb: "get", NonResourceURL: "/debug/pprof/heap", Grant: GrantProfile}}
+		}
+		return []Right{ResourceRight("get", "", "pods/proxy", GrantProfile)}
+	},
+}
 
 // ProfileArgs are profile's policy arguments.
 type ProfileArgs struct {

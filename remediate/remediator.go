@@ -77,6 +77,11 @@ type RemediatorInfo struct {
 	Disruptive bool
 	// New builds the remediator from its policy arguments.
 	New RemediatorFactory
+	// Rights returns the rights of the Kubernetes API it needs beyond the
+	// engine's on an entry's target kind, in a real run (RequiredRights
+	// lists them, serve checks them at start). Nil: none beyond the
+	// engine's.
+	Rights func(target string) []Right
 }
 
 // Env is what a remediator acts through.

@@ -39,6 +39,10 @@ type Target struct {
 	obj metav1.Object
 }
 
+// Resolved returns Object as it was read (a *appsv1.Deployment, say),
+// for the plans that judge its status; nil when the target was not read.
+func (t *Target) Resolved() metav1.Object { return t.obj }
+
 type examined struct {
 	ref         ObjectRef
 	annotations map[string]string
@@ -214,7 +218,7 @@ func (t *Target) climbOwners(ctx context.Context, rs resolver, obj metav1.Object
 		}
 		var next metav1.Object
 		var err error
-		known := typedOwner(owner)
+		known := TypedOwner(owner)
 		if known {
 			next, err = rs.get(ctx, owner.Kind, obj.GetNamespace(), owner.Name)
 		} else {
@@ -244,10 +248,10 @@ func (t *Target) climbOwners(ctx context.Context, rs resolver, obj metav1.Object
 	return nil
 }
 
-// typedOwner reports whether owner is of a kind the resolver reads
+// TypedOwner reports whether owner is of a kind the resolver reads
 // through the clientset and follows as a workload (or a Job's CronJob);
 // an owner of any other kind or apiVersion is read for its opt-out only.
-func typedOwner(owner *metav1.OwnerReference) bool {
+func TypedOwner(owner *metav1.OwnerReference) bool {
 	switch owner.Kind {
 	case KindReplicaSet, KindDeployment, KindStatefulSet, KindDaemonSet, KindJob, KindCronJob:
 		return owner.APIVersion == "" || owner.APIVersion == apiVersions[owner.Kind]

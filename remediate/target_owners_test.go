@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakguard/leakguard/remediate/remediatetest"
+
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,7 +20,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 )
 
-const rolloutAPIVersion = "argoproj.io/v1alpha1"
+const rolloutAPIVersion = remediatetest.RolloutAPIVersion
 
 // rolloutCluster is namespace shop with an Argo Rollout cart (known only
 // to the metadata client) → ReplicaSet cart-5f6 → Pod cart-5f6-abcde.

@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// RemediatorAnnotate is the name of the annotate remediator.
+// Name is the name of the annotate remediator.
 const Name = "annotate"
 
 // Annotations that annotate writes on the target.
@@ -36,14 +36,14 @@ type Annotate struct{}
 
 var _ remediate.Remediator = Annotate{}
 
-// AnnotateInfo declares annotate: any target, not disruptive.
+// Info declares annotate: any target, not disruptive.
 var Info = remediate.RemediatorInfo{
 	Name:    Name,
 	Targets: []string{remediate.TargetWorkload, remediate.TargetPod, remediate.TargetNode, remediate.TargetAPIServer},
 	New:     New,
 }
 
-// NewAnnotate builds the annotate remediator; it takes no arguments.
+// New builds the annotate remediator; it takes no arguments.
 func New(args json.RawMessage) (remediate.Remediator, error) {
 	if err := remediate.DecodeArgs(args, &struct{}{}); err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/remediate/annotate"
 	"github.com/leakguard/leakguard/remediate/check"
+	"github.com/leakguard/leakguard/remediate/restart"
 )
 
 // Registry returns a registry with every check and remediator that
@@ -29,7 +30,7 @@ func Registry() *remediate.Registry {
 	}
 	for _, info := range []remediate.RemediatorInfo{
 		annotate.Info,
-		remediate.RestartInfo,
+		restart.Info,
 		remediate.CordonInfo,
 		remediate.DrainInfo,
 		remediate.ProfileInfo,

@@ -258,3 +258,71 @@ func KindOf(o runtime.Object) string {
 	t := fmt.Sprintf("%T", o) // *v1.Deployment
 	return t[strings.LastIndex(t, ".")+1:]
 }
+
+// Int32p returns a pointer to n.
+func Int32p(n int32) *int32 { return &n }
+
+// HealthyDeployment is Deployment shop/web with 3 replicas, all updated,
+// available and ready, its last rollout observed.
+func HealthyDeployment() *appsv1.Deployment {
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", UID: "uid-web", ResourceVersion: "1", Generation: 4},
+		Spec:       appsv1.DeploymentSpec{Replicas: Int32p(3)},
+		Status:     appsv1.DeploymentStatus{ObservedGeneration: 4, Replicas: 3, UpdatedReplicas: 3, AvailableReplicas: 3, ReadyReplicas: 3},
+	}
+}
+
+// RestartFixtures are Fixtures with healthy workloads: Deployment
+// shop/web of 3 ready replicas, StatefulSet shop/db of 2, and DaemonSet
+// shop/agent on 4 nodes with its pod agent-x1; edit, when not nil,
+// changes them. RestartFixtures replaces the fixtures' workloads by healthy ones.
+func RestartFixtures(edit func(objs []runtime.Object)) []runtime.Object {
+	var objs []runtime.Object
+	for _, o := range Fixtures() {
+		switch w := o.(type) {
+		case *appsv1.Deployment:
+			o = HealthyDeployment()
+		case *appsv1.StatefulSet:
+			w.Generation = 2
+			w.Spec.Replicas = Int32p(2)
+			w.Status = appsv1.StatefulSetStatus{ObservedGeneration: 2, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 2, CurrentRevision: "db-1", UpdateRevision: "db-1"}
+		}
+		objs = append(objs, o)
+	}
+	objs = append(objs, &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "agent", UID: "uid-agent", ResourceVersion: "1", Generation: 1},
+		Status:     appsv1.DaemonSetStatus{ObservedGeneration: 1, DesiredNumberScheduled: 4, UpdatedNumberScheduled: 4, NumberAvailable: 4, NumberReady: 4},
+	}, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "agent-x1", UID: "uid-agent-x1", ResourceVersion: "1", OwnerReferences: OwnedBy("DaemonSet", "agent")}})
+	if edit != nil {
+		edit(objs)
+	}
+	return objs
+}
+
+// DeploymentIn returns the first Deployment of objs.
+func DeploymentIn(objs []runtime.Object) *appsv1.Deployment {
+	for _, o := range objs {
+		if d, ok := o.(*appsv1.Deployment); ok {
+			return d
+		}
+	}
+	return nil
+}
+
+// Evictions makes cs answer every eviction request with err and returns
+// the pods asked for, as namespace/name. Evictions returns the eviction requests, answering each with err.
+func Evictions(cs *fake.Clientset, err error) *[]string {
+	var got []string
+	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "eviction" {
+			return false, nil, nil
+		}
+		got = append(got, a.GetNamespace()+"/"+a.(k8stesting.CreateAction).GetObject().(metav1.Object).GetName())
+		return true, nil, err
+	})
+	return &got
+}
+
+// RolloutAPIVersion is the apiVersion of Argo Rollouts: a controller kind
+// the engine has no typed client for, read through the metadata client.
+const RolloutAPIVersion = "argoproj.io/v1alpha1"

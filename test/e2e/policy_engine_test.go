@@ -16,6 +16,7 @@ import (
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/remediate/builtin"
+	"github.com/leakguard/leakguard/remediate/restart"
 )
 
 // restartPolicy restarts the workload of a confirmed leak. The budgets
@@ -39,10 +40,10 @@ alerts:
 const (
 	decisionError = remediate.DecisionError
 
-	reasonNotReady          = remediate.ReasonNotReady
-	reasonRolloutInProgress = remediate.ReasonRolloutInProgress
-	reasonJob               = remediate.ReasonJob
-	reasonPDB               = remediate.ReasonPDB
+	reasonNotReady          = restart.ReasonNotReady
+	reasonRolloutInProgress = restart.ReasonRolloutInProgress
+	reasonJob               = restart.ReasonJob
+	reasonPDB               = restart.ReasonPDB
 	reasonRecurrence        = remediate.ReasonRecurrence
 	reasonPaused            = remediate.ReasonPaused
 	reasonRateLimited       = remediate.ReasonRateLimited
@@ -53,9 +54,9 @@ const (
 	resultActed = remediate.ResultActed
 	resultHeld  = remediate.ResultHeld
 
-	annotationRestartedAt    = remediate.AnnotationRestartedAt
-	annotationRestartHistory = remediate.AnnotationRestartHistory
-	annotationRecurring      = remediate.AnnotationRecurring
+	annotationRestartedAt    = restart.AnnotationRestartedAt
+	annotationRestartHistory = restart.AnnotationRestartHistory
+	annotationRecurring      = restart.AnnotationRecurring
 	annotationPause          = remediate.AnnotationPause
 	budgetLease              = remediate.BudgetLeaseName
 )

@@ -13,6 +13,7 @@ import (
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/remediate/annotate"
+	"github.com/leakguard/leakguard/remediate/restart"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
@@ -200,7 +201,7 @@ func testRestartedOnce(t *testing.T, c *lab.Chain, w lab.Workload) {
 		if err != nil {
 			return false, "", err
 		}
-		return d.Spec.Template.Annotations[remediate.AnnotationRestartedAt] != "" &&
+		return d.Spec.Template.Annotations[restart.AnnotationRestartedAt] != "" &&
 				count(evs, remediate.EventReasonActed, "") >= 1 &&
 				count(evs, remediate.EventReasonHeld, "("+remediate.ReasonCooldown+")") >= 1,
 			fmt.Sprintf("template annotations %v, %s", d.Spec.Template.Annotations, describe(evs)), nil
@@ -211,9 +212,9 @@ func testRestartedOnce(t *testing.T, c *lab.Chain, w lab.Workload) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := d.Spec.Template.Annotations[remediate.AnnotationRestartedAt]
+	at := d.Spec.Template.Annotations[restart.AnnotationRestartedAt]
 	if _, err := time.Parse(time.RFC3339, at); err != nil {
-		t.Errorf("%s = %q, not a time: %v", remediate.AnnotationRestartedAt, at, err)
+		t.Errorf("%s = %q, not a time: %v", restart.AnnotationRestartedAt, at, err)
 	}
 	if got := d.Annotations[annotate.AnnotationFinding]; got != rules.AlertContainerMemoryLeak {
 		t.Errorf("annotation %s = %q, want %s", annotate.AnnotationFinding, got, rules.AlertContainerMemoryLeak)
@@ -226,8 +227,8 @@ func testRestartedOnce(t *testing.T, c *lab.Chain, w lab.Workload) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := d.Spec.Template.Annotations[remediate.AnnotationRestartedAt]; got != at || d.Generation != generation {
-		t.Errorf("restarted again: %s %q → %q, generation %d → %d", remediate.AnnotationRestartedAt, at, got, generation, d.Generation)
+	if got := d.Spec.Template.Annotations[restart.AnnotationRestartedAt]; got != at || d.Generation != generation {
+		t.Errorf("restarted again: %s %q → %q, generation %d → %d", restart.AnnotationRestartedAt, at, got, generation, d.Generation)
 	}
 	evs, err := eventsOf(ctx, c, w.Namespace, "Deployment", w.Name)
 	if err != nil {
@@ -236,7 +237,7 @@ func testRestartedOnce(t *testing.T, c *lab.Chain, w lab.Workload) {
 	if n := count(evs, remediate.EventReasonActed, ""); n != 1 {
 		t.Errorf("%d LeakguardActed Events, want exactly 1: %s", n, describe(evs))
 	}
-	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorRestart+" acted"); n != 1 {
+	if n := count(evs, remediate.EventReasonActed, restart.Name+" acted"); n != 1 {
 		t.Errorf("the LeakguardActed Event does not say restart acted: %s", describe(evs))
 	}
 	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorProfile+" acted: profiles stored"); n != 1 {
@@ -345,7 +346,7 @@ func testPauseHoldsRestart(t *testing.T, c *lab.Chain, w lab.Workload, silence s
 		if err != nil {
 			return false, "", err
 		}
-		return count(evs, remediate.EventReasonActed, remediate.RemediatorRestart+" held: "+remediate.ReasonPaused) >= 1, describe(evs), nil
+		return count(evs, remediate.EventReasonActed, restart.Name+" held: "+remediate.ReasonPaused) >= 1, describe(evs), nil
 	})
 	time.Sleep(2 * time.Second)
 	d, err := deps.Get(ctx, w.Name, metav1.GetOptions{})
@@ -354,14 +355,14 @@ func testPauseHoldsRestart(t *testing.T, c *lab.Chain, w lab.Workload, silence s
 	}
 	// The generation moves with the annotations (a Deployment's
 	// generation counts metadata.annotations too): compare the spec.
-	if got := d.Spec.Template.Annotations[remediate.AnnotationRestartedAt]; got != "" || !apiequality.Semantic.DeepEqual(before.Spec, d.Spec) {
-		t.Errorf("restarted while paused: %s %q, spec changed:\nbefore %+v\nafter  %+v", remediate.AnnotationRestartedAt, got, before.Spec, d.Spec)
+	if got := d.Spec.Template.Annotations[restart.AnnotationRestartedAt]; got != "" || !apiequality.Semantic.DeepEqual(before.Spec, d.Spec) {
+		t.Errorf("restarted while paused: %s %q, spec changed:\nbefore %+v\nafter  %+v", restart.AnnotationRestartedAt, got, before.Spec, d.Spec)
 	}
 	evs, err := eventsOf(ctx, c, w.Namespace, "Deployment", w.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorRestart+" acted"); n != 0 {
+	if n := count(evs, remediate.EventReasonActed, restart.Name+" acted"); n != 0 {
 		t.Errorf("%d LeakguardActed Events naming restart while paused: %s", n, describe(evs))
 	}
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/remediate/builtin"
+	"github.com/leakguard/leakguard/remediate/restart"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
@@ -406,8 +407,8 @@ func TestLeakRestartedOnce(t *testing.T) {
 		if err != nil {
 			return false, "", err
 		}
-		return d.Spec.Template.Annotations[remediate.AnnotationRestartedAt] != "" &&
-				count(evs, remediate.EventReasonActed, remediate.RemediatorRestart+" acted") >= 1,
+		return d.Spec.Template.Annotations[restart.AnnotationRestartedAt] != "" &&
+				count(evs, remediate.EventReasonActed, restart.Name+" acted") >= 1,
 			fmt.Sprintf("template annotations %v, %s", d.Spec.Template.Annotations, describe(evs)), nil
 	})
 	var replacement *corev1.Pod
@@ -469,11 +470,11 @@ func TestLeakRestartedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorRestart+" acted"); n != 1 {
+	if n := count(evs, remediate.EventReasonActed, restart.Name+" acted"); n != 1 {
 		t.Errorf("%d LeakguardActed Events naming restart, want exactly 1: %s", n, describe(evs))
 	}
-	if _, err := time.Parse(time.RFC3339, d.Spec.Template.Annotations[remediate.AnnotationRestartedAt]); err != nil {
-		t.Errorf("%s = %q: %v", remediate.AnnotationRestartedAt, d.Spec.Template.Annotations[remediate.AnnotationRestartedAt], err)
+	if _, err := time.Parse(time.RFC3339, d.Spec.Template.Annotations[restart.AnnotationRestartedAt]); err != nil {
+		t.Errorf("%s = %q: %v", restart.AnnotationRestartedAt, d.Spec.Template.Annotations[restart.AnnotationRestartedAt], err)
 	}
 	if d.Status.ObservedGeneration != d.Generation || d.Status.UpdatedReplicas != 1 || d.Status.ReadyReplicas != 1 {
 		t.Errorf("the Deployment's rollout: generation %d, observed %d, updated %d, ready %d; want one rollout, done",

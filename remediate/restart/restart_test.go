@@ -1,16 +1,18 @@
-package remediate
+package restart
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/remediatetest"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,59 +22,13 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 	metadatafake "k8s.io/client-go/metadata/fake"
-	k8stesting "k8s.io/client-go/testing"
 )
-
-func int32p(n int32) *int32 { return &n }
-
-// healthyDeployment is Deployment shop/web with 3 replicas, all updated,
-// available and ready, its last rollout observed.
-func healthyDeployment() *appsv1.Deployment {
-	return &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", UID: "uid-web", ResourceVersion: "1", Generation: 4},
-		Spec:       appsv1.DeploymentSpec{Replicas: int32p(3)},
-		Status:     appsv1.DeploymentStatus{ObservedGeneration: 4, Replicas: 3, UpdatedReplicas: 3, AvailableReplicas: 3, ReadyReplicas: 3},
-	}
-}
-
-// restartFixtures replaces the fixtures' workloads by healthy ones.
-func restartFixtures(edit func(objs []runtime.Object)) []runtime.Object {
-	var objs []runtime.Object
-	for _, o := range fixtures() {
-		switch w := o.(type) {
-		case *appsv1.Deployment:
-			o = healthyDeployment()
-		case *appsv1.StatefulSet:
-			w.Generation = 2
-			w.Spec.Replicas = int32p(2)
-			w.Status = appsv1.StatefulSetStatus{ObservedGeneration: 2, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 2, CurrentRevision: "db-1", UpdateRevision: "db-1"}
-		}
-		objs = append(objs, o)
-	}
-	objs = append(objs, &appsv1.DaemonSet{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "agent", UID: "uid-agent", ResourceVersion: "1", Generation: 1},
-		Status:     appsv1.DaemonSetStatus{ObservedGeneration: 1, DesiredNumberScheduled: 4, UpdatedNumberScheduled: 4, NumberAvailable: 4, NumberReady: 4},
-	}, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "agent-x1", UID: "uid-agent-x1", ResourceVersion: "1", OwnerReferences: ownedBy(KindDaemonSet, "agent")}})
-	if edit != nil {
-		edit(objs)
-	}
-	return objs
-}
-
-func deploymentIn(objs []runtime.Object) *appsv1.Deployment {
-	for _, o := range objs {
-		if d, ok := o.(*appsv1.Deployment); ok {
-			return d
-		}
-	}
-	return nil
-}
 
 const restartPolicy = "alerts:\n  ContainerMemoryLeak:\n    target: workload\n    check: {name: working-set-slope}\n    remediators: [{name: restart, enabled: true%s}]\n"
 
-func newRestartEngine(t *testing.T, objs []runtime.Object, args string, opts func(*Options)) (*Engine, *fake.Clientset) {
+func newRestartEngine(t *testing.T, objs []runtime.Object, args string, opts func(*remediate.Options)) (*remediate.Engine, *fake.Clientset) {
 	t.Helper()
-	return newTestEngine(t, engineSetup{objs: objs, policy: strings.Replace(restartPolicy, "%s", args, 1), opts: func(o *Options) {
+	return newTestEngine(t, engineSetup{objs: objs, policy: strings.Replace(restartPolicy, "%s", args, 1), opts: func(o *remediate.Options) {
 		o.Querier = confirmingQuerier{}
 		if opts != nil {
 			opts(o)
@@ -80,26 +36,13 @@ func newRestartEngine(t *testing.T, objs []runtime.Object, args string, opts fun
 	}})
 }
 
-// evictions returns the eviction requests, answering each with err.
-func evictions(cs *fake.Clientset, err error) *[]string {
-	var got []string
-	cs.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if a.GetSubresource() != "eviction" {
-			return false, nil, nil
-		}
-		got = append(got, a.GetNamespace()+"/"+a.(k8stesting.CreateAction).GetObject().(metav1.Object).GetName())
-		return true, nil, err
-	})
-	return &got
-}
-
 // TestRestartDeployment restarts the leaking pod's Deployment as
 // `kubectl rollout restart` does, recording the cooldown and the history
 // on the Deployment, not on the pod the restart replaces.
 func TestRestartDeployment(t *testing.T) {
-	e, cs := newRestartEngine(t, restartFixtures(nil), "", nil)
-	d, err := e.DecideOne(context.Background(), leakAlert())
-	if err != nil || d.Decision != DecisionActed {
+	e, cs := newRestartEngine(t, remediatetest.RestartFixtures(nil), "", nil)
+	d, err := e.DecideOne(context.Background(), remediatetest.LeakAlert())
+	if err != nil || d.Decision != remediate.DecisionActed {
 		t.Fatalf("DecideOne() = %s/%s (%s), %v; want acted", d.Decision, d.Reason, d.Message, err)
 	}
 	dep, _ := cs.AppsV1().Deployments("shop").Get(context.Background(), "web", metav1.GetOptions{})
@@ -107,27 +50,27 @@ func TestRestartDeployment(t *testing.T) {
 		t.Errorf("pod template %s = %q, want 2026-11-23T12:00:00Z", AnnotationRestartedAt, got)
 	}
 	wantAnn := map[string]string{
-		CooldownAnnotation(RemediatorRestart): "2026-11-23T12:00:00Z",
-		AnnotationRestartHistory:              `{"ContainerMemoryLeak":["2026-11-23T12:00:00Z"]}`,
+		remediate.CooldownAnnotation(Name): "2026-11-23T12:00:00Z",
+		AnnotationRestartHistory:           `{"ContainerMemoryLeak":["2026-11-23T12:00:00Z"]}`,
 	}
 	if diff := cmp.Diff(wantAnn, dep.Annotations); diff != "" {
 		t.Errorf("Deployment annotations mismatch (-want +got):\n%s", diff)
 	}
-	ps := patches(cs, "deployments")
+	ps := remediatetest.Patches(cs, "deployments")
 	if len(ps) != 2 || string(ps[1].PatchType) != "application/strategic-merge-patch+json" {
 		t.Errorf("deployment patches = %v, want the claim, then one strategic merge patch", ps)
 	}
-	if n := len(patches(cs, "pods")); n != 0 {
+	if n := len(remediatetest.Patches(cs, "pods")); n != 0 {
 		t.Errorf("%d pod patches, want none (records live on the workload)", n)
 	}
-	evs := events(t, cs)
-	if len(evs) != 1 || evs[0].Reason != EventReasonActed || !strings.Contains(evs[0].Message, "rolling restart of Deployment shop/web") {
+	evs := remediatetest.Events(t, cs)
+	if len(evs) != 1 || evs[0].Reason != remediate.EventReasonActed || !strings.Contains(evs[0].Message, "rolling restart of Deployment shop/web") {
 		t.Errorf("events = %+v, want one LeakguardActed naming the rolling restart", evs)
 	}
 	// Redelivered: the cooldown holds, nothing more is written.
-	d, _ = e.DecideOne(context.Background(), leakAlert())
-	if d.Decision != DecisionHeld || d.Reason != ReasonCooldown || len(patches(cs, "deployments")) != 2 {
-		t.Errorf("redelivery = %s/%s after %d patches, want held/cooldown and no more patches", d.Decision, d.Reason, len(patches(cs, "deployments")))
+	d, _ = e.DecideOne(context.Background(), remediatetest.LeakAlert())
+	if d.Decision != remediate.DecisionHeld || d.Reason != remediate.ReasonCooldown || len(remediatetest.Patches(cs, "deployments")) != 2 {
+		t.Errorf("redelivery = %s/%s after %d patches, want held/cooldown and no more patches", d.Decision, d.Reason, len(remediatetest.Patches(cs, "deployments")))
 	}
 }
 
@@ -144,36 +87,36 @@ func TestRestartGuards(t *testing.T) {
 		patched   string // the workload resource restarted, if any
 		evictions int
 	}{
-		{name: "fewer ready replicas than the default 2", edit: func(objs []runtime.Object) { deploymentIn(objs).Status.ReadyReplicas = 1 },
-			pod: "web-7d9-abcde", decision: DecisionHeld, reason: ReasonNotReady},
-		{name: "entry allows a single ready replica", edit: func(objs []runtime.Object) { deploymentIn(objs).Status.ReadyReplicas = 1 },
-			args: ", args: {minReadyReplicas: 1}", pod: "web-7d9-abcde", decision: DecisionActed, patched: "deployments"},
-		{name: "rollout in progress", edit: func(objs []runtime.Object) { deploymentIn(objs).Status.UpdatedReplicas = 2 },
-			pod: "web-7d9-abcde", decision: DecisionHeld, reason: ReasonRolloutInProgress},
-		{name: "new generation not observed", edit: func(objs []runtime.Object) { deploymentIn(objs).Generation = 5 },
-			pod: "web-7d9-abcde", decision: DecisionHeld, reason: ReasonRolloutInProgress},
-		{name: "paused deployment", edit: func(objs []runtime.Object) { deploymentIn(objs).Spec.Paused = true },
-			pod: "web-7d9-abcde", decision: DecisionHeld, reason: ReasonRolloutPaused},
-		{name: "statefulset", pod: "db-0", decision: DecisionActed, patched: "statefulsets"},
+		{name: "fewer ready replicas than the default 2", edit: func(objs []runtime.Object) { remediatetest.DeploymentIn(objs).Status.ReadyReplicas = 1 },
+			pod: "web-7d9-abcde", decision: remediate.DecisionHeld, reason: ReasonNotReady},
+		{name: "entry allows a single ready replica", edit: func(objs []runtime.Object) { remediatetest.DeploymentIn(objs).Status.ReadyReplicas = 1 },
+			args: ", args: {minReadyReplicas: 1}", pod: "web-7d9-abcde", decision: remediate.DecisionActed, patched: "deployments"},
+		{name: "rollout in progress", edit: func(objs []runtime.Object) { remediatetest.DeploymentIn(objs).Status.UpdatedReplicas = 2 },
+			pod: "web-7d9-abcde", decision: remediate.DecisionHeld, reason: ReasonRolloutInProgress},
+		{name: "new generation not observed", edit: func(objs []runtime.Object) { remediatetest.DeploymentIn(objs).Generation = 5 },
+			pod: "web-7d9-abcde", decision: remediate.DecisionHeld, reason: ReasonRolloutInProgress},
+		{name: "paused deployment", edit: func(objs []runtime.Object) { remediatetest.DeploymentIn(objs).Spec.Paused = true },
+			pod: "web-7d9-abcde", decision: remediate.DecisionHeld, reason: ReasonRolloutPaused},
+		{name: "statefulset", pod: "db-0", decision: remediate.DecisionActed, patched: "statefulsets"},
 		{name: "statefulset updated on delete", edit: func(objs []runtime.Object) {
 			for _, o := range objs {
 				if s, ok := o.(*appsv1.StatefulSet); ok {
 					s.Spec.UpdateStrategy.Type = appsv1.OnDeleteStatefulSetStrategyType
 				}
 			}
-		}, pod: "db-0", decision: DecisionHeld, reason: ReasonOnDelete},
-		{name: "daemonset", pod: "agent-x1", decision: DecisionActed, patched: "daemonsets"},
-		{name: "job's pod left alone", pod: "report-2911-xyz", decision: DecisionHeld, reason: ReasonJob},
-		{name: "bare pod held", pod: "lonely", decision: DecisionHeld, reason: ReasonNoController},
-		{name: "bare pod evicted when the entry allows it", args: ", args: {evictUnreplicated: true}", pod: "lonely", decision: DecisionActed, evictions: 1},
+		}, pod: "db-0", decision: remediate.DecisionHeld, reason: ReasonOnDelete},
+		{name: "daemonset", pod: "agent-x1", decision: remediate.DecisionActed, patched: "daemonsets"},
+		{name: "job's pod left alone", pod: "report-2911-xyz", decision: remediate.DecisionHeld, reason: ReasonJob},
+		{name: "bare pod held", pod: "lonely", decision: remediate.DecisionHeld, reason: ReasonNoController},
+		{name: "bare pod evicted when the entry allows it", args: ", args: {evictUnreplicated: true}", pod: "lonely", decision: remediate.DecisionActed, evictions: 1},
 		{name: "bare pod, PDB refuses", args: ", args: {evictUnreplicated: true}", pod: "lonely", evictErr: apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 10),
-			decision: DecisionHeld, reason: ReasonPDB, evictions: 1},
+			decision: remediate.DecisionHeld, reason: ReasonPDB, evictions: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e, cs := newRestartEngine(t, restartFixtures(tc.edit), tc.args, nil)
-			ev := evictions(cs, tc.evictErr)
-			a := leakAlert()
+			e, cs := newRestartEngine(t, remediatetest.RestartFixtures(tc.edit), tc.args, nil)
+			ev := remediatetest.Evictions(cs, tc.evictErr)
+			a := remediatetest.LeakAlert()
 			a.Labels["pod"] = tc.pod
 			d, err := e.DecideOne(context.Background(), a)
 			if err != nil || d.Decision != tc.decision || d.Reason != tc.reason {
@@ -181,7 +124,7 @@ func TestRestartGuards(t *testing.T) {
 			}
 			for _, res := range []string{"deployments", "statefulsets", "daemonsets"} {
 				restarts := 0
-				for _, p := range patches(cs, res) {
+				for _, p := range remediatetest.Patches(cs, res) {
 					if strings.Contains(string(p.Patch), AnnotationRestartedAt) {
 						restarts++
 					}
@@ -196,7 +139,7 @@ func TestRestartGuards(t *testing.T) {
 			if tc.reason == ReasonPDB {
 				// Nothing happened: the claim went back, the retry may act.
 				p, _ := cs.CoreV1().Pods("shop").Get(context.Background(), "lonely", metav1.GetOptions{})
-				if _, ok := p.Annotations[CooldownAnnotation(RemediatorRestart)]; ok {
+				if _, ok := p.Annotations[remediate.CooldownAnnotation(Name)]; ok {
 					t.Errorf("pod annotations after a PDB refusal = %v, want the claim given back", p.Annotations)
 				}
 			}
@@ -209,12 +152,17 @@ func TestRestartGuards(t *testing.T) {
 // Warning Event, and the metric counts it.
 func TestRestartRecurrence(t *testing.T) {
 	hist := `{"ContainerMemoryLeak":["2026-11-22T18:00:00Z","2026-11-23T00:00:00Z","2026-11-23T06:00:00Z"],"ContainerOOMKilled":["2026-11-23T07:00:00Z"]}`
-	objs := restartFixtures(func(objs []runtime.Object) {
-		deploymentIn(objs).Annotations = map[string]string{AnnotationRestartHistory: hist}
+	objs := remediatetest.RestartFixtures(func(objs []runtime.Object) {
+		remediatetest.DeploymentIn(objs).Annotations = map[string]string{AnnotationRestartHistory: hist}
 	})
-	e, cs := newRestartEngine(t, objs, "", nil)
-	d, err := e.DecideOne(context.Background(), leakAlert())
-	if err != nil || d.Decision != DecisionHeld || d.Reason != ReasonRecurrence {
+	now := remediatetest.Now
+	reg := prometheus.NewRegistry()
+	e, cs := newRestartEngine(t, objs, "", func(o *remediate.Options) {
+		o.Now = func() time.Time { return now }
+		o.Registerer = reg
+	})
+	d, err := e.DecideOne(context.Background(), remediatetest.LeakAlert())
+	if err != nil || d.Decision != remediate.DecisionHeld || d.Reason != remediate.ReasonRecurrence {
 		t.Fatalf("DecideOne() = %s/%s, %v; want held/recurrence", d.Decision, d.Reason, err)
 	}
 	dep := getDeployment(t, cs)
@@ -222,22 +170,22 @@ func TestRestartRecurrence(t *testing.T) {
 	if got := dep.GetAnnotations()[AnnotationRecurring]; got != want {
 		t.Errorf("%s = %q, want %q", AnnotationRecurring, got, want)
 	}
-	evs := events(t, cs)
+	evs := remediatetest.Events(t, cs)
 	if len(evs) != 1 || evs[0].Type != corev1.EventTypeWarning || !strings.Contains(evs[0].Message, "leak recurs about every 6.0 h; restarting is not fixing it") {
 		t.Errorf("events = %+v, want one Warning saying the leak recurs", evs)
 	}
-	if got := testutil.ToFloat64(e.metrics.recurrences.WithLabelValues("ContainerMemoryLeak", RemediatorRestart)); got != 1 {
+	if got := counter(t, reg, "leakguard_restart_recurrences_total", map[string]string{"alertname": "ContainerMemoryLeak", "remediator": Name}); got != 1 {
 		t.Errorf("recurrences = %g, want 1", got)
 	}
-	for _, p := range patches(cs, "deployments") {
+	for _, p := range remediatetest.Patches(cs, "deployments") {
 		if strings.Contains(string(p.Patch), AnnotationRestartedAt) {
 			t.Errorf("restarted despite the recurrence: %s", p.Patch)
 		}
 	}
 	// A day after the first, the window holds two: restart acts again.
-	e.now = func() time.Time { return testNow.Add(7 * time.Hour) }
-	d, _ = e.DecideOne(context.Background(), leakAlert())
-	if d.Decision != DecisionActed {
+	now = remediatetest.Now.Add(7 * time.Hour)
+	d, _ = e.DecideOne(context.Background(), remediatetest.LeakAlert())
+	if d.Decision != remediate.DecisionActed {
 		t.Errorf("a window later: DecideOne() = %s/%s (%s), want acted", d.Decision, d.Reason, d.Message)
 	}
 }
@@ -248,7 +196,7 @@ func TestRestartRecurrence(t *testing.T) {
 func TestRestartHistoryBounded(t *testing.T) {
 	h := restartHistory{}
 	for i := range 20 {
-		now := testNow.Add(time.Duration(i) * time.Hour)
+		now := remediatetest.Now.Add(time.Duration(i) * time.Hour)
 		h = h.record("A", now, 3, 24*time.Hour)
 		h = h.record(string(rune('b'+i)), now, 3, 24*time.Hour)
 	}
@@ -262,16 +210,16 @@ func TestRestartHistoryBounded(t *testing.T) {
 	if len(b) > 1024 {
 		t.Errorf("history of %d bytes, want it bounded under 1 KiB", len(b))
 	}
-	if _, ok := h.record("A", testNow.Add(100*time.Hour), 3, 24*time.Hour)["b"]; ok {
+	if _, ok := h.record("A", remediatetest.Now.Add(100*time.Hour), 3, 24*time.Hour)["b"]; ok {
 		t.Errorf("an alert outside the window is kept")
 	}
 }
 
 // TestRestartDryRun prints the plan and writes nothing but the Event.
 func TestRestartDryRun(t *testing.T) {
-	e, cs := newRestartEngine(t, restartFixtures(nil), "", func(o *Options) { o.DryRun = true })
-	d, err := e.DecideOne(context.Background(), leakAlert())
-	if err != nil || d.Decision != DecisionDryRun || d.Reason != ReasonWouldAct {
+	e, cs := newRestartEngine(t, remediatetest.RestartFixtures(nil), "", func(o *remediate.Options) { o.DryRun = true })
+	d, err := e.DecideOne(context.Background(), remediatetest.LeakAlert())
+	if err != nil || d.Decision != remediate.DecisionDryRun || d.Reason != remediate.ReasonWouldAct {
 		t.Fatalf("DecideOne() = %s/%s, %v; want dry-run/would-act", d.Decision, d.Reason, err)
 	}
 	want := "would patch Deployment shop/web spec.template annotation kubectl.kubernetes.io/restartedAt=2026-11-23T12:00:00Z"
@@ -282,26 +230,6 @@ func TestRestartDryRun(t *testing.T) {
 		if v := a.GetVerb(); (v == "patch" || v == "update" || v == "create") && a.GetResource().Resource != "events" {
 			t.Errorf("dry-run wrote: %s %s", v, a.GetResource().Resource)
 		}
-	}
-}
-
-// TestRestartPolicyFile parses the restart example and its arguments.
-func TestRestartPolicyFile(t *testing.T) {
-	data, err := os.ReadFile("testdata/policy/good-restart.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := ParsePolicy(data, shippedRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs := p.Entry("ContainerMemoryOOMPredicted").Remediators
-	if len(rs) != 2 || !rs[1].Disruptive {
-		t.Fatalf("remediators = %+v, want annotate and a disruptive restart", rs)
-	}
-	want := Restart{MinReadyReplicas: 1, RecurrenceCount: 2, RecurrenceWindow: 12 * time.Hour}
-	if got := rs[1].Remediator.(Restart); got != want {
-		t.Errorf("restart = %+v, want %+v", got, want)
 	}
 }
 
@@ -350,7 +278,7 @@ func writesBesidesEvents(cs *fake.Clientset) []string {
 func TestRestartRolloutGuards(t *testing.T) {
 	deploy := func(replicas int32, strategy appsv1.DeploymentStrategy) func([]runtime.Object) {
 		return func(objs []runtime.Object) {
-			d := deploymentIn(objs)
+			d := remediatetest.DeploymentIn(objs)
 			d.Spec.Replicas = &replicas
 			d.Spec.Strategy = strategy
 			d.Status.Replicas, d.Status.UpdatedReplicas, d.Status.AvailableReplicas, d.Status.ReadyReplicas = replicas, replicas, replicas, replicas
@@ -380,7 +308,7 @@ func TestRestartRolloutGuards(t *testing.T) {
 		}
 	}
 	oneReplica := func(s *appsv1.StatefulSet) {
-		s.Spec.Replicas = int32p(1)
+		s.Spec.Replicas = remediatetest.Int32p(1)
 		s.Status.Replicas, s.Status.UpdatedReplicas, s.Status.ReadyReplicas = 1, 1, 1
 	}
 	// ds edits DaemonSet agent, on nodes nodes, all ready and updated.
@@ -402,7 +330,7 @@ func TestRestartRolloutGuards(t *testing.T) {
 	podsOfDB := func(names ...string) func([]runtime.Object) []runtime.Object {
 		return func(objs []runtime.Object) []runtime.Object {
 			for _, n := range names {
-				objs = append(objs, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: n, UID: types.UID("uid-" + n), ResourceVersion: "1", OwnerReferences: ownedBy(KindStatefulSet, "db")}})
+				objs = append(objs, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: n, UID: types.UID("uid-" + n), ResourceVersion: "1", OwnerReferences: remediatetest.OwnedBy(remediate.KindStatefulSet, "db")}})
 			}
 			return objs
 		}
@@ -486,21 +414,21 @@ func TestRestartRolloutGuards(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			objs := restartFixtures(tc.edit)
+			objs := remediatetest.RestartFixtures(tc.edit)
 			if tc.add != nil {
 				objs = tc.add(objs)
 			}
 			e, cs := newRestartEngine(t, objs, tc.args, nil)
-			ev := evictions(cs, nil)
-			a := leakAlert()
+			ev := remediatetest.Evictions(cs, nil)
+			a := remediatetest.LeakAlert()
 			a.Labels["pod"] = tc.pod
 			d, err := e.DecideOne(context.Background(), a)
 			if tc.reason == "" {
-				if err != nil || d.Decision != DecisionActed {
+				if err != nil || d.Decision != remediate.DecisionActed {
 					t.Fatalf("DecideOne() = %s/%s (%s), %v; want acted", d.Decision, d.Reason, d.Message, err)
 				}
 				restarts := 0
-				for _, p := range patches(cs, tc.patched) {
+				for _, p := range remediatetest.Patches(cs, tc.patched) {
 					if strings.Contains(string(p.Patch), AnnotationRestartedAt) {
 						restarts++
 					}
@@ -510,7 +438,7 @@ func TestRestartRolloutGuards(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || d.Decision != DecisionHeld || d.Reason != tc.reason {
+			if err != nil || d.Decision != remediate.DecisionHeld || d.Reason != tc.reason {
 				t.Fatalf("DecideOne() = %s/%s (%s), %v; want held/%s", d.Decision, d.Reason, d.Message, err, tc.reason)
 			}
 			if !strings.Contains(d.Message, tc.detail) {
@@ -540,14 +468,14 @@ func TestRestartPodWithoutWorkload(t *testing.T) {
 		detail    string
 	}{
 		{name: "no controller", pod: "lonely", reason: ReasonNoController, detail: "has no controller"},
-		{name: "controller deleted", pod: "orphan", owners: ownedBy(KindReplicaSet, "web-6c4"), reason: ReasonNoController, detail: "controller ReplicaSet web-6c4 no longer exists"},
-		{name: "controller of an unserved kind", pod: "gizmo-0", owners: owned("gizmos.example.com/v1", "Gizmo", "gizmo"), reason: ReasonUnsupportedKind, detail: "Gizmo gizmo (gizmos.example.com/v1)"},
-		{name: "controller a custom resource", pod: "cart-0", owners: owned(rolloutAPIVersion, "Rollout", "cart"), reason: ReasonUnsupportedKind, detail: "Rollout cart"},
+		{name: "controller deleted", pod: "orphan", owners: remediatetest.OwnedBy(remediate.KindReplicaSet, "web-6c4"), reason: ReasonNoController, detail: "controller ReplicaSet web-6c4 no longer exists"},
+		{name: "controller of an unserved kind", pod: "gizmo-0", owners: owned("gizmos.example.com/v1", "Gizmo", "gizmo"), reason: remediate.ReasonUnsupportedKind, detail: "Gizmo gizmo (gizmos.example.com/v1)"},
+		{name: "controller a custom resource", pod: "cart-0", owners: owned(remediatetest.RolloutAPIVersion, "Rollout", "cart"), reason: remediate.ReasonUnsupportedKind, detail: "Rollout cart"},
 	}
 	for _, tc := range tests {
 		for _, evict := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s, evictUnreplicated %v", tc.name, evict), func(t *testing.T) {
-				objs := restartFixtures(nil)
+				objs := remediatetest.RestartFixtures(nil)
 				if tc.pod != "lonely" {
 					objs = append(objs, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: tc.pod, UID: types.UID("uid-" + tc.pod), ResourceVersion: "1", OwnerReferences: tc.owners}})
 				}
@@ -556,7 +484,7 @@ func TestRestartPodWithoutWorkload(t *testing.T) {
 					t.Fatal(err)
 				}
 				md := metadatafake.NewSimpleMetadataClient(scheme, &metav1.PartialObjectMetadata{
-					TypeMeta:   metav1.TypeMeta{APIVersion: rolloutAPIVersion, Kind: "Rollout"},
+					TypeMeta:   metav1.TypeMeta{APIVersion: remediatetest.RolloutAPIVersion, Kind: "Rollout"},
 					ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "cart", UID: "uid-cart"},
 				})
 				args := ""
@@ -565,20 +493,20 @@ func TestRestartPodWithoutWorkload(t *testing.T) {
 				}
 				e, cs := newTestEngine(t, engineSetup{objs: objs, policy: strings.Replace(restartPolicy, "%s", args, 1),
 					react: func(cs *fake.Clientset) {
-						cs.Resources = []*metav1.APIResourceList{{GroupVersion: rolloutAPIVersion, APIResources: []metav1.APIResource{{Name: "rollouts", Namespaced: true, Kind: "Rollout"}}}}
+						cs.Resources = []*metav1.APIResourceList{{GroupVersion: remediatetest.RolloutAPIVersion, APIResources: []metav1.APIResource{{Name: "rollouts", Namespaced: true, Kind: "Rollout"}}}}
 					},
-					opts: func(o *Options) { o.Querier, o.Metadata = confirmingQuerier{}, md }})
-				ev := evictions(cs, nil)
-				a := leakAlert()
+					opts: func(o *remediate.Options) { o.Querier, o.Metadata = confirmingQuerier{}, md }})
+				ev := remediatetest.Evictions(cs, nil)
+				a := remediatetest.LeakAlert()
 				a.Labels["pod"] = tc.pod
 				d, err := e.DecideOne(context.Background(), a)
 				if evict {
-					if err != nil || d.Decision != DecisionActed || len(*ev) != 1 || (*ev)[0] != "shop/"+tc.pod {
+					if err != nil || d.Decision != remediate.DecisionActed || len(*ev) != 1 || (*ev)[0] != "shop/"+tc.pod {
 						t.Errorf("DecideOne() = %s/%s (%s), %v, evictions %v; want acted, one eviction of shop/%s", d.Decision, d.Reason, d.Message, err, *ev, tc.pod)
 					}
 					return
 				}
-				if err != nil || d.Decision != DecisionHeld || d.Reason != tc.reason {
+				if err != nil || d.Decision != remediate.DecisionHeld || d.Reason != tc.reason {
 					t.Fatalf("DecideOne() = %s/%s (%s), %v; want held/%s", d.Decision, d.Reason, d.Message, err, tc.reason)
 				}
 				if !strings.Contains(d.Message, tc.detail) || !strings.Contains(d.Message, "evictUnreplicated: true") {
@@ -611,7 +539,7 @@ func TestRestartArgs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.args, func(t *testing.T) {
-			got, err := NewRestart(json.RawMessage(tc.args))
+			got, err := New(json.RawMessage(tc.args))
 			if tc.err != "" {
 				if err == nil || err.Error() != tc.err {
 					t.Errorf("NewRestart(%s) error = %v, want %q", tc.args, err, tc.err)

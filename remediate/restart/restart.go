@@ -1,4 +1,4 @@
-package remediate
+package restart
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leakguard/leakguard/remediate"
+
 	appsv1 "k8s.io/api/apps/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,8 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// RemediatorRestart is the name of the restart remediator.
-const RemediatorRestart = "restart"
+// Name is the name of the restart remediator.
+const Name = "restart"
 
 // Annotations restart reads and writes.
 const (
@@ -80,12 +82,23 @@ const (
 	maxHistoryAlerts = 8
 )
 
-// RestartInfo declares restart: workload targets only, disruptive.
-var RestartInfo = RemediatorInfo{
-	Name:       RemediatorRestart,
-	Targets:    []string{TargetWorkload},
+// Info declares restart: workload targets only, disruptive.
+var Info = remediate.RemediatorInfo{
+	Name:       Name,
+	Targets:    []string{remediate.TargetWorkload},
 	Disruptive: true,
-	New:        NewRestart,
+	New:        New,
+	// A rolling restart changes the pod template (the admission policy
+	// asks for restart on the workload); a pod without a controller is
+	// evicted.
+	Rights: func(string) []remediate.Right {
+		return []remediate.Right{
+			remediate.ResourceRight("restart", "apps", "deployments", remediate.GrantRestart),
+			remediate.ResourceRight("restart", "apps", "statefulsets", remediate.GrantRestart),
+			remediate.ResourceRight("restart", "apps", "daemonsets", remediate.GrantRestart),
+			remediate.ResourceRight("create", "", "pods/eviction", remediate.GrantRestart),
+		}
+	},
 }
 
 // RestartArgs are restart's policy arguments.
@@ -107,8 +120,8 @@ type RestartArgs struct {
 	// Recurrence stops restarting a workload restarted Count times for
 	// the same alert within Window.
 	Recurrence struct {
-		Count  int      `json:"count"`
-		Window Duration `json:"window"`
+		Count  int                `json:"count"`
+		Window remediate.Duration `json:"window"`
 	} `json:"recurrence"`
 }
 
@@ -134,12 +147,12 @@ type Restart struct {
 	EvictUnreplicated  bool
 }
 
-var _ Remediator = Restart{}
+var _ remediate.Remediator = Restart{}
 
-// NewRestart builds restart from its arguments.
-func NewRestart(args json.RawMessage) (Remediator, error) {
+// New builds restart from its arguments.
+func New(args json.RawMessage) (remediate.Remediator, error) {
 	var a RestartArgs
-	if err := DecodeArgs(args, &a); err != nil {
+	if err := remediate.DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	r := Restart{MinReadyReplicas: DefaultMinReadyReplicas, RecurrenceCount: a.Recurrence.Count, RecurrenceWindow: time.Duration(a.Recurrence.Window),
@@ -228,40 +241,40 @@ func (h restartHistory) record(alert string, now time.Time, count int, window ti
 }
 
 // Plan judges the workload and says what restart would do.
-func (r Restart) Plan(t *Target, f Finding, now time.Time) Plan {
+func (r Restart) Plan(t *remediate.Target, f remediate.Finding, now time.Time) remediate.Plan {
 	switch t.Object.Kind {
-	case KindJob, KindCronJob:
-		return Plan{Hold: ReasonJob, Detail: fmt.Sprintf("%s runs to completion; its pod is left alone (restart it by hand if it must)", t.Object)}
-	case KindPod:
+	case remediate.KindJob, remediate.KindCronJob:
+		return remediate.Plan{Hold: ReasonJob, Detail: fmt.Sprintf("%s runs to completion; its pod is left alone (restart it by hand if it must)", t.Object)}
+	case remediate.KindPod:
 		if !r.EvictUnreplicated {
 			// Nothing would replace the pod: an eviction would remove it
 			// for good. Held unless the entry accepts that.
 			reason, why := unreplicated(t)
-			return Plan{Hold: reason, Detail: why + "; evictUnreplicated: true in restart's args evicts it through the Eviction API"}
+			return remediate.Plan{Hold: reason, Detail: why + "; evictUnreplicated: true in restart's args evicts it through the Eviction API"}
 		}
 		return r.planEviction(t)
-	case KindDeployment, KindStatefulSet, KindDaemonSet:
+	case remediate.KindDeployment, remediate.KindStatefulSet, remediate.KindDaemonSet:
 	default:
-		return Plan{Hold: ReasonUnsupportedKind, Detail: fmt.Sprintf("restart rolls Deployments, StatefulSets and DaemonSets, not %s; restart it through its own controller", t.Object)}
+		return remediate.Plan{Hold: remediate.ReasonUnsupportedKind, Detail: fmt.Sprintf("restart rolls Deployments, StatefulSets and DaemonSets, not %s; restart it through its own controller", t.Object)}
 	}
-	if reason, why := rollsOnTemplateChange(t.obj); reason != "" {
-		return Plan{Hold: reason, Detail: fmt.Sprintf("%s: %s", t.Object, why)}
+	if reason, why := rollsOnTemplateChange(t.Resolved()); reason != "" {
+		return remediate.Plan{Hold: reason, Detail: fmt.Sprintf("%s: %s", t.Object, why)}
 	}
 	if why := partitionSpares(t); why != "" {
-		return Plan{Hold: ReasonPartition, Detail: fmt.Sprintf("%s: %s", t.Object, why)}
+		return remediate.Plan{Hold: ReasonPartition, Detail: fmt.Sprintf("%s: %s", t.Object, why)}
 	}
-	if replicas, why := rolloutOutage(t.obj); why != "" && (replicas != 1 || !r.AllowSingleReplica) {
+	if replicas, why := rolloutOutage(t.Resolved()); why != "" && (replicas != 1 || !r.AllowSingleReplica) {
 		if replicas == 1 {
 			why += "; allowSingleReplica: true in restart's args restarts it anyway, at the cost of an outage"
 		}
-		return Plan{Hold: ReasonNoReadyReplica, Detail: fmt.Sprintf("%s: %s", t.Object, why)}
+		return remediate.Plan{Hold: ReasonNoReadyReplica, Detail: fmt.Sprintf("%s: %s", t.Object, why)}
 	}
-	ready, rolledOut, progress := workloadStatus(t.obj)
+	ready, rolledOut, progress := workloadStatus(t.Resolved())
 	if ready < r.MinReadyReplicas {
-		return Plan{Hold: ReasonNotReady, Detail: fmt.Sprintf("%s has %d ready replicas, fewer than minReadyReplicas %d", t.Object, ready, r.MinReadyReplicas)}
+		return remediate.Plan{Hold: ReasonNotReady, Detail: fmt.Sprintf("%s has %d ready replicas, fewer than minReadyReplicas %d", t.Object, ready, r.MinReadyReplicas)}
 	}
 	if !rolledOut {
-		return Plan{Hold: ReasonRolloutInProgress, Detail: fmt.Sprintf("%s: last rollout has not finished (%s)", t.Object, progress)}
+		return remediate.Plan{Hold: ReasonRolloutInProgress, Detail: fmt.Sprintf("%s: last rollout has not finished (%s)", t.Object, progress)}
 	}
 	alert := f.AlertName()
 	hist := readHistory(t.Annotations)
@@ -274,7 +287,7 @@ func (r Restart) Plan(t *Target, f Finding, now time.Time) Plan {
 		}
 		msg := fmt.Sprintf("%s restarted %d times for %s within %s: leak recurs about every %.1f h; restarting is not fixing it", t.Object, len(past), alert, r.RecurrenceWindow, every.Hours())
 		mark := fmt.Sprintf("%s: restarted %d times within %s, about every %.1f h; restarting is not fixing it", alert, len(past), r.RecurrenceWindow, every.Hours())
-		return Plan{Hold: ReasonRecurrence, Detail: msg, Warn: true, OnHold: func(ctx context.Context, env Env) error {
+		return remediate.Plan{Hold: remediate.ReasonRecurrence, Detail: msg, Warn: true, OnHold: func(ctx context.Context, env remediate.Env) error {
 			if t.Annotations[AnnotationRecurring] == mark {
 				return nil
 			}
@@ -282,14 +295,14 @@ func (r Restart) Plan(t *Target, f Finding, now time.Time) Plan {
 			if err != nil {
 				return err
 			}
-			_, err = PatchObject(ctx, env.Client, t.Object, types.MergePatchType, patch)
+			_, err = remediate.PatchObject(ctx, env.Client, t.Object, types.MergePatchType, patch)
 			return err
 		}}
 	}
 	stamp := now.UTC().Format(time.RFC3339)
-	return Plan{
+	return remediate.Plan{
 		Action: fmt.Sprintf("patch %s spec.template annotation %s=%s", t.Object, AnnotationRestartedAt, stamp),
-		Apply: func(ctx context.Context, env Env) (string, error) {
+		Apply: func(ctx context.Context, env remediate.Env) (string, error) {
 			// The restart and its history in one patch: the history
 			// cannot miss a restart that happened.
 			history, err := json.Marshal(readHistory(t.Annotations).record(alert, now, r.RecurrenceCount, r.RecurrenceWindow))
@@ -305,7 +318,7 @@ func (r Restart) Plan(t *Target, f Finding, now time.Time) Plan {
 			if err != nil {
 				return "", err
 			}
-			rv, err := PatchObject(ctx, env.Client, t.Object, types.StrategicMergePatchType, patch)
+			rv, err := remediate.PatchObject(ctx, env.Client, t.Object, types.StrategicMergePatchType, patch)
 			if err != nil {
 				return "", fmt.Errorf("restart: %w", err)
 			}
@@ -317,10 +330,10 @@ func (r Restart) Plan(t *Target, f Finding, now time.Time) Plan {
 
 // planEviction evicts a pod without a controller through the Eviction
 // API, which a PodDisruptionBudget may refuse.
-func (r Restart) planEviction(t *Target) Plan {
-	return Plan{
+func (r Restart) planEviction(t *remediate.Target) remediate.Plan {
+	return remediate.Plan{
 		Action: fmt.Sprintf("evict %s through the Eviction API (policy/v1)", t.Object),
-		Apply: func(ctx context.Context, env Env) (string, error) {
+		Apply: func(ctx context.Context, env remediate.Env) (string, error) {
 			ev := &policyv1.Eviction{
 				ObjectMeta:    metav1.ObjectMeta{Name: t.Object.Name, Namespace: t.Object.Namespace},
 				DeleteOptions: &metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &t.Object.UID}},
@@ -333,9 +346,9 @@ func (r Restart) planEviction(t *Target) Plan {
 				// A PodDisruptionBudget allows no disruption now. Held,
 				// not retried through Alertmanager: its next repeat
 				// comes back to it.
-				return "", &HeldError{Reason: ReasonPDB, Detail: fmt.Sprintf("the Eviction API refused to evict %s: %v", t.Object, err)}
+				return "", &remediate.HeldError{Reason: ReasonPDB, Detail: fmt.Sprintf("the Eviction API refused to evict %s: %v", t.Object, err)}
 			default:
-				return "", fmt.Errorf("evict %s: %w", t.Object, ClassifyKube(err))
+				return "", fmt.Errorf("evict %s: %w", t.Object, remediate.ClassifyKube(err))
 			}
 		},
 	}
@@ -404,19 +417,19 @@ func rollsOnTemplateChange(obj metav1.Object) (reason, why string) {
 // deleted, or another object took its name: no-controller too), or a
 // controller of a kind restart does not restart, a custom resource's or
 // one the API no longer serves (unsupported-kind).
-func unreplicated(t *Target) (reason, why string) {
-	if t.obj == nil {
+func unreplicated(t *remediate.Target) (reason, why string) {
+	if t.Resolved() == nil {
 		// Not read: nothing is known of its controller. Fails closed.
 		return ReasonNoController, fmt.Sprintf("%s was not read, so its controller is unknown", t.Object)
 	}
-	owner := metav1.GetControllerOfNoCopy(t.obj) // read only
+	owner := metav1.GetControllerOfNoCopy(t.Resolved()) // read only
 	switch {
 	case owner == nil:
 		return ReasonNoController, fmt.Sprintf("%s has no controller: nothing would replace it after an eviction", t.Object)
-	case typedOwner(owner):
+	case remediate.TypedOwner(owner):
 		return ReasonNoController, fmt.Sprintf("%s's controller %s %s no longer exists (or another object took its name): nothing would replace the pod after an eviction", t.Object, owner.Kind, owner.Name)
 	default:
-		return ReasonUnsupportedKind, fmt.Sprintf("%s is controlled by %s %s (%s), a kind restart does not restart; restart it through that controller", t.Object, owner.Kind, owner.Name, owner.APIVersion)
+		return remediate.ReasonUnsupportedKind, fmt.Sprintf("%s is controlled by %s %s (%s), a kind restart does not restart; restart it through that controller", t.Object, owner.Kind, owner.Name, owner.APIVersion)
 	}
 }
 
@@ -424,8 +437,8 @@ func unreplicated(t *Target) (reason, why string) {
 // its rollout from replacing the alert's pod, if it does. The partition
 // counts from spec.ordinals.start, as the StatefulSet controller counts
 // it. A pod whose ordinal cannot be read fails closed.
-func partitionSpares(t *Target) string {
-	s, ok := t.obj.(*appsv1.StatefulSet)
+func partitionSpares(t *remediate.Target) string {
+	s, ok := t.Resolved().(*appsv1.StatefulSet)
 	if !ok || s.Spec.UpdateStrategy.RollingUpdate == nil || s.Spec.UpdateStrategy.RollingUpdate.Partition == nil {
 		return ""
 	}
