@@ -655,7 +655,7 @@ func (dr *drainer) skipReason(ctx context.Context, rs resolver, p *corev1.Pod, n
 		return skipDaemonSet, nil
 	}
 	if dr.scope == nil {
-		if p.Namespace == systemNamespace {
+		if p.Namespace == SystemNamespace {
 			return skipOutOfScope, nil
 		}
 	} else if !dr.scope(p.Namespace) {

@@ -15,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/rest"
 )
 
 // Decision values: what the engine did with an alert.
@@ -186,12 +185,6 @@ type Options struct {
 	// answer to GET /version through Client, or Now when Client has no
 	// HTTP client (a fake clientset).
 	ServerTime func(context.Context) (time.Time, error)
-	// Config is the client configuration, for the profile remediator's
-	// requests to one apiserver's own address; nil disables those.
-	Config *rest.Config
-	// Profiles stores the profile remediator's profiles; nil makes it
-	// hold (no directory).
-	Profiles *ProfileStore
 	// Background runs work that outlives a delivery (a drain); nil runs
 	// it on a goroutine of its own.
 	Background func(func())
@@ -217,7 +210,7 @@ type Engine struct {
 	budget        budgetStore
 	scopes        []scopeGuard
 	known         knownEvents
-	extra         Options
+	background    func(func())
 	state         atomic.Pointer[engineState]
 	// drainWaits lists the drains that wait (WaitingDrains).
 	drainWaits drainWaits
@@ -268,7 +261,7 @@ func NewEngine(o Options) (*Engine, error) {
 		logger:        o.Logger,
 		metrics:       m,
 		now:           o.Now,
-		extra:         o,
+		background:    o.Background,
 	}
 	if e.timeout == 0 {
 		e.timeout = 10 * time.Second
@@ -512,6 +505,6 @@ func (e *Engine) otherCluster(a template.Alert) string {
 
 // env is what the remediators of a run act through.
 func (e *Engine) env(now time.Time) Env {
-	return Env{Client: e.client, Now: now, Namespace: e.budget.namespace, Config: e.extra.Config, Profiles: e.extra.Profiles, Background: e.extra.Background,
+	return Env{Client: e.client, Now: now, Namespace: e.budget.namespace, Background: e.background,
 		Logger: e.logger, metrics: e.metrics, metadata: e.metadata, drainGate: e.drainGate, drainWaits: &e.drainWaits}
 }

@@ -56,7 +56,9 @@ const (
 	DefaultCooldown      = time.Hour
 	DefaultRatePerMinute = 10
 	DefaultRateBurst     = 5
-	systemNamespace      = "kube-system"
+	// SystemNamespace is kube-system: out of scope unless an entry
+	// names it, and where the apiserver's static pods live.
+	SystemNamespace = "kube-system"
 	// DefaultDisruptivePerNamespacePerHour caps the disruptive actions in
 	// one namespace in any hour.
 	DefaultDisruptivePerNamespacePerHour = 2
@@ -263,7 +265,7 @@ func (p *Policy) namespaceAllowed(e *Entry, ns string) bool {
 	if len(p.include) > 0 {
 		return p.include[ns]
 	}
-	return ns != systemNamespace
+	return ns != SystemNamespace
 }
 
 // LoadPolicyFile reads and parses a policy file.

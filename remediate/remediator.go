@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/rest"
 )
 
 // Remediator plans an action on a resolved target. Plan is pure: it reads
@@ -90,12 +89,6 @@ type Env struct {
 	Now    time.Time
 	// Namespace is leakguard's own namespace, where its Leases live.
 	Namespace string
-	// Config is the client configuration (token, CA) for requests that
-	// go to an address of their own (the apiserver of one node); nil
-	// when the engine has none.
-	Config *rest.Config
-	// Profiles stores heap profiles; nil when no directory is configured.
-	Profiles *ProfileStore
 	// Background runs work that outlives the request (a drain); nil runs
 	// it on a goroutine of its own.
 	Background func(func())

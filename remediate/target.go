@@ -43,6 +43,19 @@ type Target struct {
 // for the plans that judge its status; nil when the target was not read.
 func (t *Target) Resolved() metav1.Object { return t.obj }
 
+// ExaminedAnnotations returns the annotations, as read, of the object
+// kind namespace/name that the resolution examined on its way (the pod,
+// its owners, the target); nil when it examined no such object.
+func (t *Target) ExaminedAnnotations(kind, namespace, name string) map[string]string {
+	var ann map[string]string
+	for _, ex := range t.examined {
+		if ex.ref.Kind == kind && ex.ref.Namespace == namespace && ex.ref.Name == name {
+			ann = ex.annotations
+		}
+	}
+	return ann
+}
+
 type examined struct {
 	ref         ObjectRef
 	annotations map[string]string
@@ -142,11 +155,11 @@ func (rs resolver) resolve(ctx context.Context, kind string, alert template.Aler
 		if err := errors.Join(checkName("node", node), checkName("pod", name)); err != nil {
 			return nil, err
 		}
-		obj, err := GetObject(ctx, c, KindPod, systemNamespace, name)
+		obj, err := GetObject(ctx, c, KindPod, SystemNamespace, name)
 		switch {
 		case err == nil:
 			pod := RefOf(KindPod, obj)
-			t := &Target{Pod: &pod, Node: node, Namespace: systemNamespace}
+			t := &Target{Pod: &pod, Node: node, Namespace: SystemNamespace}
 			t.set(KindPod, obj)
 			return t, nil
 		case errors.Is(notFound(err), errTargetNotFound):

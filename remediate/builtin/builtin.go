@@ -9,12 +9,26 @@ import (
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/remediate/annotate"
 	"github.com/leakguard/leakguard/remediate/check"
+	"github.com/leakguard/leakguard/remediate/profile"
 	"github.com/leakguard/leakguard/remediate/restart"
 )
 
+// Deps are what the shipped plugins need beyond their policy arguments:
+// serve builds them from its flags and its client configuration.
+type Deps struct {
+	// Profile is the profile remediator's store and client
+	// configuration.
+	Profile profile.Deps
+}
+
 // Registry returns a registry with every check and remediator that
-// leakguard ships.
-func Registry() *remediate.Registry {
+// leakguard ships, built without dependencies: enough to validate,
+// replay or print a policy (profile then holds: no store).
+func Registry() *remediate.Registry { return New(Deps{}) }
+
+// New returns a registry with every check and remediator that leakguard
+// ships, passing each constructor its part of deps.
+func New(deps Deps) *remediate.Registry {
 	r := remediate.NewRegistry()
 	for _, c := range []struct {
 		name string
@@ -33,7 +47,7 @@ func Registry() *remediate.Registry {
 		restart.Info,
 		remediate.CordonInfo,
 		remediate.DrainInfo,
-		remediate.ProfileInfo,
+		profile.Info(deps.Profile),
 	} {
 		mustAdd(r.AddRemediator(info))
 	}

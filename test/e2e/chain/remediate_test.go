@@ -13,6 +13,7 @@ import (
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/remediate/annotate"
+	"github.com/leakguard/leakguard/remediate/profile"
 	"github.com/leakguard/leakguard/remediate/restart"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/test/e2e/lab"
@@ -240,7 +241,7 @@ func testRestartedOnce(t *testing.T, c *lab.Chain, w lab.Workload) {
 	if n := count(evs, remediate.EventReasonActed, restart.Name+" acted"); n != 1 {
 		t.Errorf("the LeakguardActed Event does not say restart acted: %s", describe(evs))
 	}
-	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorProfile+" acted: profiles stored"); n != 1 {
+	if n := count(evs, remediate.EventReasonActed, profile.Name+" acted: profiles stored"); n != 1 {
 		t.Errorf("the LeakguardActed Event does not say profile acted: %s", describe(evs))
 	}
 	acted := ""
@@ -249,7 +250,7 @@ func testRestartedOnce(t *testing.T, c *lab.Chain, w lab.Workload) {
 			acted = e.Message
 		}
 	}
-	checkWorkloadProfiled(ctx, t, c, w, d.Annotations[remediate.AnnotationProfile], acted)
+	checkWorkloadProfiled(ctx, t, c, w, d.Annotations[profile.AnnotationProfile], acted)
 }
 
 // testCordonBudget: orphan cgroups on node a fire NodeOrphanCgroups, and

@@ -37,6 +37,7 @@ import (
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/remediate/annotate"
+	"github.com/leakguard/leakguard/remediate/profile"
 	"github.com/leakguard/leakguard/remediate/restart"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/test/e2e/lab"
@@ -260,7 +261,7 @@ func demoPolicy() ([]byte, error) {
 	}
 	leak["remediators"] = []any{
 		map[string]any{"name": annotate.Name},
-		map[string]any{"name": remediate.RemediatorProfile, "args": map[string]any{"timeout": "10s"}},
+		map[string]any{"name": profile.Name, "args": map[string]any{"timeout": "10s"}},
 		map[string]any{"name": restart.Name, "enabled": true, "args": map[string]any{"minReadyReplicas": 1}},
 	}
 	return yaml.Marshal(p)

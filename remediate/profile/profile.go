@@ -1,4 +1,4 @@
-package remediate
+package profile
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leakguard/leakguard/remediate"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -19,8 +21,8 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-// RemediatorProfile is the name of the profile remediator.
-const RemediatorProfile = "profile"
+// Name is the name of the profile remediator.
+const Name = "profile"
 
 // Annotations profile reads and writes.
 const (
@@ -60,15 +62,28 @@ const (
 	defaultPprofPath           = "/debug/pprof"
 )
 
-// ProfileInfo declares profile: pods, workloads (their alert's pod) and
-// the apiserver; it stops nothing, so it is not disruptive.
-var ProfileInfo = RemediatorInfo{Name: RemediatorProfile, Targets: []string{TargetWorkload, TargetPod, TargetAPIServer}, New: NewProfile,
-	Rights: func(target string) []Right {
-		if target == TargetAPIServer {
-			return []Right{{Verb: "get", NonResourceURL: "/debug/pprof/heap", Grant: GrantProfile}}
-		}
-		return []Right{ResourceRight("get", "", "pods/proxy", GrantProfile)}
-	},
+// Deps are what profile needs beyond its policy arguments; the assembly
+// package (remediate/builtin) passes them to Info.
+type Deps struct {
+	// Store stores the profiles; nil makes profile hold (no directory).
+	Store *Store
+	// Config is the client configuration (token, CA) for the requests
+	// to one apiserver's own address; nil disables those.
+	Config *rest.Config
+}
+
+// Info declares profile, built with deps: pods, workloads (their alert's
+// pod) and the apiserver; it stops nothing, so it is not disruptive.
+func Info(deps Deps) remediate.RemediatorInfo {
+	return remediate.RemediatorInfo{Name: Name, Targets: []string{remediate.TargetWorkload, remediate.TargetPod, remediate.TargetAPIServer},
+		New: func(args json.RawMessage) (remediate.Remediator, error) { return New(args, deps) },
+		Rights: func(target string) []remediate.Right {
+			if target == remediate.TargetAPIServer {
+				return []remediate.Right{{Verb: "get", NonResourceURL: "/debug/pprof/heap", Grant: remediate.GrantProfile}}
+			}
+			return []remediate.Right{remediate.ResourceRight("get", "", "pods/proxy", remediate.GrantProfile)}
+		},
+	}
 }
 
 // ProfileArgs are profile's policy arguments.
@@ -80,7 +95,7 @@ type ProfileArgs struct {
 	// and the profile is dropped, not truncated.
 	MaxBytes int64 `json:"maxBytes"`
 	// Timeout bounds one fetch (default 20s).
-	Timeout Duration `json:"timeout"`
+	Timeout remediate.Duration `json:"timeout"`
 	// Required makes a failed profile stop the remediators after it (a
 	// restart then waits for the evidence); by default they run anyway.
 	Required bool `json:"required"`
@@ -98,19 +113,22 @@ type Profile struct {
 	Timeout       time.Duration
 	Required      bool
 	APIServerPort int
+	// Store and Config are the Deps it was built with.
+	Store  *Store
+	Config *rest.Config
 }
 
-var _ Remediator = Profile{}
+var _ remediate.Remediator = Profile{}
 
 var knownProfiles = map[string]bool{"heap": true, "goroutine": true, "allocs": true}
 
-// NewProfile builds profile from its arguments.
-func NewProfile(args json.RawMessage) (Remediator, error) {
+// New builds profile from its arguments, with deps.
+func New(args json.RawMessage, deps Deps) (remediate.Remediator, error) {
 	var a ProfileArgs
-	if err := DecodeArgs(args, &a); err != nil {
+	if err := remediate.DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
-	p := Profile{Profiles: a.Profiles, MaxBytes: a.MaxBytes, Timeout: time.Duration(a.Timeout), Required: a.Required, APIServerPort: a.APIServerPort}
+	p := Profile{Profiles: a.Profiles, MaxBytes: a.MaxBytes, Timeout: time.Duration(a.Timeout), Required: a.Required, APIServerPort: a.APIServerPort, Store: deps.Store, Config: deps.Config}
 	var errs []error
 	for _, k := range p.Profiles {
 		if !knownProfiles[k] {
@@ -134,32 +152,32 @@ func NewProfile(args json.RawMessage) (Remediator, error) {
 
 // isAPIServer reports whether t is the apiserver: its static pod, or its
 // node where it runs outside Kubernetes.
-func isAPIServer(t *Target) bool {
-	if t.Object.Kind == KindNode {
+func isAPIServer(t *remediate.Target) bool {
+	if t.Object.Kind == remediate.KindNode {
 		return true
 	}
-	if t.Object.Kind != KindPod || t.Object.Namespace != systemNamespace {
+	if t.Object.Kind != remediate.KindPod || t.Object.Namespace != remediate.SystemNamespace {
 		return false
 	}
-	if p, ok := t.obj.(*corev1.Pod); ok && p.Labels["component"] == "kube-apiserver" {
+	if p, ok := t.Resolved().(*corev1.Pod); ok && p.Labels["component"] == "kube-apiserver" {
 		return true
 	}
 	return strings.HasPrefix(t.Object.Name, "kube-apiserver-")
 }
 
 // Plan judges whether there is something to fetch from.
-func (p Profile) Plan(t *Target, f Finding, now time.Time) Plan {
+func (p Profile) Plan(t *remediate.Target, f remediate.Finding, now time.Time) remediate.Plan {
 	if isAPIServer(t) {
 		if t.Node == "" {
-			return Plan{Hold: ReasonTargetNotFound, Detail: "the alert names no node, whose apiserver to profile"}
+			return remediate.Plan{Hold: remediate.ReasonTargetNotFound, Detail: "the alert names no node, whose apiserver to profile"}
 		}
 		kinds := p.Profiles
 		if len(kinds) == 0 {
 			kinds = []string{"heap"}
 		}
-		return Plan{
+		return remediate.Plan{
 			Action: fmt.Sprintf("fetch %s profile of the apiserver on Node %s (its own address, port %d)", strings.Join(kinds, " and "), t.Node, p.APIServerPort),
-			Apply: func(ctx context.Context, env Env) (string, error) {
+			Apply: func(ctx context.Context, env remediate.Env) (string, error) {
 				return p.apply(ctx, env, t, kinds, func(ctx context.Context, kind string) (io.ReadCloser, error) {
 					return p.fetchAPIServer(ctx, env, t.Node, kind)
 				})
@@ -167,34 +185,29 @@ func (p Profile) Plan(t *Target, f Finding, now time.Time) Plan {
 		}
 	}
 	if t.Pod == nil {
-		return Plan{Hold: ReasonTargetNotFound, Detail: "the alert names no pod to profile"}
+		return remediate.Plan{Hold: remediate.ReasonTargetNotFound, Detail: "the alert names no pod to profile"}
 	}
 	pod := *t.Pod
-	var ann map[string]string
-	for _, ex := range t.examined {
-		if ex.ref.Kind == KindPod && ex.ref.Namespace == pod.Namespace && ex.ref.Name == pod.Name {
-			ann = ex.annotations
-		}
-	}
+	ann := t.ExaminedAnnotations(remediate.KindPod, pod.Namespace, pod.Name)
 	port, err := strconv.Atoi(strings.TrimSpace(ann[AnnotationPprofPort]))
 	if err != nil || port < 1 || port > 65535 {
-		return Plan{Hold: ReasonNoPprofPort, Detail: fmt.Sprintf("%s has no usable %s annotation (%q); add it to the pod template to opt in", pod, AnnotationPprofPort, Clip(ann[AnnotationPprofPort]))}
+		return remediate.Plan{Hold: ReasonNoPprofPort, Detail: fmt.Sprintf("%s has no usable %s annotation (%q); add it to the pod template to opt in", pod, AnnotationPprofPort, remediate.Clip(ann[AnnotationPprofPort]))}
 	}
 	base := strings.TrimSpace(ann[AnnotationPprofPath])
 	if base == "" {
 		base = defaultPprofPath
 	}
 	if !strings.HasPrefix(base, "/") || strings.Contains(base, "..") || strings.ContainsAny(base, "?#") {
-		return Plan{Hold: ReasonNoPprofPort, Detail: fmt.Sprintf("%s: %s %q is not an absolute path", pod, AnnotationPprofPath, Clip(base))}
+		return remediate.Plan{Hold: ReasonNoPprofPort, Detail: fmt.Sprintf("%s: %s %q is not an absolute path", pod, AnnotationPprofPath, remediate.Clip(base))}
 	}
 	base = strings.TrimRight(base, "/")
 	kinds := p.Profiles
 	if len(kinds) == 0 {
 		kinds = []string{"heap", "goroutine"}
 	}
-	return Plan{
+	return remediate.Plan{
 		Action: fmt.Sprintf("fetch %s profiles of %s through pods/proxy (port %d, %s)", strings.Join(kinds, " and "), pod, port, base),
-		Apply: func(ctx context.Context, env Env) (string, error) {
+		Apply: func(ctx context.Context, env remediate.Env) (string, error) {
 			return p.apply(ctx, env, t, kinds, func(ctx context.Context, kind string) (io.ReadCloser, error) {
 				return env.Client.CoreV1().RESTClient().Get().Namespace(pod.Namespace).Resource("pods").
 					Name(fmt.Sprintf("%s:%d", pod.Name, port)).SubResource("proxy").Suffix(base, kind).Stream(ctx)
@@ -210,8 +223,8 @@ var errProfilingDisabled = errors.New("profiling disabled")
 // store's fetch slots, streams it into the store under MaxBytes and names
 // the files on the target. A failure is held (the remediators after it
 // run) unless Required.
-func (p Profile) apply(ctx context.Context, env Env, t *Target, kinds []string, fetch func(context.Context, string) (io.ReadCloser, error)) (string, error) {
-	if env.Profiles == nil {
+func (p Profile) apply(ctx context.Context, env remediate.Env, t *remediate.Target, kinds []string, fetch func(context.Context, string) (io.ReadCloser, error)) (string, error) {
+	if p.Store == nil {
 		return "", p.fail(ReasonNoProfileStore, "serve has no --profile-dir to store profiles in")
 	}
 	subject := t.Object.Name
@@ -220,10 +233,10 @@ func (p Profile) apply(ctx context.Context, env Env, t *Target, kinds []string, 
 	}
 	var saved []string
 	for _, kind := range kinds {
-		name, size, err := p.fetchOne(ctx, env.Profiles, []string{subject, kind}, env.Now, func(ctx context.Context) (io.ReadCloser, error) { return fetch(ctx, kind) })
+		name, size, err := p.fetchOne(ctx, p.Store, []string{subject, kind}, env.Now, func(ctx context.Context) (io.ReadCloser, error) { return fetch(ctx, kind) })
 		switch {
 		case errors.Is(err, errProfilingDisabled):
-			return "", &HeldError{Reason: ReasonProfilingDisabled, Detail: fmt.Sprintf("the apiserver on Node %s serves no /debug/pprof (--profiling=false); no profile taken", t.Node)}
+			return "", &remediate.HeldError{Reason: ReasonProfilingDisabled, Detail: fmt.Sprintf("the apiserver on Node %s serves no /debug/pprof (--profiling=false); no profile taken", t.Node)}
 		case errors.Is(err, errTooLarge):
 			return "", p.fail(ReasonProfileTooLarge, fmt.Sprintf("%s profile of %s: %v; nothing kept", kind, subject, err))
 		case err != nil:
@@ -233,11 +246,11 @@ func (p Profile) apply(ctx context.Context, env Env, t *Target, kinds []string, 
 	}
 	list := strings.Join(saved, ", ")
 	where := ""
-	if env.Profiles.Replica != "" {
-		where = "; on replica " + env.Profiles.Replica + " (its GET /profiles)"
+	if p.Store.Replica != "" {
+		where = "; on replica " + p.Store.Replica + " (its GET /profiles)"
 	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationProfile: list}}})
-	if _, err := PatchObject(ctx, env.Client, t.Object, types.MergePatchType, patch); err != nil {
+	if _, err := remediate.PatchObject(ctx, env.Client, t.Object, types.MergePatchType, patch); err != nil {
 		// The profiles are stored; the Event names them all the same.
 		return "profiles stored: " + list + where + " (the annotation could not be written: " + err.Error() + ")", nil
 	}
@@ -246,7 +259,7 @@ func (p Profile) apply(ctx context.Context, env Env, t *Target, kinds []string, 
 
 // fetchOne waits, as long as ctx allows, for one of store's fetch slots,
 // then opens the profile and streams it into store, both under Timeout.
-func (p Profile) fetchOne(ctx context.Context, store *ProfileStore, parts []string, now time.Time, open func(context.Context) (io.ReadCloser, error)) (string, int64, error) {
+func (p Profile) fetchOne(ctx context.Context, store *Store, parts []string, now time.Time, open func(context.Context) (io.ReadCloser, error)) (string, int64, error) {
 	release, err := store.acquireFetch(ctx)
 	if err != nil {
 		return "", 0, err
@@ -268,20 +281,20 @@ func (p Profile) fail(reason, detail string) error {
 	if p.Required {
 		return fmt.Errorf("%s: %s (required: the remediators after profile do not run)", reason, detail)
 	}
-	return &HeldError{Reason: reason, Detail: detail + " (not required: the remediators after profile run)"}
+	return &remediate.HeldError{Reason: reason, Detail: detail + " (not required: the remediators after profile run)"}
 }
 
 // fetchAPIServer fetches /debug/pprof/<kind> from the apiserver on node,
 // at the node's InternalIP (its advertise address on kubeadm clusters),
 // with the service account's token and the cluster CA: that apiserver,
 // not whichever replica a load balancer picks.
-func (p Profile) fetchAPIServer(ctx context.Context, env Env, node, kind string) (io.ReadCloser, error) {
-	if env.Config == nil {
+func (p Profile) fetchAPIServer(ctx context.Context, env remediate.Env, node, kind string) (io.ReadCloser, error) {
+	if p.Config == nil {
 		return nil, errors.New("no client configuration to reach an apiserver's own address")
 	}
 	n, err := env.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("read Node %s: %w", node, ClassifyKube(err))
+		return nil, fmt.Errorf("read Node %s: %w", node, remediate.ClassifyKube(err))
 	}
 	addr := ""
 	for _, a := range n.Status.Addresses {
@@ -293,7 +306,7 @@ func (p Profile) fetchAPIServer(ctx context.Context, env Env, node, kind string)
 	if addr == "" {
 		return nil, fmt.Errorf("Node %s has no InternalIP", node)
 	}
-	cfg := rest.CopyConfig(env.Config)
+	cfg := rest.CopyConfig(p.Config)
 	cfg.Host = "https://" + net.JoinHostPort(addr, strconv.Itoa(p.APIServerPort))
 	cfg.Timeout = p.Timeout
 	hc, err := rest.HTTPClientFor(cfg)

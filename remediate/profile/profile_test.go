@@ -1,4 +1,4 @@
-package remediate
+package profile
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,10 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/remediatetest"
+
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -79,37 +80,37 @@ func pprofProxyHandler(t *testing.T, h http.Handler) (proxyClient, *fake.Clients
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs := fixtures()
+	objs := remediatetest.Fixtures()
 	for _, o := range objs {
 		if p, ok := o.(*corev1.Pod); ok && p.Name == "web-7d9-abcde" {
 			p.Annotations = map[string]string{AnnotationPprofPort: "6060"}
 		}
 	}
-	cs := newCluster(t, objs...)
+	cs := remediatetest.NewCluster(t, objs...)
 	return proxyClient{Clientset: cs, core: proxyCore{CoreV1Interface: cs.CoreV1(), rc: rc}}, cs
 }
 
-func newProfileT(t *testing.T, args string) Profile {
+func newProfileT(t *testing.T, args string, deps Deps) Profile {
 	t.Helper()
-	r, err := NewProfile(json.RawMessage(args))
+	r, err := New(json.RawMessage(args), deps)
 	if err != nil {
 		t.Fatalf("NewProfile(%s) = %v", args, err)
 	}
 	return r.(Profile)
 }
 
-func testStore(t *testing.T) *ProfileStore {
+func testStore(t *testing.T) *Store {
 	t.Helper()
-	s, err := NewProfileStore(t.TempDir(), 0, 0)
+	s, err := NewStore(t.TempDir(), 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-func workloadTarget(t *testing.T, c kubernetes.Interface) *Target {
+func workloadTarget(t *testing.T, c kubernetes.Interface) *remediate.Target {
 	t.Helper()
-	tg, err := ResolveTarget(context.Background(), c, TargetWorkload, leakAlert())
+	tg, err := remediate.ResolveTarget(context.Background(), c, remediate.TargetWorkload, remediatetest.LeakAlert())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,11 +120,11 @@ func workloadTarget(t *testing.T, c kubernetes.Interface) *Target {
 func TestProfileThroughPodsProxy(t *testing.T) {
 	pc, cs, paths := pprofProxy(t, map[string][]byte{"heap": []byte("HEAP"), "goroutine": []byte("GOROUTINES")}, false)
 	store := testStore(t)
-	p := newProfileT(t, `{}`).Plan(workloadTarget(t, pc), Finding{Alert: leakAlert()}, testNow)
+	p := newProfileT(t, `{}`, Deps{Store: store}).Plan(workloadTarget(t, pc), remediate.Finding{Alert: remediatetest.LeakAlert()}, remediatetest.Now)
 	if p.Hold != "" {
 		t.Fatalf("held by %s: %s", p.Hold, p.Detail)
 	}
-	out, err := p.Apply(context.Background(), Env{Client: pc, Now: testNow, Profiles: store})
+	out, err := p.Apply(context.Background(), remediate.Env{Client: pc, Now: remediatetest.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,16 +171,17 @@ func TestProfileHeldAndFailed(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			pc, _, _ := pprofProxy(t, tc.body, tc.hang)
 			store := testStore(t)
-			env := Env{Client: pc, Now: testNow, Profiles: store}
+			env := remediate.Env{Client: pc, Now: remediatetest.Now}
+			deps := Deps{Store: store}
 			if tc.noStore {
-				env.Profiles = nil
+				deps.Store = nil
 			}
 			start := time.Now()
-			_, err := newProfileT(t, tc.args).Plan(workloadTarget(t, pc), Finding{Alert: leakAlert()}, testNow).Apply(context.Background(), env)
+			_, err := newProfileT(t, tc.args, deps).Plan(workloadTarget(t, pc), remediate.Finding{Alert: remediatetest.LeakAlert()}, remediatetest.Now).Apply(context.Background(), env)
 			if took := time.Since(start); took > 5*time.Second {
 				t.Errorf("took %s: the timeout did not bound the fetch", took)
 			}
-			var held *HeldError
+			var held *remediate.HeldError
 			got := ""
 			switch {
 			case errors.As(err, &held):
@@ -198,38 +200,39 @@ func TestProfileHeldAndFailed(t *testing.T) {
 }
 
 func TestProfileNeedsOptIn(t *testing.T) {
-	cs := newCluster(t, fixtures()...)
-	if p := newProfileT(t, `{}`).Plan(workloadTarget(t, cs), Finding{Alert: leakAlert()}, testNow); p.Hold != ReasonNoPprofPort {
+	cs := remediatetest.NewCluster(t, remediatetest.Fixtures()...)
+	if p := newProfileT(t, `{}`, Deps{}).Plan(workloadTarget(t, cs), remediate.Finding{Alert: remediatetest.LeakAlert()}, remediatetest.Now); p.Hold != ReasonNoPprofPort {
 		t.Errorf("held by %q, want %s", p.Hold, ReasonNoPprofPort)
 	}
 }
 
 // apiserverTarget is the static pod of an apiserver on node cp1, whose
-// InternalIP and port are addr's.
-func apiserverEnv(t *testing.T, h http.Handler) (Env, *Target, int) {
+// InternalIP and port are addr's, with the deps that reach it: a store
+// and the service account's token and CA.
+func apiserverEnv(t *testing.T, h http.Handler) (remediate.Env, Deps, *remediate.Target, int) {
 	t.Helper()
 	srv := httptest.NewTLSServer(h)
 	t.Cleanup(srv.Close)
 	host, portS, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	port, _ := strconv.Atoi(portS)
-	objs := fixtures()
+	objs := remediatetest.Fixtures()
 	for _, o := range objs {
 		if n, ok := o.(*corev1.Node); ok && n.Name == "cp1" {
 			n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: host}}
 		}
 	}
-	cs := newCluster(t, objs...)
-	tg, err := ResolveTarget(context.Background(), cs, TargetAPIServer, alert("firing", map[string]string{"alertname": "KubeAPIServerMemoryHigh", "node": "cp1"}))
+	cs := remediatetest.NewCluster(t, objs...)
+	tg, err := remediate.ResolveTarget(context.Background(), cs, remediate.TargetAPIServer, remediatetest.Alert("firing", map[string]string{"alertname": "KubeAPIServerMemoryHigh", "node": "cp1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	return Env{Client: cs, Now: testNow, Profiles: testStore(t), Config: &rest.Config{BearerToken: "sa-token", TLSClientConfig: rest.TLSClientConfig{CAData: ca}}}, tg, port
+	return remediate.Env{Client: cs, Now: remediatetest.Now}, Deps{Store: testStore(t), Config: &rest.Config{BearerToken: "sa-token", TLSClientConfig: rest.TLSClientConfig{CAData: ca}}}, tg, port
 }
 
 func TestProfileAPIServer(t *testing.T) {
 	var auth string
-	env, tg, port := apiserverEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	env, deps, tg, port := apiserverEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth = r.Header.Get("Authorization")
 		if r.URL.Path != "/debug/pprof/heap" {
 			http.NotFound(w, r)
@@ -237,7 +240,7 @@ func TestProfileAPIServer(t *testing.T) {
 		}
 		_, _ = w.Write([]byte("APISERVER-HEAP"))
 	}))
-	p := newProfileT(t, `{"apiserverPort": `+strconv.Itoa(port)+`}`).Plan(tg, Finding{Alert: alert("firing", map[string]string{"alertname": "KubeAPIServerMemoryHigh", "node": "cp1"})}, testNow)
+	p := newProfileT(t, `{"apiserverPort": `+strconv.Itoa(port)+`}`, deps).Plan(tg, remediate.Finding{Alert: remediatetest.Alert("firing", map[string]string{"alertname": "KubeAPIServerMemoryHigh", "node": "cp1"})}, remediatetest.Now)
 	out, err := p.Apply(context.Background(), env)
 	if err != nil {
 		t.Fatal(err)
@@ -245,18 +248,18 @@ func TestProfileAPIServer(t *testing.T) {
 	if auth != "Bearer sa-token" {
 		t.Errorf("Authorization %q, want the service account's token", auth)
 	}
-	files, _ := env.Profiles.List()
+	files, _ := deps.Store.List()
 	if len(files) != 1 || !strings.Contains(out, files[0].Name) || !strings.Contains(files[0].Name, "kube-apiserver-cp1_heap") {
 		t.Errorf("stored %v, outcome %q", files, out)
 	}
 }
 
 func TestProfileAPIServerProfilingDisabled(t *testing.T) {
-	env, tg, port := apiserverEnv(t, http.NotFoundHandler())
+	env, deps, tg, port := apiserverEnv(t, http.NotFoundHandler())
 	for _, args := range []string{`{"apiserverPort": %d}`, `{"apiserverPort": %d, "required": true}`} {
-		p := newProfileT(t, strings.Replace(args, "%d", strconv.Itoa(port), 1)).Plan(tg, Finding{}, testNow)
+		p := newProfileT(t, strings.Replace(args, "%d", strconv.Itoa(port), 1), deps).Plan(tg, remediate.Finding{}, remediatetest.Now)
 		_, err := p.Apply(context.Background(), env)
-		var held *HeldError
+		var held *remediate.HeldError
 		if !errors.As(err, &held) || held.Reason != ReasonProfilingDisabled || !strings.Contains(held.Detail, "--profiling=false") {
 			t.Errorf("%s: Apply = %v, want held by %s", args, err, ReasonProfilingDisabled)
 		}
@@ -264,7 +267,7 @@ func TestProfileAPIServerProfilingDisabled(t *testing.T) {
 }
 
 func TestProfileStoreRetention(t *testing.T) {
-	s, err := NewProfileStore(t.TempDir(), 25, time.Hour)
+	s, err := NewStore(t.TempDir(), 25, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,10 +282,10 @@ func TestProfileStoreRetention(t *testing.T) {
 		}
 		return f
 	}
-	old := save("old", testNow.Add(-2*time.Hour), 1)
-	a := save("a", testNow.Add(-3*time.Minute), 10)
-	b := save("b", testNow.Add(-2*time.Minute), 10)
-	s.Prune(testNow)
+	old := save("old", remediatetest.Now.Add(-2*time.Hour), 1)
+	a := save("a", remediatetest.Now.Add(-3*time.Minute), 10)
+	b := save("b", remediatetest.Now.Add(-2*time.Minute), 10)
+	s.Prune(remediatetest.Now)
 	names := func() []string {
 		fs, _ := s.List()
 		var out []string
@@ -294,7 +297,7 @@ func TestProfileStoreRetention(t *testing.T) {
 	if got := names(); len(got) != 2 || got[0] != b || got[1] != a {
 		t.Errorf("after pruning by age: %v, want %s then %s (%s is past the 1h age)", got, b, a, old)
 	}
-	c := save("c", testNow.Add(-time.Minute), 10)
+	c := save("c", remediatetest.Now.Add(-time.Minute), 10)
 	if got := names(); len(got) != 2 || got[0] != c || got[1] != b {
 		t.Errorf("after pruning by size: %v, want %s, %s (the oldest went to fit 25 bytes)", got, c, b)
 	}
@@ -311,53 +314,6 @@ func TestProfileStoreRetention(t *testing.T) {
 	f.Close()
 }
 
-const profileRestartPolicy = `
-alerts:
-  ContainerMemoryLeak:
-    target: workload
-    check: {name: working-set-slope}
-    remediators:
-      - name: annotate
-      - name: profile
-        args: {required: %v}
-      - name: restart
-        enabled: true
-`
-
-// A policy entry orders profile before restart: a profile that fails
-// (here: the pod opts in, but no profile directory is configured)
-// is held and the restart goes on, unless the entry makes it required.
-func TestProfileBeforeRestart(t *testing.T) {
-	for _, required := range []bool{false, true} {
-		t.Run(fmt.Sprintf("required %v", required), func(t *testing.T) {
-			objs := restartFixtures(func(objs []runtime.Object) {
-				for _, o := range objs {
-					if p, ok := o.(*corev1.Pod); ok && p.Name == "web-7d9-abcde" {
-						p.Annotations = map[string]string{AnnotationPprofPort: "6060"}
-					}
-				}
-			})
-			e, cs := newTestEngine(t, engineSetup{objs: objs, policy: fmt.Sprintf(profileRestartPolicy, required), opts: func(o *Options) { o.Querier = confirmingQuerier{} }})
-			d, err := e.DecideOne(context.Background(), leakAlert())
-			if len(d.Remediators) != 3 {
-				t.Fatalf("remediators %+v", d.Remediators)
-			}
-			prof, restart := d.Remediators[1], d.Remediators[2]
-			dep, _ := cs.AppsV1().Deployments("shop").Get(context.Background(), "web", metav1.GetOptions{})
-			restarted := dep.Spec.Template.Annotations[AnnotationRestartedAt] != ""
-			if !required {
-				if err != nil || prof.Result != ResultHeld || !strings.HasPrefix(prof.Detail, ReasonNoProfileStore) || restart.Result != ResultActed || !restarted {
-					t.Errorf("decision %s (%v): profile %+v, restart %+v, restarted %v; want profile held, restart acted", d.Decision, err, prof, restart, restarted)
-				}
-				return
-			}
-			if err == nil || d.Decision != DecisionError || prof.Result != ResultFailed || restart.Result == ResultActed || restarted {
-				t.Errorf("decision %s (%v): profile %+v, restart %+v, restarted %v; want profile failed and no restart", d.Decision, err, prof, restart, restarted)
-			}
-		})
-	}
-}
-
 // endless is a profile that never ends, counting the bytes read from it.
 type endless struct{ read int64 }
 
@@ -371,7 +327,7 @@ func (e *endless) Read(b []byte) (int, error) {
 
 // storeEntries is every file in the store's directory, temporary files
 // included.
-func storeEntries(t *testing.T, s *ProfileStore) []string {
+func storeEntries(t *testing.T, s *Store) []string {
 	t.Helper()
 	entries, err := os.ReadDir(s.Dir)
 	if err != nil {
@@ -392,7 +348,7 @@ func TestProfileStoreCapWhileReading(t *testing.T) {
 	const limit = 1 << 20
 	s := testStore(t)
 	src := &endless{}
-	_, _, err := s.SaveFrom([]string{"shop-web", "heap"}, testNow, src, limit)
+	_, _, err := s.SaveFrom([]string{"shop-web", "heap"}, remediatetest.Now, src, limit)
 	if !errors.Is(err, errTooLarge) {
 		t.Fatalf("SaveFrom(endless) = %v, want errTooLarge", err)
 	}
@@ -402,7 +358,7 @@ func TestProfileStoreCapWhileReading(t *testing.T) {
 	if got := storeEntries(t, s); len(got) != 0 {
 		t.Errorf("the store holds %q after a profile over the cap, want nothing", got)
 	}
-	name, n, err := s.SaveFrom([]string{"shop-web", "heap"}, testNow, bytes.NewReader(bytes.Repeat([]byte("y"), limit)), limit)
+	name, n, err := s.SaveFrom([]string{"shop-web", "heap"}, remediatetest.Now, bytes.NewReader(bytes.Repeat([]byte("y"), limit)), limit)
 	if err != nil || n != limit {
 		t.Fatalf("SaveFrom(at the cap) = %q, %d, %v; want it kept", name, n, err)
 	}
@@ -416,9 +372,9 @@ func TestProfileStoreCapWhileReading(t *testing.T) {
 func TestProfileTooLargeLeavesNothing(t *testing.T) {
 	pc, _, _ := pprofProxy(t, map[string][]byte{"heap": bytes.Repeat([]byte("x"), 64<<10)}, false)
 	store := testStore(t)
-	_, err := newProfileT(t, `{"maxBytes": 4096, "profiles": ["heap"]}`).Plan(workloadTarget(t, pc), Finding{Alert: leakAlert()}, testNow).
-		Apply(context.Background(), Env{Client: pc, Now: testNow, Profiles: store})
-	var held *HeldError
+	_, err := newProfileT(t, `{"maxBytes": 4096, "profiles": ["heap"]}`, Deps{Store: store}).Plan(workloadTarget(t, pc), remediate.Finding{Alert: remediatetest.LeakAlert()}, remediatetest.Now).
+		Apply(context.Background(), remediate.Env{Client: pc, Now: remediatetest.Now})
+	var held *remediate.HeldError
 	if !errors.As(err, &held) || held.Reason != ReasonProfileTooLarge || !strings.Contains(held.Detail, "4096 bytes") {
 		t.Fatalf("Apply = %v, want held by %s naming the cap", err, ReasonProfileTooLarge)
 	}
@@ -460,14 +416,14 @@ func TestProfileFetchSlots(t *testing.T) {
 	}))
 	store := testStore(t)
 	store.MaxFetches = 2
-	prof := newProfileT(t, `{"profiles": ["heap"]}`)
-	var targets []*Target
+	prof := newProfileT(t, `{"profiles": ["heap"]}`, Deps{Store: store})
+	var targets []*remediate.Target
 	for range 4 {
 		targets = append(targets, workloadTarget(t, pc))
 	}
 	apply := func(ctx context.Context, i int) error {
-		_, err := prof.Plan(targets[i], Finding{Alert: leakAlert()}, testNow).
-			Apply(ctx, Env{Client: pc, Now: testNow.Add(time.Duration(i) * time.Second), Profiles: store})
+		_, err := prof.Plan(targets[i], remediate.Finding{Alert: remediatetest.LeakAlert()}, remediatetest.Now).
+			Apply(ctx, remediate.Env{Client: pc, Now: remediatetest.Now.Add(time.Duration(i) * time.Second)})
 		return err
 	}
 	done := make(chan error, 3)
@@ -501,7 +457,7 @@ func TestProfileFetchSlots(t *testing.T) {
 	go func() { fourth <- apply(ctx, 3) }()
 	waitFor("the fourth fetch to wait for a slot", func() bool { return store.FetchesWaiting() == 2 })
 	cancel()
-	var held *HeldError
+	var held *remediate.HeldError
 	if err := <-fourth; !errors.As(err, &held) || held.Reason != ReasonProfileFailed || !strings.Contains(held.Detail, "slot") {
 		t.Errorf("fourth Apply = %v, want held by %s waiting for a slot", err, ReasonProfileFailed)
 	}
@@ -536,7 +492,7 @@ func TestProfileStoreRemovesStaleTemps(t *testing.T) {
 	if err := os.Chtimes(stale, old, old); err != nil {
 		t.Fatal(err)
 	}
-	s.Prune(testNow)
+	s.Prune(remediatetest.Now)
 	if diff := cmp.Diff([]string{".tmp-2"}, storeEntries(t, s)); diff != "" {
 		t.Errorf("after Prune (-want +got):\n%s", diff)
 	}
@@ -557,8 +513,8 @@ func TestProfileOutcomeNamesReplica(t *testing.T) {
 			pc, _, _ := pprofProxy(t, map[string][]byte{"heap": []byte("HEAP"), "goroutine": []byte("GOROUTINES")}, false)
 			store := testStore(t)
 			store.Replica = tc.replica
-			out, err := newProfileT(t, `{}`).Plan(workloadTarget(t, pc), Finding{Alert: leakAlert()}, testNow).
-				Apply(context.Background(), Env{Client: pc, Now: testNow, Profiles: store})
+			out, err := newProfileT(t, `{}`, Deps{Store: store}).Plan(workloadTarget(t, pc), remediate.Finding{Alert: remediatetest.LeakAlert()}, remediatetest.Now).
+				Apply(context.Background(), remediate.Env{Client: pc, Now: remediatetest.Now})
 			if err != nil {
 				t.Fatal(err)
 			}

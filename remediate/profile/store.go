@@ -1,4 +1,4 @@
-package remediate
+package profile
 
 import (
 	"bytes"
@@ -35,7 +35,7 @@ var ErrProfileNotFound = errors.New("profile not found")
 
 // ProfileStore keeps heap and goroutine profiles in a directory (a
 // volume), bounded by total size and age: the oldest go first.
-type ProfileStore struct {
+type Store struct {
 	Dir      string
 	MaxBytes int64
 	MaxAge   time.Duration
@@ -57,7 +57,7 @@ type ProfileStore struct {
 
 // NewProfileStore returns a store in dir, creating it; zero limits take
 // the defaults.
-func NewProfileStore(dir string, maxBytes int64, maxAge time.Duration) (*ProfileStore, error) {
+func NewStore(dir string, maxBytes int64, maxAge time.Duration) (*Store, error) {
 	if dir == "" {
 		return nil, errors.New("profile store: no directory")
 	}
@@ -70,11 +70,11 @@ func NewProfileStore(dir string, maxBytes int64, maxAge time.Duration) (*Profile
 	if maxAge <= 0 {
 		maxAge = DefaultProfileMaxAge
 	}
-	return &ProfileStore{Dir: dir, MaxBytes: maxBytes, MaxAge: maxAge}, nil
+	return &Store{Dir: dir, MaxBytes: maxBytes, MaxAge: maxAge}, nil
 }
 
 // ProfileFile is one stored profile.
-type ProfileFile struct {
+type File struct {
 	Name    string    `json:"name"`
 	Size    int64     `json:"size"`
 	ModTime time.Time `json:"modTime"`
@@ -105,7 +105,7 @@ func sanitize(s string) string {
 // Save writes data as a new profile named after its parts and the time,
 // then applies the retention (the new file is kept). It returns the
 // file's name.
-func (s *ProfileStore) Save(parts []string, now time.Time, data []byte) (string, error) {
+func (s *Store) Save(parts []string, now time.Time, data []byte) (string, error) {
 	name, _, err := s.SaveFrom(parts, now, bytes.NewReader(data), 0)
 	return name, err
 }
@@ -120,7 +120,7 @@ var errTooLarge = errors.New("profile over the size cap")
 // truncated. The bytes go to a temporary file in the directory, renamed
 // into place once complete, so a listing never shows a partial profile.
 // It returns the file's name and size.
-func (s *ProfileStore) SaveFrom(parts []string, now time.Time, r io.Reader, limit int64) (string, int64, error) {
+func (s *Store) SaveFrom(parts []string, now time.Time, r io.Reader, limit int64) (string, int64, error) {
 	clean := make([]string, 0, len(parts)+1)
 	for _, p := range parts {
 		clean = append(clean, sanitize(p))
@@ -161,11 +161,11 @@ func (s *ProfileStore) SaveFrom(parts []string, now time.Time, r io.Reader, limi
 
 // FetchesWaiting is the number of fetches waiting now for one of the
 // MaxFetches slots.
-func (s *ProfileStore) FetchesWaiting() int64 { return s.waiting.Load() }
+func (s *Store) FetchesWaiting() int64 { return s.waiting.Load() }
 
 // acquireFetch takes one of the MaxFetches fetch slots, waiting as long
 // as ctx allows; the returned func gives it back.
-func (s *ProfileStore) acquireFetch(ctx context.Context) (func(), error) {
+func (s *Store) acquireFetch(ctx context.Context) (func(), error) {
 	s.slotsOnce.Do(func() {
 		n := s.MaxFetches
 		if n <= 0 {
@@ -190,12 +190,12 @@ func (s *ProfileStore) acquireFetch(ctx context.Context) (func(), error) {
 }
 
 // List returns the stored profiles, newest first.
-func (s *ProfileStore) List() ([]ProfileFile, error) {
+func (s *Store) List() ([]File, error) {
 	entries, err := os.ReadDir(s.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("list profiles: %w", err)
 	}
-	var out []ProfileFile
+	var out []File
 	for _, e := range entries {
 		if !e.Type().IsRegular() || !profileNameRE.MatchString(e.Name()) {
 			continue
@@ -204,7 +204,7 @@ func (s *ProfileStore) List() ([]ProfileFile, error) {
 		if err != nil {
 			continue // removed meanwhile
 		}
-		out = append(out, ProfileFile{Name: e.Name(), Size: info.Size(), ModTime: info.ModTime().UTC()})
+		out = append(out, File{Name: e.Name(), Size: info.Size(), ModTime: info.ModTime().UTC()})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].ModTime.Equal(out[j].ModTime) {
@@ -217,7 +217,7 @@ func (s *ProfileStore) List() ([]ProfileFile, error) {
 
 // Open opens the stored profile name; a name not of a stored profile's
 // shape, or absent, is ErrProfileNotFound.
-func (s *ProfileStore) Open(name string) (*os.File, error) {
+func (s *Store) Open(name string) (*os.File, error) {
 	if !profileNameRE.MatchString(name) {
 		return nil, ErrProfileNotFound
 	}
@@ -229,7 +229,7 @@ func (s *ProfileStore) Open(name string) (*os.File, error) {
 }
 
 // Prune applies the retention at now.
-func (s *ProfileStore) Prune(now time.Time) {
+func (s *Store) Prune(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.prune(now, "")
@@ -237,14 +237,14 @@ func (s *ProfileStore) Prune(now time.Time) {
 
 // prune removes profiles older than MaxAge, then the oldest until the
 // total fits MaxBytes; keep is never removed.
-func (s *ProfileStore) prune(now time.Time, keep string) {
+func (s *Store) prune(now time.Time, keep string) {
 	s.removeStaleTemps()
 	files, err := s.List()
 	if err != nil {
 		return
 	}
 	var total int64
-	var kept []ProfileFile
+	var kept []File
 	for _, f := range files {
 		if f.Name != keep && now.Sub(f.ModTime) > s.MaxAge {
 			_ = os.Remove(filepath.Join(s.Dir, f.Name))
@@ -270,7 +270,7 @@ const staleTemp = time.Hour
 // removeStaleTemps removes the temporary files of fetches that died with
 // their process mid-stream. A live fetch writes its file as the bytes
 // come, so its modification time stays recent, on the wall clock.
-func (s *ProfileStore) removeStaleTemps() {
+func (s *Store) removeStaleTemps() {
 	entries, err := os.ReadDir(s.Dir)
 	if err != nil {
 		return
