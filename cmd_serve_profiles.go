@@ -103,7 +103,7 @@ func resumeDrains(ctx context.Context, e *remediate.Engine, logger *slog.Logger)
 	t := time.NewTicker(resumeInterval)
 	defer t.Stop()
 	for {
-		resumed, reported, err := e.ResumeDrains(ctx)
+		resumed, reported, err := e.Resume(ctx)
 		switch {
 		case err != nil:
 			logger.Warn("could not look for interrupted drains", "error", err)

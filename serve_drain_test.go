@@ -64,7 +64,7 @@ func TestServeReadyzShowsAWaitingDrain(t *testing.T) {
 	if code, checks := readyz(); code != http.StatusOK || checks["drains"] != "ok" {
 		t.Fatalf("before: /readyz = %d %v, want 200 with drains ok", code, checks)
 	}
-	if resumed, reported, err := e.ResumeDrains(context.Background()); err != nil || resumed+reported != 0 {
+	if resumed, reported, err := e.Resume(context.Background()); err != nil || resumed+reported != 0 {
 		t.Fatalf("ResumeDrains = %d, %d, %v; want nothing resumed or reported", resumed, reported, err)
 	}
 	for _, a := range cs.Actions() {

@@ -592,7 +592,7 @@ func ownsUnschedulable(mf metav1.ManagedFieldsEntry) bool {
 // whose annotations are ann, or "": its record says running and either
 // its heartbeat is fresh or its deadline is still ahead (a replica that
 // starts resumes a drain whose heartbeat went stale before its deadline,
-// ResumeDrains). A record that does not parse fails closed: it may be a
+// drain's Resume). A record that does not parse fails closed: it may be a
 // running drain's.
 func drainRunning(ann map[string]string, now time.Time) string {
 	if _, ok := ann[AnnotationDrain]; !ok {

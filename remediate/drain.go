@@ -92,7 +92,7 @@ const (
 )
 
 // DrainInfo declares drain: node targets only, disruptive.
-var DrainInfo = RemediatorInfo{Name: RemediatorDrain, Targets: []string{TargetNode}, Disruptive: true, New: NewDrain,
+var DrainInfo = RemediatorInfo{Name: RemediatorDrain, Targets: []string{TargetNode}, Disruptive: true, New: NewDrain, Resumer: drainResumer{},
 	Rights: func(string) []Right {
 		return []Right{ResourceRight("list", "", "pods", GrantNode), ResourceRight("create", "", "pods/eviction", GrantNode)}
 	},
@@ -225,7 +225,7 @@ func (d Drain) Plan(t *Target, f Finding, now time.Time) Plan {
 			}
 			dr := newDrainer(env.Client, env.metadata, RefOf(KindNode, n), st, n)
 			dr.configure(d, scope)
-			dr.gate, dr.waits, dr.logger, dr.metrics = env.drainGate, env.drainWaits, env.Logger, env.metrics
+			dr.gate, dr.waits, dr.logger, dr.metrics = drainGateOf(env.Gate), env.drainWaits, env.Logger, env.metrics
 			if err := dr.write(ctx, ""); err != nil {
 				var w *drainWaitError
 				switch {
@@ -784,48 +784,68 @@ func (dr *drainer) record(ctx context.Context, reason string) error {
 		msg += "; skipped: " + strings.Join(s.Skipped, ", ")
 	}
 	msg += fmt.Sprintf("; deadline %s", s.Deadline.UTC().Format(time.RFC3339))
-	d := &Decision{AlertName: s.Alert, Decision: "drain", Message: msg, at: dr.now()}
 	eventType := corev1.EventTypeNormal
 	if reason == EventReasonDrainIncomplete {
 		eventType = corev1.EventTypeWarning
 	}
-	return recordEvent(wctx, dr.client, d, &Target{Object: dr.node}, eventType, reason)
+	return RecordEvent(wctx, dr.client, &Target{Object: dr.node}, Event{Alert: s.Alert, Action: "drain", Message: msg, Type: eventType, Reason: reason, At: dr.now()})
 }
 
-// drainGate says what the engine's current policy and pause switch
-// allow a drain for alert now. Every reason to wait is read fresh: the
-// --dry-run flag, the pause switch (a switch that cannot be read holds,
-// failing closed), the policy's and the entry's dryRun, and whether the
-// entry still has drain.
-func (e *Engine) drainGate(ctx context.Context, alert string) drainGate {
+// gate says, for work of remediator name that outlives the request it
+// started in (a drain), whether it may act now for alert, and with what
+// the current policy says (Env.Gate). Every reason to wait is read
+// fresh: the --dry-run flag, the pause switch (a switch that cannot be
+// read holds, failing closed), the policy's and the entry's dryRun, and
+// whether the entry still has the remediator.
+func (e *Engine) gate(ctx context.Context, alert, name string) Gate {
 	if e.dryRun {
-		return drainGate{wait: "leakguard runs in dry-run (--dry-run)"}
+		return Gate{Wait: "leakguard runs in dry-run (--dry-run)"}
 	}
 	paused, err := e.budget.paused(ctx)
 	if err != nil {
 		// Fail closed: a switch that cannot be read may be on.
-		return drainGate{wait: fmt.Sprintf("the pause switch cannot be read: %v", err), paused: true}
+		return Gate{Wait: fmt.Sprintf("the pause switch cannot be read: %v", err), Paused: true}
 	}
 	if paused {
-		return drainGate{wait: fmt.Sprintf("paused: Namespace %s has %s: \"true\"", e.budget.namespace, AnnotationPause), paused: true}
+		return Gate{Wait: fmt.Sprintf("paused: Namespace %s has %s: \"true\"", e.budget.namespace, AnnotationPause), Paused: true}
 	}
 	pol := e.Policy()
 	if pol.DryRun {
-		return drainGate{wait: "the policy is in dry-run (dryRun: true)"}
+		return Gate{Wait: "the policy is in dry-run (dryRun: true)"}
 	}
 	entry := pol.Entry(alert)
 	if entry == nil {
-		return drainGate{wait: fmt.Sprintf("the policy has no entry for %s", alert), mayWrite: true}
+		return Gate{Wait: fmt.Sprintf("the policy has no entry for %s", alert), MayWrite: true}
 	}
 	if entry.DryRun {
-		return drainGate{wait: fmt.Sprintf("the policy's entry for %s is in dry-run (dryRun: true)", alert)}
+		return Gate{Wait: fmt.Sprintf("the policy's entry for %s is in dry-run (dryRun: true)", alert)}
 	}
 	for _, er := range entry.Remediators {
-		if d, ok := er.Remediator.(Drain); ok {
-			return drainGate{drain: d, scope: func(ns string) bool { return pol.namespaceAllowed(entry, ns) }}
+		if er.Name == name {
+			return Gate{Remediator: er.Remediator, Scope: func(ns string) bool { return pol.namespaceAllowed(entry, ns) }}
 		}
 	}
-	return drainGate{wait: fmt.Sprintf("the policy's entry for %s has no drain", alert), mayWrite: true}
+	return Gate{Wait: fmt.Sprintf("the policy's entry for %s has no %s", alert, name), MayWrite: true}
+}
+
+// drainGateOf is the engine's gate for drain, as the drainer reads it:
+// the current policy's Drain, asserted here, in drain's own code.
+func drainGateOf(gate func(ctx context.Context, alert, name string) Gate) func(ctx context.Context, alert string) drainGate {
+	if gate == nil {
+		return nil
+	}
+	return func(ctx context.Context, alert string) drainGate {
+		g := gate(ctx, alert, RemediatorDrain)
+		dg := drainGate{wait: g.Wait, mayWrite: g.MayWrite, paused: g.Paused, scope: g.Scope}
+		if g.Wait == "" {
+			d, ok := g.Remediator.(Drain)
+			if !ok {
+				return drainGate{wait: fmt.Sprintf("the policy's entry for %s has no drain", alert), mayWrite: true}
+			}
+			dg.drain = d
+		}
+		return dg
+	}
 }
 
 // drainWaits lists the drains that wait (paused, dry-run, no drain in
@@ -839,7 +859,7 @@ type drainWaits struct {
 type drainWait struct {
 	alert, why string
 	deadline   time.Time
-	// scanned: ResumeDrains found it (a record whose replica stopped),
+	// scanned: drain's Resume found it (a record whose replica stopped),
 	// not a drainer of this process.
 	scanned bool
 }
@@ -868,7 +888,7 @@ func (w *drainWaits) clear(node string, scanned bool) {
 	}
 }
 
-// scanned makes found the entries that ResumeDrains found; a drainer's
+// scanned makes found the entries that drain's Resume found; a drainer's
 // own entry stays. It returns the nodes whose entry is new or changed.
 func (w *drainWaits) scanned(found map[string]drainWait) []string {
 	w.mu.Lock()
@@ -914,7 +934,12 @@ func (e *Engine) WaitingDrains() []string {
 	return out
 }
 
-// ResumeDrains finds the nodes whose drain by leakguard is recorded as
+// drainResumer takes up the drains that a stopped replica left running.
+type drainResumer struct{}
+
+var _ Resumer = drainResumer{}
+
+// Resume (drain's Resumer) finds the nodes whose drain by leakguard is recorded as
 // running with a stale heartbeat (the replica that ran it stopped). It
 // asks the gate first: while leakguard is paused or in dry-run it writes
 // nothing and lists the drain as waiting (log and WaitingDrains), and
@@ -925,14 +950,27 @@ func (e *Engine) WaitingDrains() []string {
 // take-over is written under the node's resourceVersion, so of two
 // replicas one resumes it); one whose alert the policy no longer drains
 // waits until its deadline, for a reload. `serve` calls it at start and
-// every minute.
-func (e *Engine) ResumeDrains(ctx context.Context) (resumed, reported int, err error) {
-	nodes, err := listNodes(ctx, e.client)
+// every minute, through Engine.Resume.
+func (drainResumer) Resume(ctx context.Context, env Env) (resumed, reported int, err error) {
+	nodes, err := listNodes(ctx, env.Client)
 	if err != nil {
 		return 0, 0, err
 	}
-	now := e.now()
-	env := e.env(now)
+	now := env.Now
+	clock := env.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	logger := env.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	gate := drainGateOf(env.Gate)
+	if gate == nil {
+		// Fail closed: without the engine's gate nothing says whether
+		// leakguard is paused or in dry-run.
+		return 0, 0, errors.New("resume drains: no gate to ask (Env.Gate)")
+	}
 	waiting := map[string]drainWait{}
 	for i := range nodes {
 		n := &nodes[i]
@@ -940,9 +978,9 @@ func (e *Engine) ResumeDrains(ctx context.Context) (resumed, reported int, err e
 		if !ok || s.State != DrainRunning || now.Sub(s.Heartbeat) < drainStaleAfter {
 			continue
 		}
-		dr := newDrainer(e.client, e.metadata, RefOf(KindNode, n), s, n)
-		dr.now, dr.logger, dr.metrics, dr.gate, dr.waits = e.now, e.logger, e.metrics, e.drainGate, &e.drainWaits
-		g := e.drainGate(ctx, s.Alert)
+		dr := newDrainer(env.Client, env.metadata, RefOf(KindNode, n), s, n)
+		dr.now, dr.logger, dr.metrics, dr.gate, dr.waits = clock, logger, env.metrics, gate, env.drainWaits
+		g := gate(ctx, s.Alert)
 		pastDeadline := !now.Before(s.Deadline)
 		if g.wait != "" && (!g.mayWrite || !pastDeadline) {
 			// Nothing is written: the record stays as it is, and the next
@@ -974,16 +1012,16 @@ func (e *Engine) ResumeDrains(ctx context.Context) (resumed, reported int, err e
 		dr.state.Heartbeat = now
 		if err := dr.write(ctx, ""); err != nil {
 			// A Conflict: another replica took it over first.
-			e.logger.Warn("could not resume a drain", "node", n.Name, "error", err)
+			logger.Warn("could not resume a drain", "node", n.Name, "error", err)
 			continue
 		}
-		e.logger.Info("resuming an interrupted drain", "node", n.Name, "alert", s.Alert, "deadline", s.Deadline)
+		logger.Info("resuming an interrupted drain", "node", n.Name, "alert", s.Alert, "deadline", s.Deadline)
 		start(env, dr.run)
 		resumed++
 	}
-	for _, node := range e.drainWaits.scanned(waiting) {
+	for _, node := range env.drainWaits.scanned(waiting) {
 		w := waiting[node]
-		e.logger.Warn("a drain is waiting: its replica stopped, and nothing is resumed, reported or written until it may go on", "node", node, "alert", w.alert, "why", w.why, "deadline", w.deadline)
+		logger.Warn("a drain is waiting: its replica stopped, and nothing is resumed, reported or written until it may go on", "node", node, "alert", w.alert, "why", w.why, "deadline", w.deadline)
 	}
 	return resumed, reported, nil
 }

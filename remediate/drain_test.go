@@ -307,7 +307,7 @@ func TestDrainResumedAfterRestart(t *testing.T) {
 			var bg []func()
 			e, cs := newTestEngine(t, engineSetup{policy: drainPolicy, objs: objs, opts: func(o *Options) { o.Background = func(f func()) { bg = append(bg, f) } }})
 			ev := evictions(cs, nil)
-			resumed, reported, err := e.ResumeDrains(context.Background())
+			resumed, reported, err := e.Resume(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -486,7 +486,7 @@ func TestDrainWaitsBetweenPasses(t *testing.T) {
 				return true, nil, nil
 			})
 			dr, waits := testDrainer(cs, 10*time.Second)
-			dr.gate, dr.waits = e.drainGate, &e.drainWaits
+			dr.gate, dr.waits = drainGateOf(e.gate), &e.drainWaits
 			sleep := dr.sleep
 			from, evictedBefore := -1, 0
 			var waiting [][]string
@@ -577,7 +577,7 @@ func TestResumeDrainsWaits(t *testing.T) {
 					}
 				}})
 				before := drainStateOf(t, cs)
-				resumed, reported, err := e.ResumeDrains(context.Background())
+				resumed, reported, err := e.Resume(context.Background())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -597,7 +597,7 @@ func TestResumeDrainsWaits(t *testing.T) {
 					return
 				}
 				setPause(t, cs, false)
-				resumed, reported, err = e.ResumeDrains(context.Background())
+				resumed, reported, err = e.Resume(context.Background())
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -631,7 +631,7 @@ func TestResumeDrainsReports(t *testing.T) {
 			e, cs := newTestEngine(t, engineSetup{policy: tc.policy, objs: append(drainOwners(), tc.node, podOn("shop", "web-2", "node-0", replicated)),
 				opts: func(o *Options) { o.Background = func(f func()) { bg = append(bg, f) } }})
 			ev := evictions(cs, nil)
-			resumed, reported, err := e.ResumeDrains(context.Background())
+			resumed, reported, err := e.Resume(context.Background())
 			if err != nil || resumed != 0 || reported != 1 || len(bg) != 0 || len(*ev) != 0 {
 				t.Fatalf("ResumeDrains = %d, %d, %v, %d started, evictions %v; want 1 reported, nothing started or evicted", resumed, reported, err, len(bg), *ev)
 			}

@@ -503,8 +503,28 @@ func (e *Engine) otherCluster(a template.Alert) string {
 	return ""
 }
 
+// Resume calls every registered Resumer (a drain that a stopped replica
+// left running is resumed or reported): serve calls it at start and
+// every minute. It returns the totals; the error joins theirs.
+func (e *Engine) Resume(ctx context.Context) (resumed, reported int, err error) {
+	reg := e.Policy().registry
+	if reg == nil {
+		return 0, 0, nil
+	}
+	env := e.env(e.now())
+	var errs []error
+	for _, info := range reg.resumers() {
+		r, p, err := info.Resumer.Resume(ctx, env)
+		resumed, reported = resumed+r, reported+p
+		if err != nil {
+			errs = append(errs, fmt.Errorf("resume %s: %w", info.Name, err))
+		}
+	}
+	return resumed, reported, errors.Join(errs...)
+}
+
 // env is what the remediators of a run act through.
 func (e *Engine) env(now time.Time) Env {
 	return Env{Client: e.client, Now: now, Namespace: e.budget.namespace, Background: e.background,
-		Logger: e.logger, metrics: e.metrics, metadata: e.metadata, drainGate: e.drainGate, drainWaits: &e.drainWaits}
+		Logger: e.logger, metrics: e.metrics, metadata: e.metadata, Gate: e.gate, Clock: e.now, drainWaits: &e.drainWaits}
 }

@@ -61,6 +61,26 @@ func recordEvent(ctx context.Context, c kubernetes.Interface, d *Decision, t *Ta
 	return writeEvent(ctx, c, eventWrite{d: d, t: t, eventType: eventType, reason: reason, count: 1, first: d.at})
 }
 
+// Event is an Event that a remediator's own work records outside a
+// decision: a drain's end, say.
+type Event struct {
+	// Alert is the alert the work is for; Action names the work
+	// ("drain"); Message says what it did.
+	Alert, Action, Message string
+	// Type is corev1.EventTypeNormal or EventTypeWarning; Reason is the
+	// Event's reason.
+	Type, Reason string
+	// At is when it happened.
+	At time.Time
+}
+
+// RecordEvent records ev on t's object, named and bounded as the Events
+// of decisions are.
+func RecordEvent(ctx context.Context, c kubernetes.Interface, t *Target, ev Event) error {
+	d := &Decision{AlertName: ev.Alert, Decision: ev.Action, Message: ev.Message, at: ev.At}
+	return recordEvent(ctx, c, d, t, ev.Type, ev.Reason)
+}
+
 // eventWrite is one Event to write: the decision it records (the last of
 // count alike, the first of them at first).
 type eventWrite struct {

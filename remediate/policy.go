@@ -200,6 +200,9 @@ type ComponentSpec struct {
 
 // Policy is a validated, compiled policy.
 type Policy struct {
+	// registry is the registry the policy was compiled with: its
+	// Resumers are called whatever the entries name.
+	registry      *Registry
 	DryRun        bool
 	Cooldown      time.Duration
 	RatePerMinute float64
@@ -298,6 +301,7 @@ func ParsePolicy(data []byte, reg *Registry) (*Policy, error) {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	p := &Policy{
+		registry:                      reg,
 		DryRun:                        spec.DryRun,
 		Cooldown:                      orDefault(time.Duration(spec.Cooldown), DefaultCooldown),
 		RatePerMinute:                 spec.RateLimit.PerMinute,

@@ -55,6 +55,18 @@ func (r *Registry) AddRemediator(info RemediatorInfo) error {
 	return nil
 }
 
+// resumers returns the registered remediators that have a Resumer, by
+// name.
+func (r *Registry) resumers() []RemediatorInfo {
+	var out []RemediatorInfo
+	for _, name := range r.RemediatorNames() {
+		if info := r.remediators[name]; info.Resumer != nil {
+			out = append(out, info)
+		}
+	}
+	return out
+}
+
 // CheckNames returns the registered check names, sorted.
 func (r *Registry) CheckNames() []string { return sortedNames(r.checks) }
 

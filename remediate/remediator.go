@@ -81,6 +81,18 @@ type RemediatorInfo struct {
 	// lists them, serve checks them at start). Nil: none beyond the
 	// engine's.
 	Rights func(target string) []Right
+	// Resumer, when not nil, takes up the remediator's work that a
+	// stopped replica left running (drain); Engine.Resume calls it.
+	Resumer Resumer
+}
+
+// Resumer takes up work that outlives the request that started it (a
+// drain runs in the background) after the replica that ran it stopped.
+// Engine.Resume calls every registered Resumer, whatever the policy:
+// work whose alert the policy no longer names must still be reported.
+// Resume says how many it resumed and how many it reported ended.
+type Resumer interface {
+	Resume(ctx context.Context, env Env) (resumed, reported int, err error)
 }
 
 // Env is what a remediator acts through.
@@ -100,11 +112,33 @@ type Env struct {
 	// metadata reads owners of kinds without a typed client (drain's
 	// opt-out up a pod's owners); nil makes such a pod fail closed.
 	metadata metadata.Interface
-	// drainGate and drainWaits are the engine's, for a drain that
-	// outlives the request: what the current policy and the pause switch
-	// allow, and where a waiting drain is listed. Nil: nothing gates it.
-	drainGate  func(ctx context.Context, alert string) drainGate
+	// Clock is the engine's clock, for work that outlives the request
+	// (Now is the decision's time).
+	Clock func() time.Time
+	// Gate says, for work that outlives the request (a drain), what the
+	// current policy and the pause switch allow now: it is read again
+	// before each step of that work. Nil: nothing gates it.
+	Gate func(ctx context.Context, alert, remediator string) Gate
+	// drainWaits is the engine's list of the drains that wait.
 	drainWaits *drainWaits
+}
+
+// Gate is what Env.Gate says of a remediator's work for an alert.
+type Gate struct {
+	// Wait, when not empty, says why the work may not act now: the
+	// pause switch, dry-run (the flag, the policy or its entry), or a
+	// policy whose entry for the alert no longer has the remediator.
+	Wait string
+	// MayWrite: the work may still write its record (to end it) while it
+	// waits; false when paused or in dry-run, where nothing is written.
+	MayWrite bool
+	// Paused: the pause switch is why it waits.
+	Paused bool
+	// Remediator and Scope are the current policy's remediator of that
+	// name for the alert and the entry's namespace scope, when Wait is
+	// empty.
+	Remediator Remediator
+	Scope      func(ns string) bool
 }
 
 // Finding is what the engine knows about the alert it acts on.

@@ -363,7 +363,7 @@ func TestDrainSkipsUnreplicatedEmptyDirAndOptedOutOwners(t *testing.T) {
 	e := newEngineWithPolicy(t, leakguardClient(t), fmt.Sprintf(drainE2EPolicy, 1000), budgetNamespace(t), func(o *remediate.Options) {
 		o.Background = func(f func()) { bg = append(bg, f) }
 	})
-	resumed, reported, err := e.ResumeDrains(ctx)
+	resumed, reported, err := e.Resume(ctx)
 	if err != nil || resumed != 1 || reported != 0 {
 		t.Fatalf("ResumeDrains = %d, %d, %v; want the drain resumed", resumed, reported, err)
 	}
@@ -450,7 +450,7 @@ func TestDrainWaitsWhilePausedOrDryRun(t *testing.T) {
 					o.DryRun = tc.dryRun
 					o.Background = func(f func()) { bg = append(bg, f) }
 				})
-				resumed, reported, err := e.ResumeDrains(ctx)
+				resumed, reported, err := e.Resume(ctx)
 				if err != nil || resumed != 0 || reported != 0 || len(bg) != 0 {
 					t.Fatalf("ResumeDrains = %d, %d, %v, %d started; want nothing resumed or reported", resumed, reported, err, len(bg))
 				}
@@ -470,7 +470,7 @@ func TestDrainWaitsWhilePausedOrDryRun(t *testing.T) {
 					return
 				}
 				setPause(nil)
-				resumed, reported, err = e.ResumeDrains(ctx)
+				resumed, reported, err = e.Resume(ctx)
 				switch {
 				case err != nil:
 					t.Fatal(err)
@@ -513,7 +513,7 @@ func TestDrainStopsWhenUncordoned(t *testing.T) {
 	e := newEngineWithPolicy(t, leakguardClient(t), strings.Replace(fmt.Sprintf(drainE2EPolicy, 1000), "timeout: 30s", "timeout: 10m", 1), budgetNamespace(t), func(o *remediate.Options) {
 		o.Background = func(f func()) { bg = append(bg, f) }
 	})
-	if resumed, _, err := e.ResumeDrains(ctx); err != nil || resumed != 1 {
+	if resumed, _, err := e.Resume(ctx); err != nil || resumed != 1 {
 		t.Fatalf("ResumeDrains = %d, %v; want the drain resumed", resumed, err)
 	}
 	done := make(chan struct{})
@@ -572,7 +572,7 @@ func TestDrainTwoReplicasOneDrains(t *testing.T) {
 	var errs [2]error
 	for i, e := range engines {
 		wg.Add(1)
-		go func() { defer wg.Done(); resumed[i], _, errs[i] = e.ResumeDrains(ctx) }()
+		go func() { defer wg.Done(); resumed[i], _, errs[i] = e.Resume(ctx) }()
 	}
 	wg.Wait()
 	if errs[0] != nil || errs[1] != nil || resumed[0]+resumed[1] != 1 || len(bg) != 1 {
@@ -631,7 +631,7 @@ func TestDrainTakenOverMidDrainStops(t *testing.T) {
 		o.Background = func(f func()) { bgB = append(bgB, f) }
 		o.Now = func() time.Time { return time.Now().Add(3 * time.Minute) }
 	})
-	if resumed, _, err := a.ResumeDrains(ctx); err != nil || resumed != 1 {
+	if resumed, _, err := a.Resume(ctx); err != nil || resumed != 1 {
 		t.Fatalf("A: ResumeDrains = %d, %v; want the drain resumed", resumed, err)
 	}
 	done := make(chan struct{})
@@ -647,7 +647,7 @@ func TestDrainTakenOverMidDrainStops(t *testing.T) {
 	// B's take-over is refused (Conflict) when A writes the record
 	// between B's read and B's write: B then leaves it, and tries again.
 	for attempt := 1; ; attempt++ {
-		resumed, _, err := b.ResumeDrains(ctx)
+		resumed, _, err := b.Resume(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
