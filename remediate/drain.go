@@ -11,7 +11,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -223,9 +222,9 @@ func (d Drain) Plan(t *Target, f Finding, now time.Time) Plan {
 				st.Heartbeat = env.Now
 				st.Why = ""
 			}
-			dr := newDrainer(env.Client, env.metadata, RefOf(KindNode, n), st, n)
+			dr := newDrainer(env.Client, env.Metadata, RefOf(KindNode, n), st, n)
 			dr.configure(d, scope)
-			dr.gate, dr.waits, dr.logger, dr.metrics = drainGateOf(env.Gate), env.drainWaits, env.Logger, env.metrics
+			dr.gate, dr.waits, dr.logger, dr.countDrain = drainGateOf(env.Gate), env.Waits, env.Logger, env.CountDrain
 			if err := dr.write(ctx, ""); err != nil {
 				var w *drainWaitError
 				switch {
@@ -317,10 +316,12 @@ type drainer struct {
 	// write (nil: nothing gates it, as in tests that drive a drainer
 	// alone); waits is where a waiting drain is listed for /readyz.
 	gate    func(ctx context.Context, alert string) drainGate
-	waits   *drainWaits
+	waits   *Waits
 	waiting string
 	logger  *slog.Logger
-	metrics *metrics
+	// countDrain counts the drain's end (Env.CountDrain); nil counts
+	// nothing.
+	countDrain func(result string)
 }
 
 // newDrainer returns a drainer of node with state, taking it over from
@@ -368,7 +369,7 @@ func (dr *drainer) log() *slog.Logger {
 func (dr *drainer) run() {
 	ctx, cancel := context.WithTimeout(context.Background(), dr.state.Deadline.Sub(dr.now()))
 	defer cancel()
-	defer dr.waits.clear(dr.node.Name, false)
+	defer dr.waits.Clear(dr.node.Name, false)
 	wait := dr.backoff
 	for {
 		err := dr.pass(ctx)
@@ -426,11 +427,11 @@ func (dr *drainer) setWaiting(why string) {
 	}
 	dr.waiting = why
 	if why == "" {
-		dr.waits.clear(dr.node.Name, false)
+		dr.waits.Clear(dr.node.Name, false)
 		dr.log().Info("drain no longer waits")
 		return
 	}
-	dr.waits.set(dr.node.Name, drainWait{alert: dr.state.Alert, why: why, deadline: dr.state.Deadline})
+	dr.waits.Set(dr.node.Name, Wait{Alert: dr.state.Alert, Why: why, Deadline: dr.state.Deadline})
 	dr.log().Warn("a drain is waiting: nothing is evicted or written until it may go on", "why", why, "deadline", dr.state.Deadline)
 }
 
@@ -452,8 +453,8 @@ func (dr *drainer) finish(ctx context.Context, reason string) {
 		logger.Warn("could not record the end of a drain", "error", err)
 		return
 	}
-	if dr.metrics != nil {
-		dr.metrics.drains.WithLabelValues(s.State).Inc()
+	if dr.countDrain != nil {
+		dr.countDrain(s.State)
 	}
 	level := slog.LevelInfo
 	if s.State != DrainDone && s.State != DrainStopped {
@@ -563,7 +564,7 @@ func (dr *drainer) pass(ctx context.Context) error {
 		}
 	}
 	// Each pass reads the owners again, once each.
-	rs := resolver{c: dr.client, md: dr.metadata, memo: newReads()}
+	owners := NewOwnerReader(dr.client, dr.metadata)
 	var left int
 	var refused, skipped, finished []string
 	// A pass that the drain's deadline cuts short says no more of the pods
@@ -589,7 +590,7 @@ func (dr *drainer) pass(ctx context.Context) error {
 	for i := range pods {
 		p := &pods[i]
 		name := p.Namespace + "/" + p.Name
-		why, err := dr.skipReason(ctx, rs, p, optedOut[p.Namespace])
+		why, err := dr.skipReason(ctx, owners, p, optedOut[p.Namespace])
 		switch {
 		case err != nil:
 			// Fail closed: a pod whose owners cannot be read is not
@@ -640,7 +641,7 @@ func (dr *drainer) pass(ctx context.Context) error {
 // scope, and the opt-out on the pod, its namespace or any owner up its
 // controller chain (read as target resolution reads it). An owner that
 // cannot be read is an error.
-func (dr *drainer) skipReason(ctx context.Context, rs resolver, p *corev1.Pod, nsOptedOut bool) (string, error) {
+func (dr *drainer) skipReason(ctx context.Context, owners *OwnerReader, p *corev1.Pod, nsOptedOut bool) (string, error) {
 	switch {
 	case p.DeletionTimestamp != nil:
 		return skipTerminating, nil
@@ -674,14 +675,12 @@ func (dr *drainer) skipReason(ctx context.Context, rs resolver, p *corev1.Pod, n
 			}
 		}
 	}
-	t := &Target{}
-	if err := t.climbOwners(ctx, rs, p); err != nil {
+	ref, optedOut, err := owners.OptedOutOwner(ctx, p)
+	if err != nil {
 		return "", err
 	}
-	for _, ex := range t.examined {
-		if OptedOut(ex.annotations) {
-			return fmt.Sprintf("%s on %s", skipOptOut, ex.ref), nil
-		}
+	if optedOut {
+		return fmt.Sprintf("%s on %s", skipOptOut, ref), nil
 	}
 	return "", nil
 }
@@ -848,87 +847,18 @@ func drainGateOf(gate func(ctx context.Context, alert, name string) Gate) func(c
 	}
 }
 
-// drainWaits lists the drains that wait (paused, dry-run, no drain in
-// the policy), by node, for /readyz.
-type drainWaits struct {
-	mu sync.Mutex
-	m  map[string]drainWait
-}
-
-// drainWait is one waiting drain.
-type drainWait struct {
-	alert, why string
-	deadline   time.Time
-	// scanned: drain's Resume found it (a record whose replica stopped),
-	// not a drainer of this process.
-	scanned bool
-}
-
-func (w *drainWaits) set(node string, dw drainWait) {
-	if w == nil {
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.m == nil {
-		w.m = map[string]drainWait{}
-	}
-	w.m[node] = dw
-}
-
-// clear drops node's entry, if it is of the kind scanned says.
-func (w *drainWaits) clear(node string, scanned bool) {
-	if w == nil {
-		return
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if dw, ok := w.m[node]; ok && dw.scanned == scanned {
-		delete(w.m, node)
-	}
-}
-
-// scanned makes found the entries that drain's Resume found; a drainer's
-// own entry stays. It returns the nodes whose entry is new or changed.
-func (w *drainWaits) scanned(found map[string]drainWait) []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.m == nil {
-		w.m = map[string]drainWait{}
-	}
-	for node, dw := range w.m {
-		if _, ok := found[node]; dw.scanned && !ok {
-			delete(w.m, node)
-		}
-	}
-	var changed []string
-	for node, dw := range found {
-		old, ok := w.m[node]
-		if ok && !old.scanned {
-			continue
-		}
-		dw.scanned = true
-		if !ok || old != dw {
-			changed = append(changed, node)
-		}
-		w.m[node] = dw
-	}
-	sort.Strings(changed)
-	return changed
-}
-
 // WaitingDrains describes the drains that wait, one line each, sorted:
 // those this replica runs and those it found recorded running whose
 // replica stopped. A drain waits while leakguard is paused or in
 // dry-run (it writes nothing then) or while the policy has no drain
 // for its alert.
 func (e *Engine) WaitingDrains() []string {
-	w := &e.drainWaits
+	w := &e.waits
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	out := make([]string, 0, len(w.m))
 	for node, dw := range w.m {
-		out = append(out, fmt.Sprintf("Node %s (%s, deadline %s): %s", node, dw.alert, dw.deadline.UTC().Format(time.RFC3339), dw.why))
+		out = append(out, fmt.Sprintf("Node %s (%s, deadline %s): %s", node, dw.Alert, dw.Deadline.UTC().Format(time.RFC3339), dw.Why))
 	}
 	sort.Strings(out)
 	return out
@@ -971,21 +901,21 @@ func (drainResumer) Resume(ctx context.Context, env Env) (resumed, reported int,
 		// leakguard is paused or in dry-run.
 		return 0, 0, errors.New("resume drains: no gate to ask (Env.Gate)")
 	}
-	waiting := map[string]drainWait{}
+	waiting := map[string]Wait{}
 	for i := range nodes {
 		n := &nodes[i]
 		s, ok := readDrain(n.Annotations)
 		if !ok || s.State != DrainRunning || now.Sub(s.Heartbeat) < drainStaleAfter {
 			continue
 		}
-		dr := newDrainer(env.Client, env.metadata, RefOf(KindNode, n), s, n)
-		dr.now, dr.logger, dr.metrics, dr.gate, dr.waits = clock, logger, env.metrics, gate, env.drainWaits
+		dr := newDrainer(env.Client, env.Metadata, RefOf(KindNode, n), s, n)
+		dr.now, dr.logger, dr.countDrain, dr.gate, dr.waits = clock, logger, env.CountDrain, gate, env.Waits
 		g := gate(ctx, s.Alert)
 		pastDeadline := !now.Before(s.Deadline)
 		if g.wait != "" && (!g.mayWrite || !pastDeadline) {
 			// Nothing is written: the record stays as it is, and the next
 			// call looks again.
-			waiting[n.Name] = drainWait{alert: s.Alert, why: g.wait, deadline: s.Deadline}
+			waiting[n.Name] = Wait{Alert: s.Alert, Why: g.wait, Deadline: s.Deadline}
 			continue
 		}
 		switch {
@@ -1019,9 +949,9 @@ func (drainResumer) Resume(ctx context.Context, env Env) (resumed, reported int,
 		start(env, dr.run)
 		resumed++
 	}
-	for _, node := range env.drainWaits.scanned(waiting) {
+	for _, node := range env.Waits.Scanned(waiting) {
 		w := waiting[node]
-		logger.Warn("a drain is waiting: its replica stopped, and nothing is resumed, reported or written until it may go on", "node", node, "alert", w.alert, "why", w.why, "deadline", w.deadline)
+		logger.Warn("a drain is waiting: its replica stopped, and nothing is resumed, reported or written until it may go on", "node", node, "alert", w.Alert, "why", w.Why, "deadline", w.Deadline)
 	}
 	return resumed, reported, nil
 }

@@ -486,7 +486,7 @@ func TestDrainWaitsBetweenPasses(t *testing.T) {
 				return true, nil, nil
 			})
 			dr, waits := testDrainer(cs, 10*time.Second)
-			dr.gate, dr.waits = drainGateOf(e.gate), &e.drainWaits
+			dr.gate, dr.waits = drainGateOf(e.gate), &e.waits
 			sleep := dr.sleep
 			from, evictedBefore := -1, 0
 			var waiting [][]string

@@ -212,8 +212,8 @@ type Engine struct {
 	known         knownEvents
 	background    func(func())
 	state         atomic.Pointer[engineState]
-	// drainWaits lists the drains that wait (WaitingDrains).
-	drainWaits drainWaits
+	// waits lists the drains that wait (WaitingDrains).
+	waits Waits
 }
 
 // DefaultClusterLabel is the label that names the cluster when
@@ -526,5 +526,6 @@ func (e *Engine) Resume(ctx context.Context) (resumed, reported int, err error) 
 // env is what the remediators of a run act through.
 func (e *Engine) env(now time.Time) Env {
 	return Env{Client: e.client, Now: now, Namespace: e.budget.namespace, Background: e.background,
-		Logger: e.logger, metrics: e.metrics, metadata: e.metadata, Gate: e.gate, Clock: e.now, drainWaits: &e.drainWaits}
+		Logger: e.logger, Metadata: e.metadata, Gate: e.gate, Clock: e.now, Waits: &e.waits,
+		CountDrain: func(result string) { e.metrics.drains.WithLabelValues(result).Inc() }}
 }

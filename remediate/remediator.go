@@ -107,11 +107,9 @@ type Env struct {
 	// Logger receives the lines of work that outlives the request; nil
 	// discards.
 	Logger *slog.Logger
-	// metrics counts the outcomes of that work; nil counts nothing.
-	metrics *metrics
-	// metadata reads owners of kinds without a typed client (drain's
+	// Metadata reads owners of kinds without a typed client (drain's
 	// opt-out up a pod's owners); nil makes such a pod fail closed.
-	metadata metadata.Interface
+	Metadata metadata.Interface
 	// Clock is the engine's clock, for work that outlives the request
 	// (Now is the decision's time).
 	Clock func() time.Time
@@ -119,8 +117,11 @@ type Env struct {
 	// current policy and the pause switch allow now: it is read again
 	// before each step of that work. Nil: nothing gates it.
 	Gate func(ctx context.Context, alert, remediator string) Gate
-	// drainWaits is the engine's list of the drains that wait.
-	drainWaits *drainWaits
+	// Waits is the engine's list of the work that waits (WaitingDrains).
+	Waits *Waits
+	// CountDrain counts a drain that ended, by result, in
+	// leakguard_drains_total; nil counts nothing.
+	CountDrain func(result string)
 }
 
 // Gate is what Env.Gate says of a remediator's work for an alert.

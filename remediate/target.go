@@ -43,6 +43,33 @@ type Target struct {
 // for the plans that judge its status; nil when the target was not read.
 func (t *Target) Resolved() metav1.Object { return t.obj }
 
+// OwnerReader reads the owners of pods, typed or through the metadata
+// client, remembering what it read; for the opt-out of a pod that a
+// remediator acts on beyond the alert's target (a drain's pods).
+type OwnerReader struct{ rs resolver }
+
+// NewOwnerReader returns an OwnerReader through c and md; a nil md makes
+// an owner of a kind without a typed client fail closed (an error).
+func NewOwnerReader(c kubernetes.Interface, md metadata.Interface) *OwnerReader {
+	return &OwnerReader{rs: resolver{c: c, md: md, memo: newReads()}}
+}
+
+// OptedOutOwner climbs pod's owners and returns the first of the objects
+// it examined (the pod, its owners) that opts out (OptedOut), and
+// whether there is one. An owner that cannot be read is an error.
+func (o *OwnerReader) OptedOutOwner(ctx context.Context, pod metav1.Object) (ObjectRef, bool, error) {
+	t := &Target{}
+	if err := t.climbOwners(ctx, o.rs, pod); err != nil {
+		return ObjectRef{}, false, err
+	}
+	for _, ex := range t.examined {
+		if OptedOut(ex.annotations) {
+			return ex.ref, true, nil
+		}
+	}
+	return ObjectRef{}, false, nil
+}
+
 // ExaminedAnnotations returns the annotations, as read, of the object
 // kind namespace/name that the resolution examined on its way (the pod,
 // its owners, the target); nil when it examined no such object.
