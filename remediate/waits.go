@@ -76,4 +76,3 @@ func (w *Waits) Scanned(found map[string]Wait) []string {
 	sort.Strings(changed)
 	return changed
 }
-
