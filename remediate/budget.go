@@ -282,7 +282,7 @@ func (b budgetStore) update(ctx context.Context, now time.Time, change func(*bud
 		if lease == nil {
 			_, err = leases.Create(ctx, &coordinationv1.Lease{
 				ObjectMeta: metav1.ObjectMeta{Name: BudgetLeaseName, Namespace: b.namespace, Annotations: ann,
-					Labels: map[string]string{"app.kubernetes.io/managed-by": eventComponent}},
+					Labels: map[string]string{"app.kubernetes.io/managed-by": EventComponent}},
 				Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, RenewTime: &renew},
 			}, metav1.CreateOptions{FieldManager: FieldManager})
 		} else {
@@ -654,7 +654,7 @@ func (b budgetStore) recordStorm(ctx context.Context, now time.Time, st stormSta
 			_, err = leases.Create(ctx, &coordinationv1.Lease{
 				ObjectMeta: metav1.ObjectMeta{Name: StormLeaseName, Namespace: b.namespace,
 					Annotations: map[string]string{annotationBudgetStorm: string(rec)},
-					Labels:      map[string]string{"app.kubernetes.io/managed-by": eventComponent}},
+					Labels:      map[string]string{"app.kubernetes.io/managed-by": EventComponent}},
 				Spec: spec,
 			}, metav1.CreateOptions{FieldManager: FieldManager})
 		case err == nil:

@@ -13,10 +13,9 @@
 // ClassifyKube, MarkTransient, TransientOr, OptedOut, RecordEvent, Clip).
 // It imports no check or remediator package: they live in packages of
 // their own (remediate/check, remediate/annotate, remediate/restart,
-// remediate/profile), and remediate/builtin assembles the ones leakguard
-// ships. cordon and drain (cordon.go, drain.go) are still in this package;
-// they are to move to remediate/node. docs/extending.md says how to add a
-// check or a remediator.
+// remediate/profile, remediate/node), and remediate/builtin assembles the
+// ones leakguard ships. docs/extending.md says how to add a check or a
+// remediator.
 //
 // The package knows nothing of HTTP: errors that mean "the Kubernetes API
 // or Prometheus could not answer, a retry is safe" implement

@@ -523,6 +523,10 @@ func (e *Engine) Resume(ctx context.Context) (resumed, reported int, err error) 
 	return resumed, reported, errors.Join(errs...)
 }
 
+// Env returns what remediators act through now, for work that starts
+// outside a decision (and for the plugins' tests of such work).
+func (e *Engine) Env() Env { return e.env(e.now()) }
+
 // env is what the remediators of a run act through.
 func (e *Engine) env(now time.Time) Env {
 	return Env{Client: e.client, Now: now, Namespace: e.budget.namespace, Background: e.background,

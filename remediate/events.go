@@ -25,8 +25,8 @@ const (
 	EventReasonFailed = "LeakguardFailed"
 )
 
-// eventComponent is the source component of leakguard's Events.
-const eventComponent = "leakguard"
+// EventComponent is the source component of leakguard's Events.
+const EventComponent = "leakguard"
 
 // maxEventNamePrefix keeps an Event's name (object name, a dot and at most
 // 24 characters) within the 253 characters of a DNS subdomain.
@@ -35,10 +35,10 @@ const maxEventNamePrefix = 200
 // maxEventMessage is the API server's limit on an Event's message.
 const maxEventMessage = 1024
 
-// eventTimeout bounds the writing of one Event, which outlives the
+// EventTimeout bounds the writing of one Event, which outlives the
 // request: the Event of an action that happened is written even when
 // Alertmanager hung up.
-const eventTimeout = 10 * time.Second
+const EventTimeout = 10 * time.Second
 
 // eventAttempts bounds the updates of an aggregated Event that keeps
 // changing under us (another replica counting the same hold).
@@ -96,7 +96,7 @@ type eventWrite struct {
 
 func writeEvent(ctx context.Context, c kubernetes.Interface, w eventWrite) error {
 	d, t, reason, eventType := w.d, w.t, w.reason, w.eventType
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), EventTimeout)
 	defer cancel()
 	ns := t.Object.Namespace
 	if ns == "" {
@@ -127,7 +127,7 @@ func writeEvent(ctx context.Context, c kubernetes.Interface, w eventWrite) error
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      name,
 			Namespace: ns,
-			Labels:    map[string]string{"app.kubernetes.io/managed-by": eventComponent},
+			Labels:    map[string]string{"app.kubernetes.io/managed-by": EventComponent},
 		},
 		InvolvedObject: corev1.ObjectReference{
 			Kind:            t.Object.Kind,
@@ -140,9 +140,9 @@ func writeEvent(ctx context.Context, c kubernetes.Interface, w eventWrite) error
 		Reason:              reason,
 		Message:             msg,
 		Type:                eventType,
-		Source:              corev1.EventSource{Component: eventComponent},
+		Source:              corev1.EventSource{Component: EventComponent},
 		ReportingController: "leakguard.io/serve",
-		ReportingInstance:   eventComponent,
+		ReportingInstance:   EventComponent,
 		Action:              d.Decision,
 		FirstTimestamp:      metav1.NewTime(w.first),
 		LastTimestamp:       metav1.NewTime(now),

@@ -26,7 +26,7 @@ func optOutGuard(ctx context.Context, c kubernetes.Interface, m *reads, t *Targe
 	}
 	ns, err := m.get(ctx, c, KindNamespace, "", t.Namespace)
 	if err != nil {
-		if errors.Is(notFound(err), errTargetNotFound) {
+		if errors.Is(NotFound(err), errTargetNotFound) {
 			// A namespaced object whose namespace is gone is being deleted
 			// with it; nothing carries an opt-out.
 			return true, "", nil

@@ -152,7 +152,7 @@ func (rs resolver) resolve(ctx context.Context, kind string, alert template.Aler
 		}
 		obj, err := rs.get(ctx, KindPod, ns, name)
 		if err != nil {
-			return nil, notFound(err)
+			return nil, NotFound(err)
 		}
 		pod := RefOf(KindPod, obj)
 		// Room for the pod, a ReplicaSet and a Deployment without growing.
@@ -189,7 +189,7 @@ func (rs resolver) resolve(ctx context.Context, kind string, alert template.Aler
 			t := &Target{Pod: &pod, Node: node, Namespace: SystemNamespace}
 			t.set(KindPod, obj)
 			return t, nil
-		case errors.Is(notFound(err), errTargetNotFound):
+		case errors.Is(NotFound(err), errTargetNotFound):
 			// No static pod (a managed control plane, or the apiserver runs
 			// outside Kubernetes): the node is the next best thing.
 			return resolveNode(ctx, c, alert)
@@ -211,7 +211,7 @@ func resolveNode(ctx context.Context, c kubernetes.Interface, alert template.Ale
 	}
 	obj, err := GetObject(ctx, c, KindNode, "", node)
 	if err != nil {
-		return nil, notFound(err)
+		return nil, NotFound(err)
 	}
 	t := &Target{Node: node}
 	t.set(KindNode, obj)
@@ -264,7 +264,7 @@ func (t *Target) climbOwners(ctx context.Context, rs resolver, obj metav1.Object
 		} else {
 			next, err = rs.getMetadata(ctx, owner, obj.GetNamespace())
 		}
-		if err != nil && errors.Is(notFound(err), errTargetNotFound) {
+		if err != nil && errors.Is(NotFound(err), errTargetNotFound) {
 			// A dangling owner reference: garbage collection is behind.
 			return nil
 		}
@@ -335,9 +335,9 @@ func (rs resolver) getMetadata(ctx context.Context, owner *metav1.OwnerReference
 	return m, nil
 }
 
-// notFound turns an API not-found error into errTargetNotFound, keeping
+// NotFound turns an API not-found error into errTargetNotFound, keeping
 // the message.
-func notFound(err error) error {
+func NotFound(err error) error {
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("%w: %w", errTargetNotFound, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/remediate/annotate"
 	"github.com/leakguard/leakguard/remediate/check"
+	"github.com/leakguard/leakguard/remediate/node"
 	"github.com/leakguard/leakguard/remediate/profile"
 	"github.com/leakguard/leakguard/remediate/restart"
 )
@@ -45,8 +46,8 @@ func New(deps Deps) *remediate.Registry {
 	for _, info := range []remediate.RemediatorInfo{
 		annotate.Info,
 		restart.Info,
-		remediate.CordonInfo,
-		remediate.DrainInfo,
+		node.CordonInfo,
+		node.DrainInfo,
 		profile.Info(deps.Profile),
 	} {
 		mustAdd(r.AddRemediator(info))

@@ -326,3 +326,29 @@ func Evictions(cs *fake.Clientset, err error) *[]string {
 // RolloutAPIVersion is the apiVersion of Argo Rollouts: a controller kind
 // the engine has no typed client for, read through the metadata client.
 const RolloutAPIVersion = "argoproj.io/v1alpha1"
+
+// node returns a node in pool, schedulable unless cordoned. It carries
+// the managedFields entry of the kubelet that registered it, as on the
+// API server; with one there, the fake clientset tracks every later
+// writer's fields as the API server does.
+// Node is a node of pool, cordoned or not, with the empty labels
+// given, whose pool label the kubelet wrote.
+func Node(name, pool string, cordoned bool, labels ...string) *corev1.Node {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("uid-" + name), ResourceVersion: "1", Labels: map[string]string{"pool": pool},
+		ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubelet", Operation: metav1.ManagedFieldsOperationUpdate, APIVersion: "v1", FieldsType: "FieldsV1",
+			FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:metadata":{"f:labels":{".":{},"f:pool":{}}}}`)}}}}}
+	n.Spec.Unschedulable = cordoned
+	for _, l := range labels {
+		n.Labels[l] = ""
+	}
+	return n
+}
+
+// Nodes returns n schedulable nodes node-0… in pool p.
+func Nodes(n int, p string) []runtime.Object {
+	var out []runtime.Object
+	for i := range n {
+		out = append(out, Node(fmt.Sprintf("node-%d", i), p, false))
+	}
+	return out
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/remediate/annotate"
+	"github.com/leakguard/leakguard/remediate/node"
 	"github.com/leakguard/leakguard/remediate/profile"
 	"github.com/leakguard/leakguard/remediate/restart"
 	"github.com/leakguard/leakguard/rules"
@@ -269,9 +270,9 @@ func testCordonBudget(t *testing.T, c *lab.Chain, a, b string) {
 		if err != nil {
 			return false, "", err
 		}
-		return n.Spec.Unschedulable && n.Annotations[remediate.AnnotationCordonedBy] != "" &&
+		return n.Spec.Unschedulable && n.Annotations[node.AnnotationCordonedBy] != "" &&
 				n.Annotations[annotate.AnnotationFinding] == rules.AlertNodeOrphanCgroups &&
-				count(evs, remediate.EventReasonActed, remediate.RemediatorCordon+" acted") >= 1,
+				count(evs, remediate.EventReasonActed, node.RemediatorCordon+" acted") >= 1,
 			fmt.Sprintf("unschedulable %t, annotations %v, %s", n.Spec.Unschedulable, n.Annotations, describe(evs)), nil
 	})
 	if err := c.Metrics.SetOrphanCgroups(b, 42); err != nil {
@@ -279,7 +280,7 @@ func testCordonBudget(t *testing.T, c *lab.Chain, a, b string) {
 	}
 	// annotate acts, so the decision's Event is LeakguardActed; it says
 	// that cordon was held, and why.
-	cordonHeld := remediate.RemediatorCordon + " held: " + remediate.ReasonMaxUnschedulable
+	cordonHeld := node.RemediatorCordon + " held: " + node.ReasonMaxUnschedulable
 	waitFor(t, alertTimeout, "node "+b+" refused by the cordon budget", func(ctx context.Context) (bool, string, error) {
 		evs, err := eventsOf(ctx, c, metav1.NamespaceDefault, "Node", b)
 		if err != nil {
@@ -294,14 +295,14 @@ func testCordonBudget(t *testing.T, c *lab.Chain, a, b string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Spec.Unschedulable || n.Annotations[remediate.AnnotationCordonedBy] != "" {
+	if n.Spec.Unschedulable || n.Annotations[node.AnnotationCordonedBy] != "" {
 		t.Errorf("node %s cordoned past the budget: unschedulable %t, annotations %v", b, n.Spec.Unschedulable, n.Annotations)
 	}
 	evs, err := eventsOf(ctx, c, metav1.NamespaceDefault, "Node", b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorCordon+" acted"); n != 0 {
+	if n := count(evs, remediate.EventReasonActed, node.RemediatorCordon+" acted"); n != 0 {
 		t.Errorf("%d LeakguardActed Events naming cordon on node %s: %s", n, b, describe(evs))
 	}
 	// a is still leakguard's one cordon, cordoned once.

@@ -29,6 +29,7 @@ import (
 
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/remediate/builtin"
+	"github.com/leakguard/leakguard/remediate/node"
 	"github.com/leakguard/leakguard/remediate/restart"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/test/e2e/lab"
@@ -684,8 +685,8 @@ func TestCordonDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Annotations[remediate.AnnotationCordonedBy] == "" {
-		t.Errorf("the node is cordoned without %s: %v", remediate.AnnotationCordonedBy, n.Annotations)
+	if n.Annotations[node.AnnotationCordonedBy] == "" {
+		t.Errorf("the node is cordoned without %s: %v", node.AnnotationCordonedBy, n.Annotations)
 	}
 	evs, err := eventsOf(ctx, c, metav1.NamespaceDefault, "Node", lab.NodeName)
 	if err != nil {
@@ -699,7 +700,7 @@ func TestCordonDrain(t *testing.T) {
 		if err != nil {
 			return false, "", err
 		}
-		return count(evs, remediate.EventReasonDrainDone, "") >= 1, describe(evs), nil
+		return count(evs, node.EventReasonDrainDone, "") >= 1, describe(evs), nil
 	})
 	p, err := c.Admin.CoreV1().Pods(shop).Get(ctx, pending.Name, metav1.GetOptions{})
 	if err != nil {
@@ -732,8 +733,8 @@ func TestCordonDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := n.Annotations[remediate.AnnotationCordonedBy]; ok {
-		t.Errorf("the uncordoned node keeps %s: %v", remediate.AnnotationCordonedBy, n.Annotations)
+	if _, ok := n.Annotations[node.AnnotationCordonedBy]; ok {
+		t.Errorf("the uncordoned node keeps %s: %v", node.AnnotationCordonedBy, n.Annotations)
 	}
 	evs, err = eventsOf(ctx, c, metav1.NamespaceDefault, "Node", lab.NodeName)
 	if err != nil {

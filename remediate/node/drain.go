@@ -1,4 +1,4 @@
-package remediate
+package node
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leakguard/leakguard/remediate"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -91,9 +92,9 @@ const (
 )
 
 // DrainInfo declares drain: node targets only, disruptive.
-var DrainInfo = RemediatorInfo{Name: RemediatorDrain, Targets: []string{TargetNode}, Disruptive: true, New: NewDrain, Resumer: drainResumer{},
-	Rights: func(string) []Right {
-		return []Right{ResourceRight("list", "", "pods", GrantNode), ResourceRight("create", "", "pods/eviction", GrantNode)}
+var DrainInfo = remediate.RemediatorInfo{Name: RemediatorDrain, Targets: []string{remediate.TargetNode}, Disruptive: true, New: NewDrain, Resumer: drainResumer{},
+	Rights: func(string) []remediate.Right {
+		return []remediate.Right{remediate.ResourceRight("list", "", "pods", remediate.GrantNode), remediate.ResourceRight("create", "", "pods/eviction", remediate.GrantNode)}
 	},
 }
 
@@ -101,12 +102,12 @@ var DrainInfo = RemediatorInfo{Name: RemediatorDrain, Targets: []string{TargetNo
 type DrainArgs struct {
 	// Timeout bounds the whole drain (default 10m); what is left then is
 	// reported, never forced.
-	Timeout Duration `json:"timeout"`
+	Timeout remediate.Duration `json:"timeout"`
 	// Backoff is the first wait before evicting again the pods a
 	// PodDisruptionBudget refused (429), doubled each pass up to
 	// MaxBackoff (defaults 5s and 1m).
-	Backoff    Duration `json:"backoff"`
-	MaxBackoff Duration `json:"maxBackoff"`
+	Backoff    remediate.Duration `json:"backoff"`
+	MaxBackoff remediate.Duration `json:"maxBackoff"`
 	// EvictUnreplicated evicts pods that no controller owns (nothing
 	// recreates them); off, they are skipped, as kubectl drain does
 	// without --force.
@@ -124,12 +125,12 @@ type Drain struct {
 	EvictUnreplicated, DeleteEmptyDirData bool
 }
 
-var _ Remediator = Drain{}
+var _ remediate.Remediator = Drain{}
 
 // NewDrain builds drain from its arguments.
-func NewDrain(args json.RawMessage) (Remediator, error) {
+func NewDrain(args json.RawMessage) (remediate.Remediator, error) {
 	var a DrainArgs
-	if err := DecodeArgs(args, &a); err != nil {
+	if err := remediate.DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	d := Drain{Timeout: orDefault(time.Duration(a.Timeout), DefaultDrainTimeout), Backoff: orDefault(time.Duration(a.Backoff), DefaultDrainBackoff), MaxBackoff: orDefault(time.Duration(a.MaxBackoff), DefaultDrainMaxBackoff),
@@ -184,12 +185,12 @@ func readDrain(ann map[string]string) (drainState, bool) {
 }
 
 // Plan holds while a drain of the node runs (its heartbeat fresh).
-func (d Drain) Plan(t *Target, f Finding, now time.Time) Plan {
-	if t.Object.Kind != KindNode {
-		return Plan{Hold: ReasonUnsupportedKind, Detail: fmt.Sprintf("drain acts on nodes, not on %s", t.Object)}
+func (d Drain) Plan(t *remediate.Target, f remediate.Finding, now time.Time) remediate.Plan {
+	if t.Object.Kind != remediate.KindNode {
+		return remediate.Plan{Hold: remediate.ReasonUnsupportedKind, Detail: fmt.Sprintf("drain acts on nodes, not on %s", t.Object)}
 	}
 	if s, ok := readDrain(t.Annotations); ok && s.State == DrainRunning && now.Sub(s.Heartbeat) < drainStaleAfter && now.Before(s.Deadline) {
-		return Plan{Hold: ReasonDrainInProgress, Detail: fmt.Sprintf("%s: a drain for %s started at %s runs until %s (%d pods left)", t.Object, s.Alert, s.Started.UTC().Format(time.RFC3339), s.Deadline.UTC().Format(time.RFC3339), s.Left)}
+		return remediate.Plan{Hold: ReasonDrainInProgress, Detail: fmt.Sprintf("%s: a drain for %s started at %s runs until %s (%d pods left)", t.Object, s.Alert, s.Started.UTC().Format(time.RFC3339), s.Deadline.UTC().Format(time.RFC3339), s.Left)}
 	}
 	scope := f.NamespaceAllowed
 	alert := f.AlertName()
@@ -202,17 +203,17 @@ func (d Drain) Plan(t *Target, f Finding, now time.Time) Plan {
 	case d.DeleteEmptyDirData:
 		skips = "DaemonSet, mirror and finished pods, pods without a controller, out-of-scope and opted-out pods skipped"
 	}
-	return Plan{
+	return remediate.Plan{
 		Action: fmt.Sprintf("evict the pods of %s through the Eviction API, in the background, for at most %s (%s; PodDisruptionBudgets respected)", t.Object, d.Timeout, skips),
-		Apply: func(ctx context.Context, env Env) (string, error) {
+		Apply: func(ctx context.Context, env remediate.Env) (string, error) {
 			n, err := env.Client.CoreV1().Nodes().Get(ctx, t.Object.Name, metav1.GetOptions{})
 			if err != nil {
-				return "", fmt.Errorf("drain: %w", notFound(ClassifyKube(err)))
+				return "", fmt.Errorf("drain: %w", remediate.NotFound(remediate.ClassifyKube(err)))
 			}
 			if !n.Spec.Unschedulable {
 				// Evicting from a schedulable node would land the pods on
 				// it again; cordon must come first.
-				return "", &HeldError{Reason: ReasonNotCordoned, Detail: fmt.Sprintf("%s is schedulable; drain evicts only from a cordoned node (put cordon before drain)", t.Object)}
+				return "", &remediate.HeldError{Reason: ReasonNotCordoned, Detail: fmt.Sprintf("%s is schedulable; drain evicts only from a cordoned node (put cordon before drain)", t.Object)}
 			}
 			st := drainState{Alert: alert, State: DrainRunning, Started: env.Now, Deadline: env.Now.Add(d.Timeout), Heartbeat: env.Now}
 			if prev, ok := readDrain(n.Annotations); ok && prev.State == DrainRunning && prev.Alert == alert && env.Now.Before(prev.Deadline) {
@@ -222,16 +223,16 @@ func (d Drain) Plan(t *Target, f Finding, now time.Time) Plan {
 				st.Heartbeat = env.Now
 				st.Why = ""
 			}
-			dr := newDrainer(env.Client, env.Metadata, RefOf(KindNode, n), st, n)
+			dr := newDrainer(env.Client, env.Metadata, remediate.RefOf(remediate.KindNode, n), st, n)
 			dr.configure(d, scope)
 			dr.gate, dr.waits, dr.logger, dr.countDrain = drainGateOf(env.Gate), env.Waits, env.Logger, env.CountDrain
 			if err := dr.write(ctx, ""); err != nil {
 				var w *drainWaitError
 				switch {
 				case errors.Is(err, errDrainLost):
-					return "", &HeldError{Reason: ReasonDrainInProgress, Detail: fmt.Sprintf("%s: another replica started or took over its drain first", t.Object)}
+					return "", &remediate.HeldError{Reason: ReasonDrainInProgress, Detail: fmt.Sprintf("%s: another replica started or took over its drain first", t.Object)}
 				case errors.As(err, &w) && w.paused:
-					return "", &HeldError{Reason: ReasonPaused, Detail: w.why}
+					return "", &remediate.HeldError{Reason: remediate.ReasonPaused, Detail: w.why}
 				}
 				return "", err
 			}
@@ -242,7 +243,7 @@ func (d Drain) Plan(t *Target, f Finding, now time.Time) Plan {
 }
 
 // start runs f on env's Background, or on a goroutine of its own.
-func start(env Env, f func()) {
+func start(env remediate.Env, f func()) {
 	if env.Background != nil {
 		env.Background(f)
 		return
@@ -292,7 +293,7 @@ func (e *drainWaitError) Error() string { return "drain waits: " + e.why }
 type drainer struct {
 	client   kubernetes.Interface
 	metadata metadata.Interface
-	node     ObjectRef
+	node     remediate.ObjectRef
 	state    drainState
 	// owner is this drainer's identity, written in state.Owner.
 	owner string
@@ -316,7 +317,7 @@ type drainer struct {
 	// write (nil: nothing gates it, as in tests that drive a drainer
 	// alone); waits is where a waiting drain is listed for /readyz.
 	gate    func(ctx context.Context, alert string) drainGate
-	waits   *Waits
+	waits   *remediate.Waits
 	waiting string
 	logger  *slog.Logger
 	// countDrain counts the drain's end (Env.CountDrain); nil counts
@@ -326,7 +327,7 @@ type drainer struct {
 
 // newDrainer returns a drainer of node with state, taking it over from
 // the record on n as read (n's annotation and resourceVersion).
-func newDrainer(c kubernetes.Interface, md metadata.Interface, node ObjectRef, state drainState, n *corev1.Node) *drainer {
+func newDrainer(c kubernetes.Interface, md metadata.Interface, node remediate.ObjectRef, state drainState, n *corev1.Node) *drainer {
 	dr := &drainer{client: c, metadata: md, node: node, state: state, owner: drainOwner(), now: time.Now,
 		backoff: DefaultDrainBackoff, maxBackoff: DefaultDrainMaxBackoff}
 	dr.state.Owner = dr.owner
@@ -431,7 +432,7 @@ func (dr *drainer) setWaiting(why string) {
 		dr.log().Info("drain no longer waits")
 		return
 	}
-	dr.waits.Set(dr.node.Name, Wait{Alert: dr.state.Alert, Why: why, Deadline: dr.state.Deadline})
+	dr.waits.Set(dr.node.Name, remediate.Wait{Alert: dr.state.Alert, Why: why, Deadline: dr.state.Deadline})
 	dr.log().Warn("a drain is waiting: nothing is evicted or written until it may go on", "why", why, "deadline", dr.state.Deadline)
 }
 
@@ -508,7 +509,7 @@ func (dr *drainer) check(ctx context.Context) error {
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("%w: %s is gone", errDrainLost, dr.node)
 	case err != nil:
-		return fmt.Errorf("drain: read %s: %w", dr.node, ClassifyKube(err))
+		return fmt.Errorf("drain: read %s: %w", dr.node, remediate.ClassifyKube(err))
 	}
 	if err := dr.stillMine(n); err != nil {
 		return err
@@ -555,7 +556,7 @@ func (dr *drainer) pass(ctx context.Context) error {
 		n, err := dr.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		switch {
 		case err == nil:
-			optedOut[ns] = OptedOut(n.Annotations)
+			optedOut[ns] = remediate.OptedOut(n.Annotations)
 		case apierrors.IsNotFound(err):
 		default:
 			// Fail closed: a namespace whose opt-out cannot be read is
@@ -564,7 +565,7 @@ func (dr *drainer) pass(ctx context.Context) error {
 		}
 	}
 	// Each pass reads the owners again, once each.
-	owners := NewOwnerReader(dr.client, dr.metadata)
+	owners := remediate.NewOwnerReader(dr.client, dr.metadata)
 	var left int
 	var refused, skipped, finished []string
 	// A pass that the drain's deadline cuts short says no more of the pods
@@ -630,7 +631,7 @@ func (dr *drainer) pass(ctx context.Context) error {
 			cut(pods[i : i+1])
 		default:
 			left++
-			refused = append(refused, fmt.Sprintf("%s (%v)", name, ClassifyKube(err)))
+			refused = append(refused, fmt.Sprintf("%s (%v)", name, remediate.ClassifyKube(err)))
 		}
 	}
 	return nil
@@ -641,7 +642,7 @@ func (dr *drainer) pass(ctx context.Context) error {
 // scope, and the opt-out on the pod, its namespace or any owner up its
 // controller chain (read as target resolution reads it). An owner that
 // cannot be read is an error.
-func (dr *drainer) skipReason(ctx context.Context, owners *OwnerReader, p *corev1.Pod, nsOptedOut bool) (string, error) {
+func (dr *drainer) skipReason(ctx context.Context, owners *remediate.OwnerReader, p *corev1.Pod, nsOptedOut bool) (string, error) {
 	switch {
 	case p.DeletionTimestamp != nil:
 		return skipTerminating, nil
@@ -652,17 +653,17 @@ func (dr *drainer) skipReason(ctx context.Context, owners *OwnerReader, p *corev
 		return skipMirror, nil
 	}
 	c := metav1.GetControllerOf(p)
-	if c != nil && c.Kind == KindDaemonSet {
+	if c != nil && c.Kind == remediate.KindDaemonSet {
 		return skipDaemonSet, nil
 	}
 	if dr.scope == nil {
-		if p.Namespace == SystemNamespace {
+		if p.Namespace == remediate.SystemNamespace {
 			return skipOutOfScope, nil
 		}
 	} else if !dr.scope(p.Namespace) {
 		return skipOutOfScope, nil
 	}
-	if OptedOut(p.Annotations) || nsOptedOut {
+	if remediate.OptedOut(p.Annotations) || nsOptedOut {
 		return skipOptOut, nil
 	}
 	if c == nil && !dr.evictUnreplicated {
@@ -704,7 +705,7 @@ func listPodsOnNode(ctx context.Context, c kubernetes.Interface, node string) ([
 	for {
 		l, err := c.CoreV1().Pods(metav1.NamespaceAll).List(ctx, opts)
 		if err != nil {
-			return nil, fmt.Errorf("list pods on Node %s: %w", node, ClassifyKube(err))
+			return nil, fmt.Errorf("list pods on Node %s: %w", node, remediate.ClassifyKube(err))
 		}
 		out = append(out, l.Items...)
 		if l.Continue == "" {
@@ -719,7 +720,7 @@ func listPodsOnNode(ctx context.Context, c kubernetes.Interface, node string) ([
 // allows writes and the record ends the drain (never while paused or in
 // dry-run).
 func (dr *drainer) write(ctx context.Context, reason string) error {
-	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), remediate.EventTimeout)
 	defer cancel()
 	if err := dr.gated(gctx); err != nil {
 		var w *drainWaitError
@@ -741,7 +742,7 @@ func (dr *drainer) record(ctx context.Context, reason string) error {
 	if err != nil {
 		return err
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), remediate.EventTimeout)
 	defer cancel()
 	for attempt := 1; ; attempt++ {
 		md := map[string]any{"annotations": map[string]string{AnnotationDrain: string(v)}}
@@ -749,19 +750,19 @@ func (dr *drainer) record(ctx context.Context, reason string) error {
 			md["resourceVersion"] = dr.rv
 		}
 		patch, _ := json.Marshal(map[string]any{"metadata": md})
-		n, err := dr.client.CoreV1().Nodes().Patch(wctx, dr.node.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+		n, err := dr.client.CoreV1().Nodes().Patch(wctx, dr.node.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: remediate.FieldManager})
 		if err == nil {
 			dr.mine, dr.rv, dr.renewed = string(v), n.ResourceVersion, dr.now()
 			break
 		}
 		if !apierrors.IsConflict(err) || attempt == drainWriteAttempts {
-			return fmt.Errorf("drain: record progress on %s: %w", dr.node, ClassifyKube(err))
+			return fmt.Errorf("drain: record progress on %s: %w", dr.node, remediate.ClassifyKube(err))
 		}
 		// Someone wrote the node since: the kubelet, a label, or
 		// another replica's take-over. Only the last stops this one.
 		cur, err := dr.client.CoreV1().Nodes().Get(wctx, dr.node.Name, metav1.GetOptions{})
 		if err != nil {
-			return fmt.Errorf("drain: read %s again: %w", dr.node, ClassifyKube(err))
+			return fmt.Errorf("drain: read %s again: %w", dr.node, remediate.ClassifyKube(err))
 		}
 		if err := dr.stillMine(cur); err != nil {
 			return err
@@ -787,49 +788,12 @@ func (dr *drainer) record(ctx context.Context, reason string) error {
 	if reason == EventReasonDrainIncomplete {
 		eventType = corev1.EventTypeWarning
 	}
-	return RecordEvent(wctx, dr.client, &Target{Object: dr.node}, Event{Alert: s.Alert, Action: "drain", Message: msg, Type: eventType, Reason: reason, At: dr.now()})
-}
-
-// gate says, for work of remediator name that outlives the request it
-// started in (a drain), whether it may act now for alert, and with what
-// the current policy says (Env.Gate). Every reason to wait is read
-// fresh: the --dry-run flag, the pause switch (a switch that cannot be
-// read holds, failing closed), the policy's and the entry's dryRun, and
-// whether the entry still has the remediator.
-func (e *Engine) gate(ctx context.Context, alert, name string) Gate {
-	if e.dryRun {
-		return Gate{Wait: "leakguard runs in dry-run (--dry-run)"}
-	}
-	paused, err := e.budget.paused(ctx)
-	if err != nil {
-		// Fail closed: a switch that cannot be read may be on.
-		return Gate{Wait: fmt.Sprintf("the pause switch cannot be read: %v", err), Paused: true}
-	}
-	if paused {
-		return Gate{Wait: fmt.Sprintf("paused: Namespace %s has %s: \"true\"", e.budget.namespace, AnnotationPause), Paused: true}
-	}
-	pol := e.Policy()
-	if pol.DryRun {
-		return Gate{Wait: "the policy is in dry-run (dryRun: true)"}
-	}
-	entry := pol.Entry(alert)
-	if entry == nil {
-		return Gate{Wait: fmt.Sprintf("the policy has no entry for %s", alert), MayWrite: true}
-	}
-	if entry.DryRun {
-		return Gate{Wait: fmt.Sprintf("the policy's entry for %s is in dry-run (dryRun: true)", alert)}
-	}
-	for _, er := range entry.Remediators {
-		if er.Name == name {
-			return Gate{Remediator: er.Remediator, Scope: func(ns string) bool { return pol.namespaceAllowed(entry, ns) }}
-		}
-	}
-	return Gate{Wait: fmt.Sprintf("the policy's entry for %s has no %s", alert, name), MayWrite: true}
+	return remediate.RecordEvent(wctx, dr.client, &remediate.Target{Object: dr.node}, remediate.Event{Alert: s.Alert, Action: "drain", Message: msg, Type: eventType, Reason: reason, At: dr.now()})
 }
 
 // drainGateOf is the engine's gate for drain, as the drainer reads it:
 // the current policy's Drain, asserted here, in drain's own code.
-func drainGateOf(gate func(ctx context.Context, alert, name string) Gate) func(ctx context.Context, alert string) drainGate {
+func drainGateOf(gate func(ctx context.Context, alert, name string) remediate.Gate) func(ctx context.Context, alert string) drainGate {
 	if gate == nil {
 		return nil
 	}
@@ -847,27 +811,10 @@ func drainGateOf(gate func(ctx context.Context, alert, name string) Gate) func(c
 	}
 }
 
-// WaitingDrains describes the drains that wait, one line each, sorted:
-// those this replica runs and those it found recorded running whose
-// replica stopped. A drain waits while leakguard is paused or in
-// dry-run (it writes nothing then) or while the policy has no drain
-// for its alert.
-func (e *Engine) WaitingDrains() []string {
-	w := &e.waits
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := make([]string, 0, len(w.m))
-	for node, dw := range w.m {
-		out = append(out, fmt.Sprintf("Node %s (%s, deadline %s): %s", node, dw.Alert, dw.Deadline.UTC().Format(time.RFC3339), dw.Why))
-	}
-	sort.Strings(out)
-	return out
-}
-
 // drainResumer takes up the drains that a stopped replica left running.
 type drainResumer struct{}
 
-var _ Resumer = drainResumer{}
+var _ remediate.Resumer = drainResumer{}
 
 // Resume (drain's Resumer) finds the nodes whose drain by leakguard is recorded as
 // running with a stale heartbeat (the replica that ran it stopped). It
@@ -881,7 +828,7 @@ var _ Resumer = drainResumer{}
 // replicas one resumes it); one whose alert the policy no longer drains
 // waits until its deadline, for a reload. `serve` calls it at start and
 // every minute, through Engine.Resume.
-func (drainResumer) Resume(ctx context.Context, env Env) (resumed, reported int, err error) {
+func (drainResumer) Resume(ctx context.Context, env remediate.Env) (resumed, reported int, err error) {
 	nodes, err := listNodes(ctx, env.Client)
 	if err != nil {
 		return 0, 0, err
@@ -901,21 +848,21 @@ func (drainResumer) Resume(ctx context.Context, env Env) (resumed, reported int,
 		// leakguard is paused or in dry-run.
 		return 0, 0, errors.New("resume drains: no gate to ask (Env.Gate)")
 	}
-	waiting := map[string]Wait{}
+	waiting := map[string]remediate.Wait{}
 	for i := range nodes {
 		n := &nodes[i]
 		s, ok := readDrain(n.Annotations)
 		if !ok || s.State != DrainRunning || now.Sub(s.Heartbeat) < drainStaleAfter {
 			continue
 		}
-		dr := newDrainer(env.Client, env.Metadata, RefOf(KindNode, n), s, n)
+		dr := newDrainer(env.Client, env.Metadata, remediate.RefOf(remediate.KindNode, n), s, n)
 		dr.now, dr.logger, dr.countDrain, dr.gate, dr.waits = clock, logger, env.CountDrain, gate, env.Waits
 		g := gate(ctx, s.Alert)
 		pastDeadline := !now.Before(s.Deadline)
 		if g.wait != "" && (!g.mayWrite || !pastDeadline) {
 			// Nothing is written: the record stays as it is, and the next
 			// call looks again.
-			waiting[n.Name] = Wait{Alert: s.Alert, Why: g.wait, Deadline: s.Deadline}
+			waiting[n.Name] = remediate.Wait{Alert: s.Alert, Why: g.wait, Deadline: s.Deadline}
 			continue
 		}
 		switch {
@@ -954,4 +901,13 @@ func (drainResumer) Resume(ctx context.Context, env Env) (resumed, reported int,
 		logger.Warn("a drain is waiting: its replica stopped, and nothing is resumed, reported or written until it may go on", "node", node, "alert", w.Alert, "why", w.Why, "deadline", w.Deadline)
 	}
 	return resumed, reported, nil
+}
+
+// orDefault is d, or def when d is the zero value.
+func orDefault[T comparable](d, def T) T {
+	var zero T
+	if d == zero {
+		return def
+	}
+	return d
 }

@@ -1,4 +1,4 @@
-package remediate
+package node
 
 import (
 	"context"
@@ -10,8 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/remediatetest"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,14 +42,16 @@ func drainOwners() []runtime.Object {
 	}
 	return []runtime.Object{
 		&appsv1.Deployment{ObjectMeta: meta("web", nil, nil)},
-		&appsv1.ReplicaSet{ObjectMeta: meta("web-7d9", nil, ownedBy(KindDeployment, "web"))},
-		&appsv1.Deployment{ObjectMeta: meta("quiet", map[string]string{AnnotationIgnore: "true"}, nil)},
-		&appsv1.ReplicaSet{ObjectMeta: meta("quiet-5f4", nil, ownedBy(KindDeployment, "quiet"))},
+		&appsv1.ReplicaSet{ObjectMeta: meta("web-7d9", nil, remediatetest.OwnedBy(remediate.KindDeployment, "web"))},
+		&appsv1.Deployment{ObjectMeta: meta("quiet", map[string]string{remediate.AnnotationIgnore: "true"}, nil)},
+		&appsv1.ReplicaSet{ObjectMeta: meta("quiet-5f4", nil, remediatetest.OwnedBy(remediate.KindDeployment, "quiet"))},
 	}
 }
 
 // replicated makes p a pod of ReplicaSet web-7d9.
-func replicated(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindReplicaSet, "web-7d9") }
+func replicated(p *corev1.Pod) {
+	p.OwnerReferences = remediatetest.OwnedBy(remediate.KindReplicaSet, "web-7d9")
+}
 
 // drainCluster: node-0 cordoned, with two pods of a Deployment, a
 // DaemonSet pod, a mirror pod, a finished pod, an opted-out pod, a pod
@@ -54,7 +59,7 @@ func replicated(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindReplicaSet, "we
 // controller, one with an emptyDir volume and one whose Deployment opts
 // out.
 func drainCluster(t *testing.T) k8sClient {
-	return newCluster(t, drainObjects()...)
+	return remediatetest.NewCluster(t, drainObjects()...)
 }
 
 func drainObjects() []runtime.Object {
@@ -62,7 +67,7 @@ func drainObjects() []runtime.Object {
 		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann}}
 	}
 	return append(drainOwners(),
-		node("node-0", "a", true), ns("shop", nil), ns("quiet", map[string]string{AnnotationIgnore: "true"}), ns("kube-system", nil),
+		remediatetest.Node("node-0", "a", true), ns("shop", nil), ns("quiet", map[string]string{remediate.AnnotationIgnore: "true"}), ns("kube-system", nil),
 		podOn("shop", "web-1", "node-0", replicated),
 		podOn("shop", "web-2", "node-0", replicated),
 		podOn("shop", "lonely", "node-0", nil),
@@ -70,11 +75,11 @@ func drainObjects() []runtime.Object {
 			replicated(p)
 			p.Spec.Volumes = []corev1.Volume{{Name: "scratch", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 		}),
-		podOn("shop", "quiet-5f4-x", "node-0", func(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindReplicaSet, "quiet-5f4") }),
-		podOn("shop", "agent-x", "node-0", func(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindDaemonSet, "agent") }),
+		podOn("shop", "quiet-5f4-x", "node-0", func(p *corev1.Pod) { p.OwnerReferences = remediatetest.OwnedBy(remediate.KindReplicaSet, "quiet-5f4") }),
+		podOn("shop", "agent-x", "node-0", func(p *corev1.Pod) { p.OwnerReferences = remediatetest.OwnedBy(remediate.KindDaemonSet, "agent") }),
 		podOn("shop", "static-node-0", "node-0", func(p *corev1.Pod) { p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "x"} }),
 		podOn("shop", "job-done", "node-0", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }),
-		podOn("shop", "keep-me", "node-0", func(p *corev1.Pod) { p.Annotations = map[string]string{AnnotationIgnore: "true"} }),
+		podOn("shop", "keep-me", "node-0", func(p *corev1.Pod) { p.Annotations = map[string]string{remediate.AnnotationIgnore: "true"} }),
 		podOn("quiet", "q-1", "node-0", replicated),
 		podOn("kube-system", "coredns-1", "node-0", replicated),
 	)
@@ -83,11 +88,11 @@ func drainObjects() []runtime.Object {
 // testDrainer returns a drainer of node-0 whose clock advances by each
 // wait, synchronously.
 func testDrainer(cs k8sClient, timeout time.Duration) (*drainer, *[]time.Duration) {
-	now := testNow
+	now := remediatetest.Now
 	var mu sync.Mutex
 	var waits []time.Duration
-	dr := &drainer{client: cs, node: ObjectRef{Kind: KindNode, APIVersion: "v1", Name: "node-0", UID: "uid-node-0"},
-		state:   drainState{Alert: "NodeCgroupLeak", State: DrainRunning, Started: testNow, Deadline: testNow.Add(timeout), Heartbeat: testNow},
+	dr := &drainer{client: cs, node: remediate.ObjectRef{Kind: remediate.KindNode, APIVersion: "v1", Name: "node-0", UID: "uid-node-0"},
+		state:   drainState{Alert: "NodeCgroupLeak", State: DrainRunning, Started: remediatetest.Now, Deadline: remediatetest.Now.Add(timeout), Heartbeat: remediatetest.Now},
 		backoff: time.Second, maxBackoff: 4 * time.Second,
 		now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }}
 	dr.sleep = func(_ context.Context, d time.Duration) error {
@@ -115,7 +120,7 @@ func drainStateOf(t *testing.T, cs k8sClient) drainState {
 
 func TestDrainSkipsAndEvicts(t *testing.T) {
 	cs := drainCluster(t)
-	ev := evictions(cs, nil)
+	ev := remediatetest.Evictions(cs, nil)
 	dr, _ := testDrainer(cs, time.Minute)
 	dr.run()
 	want := []string{"shop/web-1", "shop/web-2"}
@@ -145,7 +150,7 @@ func TestDrainSkipsAndEvicts(t *testing.T) {
 			}
 		}
 	}
-	evs := events(t, cs)
+	evs := remediatetest.Events(t, cs)
 	if len(evs) != 1 || evs[0].Reason != EventReasonDrainDone || evs[0].Type != corev1.EventTypeNormal {
 		t.Fatalf("events = %+v, want one %s", evs, EventReasonDrainDone)
 	}
@@ -187,7 +192,7 @@ func TestDrainPDBRefusalLeavesItIncomplete(t *testing.T) {
 			t.Errorf("drain deleted: %v", a)
 		}
 	}
-	evs := events(t, cs)
+	evs := remediatetest.Events(t, cs)
 	last := evs[len(evs)-1]
 	if last.Reason != EventReasonDrainIncomplete || last.Type != corev1.EventTypeWarning || !strings.Contains(last.Message, "shop/web-2") {
 		t.Errorf("last event = %s %s %q, want a Warning %s naming web-2", last.Type, last.Reason, last.Message, EventReasonDrainIncomplete)
@@ -221,28 +226,28 @@ func TestDrainPDBRefusalRetriedToDone(t *testing.T) {
 func TestDrainPlan(t *testing.T) {
 	d := Drain{Timeout: time.Minute, Backoff: time.Second, MaxBackoff: time.Second}
 	t.Run("not cordoned", func(t *testing.T) {
-		cs := newCluster(t, node("node-0", "a", false))
-		p := d.Plan(nodeTarget(t, cs, "node-0"), cordonFinding(), testNow)
-		_, err := p.Apply(context.Background(), Env{Client: cs, Now: testNow, Background: func(func()) { t.Fatal("started a drain") }})
+		cs := remediatetest.NewCluster(t, remediatetest.Node("node-0", "a", false))
+		p := d.Plan(nodeTarget(t, cs, "node-0"), cordonFinding(), remediatetest.Now)
+		_, err := p.Apply(context.Background(), remediate.Env{Client: cs, Now: remediatetest.Now, Background: func(func()) { t.Fatal("started a drain") }})
 		if heldReason(p, err) != ReasonNotCordoned {
 			t.Errorf("held by %q, want %s", heldReason(p, err), ReasonNotCordoned)
 		}
 	})
 	t.Run("in progress", func(t *testing.T) {
-		n := node("node-0", "a", true)
-		st, _ := json.Marshal(drainState{Alert: "NodeCgroupLeak", State: DrainRunning, Started: testNow.Add(-time.Minute), Deadline: testNow.Add(time.Minute), Heartbeat: testNow.Add(-10 * time.Second)})
+		n := remediatetest.Node("node-0", "a", true)
+		st, _ := json.Marshal(drainState{Alert: "NodeCgroupLeak", State: DrainRunning, Started: remediatetest.Now.Add(-time.Minute), Deadline: remediatetest.Now.Add(time.Minute), Heartbeat: remediatetest.Now.Add(-10 * time.Second)})
 		n.Annotations = map[string]string{AnnotationDrain: string(st)}
-		cs := newCluster(t, n)
-		if p := d.Plan(nodeTarget(t, cs, "node-0"), cordonFinding(), testNow); p.Hold != ReasonDrainInProgress {
+		cs := remediatetest.NewCluster(t, n)
+		if p := d.Plan(nodeTarget(t, cs, "node-0"), cordonFinding(), remediatetest.Now); p.Hold != ReasonDrainInProgress {
 			t.Errorf("held by %q, want %s", p.Hold, ReasonDrainInProgress)
 		}
 	})
 	t.Run("started in the background", func(t *testing.T) {
 		cs := drainCluster(t)
-		evictions(cs, nil)
+		remediatetest.Evictions(cs, nil)
 		var bg []func()
-		p := d.Plan(nodeTarget(t, cs, "node-0"), cordonFinding(), testNow)
-		out, err := p.Apply(context.Background(), Env{Client: cs, Now: testNow, Background: func(f func()) { bg = append(bg, f) }})
+		p := d.Plan(nodeTarget(t, cs, "node-0"), cordonFinding(), remediatetest.Now)
+		out, err := p.Apply(context.Background(), remediate.Env{Client: cs, Now: remediatetest.Now, Background: func(f func()) { bg = append(bg, f) }})
 		if err != nil || len(bg) != 1 || !strings.Contains(out, "drain of Node node-0 started") {
 			t.Fatalf("Apply = %q, %v, %d background runs", out, err, len(bg))
 		}
@@ -296,17 +301,18 @@ func TestDrainResumedAfterRestart(t *testing.T) {
 		deadline time.Time
 		want     string
 	}{
-		{"within the deadline", testNow.Add(5 * time.Minute), DrainDone},
-		{"past the deadline", testNow.Add(-time.Minute), DrainIncomplete},
+		{"within the deadline", remediatetest.Now.Add(5 * time.Minute), DrainDone},
+		{"past the deadline", remediatetest.Now.Add(-time.Minute), DrainIncomplete},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := node("node-0", "a", true)
-			st, _ := json.Marshal(drainState{Alert: "NodeCgroupLeak", State: DrainRunning, Started: testNow.Add(-6 * time.Minute), Deadline: tc.deadline, Heartbeat: testNow.Add(-5 * time.Minute), Evicted: 1, Left: 2})
+			n := remediatetest.Node("node-0", "a", true)
+			st, _ := json.Marshal(drainState{Alert: "NodeCgroupLeak", State: DrainRunning, Started: remediatetest.Now.Add(-6 * time.Minute), Deadline: tc.deadline, Heartbeat: remediatetest.Now.Add(-5 * time.Minute), Evicted: 1, Left: 2})
 			n.Annotations = map[string]string{AnnotationDrain: string(st)}
 			objs := append(drainOwners(), n, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, podOn("shop", "web-2", "node-0", replicated))
 			var bg []func()
-			e, cs := newTestEngine(t, engineSetup{policy: drainPolicy, objs: objs, opts: func(o *Options) { o.Background = func(f func()) { bg = append(bg, f) } }})
-			ev := evictions(cs, nil)
+			reg := prometheus.NewRegistry()
+			e, cs := newTestEngine(t, engineSetup{policy: drainPolicy, objs: objs, registry: reg, opts: func(o *remediate.Options) { o.Background = func(f func()) { bg = append(bg, f) } }})
+			ev := remediatetest.Evictions(cs, nil)
 			resumed, reported, err := e.Resume(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -318,7 +324,7 @@ func TestDrainResumedAfterRestart(t *testing.T) {
 			if s.State != tc.want {
 				t.Errorf("state = %+v, want %s", s, tc.want)
 			}
-			if got := testutil.ToFloat64(e.metrics.drains.WithLabelValues(tc.want)); got != 1 {
+			if got := counter(t, reg, "leakguard_drains_total", map[string]string{"result": tc.want}); got != 1 {
 				t.Errorf("leakguard_drains_total{result=%q} = %g, want 1", tc.want, got)
 			}
 			if tc.want == DrainDone && (resumed != 1 || len(*ev) != 1 || s.Evicted != 2) {
@@ -347,7 +353,7 @@ func TestDrainSkipReasons(t *testing.T) {
 		refused string
 	}{
 		{name: "replicated", mutate: replicated},
-		{name: "DaemonSet", mutate: func(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindDaemonSet, "agent") }, skip: "shop/p (DaemonSet)"},
+		{name: "DaemonSet", mutate: func(p *corev1.Pod) { p.OwnerReferences = remediatetest.OwnedBy(remediate.KindDaemonSet, "agent") }, skip: "shop/p (DaemonSet)"},
 		{name: "mirror", mutate: func(p *corev1.Pod) { p.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: "x"} }, skip: "shop/p (mirror pod)"},
 		{name: "finished", mutate: func(p *corev1.Pod) { replicated(p); p.Status.Phase = corev1.PodFailed }, skip: "shop/p (finished)"},
 		{name: "no controller", skip: "shop/p (no controller)"},
@@ -358,9 +364,9 @@ func TestDrainSkipReasons(t *testing.T) {
 		{name: "emptyDir", mutate: func(p *corev1.Pod) { replicated(p); emptyDir(p) }, skip: "shop/p (emptyDir data)"},
 		{name: "emptyDir, deleteEmptyDirData", mutate: func(p *corev1.Pod) { replicated(p); emptyDir(p) }, args: Drain{DeleteEmptyDirData: true}},
 		{name: "emptyDir without a controller, both", mutate: emptyDir, args: Drain{EvictUnreplicated: true, DeleteEmptyDirData: true}},
-		{name: "Deployment opts out", mutate: func(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindReplicaSet, "quiet-5f4") }, skip: "shop/p (opt-out on Deployment shop/quiet)"},
-		{name: "StatefulSet opts out", mutate: func(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindStatefulSet, "db") }, skip: "shop/p (opt-out on StatefulSet shop/db)"},
-		{name: "ReplicaSet opts out", mutate: func(p *corev1.Pod) { p.OwnerReferences = ownedBy(KindReplicaSet, "solo") }, skip: "shop/p (opt-out on ReplicaSet shop/solo)"},
+		{name: "Deployment opts out", mutate: func(p *corev1.Pod) { p.OwnerReferences = remediatetest.OwnedBy(remediate.KindReplicaSet, "quiet-5f4") }, skip: "shop/p (opt-out on Deployment shop/quiet)"},
+		{name: "StatefulSet opts out", mutate: func(p *corev1.Pod) { p.OwnerReferences = remediatetest.OwnedBy(remediate.KindStatefulSet, "db") }, skip: "shop/p (opt-out on StatefulSet shop/db)"},
+		{name: "ReplicaSet opts out", mutate: func(p *corev1.Pod) { p.OwnerReferences = remediatetest.OwnedBy(remediate.KindReplicaSet, "solo") }, skip: "shop/p (opt-out on ReplicaSet shop/solo)"},
 		// Fail closed: an owner of a kind the engine cannot read (no
 		// metadata client) leaves the pod, counted as left.
 		{name: "owner not read", mutate: func(p *corev1.Pod) {
@@ -368,17 +374,17 @@ func TestDrainSkipReasons(t *testing.T) {
 		}, refused: "shop/p (owner not read"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			objs := append(drainOwners(), node("node-0", "a", true), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
-				&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db", UID: "uid-db", Annotations: map[string]string{AnnotationIgnore: "True "}}},
-				&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "solo", UID: "uid-solo", Annotations: map[string]string{AnnotationIgnore: "true"}}},
+			objs := append(drainOwners(), remediatetest.Node("node-0", "a", true), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
+				&appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "db", UID: "uid-db", Annotations: map[string]string{remediate.AnnotationIgnore: "True "}}},
+				&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "solo", UID: "uid-solo", Annotations: map[string]string{remediate.AnnotationIgnore: "true"}}},
 				podOn("shop", "p", "node-0", tc.mutate))
-			cs := newCluster(t, objs...)
-			ev := evictions(cs, nil)
+			cs := remediatetest.NewCluster(t, objs...)
+			ev := remediatetest.Evictions(cs, nil)
 			dr, _ := testDrainer(cs, time.Second)
 			dr.configure(Drain{Backoff: time.Second, MaxBackoff: time.Second, EvictUnreplicated: tc.args.EvictUnreplicated, DeleteEmptyDirData: tc.args.DeleteEmptyDirData}, nil)
 			dr.run()
 			s := drainStateOf(t, cs)
-			evs := events(t, cs)
+			evs := remediatetest.Events(t, cs)
 			last := evs[len(evs)-1].Message
 			switch {
 			case tc.refused != "":
@@ -421,16 +427,16 @@ func setPause(t *testing.T, cs k8sClient, on bool) {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}}
 	if on {
-		ns.Annotations = map[string]string{AnnotationPause: "true"}
+		ns.Annotations = map[string]string{remediate.AnnotationPause: "true"}
 	}
 	if err := cs.Tracker().Update(corev1.SchemeGroupVersion.WithResource("namespaces"), ns, ""); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func mustPolicy(t *testing.T, y string) *Policy {
+func mustPolicy(t *testing.T, y string) *remediate.Policy {
 	t.Helper()
-	p, err := ParsePolicy([]byte(y), shippedRegistry())
+	p, err := remediate.ParsePolicy([]byte(y), shippedRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,18 +462,20 @@ alerts:
 func TestDrainWaitsBetweenPasses(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		change func(*testing.T, *Engine, k8sClient)
+		change func(*testing.T, *remediate.Engine, k8sClient)
 		why    string
 		// ends: the drain writes its end (incomplete), as the gate
 		// allows writes.
 		ends bool
 	}{
-		{name: "paused", change: func(t *testing.T, _ *Engine, cs k8sClient) { setPause(t, cs, true) }, why: `paused: Namespace leakguard has leakguard.io/pause: "true"`},
-		{name: "policy dry-run", change: func(t *testing.T, e *Engine, _ k8sClient) { e.SetPolicy(mustPolicy(t, "dryRun: true\n"+drainPolicy)) }, why: "the policy is in dry-run"},
-		{name: "entry dry-run", change: func(t *testing.T, e *Engine, _ k8sClient) {
+		{name: "paused", change: func(t *testing.T, _ *remediate.Engine, cs k8sClient) { setPause(t, cs, true) }, why: `paused: Namespace leakguard has leakguard.io/pause: "true"`},
+		{name: "policy dry-run", change: func(t *testing.T, e *remediate.Engine, _ k8sClient) {
+			e.SetPolicy(mustPolicy(t, "dryRun: true\n"+drainPolicy))
+		}, why: "the policy is in dry-run"},
+		{name: "entry dry-run", change: func(t *testing.T, e *remediate.Engine, _ k8sClient) {
 			e.SetPolicy(mustPolicy(t, strings.Replace(drainPolicy, "    target: node\n", "    target: node\n    dryRun: true\n", 1)))
 		}, why: "the policy's entry for NodeCgroupLeak is in dry-run"},
-		{name: "no drain in the policy", change: func(t *testing.T, e *Engine, _ k8sClient) { e.SetPolicy(mustPolicy(t, drainPolicyWithout)) },
+		{name: "no drain in the policy", change: func(t *testing.T, e *remediate.Engine, _ k8sClient) { e.SetPolicy(mustPolicy(t, drainPolicyWithout)) },
 			why: "the policy's entry for NodeCgroupLeak has no drain", ends: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -486,7 +494,8 @@ func TestDrainWaitsBetweenPasses(t *testing.T) {
 				return true, nil, nil
 			})
 			dr, waits := testDrainer(cs, 10*time.Second)
-			dr.gate, dr.waits = drainGateOf(e.gate), &e.waits
+			env := e.Env()
+			dr.gate, dr.waits = drainGateOf(env.Gate), env.Waits
 			sleep := dr.sleep
 			from, evictedBefore := -1, 0
 			var waiting [][]string
@@ -533,8 +542,8 @@ func TestDrainWaitsBetweenPasses(t *testing.T) {
 // staleDrain is node-0, cordoned unless schedulable, with a running
 // drain whose replica stopped five minutes ago.
 func staleDrain(deadline time.Time, schedulable bool) *corev1.Node {
-	n := node("node-0", "a", !schedulable)
-	st, _ := json.Marshal(drainState{Alert: "NodeCgroupLeak", State: DrainRunning, Owner: "gone-1", Started: testNow.Add(-6 * time.Minute), Deadline: deadline, Heartbeat: testNow.Add(-5 * time.Minute), Evicted: 1, Left: 2})
+	n := remediatetest.Node("node-0", "a", !schedulable)
+	st, _ := json.Marshal(drainState{Alert: "NodeCgroupLeak", State: DrainRunning, Owner: "gone-1", Started: remediatetest.Now.Add(-6 * time.Minute), Deadline: deadline, Heartbeat: remediatetest.Now.Add(-5 * time.Minute), Evicted: 1, Left: 2})
 	n.Annotations = map[string]string{AnnotationDrain: string(st)}
 	return n
 }
@@ -546,12 +555,12 @@ func TestResumeDrainsWaits(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		policy string
-		opts   func(*Options)
+		opts   func(*remediate.Options)
 		paused bool
 		why    string
 	}{
 		{name: "paused", policy: drainPolicy, paused: true, why: "paused"},
-		{name: "--dry-run", policy: drainPolicy, opts: func(o *Options) { o.DryRun = true }, why: "--dry-run"},
+		{name: "--dry-run", policy: drainPolicy, opts: func(o *remediate.Options) { o.DryRun = true }, why: "--dry-run"},
 		{name: "policy dry-run", policy: "dryRun: true\n" + drainPolicy, why: "the policy is in dry-run"},
 		{name: "no drain, within the deadline", policy: drainPolicyWithout, why: "has no drain"},
 	} {
@@ -560,17 +569,17 @@ func TestResumeDrainsWaits(t *testing.T) {
 				continue
 			}
 			t.Run(fmt.Sprintf("%s, past the deadline %v", tc.name, past), func(t *testing.T) {
-				deadline := testNow.Add(5 * time.Minute)
+				deadline := remediatetest.Now.Add(5 * time.Minute)
 				if past {
-					deadline = testNow.Add(-time.Minute)
+					deadline = remediatetest.Now.Add(-time.Minute)
 				}
 				ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}}
 				if tc.paused {
-					ns.Annotations = map[string]string{AnnotationPause: "true"}
+					ns.Annotations = map[string]string{remediate.AnnotationPause: "true"}
 				}
 				objs := append(drainOwners(), staleDrain(deadline, false), ns, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}, podOn("shop", "web-2", "node-0", replicated))
 				var bg []func()
-				e, cs := newTestEngine(t, engineSetup{policy: tc.policy, objs: objs, opts: func(o *Options) {
+				e, cs := newTestEngine(t, engineSetup{policy: tc.policy, objs: objs, opts: func(o *remediate.Options) {
 					o.Background = func(f func()) { bg = append(bg, f) }
 					if tc.opts != nil {
 						tc.opts(o)
@@ -623,14 +632,15 @@ func TestResumeDrainsReports(t *testing.T) {
 		state, why  string
 		eventReason string
 	}{
-		{"uncordoned", drainPolicy, staleDrain(testNow.Add(5*time.Minute), true), DrainStopped, "schedulable again", EventReasonDrainStopped},
-		{"no drain, past the deadline", drainPolicyWithout, staleDrain(testNow.Add(-time.Minute), false), DrainIncomplete, "has no drain", EventReasonDrainIncomplete},
+		{"uncordoned", drainPolicy, staleDrain(remediatetest.Now.Add(5*time.Minute), true), DrainStopped, "schedulable again", EventReasonDrainStopped},
+		{"no drain, past the deadline", drainPolicyWithout, staleDrain(remediatetest.Now.Add(-time.Minute), false), DrainIncomplete, "has no drain", EventReasonDrainIncomplete},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var bg []func()
-			e, cs := newTestEngine(t, engineSetup{policy: tc.policy, objs: append(drainOwners(), tc.node, podOn("shop", "web-2", "node-0", replicated)),
-				opts: func(o *Options) { o.Background = func(f func()) { bg = append(bg, f) } }})
-			ev := evictions(cs, nil)
+			reg := prometheus.NewRegistry()
+			e, cs := newTestEngine(t, engineSetup{policy: tc.policy, registry: reg, objs: append(drainOwners(), tc.node, podOn("shop", "web-2", "node-0", replicated)),
+				opts: func(o *remediate.Options) { o.Background = func(f func()) { bg = append(bg, f) } }})
+			ev := remediatetest.Evictions(cs, nil)
 			resumed, reported, err := e.Resume(context.Background())
 			if err != nil || resumed != 0 || reported != 1 || len(bg) != 0 || len(*ev) != 0 {
 				t.Fatalf("ResumeDrains = %d, %d, %v, %d started, evictions %v; want 1 reported, nothing started or evicted", resumed, reported, err, len(bg), *ev)
@@ -639,11 +649,11 @@ func TestResumeDrainsReports(t *testing.T) {
 			if s.State != tc.state || !strings.Contains(s.Why, tc.why) {
 				t.Errorf("state = %+v, want %s, why %q", s, tc.state, tc.why)
 			}
-			evs := events(t, cs)
+			evs := remediatetest.Events(t, cs)
 			if len(evs) != 1 || evs[0].Reason != tc.eventReason || !strings.Contains(evs[0].Message, tc.why) {
 				t.Errorf("events = %+v, want one %s saying %q", evs, tc.eventReason, tc.why)
 			}
-			if got := testutil.ToFloat64(e.metrics.drains.WithLabelValues(tc.state)); got != 1 {
+			if got := counter(t, reg, "leakguard_drains_total", map[string]string{"result": tc.state}); got != 1 {
 				t.Errorf("leakguard_drains_total{result=%q} = %g, want 1", tc.state, got)
 			}
 		})
@@ -676,7 +686,7 @@ func nodeWrite(t *testing.T, cs k8sClient, change func(*corev1.Node)) {
 
 // foreignRecord is a take-over by another replica.
 func foreignRecord(n *corev1.Node) {
-	st, _ := json.Marshal(drainState{Alert: "NodeCgroupLeak", State: DrainRunning, Owner: "other-replica", Started: testNow, Deadline: testNow.Add(time.Hour), Heartbeat: testNow.Add(3 * time.Minute)})
+	st, _ := json.Marshal(drainState{Alert: "NodeCgroupLeak", State: DrainRunning, Owner: "other-replica", Started: remediatetest.Now, Deadline: remediatetest.Now.Add(time.Hour), Heartbeat: remediatetest.Now.Add(3 * time.Minute)})
 	n.Annotations[AnnotationDrain] = string(st)
 }
 
@@ -711,7 +721,7 @@ func TestDrainStopsMidPass(t *testing.T) {
 			evicted: []string{"shop/web-1", "shop/web-2"}, state: DrainDone},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cs := newCluster(t, append(drainOwners(), node("node-0", "a", true), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
+			cs := remediatetest.NewCluster(t, append(drainOwners(), remediatetest.Node("node-0", "a", true), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}},
 				podOn("shop", "web-1", "node-0", replicated), podOn("shop", "web-2", "node-0", replicated))...)
 			dr, _ := testDrainer(cs, time.Minute)
 			dr.owner, dr.state.Owner = "this-replica", "this-replica"
@@ -772,7 +782,7 @@ func TestDrainStopsMidPass(t *testing.T) {
 				}
 			}
 			if tc.state == DrainStopped {
-				evs := events(t, cs)
+				evs := remediatetest.Events(t, cs)
 				if last := evs[len(evs)-1]; last.Reason != EventReasonDrainStopped || last.Type != corev1.EventTypeNormal || !strings.Contains(last.Message, "schedulable again") {
 					t.Errorf("last event = %s %s %q, want a Normal %s", last.Type, last.Reason, last.Message, EventReasonDrainStopped)
 				}

@@ -1,4 +1,4 @@
-package remediate
+package node
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/leakguard/leakguard/remediate"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -87,10 +88,12 @@ const (
 var poolLabels = []string{"cloud.google.com/gke-nodepool", "eks.amazonaws.com/nodegroup", "kubernetes.azure.com/agentpool", "karpenter.sh/nodepool", "node.kubernetes.io/pool"}
 
 // CordonInfo declares cordon: node targets only, disruptive.
-var CordonInfo = RemediatorInfo{Name: RemediatorCordon, Targets: []string{TargetNode}, Disruptive: true, New: NewCordon,
+var CordonInfo = remediate.RemediatorInfo{Name: RemediatorCordon, Targets: []string{remediate.TargetNode}, Disruptive: true, New: NewCordon,
 	// cordon (and uncordonOnResolve) changes the node's spec: the
 	// admission policy asks for cordon on the node.
-	Rights: func(string) []Right { return []Right{ResourceRight("cordon", "", "nodes", GrantNode)} },
+	Rights: func(string) []remediate.Right {
+		return []remediate.Right{remediate.ResourceRight("cordon", "", "nodes", remediate.GrantNode)}
+	},
 }
 
 // CordonArgs are cordon's policy arguments.
@@ -126,14 +129,14 @@ type Cordon struct {
 }
 
 var (
-	_ Remediator = Cordon{}
-	_ Undoer     = Cordon{}
+	_ remediate.Remediator = Cordon{}
+	_ remediate.Undoer     = Cordon{}
 )
 
 // NewCordon builds cordon from its arguments.
-func NewCordon(args json.RawMessage) (Remediator, error) {
+func NewCordon(args json.RawMessage) (remediate.Remediator, error) {
 	var a CordonArgs
-	if err := DecodeArgs(args, &a); err != nil {
+	if err := remediate.DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
 	c := Cordon{MaxUnschedulable: DefaultMaxUnschedulable, MaxUnschedulablePercent: DefaultMaxUnschedulablePercent,
@@ -213,34 +216,34 @@ func (c Cordon) pool(n *corev1.Node) string {
 
 // Plan judges the node as resolved; the budgets that count the cluster
 // are judged in Apply, under the Lease.
-func (c Cordon) Plan(t *Target, f Finding, now time.Time) Plan {
-	n, ok := t.obj.(*corev1.Node)
+func (c Cordon) Plan(t *remediate.Target, f remediate.Finding, now time.Time) remediate.Plan {
+	n, ok := t.Resolved().(*corev1.Node)
 	if !ok {
-		return Plan{Hold: ReasonUnsupportedKind, Detail: fmt.Sprintf("cordon acts on nodes, not on %s", t.Object)}
+		return remediate.Plan{Hold: remediate.ReasonUnsupportedKind, Detail: fmt.Sprintf("cordon acts on nodes, not on %s", t.Object)}
 	}
 	if unschedulable(n) {
 		who := "someone else"
 		if m, ok := readMark(n.Annotations); ok {
 			who = "leakguard, for " + m.Alert + " at " + m.At.UTC().Format(time.RFC3339)
 		}
-		return Plan{Hold: ReasonAlreadyUnschedulable, Detail: fmt.Sprintf("%s is unschedulable already (cordoned by %s)", t.Object, who)}
+		return remediate.Plan{Hold: ReasonAlreadyUnschedulable, Detail: fmt.Sprintf("%s is unschedulable already (cordoned by %s)", t.Object, who)}
 	}
 	if m, ok := readMark(n.Annotations); ok && m.Alert == f.AlertName() && now.Sub(m.At) < f.Cooldown {
 		// Cordoned by leakguard, now schedulable, mark still there: a
 		// person uncordoned it (leakguard's own uncordon removes the mark).
-		return Plan{Hold: ReasonUncordonedByPerson, Warn: true, Detail: fmt.Sprintf("leakguard cordoned %s for %s at %s and someone uncordoned it; not again within the cooldown %s", t.Object, m.Alert, m.At.UTC().Format(time.RFC3339), f.Cooldown)}
+		return remediate.Plan{Hold: ReasonUncordonedByPerson, Warn: true, Detail: fmt.Sprintf("leakguard cordoned %s for %s at %s and someone uncordoned it; not again within the cooldown %s", t.Object, m.Alert, m.At.UTC().Format(time.RFC3339), f.Cooldown)}
 	}
 	if isControlPlane(n) && !c.AllowControlPlane {
-		return Plan{Hold: ReasonControlPlane, Detail: fmt.Sprintf("%s is a control-plane node; set allowControlPlane to cordon one", t.Object)}
+		return remediate.Plan{Hold: ReasonControlPlane, Detail: fmt.Sprintf("%s is a control-plane node; set allowControlPlane to cordon one", t.Object)}
 	}
 	mark := cordonMark{Alert: f.AlertName(), Value: f.Check.Summary, At: now.UTC().Truncate(time.Second), Taint: c.Taint}
 	action := fmt.Sprintf("patch %s spec.unschedulable=true", t.Object)
 	if c.Taint {
 		action += fmt.Sprintf(", taint %s:NoSchedule", TaintCgroupLeak)
 	}
-	return Plan{
+	return remediate.Plan{
 		Action: action + fmt.Sprintf(" (at most %d and %g %% of the nodes unschedulable, not the last of its pool)", c.MaxUnschedulable, c.MaxUnschedulablePercent),
-		Apply: func(ctx context.Context, env Env) (string, error) {
+		Apply: func(ctx context.Context, env remediate.Env) (string, error) {
 			return c.apply(ctx, env, t, mark)
 		},
 	}
@@ -249,12 +252,12 @@ func (c Cordon) Plan(t *Target, f Finding, now time.Time) Plan {
 // reservations maps a node to when a replica reserved its cordon.
 type reservations map[string]time.Time
 
-func (c Cordon) apply(ctx context.Context, env Env, t *Target, mark cordonMark) (string, error) {
+func (c Cordon) apply(ctx context.Context, env remediate.Env, t *remediate.Target, mark cordonMark) (string, error) {
 	leases := env.Client.CoordinationV1().Leases(env.Namespace)
 	for attempt := 1; ; attempt++ {
 		lease, err := leases.Get(ctx, CordonLeaseName, metav1.GetOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return "", MarkTransient(fmt.Errorf("cordon %s: read Lease %s/%s: %w", t.Object, env.Namespace, CordonLeaseName, err))
+			return "", remediate.MarkTransient(fmt.Errorf("cordon %s: read Lease %s/%s: %w", t.Object, env.Namespace, CordonLeaseName, err))
 		}
 		res := reservations{}
 		if err == nil {
@@ -278,14 +281,14 @@ func (c Cordon) apply(ctx context.Context, env Env, t *Target, mark cordonMark) 
 			return "", fmt.Errorf("cordon %s: %w", t.Object, err)
 		}
 		if reason, why := c.judge(t.Object.Name, nodes, res); reason != "" {
-			return "", &HeldError{Reason: reason, Detail: why}
+			return "", &remediate.HeldError{Reason: reason, Detail: why}
 		}
 		res[t.Object.Name] = env.Now
 		if err := writeReservations(ctx, env, lease, res); err != nil {
 			if (apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err)) && attempt < cordonAttempts {
 				continue // another replica decided meanwhile: judge again on what it wrote
 			}
-			return "", TransientOr(fmt.Errorf("cordon %s: reserve in Lease %s/%s: %w", t.Object, env.Namespace, CordonLeaseName, ClassifyKube(err)))
+			return "", remediate.TransientOr(fmt.Errorf("cordon %s: reserve in Lease %s/%s: %w", t.Object, env.Namespace, CordonLeaseName, remediate.ClassifyKube(err)))
 		}
 		break
 	}
@@ -318,7 +321,7 @@ func (c Cordon) judge(node string, nodes []corev1.Node, res reservations) (reaso
 		}
 	}
 	if target == nil {
-		return ReasonTargetNotFound, fmt.Sprintf("Node %s is not in the cluster's list of nodes", node)
+		return remediate.ReasonTargetNotFound, fmt.Sprintf("Node %s is not in the cluster's list of nodes", node)
 	}
 	if unschedulable(target) {
 		return ReasonAlreadyUnschedulable, fmt.Sprintf("Node %s is unschedulable already", node)
@@ -359,7 +362,7 @@ func listNodes(ctx context.Context, c kubernetes.Interface) ([]corev1.Node, erro
 	for {
 		l, err := c.CoreV1().Nodes().List(ctx, opts)
 		if err != nil {
-			return nil, fmt.Errorf("list nodes: %w", ClassifyKube(err))
+			return nil, fmt.Errorf("list nodes: %w", remediate.ClassifyKube(err))
 		}
 		out = append(out, l.Items...)
 		if l.Continue == "" {
@@ -369,21 +372,21 @@ func listNodes(ctx context.Context, c kubernetes.Interface) ([]corev1.Node, erro
 	}
 }
 
-func writeReservations(ctx context.Context, env Env, lease *coordinationv1.Lease, res reservations) error {
+func writeReservations(ctx context.Context, env remediate.Env, lease *coordinationv1.Lease, res reservations) error {
 	v, err := json.Marshal(res)
 	if err != nil {
 		return err
 	}
-	holder := FieldManager
+	holder := remediate.FieldManager
 	renew := metav1.NewMicroTime(env.Now)
 	leases := env.Client.CoordinationV1().Leases(env.Namespace)
 	if lease == nil {
 		_, err = leases.Create(ctx, &coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Name: CordonLeaseName, Namespace: env.Namespace,
 				Annotations: map[string]string{annotationCordonReservations: string(v)},
-				Labels:      map[string]string{"app.kubernetes.io/managed-by": eventComponent}},
+				Labels:      map[string]string{"app.kubernetes.io/managed-by": remediate.EventComponent}},
 			Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, RenewTime: &renew},
-		}, metav1.CreateOptions{FieldManager: FieldManager})
+		}, metav1.CreateOptions{FieldManager: remediate.FieldManager})
 		return err
 	}
 	lease = lease.DeepCopy()
@@ -394,14 +397,14 @@ func writeReservations(ctx context.Context, env Env, lease *coordinationv1.Lease
 	lease.Spec.HolderIdentity, lease.Spec.RenewTime = &holder, &renew
 	// The resourceVersion read goes with the update: a Conflict means
 	// another replica reserved first.
-	_, err = leases.Update(ctx, lease, metav1.UpdateOptions{FieldManager: FieldManager})
+	_, err = leases.Update(ctx, lease, metav1.UpdateOptions{FieldManager: remediate.FieldManager})
 	return err
 }
 
 // patchNode sets spec.unschedulable, the mark and, with Taint, the taint,
 // under the node's resourceVersion (the taint list is replaced whole, so
 // a taint another writer added meanwhile must not be lost).
-func (c Cordon) patchNode(ctx context.Context, client kubernetes.Interface, t *Target, mark cordonMark) error {
+func (c Cordon) patchNode(ctx context.Context, client kubernetes.Interface, t *remediate.Target, mark cordonMark) error {
 	mv, err := json.Marshal(mark)
 	if err != nil {
 		return err
@@ -409,7 +412,7 @@ func (c Cordon) patchNode(ctx context.Context, client kubernetes.Interface, t *T
 	for attempt := 1; ; attempt++ {
 		n, err := client.CoreV1().Nodes().Get(ctx, t.Object.Name, metav1.GetOptions{})
 		if err != nil {
-			return fmt.Errorf("cordon: %w", notFound(ClassifyKube(err)))
+			return fmt.Errorf("cordon: %w", remediate.NotFound(remediate.ClassifyKube(err)))
 		}
 		if n.Annotations[AnnotationCordonedBy] == string(mv) && n.Spec.Unschedulable {
 			// An earlier attempt of this very write landed (its answer
@@ -422,7 +425,7 @@ func (c Cordon) patchNode(ctx context.Context, client kubernetes.Interface, t *T
 			// brought us here): writing the mark now would be a no-op
 			// cordon that claims a person's as leakguard's, which
 			// uncordonOnResolve could later undo.
-			return &HeldError{Reason: ReasonAlreadyUnschedulable, Detail: fmt.Sprintf("%s became unschedulable (cordoned by someone else) while leakguard was cordoning it; left without leakguard's mark", t.Object)}
+			return &remediate.HeldError{Reason: ReasonAlreadyUnschedulable, Detail: fmt.Sprintf("%s became unschedulable (cordoned by someone else) while leakguard was cordoning it; left without leakguard's mark", t.Object)}
 		}
 		spec := map[string]any{"unschedulable": true}
 		if c.Taint && !hasTaint(n, TaintCgroupLeak) {
@@ -436,7 +439,7 @@ func (c Cordon) patchNode(ctx context.Context, client kubernetes.Interface, t *T
 		if err != nil {
 			return err
 		}
-		rv, err := PatchObject(ctx, client, t.Object, types.MergePatchType, patch)
+		rv, err := remediate.PatchObject(ctx, client, t.Object, types.MergePatchType, patch)
 		if err == nil {
 			t.ResourceVersion = rv
 			return nil
@@ -463,35 +466,35 @@ func hasTaint(n *corev1.Node, key string) bool {
 // owned by leakguard's field manager alone, and no drain of leakguard's
 // running on it. The engine asks Prometheus before it applies the plan
 // (Engine.undo).
-func (c Cordon) Undo(t *Target, f Finding, now time.Time) Plan {
+func (c Cordon) Undo(t *remediate.Target, f remediate.Finding, now time.Time) remediate.Plan {
 	if !c.UncordonOnResolve {
-		return Plan{}
+		return remediate.Plan{}
 	}
-	n, ok := t.obj.(*corev1.Node)
+	n, ok := t.Resolved().(*corev1.Node)
 	if !ok {
-		return Plan{}
+		return remediate.Plan{}
 	}
 	m, ok := readMark(n.Annotations)
 	switch {
 	case !ok:
-		return Plan{} // not leakguard's cordon: nothing to say
+		return remediate.Plan{} // not leakguard's cordon: nothing to say
 	case m.Alert != f.AlertName():
-		return Plan{Hold: ReasonNotOurs, Detail: fmt.Sprintf("%s was cordoned by leakguard for %s, not %s", t.Object, m.Alert, f.AlertName())}
+		return remediate.Plan{Hold: ReasonNotOurs, Detail: fmt.Sprintf("%s was cordoned by leakguard for %s, not %s", t.Object, m.Alert, f.AlertName())}
 	case !n.Spec.Unschedulable:
-		return Plan{Hold: ReasonNotOurs, Detail: fmt.Sprintf("%s is schedulable already (someone uncordoned it)", t.Object)}
+		return remediate.Plan{Hold: ReasonNotOurs, Detail: fmt.Sprintf("%s is schedulable already (someone uncordoned it)", t.Object)}
 	case m.Taint && !hasTaint(n, TaintCgroupLeak):
-		return Plan{Hold: ReasonNotOurs, Detail: fmt.Sprintf("%s: the %s taint leakguard added is gone; someone changed the node", t.Object, TaintCgroupLeak)}
+		return remediate.Plan{Hold: ReasonNotOurs, Detail: fmt.Sprintf("%s: the %s taint leakguard added is gone; someone changed the node", t.Object, TaintCgroupLeak)}
 	}
 	if why := notLeakguardsWrite(n); why != "" {
-		return Plan{Hold: ReasonNotOurs, Detail: fmt.Sprintf("%s: %s; left cordoned", t.Object, why)}
+		return remediate.Plan{Hold: ReasonNotOurs, Detail: fmt.Sprintf("%s: %s; left cordoned", t.Object, why)}
 	}
 	if why := drainRunning(n.Annotations, now); why != "" {
-		return Plan{Hold: ReasonDrainInProgress, Detail: fmt.Sprintf("%s: %s; not uncordoned under it", t.Object, why)}
+		return remediate.Plan{Hold: ReasonDrainInProgress, Detail: fmt.Sprintf("%s: %s; not uncordoned under it", t.Object, why)}
 	}
 	rv, mark := n.ResourceVersion, n.Annotations[AnnotationCordonedBy]
-	return Plan{
+	return remediate.Plan{
 		Action: fmt.Sprintf("uncordon %s (leakguard cordoned it for %s at %s)", t.Object, m.Alert, m.At.UTC().Format(time.RFC3339)),
-		Apply: func(ctx context.Context, env Env) (string, error) {
+		Apply: func(ctx context.Context, env remediate.Env) (string, error) {
 			spec := map[string]any{"unschedulable": nil}
 			if m.Taint {
 				var kept []corev1.Taint
@@ -512,9 +515,9 @@ func (c Cordon) Undo(t *Target, f Finding, now time.Time) Plan {
 				return "", err
 			}
 			_ = mark
-			if _, err := PatchObject(ctx, env.Client, t.Object, types.MergePatchType, patch); err != nil {
+			if _, err := remediate.PatchObject(ctx, env.Client, t.Object, types.MergePatchType, patch); err != nil {
 				if apierrors.IsConflict(errors.Unwrap(err)) || apierrors.IsConflict(err) {
-					return "", &HeldError{Reason: ReasonNotOurs, Detail: fmt.Sprintf("%s changed while uncordoning; left cordoned", t.Object)}
+					return "", &remediate.HeldError{Reason: ReasonNotOurs, Detail: fmt.Sprintf("%s changed while uncordoning; left cordoned", t.Object)}
 				}
 				return "", fmt.Errorf("uncordon: %w", err)
 			}
@@ -552,7 +555,7 @@ func notLeakguardsWrite(n *corev1.Node) string {
 		if !ownsUnschedulable(mf) {
 			continue
 		}
-		if mf.Manager == FieldManager && mf.Subresource == "" {
+		if mf.Manager == remediate.FieldManager && mf.Subresource == "" {
 			ours = true
 			continue
 		}

@@ -1,4 +1,4 @@
-package remediate
+package node
 
 import (
 	"context"
@@ -8,6 +8,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/remediatetest"
 
 	"github.com/prometheus/alertmanager/template"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
@@ -79,7 +82,7 @@ func drainRecord(t *testing.T, s drainState) string {
 // writes nothing to the node.
 func TestUndoAsksPrometheusAndLeavesOthersCordons(t *testing.T) {
 	const name = "node-3"
-	clean, leaking := vec(3), vec(42)
+	clean, leaking := remediatetest.Vec(3), remediatetest.Vec(42)
 	for _, tc := range []struct {
 		name string
 		// before runs before leakguard's cordon, after between the cordon
@@ -91,24 +94,24 @@ func TestUndoAsksPrometheusAndLeavesOthersCordons(t *testing.T) {
 		asked         bool   // whether the resolve asks Prometheus
 	}{
 		{name: "the check answers clear", answer: clean, want: "uncordon", asked: true},
-		{name: "still leaking", answer: leaking, want: ReasonStillFiring, asked: true},
-		{name: "no answer (no series: the target down)", answer: model.Vector{}, want: ReasonCheckUnanswered, asked: true},
-		{name: "a stale answer", answer: model.Vector{{Value: 3, Timestamp: model.TimeFromUnixNano(testNow.Add(-time.Hour).UnixNano())}}, want: ReasonCheckUnanswered, asked: true},
-		{name: "query error", queryErr: errors.New("connection refused"), want: ReasonCheckUnanswered, asked: true},
+		{name: "still leaking", answer: leaking, want: remediate.ReasonStillFiring, asked: true},
+		{name: "no answer (no series: the target down)", answer: model.Vector{}, want: remediate.ReasonCheckUnanswered, asked: true},
+		{name: "a stale answer", answer: model.Vector{{Value: 3, Timestamp: model.TimeFromUnixNano(remediatetest.Now.Add(-time.Hour).UnixNano())}}, want: remediate.ReasonCheckUnanswered, asked: true},
+		{name: "query error", queryErr: errors.New("connection refused"), want: remediate.ReasonCheckUnanswered, asked: true},
 		{name: "own drain running", answer: clean, want: ReasonDrainInProgress, after: func(t *testing.T, cs *fake.Clientset) {
-			personPatch(t, cs, name, FieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainRunning, Started: testNow.Add(-time.Minute), Deadline: testNow.Add(9 * time.Minute), Heartbeat: testNow.Add(-10 * time.Second), Left: 2}))
+			personPatch(t, cs, name, remediate.FieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainRunning, Started: remediatetest.Now.Add(-time.Minute), Deadline: remediatetest.Now.Add(9 * time.Minute), Heartbeat: remediatetest.Now.Add(-10 * time.Second), Left: 2}))
 		}},
 		{name: "own drain, heartbeat stale but before its deadline (a replica may resume it)", answer: clean, want: ReasonDrainInProgress, after: func(t *testing.T, cs *fake.Clientset) {
-			personPatch(t, cs, name, FieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainRunning, Started: testNow.Add(-5 * time.Minute), Deadline: testNow.Add(5 * time.Minute), Heartbeat: testNow.Add(-4 * time.Minute), Left: 2}))
+			personPatch(t, cs, name, remediate.FieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainRunning, Started: remediatetest.Now.Add(-5 * time.Minute), Deadline: remediatetest.Now.Add(5 * time.Minute), Heartbeat: remediatetest.Now.Add(-4 * time.Minute), Left: 2}))
 		}},
 		{name: "drain record that does not parse", answer: clean, want: ReasonDrainInProgress, after: func(t *testing.T, cs *fake.Clientset) {
-			personPatch(t, cs, name, FieldManager, `{"metadata":{"annotations":{"leakguard.io/drain":"{"}}}`)
+			personPatch(t, cs, name, remediate.FieldManager, `{"metadata":{"annotations":{"leakguard.io/drain":"{"}}}`)
 		}},
 		{name: "own drain done", answer: clean, want: "uncordon", asked: true, after: func(t *testing.T, cs *fake.Clientset) {
-			personPatch(t, cs, name, FieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainDone, Started: testNow.Add(-5 * time.Minute), Deadline: testNow.Add(5 * time.Minute), Heartbeat: testNow.Add(-time.Minute)}))
+			personPatch(t, cs, name, remediate.FieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainDone, Started: remediatetest.Now.Add(-5 * time.Minute), Deadline: remediatetest.Now.Add(5 * time.Minute), Heartbeat: remediatetest.Now.Add(-time.Minute)}))
 		}},
 		{name: "own drain past its deadline, heartbeat stale", answer: clean, want: "uncordon", asked: true, after: func(t *testing.T, cs *fake.Clientset) {
-			personPatch(t, cs, name, FieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainRunning, Started: testNow.Add(-20 * time.Minute), Deadline: testNow.Add(-10 * time.Minute), Heartbeat: testNow.Add(-10 * time.Minute)}))
+			personPatch(t, cs, name, remediate.FieldManager, drainRecord(t, drainState{Alert: "NodeOrphanCgroups", State: DrainRunning, Started: remediatetest.Now.Add(-20 * time.Minute), Deadline: remediatetest.Now.Add(-10 * time.Minute), Heartbeat: remediatetest.Now.Add(-10 * time.Minute)}))
 		}},
 		{name: "a person uncordoned and cordoned again", answer: clean, want: ReasonNotOurs, after: func(t *testing.T, cs *fake.Clientset) {
 			personPatch(t, cs, name, "kubectl-cordon", `{"spec":{"unschedulable":false}}`)
@@ -136,13 +139,13 @@ func TestUndoAsksPrometheusAndLeavesOthersCordons(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := &switchQuerier{answer: leaking}
-			objs := append(nodes(10, "a"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})
-			e, cs := newTestEngine(t, engineSetup{policy: undoPolicy, objs: objs, opts: func(o *Options) { o.Querier = q }})
+			objs := append(remediatetest.Nodes(10, "a"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})
+			e, cs := newTestEngine(t, engineSetup{policy: undoPolicy, objs: objs, opts: func(o *remediate.Options) { o.Querier = q }})
 			if tc.before != nil {
 				tc.before(t, cs)
 			}
-			a := alert("firing", map[string]string{"alertname": "NodeOrphanCgroups", "node": name})
-			if d, err := e.DecideOne(context.Background(), a); err != nil || d.Decision != DecisionActed {
+			a := remediatetest.Alert("firing", map[string]string{"alertname": "NodeOrphanCgroups", "node": name})
+			if d, err := e.DecideOne(context.Background(), a); err != nil || d.Decision != remediate.DecisionActed {
 				t.Fatalf("firing: %s %s (%v)", d.Decision, d.Reason, err)
 			}
 			if tc.after != nil {
@@ -161,21 +164,21 @@ func TestUndoAsksPrometheusAndLeavesOthersCordons(t *testing.T) {
 			}
 			n, _ := cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
 			if tc.want == "uncordon" {
-				if d.Decision != DecisionActed || n.Spec.Unschedulable || n.Annotations[AnnotationCordonedBy] != "" {
+				if d.Decision != remediate.DecisionActed || n.Spec.Unschedulable || n.Annotations[AnnotationCordonedBy] != "" {
 					t.Errorf("resolved: %s %s %s; unschedulable %v, mark %q; want uncordoned", d.Decision, d.Reason, d.Message, n.Spec.Unschedulable, n.Annotations[AnnotationCordonedBy])
 				}
 				return
 			}
-			if d.Decision != DecisionHeld || d.Reason != tc.want {
-				t.Errorf("resolved: %s %s (%s), want %s %s", d.Decision, d.Reason, d.Message, DecisionHeld, tc.want)
+			if d.Decision != remediate.DecisionHeld || d.Reason != tc.want {
+				t.Errorf("resolved: %s %s (%s), want %s %s", d.Decision, d.Reason, d.Message, remediate.DecisionHeld, tc.want)
 			}
-			if p := patches(cs, "nodes"); len(p) != 0 {
+			if p := remediatetest.Patches(cs, "nodes"); len(p) != 0 {
 				t.Errorf("a held undo patched the node: %s", p[0].GetPatch())
 			}
 			if !n.Spec.Unschedulable || n.ResourceVersion != before.ResourceVersion {
 				t.Errorf("held: unschedulable %v, resourceVersion %s → %s; want the node untouched", n.Spec.Unschedulable, before.ResourceVersion, n.ResourceVersion)
 			}
-			if tc.want == ReasonCheckUnanswered && !hasWarning(t, cs, ReasonCheckUnanswered) {
+			if tc.want == remediate.ReasonCheckUnanswered && !hasWarning(t, cs, remediate.ReasonCheckUnanswered) {
 				t.Errorf("no Warning Event says the undo waits for an answer")
 			}
 		})
@@ -184,7 +187,7 @@ func TestUndoAsksPrometheusAndLeavesOthersCordons(t *testing.T) {
 
 func hasWarning(t *testing.T, cs *fake.Clientset, reason string) bool {
 	t.Helper()
-	for _, ev := range events(t, cs) {
+	for _, ev := range remediatetest.Events(t, cs) {
 		if ev.Type == corev1.EventTypeWarning && strings.Contains(ev.Message, reason) {
 			return true
 		}
@@ -198,20 +201,20 @@ func hasWarning(t *testing.T, cs *fake.Clientset, reason string) bool {
 // after a Conflict) is not leakguard's either.
 func TestUndoLeavesACordonThatLeakguardsWriteDidNotMake(t *testing.T) {
 	const name = "node-3"
-	objs := append(nodes(10, "a"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})
-	q := &switchQuerier{answer: vec(3)}
-	e, cs := newTestEngine(t, engineSetup{policy: undoPolicy, objs: objs, opts: func(o *Options) { o.Querier = q }})
+	objs := append(remediatetest.Nodes(10, "a"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})
+	q := &switchQuerier{answer: remediatetest.Vec(3)}
+	e, cs := newTestEngine(t, engineSetup{policy: undoPolicy, objs: objs, opts: func(o *remediate.Options) { o.Querier = q }})
 	personPatch(t, cs, name, "kubectl-cordon", `{"spec":{"unschedulable":true}}`)
-	mark, _ := json.Marshal(cordonMark{Alert: "NodeOrphanCgroups", At: testNow.Add(-time.Hour)})
+	mark, _ := json.Marshal(cordonMark{Alert: "NodeOrphanCgroups", At: remediatetest.Now.Add(-time.Hour)})
 	noop, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationCordonedBy: string(mark)}}, "spec": map[string]any{"unschedulable": true}})
-	personPatch(t, cs, name, FieldManager, string(noop))
+	personPatch(t, cs, name, remediate.FieldManager, string(noop))
 	cs.ClearActions()
-	a := alert("resolved", map[string]string{"alertname": "NodeOrphanCgroups", "node": name})
+	a := remediatetest.Alert("resolved", map[string]string{"alertname": "NodeOrphanCgroups", "node": name})
 	d, err := e.DecideOne(context.Background(), a)
-	if err != nil || d.Decision != DecisionHeld || d.Reason != ReasonNotOurs || !strings.Contains(d.Message, "kubectl-cordon") {
+	if err != nil || d.Decision != remediate.DecisionHeld || d.Reason != ReasonNotOurs || !strings.Contains(d.Message, "kubectl-cordon") {
 		t.Errorf("resolved: %s %s %s (%v), want held %s naming kubectl-cordon", d.Decision, d.Reason, d.Message, err, ReasonNotOurs)
 	}
-	if p := patches(cs, "nodes"); len(p) != 0 || q.asked != 0 {
+	if p := remediatetest.Patches(cs, "nodes"); len(p) != 0 || q.asked != 0 {
 		t.Errorf("patches %d, queries %d; want none", len(p), q.asked)
 	}
 }
@@ -221,8 +224,8 @@ func TestUndoLeavesACordonThatLeakguardsWriteDidNotMake(t *testing.T) {
 // unschedulable and does not put its mark on a person's cordon.
 func TestCordonDoesNotMarkAPersonsCordon(t *testing.T) {
 	const name = "node-3"
-	objs := append(nodes(10, "a"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})
-	e, cs := newTestEngine(t, engineSetup{policy: undoPolicy, objs: objs, opts: func(o *Options) { o.Querier = &switchQuerier{answer: vec(42)} }, react: func(cs *fake.Clientset) {
+	objs := append(remediatetest.Nodes(10, "a"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})
+	e, cs := newTestEngine(t, engineSetup{policy: undoPolicy, objs: objs, opts: func(o *remediate.Options) { o.Querier = &switchQuerier{answer: remediatetest.Vec(42)} }, react: func(cs *fake.Clientset) {
 		once := sync.Once{}
 		cs.PrependReactor("patch", "nodes", func(action k8stesting.Action) (bool, runtime.Object, error) {
 			if !strings.Contains(string(action.(k8stesting.PatchActionImpl).GetPatch()), `"unschedulable":true`) {
@@ -251,8 +254,8 @@ func TestCordonDoesNotMarkAPersonsCordon(t *testing.T) {
 			return false, nil, nil
 		})
 	}})
-	d, err := e.DecideOne(context.Background(), alert("firing", map[string]string{"alertname": "NodeOrphanCgroups", "node": name}))
-	if err != nil || d.Decision != DecisionHeld || d.Reason != ReasonAlreadyUnschedulable {
+	d, err := e.DecideOne(context.Background(), remediatetest.Alert("firing", map[string]string{"alertname": "NodeOrphanCgroups", "node": name}))
+	if err != nil || d.Decision != remediate.DecisionHeld || d.Reason != ReasonAlreadyUnschedulable {
 		t.Errorf("firing: %s %s %s (%v), want held %s", d.Decision, d.Reason, d.Message, err, ReasonAlreadyUnschedulable)
 	}
 	n, _ := cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
@@ -260,7 +263,7 @@ func TestCordonDoesNotMarkAPersonsCordon(t *testing.T) {
 		t.Errorf("leakguard marked a person's cordon: %s", m)
 	}
 	marks := 0
-	for _, p := range patches(cs, "nodes") {
+	for _, p := range remediatetest.Patches(cs, "nodes") {
 		if strings.Contains(string(p.GetPatch()), AnnotationCordonedBy) {
 			marks++
 		}
@@ -276,8 +279,8 @@ type quietCheck struct{ noneCheck }
 
 func (quietCheck) Name() string { return "quiet" }
 
-func (quietCheck) Evaluate(template.Alert, model.Value, time.Time) (Result, error) {
-	return Result{Summary: "nothing asked"}, nil
+func (quietCheck) Evaluate(template.Alert, model.Value, time.Time) (remediate.Result, error) {
+	return remediate.Result{Summary: "nothing asked"}, nil
 }
 
 // check none cannot go with cordon (policy load refuses a disruptive
@@ -294,33 +297,33 @@ alerts:
         enabled: true
         args: {uncordonOnResolve: true}
 `
-	if _, err := ParsePolicy([]byte(none), shippedRegistry()); err == nil || !strings.Contains(err.Error(), "needs a check that re-asks Prometheus, not check: none") {
+	if _, err := remediate.ParsePolicy([]byte(none), shippedRegistry()); err == nil || !strings.Contains(err.Error(), "needs a check that re-asks Prometheus, not check: none") {
 		t.Errorf("ParsePolicy(cordon with check none) = %v, want refused", err)
 	}
 	reg := shippedRegistry()
-	if err := reg.AddCheck("quiet", func(json.RawMessage) (Check, error) { return quietCheck{}, nil }); err != nil {
+	if err := reg.AddCheck("quiet", func(json.RawMessage) (remediate.Check, error) { return quietCheck{}, nil }); err != nil {
 		t.Fatal(err)
 	}
-	p, err := ParsePolicy([]byte(strings.Replace(none, "{name: none}", "{name: quiet}", 1)), reg)
+	p, err := remediate.ParsePolicy([]byte(strings.Replace(none, "{name: none}", "{name: quiet}", 1)), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const name = "node-3"
-	cs := newCluster(t, append(nodes(10, "a"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})...)
-	mark, _ := json.Marshal(cordonMark{Alert: "NodeOrphanCgroups", At: testNow.Add(-time.Hour)})
+	cs := remediatetest.NewCluster(t, append(remediatetest.Nodes(10, "a"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})...)
+	mark, _ := json.Marshal(cordonMark{Alert: "NodeOrphanCgroups", At: remediatetest.Now.Add(-time.Hour)})
 	own, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationCordonedBy: string(mark)}}, "spec": map[string]any{"unschedulable": true}})
-	personPatch(t, cs, name, FieldManager, string(own)) // leakguard's own cordon
-	q := &switchQuerier{answer: vec(3)}
-	e, err := NewEngine(Options{Client: cs, Querier: q, Policy: p, Now: func() time.Time { return testNow }})
+	personPatch(t, cs, name, remediate.FieldManager, string(own)) // leakguard's own cordon
+	q := &switchQuerier{answer: remediatetest.Vec(3)}
+	e, err := remediate.NewEngine(remediate.Options{Client: cs, Querier: q, Policy: p, Now: func() time.Time { return remediatetest.Now }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cs.ClearActions()
-	d, err := e.DecideOne(context.Background(), alert("resolved", map[string]string{"alertname": "NodeOrphanCgroups", "node": name}))
-	if err != nil || d.Decision != DecisionHeld || d.Reason != ReasonCheckUnanswered {
-		t.Errorf("resolved with a check that asks nothing: %s %s %s (%v), want held %s", d.Decision, d.Reason, d.Message, err, ReasonCheckUnanswered)
+	d, err := e.DecideOne(context.Background(), remediatetest.Alert("resolved", map[string]string{"alertname": "NodeOrphanCgroups", "node": name}))
+	if err != nil || d.Decision != remediate.DecisionHeld || d.Reason != remediate.ReasonCheckUnanswered {
+		t.Errorf("resolved with a check that asks nothing: %s %s %s (%v), want held %s", d.Decision, d.Reason, d.Message, err, remediate.ReasonCheckUnanswered)
 	}
-	if p := patches(cs, "nodes"); len(p) != 0 || q.asked != 0 {
+	if p := remediatetest.Patches(cs, "nodes"); len(p) != 0 || q.asked != 0 {
 		t.Errorf("patches %d, queries %d; want none", len(p), q.asked)
 	}
 }
@@ -330,9 +333,9 @@ alerts:
 // counts as leakguard's cordon, which a resolve can undo.
 func TestCordonFindsItsOwnLandedWrite(t *testing.T) {
 	const name = "node-3"
-	objs := append(nodes(10, "a"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})
-	q := &switchQuerier{answer: vec(42)}
-	e, cs := newTestEngine(t, engineSetup{policy: undoPolicy, objs: objs, opts: func(o *Options) { o.Querier = q }, react: func(cs *fake.Clientset) {
+	objs := append(remediatetest.Nodes(10, "a"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})
+	q := &switchQuerier{answer: remediatetest.Vec(42)}
+	e, cs := newTestEngine(t, engineSetup{policy: undoPolicy, objs: objs, opts: func(o *remediate.Options) { o.Querier = q }, react: func(cs *fake.Clientset) {
 		once := sync.Once{}
 		cs.PrependReactor("patch", "nodes", func(action k8stesting.Action) (bool, runtime.Object, error) {
 			if !strings.Contains(string(action.(k8stesting.PatchActionImpl).GetPatch()), `"unschedulable":true`) {
@@ -351,15 +354,15 @@ func TestCordonFindsItsOwnLandedWrite(t *testing.T) {
 			return false, nil, nil
 		})
 	}})
-	a := alert("firing", map[string]string{"alertname": "NodeOrphanCgroups", "node": name})
-	if d, err := e.DecideOne(context.Background(), a); err != nil || d.Decision != DecisionActed {
+	a := remediatetest.Alert("firing", map[string]string{"alertname": "NodeOrphanCgroups", "node": name})
+	if d, err := e.DecideOne(context.Background(), a); err != nil || d.Decision != remediate.DecisionActed {
 		t.Fatalf("firing: %s %s %s (%v), want acted", d.Decision, d.Reason, d.Message, err)
 	}
-	q.set(vec(3), nil)
+	q.set(remediatetest.Vec(3), nil)
 	a.Status = "resolved"
 	d, err := e.DecideOne(context.Background(), a)
 	n, _ := cs.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
-	if err != nil || d.Decision != DecisionActed || n.Spec.Unschedulable {
+	if err != nil || d.Decision != remediate.DecisionActed || n.Spec.Unschedulable {
 		t.Errorf("resolved: %s %s %s (%v), unschedulable %v; want uncordoned", d.Decision, d.Reason, d.Message, err, n.Spec.Unschedulable)
 	}
 }
