@@ -1,13 +1,11 @@
 package remediate
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
-	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -133,31 +131,12 @@ func node(name, pool string, cordoned bool, labels ...string) *corev1.Node {
 
 func nodes(n int, p string) []runtime.Object { return remediatetest.Nodes(n, p) }
 
-// anyQuerier answers every query with one sample of its value.
-type anyQuerier float64
-
-func (q anyQuerier) Query(context.Context, string, time.Time, ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
-	return vec(float64(q)), nil, nil, nil
-}
-
 // Names of cordon and drain (remediate/node) that the engine's tests
 // meet.
 const RemediatorDrain = "drain"
 
-// cordonPolicy annotates and cordons on NodeOrphanCgroups (as
-// remediate/node's tests do), undoing the cordon on resolve.
-const cordonPolicy = `
-alerts:
-  NodeOrphanCgroups:
-    target: node
-    check:
-      name: orphan-cgroups
-      args:
-        threshold: 20
-    remediators:
-      - name: annotate
-      - name: cordon
-        enabled: true
-        args:
-          uncordonOnResolve: true
-`
+type anyQuerier = remediatetest.AnyQuerier
+
+// cordonPolicy annotates and cordons on NodeOrphanCgroups, undoing the
+// cordon on resolve (as remediate/node's tests do).
+const cordonPolicy = remediatetest.CordonPolicy

@@ -11,9 +11,7 @@ import (
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/remediate/remediatetest"
 
-	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/model"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -312,29 +310,6 @@ func TestUncordonOnlyLeakguardsOwnCordon(t *testing.T) {
 	}
 }
 
-// anyQuerier answers every query with v.
-type anyQuerier float64
-
-func (q anyQuerier) Query(context.Context, string, time.Time, ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
-	return remediatetest.Vec(float64(q)), nil, nil, nil
-}
-
-const cordonPolicy = `
-alerts:
-  NodeOrphanCgroups:
-    target: node
-    check:
-      name: orphan-cgroups
-      args:
-        threshold: 20
-    remediators:
-      - name: annotate
-      - name: cordon
-        enabled: true
-        args:
-          uncordonOnResolve: true
-`
-
 // Through the engine: a firing alert cordons (Event, metric), a second
 // firing is held by the node already unschedulable, and the resolved
 // alert uncordons leakguard's cordon.
@@ -342,7 +317,7 @@ func TestCordonThroughEngine(t *testing.T) {
 	objs := append(remediatetest.Nodes(10, "a"), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "leakguard"}})
 	reg := prometheus.NewRegistry()
 	q := &settableQuerier{v: 42}
-	e, cs := newTestEngine(t, engineSetup{policy: cordonPolicy, objs: objs, registry: reg, opts: func(o *remediate.Options) { o.Querier = q }})
+	e, cs := newTestEngine(t, engineSetup{policy: remediatetest.CordonPolicy, objs: objs, registry: reg, opts: func(o *remediate.Options) { o.Querier = q }})
 	a := remediatetest.Alert("firing", map[string]string{"alertname": "NodeOrphanCgroups", "node": "node-3"})
 	d, err := e.DecideOne(context.Background(), a)
 	if err != nil || d.Decision != remediate.DecisionActed {
@@ -352,7 +327,7 @@ func TestCordonThroughEngine(t *testing.T) {
 	if !n.Spec.Unschedulable {
 		t.Fatalf("node-3 not cordoned")
 	}
-	if got := counter(t, reg, "leakguard_remediations_total", map[string]string{"remediator": RemediatorCordon, "result": "success"}); got != 1 {
+	if got := remediatetest.Counter(t, reg, "leakguard_remediations_total", map[string]string{"remediator": RemediatorCordon, "result": "success"}); got != 1 {
 		t.Errorf("cordon successes = %g, want 1", got)
 	}
 	evs := remediatetest.Events(t, cs)

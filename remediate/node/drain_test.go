@@ -324,7 +324,7 @@ func TestDrainResumedAfterRestart(t *testing.T) {
 			if s.State != tc.want {
 				t.Errorf("state = %+v, want %s", s, tc.want)
 			}
-			if got := counter(t, reg, "leakguard_drains_total", map[string]string{"result": tc.want}); got != 1 {
+			if got := remediatetest.Counter(t, reg, "leakguard_drains_total", map[string]string{"result": tc.want}); got != 1 {
 				t.Errorf("leakguard_drains_total{result=%q} = %g, want 1", tc.want, got)
 			}
 			if tc.want == DrainDone && (resumed != 1 || len(*ev) != 1 || s.Evicted != 2) {
@@ -653,7 +653,7 @@ func TestResumeDrainsReports(t *testing.T) {
 			if len(evs) != 1 || evs[0].Reason != tc.eventReason || !strings.Contains(evs[0].Message, tc.why) {
 				t.Errorf("events = %+v, want one %s saying %q", evs, tc.eventReason, tc.why)
 			}
-			if got := counter(t, reg, "leakguard_drains_total", map[string]string{"result": tc.state}); got != 1 {
+			if got := remediatetest.Counter(t, reg, "leakguard_drains_total", map[string]string{"result": tc.state}); got != 1 {
 				t.Errorf("leakguard_drains_total{result=%q} = %g, want 1", tc.state, got)
 			}
 		})

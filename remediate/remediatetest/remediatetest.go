@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/alertmanager/template"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -352,3 +353,54 @@ func Nodes(n int, p string) []runtime.Object {
 	}
 	return out
 }
+
+// Counter is the value of the counter name with labels in reg; 0 when
+// it has no such series.
+func Counter(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// AnyQuerier answers every query with one sample of its value.
+type AnyQuerier float64
+
+// Query answers with q.
+func (q AnyQuerier) Query(context.Context, string, time.Time, ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
+	return Vec(float64(q)), nil, nil, nil
+}
+
+// CordonPolicy annotates and cordons on NodeOrphanCgroups (check
+// orphan-cgroups over 20), undoing the cordon on resolve.
+const CordonPolicy = `
+alerts:
+  NodeOrphanCgroups:
+    target: node
+    check:
+      name: orphan-cgroups
+      args:
+        threshold: 20
+    remediators:
+      - name: annotate
+      - name: cordon
+        enabled: true
+        args:
+          uncordonOnResolve: true
+`

@@ -59,31 +59,6 @@ func newTestEngine(t *testing.T, s engineSetup) (*remediate.Engine, *fake.Client
 	return e, cs
 }
 
-// counter is the value of the counter name with labels in reg; 0 when
-// it has no such series.
-func counter(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue next
-				}
-			}
-			return m.GetCounter().GetValue()
-		}
-	}
-	return 0
-}
-
 // confirmingQuerier confirms the working-set-slope check: 10 kB/s of
 // growth (36 MB/h).
 type confirmingQuerier struct{}

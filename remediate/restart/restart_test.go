@@ -174,7 +174,7 @@ func TestRestartRecurrence(t *testing.T) {
 	if len(evs) != 1 || evs[0].Type != corev1.EventTypeWarning || !strings.Contains(evs[0].Message, "leak recurs about every 6.0 h; restarting is not fixing it") {
 		t.Errorf("events = %+v, want one Warning saying the leak recurs", evs)
 	}
-	if got := counter(t, reg, "leakguard_restart_recurrences_total", map[string]string{"alertname": "ContainerMemoryLeak", "remediator": Name}); got != 1 {
+	if got := remediatetest.Counter(t, reg, "leakguard_restart_recurrences_total", map[string]string{"alertname": "ContainerMemoryLeak", "remediator": Name}); got != 1 {
 		t.Errorf("recurrences = %g, want 1", got)
 	}
 	for _, p := range remediatetest.Patches(cs, "deployments") {
