@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
 
@@ -749,7 +750,7 @@ alerts:
 
 func parsePolicy(t *testing.T, doc []byte) *remediate.Policy {
 	t.Helper()
-	p, err := remediate.ParsePolicy(doc, remediate.DefaultRegistry())
+	p, err := remediate.ParsePolicy(doc, builtin.Registry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,18 +56,18 @@ func (r Right) String() string {
 	if r.NonResourceURL != "" {
 		return r.Verb + " " + r.NonResourceURL
 	}
-	res := r.Resource
+	ResourceRight := r.Resource
 	if r.Subresource != "" {
-		res += "/" + r.Subresource
+		ResourceRight += "/" + r.Subresource
 	}
 	if r.Group != "" {
-		res = r.Group + "/" + res
+		ResourceRight = r.Group + "/" + ResourceRight
 	}
 	where := " (cluster-wide)"
 	if r.Namespace != "" {
 		where = " in namespace " + r.Namespace
 	}
-	return r.Verb + " " + res + where
+	return r.Verb + " " + ResourceRight + where
 }
 
 // key identifies the request of r, whatever needs it.
@@ -75,7 +75,10 @@ func (r Right) key() string {
 	return strings.Join([]string{r.Verb, r.Group, r.Resource, r.Subresource, r.Namespace, r.NonResourceURL}, "\x00")
 }
 
-func res(verb, group, resource, grant string) Right {
+// ResourceRight is the right to verb resource (with "/subresource") in
+// group, granted by grant: what a remediator's RemediatorInfo.Rights
+// returns.
+func ResourceRight(verb, group, resource, grant string) Right {
 	resource, sub, _ := strings.Cut(resource, "/")
 	return Right{Verb: verb, Group: group, Resource: resource, Subresource: sub, Grant: grant}
 }
@@ -99,40 +102,9 @@ func engineRights() []Right {
 		{"get", "batch", "cronjobs"},
 		{"create", "", "events"}, {"get", "", "events"}, {"patch", "", "events"},
 	} {
-		out = append(out, res(r[0], r[1], r[2], GrantBase))
+		out = append(out, ResourceRight(r[0], r[1], r[2], GrantBase))
 	}
 	return out
-}
-
-// remediatorRights are the rights a remediator needs beyond the engine's
-// on an entry's target, in a real run.
-func remediatorRights(name, target string) []Right {
-	switch name {
-	case RemediatorRestart:
-		// A rolling restart changes the pod template (the admission
-		// policy asks for restart on the workload); a pod without a
-		// controller is evicted.
-		return []Right{
-			res("restart", "apps", "deployments", GrantRestart),
-			res("restart", "apps", "statefulsets", GrantRestart),
-			res("restart", "apps", "daemonsets", GrantRestart),
-			res("create", "", "pods/eviction", GrantRestart),
-		}
-	case RemediatorCordon:
-		// cordon (and uncordonOnResolve) changes the node's spec: the
-		// admission policy asks for cordon on the node.
-		return []Right{res("cordon", "", "nodes", GrantNode)}
-	case RemediatorDrain:
-		return []Right{res("list", "", "pods", GrantNode), res("create", "", "pods/eviction", GrantNode)}
-	case RemediatorProfile:
-		if target == TargetAPIServer {
-			return []Right{{Verb: "get", NonResourceURL: "/debug/pprof/heap", Grant: GrantProfile}}
-		}
-		return []Right{res("get", "", "pods/proxy", GrantProfile)}
-	}
-	// annotate, and any remediator registered elsewhere, patches what the
-	// engine's rights cover.
-	return nil
 }
 
 // RequiredRights returns every right that serve, with leakguard's own
@@ -148,7 +120,7 @@ func remediatorRights(name, target string) []Right {
 func RequiredRights(p *Policy, ns string, dryRun bool) []Right {
 	rights := engineRights()
 	for _, verb := range []string{"get", "create", "update"} {
-		r := res(verb, "coordination.k8s.io", "leases", GrantBase)
+		r := ResourceRight(verb, "coordination.k8s.io", "leases", GrantBase)
 		r.Namespace = ns
 		rights = append(rights, r)
 	}
@@ -161,7 +133,12 @@ func RequiredRights(p *Policy, ns string, dryRun bool) []Right {
 			continue
 		}
 		for _, er := range e.Remediators {
-			for _, r := range remediatorRights(er.Name, e.Target) {
+			if er.Rights == nil {
+				// annotate, and any remediator that says nothing: it
+				// patches what the engine's rights cover.
+				continue
+			}
+			for _, r := range er.Rights(e.Target) {
 				r.For = []string{er.Name}
 				rights = append(rights, r)
 			}

@@ -25,7 +25,7 @@ func accessPolicy(t *testing.T, global, target, remediators, entry string) *Poli
 		check = "{name: orphan-cgroups}"
 	}
 	doc := global + "\nalerts:\n  ContainerMemoryLeak: {target: " + target + ", check: " + check + ", remediators: [" + remediators + "]" + entry + "}\n"
-	p, err := ParsePolicy([]byte(doc), DefaultRegistry())
+	p, err := ParsePolicy([]byte(doc), shippedRegistry())
 	if err != nil {
 		t.Fatalf("policy %q: %v", doc, err)
 	}
@@ -109,7 +109,7 @@ func TestRequiredRightsOnce(t *testing.T) {
 alerts:
   ContainerMemoryLeak: {target: workload, check: {name: working-set-slope}, remediators: [{name: restart, enabled: true}]}
   NodeOrphanCgroups: {target: node, check: {name: orphan-cgroups}, remediators: [{name: cordon, enabled: true}, {name: drain, enabled: true}]}
-`), DefaultRegistry())
+`), shippedRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func TestReloadPolicyFileIf(t *testing.T) {
 	}
 	cs, _ := reviewingClient([]string{"cordon nodes (cluster-wide)"}, nil)
 	admit := func(p *Policy) error { return CheckAccess(context.Background(), cs, RequiredRights(p, "lg", false)) }
-	err := e.ReloadPolicyFileIf(path, DefaultRegistry(), admit)
+	err := e.ReloadPolicyFileIf(path, shippedRegistry(), admit)
 	if !IsAccessError(err) || !strings.Contains(err.Error(), "keeping the running policy") || !strings.Contains(err.Error(), GrantNode) {
 		t.Errorf("reload = %v, want an AccessError naming %s, the running policy kept", err, GrantNode)
 	}
@@ -246,7 +246,7 @@ func TestReloadPolicyFileIf(t *testing.T) {
 	admit = func(p *Policy) error {
 		return CheckAccess(context.Background(), granted, RequiredRights(p, "lg", false))
 	}
-	if err := e.ReloadPolicyFileIf(path, DefaultRegistry(), admit); err != nil {
+	if err := e.ReloadPolicyFileIf(path, shippedRegistry(), admit); err != nil {
 		t.Fatalf("reload with every right = %v", err)
 	}
 	if got := e.Policy().AlertNames(); !slices.Equal(got, []string{"NodeCgroupLeak"}) {

@@ -153,7 +153,7 @@ func (c *serverClock) now(ctx context.Context) (time.Time, error) {
 	if c.probed.IsZero() || local.Sub(c.probed) >= serverClockRefresh || local.Before(c.probed) {
 		server, err := c.probe(ctx)
 		if err != nil {
-			return time.Time{}, transient(fmt.Errorf("read the API server's clock: %w", err))
+			return time.Time{}, MarkTransient(fmt.Errorf("read the API server's clock: %w", err))
 		}
 		local = c.local()
 		c.offset, c.probed = server.Sub(local), local
@@ -212,7 +212,7 @@ func (b budgetStore) read(ctx context.Context) (*coordinationv1.Lease, budgetSta
 		return nil, budgetState{Disruptions: map[string][]time.Time{}}, nil
 	}
 	if err != nil {
-		return nil, budgetState{}, transient(fmt.Errorf("read budget %s: %w", b.ref(), err))
+		return nil, budgetState{}, MarkTransient(fmt.Errorf("read budget %s: %w", b.ref(), err))
 	}
 	st, err := decodeBudget(lease.Annotations)
 	if err != nil {
@@ -282,9 +282,9 @@ func (b budgetStore) update(ctx context.Context, now time.Time, change func(*bud
 		if lease == nil {
 			_, err = leases.Create(ctx, &coordinationv1.Lease{
 				ObjectMeta: metav1.ObjectMeta{Name: BudgetLeaseName, Namespace: b.namespace, Annotations: ann,
-					Labels: map[string]string{"app.kubernetes.io/managed-by": eventComponent}},
+					Labels: map[string]string{"app.kubernetes.io/managed-by": EventComponent}},
 				Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, RenewTime: &renew},
-			}, metav1.CreateOptions{FieldManager: fieldManager})
+			}, metav1.CreateOptions{FieldManager: FieldManager})
 		} else {
 			lease = lease.DeepCopy()
 			if lease.Annotations == nil {
@@ -297,28 +297,18 @@ func (b budgetStore) update(ctx context.Context, now time.Time, change func(*bud
 			// Update carries the resourceVersion read: a Conflict means
 			// another replica wrote first, and the take is redone on
 			// what it wrote.
-			_, err = leases.Update(ctx, lease, metav1.UpdateOptions{FieldManager: fieldManager})
+			_, err = leases.Update(ctx, lease, metav1.UpdateOptions{FieldManager: FieldManager})
 		}
 		if err == nil {
 			return nil
 		}
 		if !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
-			return transientOr(fmt.Errorf("update budget %s: %w", b.ref(), classifyKube(err)))
+			return TransientOr(fmt.Errorf("update budget %s: %w", b.ref(), ClassifyKube(err)))
 		}
 		if attempt == budgetAttempts {
-			return transient(fmt.Errorf("update budget %s: changed %d times while taking: %w", b.ref(), attempt, err))
+			return MarkTransient(fmt.Errorf("update budget %s: changed %d times while taking: %w", b.ref(), attempt, err))
 		}
 	}
-}
-
-// transientOr makes a budget write failure transient whatever its kind
-// but Forbidden: nothing has acted yet, so a retry is safe, and only RBAC
-// needs a person.
-func transientOr(err error) error {
-	if IsTransient(err) || apierrors.IsForbidden(err) {
-		return err
-	}
-	return transient(err)
 }
 
 // paused reports whether leakguard's namespace carries the pause switch.
@@ -331,7 +321,7 @@ func (b budgetStore) paused(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, transient(fmt.Errorf("read the pause switch on Namespace %s: %w", b.namespace, err))
+		return false, MarkTransient(fmt.Errorf("read the pause switch on Namespace %s: %w", b.namespace, err))
 	}
 	return strings.EqualFold(strings.TrimSpace(ns.Annotations[AnnotationPause]), "true"), nil
 }
@@ -634,7 +624,7 @@ func (b budgetStore) stormPause(ctx context.Context) (stormState, error) {
 		return stormState{}, nil
 	}
 	if err != nil {
-		return stormState{}, transient(fmt.Errorf("read the storm record Lease %s/%s: %w", b.namespace, StormLeaseName, err))
+		return stormState{}, MarkTransient(fmt.Errorf("read the storm record Lease %s/%s: %w", b.namespace, StormLeaseName, err))
 	}
 	var st stormState
 	if v := lease.Annotations[annotationBudgetStorm]; v != "" {
@@ -664,9 +654,9 @@ func (b budgetStore) recordStorm(ctx context.Context, now time.Time, st stormSta
 			_, err = leases.Create(ctx, &coordinationv1.Lease{
 				ObjectMeta: metav1.ObjectMeta{Name: StormLeaseName, Namespace: b.namespace,
 					Annotations: map[string]string{annotationBudgetStorm: string(rec)},
-					Labels:      map[string]string{"app.kubernetes.io/managed-by": eventComponent}},
+					Labels:      map[string]string{"app.kubernetes.io/managed-by": EventComponent}},
 				Spec: spec,
-			}, metav1.CreateOptions{FieldManager: fieldManager})
+			}, metav1.CreateOptions{FieldManager: FieldManager})
 		case err == nil:
 			lease = lease.DeepCopy()
 			if lease.Annotations == nil {
@@ -674,7 +664,7 @@ func (b budgetStore) recordStorm(ctx context.Context, now time.Time, st stormSta
 			}
 			lease.Annotations[annotationBudgetStorm] = string(rec)
 			lease.Spec = spec
-			_, err = leases.Update(ctx, lease, metav1.UpdateOptions{FieldManager: fieldManager})
+			_, err = leases.Update(ctx, lease, metav1.UpdateOptions{FieldManager: FieldManager})
 		}
 		if err == nil || (!apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err)) || attempt == budgetAttempts {
 			if err != nil {

@@ -58,7 +58,7 @@ const nodeRatePolicy = "rateLimit: {perMinute: 1, burst: 1}\nalerts:\n  NodeCgro
 // which an in-memory bucket per replica did not do.
 func TestRateAcrossReplicas(t *testing.T) {
 	e1, cs := newTestEngine(t, engineSetup{policy: nodeRatePolicy})
-	p, _ := ParsePolicy([]byte(nodeRatePolicy), DefaultRegistry())
+	p, _ := ParsePolicy([]byte(nodeRatePolicy), shippedRegistry())
 	e2, err := NewEngine(Options{Client: cs, Policy: p, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
@@ -79,9 +79,9 @@ func TestRateAcrossReplicas(t *testing.T) {
 func TestRateConcurrentReplicas(t *testing.T) {
 	for round := range 5 {
 		cs := newCluster(t, fixtures()...)
-		p, _ := ParsePolicy([]byte(strings.Replace(nodeRatePolicy, "check: {name: none}", "check: {name: orphan-cgroups}", 1)), DefaultRegistry())
+		p, _ := ParsePolicy([]byte(strings.Replace(nodeRatePolicy, "check: {name: none}", "check: {name: orphan-cgroups}", 1)), shippedRegistry())
 		var engines []*Engine
-		bq := &barrierQuerier{q: &fakeQuerier{answers: map[string]model.Value{
+		bq := &barrierQuerier{q: &fakeQuerier{Answers: map[string]model.Value{
 			`max(node:leakguard_node_orphan_cgroups:max{node="n1"})`:  vec(50),
 			`max(node:leakguard_node_orphan_cgroups:max{node="cp1"})`: vec(50),
 		}}, arrived: make(chan struct{}, 2), n: 2}
@@ -350,7 +350,7 @@ func TestNodeDisruptionBudget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nodePolicy, err := ParsePolicy([]byte(nodeCordonPolicy("disruption: {perNamespacePerHour: 1, nodes: {perHour: 1}}\n")), DefaultRegistry())
+		nodePolicy, err := ParsePolicy([]byte(nodeCordonPolicy("disruption: {perNamespacePerHour: 1, nodes: {perHour: 1}}\n")), shippedRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -445,7 +445,7 @@ func TestNodeBudgetPolicy(t *testing.T) {
 		{"unknown field", "{nodes: {perDay: 2}}", 0, 0, "", "perDay"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := ParsePolicy([]byte("disruption: "+tc.disruption+"\n"+strings.SplitN(nodeCordonPolicy(""), "\n", 2)[1]), DefaultRegistry())
+			p, err := ParsePolicy([]byte("disruption: "+tc.disruption+"\n"+strings.SplitN(nodeCordonPolicy(""), "\n", 2)[1]), shippedRegistry())
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Errorf("ParsePolicy() error = %v, want one saying %q", err, tc.wantErr)
@@ -467,7 +467,7 @@ func TestNodeBudgetPolicy(t *testing.T) {
 // reads *now, as the API server's Date would.
 func skewedEngines(t *testing.T, cs *fake.Clientset, policy string, now *time.Time, skew time.Duration, server bool) [2]*Engine {
 	t.Helper()
-	p, err := ParsePolicy([]byte(policy), DefaultRegistry())
+	p, err := ParsePolicy([]byte(policy), shippedRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

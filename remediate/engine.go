@@ -15,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/rest"
 )
 
 // Decision values: what the engine did with an alert.
@@ -67,6 +66,15 @@ const (
 	ReasonGuardError      = "guard-error"
 	ReasonCheckError      = "check-error"
 	ReasonRemediatorError = "remediator-error"
+	// ReasonRecurrence: a remediator acted for this alert too often
+	// within its window (restart's recurrence guard); a person must look
+	// at the code. The engine counts these holds in
+	// leakguard_recurrences_total.
+	ReasonRecurrence = "recurrence"
+	// ReasonUnsupportedKind: the remediator cannot act on this kind of
+	// target (restart on a ReplicaSet without a Deployment or on a pod
+	// whose controller is a custom resource, cordon on a workload).
+	ReasonUnsupportedKind = "unsupported-kind"
 )
 
 // Results of one remediator in a Decision.
@@ -177,12 +185,6 @@ type Options struct {
 	// answer to GET /version through Client, or Now when Client has no
 	// HTTP client (a fake clientset).
 	ServerTime func(context.Context) (time.Time, error)
-	// Config is the client configuration, for the profile remediator's
-	// requests to one apiserver's own address; nil disables those.
-	Config *rest.Config
-	// Profiles stores the profile remediator's profiles; nil makes it
-	// hold (no directory).
-	Profiles *ProfileStore
 	// Background runs work that outlives a delivery (a drain); nil runs
 	// it on a goroutine of its own.
 	Background func(func())
@@ -208,10 +210,10 @@ type Engine struct {
 	budget        budgetStore
 	scopes        []scopeGuard
 	known         knownEvents
-	extra         Options
+	background    func(func())
 	state         atomic.Pointer[engineState]
-	// drainWaits lists the drains that wait (WaitingDrains).
-	drainWaits drainWaits
+	// waits lists the drains that wait (WaitingDrains).
+	waits Waits
 }
 
 // DefaultClusterLabel is the label that names the cluster when
@@ -259,7 +261,7 @@ func NewEngine(o Options) (*Engine, error) {
 		logger:        o.Logger,
 		metrics:       m,
 		now:           o.Now,
-		extra:         o,
+		background:    o.Background,
 	}
 	if e.timeout == 0 {
 		e.timeout = 10 * time.Second
@@ -315,7 +317,7 @@ func (e *Engine) Decide(ctx context.Context, alerts []template.Alert) ([]Decisio
 	l.events.flush(ctx, e.client, &e.known, e.logger)
 	err := errors.Join(errs...)
 	if anyTransient {
-		err = transient(err)
+		err = MarkTransient(err)
 	}
 	return decisions, err
 }
@@ -332,7 +334,7 @@ func (e *Engine) DecideOne(ctx context.Context, a template.Alert) (Decision, err
 func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (Decision, error) {
 	st := e.state.Load()
 	name := a.Labels["alertname"]
-	d := Decision{AlertName: clip(name), Fingerprint: clip(a.Fingerprint), Status: clip(a.Status), at: e.now()}
+	d := Decision{AlertName: Clip(name), Fingerprint: Clip(a.Fingerprint), Status: Clip(a.Status), at: e.now()}
 	r := &run{
 		st:     st,
 		entry:  st.policy.Entry(name),
@@ -349,7 +351,7 @@ func (e *Engine) decideOne(ctx context.Context, a template.Alert, l *ledger) (De
 		d.Message = err.Error()
 	}
 	e.onHold(ctx, r)
-	d.Message = truncate(d.Message, maxMessageLen)
+	d.Message = Truncate(d.Message, MaxMessageLen)
 	e.record(ctx, r, err)
 	if r.wrote {
 		l.reads.forget()
@@ -450,7 +452,7 @@ func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now ti
 		return c.Evaluate(a, nil, now)
 	}
 	if e.querier == nil {
-		return Result{}, transient(fmt.Errorf("check %s: no Prometheus configured to run %s", c.Name(), q))
+		return Result{}, MarkTransient(fmt.Errorf("check %s: no Prometheus configured to run %s", c.Name(), q))
 	}
 	qctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
@@ -459,7 +461,7 @@ func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now ti
 		return Result{}, classifyProm(fmt.Errorf("check %s: query Prometheus %s: %w", c.Name(), q, err))
 	}
 	if len(warnings) > 0 {
-		e.logger.Warn("prometheus warnings", "check", c.Name(), "query", truncate(q, maxMessageLen), "warnings", warnings)
+		e.logger.Warn("prometheus warnings", "check", c.Name(), "query", Truncate(q, MaxMessageLen), "warnings", warnings)
 	}
 	return c.Evaluate(a, val, now)
 }
@@ -496,13 +498,38 @@ func (e *Engine) otherCluster(a template.Alert) string {
 		}
 		return fmt.Sprintf("the alert has no %s label, and alerts without one are not accepted for cluster %q", e.clusterLabel, e.cluster)
 	case v != e.cluster:
-		return fmt.Sprintf("the alert's %s is %q, this is %q", e.clusterLabel, clip(v), e.cluster)
+		return fmt.Sprintf("the alert's %s is %q, this is %q", e.clusterLabel, Clip(v), e.cluster)
 	}
 	return ""
 }
 
+// Resume calls every registered Resumer (a drain that a stopped replica
+// left running is resumed or reported): serve calls it at start and
+// every minute. It returns the totals; the error joins theirs.
+func (e *Engine) Resume(ctx context.Context) (resumed, reported int, err error) {
+	reg := e.Policy().registry
+	if reg == nil {
+		return 0, 0, nil
+	}
+	env := e.env(e.now())
+	var errs []error
+	for _, info := range reg.resumers() {
+		r, p, err := info.Resumer.Resume(ctx, env)
+		resumed, reported = resumed+r, reported+p
+		if err != nil {
+			errs = append(errs, fmt.Errorf("resume %s: %w", info.Name, err))
+		}
+	}
+	return resumed, reported, errors.Join(errs...)
+}
+
+// Env returns what remediators act through now, for work that starts
+// outside a decision (and for the plugins' tests of such work).
+func (e *Engine) Env() Env { return e.env(e.now()) }
+
 // env is what the remediators of a run act through.
 func (e *Engine) env(now time.Time) Env {
-	return Env{Client: e.client, Now: now, Namespace: e.budget.namespace, Config: e.extra.Config, Profiles: e.extra.Profiles, Background: e.extra.Background,
-		Logger: e.logger, metrics: e.metrics, metadata: e.metadata, drainGate: e.drainGate, drainWaits: &e.drainWaits}
+	return Env{Client: e.client, Now: now, Namespace: e.budget.namespace, Background: e.background,
+		Logger: e.logger, Metadata: e.metadata, Gate: e.gate, Clock: e.now, Waits: &e.waits,
+		CountDrain: func(result string) { e.metrics.drains.WithLabelValues(result).Inc() }}
 }

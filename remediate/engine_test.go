@@ -3,11 +3,12 @@ package remediate
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/leakguard/leakguard/remediate/remediatetest"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -34,7 +35,7 @@ const slopeQuery = `max(namespace_pod_container:container_memory_working_set_byt
 
 // leakingQuerier answers the slope query with 8 MiB/h.
 func leakingQuerier() *fakeQuerier {
-	return &fakeQuerier{answers: map[string]model.Value{slopeQuery: vec(8 << 20 / 3600.0)}}
+	return &fakeQuerier{Answers: map[string]model.Value{slopeQuery: vec(8 << 20 / 3600.0)}}
 }
 
 type engineSetup struct {
@@ -84,9 +85,9 @@ func newTestEngine(t testing.TB, s engineSetup) (*Engine, *fake.Clientset) {
 	var p *Policy
 	var err error
 	if s.policy == "" {
-		p, err = DefaultPolicy(DefaultRegistry())
+		p, err = DefaultPolicy(shippedRegistry())
 	} else {
-		p, err = ParsePolicy([]byte(s.policy), DefaultRegistry())
+		p, err = ParsePolicy([]byte(s.policy), shippedRegistry())
 	}
 	if err != nil {
 		t.Fatalf("policy: %v", err)
@@ -202,16 +203,16 @@ func TestEngineDecisions(t *testing.T) {
 	}
 	apiserverAlert := alert("firing", map[string]string{"alertname": rules.AlertKubeAPIServerMemoryHigh, "node": "cp1"})
 	tests := []struct {
-		name       string
-		setup      engineSetup
-		alert      template.Alert
-		decision   string
-		reason     string
-		wantErr    bool
-		transient  bool
-		writes     bool
-		eventCount int
-		eventOn    string
+		name          string
+		setup         engineSetup
+		alert         template.Alert
+		decision      string
+		reason        string
+		wantErr       bool
+		MarkTransient bool
+		writes        bool
+		eventCount    int
+		eventOn       string
 	}{
 		{name: "resolved changes nothing", alert: func() template.Alert { a := leakAlert(); a.Status = "resolved"; return a }(),
 			decision: DecisionResolved},
@@ -223,7 +224,7 @@ func TestEngineDecisions(t *testing.T) {
 		{name: "kube-system excluded", alert: alert("firing", map[string]string{"alertname": "ContainerOOMKilled", "namespace": "kube-system", "pod": "kube-apiserver-cp1", "container": "x"}),
 			decision: DecisionHeld, reason: ReasonNamespaceExcluded}, // judged on the label: nothing read, no Event (TestExcludedNamespaceReadsNothing)
 		{name: "apiserver entry allowed in kube-system", alert: apiserverAlert,
-			setup:    engineSetup{querier: &fakeQuerier{answers: map[string]model.Value{`max(node:apiserver_process_resident_memory_bytes:ratio{node="cp1"})`: vec(0.8)}}},
+			setup:    engineSetup{querier: &fakeQuerier{Answers: map[string]model.Value{`max(node:apiserver_process_resident_memory_bytes:ratio{node="cp1"})`: vec(0.8)}}},
 			decision: DecisionActed, writes: true, eventCount: 1, eventOn: "Pod kube-system/kube-apiserver-cp1"},
 		{name: "opt-out on pod", setup: engineSetup{objs: optOut(fixtures(), KindPod, "web-7d9-abcde")}, alert: leakAlert(),
 			decision: DecisionHeld, reason: ReasonOptOut, eventCount: 1, eventOn: "Deployment shop/web"},
@@ -234,24 +235,24 @@ func TestEngineDecisions(t *testing.T) {
 			alert: leakAlert(), decision: DecisionHeld, reason: ReasonOptOut, eventCount: 1, eventOn: "Pod shop/web-7d9-abcde"},
 		{name: "opt-out on namespace", setup: engineSetup{objs: optOut(fixtures(), KindNamespace, "shop")}, alert: leakAlert(),
 			decision: DecisionHeld, reason: ReasonOptOut, eventCount: 1, eventOn: "Deployment shop/web"},
-		{name: "check not confirmed", setup: engineSetup{querier: &fakeQuerier{answers: map[string]model.Value{slopeQuery: vec(0)}}},
+		{name: "check not confirmed", setup: engineSetup{querier: &fakeQuerier{Answers: map[string]model.Value{slopeQuery: vec(0)}}},
 			alert: leakAlert(), decision: DecisionHeld, reason: ReasonCheckNotConfirmed},
 		{name: "check no data fails closed", setup: engineSetup{querier: &fakeQuerier{}}, alert: leakAlert(),
 			decision: DecisionHeld, reason: ReasonCheckNoData},
-		{name: "prometheus down is transient", setup: engineSetup{querier: &fakeQuerier{err: errors.New("connection refused")}}, alert: leakAlert(),
-			decision: DecisionError, reason: ReasonCheckError, wantErr: true, transient: true},
-		{name: "prometheus 503 is transient", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrServer, Msg: "server error: 503"}}}, alert: leakAlert(),
-			decision: DecisionError, reason: ReasonCheckError, wantErr: true, transient: true},
-		{name: "prometheus 429 is transient", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrClient, Msg: "client error: 429"}}}, alert: leakAlert(),
-			decision: DecisionError, reason: ReasonCheckError, wantErr: true, transient: true},
-		{name: "prometheus rejects the query: permanent", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrBadData, Msg: "parse error"}}}, alert: leakAlert(),
+		{name: "prometheus down is transient", setup: engineSetup{querier: &fakeQuerier{Err: errors.New("connection refused")}}, alert: leakAlert(),
+			decision: DecisionError, reason: ReasonCheckError, wantErr: true, MarkTransient: true},
+		{name: "prometheus 503 is transient", setup: engineSetup{querier: &fakeQuerier{Err: &v1.Error{Type: v1.ErrServer, Msg: "server error: 503"}}}, alert: leakAlert(),
+			decision: DecisionError, reason: ReasonCheckError, wantErr: true, MarkTransient: true},
+		{name: "prometheus 429 is transient", setup: engineSetup{querier: &fakeQuerier{Err: &v1.Error{Type: v1.ErrClient, Msg: "client error: 429"}}}, alert: leakAlert(),
+			decision: DecisionError, reason: ReasonCheckError, wantErr: true, MarkTransient: true},
+		{name: "prometheus rejects the query: permanent", setup: engineSetup{querier: &fakeQuerier{Err: &v1.Error{Type: v1.ErrBadData, Msg: "parse error"}}}, alert: leakAlert(),
 			decision: DecisionError, reason: ReasonCheckError, wantErr: true, eventCount: 1, eventOn: "Deployment shop/web"},
-		{name: "prometheus 403: permanent", setup: engineSetup{querier: &fakeQuerier{err: &v1.Error{Type: v1.ErrClient, Msg: "client error: 403"}}}, alert: leakAlert(),
+		{name: "prometheus 403: permanent", setup: engineSetup{querier: &fakeQuerier{Err: &v1.Error{Type: v1.ErrClient, Msg: "client error: 403"}}}, alert: leakAlert(),
 			decision: DecisionError, reason: ReasonCheckError, wantErr: true, eventCount: 1, eventOn: "Deployment shop/web"},
 		{name: "pod read forbidden: permanent", setup: engineSetup{react: forbid("get", "pods")}, alert: leakAlert(),
 			decision: DecisionError, reason: ReasonTargetError, wantErr: true},
 		{name: "pod read 429: transient", setup: engineSetup{react: throttle("get", "pods")}, alert: leakAlert(),
-			decision: DecisionError, reason: ReasonTargetError, wantErr: true, transient: true},
+			decision: DecisionError, reason: ReasonTargetError, wantErr: true, MarkTransient: true},
 		{name: "alert without container label", alert: alert("firing", map[string]string{"alertname": "ContainerMemoryLeak", "namespace": "shop", "pod": "web-7d9-abcde"}),
 			decision: DecisionError, reason: ReasonCheckError, wantErr: true, eventCount: 1, eventOn: "Deployment shop/web"},
 		{name: "global dry-run", setup: engineSetup{opts: func(o *Options) { o.DryRun = true }}, alert: leakAlert(),
@@ -278,8 +279,8 @@ func TestEngineDecisions(t *testing.T) {
 			if d.Decision != tc.decision || d.Reason != tc.reason {
 				t.Errorf("DecideOne() = %s/%s (%s), want %s/%s", d.Decision, d.Reason, d.Message, tc.decision, tc.reason)
 			}
-			if (err != nil) != tc.wantErr || IsTransient(err) != tc.transient {
-				t.Errorf("DecideOne() error = %v (transient %v), want error %v transient %v", err, IsTransient(err), tc.wantErr, tc.transient)
+			if (err != nil) != tc.wantErr || IsTransient(err) != tc.MarkTransient {
+				t.Errorf("DecideOne() error = %v (transient %v), want error %v transient %v", err, IsTransient(err), tc.wantErr, tc.MarkTransient)
 			}
 			var writes int
 			for _, a := range cs.Actions() {
@@ -305,18 +306,7 @@ func TestEngineDecisions(t *testing.T) {
 	}
 }
 
-func kindOf(o runtime.Object) string {
-	switch o.(type) {
-	case *corev1.Pod:
-		return KindPod
-	case *corev1.Namespace:
-		return KindNamespace
-	case *corev1.Node:
-		return KindNode
-	}
-	t := fmt.Sprintf("%T", o) // *v1.Deployment
-	return t[strings.LastIndex(t, ".")+1:]
-}
+func kindOf(o runtime.Object) string { return remediatetest.KindOf(o) }
 
 // barrierQuerier answers like q once n callers are waiting in Query (or
 // after a timeout), so that n deliveries have all read their target before
@@ -349,7 +339,7 @@ func (b *barrierQuerier) Query(ctx context.Context, query string, ts time.Time, 
 func TestEngineConcurrentDeliveries(t *testing.T) {
 	for round := range 10 {
 		cs := newCluster(t, fixtures()...)
-		p, _ := DefaultPolicy(DefaultRegistry())
+		p, _ := DefaultPolicy(shippedRegistry())
 		bq := &barrierQuerier{q: leakingQuerier(), arrived: make(chan struct{}, 2), n: 2}
 		var engines []*Engine
 		for range 2 {
@@ -438,10 +428,10 @@ func TestEngineRateLimit(t *testing.T) {
 // that the retry does not act twice.
 func TestEngineRemediatorFailure(t *testing.T) {
 	tests := []struct {
-		name      string
-		err       error
-		transient bool
-		released  bool
+		name          string
+		err           error
+		MarkTransient bool
+		released      bool
 	}{
 		{"unavailable", apierrors.NewServiceUnavailable("apiserver restarting"), true, false},
 		{"timeout", apierrors.NewTimeoutError("patch timed out", 1), true, false},
@@ -458,9 +448,9 @@ func TestEngineRemediatorFailure(t *testing.T) {
 				return false, nil, nil
 			})
 			d, err := e.DecideOne(context.Background(), leakAlert())
-			if d.Decision != DecisionError || d.Reason != ReasonRemediatorError || err == nil || IsTransient(err) != tc.transient {
+			if d.Decision != DecisionError || d.Reason != ReasonRemediatorError || err == nil || IsTransient(err) != tc.MarkTransient {
 				t.Errorf("DecideOne() = %s/%s, %v (transient %v); want error/remediator-error transient %v",
-					d.Decision, d.Reason, err, IsTransient(err), tc.transient)
+					d.Decision, d.Reason, err, IsTransient(err), tc.MarkTransient)
 			}
 			want := map[string]string{CooldownAnnotation("annotate"): "2026-11-23T12:00:00Z"}
 			if tc.released {
@@ -479,7 +469,7 @@ func TestEngineRemediatorFailure(t *testing.T) {
 // TestDecideTransientPayload checks that one transient failure makes the
 // whole payload's error transient, with every decision still returned.
 func TestDecideTransientPayload(t *testing.T) {
-	q := &fakeQuerier{err: errors.New("prometheus: 502 bad gateway")}
+	q := &fakeQuerier{Err: errors.New("prometheus: 502 bad gateway")}
 	e, _ := newTestEngine(t, engineSetup{querier: q})
 	ds, err := e.Decide(context.Background(), []template.Alert{
 		alert("firing", map[string]string{"alertname": "NodeCgroupLeak", "node": "n1"}),
@@ -494,7 +484,7 @@ func TestDecideTransientPayload(t *testing.T) {
 }
 
 func TestNewEngineErrors(t *testing.T) {
-	p, _ := DefaultPolicy(DefaultRegistry())
+	p, _ := DefaultPolicy(shippedRegistry())
 	if _, err := NewEngine(Options{Policy: p}); err == nil {
 		t.Errorf("NewEngine(no client) = nil error")
 	}

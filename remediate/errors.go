@@ -7,6 +7,8 @@ import (
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/leakguard/leakguard/internal/transient"
 )
 
 // TransientError marks a failure after which a retry is safe and likely to
@@ -25,8 +27,8 @@ func (e *TransientError) Unwrap() error { return e.Err }
 // Transient reports true: retrying is safe.
 func (e *TransientError) Transient() bool { return true }
 
-// transient wraps err as a TransientError; nil stays nil.
-func transient(err error) error {
+// MarkTransient wraps err as a TransientError; nil stays nil.
+func MarkTransient(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -35,19 +37,23 @@ func transient(err error) error {
 
 // IsTransient reports whether err, or an error it wraps, says it is
 // transient.
-func IsTransient(err error) bool {
-	if err == nil {
-		return false // without errors.As, whose target escapes
+func IsTransient(err error) bool { return transient.Is(err) }
+
+// TransientOr makes a write failure transient whatever its kind but
+// Forbidden: nothing has acted yet, so a retry is safe, and only RBAC
+// needs a person.
+func TransientOr(err error) error {
+	if IsTransient(err) || apierrors.IsForbidden(err) {
+		return err
 	}
-	var t interface{ Transient() bool }
-	return errors.As(err, &t) && t.Transient()
+	return MarkTransient(err)
 }
 
-// classifyKube wraps a Kubernetes API error as transient when a retry may
+// ClassifyKube wraps a Kubernetes API error as transient when a retry may
 // succeed: the server was unreachable, overloaded, timed out or failed
 // internally. Not-found, forbidden, invalid and similar answers are
 // permanent and returned as they are.
-func classifyKube(err error) error {
+func ClassifyKube(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -56,12 +62,12 @@ func classifyKube(err error) error {
 	case apierrors.IsServerTimeout(err), apierrors.IsTimeout(err), apierrors.IsTooManyRequests(err),
 		apierrors.IsServiceUnavailable(err), apierrors.IsInternalError(err), apierrors.IsUnexpectedServerError(err),
 		errors.As(err, &netErr):
-		return transient(err)
+		return MarkTransient(err)
 	}
 	if _, ok := err.(apierrors.APIStatus); !ok && !errors.As(err, new(apierrors.APIStatus)) {
 		// Not an answer from the API server at all (connection refused,
 		// TLS failure, context deadline): the server could not be asked.
-		return transient(err)
+		return MarkTransient(err)
 	}
 	return err
 }
@@ -84,5 +90,5 @@ func classifyProm(err error) error {
 			}
 		}
 	}
-	return transient(err)
+	return MarkTransient(err)
 }

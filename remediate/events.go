@@ -25,8 +25,8 @@ const (
 	EventReasonFailed = "LeakguardFailed"
 )
 
-// eventComponent is the source component of leakguard's Events.
-const eventComponent = "leakguard"
+// EventComponent is the source component of leakguard's Events.
+const EventComponent = "leakguard"
 
 // maxEventNamePrefix keeps an Event's name (object name, a dot and at most
 // 24 characters) within the 253 characters of a DNS subdomain.
@@ -35,10 +35,10 @@ const maxEventNamePrefix = 200
 // maxEventMessage is the API server's limit on an Event's message.
 const maxEventMessage = 1024
 
-// eventTimeout bounds the writing of one Event, which outlives the
+// EventTimeout bounds the writing of one Event, which outlives the
 // request: the Event of an action that happened is written even when
 // Alertmanager hung up.
-const eventTimeout = 10 * time.Second
+const EventTimeout = 10 * time.Second
 
 // eventAttempts bounds the updates of an aggregated Event that keeps
 // changing under us (another replica counting the same hold).
@@ -61,6 +61,26 @@ func recordEvent(ctx context.Context, c kubernetes.Interface, d *Decision, t *Ta
 	return writeEvent(ctx, c, eventWrite{d: d, t: t, eventType: eventType, reason: reason, count: 1, first: d.at})
 }
 
+// Event is an Event that a remediator's own work records outside a
+// decision: a drain's end, say.
+type Event struct {
+	// Alert is the alert the work is for; Action names the work
+	// ("drain"); Message says what it did.
+	Alert, Action, Message string
+	// Type is corev1.EventTypeNormal or EventTypeWarning; Reason is the
+	// Event's reason.
+	Type, Reason string
+	// At is when it happened.
+	At time.Time
+}
+
+// RecordEvent records ev on t's object, named and bounded as the Events
+// of decisions are.
+func RecordEvent(ctx context.Context, c kubernetes.Interface, t *Target, ev Event) error {
+	d := &Decision{AlertName: ev.Alert, Decision: ev.Action, Message: ev.Message, at: ev.At}
+	return recordEvent(ctx, c, d, t, ev.Type, ev.Reason)
+}
+
 // eventWrite is one Event to write: the decision it records (the last of
 // count alike, the first of them at first).
 type eventWrite struct {
@@ -76,7 +96,7 @@ type eventWrite struct {
 
 func writeEvent(ctx context.Context, c kubernetes.Interface, w eventWrite) error {
 	d, t, reason, eventType := w.d, w.t, w.reason, w.eventType
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), EventTimeout)
 	defer cancel()
 	ns := t.Object.Namespace
 	if ns == "" {
@@ -102,12 +122,12 @@ func writeEvent(ctx context.Context, c kubernetes.Interface, w eventWrite) error
 	if w.count > 1 {
 		msg = fmt.Sprintf("%d alerts of one delivery, the last: %s", w.count, msg)
 	}
-	msg = truncate(msg, maxEventMessage)
+	msg = Truncate(msg, maxEventMessage)
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      name,
 			Namespace: ns,
-			Labels:    map[string]string{"app.kubernetes.io/managed-by": eventComponent},
+			Labels:    map[string]string{"app.kubernetes.io/managed-by": EventComponent},
 		},
 		InvolvedObject: corev1.ObjectReference{
 			Kind:            t.Object.Kind,
@@ -120,9 +140,9 @@ func writeEvent(ctx context.Context, c kubernetes.Interface, w eventWrite) error
 		Reason:              reason,
 		Message:             msg,
 		Type:                eventType,
-		Source:              corev1.EventSource{Component: eventComponent},
+		Source:              corev1.EventSource{Component: EventComponent},
 		ReportingController: "leakguard.io/serve",
-		ReportingInstance:   eventComponent,
+		ReportingInstance:   EventComponent,
 		Action:              d.Decision,
 		FirstTimestamp:      metav1.NewTime(w.first),
 		LastTimestamp:       metav1.NewTime(now),
@@ -145,7 +165,7 @@ func writeEvent(ctx context.Context, c kubernetes.Interface, w eventWrite) error
 			exists = true
 		case !apierrors.IsNotFound(err):
 			w.known.forget(key)
-			return fmt.Errorf("record event on %s: count the aggregated event: %w", t.Object, classifyKube(err))
+			return fmt.Errorf("record event on %s: count the aggregated event: %w", t.Object, ClassifyKube(err))
 		}
 		w.known.forget(key)
 	}
@@ -158,20 +178,20 @@ func writeEvent(ctx context.Context, c kubernetes.Interface, w eventWrite) error
 			return nil
 		}
 		if !aggregate || !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("record event on %s: %w", t.Object, classifyKube(err))
+			return fmt.Errorf("record event on %s: %w", t.Object, ClassifyKube(err))
 		}
 	}
 	for attempt := 1; ; attempt++ {
 		cur, err := events.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return fmt.Errorf("record event on %s: read the aggregated event: %w", t.Object, classifyKube(err))
+			return fmt.Errorf("record event on %s: read the aggregated event: %w", t.Object, ClassifyKube(err))
 		}
 		err = countEvent(ctx, events, name, cur.ResourceVersion, cur.Count+w.count, now, msg, eventType, w.known, key)
 		if err == nil {
 			return nil
 		}
 		if !apierrors.IsConflict(err) || attempt == eventAttempts {
-			return fmt.Errorf("record event on %s: count the aggregated event: %w", t.Object, classifyKube(err))
+			return fmt.Errorf("record event on %s: count the aggregated event: %w", t.Object, ClassifyKube(err))
 		}
 	}
 }
@@ -191,7 +211,7 @@ func countEvent(ctx context.Context, events typedcorev1.EventInterface, name, re
 	if err != nil {
 		return err
 	}
-	patched, err := events.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: fieldManager})
+	patched, err := events.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
 	if err != nil {
 		return err
 	}

@@ -81,7 +81,7 @@ func clusterFor(alerts []template.Alert) []runtime.Object {
 		}
 		var owners []metav1.OwnerReference
 		switch m := deploymentPod.FindStringSubmatch(pod); {
-		case ns == systemNamespace:
+		case ns == SystemNamespace:
 		case m != nil:
 			rs := m[1] + "-" + m[2]
 			add(KindDeployment, ns, m[1], &appsv1.Deployment{ObjectMeta: meta(ns, m[1], nil)})

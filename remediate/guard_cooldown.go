@@ -18,6 +18,10 @@ import (
 // changing under us (a Deployment's status, say).
 const cooldownAttempts = 3
 
+// annotationLastActionPrefix followed by a remediator's name holds the
+// RFC 3339 time of its last action on the object (the cooldown).
+const annotationLastActionPrefix = "leakguard.io/last-action-"
+
 // CooldownAnnotation returns the annotation that holds remediator's last
 // action on a target.
 func CooldownAnnotation(remediator string) string { return annotationLastActionPrefix + remediator }
@@ -92,7 +96,7 @@ func claimCooldowns(ctx context.Context, c kubernetes.Interface, t *Target, reme
 		if err != nil {
 			return nil, fmt.Errorf("cooldown %s: %w", t.Object, err)
 		}
-		rv, err := patchObject(ctx, c, t.Object, types.MergePatchType, patch)
+		rv, err := PatchObject(ctx, c, t.Object, types.MergePatchType, patch)
 		if err == nil {
 			t.ResourceVersion = rv
 			if t.Annotations == nil {
@@ -109,9 +113,9 @@ func claimCooldowns(ctx context.Context, c kubernetes.Interface, t *Target, reme
 			return nil, fmt.Errorf("cooldown: %w", err)
 		}
 		if attempt == cooldownAttempts {
-			return nil, transient(fmt.Errorf("cooldown: %s changed %d times while claiming: %w", t.Object, attempt, err))
+			return nil, MarkTransient(fmt.Errorf("cooldown: %s changed %d times while claiming: %w", t.Object, attempt, err))
 		}
-		obj, err := getObject(ctx, c, t.Object.Kind, t.Object.Namespace, t.Object.Name)
+		obj, err := GetObject(ctx, c, t.Object.Kind, t.Object.Namespace, t.Object.Name)
 		if err != nil {
 			return nil, fmt.Errorf("cooldown: re-read after conflict: %w", err)
 		}
@@ -165,7 +169,7 @@ func releaseCooldown(ctx context.Context, c kubernetes.Interface, t *Target, rem
 	if err != nil {
 		return err
 	}
-	_, err = patchObject(ctx, c, t.Object, types.MergePatchType, patch)
+	_, err = PatchObject(ctx, c, t.Object, types.MergePatchType, patch)
 	return err
 }
 

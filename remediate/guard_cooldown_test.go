@@ -39,7 +39,7 @@ func TestCooling(t *testing.T) {
 
 func deploymentTarget(t *testing.T, cs k8sClient) *Target {
 	t.Helper()
-	tg, err := resolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
+	tg, err := ResolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,15 +58,15 @@ func TestClaimCooldownConflicts(t *testing.T) {
 		conflicts int
 		// otherClaims makes the reactor write another replica's claim
 		// before answering Conflict.
-		otherClaims bool
-		claimed     bool
-		transient   bool
-		patches     int
+		otherClaims   bool
+		claimed       bool
+		MarkTransient bool
+		patches       int
 	}{
 		{name: "no conflict", conflicts: 0, claimed: true, patches: 1},
 		{name: "unrelated change then success", conflicts: 1, claimed: true, patches: 2},
 		{name: "another replica claimed first", conflicts: 1, otherClaims: true, claimed: false, patches: 1},
-		{name: "keeps changing", conflicts: 99, transient: true, patches: cooldownAttempts},
+		{name: "keeps changing", conflicts: 99, MarkTransient: true, patches: cooldownAttempts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,8 +91,8 @@ func TestClaimCooldownConflicts(t *testing.T) {
 			})
 			results, err := claimCooldowns(context.Background(), cs, tg, []string{"annotate"}, time.Hour, testNow, nil)
 			claimed := len(results) == 1 && results[0].claimed
-			if claimed != tc.claimed || IsTransient(err) != tc.transient || (err != nil) != tc.transient {
-				t.Errorf("claimCooldowns() = %+v, %v; want claimed %v, transient error %v", results, err, tc.claimed, tc.transient)
+			if claimed != tc.claimed || IsTransient(err) != tc.MarkTransient || (err != nil) != tc.MarkTransient {
+				t.Errorf("claimCooldowns() = %+v, %v; want claimed %v, transient error %v", results, err, tc.claimed, tc.MarkTransient)
 			}
 			if got := len(patches(cs, "deployments")); got != tc.patches {
 				t.Errorf("%d patches, want %d", got, tc.patches)

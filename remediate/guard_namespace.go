@@ -15,7 +15,7 @@ func namespaceGuard(p *Policy, e *Entry, t *Target) (bool, string) {
 	if p.namespaceAllowed(e, t.Namespace) {
 		return true, ""
 	}
-	if t.Namespace == systemNamespace && !p.exclude[systemNamespace] {
+	if t.Namespace == SystemNamespace && !p.exclude[SystemNamespace] {
 		return false, fmt.Sprintf("namespace %s is excluded unless the policy includes it", t.Namespace)
 	}
 	return false, fmt.Sprintf("namespace %s is outside the policy's namespaces", t.Namespace)

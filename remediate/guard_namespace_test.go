@@ -3,7 +3,7 @@ package remediate
 import "testing"
 
 func TestNamespaceGuard(t *testing.T) {
-	p, err := ParsePolicy([]byte("namespaces: {exclude: [payments]}\nalerts:\n  A: {target: pod, check: {name: none}}\n"), DefaultRegistry())
+	p, err := ParsePolicy([]byte("namespaces: {exclude: [payments]}\nalerts:\n  A: {target: pod, check: {name: none}}\n"), shippedRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 // it).
 func optOutGuard(ctx context.Context, c kubernetes.Interface, m *reads, t *Target) (bool, string, error) {
 	for _, ex := range t.examined {
-		if ignored(ex.annotations) {
+		if OptedOut(ex.annotations) {
 			return false, fmt.Sprintf("%s has %s: \"true\"", ex.ref, AnnotationIgnore), nil
 		}
 	}
@@ -26,23 +26,27 @@ func optOutGuard(ctx context.Context, c kubernetes.Interface, m *reads, t *Targe
 	}
 	ns, err := m.get(ctx, c, KindNamespace, "", t.Namespace)
 	if err != nil {
-		if errors.Is(notFound(err), errTargetNotFound) {
+		if errors.Is(NotFound(err), errTargetNotFound) {
 			// A namespaced object whose namespace is gone is being deleted
 			// with it; nothing carries an opt-out.
 			return true, "", nil
 		}
 		return false, "", fmt.Errorf("opt-out guard: %w", err)
 	}
-	if ignored(ns.GetAnnotations()) {
+	if OptedOut(ns.GetAnnotations()) {
 		return false, fmt.Sprintf("Namespace %s has %s: \"true\"", t.Namespace, AnnotationIgnore), nil
 	}
 	return true, "", nil
 }
 
-// ignored reports whether annotations opt out. "True", "TRUE" and a value
+// AnnotationIgnore set to "true" on an object or its namespace keeps
+// leakguard from acting on it.
+const AnnotationIgnore = "leakguard.io/ignore"
+
+// OptedOut reports whether annotations opt out. "True", "TRUE" and a value
 // with stray spaces count as "true": whoever wrote them meant to opt out,
 // and reading them otherwise would act against that intent.
-func ignored(annotations map[string]string) bool {
+func OptedOut(annotations map[string]string) bool {
 	return strings.EqualFold(strings.TrimSpace(annotations[AnnotationIgnore]), "true")
 }
 

@@ -13,15 +13,15 @@ import (
 
 func TestOptOutGuard(t *testing.T) {
 	tests := []struct {
-		name      string
-		annotate  string // kind/name to opt out
-		pod       string // the alert's pod; empty means web-7d9-abcde
-		value     string
-		nsErr     error
-		nsGone    bool
-		ok        bool
-		why       string
-		transient bool
+		name          string
+		annotate      string // kind/name to opt out
+		pod           string // the alert's pod; empty means web-7d9-abcde
+		value         string
+		nsErr         error
+		nsGone        bool
+		ok            bool
+		why           string
+		MarkTransient bool
 	}{
 		{name: "nobody opted out", ok: true},
 		{name: "pod", annotate: "Pod/web-7d9-abcde", value: "true", why: `Pod shop/web-7d9-abcde has leakguard.io/ignore: "true"`},
@@ -33,7 +33,7 @@ func TestOptOutGuard(t *testing.T) {
 		{name: "false", annotate: "Deployment/web", value: "false", ok: true},
 		{name: "True in another case counts", annotate: "Deployment/web", value: "True", why: `Deployment shop/web has leakguard.io/ignore: "true"`},
 		{name: "namespace TRUE with spaces counts", annotate: "Namespace/shop", value: " TRUE ", why: `Namespace shop has leakguard.io/ignore: "true"`},
-		{name: "namespace unreadable fails closed", nsErr: errors.New("connection refused"), transient: true},
+		{name: "namespace unreadable fails closed", nsErr: errors.New("connection refused"), MarkTransient: true},
 		{name: "namespace gone", nsGone: true, ok: true},
 	}
 	for _, tc := range tests {
@@ -53,7 +53,7 @@ func TestOptOutGuard(t *testing.T) {
 			tg := deploymentTarget(t, cs)
 			if tc.pod != "" {
 				var err error
-				tg, err = resolveTarget(context.Background(), cs, TargetWorkload,
+				tg, err = ResolveTarget(context.Background(), cs, TargetWorkload,
 					alert("firing", map[string]string{"alertname": "ContainerMemoryLeak", "namespace": "shop", "pod": tc.pod}))
 				if err != nil {
 					t.Fatal(err)
@@ -63,8 +63,8 @@ func TestOptOutGuard(t *testing.T) {
 				cs.PrependReactor("get", "namespaces", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.nsErr })
 			}
 			ok, why, err := optOutGuard(context.Background(), cs, nil, tg)
-			if ok != tc.ok || why != tc.why || IsTransient(err) != tc.transient {
-				t.Errorf("optOutGuard() = %v, %q, %v; want %v, %q, transient %v", ok, why, err, tc.ok, tc.why, tc.transient)
+			if ok != tc.ok || why != tc.why || IsTransient(err) != tc.MarkTransient {
+				t.Errorf("optOutGuard() = %v, %q, %v; want %v, %q, transient %v", ok, why, err, tc.ok, tc.why, tc.MarkTransient)
 			}
 		})
 	}

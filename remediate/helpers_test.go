@@ -1,146 +1,71 @@
 package remediate
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/alertmanager/template"
-	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/leakguard/leakguard/remediate/remediatetest"
 )
 
+// The engine's tests use the shared fakes and fixtures of remediatetest
+// under the short names they had when they lived here.
+
 // testNow is the engine's clock in tests.
-var testNow = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+var testNow = remediatetest.Now
 
 func ptrTrue() *bool { b := true; return &b }
 
-func ownedBy(kind, name string) []metav1.OwnerReference {
-	return ownedByUID(kind, name, "uid-"+name)
-}
+func ownedBy(kind, name string) []metav1.OwnerReference { return remediatetest.OwnedBy(kind, name) }
 
 func ownedByUID(kind, name, uid string) []metav1.OwnerReference {
-	return []metav1.OwnerReference{{APIVersion: apiVersions[kind], Kind: kind, Name: name, UID: types.UID(uid), Controller: ptrTrue()}}
+	return remediatetest.OwnedByUID(kind, name, uid)
 }
 
-// fixtures returns a cluster: namespace shop with Deployment web →
-// ReplicaSet web-7d9 → Pod web-7d9-abcde on node n1; a bare pod
-// shop/lonely; StatefulSet db with pod db-0; namespace kube-system with
-// the static pod kube-apiserver-cp1 on node cp1; nodes n1 and cp1;
-// CronJob report → Job report-2911 → Pod report-2911-xyz.
-func fixtures() []runtime.Object {
-	meta := func(ns, name string, owners []metav1.OwnerReference) metav1.ObjectMeta {
-		return metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name), ResourceVersion: "1", OwnerReferences: owners}
-	}
-	return []runtime.Object{
-		&corev1.Namespace{ObjectMeta: meta("", "shop", nil)},
-		&corev1.Namespace{ObjectMeta: meta("", "kube-system", nil)},
-		&corev1.Node{ObjectMeta: meta("", "n1", nil)},
-		&corev1.Node{ObjectMeta: meta("", "cp1", nil)},
-		&appsv1.Deployment{ObjectMeta: meta("shop", "web", nil)},
-		&appsv1.ReplicaSet{ObjectMeta: meta("shop", "web-7d9", ownedBy(KindDeployment, "web"))},
-		&corev1.Pod{ObjectMeta: meta("shop", "web-7d9-abcde", ownedBy(KindReplicaSet, "web-7d9")), Spec: corev1.PodSpec{NodeName: "n1"}},
-		&corev1.Pod{ObjectMeta: meta("shop", "lonely", nil)},
-		&appsv1.StatefulSet{ObjectMeta: meta("shop", "db", nil)},
-		&corev1.Pod{ObjectMeta: meta("shop", "db-0", ownedBy(KindStatefulSet, "db"))},
-		&corev1.Pod{ObjectMeta: meta("kube-system", "kube-apiserver-cp1", nil)},
-		&batchv1.CronJob{ObjectMeta: meta("shop", "report", nil)},
-		&batchv1.Job{ObjectMeta: meta("shop", "report-2911", ownedBy(KindCronJob, "report"))},
-		&corev1.Pod{ObjectMeta: meta("shop", "report-2911-xyz", ownedBy(KindJob, "report-2911"))},
-	}
-}
+func fixtures() []runtime.Object { return remediatetest.Fixtures() }
 
-// newCluster returns a fake clientset holding objs that behaves like the
-// API server on merge patches: a patch that carries
-// metadata.resourceVersion applies only to that version (else Conflict),
-// and every patch bumps the version.
 func newCluster(t testing.TB, objs ...runtime.Object) *fake.Clientset {
 	t.Helper()
-	return withPreconditions(fake.NewClientset(objs...))
+	return remediatetest.NewCluster(t, objs...)
 }
 
-// withPreconditions adds newCluster's resourceVersion semantics to cs.
 func withPreconditions(cs *fake.Clientset) *fake.Clientset {
-	tracker := cs.Tracker()
-	cs.PrependReactor("patch", "*", func(action k8stesting.Action) (bool, runtime.Object, error) {
-		pa := action.(k8stesting.PatchActionImpl)
-		cur, err := tracker.Get(pa.GetResource(), pa.GetNamespace(), pa.GetName())
-		if err != nil {
-			return true, nil, err
-		}
-		m, err := metaOf(cur)
-		if err != nil {
-			return true, nil, err
-		}
-		var patch map[string]any
-		if err := json.Unmarshal(pa.GetPatch(), &patch); err != nil {
-			return true, nil, apierrors.NewBadRequest(err.Error())
-		}
-		md, _ := patch["metadata"].(map[string]any)
-		if md == nil {
-			md = map[string]any{}
-			patch["metadata"] = md
-		}
-		if want, ok := md["resourceVersion"].(string); ok && want != m.GetResourceVersion() {
-			return true, nil, apierrors.NewConflict(pa.GetResource().GroupResource(), pa.GetName(),
-				fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
-		}
-		n, _ := strconv.Atoi(m.GetResourceVersion())
-		md["resourceVersion"] = strconv.Itoa(n + 1)
-		data, _ := json.Marshal(patch)
-		pa.Patch = data
-		return k8stesting.ObjectReaction(tracker)(pa)
-	})
-	// Leases: an update carrying a resourceVersion other than the stored
-	// one is a Conflict, as on the API server; every write bumps it.
-	cs.PrependReactor("update", "leases", func(action k8stesting.Action) (bool, runtime.Object, error) {
-		ua := action.(k8stesting.UpdateActionImpl)
-		obj := ua.GetObject().DeepCopyObject()
-		m, err := metaOf(obj)
-		if err != nil {
-			return true, nil, err
-		}
-		cur, err := tracker.Get(ua.GetResource(), ua.GetNamespace(), m.GetName())
-		if err != nil {
-			return true, nil, err
-		}
-		cm, _ := metaOf(cur)
-		if m.GetResourceVersion() != cm.GetResourceVersion() {
-			return true, nil, apierrors.NewConflict(ua.GetResource().GroupResource(), m.GetName(), fmt.Errorf("the object has been modified"))
-		}
-		n, _ := strconv.Atoi(cm.GetResourceVersion())
-		m.SetResourceVersion(strconv.Itoa(n + 1))
-		if err := tracker.Update(ua.GetResource(), obj, ua.GetNamespace()); err != nil {
-			return true, nil, err
-		}
-		return true, obj, nil
-	})
-	cs.PrependReactor("create", "leases", func(action k8stesting.Action) (bool, runtime.Object, error) {
-		ca := action.(k8stesting.CreateActionImpl)
-		obj := ca.GetObject().DeepCopyObject()
-		m, _ := metaOf(obj)
-		m.SetResourceVersion("1")
-		if err := tracker.Create(ca.GetResource(), obj, ca.GetNamespace()); err != nil {
-			return true, nil, err
-		}
-		return true, obj, nil
-	})
-	return cs
+	return remediatetest.WithPreconditions(cs)
 }
+
+func patches(cs *fake.Clientset, resource string) []k8stesting.PatchActionImpl {
+	return remediatetest.Patches(cs, resource)
+}
+
+func events(t testing.TB, cs *fake.Clientset) []corev1.Event {
+	t.Helper()
+	return remediatetest.Events(t, cs)
+}
+
+var gvrDeployments = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+
+type fakeQuerier = remediatetest.Querier
+
+func vec(v float64) model.Vector { return remediatetest.Vec(v) }
+
+func alert(status string, labels map[string]string) template.Alert {
+	return remediatetest.Alert(status, labels)
+}
+
+func leakAlert() template.Alert { return remediatetest.LeakAlert() }
+
+// k8sClient is what the tests hand to the package's functions.
+type k8sClient = *fake.Clientset
 
 func metaOf(obj runtime.Object) (metav1.Object, error) {
 	m, ok := obj.(metav1.Object)
@@ -150,72 +75,68 @@ func metaOf(obj runtime.Object) (metav1.Object, error) {
 	return m, nil
 }
 
-// patches returns the patch actions on resource, in order.
-func patches(cs *fake.Clientset, resource string) []k8stesting.PatchActionImpl {
-	var out []k8stesting.PatchActionImpl
-	for _, a := range cs.Actions() {
-		if pa, ok := a.(k8stesting.PatchActionImpl); ok && pa.GetResource().Resource == resource {
-			out = append(out, pa)
-		}
-	}
-	return out
+// noneCheck asks nothing and confirms every alert, as check none
+// (remediate/check) does: the engine's tests build on it without
+// importing the checks.
+type noneCheck struct{}
+
+func (noneCheck) Name() string { return CheckNone }
+
+func (noneCheck) Query(template.Alert) (string, error) { return "", nil }
+
+func (noneCheck) Evaluate(template.Alert, model.Value, time.Time) (Result, error) {
+	return Result{Confirmed: true, Summary: "no check: the alert is the finding"}, nil
 }
 
-// events lists the Events in the fake cluster, all namespaces.
-func events(t testing.TB, cs *fake.Clientset) []corev1.Event {
-	t.Helper()
-	list, err := cs.CoreV1().Events("").List(context.Background(), metav1.ListOptions{})
-	if err != nil {
-		t.Fatalf("list events: %v", err)
-	}
-	return list.Items
+// Names of checks that leakguard ships (remediate/check), which the
+// engine's tests find in the policies they load.
+const (
+	CheckWorkingSetSlope = "working-set-slope"
+	CheckAPIServerMemory = "apiserver-memory"
+)
+
+// Annotations that the annotate remediator (remediate/annotate) writes,
+// which the engine's tests look for.
+const (
+	AnnotationFinding    = "leakguard.io/finding"
+	AnnotationSubject    = "leakguard.io/subject"
+	AnnotationValue      = "leakguard.io/value"
+	AnnotationSince      = "leakguard.io/since"
+	AnnotationRunbookURL = "leakguard.io/runbook-url"
+)
+
+func int32p(n int32) *int32 { return remediatetest.Int32p(n) }
+
+func healthyDeployment() *appsv1.Deployment { return remediatetest.HealthyDeployment() }
+
+func restartFixtures(edit func(objs []runtime.Object)) []runtime.Object {
+	return remediatetest.RestartFixtures(edit)
 }
 
-var gvrDeployments = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+func deploymentIn(objs []runtime.Object) *appsv1.Deployment { return remediatetest.DeploymentIn(objs) }
 
-// fakeQuerier answers queries from a map; a query it does not know gets
-// an empty vector.
-type fakeQuerier struct {
-	mu      sync.Mutex
-	answers map[string]model.Value
-	err     error
-	queries []string
+func evictions(cs *fake.Clientset, err error) *[]string { return remediatetest.Evictions(cs, err) }
+
+// Names of the restart remediator (remediate/restart) that the engine's
+// tests meet in the policies they load and the objects it writes.
+const (
+	RemediatorRestart     = "restart"
+	ReasonPDB             = "pdb"
+	AnnotationRestartedAt = "kubectl.kubernetes.io/restartedAt"
+)
+
+func node(name, pool string, cordoned bool, labels ...string) *corev1.Node {
+	return remediatetest.Node(name, pool, cordoned, labels...)
 }
 
-func (f *fakeQuerier) Query(_ context.Context, q string, _ time.Time, _ ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.queries = append(f.queries, q)
-	if f.err != nil {
-		return nil, nil, nil, f.err
-	}
-	if v, ok := f.answers[q]; ok {
-		return v, nil, nil, nil
-	}
-	return model.Vector{}, nil, nil, nil
-}
+func nodes(n int, p string) []runtime.Object { return remediatetest.Nodes(n, p) }
 
-func vec(v float64) model.Vector {
-	return model.Vector{{Metric: model.Metric{}, Value: model.SampleValue(v), Timestamp: model.TimeFromUnixNano(testNow.UnixNano())}}
-}
+// Names of cordon and drain (remediate/node) that the engine's tests
+// meet.
+const RemediatorDrain = "drain"
 
-func alert(status string, labels map[string]string) template.Alert {
-	kv := template.KV{}
-	for k, v := range labels {
-		kv[k] = v
-	}
-	return template.Alert{
-		Status:      status,
-		Labels:      kv,
-		Annotations: template.KV{"runbook_url": "https://example.com/runbooks/" + labels["alertname"] + ".md", "description": "memory grows"},
-		StartsAt:    testNow.Add(-2 * time.Hour),
-		Fingerprint: fmt.Sprintf("%016x", len(labels)*7919+len(labels["pod"])),
-	}
-}
+type anyQuerier = remediatetest.AnyQuerier
 
-func leakAlert() template.Alert {
-	return alert("firing", map[string]string{"alertname": "ContainerMemoryLeak", "namespace": "shop", "pod": "web-7d9-abcde", "container": "app", "node": "n1"})
-}
-
-// k8sClient is what the tests hand to the package's functions.
-type k8sClient = *fake.Clientset
+// cordonPolicy annotates and cordons on NodeOrphanCgroups, undoing the
+// cordon on resolve (as remediate/node's tests do).
+const cordonPolicy = remediatetest.CordonPolicy

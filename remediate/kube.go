@@ -45,8 +45,8 @@ var apiVersions = map[string]string{
 	KindJob: "batch/v1", KindCronJob: "batch/v1",
 }
 
-// getObject reads one object of a supported kind.
-func getObject(ctx context.Context, c kubernetes.Interface, kind, ns, name string) (metav1.Object, error) {
+// GetObject reads one object of a supported kind.
+func GetObject(ctx context.Context, c kubernetes.Interface, kind, ns, name string) (metav1.Object, error) {
 	opts := metav1.GetOptions{}
 	var (
 		obj metav1.Object
@@ -75,15 +75,15 @@ func getObject(ctx context.Context, c kubernetes.Interface, kind, ns, name strin
 		return nil, fmt.Errorf("get %s %s/%s: unsupported kind", kind, ns, name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", ObjectRef{Kind: kind, Namespace: ns, Name: name}, classifyKube(err))
+		return nil, fmt.Errorf("get %s: %w", ObjectRef{Kind: kind, Namespace: ns, Name: name}, ClassifyKube(err))
 	}
 	return obj, nil
 }
 
-// patchObject applies a patch to the object ref names and returns the
+// PatchObject applies a patch to the object ref names and returns the
 // object's new resourceVersion.
-func patchObject(ctx context.Context, c kubernetes.Interface, ref ObjectRef, pt types.PatchType, data []byte) (string, error) {
-	opts := metav1.PatchOptions{FieldManager: fieldManager}
+func PatchObject(ctx context.Context, c kubernetes.Interface, ref ObjectRef, pt types.PatchType, data []byte) (string, error) {
+	opts := metav1.PatchOptions{FieldManager: FieldManager}
 	var (
 		obj metav1.Object
 		err error
@@ -108,14 +108,15 @@ func patchObject(ctx context.Context, c kubernetes.Interface, ref ObjectRef, pt 
 		return "", fmt.Errorf("patch %s: unsupported kind", ref)
 	}
 	if err != nil {
-		return "", fmt.Errorf("patch %s: %w", ref, classifyKube(err))
+		return "", fmt.Errorf("patch %s: %w", ref, ClassifyKube(err))
 	}
 	return obj.GetResourceVersion(), nil
 }
 
-// fieldManager is the name leakguard's writes carry.
-const fieldManager = "leakguard"
+// FieldManager is the name leakguard's writes carry.
+const FieldManager = "leakguard"
 
-func refOf(kind string, obj metav1.Object) ObjectRef {
+// RefOf names obj, of kind, as an ObjectRef.
+func RefOf(kind string, obj metav1.Object) ObjectRef {
 	return ObjectRef{Kind: kind, APIVersion: apiVersions[kind], Namespace: obj.GetNamespace(), Name: obj.GetName(), UID: obj.GetUID()}
 }

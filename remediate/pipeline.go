@@ -507,7 +507,7 @@ func (e *Engine) onHold(ctx context.Context, r *run) {
 	if r.dryRun || e.readOnly || r.t == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), EventTimeout)
 	defer cancel()
 	env := e.env(r.d.at)
 	for _, s := range r.steps {

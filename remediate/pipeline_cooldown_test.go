@@ -33,7 +33,7 @@ func TestCooldownBeforeCheck(t *testing.T) {
 				}
 			}
 			// Prometheus is down: any query fails, transiently.
-			q := &fakeQuerier{err: errors.New("connection refused")}
+			q := &fakeQuerier{Err: errors.New("connection refused")}
 			e, _ := newTestEngine(t, engineSetup{objs: objs, querier: q})
 			d, err := e.DecideOne(context.Background(), leakAlert())
 			if d.Decision != tc.decision || d.Reason != tc.reason {
@@ -42,8 +42,8 @@ func TestCooldownBeforeCheck(t *testing.T) {
 			if (err != nil) != tc.wantQuery {
 				t.Errorf("DecideOne() error = %v, want an error: %v", err, tc.wantQuery)
 			}
-			if got := len(q.queries) > 0; got != tc.wantQuery {
-				t.Errorf("Prometheus queried: %v (%q), want %v", got, q.queries, tc.wantQuery)
+			if got := len(q.Queries) > 0; got != tc.wantQuery {
+				t.Errorf("Prometheus queried: %v (%q), want %v", got, q.Queries, tc.wantQuery)
 			}
 		})
 	}

@@ -66,7 +66,7 @@ func (disruptor) Plan(t *Target, _ Finding, _ time.Time) Plan {
 
 func testRegistry(t *testing.T) *Registry {
 	t.Helper()
-	reg := DefaultRegistry()
+	reg := shippedRegistry()
 	if err := reg.AddRemediator(RemediatorInfo{Name: "disrupt", Targets: []string{TargetWorkload}, Disruptive: true,
 		New: func(json.RawMessage) (Remediator, error) { return disruptor{}, nil }}); err != nil {
 		t.Fatal(err)
@@ -112,12 +112,16 @@ func TestPolicyValidatesRemediators(t *testing.T) {
 // run, taken apart from Apply, makes no request.
 func TestPlanIsPure(t *testing.T) {
 	cs := newCluster(t, fixtures()...)
-	tg, err := resolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
+	tg, err := ResolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := len(cs.Actions())
-	p := Annotate{}.Plan(tg, Finding{Alert: leakAlert()}, testNow)
+	_, annotate, err := shippedRegistry().newRemediator("annotate", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := annotate.Plan(tg, Finding{Alert: leakAlert()}, testNow)
 	if n := len(cs.Actions()) - before; n != 0 || p.Apply == nil || !strings.Contains(p.Action, "Deployment shop/web") {
 		t.Errorf("Plan() made %d requests, plan %+v; want none and an action on Deployment shop/web", n, p)
 	}
@@ -193,8 +197,8 @@ func TestInvalidTargetLabels(t *testing.T) {
 			if n := len(logs.String()); n > 1500 || n == 0 {
 				t.Errorf("log of %d bytes, want some and at most 1500: %s", n, logs.String())
 			}
-			if len(d.Fingerprint) > maxLabelLen || len(d.Message) > maxMessageLen {
-				t.Errorf("decision carries a fingerprint of %d and a message of %d bytes, want at most %d and %d", len(d.Fingerprint), len(d.Message), maxLabelLen, maxMessageLen)
+			if len(d.Fingerprint) > MaxLabelLen || len(d.Message) > MaxMessageLen {
+				t.Errorf("decision carries a fingerprint of %d and a message of %d bytes, want at most %d and %d", len(d.Fingerprint), len(d.Message), MaxLabelLen, MaxMessageLen)
 			}
 		})
 	}

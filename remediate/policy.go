@@ -56,7 +56,9 @@ const (
 	DefaultCooldown      = time.Hour
 	DefaultRatePerMinute = 10
 	DefaultRateBurst     = 5
-	systemNamespace      = "kube-system"
+	// SystemNamespace is kube-system: out of scope unless an entry
+	// names it, and where the apiserver's static pods live.
+	SystemNamespace = "kube-system"
 	// DefaultDisruptivePerNamespacePerHour caps the disruptive actions in
 	// one namespace in any hour.
 	DefaultDisruptivePerNamespacePerHour = 2
@@ -198,6 +200,9 @@ type ComponentSpec struct {
 
 // Policy is a validated, compiled policy.
 type Policy struct {
+	// registry is the registry the policy was compiled with: its
+	// Resumers are called whatever the entries name.
+	registry      *Registry
 	DryRun        bool
 	Cooldown      time.Duration
 	RatePerMinute float64
@@ -263,7 +268,7 @@ func (p *Policy) namespaceAllowed(e *Entry, ns string) bool {
 	if len(p.include) > 0 {
 		return p.include[ns]
 	}
-	return ns != systemNamespace
+	return ns != SystemNamespace
 }
 
 // LoadPolicyFile reads and parses a policy file.
@@ -296,6 +301,7 @@ func ParsePolicy(data []byte, reg *Registry) (*Policy, error) {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	p := &Policy{
+		registry:                      reg,
 		DryRun:                        spec.DryRun,
 		Cooldown:                      orDefault(time.Duration(spec.Cooldown), DefaultCooldown),
 		RatePerMinute:                 spec.RateLimit.PerMinute,

@@ -19,7 +19,7 @@ func FuzzParsePolicy(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add(defaultPolicyYAML)
-	reg := DefaultRegistry()
+	reg := shippedRegistry()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParsePolicy(data, reg)
 		if err != nil {

@@ -27,7 +27,7 @@ func TestParsePolicyBad(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := ParsePolicy(data, DefaultRegistry())
+			p, err := ParsePolicy(data, shippedRegistry())
 			if err == nil {
 				t.Fatalf("ParsePolicy(%s) = %v, nil; want an error", f, p)
 			}
@@ -82,7 +82,7 @@ func TestParsePolicyGood(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
-			p, err := LoadPolicyFile(filepath.Join("testdata/policy", tc.file), DefaultRegistry())
+			p, err := LoadPolicyFile(filepath.Join("testdata/policy", tc.file), shippedRegistry())
 			if err != nil {
 				t.Fatalf("LoadPolicyFile(%s) error: %v", tc.file, err)
 			}
@@ -113,7 +113,7 @@ func TestParsePolicyGood(t *testing.T) {
 }
 
 func TestLoadPolicyFileMissing(t *testing.T) {
-	_, err := LoadPolicyFile(filepath.Join(t.TempDir(), "absent.yaml"), DefaultRegistry())
+	_, err := LoadPolicyFile(filepath.Join(t.TempDir(), "absent.yaml"), shippedRegistry())
 	if err == nil || !strings.Contains(err.Error(), "read policy") {
 		t.Errorf("LoadPolicyFile(absent) error = %v, want a read error", err)
 	}
@@ -122,7 +122,7 @@ func TestLoadPolicyFileMissing(t *testing.T) {
 // TestDefaultPolicyCoversEveryAlert checks that the embedded policy parses
 // and has an entry for every alert of the catalogue, and no other.
 func TestDefaultPolicyCoversEveryAlert(t *testing.T) {
-	p, err := DefaultPolicy(DefaultRegistry())
+	p, err := DefaultPolicy(shippedRegistry())
 	if err != nil {
 		t.Fatalf("DefaultPolicy() error: %v", err)
 	}
@@ -164,7 +164,7 @@ func sortedCopy(s []string) []string {
 }
 
 func TestNamespaceAllowed(t *testing.T) {
-	reg := DefaultRegistry()
+	reg := shippedRegistry()
 	parse := func(t *testing.T, y string) *Policy {
 		t.Helper()
 		p, err := ParsePolicy([]byte(y+"\nalerts:\n  A:\n    target: pod\n    check: {name: none}\n    allowNamespaces: [special]\n"), reg)

@@ -43,13 +43,13 @@ func newReads() *reads { return &reads{objs: map[readKey]readResult{}} }
 // read of it.
 func (m *reads) get(ctx context.Context, c kubernetes.Interface, kind, ns, name string) (metav1.Object, error) {
 	if m == nil || kind == KindPod {
-		return getObject(ctx, c, kind, ns, name)
+		return GetObject(ctx, c, kind, ns, name)
 	}
 	k := readKey{kind, ns, name}
 	if res, ok := m.objs[k]; ok {
 		return res.obj, res.err
 	}
-	obj, err := getObject(ctx, c, kind, ns, name)
+	obj, err := GetObject(ctx, c, kind, ns, name)
 	if err == nil || apierrors.IsNotFound(err) {
 		if len(m.objs) >= maxReads {
 			clear(m.objs)

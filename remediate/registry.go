@@ -17,7 +17,8 @@ type CheckFactory func(args json.RawMessage) (Check, error)
 type RemediatorFactory func(args json.RawMessage) (Remediator, error)
 
 // Registry maps the names a policy uses to the factories of checks and
-// remediators. It is filled explicitly (DefaultRegistry), never by init().
+// remediators. It is filled explicitly (remediate/builtin fills it with what leakguard
+// ships), never by init().
 type Registry struct {
 	checks      map[string]CheckFactory
 	remediators map[string]RemediatorInfo
@@ -26,25 +27,6 @@ type Registry struct {
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
 	return &Registry{checks: map[string]CheckFactory{}, remediators: map[string]RemediatorInfo{}}
-}
-
-// DefaultRegistry returns a registry with every check and remediator that
-// leakguard ships.
-func DefaultRegistry() *Registry {
-	r := NewRegistry()
-	for name, f := range map[string]CheckFactory{
-		CheckWorkingSetSlope: NewWorkingSetSlope,
-		CheckOrphanCgroups:   NewOrphanCgroups,
-		CheckAPIServerMemory: NewAPIServerMemory,
-		CheckNone:            NewNone,
-		CheckDyingCgroups:    NewDyingCgroups,
-	} {
-		r.checks[name] = f
-	}
-	for _, info := range []RemediatorInfo{AnnotateInfo, RestartInfo, CordonInfo, DrainInfo, ProfileInfo} {
-		r.remediators[info.Name] = info
-	}
-	return r
 }
 
 // AddCheck registers a check factory under name; a name already taken or
@@ -71,6 +53,18 @@ func (r *Registry) AddRemediator(info RemediatorInfo) error {
 	}
 	r.remediators[info.Name] = info
 	return nil
+}
+
+// resumers returns the registered remediators that have a Resumer, by
+// name.
+func (r *Registry) resumers() []RemediatorInfo {
+	var out []RemediatorInfo
+	for _, name := range r.RemediatorNames() {
+		if info := r.remediators[name]; info.Resumer != nil {
+			out = append(out, info)
+		}
+	}
+	return out
 }
 
 // CheckNames returns the registered check names, sorted.
@@ -112,10 +106,10 @@ func sortedNames[V any](m map[string]V) []string {
 	return names
 }
 
-// decodeArgs decodes policy arguments strictly into v, which holds the
+// DecodeArgs decodes policy arguments strictly into v, which holds the
 // defaults: absent or null arguments leave it as it is, an unknown argument
 // is an error.
-func decodeArgs(args json.RawMessage, v any) error {
+func DecodeArgs(args json.RawMessage, v any) error {
 	trimmed := bytes.TrimSpace(args)
 	if len(trimmed) == 0 || string(trimmed) == "null" {
 		return nil

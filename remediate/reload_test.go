@@ -25,7 +25,7 @@ func TestReloadOnSignal(t *testing.T) {
 	go func() {
 		defer close(done)
 		ReloadOnSignal(ctx, sig, func() error {
-			err := e.ReloadPolicyFile(path, DefaultRegistry())
+			err := e.ReloadPolicyFile(path, shippedRegistry())
 			reloaded <- err
 			return err
 		}, slog.New(slog.DiscardHandler))

@@ -8,7 +8,6 @@ import (
 	"github.com/prometheus/alertmanager/template"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
-	"k8s.io/client-go/rest"
 )
 
 // Remediator plans an action on a resolved target. Plan is pure: it reads
@@ -45,6 +44,24 @@ type Plan struct {
 	OnHold func(ctx context.Context, env Env) error
 }
 
+// HeldError is returned by a plan's Apply when the API refused the action
+// for a reason that holds it (a PodDisruptionBudget): the decision is
+// held with Reason, not an error, and the cooldown claim is given back.
+type HeldError struct {
+	Reason, Detail string
+}
+
+// Error returns the reason and the detail.
+func (e *HeldError) Error() string { return e.Reason + ": " + e.Detail }
+
+// Undoer is a remediator that can undo its action when the alert
+// resolves (cordon with uncordonOnResolve). Undo is pure, as Plan is: it
+// judges the target as read and returns an empty Plan when it has nothing
+// to undo, a held Plan when the target is not its action as it left it.
+type Undoer interface {
+	Undo(t *Target, f Finding, now time.Time) Plan
+}
+
 // RemediatorInfo declares a remediator to the registry.
 type RemediatorInfo struct {
 	// Name is the word the policy uses.
@@ -59,6 +76,23 @@ type RemediatorInfo struct {
 	Disruptive bool
 	// New builds the remediator from its policy arguments.
 	New RemediatorFactory
+	// Rights returns the rights of the Kubernetes API it needs beyond the
+	// engine's on an entry's target kind, in a real run (RequiredRights
+	// lists them, serve checks them at start). Nil: none beyond the
+	// engine's.
+	Rights func(target string) []Right
+	// Resumer, when not nil, takes up the remediator's work that a
+	// stopped replica left running (drain); Engine.Resume calls it.
+	Resumer Resumer
+}
+
+// Resumer takes up work that outlives the request that started it (a
+// drain runs in the background) after the replica that ran it stopped.
+// Engine.Resume calls every registered Resumer, whatever the policy:
+// work whose alert the policy no longer names must still be reported.
+// Resume says how many it resumed and how many it reported ended.
+type Resumer interface {
+	Resume(ctx context.Context, env Env) (resumed, reported int, err error)
 }
 
 // Env is what a remediator acts through.
@@ -67,28 +101,45 @@ type Env struct {
 	Now    time.Time
 	// Namespace is leakguard's own namespace, where its Leases live.
 	Namespace string
-	// Config is the client configuration (token, CA) for requests that
-	// go to an address of their own (the apiserver of one node); nil
-	// when the engine has none.
-	Config *rest.Config
-	// Profiles stores heap profiles; nil when no directory is configured.
-	Profiles *ProfileStore
 	// Background runs work that outlives the request (a drain); nil runs
 	// it on a goroutine of its own.
 	Background func(func())
 	// Logger receives the lines of work that outlives the request; nil
 	// discards.
 	Logger *slog.Logger
-	// metrics counts the outcomes of that work; nil counts nothing.
-	metrics *metrics
-	// metadata reads owners of kinds without a typed client (drain's
+	// Metadata reads owners of kinds without a typed client (drain's
 	// opt-out up a pod's owners); nil makes such a pod fail closed.
-	metadata metadata.Interface
-	// drainGate and drainWaits are the engine's, for a drain that
-	// outlives the request: what the current policy and the pause switch
-	// allow, and where a waiting drain is listed. Nil: nothing gates it.
-	drainGate  func(ctx context.Context, alert string) drainGate
-	drainWaits *drainWaits
+	Metadata metadata.Interface
+	// Clock is the engine's clock, for work that outlives the request
+	// (Now is the decision's time).
+	Clock func() time.Time
+	// Gate says, for work that outlives the request (a drain), what the
+	// current policy and the pause switch allow now: it is read again
+	// before each step of that work. Nil: nothing gates it.
+	Gate func(ctx context.Context, alert, remediator string) Gate
+	// Waits is the engine's list of the work that waits (WaitingDrains).
+	Waits *Waits
+	// CountDrain counts a drain that ended, by result, in
+	// leakguard_drains_total; nil counts nothing.
+	CountDrain func(result string)
+}
+
+// Gate is what Env.Gate says of a remediator's work for an alert.
+type Gate struct {
+	// Wait, when not empty, says why the work may not act now: the
+	// pause switch, dry-run (the flag, the policy or its entry), or a
+	// policy whose entry for the alert no longer has the remediator.
+	Wait string
+	// MayWrite: the work may still write its record (to end it) while it
+	// waits; false when paused or in dry-run, where nothing is written.
+	MayWrite bool
+	// Paused: the pause switch is why it waits.
+	Paused bool
+	// Remediator and Scope are the current policy's remediator of that
+	// name for the alert and the entry's namespace scope, when Wait is
+	// empty.
+	Remediator Remediator
+	Scope      func(ns string) bool
 }
 
 // Finding is what the engine knows about the alert it acts on.

@@ -39,6 +39,50 @@ type Target struct {
 	obj metav1.Object
 }
 
+// Resolved returns Object as it was read (a *appsv1.Deployment, say),
+// for the plans that judge its status; nil when the target was not read.
+func (t *Target) Resolved() metav1.Object { return t.obj }
+
+// OwnerReader reads the owners of pods, typed or through the metadata
+// client, remembering what it read; for the opt-out of a pod that a
+// remediator acts on beyond the alert's target (a drain's pods).
+type OwnerReader struct{ rs resolver }
+
+// NewOwnerReader returns an OwnerReader through c and md; a nil md makes
+// an owner of a kind without a typed client fail closed (an error).
+func NewOwnerReader(c kubernetes.Interface, md metadata.Interface) *OwnerReader {
+	return &OwnerReader{rs: resolver{c: c, md: md, memo: newReads()}}
+}
+
+// OptedOutOwner climbs pod's owners and returns the first of the objects
+// it examined (the pod, its owners) that opts out (OptedOut), and
+// whether there is one. An owner that cannot be read is an error.
+func (o *OwnerReader) OptedOutOwner(ctx context.Context, pod metav1.Object) (ObjectRef, bool, error) {
+	t := &Target{}
+	if err := t.climbOwners(ctx, o.rs, pod); err != nil {
+		return ObjectRef{}, false, err
+	}
+	for _, ex := range t.examined {
+		if OptedOut(ex.annotations) {
+			return ex.ref, true, nil
+		}
+	}
+	return ObjectRef{}, false, nil
+}
+
+// ExaminedAnnotations returns the annotations, as read, of the object
+// kind namespace/name that the resolution examined on its way (the pod,
+// its owners, the target); nil when it examined no such object.
+func (t *Target) ExaminedAnnotations(kind, namespace, name string) map[string]string {
+	var ann map[string]string
+	for _, ex := range t.examined {
+		if ex.ref.Kind == kind && ex.ref.Namespace == namespace && ex.ref.Name == name {
+			ann = ex.annotations
+		}
+	}
+	return ann
+}
+
 type examined struct {
 	ref         ObjectRef
 	annotations map[string]string
@@ -60,7 +104,7 @@ func checkName(label, v string) error {
 		problems = validation.IsDNS1123Subdomain(v)
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%w: label %s %q: %s", errInvalidLabels, label, clip(v), problems[0])
+		return fmt.Errorf("%w: label %s %q: %s", errInvalidLabels, label, Clip(v), problems[0])
 	}
 	return nil
 }
@@ -69,10 +113,10 @@ func checkName(label, v string) error {
 // more) or the alert lacks the labels that name it.
 var errTargetNotFound = errors.New("target not found")
 
-// resolveTarget finds the object of kind (a policy target kind) that alert
+// ResolveTarget finds the object of kind (a policy target kind) that alert
 // is about, without a metadata client (owners of kinds the engine does not
 // know then fail closed). See resolver.resolve.
-func resolveTarget(ctx context.Context, c kubernetes.Interface, kind string, alert template.Alert) (*Target, error) {
+func ResolveTarget(ctx context.Context, c kubernetes.Interface, kind string, alert template.Alert) (*Target, error) {
 	return resolver{c: c}.resolve(ctx, kind, alert)
 }
 
@@ -108,9 +152,9 @@ func (rs resolver) resolve(ctx context.Context, kind string, alert template.Aler
 		}
 		obj, err := rs.get(ctx, KindPod, ns, name)
 		if err != nil {
-			return nil, notFound(err)
+			return nil, NotFound(err)
 		}
-		pod := refOf(KindPod, obj)
+		pod := RefOf(KindPod, obj)
 		// Room for the pod, a ReplicaSet and a Deployment without growing.
 		t := &Target{Pod: &pod, Node: alert.Labels["node"], Namespace: ns, examined: make([]examined, 0, 3)}
 		t.set(KindPod, obj)
@@ -138,14 +182,14 @@ func (rs resolver) resolve(ctx context.Context, kind string, alert template.Aler
 		if err := errors.Join(checkName("node", node), checkName("pod", name)); err != nil {
 			return nil, err
 		}
-		obj, err := getObject(ctx, c, KindPod, systemNamespace, name)
+		obj, err := GetObject(ctx, c, KindPod, SystemNamespace, name)
 		switch {
 		case err == nil:
-			pod := refOf(KindPod, obj)
-			t := &Target{Pod: &pod, Node: node, Namespace: systemNamespace}
+			pod := RefOf(KindPod, obj)
+			t := &Target{Pod: &pod, Node: node, Namespace: SystemNamespace}
 			t.set(KindPod, obj)
 			return t, nil
-		case errors.Is(notFound(err), errTargetNotFound):
+		case errors.Is(NotFound(err), errTargetNotFound):
 			// No static pod (a managed control plane, or the apiserver runs
 			// outside Kubernetes): the node is the next best thing.
 			return resolveNode(ctx, c, alert)
@@ -165,9 +209,9 @@ func resolveNode(ctx context.Context, c kubernetes.Interface, alert template.Ale
 	if err := checkName("node", node); err != nil {
 		return nil, err
 	}
-	obj, err := getObject(ctx, c, KindNode, "", node)
+	obj, err := GetObject(ctx, c, KindNode, "", node)
 	if err != nil {
-		return nil, notFound(err)
+		return nil, NotFound(err)
 	}
 	t := &Target{Node: node}
 	t.set(KindNode, obj)
@@ -177,7 +221,7 @@ func resolveNode(ctx context.Context, c kubernetes.Interface, alert template.Ale
 // set makes obj the target and records it as examined.
 func (t *Target) set(kind string, obj metav1.Object) {
 	t.obj = obj
-	t.Object = refOf(kind, obj)
+	t.Object = RefOf(kind, obj)
 	t.ResourceVersion = obj.GetResourceVersion()
 	t.Annotations = obj.GetAnnotations()
 	t.examined = append(t.examined, examined{t.Object, obj.GetAnnotations()})
@@ -214,13 +258,13 @@ func (t *Target) climbOwners(ctx context.Context, rs resolver, obj metav1.Object
 		}
 		var next metav1.Object
 		var err error
-		known := typedOwner(owner)
+		known := TypedOwner(owner)
 		if known {
 			next, err = rs.get(ctx, owner.Kind, obj.GetNamespace(), owner.Name)
 		} else {
 			next, err = rs.getMetadata(ctx, owner, obj.GetNamespace())
 		}
-		if err != nil && errors.Is(notFound(err), errTargetNotFound) {
+		if err != nil && errors.Is(NotFound(err), errTargetNotFound) {
 			// A dangling owner reference: garbage collection is behind.
 			return nil
 		}
@@ -244,10 +288,10 @@ func (t *Target) climbOwners(ctx context.Context, rs resolver, obj metav1.Object
 	return nil
 }
 
-// typedOwner reports whether owner is of a kind the resolver reads
+// TypedOwner reports whether owner is of a kind the resolver reads
 // through the clientset and follows as a workload (or a Job's CronJob);
 // an owner of any other kind or apiVersion is read for its opt-out only.
-func typedOwner(owner *metav1.OwnerReference) bool {
+func TypedOwner(owner *metav1.OwnerReference) bool {
 	switch owner.Kind {
 	case KindReplicaSet, KindDeployment, KindStatefulSet, KindDaemonSet, KindJob, KindCronJob:
 		return owner.APIVersion == "" || owner.APIVersion == apiVersions[owner.Kind]
@@ -267,7 +311,7 @@ func (rs resolver) getMetadata(ctx context.Context, owner *metav1.OwnerReference
 	}
 	list, err := rs.c.Discovery().ServerResourcesForGroupVersion(owner.APIVersion)
 	if err != nil {
-		return nil, fmt.Errorf("discover %s: %w", owner.APIVersion, classifyKube(err))
+		return nil, fmt.Errorf("discover %s: %w", owner.APIVersion, ClassifyKube(err))
 	}
 	resource := ""
 	for _, r := range list.APIResources {
@@ -286,14 +330,14 @@ func (rs resolver) getMetadata(ctx context.Context, owner *metav1.OwnerReference
 		if apierrors.IsNotFound(err) {
 			return nil, err
 		}
-		return nil, classifyKube(err)
+		return nil, ClassifyKube(err)
 	}
 	return m, nil
 }
 
-// notFound turns an API not-found error into errTargetNotFound, keeping
+// NotFound turns an API not-found error into errTargetNotFound, keeping
 // the message.
-func notFound(err error) error {
+func NotFound(err error) error {
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("%w: %w", errTargetNotFound, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/leakguard/leakguard/remediate/remediatetest"
+
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,7 +20,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 )
 
-const rolloutAPIVersion = "argoproj.io/v1alpha1"
+const rolloutAPIVersion = remediatetest.RolloutAPIVersion
 
 // rolloutCluster is namespace shop with an Argo Rollout cart (known only
 // to the metadata client) → ReplicaSet cart-5f6 → Pod cart-5f6-abcde.
@@ -75,7 +77,7 @@ func TestOwnerOfUnknownKind(t *testing.T) {
 	}
 
 	// Through the engine: held, nothing written.
-	p, _ := ParsePolicy([]byte("alerts:\n  ContainerMemoryLeak:\n    target: workload\n    check: {name: none}\n    remediators: [{name: annotate}]\n"), DefaultRegistry())
+	p, _ := ParsePolicy([]byte("alerts:\n  ContainerMemoryLeak:\n    target: workload\n    check: {name: none}\n    remediators: [{name: annotate}]\n"), shippedRegistry())
 	e, err := NewEngine(Options{Client: cs, Metadata: md, Policy: p, Now: func() time.Time { return testNow }})
 	if err != nil {
 		t.Fatal(err)
@@ -94,14 +96,14 @@ func TestOwnerOfUnknownKind(t *testing.T) {
 // a pass.
 func TestOwnerUnreadableFailsClosed(t *testing.T) {
 	tests := []struct {
-		name      string
-		noMD      bool
-		err       error
-		transient bool
+		name          string
+		noMD          bool
+		err           error
+		MarkTransient bool
 	}{
 		{name: "no metadata client", noMD: true},
 		{name: "forbidden", err: apierrors.NewForbidden(schema.GroupResource{Group: "argoproj.io", Resource: "rollouts"}, "cart", errors.New("RBAC"))},
-		{name: "unavailable", err: apierrors.NewServiceUnavailable("down"), transient: true},
+		{name: "unavailable", err: apierrors.NewServiceUnavailable("down"), MarkTransient: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,8 +116,8 @@ func TestOwnerUnreadableFailsClosed(t *testing.T) {
 				rs.md = nil
 			}
 			_, err := rs.resolve(context.Background(), TargetWorkload, alert("firing", cartAlert()))
-			if err == nil || errors.Is(err, errTargetNotFound) || IsTransient(err) != tc.transient {
-				t.Errorf("resolve() error = %v (transient %v), want a failure, transient %v", err, IsTransient(err), tc.transient)
+			if err == nil || errors.Is(err, errTargetNotFound) || IsTransient(err) != tc.MarkTransient {
+				t.Errorf("resolve() error = %v (transient %v), want a failure, transient %v", err, IsTransient(err), tc.MarkTransient)
 			}
 		})
 	}
@@ -142,7 +144,7 @@ func TestOwnerUIDMismatch(t *testing.T) {
 		}
 	}
 	cs := newCluster(t, objs...)
-	tg, err := resolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
+	tg, err := ResolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ func TestResolveTarget(t *testing.T) {
 		wantPod  string
 		wantNS   string
 		examined []string
-		notFound bool
+		NotFound bool
 	}{
 		{name: "pod to deployment", kind: TargetWorkload, labels: map[string]string{"namespace": "shop", "pod": "web-7d9-abcde"},
 			want: "Deployment shop/web", wantPod: "Pod shop/web-7d9-abcde", wantNS: "shop",
@@ -42,17 +42,17 @@ func TestResolveTarget(t *testing.T) {
 			examined: []string{"Pod kube-system/kube-apiserver-cp1"}},
 		{name: "apiserver without static pod is the node", kind: TargetAPIServer, labels: map[string]string{"node": "n1"},
 			want: "Node n1", examined: []string{"Node n1"}},
-		{name: "pod gone", kind: TargetWorkload, labels: map[string]string{"namespace": "shop", "pod": "gone"}, notFound: true},
-		{name: "no pod label", kind: TargetWorkload, labels: map[string]string{"namespace": "shop"}, notFound: true},
-		{name: "node gone", kind: TargetNode, labels: map[string]string{"node": "n9"}, notFound: true},
-		{name: "no node label", kind: TargetNode, labels: nil, notFound: true},
-		{name: "target none", kind: TargetNone, labels: nil, notFound: true},
+		{name: "pod gone", kind: TargetWorkload, labels: map[string]string{"namespace": "shop", "pod": "gone"}, NotFound: true},
+		{name: "no pod label", kind: TargetWorkload, labels: map[string]string{"namespace": "shop"}, NotFound: true},
+		{name: "node gone", kind: TargetNode, labels: map[string]string{"node": "n9"}, NotFound: true},
+		{name: "no node label", kind: TargetNode, labels: nil, NotFound: true},
+		{name: "target none", kind: TargetNone, labels: nil, NotFound: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cs := newCluster(t, fixtures()...)
-			got, err := resolveTarget(context.Background(), cs, tc.kind, alert("firing", tc.labels))
-			if tc.notFound {
+			got, err := ResolveTarget(context.Background(), cs, tc.kind, alert("firing", tc.labels))
+			if tc.NotFound {
 				if !errors.Is(err, errTargetNotFound) {
 					t.Fatalf("resolveTarget() = %v, %v; want errTargetNotFound", got, err)
 				}
@@ -89,9 +89,9 @@ func TestResolveTarget(t *testing.T) {
 // transient error, not a missing target.
 func TestResolveTargetAPIFailure(t *testing.T) {
 	tests := []struct {
-		name      string
-		err       error
-		transient bool
+		name          string
+		err           error
+		MarkTransient bool
 	}{
 		{"unavailable", apierrors.NewServiceUnavailable("etcd down"), true},
 		{"timeout", apierrors.NewTimeoutError("slow", 1), true},
@@ -104,12 +104,12 @@ func TestResolveTargetAPIFailure(t *testing.T) {
 			cs.PrependReactor("get", "replicasets", func(k8stesting.Action) (bool, runtime.Object, error) {
 				return true, nil, tc.err
 			})
-			_, err := resolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
+			_, err := ResolveTarget(context.Background(), cs, TargetWorkload, leakAlert())
 			if err == nil || errors.Is(err, errTargetNotFound) {
 				t.Fatalf("resolveTarget() error = %v, want an API error", err)
 			}
-			if IsTransient(err) != tc.transient {
-				t.Errorf("IsTransient(%v) = %v, want %v", err, IsTransient(err), tc.transient)
+			if IsTransient(err) != tc.MarkTransient {
+				t.Errorf("IsTransient(%v) = %v, want %v", err, IsTransient(err), tc.MarkTransient)
 			}
 		})
 	}

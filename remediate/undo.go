@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // Reasons that hold an undo after the entry's check was asked again.
@@ -19,14 +18,6 @@ const (
 	// answer undoes nothing.
 	ReasonCheckUnanswered = "check-unanswered"
 )
-
-// Undoer is a remediator that can undo its action when the alert
-// resolves (cordon with uncordonOnResolve). Undo is pure, as Plan is: it
-// judges the target as read and returns an empty Plan when it has nothing
-// to undo, a held Plan when the target is not its action as it left it.
-type Undoer interface {
-	Undo(t *Target, f Finding, now time.Time) Plan
-}
 
 // undo runs the Undo plans of the entry's remediators on a resolved
 // alert. It changes the decision only when one of them has something to

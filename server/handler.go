@@ -12,13 +12,15 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/alertmanager/template"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	clipto "github.com/leakguard/leakguard/internal/clip"
+	"github.com/leakguard/leakguard/internal/transient"
 )
 
 // AlertsPath is the route Alertmanager's webhook_configs url points at.
@@ -47,10 +49,7 @@ func (f ProcessorFunc) Process(ctx context.Context, msg *Message) (any, error) {
 
 // IsTransient reports whether err, or an error it wraps, has a Transient
 // method that reports true: a failure whose retry is safe and may succeed.
-func IsTransient(err error) bool {
-	var t interface{ Transient() bool }
-	return errors.As(err, &t) && t.Transient()
-}
+func IsTransient(err error) bool { return transient.Is(err) }
 
 // ErrorResponse is the body of every error answer.
 type ErrorResponse struct {
@@ -449,16 +448,7 @@ func requireJSON(next http.Handler) http.Handler {
 const maxLogValueLen = 256
 
 // clip cuts s to maxLogValueLen bytes on a rune boundary, marking the cut.
-func clip(s string) string {
-	if len(s) <= maxLogValueLen {
-		return s
-	}
-	cut := maxLogValueLen - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func clip(s string) string { return clipto.To(s, maxLogValueLen) }
 
 // writeError answers {"error": msg} with status.
 func writeError(w http.ResponseWriter, status int, msg string) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/leakguard/leakguard/internal/cli"
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 	"github.com/leakguard/leakguard/rules"
 )
 
@@ -136,7 +137,7 @@ func flattenError(err error) []string {
 // checkPolicyFile loads a policy exactly as serve does (LoadPolicyFile
 // with the default registry) and summarises it.
 func checkPolicyFile(path string) (string, error) {
-	p, err := remediate.LoadPolicyFile(path, remediate.DefaultRegistry())
+	p, err := remediate.LoadPolicyFile(path, builtin.Registry())
 	if err != nil {
 		return "", err
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 )
 
 func TestCheck(t *testing.T) {
@@ -160,7 +160,7 @@ func TestCheckPolicyAgreesWithServe(t *testing.T) {
 			continue
 		}
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			_, serveErr := loadPolicy(path, remediate.DefaultRegistry())
+			_, serveErr := loadPolicy(path, builtin.Registry())
 			var stdout, stderr bytes.Buffer
 			code := run(context.Background(), []string{"check", "policy", path}, &stdout, &stderr)
 			if (serveErr == nil) != (code == 0) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/leakguard/leakguard/internal/cli"
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 	"github.com/leakguard/leakguard/server"
 )
 
@@ -65,7 +66,7 @@ flags:
 	if err != nil {
 		return err
 	}
-	policy, err := loadPolicy(f.policyFile, remediate.DefaultRegistry())
+	policy, err := loadPolicy(f.policyFile, builtin.Registry())
 	if err != nil {
 		return err
 	}

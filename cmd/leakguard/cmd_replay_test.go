@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 )
 
 // TestReplayOutput replays the end-to-end test's leak with -o table (the
@@ -24,7 +25,7 @@ func TestReplayOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy, err := loadPolicy("", remediate.DefaultRegistry())
+	policy, err := loadPolicy("", builtin.Registry())
 	if err != nil {
 		t.Fatal(err)
 	}

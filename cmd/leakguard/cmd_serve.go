@@ -23,6 +23,8 @@ import (
 	"github.com/leakguard/leakguard/internal/cli"
 	"github.com/leakguard/leakguard/promclient"
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
+	"github.com/leakguard/leakguard/remediate/profile"
 	"github.com/leakguard/leakguard/server"
 	"github.com/spf13/pflag"
 )
@@ -145,9 +147,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	reg := remediate.DefaultRegistry()
-	policy, err := loadPolicy(f.policyFile, reg)
-	if err != nil {
+	// The policy is checked now, before the cluster is touched; it is
+	// compiled again below with the registry whose profile remediator
+	// has its store and client configuration.
+	if _, err := loadPolicy(f.policyFile, builtin.Registry()); err != nil {
 		return err
 	}
 	client, md, err := kubeClient(f.kubeconfig, f.kubeContext)
@@ -162,9 +165,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	reg := builtin.New(builtin.Deps{Profile: profile.Deps{Store: profiles, Config: restCfg}})
+	policy, err := loadPolicy(f.policyFile, reg)
+	if err != nil {
+		return err
+	}
 	engine, handler, err := buildServe(serveDeps{
 		flags: f, policy: policy, client: client, metadata: md, querier: querier, logger: logger, registry: reg,
-		restConfig: restCfg, profiles: profiles,
+		profiles: profiles,
 	})
 	if err != nil {
 		return err
@@ -214,10 +222,9 @@ type serveDeps struct {
 	registry *remediate.Registry
 	// now is the engine's clock; nil means time.Now.
 	now func() time.Time
-	// restConfig reaches one apiserver's own address (profile); profiles
-	// stores and serves profiles. Either may be nil.
-	restConfig *rest.Config
-	profiles   *remediate.ProfileStore
+	// profiles serves the stored profiles (GET /profiles); nil serves
+	// none. The profile remediator gets its store through registry.
+	profiles *profile.Store
 }
 
 // buildServe builds the engine and the HTTP handler of serve, with one
@@ -235,8 +242,6 @@ func buildServe(d serveDeps) (*remediate.Engine, http.Handler, error) {
 		Logger:     d.logger,
 		Registerer: metrics,
 		Now:        d.now,
-		Config:     d.restConfig,
-		Profiles:   d.profiles,
 	}))
 	if err != nil {
 		return nil, nil, err

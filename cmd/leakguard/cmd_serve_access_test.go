@@ -11,6 +11,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 )
 
 // TestCheckServeAccess: serve's check asks for the policy's rights in
@@ -20,7 +21,7 @@ func TestCheckServeAccess(t *testing.T) {
 	policy, err := remediate.ParsePolicy([]byte(`
 alerts:
   ContainerMemoryLeak: {target: workload, check: {name: working-set-slope}, remediators: [{name: annotate}, {name: restart, enabled: true}]}
-`), remediate.DefaultRegistry())
+`), builtin.Registry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/profile"
 	"github.com/leakguard/leakguard/server"
 	"github.com/spf13/pflag"
 )
@@ -24,20 +25,20 @@ type profileFlags struct {
 
 func (p *profileFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&p.dir, "profile-dir", "", "`DIR` (a volume) where the profile remediator stores heap and goroutine profiles, served at GET /profiles; empty holds profile (no-profile-store)")
-	fs.Int64Var(&p.maxBytes, "profile-max-bytes", remediate.DefaultProfileMaxBytes, "total size of the stored profiles; the oldest are removed beyond it")
-	fs.DurationVar(&p.maxAge, "profile-max-age", remediate.DefaultProfileMaxAge, "age after which a stored profile is removed")
-	fs.IntVar(&p.maxFetches, "profile-max-fetches", remediate.DefaultProfileMaxFetches, "profile fetches streaming into --profile-dir at once, across deliveries; more wait for a slot")
+	fs.Int64Var(&p.maxBytes, "profile-max-bytes", profile.DefaultProfileMaxBytes, "total size of the stored profiles; the oldest are removed beyond it")
+	fs.DurationVar(&p.maxAge, "profile-max-age", profile.DefaultProfileMaxAge, "age after which a stored profile is removed")
+	fs.IntVar(&p.maxFetches, "profile-max-fetches", profile.DefaultProfileMaxFetches, "profile fetches streaming into --profile-dir at once, across deliveries; more wait for a slot")
 }
 
 // store opens the profile directory, nil without --profile-dir.
-func (p profileFlags) store() (*remediate.ProfileStore, error) {
+func (p profileFlags) store() (*profile.Store, error) {
 	if p.dir == "" {
 		return nil, nil
 	}
 	if p.maxBytes <= 0 || p.maxAge <= 0 || p.maxFetches < 0 {
 		return nil, errors.New("--profile-max-bytes and --profile-max-age must be positive, --profile-max-fetches not negative")
 	}
-	s, err := remediate.NewProfileStore(p.dir, p.maxBytes, p.maxAge)
+	s, err := profile.NewStore(p.dir, p.maxBytes, p.maxAge)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +62,7 @@ func replicaName() string {
 }
 
 // profileSource serves a ProfileStore through server.ProfileSource.
-type profileSource struct{ s *remediate.ProfileStore }
+type profileSource struct{ s *profile.Store }
 
 func (p profileSource) ListProfiles() ([]server.ProfileInfo, error) {
 	p.s.Prune(time.Now())
@@ -78,7 +79,7 @@ func (p profileSource) ListProfiles() ([]server.ProfileInfo, error) {
 
 func (p profileSource) OpenProfile(name string) (io.ReadSeekCloser, time.Time, error) {
 	f, err := p.s.Open(name)
-	if errors.Is(err, remediate.ErrProfileNotFound) {
+	if errors.Is(err, profile.ErrProfileNotFound) {
 		return nil, time.Time{}, server.ErrNoProfile
 	}
 	if err != nil {
@@ -102,7 +103,7 @@ func resumeDrains(ctx context.Context, e *remediate.Engine, logger *slog.Logger)
 	t := time.NewTicker(resumeInterval)
 	defer t.Stop()
 	for {
-		resumed, reported, err := e.ResumeDrains(ctx)
+		resumed, reported, err := e.Resume(ctx)
 		switch {
 		case err != nil:
 			logger.Warn("could not look for interrupted drains", "error", err)

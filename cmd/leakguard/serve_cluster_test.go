@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/server"
 )
@@ -103,7 +104,7 @@ func TestServeOtherCluster(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("s3cret"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	reg := remediate.DefaultRegistry()
+	reg := builtin.Registry()
 	policy, err := loadPolicy("", reg)
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +167,7 @@ func TestReplayOtherCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy, err := loadPolicy("", remediate.DefaultRegistry())
+	policy, err := loadPolicy("", builtin.Registry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/profile"
 )
 
 func readManifest(t *testing.T, name string, into any) {
@@ -151,7 +151,7 @@ func TestServeDeployment(t *testing.T) {
 	case profiles.EmptyDir.SizeLimit == nil:
 		t.Errorf("the profile emptyDir has no sizeLimit")
 	default:
-		need := f.profiles.maxBytes + int64(f.profiles.maxFetches)*remediate.DefaultProfileFetchBytes
+		need := f.profiles.maxBytes + int64(f.profiles.maxFetches)*profile.DefaultProfileFetchBytes
 		if got := profiles.EmptyDir.SizeLimit.Value(); got < need {
 			t.Errorf("profile emptyDir sizeLimit %d bytes, want at least --profile-max-bytes + fetches × 16 MiB = %d", got, need)
 		}

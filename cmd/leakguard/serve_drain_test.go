@@ -16,7 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
+	"github.com/leakguard/leakguard/remediate/node"
 	"github.com/leakguard/leakguard/server"
 )
 
@@ -25,18 +26,18 @@ import (
 // waiting drain.
 func TestServeReadyzShowsAWaitingDrain(t *testing.T) {
 	now := time.Now()
-	rec, err := json.Marshal(map[string]any{"alert": "NodeCgroupLeak", "state": remediate.DrainRunning, "started": now.Add(-5 * time.Minute),
+	rec, err := json.Marshal(map[string]any{"alert": "NodeCgroupLeak", "state": node.DrainRunning, "started": now.Add(-5 * time.Minute),
 		"deadline": now.Add(5 * time.Minute), "heartbeat": now.Add(-3 * time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Annotations: map[string]string{remediate.AnnotationDrain: string(rec)}},
+	cs := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Annotations: map[string]string{node.AnnotationDrain: string(rec)}},
 		Spec: corev1.NodeSpec{Unschedulable: true}})
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	reg := remediate.DefaultRegistry()
+	reg := builtin.Registry()
 	policy, err := loadPolicy("", reg)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +64,7 @@ func TestServeReadyzShowsAWaitingDrain(t *testing.T) {
 	if code, checks := readyz(); code != http.StatusOK || checks["drains"] != "ok" {
 		t.Fatalf("before: /readyz = %d %v, want 200 with drains ok", code, checks)
 	}
-	if resumed, reported, err := e.ResumeDrains(context.Background()); err != nil || resumed+reported != 0 {
+	if resumed, reported, err := e.Resume(context.Background()); err != nil || resumed+reported != 0 {
 		t.Fatalf("ResumeDrains = %d, %d, %v; want nothing resumed or reported", resumed, reported, err)
 	}
 	for _, a := range cs.Actions() {

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/annotate"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/server"
 )
@@ -214,8 +215,8 @@ receivers:
 			return false, err
 		}
 		reasons := eventReasons(t, cs)
-		return d.Annotations[remediate.AnnotationFinding] == rules.AlertContainerMemoryLeak &&
-			n.Annotations[remediate.AnnotationFinding] == rules.AlertNodeOrphanCgroups &&
+		return d.Annotations[annotate.AnnotationFinding] == rules.AlertContainerMemoryLeak &&
+			n.Annotations[annotate.AnnotationFinding] == rules.AlertNodeOrphanCgroups &&
 			reasons["Deployment/web/"+remediate.EventReasonActed] == 1 &&
 			reasons["Node/n1/"+remediate.EventReasonActed] == 1, nil
 	})
@@ -226,10 +227,10 @@ receivers:
 	}
 	d, _ := cs.AppsV1().Deployments("shop").Get(ctx, "web", metav1.GetOptions{})
 	for key, want := range map[string]string{
-		remediate.AnnotationValue:      "5.0 MiB/h > 1.0 MiB/h",
-		remediate.AnnotationRunbookURL: rules.DefaultRunbookBaseURL + "ContainerMemoryLeak.md",
-		remediate.AnnotationSince:      startsAt,
-		remediate.AnnotationSubject:    "pod shop/web-7d9-abcde, container app",
+		annotate.AnnotationValue:      "5.0 MiB/h > 1.0 MiB/h",
+		annotate.AnnotationRunbookURL: rules.DefaultRunbookBaseURL + "ContainerMemoryLeak.md",
+		annotate.AnnotationSince:      startsAt,
+		annotate.AnnotationSubject:    "pod shop/web-7d9-abcde, container app",
 	} {
 		if got := d.Annotations[key]; got != want {
 			t.Errorf("Deployment annotation %s = %q, want %q", key, got, want)

@@ -12,7 +12,7 @@ import (
 
 	"k8s.io/client-go/kubernetes/fake"
 
-	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 	"github.com/leakguard/leakguard/server"
 )
 
@@ -32,7 +32,7 @@ func TestServeProfiles(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("tok\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	reg := remediate.DefaultRegistry()
+	reg := builtin.Registry()
 	policy, err := loadPolicy("", reg)
 	if err != nil {
 		t.Fatal(err)

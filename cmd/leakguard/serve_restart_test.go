@@ -17,6 +17,8 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
+	"github.com/leakguard/leakguard/remediate/restart"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/server"
 )
@@ -40,7 +42,7 @@ func TestServePDBRefusalAnswered200(t *testing.T) {
 		evictions++
 		return true, nil, apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 10)
 	})
-	reg := remediate.DefaultRegistry()
+	reg := builtin.Registry()
 	policy, err := remediate.ParsePolicy([]byte("alerts:\n  ContainerMemoryLeak:\n    target: workload\n    check: {name: working-set-slope}\n    remediators: [{name: restart, enabled: true, args: {evictUnreplicated: true}}]\n"), reg)
 	if err != nil {
 		t.Fatal(err)
@@ -72,8 +74,8 @@ func TestServePDBRefusalAnswered200(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.Decisions) != 1 || resp.Decisions[0].Decision != remediate.DecisionHeld || resp.Decisions[0].Reason != remediate.ReasonPDB {
-		t.Errorf("decisions = %+v, want held %s", resp.Decisions, remediate.ReasonPDB)
+	if len(resp.Decisions) != 1 || resp.Decisions[0].Decision != remediate.DecisionHeld || resp.Decisions[0].Reason != restart.ReasonPDB {
+		t.Errorf("decisions = %+v, want held %s", resp.Decisions, restart.ReasonPDB)
 	}
 	if evictions != 1 {
 		t.Errorf("evictions = %d, want 1", evictions)

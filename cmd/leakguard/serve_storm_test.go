@@ -23,6 +23,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 	"github.com/leakguard/leakguard/server"
 	"github.com/leakguard/leakguard/test/stormfixture"
 )
@@ -90,7 +91,7 @@ func TestServeStorm(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	reg := remediate.DefaultRegistry()
+	reg := builtin.Registry()
 	policy, err := remediate.DefaultPolicy(reg)
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +264,7 @@ func TestServeStormQueued(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	start := func(t *testing.T, wait time.Duration) (*httptest.Server, *gateQuerier) {
 		t.Helper()
-		reg := remediate.DefaultRegistry()
+		reg := builtin.Registry()
 		policy, err := remediate.DefaultPolicy(reg)
 		if err != nil {
 			t.Fatal(err)

@@ -31,6 +31,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/annotate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/server"
 
@@ -91,7 +93,7 @@ func newServeHandler(t testing.TB, client *fake.Clientset, q remediate.Querier, 
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	reg := remediate.DefaultRegistry()
+	reg := builtin.Registry()
 	policy, err := loadPolicy("", reg)
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +213,7 @@ func TestServeStatusCodes(t *testing.T) {
 				}
 			}
 			d, _ := cs.AppsV1().Deployments("shop").Get(context.Background(), "web", metav1.GetOptions{})
-			if got := d.Annotations[remediate.AnnotationFinding] != ""; got != tc.annotated {
+			if got := d.Annotations[annotate.AnnotationFinding] != ""; got != tc.annotated {
 				t.Errorf("Deployment annotated = %v, want %v (annotations %v)", got, tc.annotated, d.Annotations)
 			}
 		})
@@ -285,7 +287,7 @@ func TestServeFlags(t *testing.T) {
 	if err := runServe(context.Background(), []string{"--print-default-policy"}, &out, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := remediate.ParsePolicy(out.Bytes(), remediate.DefaultRegistry()); err != nil {
+	if _, err := remediate.ParsePolicy(out.Bytes(), builtin.Registry()); err != nil {
 		t.Errorf("printed default policy does not parse: %v", err)
 	}
 }
@@ -327,7 +329,7 @@ func TestReplayPayload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy, err := loadPolicy("", remediate.DefaultRegistry())
+	policy, err := loadPolicy("", builtin.Registry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/leakguard/leakguard/remediate"
+	nodeplugin "github.com/leakguard/leakguard/remediate/node"
 )
 
 // twoEngines builds two engines, as two replicas of serve, that act
@@ -272,16 +273,16 @@ func TestHeldCordonGivesBudgetBack(t *testing.T) {
 		t.Fatalf("the first cordon: %+v, want acted", d)
 	}
 	d := decide("NodeOrphanCgroups", pool+"-1")
-	if outcome(d, "annotate").Result != resultActed || outcome(d, "cordon").Result != resultHeld || !strings.HasPrefix(outcome(d, "cordon").Detail, remediate.ReasonMaxUnschedulable+":") {
-		t.Fatalf("the second node: %+v, want annotate acted and cordon held by %s", d, remediate.ReasonMaxUnschedulable)
+	if outcome(d, "annotate").Result != resultActed || outcome(d, "cordon").Result != resultHeld || !strings.HasPrefix(outcome(d, "cordon").Detail, nodeplugin.ReasonMaxUnschedulable+":") {
+		t.Fatalf("the second node: %+v, want annotate acted and cordon held by %s", d, nodeplugin.ReasonMaxUnschedulable)
 	}
 	rate, dis := budgetState(ctx, t, ns)
 	if int(rate.Tokens) != 98 || len(dis["node:*"]) != 1 {
 		t.Errorf("after a cordon held next to annotate: %g tokens, %d node actions (%v); want 98 (both alerts acted) and 1 (the held cordon's given back)", rate.Tokens, len(dis["node:*"]), dis)
 	}
 	d = decide("NodeCgroupLeak", pool+"-2")
-	if d.Decision != decisionHeld || d.Reason != remediate.ReasonMaxUnschedulable {
-		t.Fatalf("cordon alone: %+v, want held %s", short(d), remediate.ReasonMaxUnschedulable)
+	if d.Decision != decisionHeld || d.Reason != nodeplugin.ReasonMaxUnschedulable {
+		t.Fatalf("cordon alone: %+v, want held %s", short(d), nodeplugin.ReasonMaxUnschedulable)
 	}
 	rate, dis = budgetState(ctx, t, ns)
 	if int(rate.Tokens) != 98 || len(dis["node:*"]) != 1 {

@@ -16,13 +16,15 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
+	nodeplugin "github.com/leakguard/leakguard/remediate/node"
 )
 
 // newEngineWithPolicy builds an engine with policy that acts through c and
 // keeps its Leases in namespace.
 func newEngineWithPolicy(t *testing.T, c kubernetes.Interface, policy, namespace string, o func(*remediate.Options)) *remediate.Engine {
 	t.Helper()
-	p, err := remediate.ParsePolicy([]byte(policy), remediate.DefaultRegistry())
+	p, err := remediate.ParsePolicy([]byte(policy), builtin.Registry())
 	if err != nil {
 		t.Fatalf("ParsePolicy: %v", err)
 	}
@@ -50,7 +52,7 @@ func unschedulableNodes(ctx context.Context, t *testing.T) int {
 		down := node.Spec.Unschedulable
 		for _, taint := range node.Spec.Taints {
 			switch taint.Key {
-			case corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable, corev1.TaintNodeUnschedulable, remediate.TaintCgroupLeak:
+			case corev1.TaintNodeNotReady, corev1.TaintNodeUnreachable, corev1.TaintNodeUnschedulable, nodeplugin.TaintCgroupLeak:
 				down = true
 			}
 		}
@@ -152,10 +154,10 @@ func TestCordonRaceForTheLastSlot(t *testing.T) {
 			switch {
 			case ds[i].Decision == remediate.DecisionActed:
 				acted++
-			case ds[i].Decision == remediate.DecisionHeld && ds[i].Reason == remediate.ReasonMaxUnschedulable:
+			case ds[i].Decision == remediate.DecisionHeld && ds[i].Reason == nodeplugin.ReasonMaxUnschedulable:
 				held++
 			default:
-				t.Errorf("round %d engine %d: %s %s %s, want acted or held by %s", round, i, ds[i].Decision, ds[i].Reason, ds[i].Message, remediate.ReasonMaxUnschedulable)
+				t.Errorf("round %d engine %d: %s %s %s, want acted or held by %s", round, i, ds[i].Decision, ds[i].Reason, ds[i].Message, nodeplugin.ReasonMaxUnschedulable)
 			}
 		}
 		cordoned := 0
@@ -166,7 +168,7 @@ func TestCordonRaceForTheLastSlot(t *testing.T) {
 			}
 			if node.Spec.Unschedulable {
 				cordoned++
-				if !strings.Contains(node.Annotations[remediate.AnnotationCordonedBy], "NodeOrphanCgroups") {
+				if !strings.Contains(node.Annotations[nodeplugin.AnnotationCordonedBy], "NodeOrphanCgroups") {
 					t.Errorf("%s cordoned without leakguard's mark: %v", n, node.Annotations)
 				}
 			}
@@ -319,7 +321,7 @@ func TestUncordonOnResolveOnlyLeakguardsOwn(t *testing.T) {
 	if d := decide(own, "resolved"); d.Decision != remediate.DecisionActed || unschedulable(own) {
 		t.Errorf("resolved on leakguard's own cordon: %s %s %s, unschedulable %v; want uncordoned", d.Decision, d.Reason, d.Message, unschedulable(own))
 	}
-	if d := decide(touched, "resolved"); d.Decision != remediate.DecisionHeld || d.Reason != remediate.ReasonNotOurs || !unschedulable(touched) {
-		t.Errorf("resolved on a node a person cordoned again: %s %s %s, unschedulable %v; want held by %s and still cordoned", d.Decision, d.Reason, d.Message, unschedulable(touched), remediate.ReasonNotOurs)
+	if d := decide(touched, "resolved"); d.Decision != remediate.DecisionHeld || d.Reason != nodeplugin.ReasonNotOurs || !unschedulable(touched) {
+		t.Errorf("resolved on a node a person cordoned again: %s %s %s, unschedulable %v; want held by %s and still cordoned", d.Decision, d.Reason, d.Message, unschedulable(touched), nodeplugin.ReasonNotOurs)
 	}
 }

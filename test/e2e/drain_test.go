@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/leakguard/leakguard/remediate"
+	nodeplugin "github.com/leakguard/leakguard/remediate/node"
 )
 
 const drainE2EPolicy = `
@@ -155,7 +156,7 @@ func TestDrainHonoursARealPDB(t *testing.T) {
 	if !n.Spec.Unschedulable {
 		t.Errorf("the node is not cordoned")
 	}
-	state := n.Annotations[remediate.AnnotationDrain]
+	state := n.Annotations[nodeplugin.AnnotationDrain]
 	for _, want := range []string{`"state":"incomplete"`, `"left":1`, `"evicted":1`, "(disruption budget)", "agent-x (DaemonSet)"} {
 		if !strings.Contains(state, want) {
 			t.Errorf("drain state %s lacks %s", state, want)
@@ -190,8 +191,8 @@ func TestDrainHonoursARealPDB(t *testing.T) {
 	}
 	evs := events(ctx, t, admin, metav1.NamespaceDefault, nodeName)
 	r := reasons(evs)
-	if r[remediate.EventReasonDrainIncomplete] != 1 || r[remediate.EventReasonDrainProgress] == 0 || r[remediate.EventReasonActed] != 1 {
-		t.Errorf("events on the node by reason %v, want one %s, some %s, one %s", r, remediate.EventReasonDrainIncomplete, remediate.EventReasonDrainProgress, remediate.EventReasonActed)
+	if r[nodeplugin.EventReasonDrainIncomplete] != 1 || r[nodeplugin.EventReasonDrainProgress] == 0 || r[remediate.EventReasonActed] != 1 {
+		t.Errorf("events on the node by reason %v, want one %s, some %s, one %s", r, nodeplugin.EventReasonDrainIncomplete, nodeplugin.EventReasonDrainProgress, remediate.EventReasonActed)
 	}
 }
 
@@ -211,12 +212,12 @@ func newDrainSpot(ctx context.Context, t *testing.T, deadline time.Time) drainSp
 	t.Helper()
 	w := newWorld(t)
 	now := time.Now()
-	rec, err := json.Marshal(map[string]any{"alert": "NodeCgroupLeak", "state": remediate.DrainRunning, "owner": "stopped-replica",
+	rec, err := json.Marshal(map[string]any{"alert": "NodeCgroupLeak", "state": nodeplugin.DrainRunning, "owner": "stopped-replica",
 		"started": now.Add(-5 * time.Minute), "deadline": deadline, "heartbeat": now.Add(-3 * time.Minute), "evicted": 0, "left": 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{remediate.AnnotationDrain: string(rec)}},
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{nodeplugin.AnnotationDrain: string(rec)}},
 		"spec": map[string]any{"unschedulable": true}})
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +231,7 @@ func newDrainSpot(ctx context.Context, t *testing.T, deadline time.Time) drainSp
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, remediate.AnnotationDrain)
+		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, nodeplugin.AnnotationDrain)
 		if _, err := needLab(t).Admin.CoreV1().Nodes().Patch(ctx, w.Node, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 			t.Errorf("remove the drain record from %s: %v", w.Node, err)
 		}
@@ -300,8 +301,8 @@ func (s drainSpot) record(ctx context.Context, t *testing.T) map[string]any {
 		t.Fatal(err)
 	}
 	var rec map[string]any
-	if err := json.Unmarshal([]byte(n.Annotations[remediate.AnnotationDrain]), &rec); err != nil {
-		t.Fatalf("drain record %q: %v", n.Annotations[remediate.AnnotationDrain], err)
+	if err := json.Unmarshal([]byte(n.Annotations[nodeplugin.AnnotationDrain]), &rec); err != nil {
+		t.Fatalf("drain record %q: %v", n.Annotations[nodeplugin.AnnotationDrain], err)
 	}
 	return rec
 }
@@ -363,7 +364,7 @@ func TestDrainSkipsUnreplicatedEmptyDirAndOptedOutOwners(t *testing.T) {
 	e := newEngineWithPolicy(t, leakguardClient(t), fmt.Sprintf(drainE2EPolicy, 1000), budgetNamespace(t), func(o *remediate.Options) {
 		o.Background = func(f func()) { bg = append(bg, f) }
 	})
-	resumed, reported, err := e.ResumeDrains(ctx)
+	resumed, reported, err := e.Resume(ctx)
 	if err != nil || resumed != 1 || reported != 0 {
 		t.Fatalf("ResumeDrains = %d, %d, %v; want the drain resumed", resumed, reported, err)
 	}
@@ -380,7 +381,7 @@ func TestDrainSkipsUnreplicatedEmptyDirAndOptedOutOwners(t *testing.T) {
 		t.Errorf("the Deployment's pod %s was not evicted", s.w.Pod)
 	}
 	rec := s.record(ctx, t)
-	if rec["state"] != remediate.DrainDone {
+	if rec["state"] != nodeplugin.DrainDone {
 		t.Errorf("record %v, want done", rec)
 	}
 	ns := s.w.Namespace
@@ -388,12 +389,12 @@ func TestDrainSkipsUnreplicatedEmptyDirAndOptedOutOwners(t *testing.T) {
 	skipped := fmt.Sprint(rec["skipped"])
 	var done []corev1.Event
 	for _, ev := range events(ctx, t, admin, metav1.NamespaceDefault, s.node) {
-		if ev.Reason == remediate.EventReasonDrainDone {
+		if ev.Reason == nodeplugin.EventReasonDrainDone {
 			done = append(done, ev)
 		}
 	}
 	if len(done) != 1 {
-		t.Fatalf("%d %s Events, want 1", len(done), remediate.EventReasonDrainDone)
+		t.Fatalf("%d %s Events, want 1", len(done), nodeplugin.EventReasonDrainDone)
 	}
 	for _, w := range want {
 		if !strings.Contains(skipped, w) {
@@ -450,7 +451,7 @@ func TestDrainWaitsWhilePausedOrDryRun(t *testing.T) {
 					o.DryRun = tc.dryRun
 					o.Background = func(f func()) { bg = append(bg, f) }
 				})
-				resumed, reported, err := e.ResumeDrains(ctx)
+				resumed, reported, err := e.Resume(ctx)
 				if err != nil || resumed != 0 || reported != 0 || len(bg) != 0 {
 					t.Fatalf("ResumeDrains = %d, %d, %v, %d started; want nothing resumed or reported", resumed, reported, err, len(bg))
 				}
@@ -470,7 +471,7 @@ func TestDrainWaitsWhilePausedOrDryRun(t *testing.T) {
 					return
 				}
 				setPause(nil)
-				resumed, reported, err = e.ResumeDrains(ctx)
+				resumed, reported, err = e.Resume(ctx)
 				switch {
 				case err != nil:
 					t.Fatal(err)
@@ -513,7 +514,7 @@ func TestDrainStopsWhenUncordoned(t *testing.T) {
 	e := newEngineWithPolicy(t, leakguardClient(t), strings.Replace(fmt.Sprintf(drainE2EPolicy, 1000), "timeout: 30s", "timeout: 10m", 1), budgetNamespace(t), func(o *remediate.Options) {
 		o.Background = func(f func()) { bg = append(bg, f) }
 	})
-	if resumed, _, err := e.ResumeDrains(ctx); err != nil || resumed != 1 {
+	if resumed, _, err := e.Resume(ctx); err != nil || resumed != 1 {
 		t.Fatalf("ResumeDrains = %d, %v; want the drain resumed", resumed, err)
 	}
 	done := make(chan struct{})
@@ -535,11 +536,11 @@ func TestDrainStopsWhenUncordoned(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the drain did not stop within 60 s of the uncordon")
 	}
-	if rec := s.record(ctx, t); rec["state"] != remediate.DrainStopped || !strings.Contains(fmt.Sprint(rec["why"]), "schedulable again") {
+	if rec := s.record(ctx, t); rec["state"] != nodeplugin.DrainStopped || !strings.Contains(fmt.Sprint(rec["why"]), "schedulable again") {
 		t.Errorf("record %v, want stopped, the node schedulable again", rec)
 	}
-	if ev := s.drainEvents(ctx, t); ev[remediate.EventReasonDrainStopped] != 1 || ev[remediate.EventReasonDrainIncomplete] != 0 {
-		t.Errorf("drain Events %v, want one %s", ev, remediate.EventReasonDrainStopped)
+	if ev := s.drainEvents(ctx, t); ev[nodeplugin.EventReasonDrainStopped] != 1 || ev[nodeplugin.EventReasonDrainIncomplete] != 0 {
+		t.Errorf("drain Events %v, want one %s", ev, nodeplugin.EventReasonDrainStopped)
 	}
 	if p, err := admin.CoreV1().Pods(s.w.Namespace).Get(ctx, "db-0", metav1.GetOptions{}); err != nil || p.DeletionTimestamp != nil {
 		t.Errorf("db-0: %v, deleting %v; want it there", err, p.GetDeletionTimestamp())
@@ -572,7 +573,7 @@ func TestDrainTwoReplicasOneDrains(t *testing.T) {
 	var errs [2]error
 	for i, e := range engines {
 		wg.Add(1)
-		go func() { defer wg.Done(); resumed[i], _, errs[i] = e.ResumeDrains(ctx) }()
+		go func() { defer wg.Done(); resumed[i], _, errs[i] = e.Resume(ctx) }()
 	}
 	wg.Wait()
 	if errs[0] != nil || errs[1] != nil || resumed[0]+resumed[1] != 1 || len(bg) != 1 {
@@ -590,7 +591,7 @@ func TestDrainTwoReplicasOneDrains(t *testing.T) {
 			t.Errorf("replica %d (resumed %d) sent %d evictions, want %d", i, resumed[i], evictions, want)
 		}
 	}
-	if rec := s.record(ctx, t); rec["state"] != remediate.DrainDone || rec["evicted"] != float64(2) {
+	if rec := s.record(ctx, t); rec["state"] != nodeplugin.DrainDone || rec["evicted"] != float64(2) {
 		t.Errorf("record %v, want done, 2 evicted", rec)
 	}
 }
@@ -631,7 +632,7 @@ func TestDrainTakenOverMidDrainStops(t *testing.T) {
 		o.Background = func(f func()) { bgB = append(bgB, f) }
 		o.Now = func() time.Time { return time.Now().Add(3 * time.Minute) }
 	})
-	if resumed, _, err := a.ResumeDrains(ctx); err != nil || resumed != 1 {
+	if resumed, _, err := a.Resume(ctx); err != nil || resumed != 1 {
 		t.Fatalf("A: ResumeDrains = %d, %v; want the drain resumed", resumed, err)
 	}
 	done := make(chan struct{})
@@ -647,7 +648,7 @@ func TestDrainTakenOverMidDrainStops(t *testing.T) {
 	// B's take-over is refused (Conflict) when A writes the record
 	// between B's read and B's write: B then leaves it, and tries again.
 	for attempt := 1; ; attempt++ {
-		resumed, _, err := b.ResumeDrains(ctx)
+		resumed, _, err := b.Resume(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/annotate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 )
 
 // testPolicy acts on each kind of target the default policy names: a
@@ -66,7 +68,7 @@ const (
 	eventHeld   = remediate.EventReasonHeld
 	eventDryRun = remediate.EventReasonDryRun
 
-	annotationFinding = remediate.AnnotationFinding
+	annotationFinding = annotate.AnnotationFinding
 	annotationIgnore  = remediate.AnnotationIgnore
 )
 
@@ -95,7 +97,7 @@ type engineOptions struct {
 // newEngine builds an engine with testPolicy that acts through c.
 func newEngine(t *testing.T, c kubernetes.Interface, o engineOptions) *engine {
 	t.Helper()
-	p, err := remediate.ParsePolicy([]byte(testPolicy), remediate.DefaultRegistry())
+	p, err := remediate.ParsePolicy([]byte(testPolicy), builtin.Registry())
 	if err != nil {
 		t.Fatalf("ParsePolicy: %v", err)
 	}

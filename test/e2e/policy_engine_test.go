@@ -15,6 +15,8 @@ import (
 	"k8s.io/client-go/metadata"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
+	"github.com/leakguard/leakguard/remediate/restart"
 )
 
 // restartPolicy restarts the workload of a confirmed leak. The budgets
@@ -38,10 +40,10 @@ alerts:
 const (
 	decisionError = remediate.DecisionError
 
-	reasonNotReady          = remediate.ReasonNotReady
-	reasonRolloutInProgress = remediate.ReasonRolloutInProgress
-	reasonJob               = remediate.ReasonJob
-	reasonPDB               = remediate.ReasonPDB
+	reasonNotReady          = restart.ReasonNotReady
+	reasonRolloutInProgress = restart.ReasonRolloutInProgress
+	reasonJob               = restart.ReasonJob
+	reasonPDB               = restart.ReasonPDB
 	reasonRecurrence        = remediate.ReasonRecurrence
 	reasonPaused            = remediate.ReasonPaused
 	reasonRateLimited       = remediate.ReasonRateLimited
@@ -52,9 +54,9 @@ const (
 	resultActed = remediate.ResultActed
 	resultHeld  = remediate.ResultHeld
 
-	annotationRestartedAt    = remediate.AnnotationRestartedAt
-	annotationRestartHistory = remediate.AnnotationRestartHistory
-	annotationRecurring      = remediate.AnnotationRecurring
+	annotationRestartedAt    = restart.AnnotationRestartedAt
+	annotationRestartHistory = restart.AnnotationRestartHistory
+	annotationRecurring      = restart.AnnotationRecurring
 	annotationPause          = remediate.AnnotationPause
 	budgetLease              = remediate.BudgetLeaseName
 )
@@ -86,7 +88,7 @@ type policyOptions struct {
 // the checks answered by a Prometheus stand-in that confirms.
 func newPolicyEngine(t *testing.T, c kubernetes.Interface, policy string, o policyOptions) *policyEngine {
 	t.Helper()
-	p, err := remediate.ParsePolicy([]byte(policy), remediate.DefaultRegistry())
+	p, err := remediate.ParsePolicy([]byte(policy), builtin.Registry())
 	if err != nil {
 		t.Fatalf("ParsePolicy: %v", err)
 	}

@@ -21,6 +21,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
+	"github.com/leakguard/leakguard/remediate/profile"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
 
@@ -55,7 +57,7 @@ func profiledPodServing(ctx context.Context, t *testing.T, ns, name, ip string, 
 	admin := l.Admin
 	must(t, "create pod "+name, func() error {
 		p, err := admin.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{remediate.AnnotationPprofPort: fmt.Sprint(port)}},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{profile.AnnotationPprofPort: fmt.Sprint(port)}},
 			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "registry.invalid/app:1"}}},
 		}, metav1.CreateOptions{})
 		if err != nil {
@@ -93,11 +95,11 @@ func TestProfileThroughRealPodsProxy(t *testing.T) {
 	ctx := testContext(t)
 	w := newWorld(t)
 	dir := t.TempDir()
-	store, err := remediate.NewProfileStore(dir, 0, 0)
+	store, err := profile.NewStore(dir, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEngineWithPolicy(t, leakguardClient(t), profilePodPolicy, budgetNamespace(t), func(o *remediate.Options) { o.Profiles = store })
+	e := newProfilingEngine(t, leakguardClient(t), profilePodPolicy, budgetNamespace(t), profile.Deps{Store: store})
 	decide := func(pod string) remediate.Decision {
 		d, err := e.DecideOne(ctx, alert("ContainerMemoryLeak", map[string]string{"namespace": w.Namespace, "pod": pod, "container": "app"}))
 		if err != nil {
@@ -109,8 +111,8 @@ func TestProfileThroughRealPodsProxy(t *testing.T) {
 	t.Run("loopback pod IP refused by the API server", func(t *testing.T) {
 		profiledPod(ctx, t, w.Namespace, "loopback", "127.0.0.1", 6060, false)
 		d := decide("loopback")
-		if d.Decision != remediate.DecisionHeld || d.Reason != remediate.ReasonProfileFailed {
-			t.Fatalf("decision %s %s %s, want held by %s", d.Decision, d.Reason, d.Message, remediate.ReasonProfileFailed)
+		if d.Decision != remediate.DecisionHeld || d.Reason != profile.ReasonProfileFailed {
+			t.Fatalf("decision %s %s %s, want held by %s", d.Decision, d.Reason, d.Message, profile.ReasonProfileFailed)
 		}
 		t.Logf("loopback: %s", d.Message)
 		if !strings.Contains(d.Message, "address not allowed") {
@@ -147,8 +149,8 @@ func TestProfileThroughRealPodsProxy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ann := p.Annotations[remediate.AnnotationProfile]; !strings.Contains(ann, "heap") {
-			t.Errorf("annotation %s = %q, want the files named", remediate.AnnotationProfile, ann)
+		if ann := p.Annotations[profile.AnnotationProfile]; !strings.Contains(ann, "heap") {
+			t.Errorf("annotation %s = %q, want the files named", profile.AnnotationProfile, ann)
 		}
 	})
 
@@ -157,12 +159,12 @@ func TestProfileThroughRealPodsProxy(t *testing.T) {
 	// file either) and the pod is not annotated.
 	t.Run("over maxBytes", func(t *testing.T) {
 		dir := t.TempDir()
-		small, err := remediate.NewProfileStore(dir, 0, 0)
+		small, err := profile.NewStore(dir, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := newEngineWithPolicy(t, leakguardClient(t), strings.Replace(profilePodPolicy, "maxBytes: 8388608", "maxBytes: 64", 1), budgetNamespace(t),
-			func(o *remediate.Options) { o.Profiles = small })
+		e := newProfilingEngine(t, leakguardClient(t), strings.Replace(profilePodPolicy, "maxBytes: 8388608", "maxBytes: 64", 1), budgetNamespace(t),
+			profile.Deps{Store: small})
 		profiledPod(ctx, t, w.Namespace, "big", "", 6060, true)
 		pods := needLab(t).Admin.CoreV1().Pods(w.Namespace)
 		before, err := pods.Get(ctx, "big", metav1.GetOptions{})
@@ -173,8 +175,8 @@ func TestProfileThroughRealPodsProxy(t *testing.T) {
 		if err != nil {
 			t.Fatalf("DecideOne: %v", err)
 		}
-		if d.Decision != remediate.DecisionHeld || d.Reason != remediate.ReasonProfileTooLarge {
-			t.Fatalf("decision %s %s %s, want held by %s", d.Decision, d.Reason, d.Message, remediate.ReasonProfileTooLarge)
+		if d.Decision != remediate.DecisionHeld || d.Reason != profile.ReasonProfileTooLarge {
+			t.Fatalf("decision %s %s %s, want held by %s", d.Decision, d.Reason, d.Message, profile.ReasonProfileTooLarge)
 		}
 		entries, err := os.ReadDir(dir)
 		if err != nil {
@@ -197,13 +199,13 @@ func TestProfileThroughRealPodsProxy(t *testing.T) {
 	// Two deliveries' profiles with one fetch slot: the second waits in
 	// the store, not at the pod, until the first is done; both are kept.
 	t.Run("one fetch slot", func(t *testing.T) {
-		one, err := remediate.NewProfileStore(t.TempDir(), 0, 0)
+		one, err := profile.NewStore(t.TempDir(), 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		one.MaxFetches = 1
-		e := newEngineWithPolicy(t, leakguardClient(t), strings.Replace(profilePodPolicy, "timeout: 5s", "timeout: 60s, profiles: [heap]", 1), budgetNamespace(t),
-			func(o *remediate.Options) { o.Profiles = one })
+		e := newProfilingEngine(t, leakguardClient(t), strings.Replace(profilePodPolicy, "timeout: 5s", "timeout: 60s, profiles: [heap]", 1), budgetNamespace(t),
+			profile.Deps{Store: one})
 		var inFlight, most atomic.Int64
 		entered, release := make(chan struct{}, 4), make(chan struct{})
 		held := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
@@ -310,13 +312,11 @@ func TestProfileRealAPIServer(t *testing.T) {
 	t.Run("profiling disabled", func(t *testing.T) {
 		node := fmt.Sprintf("cp-off-%d", worldSeq.Add(1))
 		apiserverNode(ctx, t, l.Admin, node)
-		store, _ := remediate.NewProfileStore(t.TempDir(), 0, 0)
-		e := newEngineWithPolicy(t, leakguardClient(t), fmt.Sprintf(profileAPIServerPolicy, labPort(t, l)), budgetNamespace(t), func(o *remediate.Options) {
-			o.Profiles, o.Config = store, leakguardConfig
-		})
+		store, _ := profile.NewStore(t.TempDir(), 0, 0)
+		e := newProfilingEngine(t, leakguardClient(t), fmt.Sprintf(profileAPIServerPolicy, labPort(t, l)), budgetNamespace(t), profile.Deps{Store: store, Config: leakguardConfig})
 		d, err := e.DecideOne(ctx, alert("KubeAPIServerMemoryHigh", apiserverAlert(node)))
-		if err != nil || d.Decision != remediate.DecisionHeld || d.Reason != remediate.ReasonProfilingDisabled {
-			t.Fatalf("decision %s %s %s (%v), want held by %s", d.Decision, d.Reason, d.Message, err, remediate.ReasonProfilingDisabled)
+		if err != nil || d.Decision != remediate.DecisionHeld || d.Reason != profile.ReasonProfilingDisabled {
+			t.Fatalf("decision %s %s %s (%v), want held by %s", d.Decision, d.Reason, d.Message, err, profile.ReasonProfilingDisabled)
 		}
 	})
 
@@ -339,10 +339,8 @@ func TestProfileRealAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 		apiserverNode(sctx, t, own.Admin, "cp-1")
-		store, _ := remediate.NewProfileStore(t.TempDir(), 0, 0)
-		e := newEngineWithPolicy(t, c, fmt.Sprintf(profileAPIServerPolicy, labPort(t, own)), ns, func(o *remediate.Options) {
-			o.Profiles, o.Config = store, rest.CopyConfig(cfg)
-		})
+		store, _ := profile.NewStore(t.TempDir(), 0, 0)
+		e := newProfilingEngine(t, c, fmt.Sprintf(profileAPIServerPolicy, labPort(t, own)), ns, profile.Deps{Store: store, Config: rest.CopyConfig(cfg)})
 		fetch := time.Now()
 		d, err := e.DecideOne(sctx, alert("KubeAPIServerMemoryHigh", apiserverAlert("cp-1")))
 		if err != nil || d.Decision != remediate.DecisionActed {
@@ -355,4 +353,20 @@ func TestProfileRealAPIServer(t *testing.T) {
 		}
 		t.Logf("%s: %d bytes", files[0].Name, files[0].Size)
 	})
+}
+
+// newProfilingEngine is newEngineWithPolicy with the profile remediator
+// built with deps (its store and client configuration), as serve builds
+// it.
+func newProfilingEngine(t *testing.T, c kubernetes.Interface, policy, namespace string, deps profile.Deps) *remediate.Engine {
+	t.Helper()
+	p, err := remediate.ParsePolicy([]byte(policy), builtin.New(builtin.Deps{Profile: deps}))
+	if err != nil {
+		t.Fatalf("ParsePolicy: %v", err)
+	}
+	e, err := remediate.NewEngine(remediate.Options{Client: c, Querier: &answerQuerier{value: confirmingValue}, Policy: p, Namespace: namespace, QueryTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("NewEngine: %v", err)
+	}
+	return e
 }

@@ -14,14 +14,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/restart"
 )
 
 // The reasons of restart's guards on the rollout and on pods that
 // nothing it rolls would replace.
 const (
-	reasonNoReadyReplica  = remediate.ReasonNoReadyReplica
-	reasonPartition       = remediate.ReasonPartition
-	reasonNoController    = remediate.ReasonNoController
+	reasonNoReadyReplica  = restart.ReasonNoReadyReplica
+	reasonPartition       = restart.ReasonPartition
+	reasonNoController    = restart.ReasonNoController
 	reasonUnsupportedKind = remediate.ReasonUnsupportedKind
 )
 

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/leakguard/leakguard/remediate"
+	nodeplugin "github.com/leakguard/leakguard/remediate/node"
 )
 
 // undoQuerier is a fake Prometheus whose answer a test switches: a value,
@@ -139,7 +140,7 @@ func TestUndoOnResolveAsksPrometheusAndLeavesOthersCordons(t *testing.T) {
 	// that write no ownership of the field.
 	patch(l.Admin, name("beforehand"), "kubectl-cordon", types.StrategicMergePatchType, `{"spec":{"unschedulable":true}}`)
 	mark, _ := json.Marshal(map[string]any{"alert": "NodeOrphanCgroups", "at": time.Now().UTC().Truncate(time.Second)})
-	noop, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{remediate.AnnotationCordonedBy: string(mark)}}, "spec": map[string]any{"unschedulable": true}})
+	noop, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{nodeplugin.AnnotationCordonedBy: string(mark)}}, "spec": map[string]any{"unschedulable": true}})
 	patch(leakguardClient(t), name("beforehand"), "leakguard", types.MergePatchType, string(noop))
 	if got := unschedulableOwners(t, get(name("beforehand"))); len(got) != 1 || got[0] != "kubectl-cordon/Update" {
 		t.Fatalf("spec.unschedulable after a no-op write by leakguard owned by %v, want only kubectl-cordon/Update", got)
@@ -162,8 +163,8 @@ func TestUndoOnResolveAsksPrometheusAndLeavesOthersCordons(t *testing.T) {
 	// leakguard's drain of "draining" runs (its record as the drainer
 	// writes it, heartbeat fresh).
 	now := time.Now().UTC()
-	rec, _ := json.Marshal(map[string]any{"alert": "NodeOrphanCgroups", "state": remediate.DrainRunning, "started": now, "deadline": now.Add(10 * time.Minute), "heartbeat": now, "left": 1})
-	patch(leakguardClient(t), name("draining"), "leakguard", types.MergePatchType, fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, remediate.AnnotationDrain, rec))
+	rec, _ := json.Marshal(map[string]any{"alert": "NodeOrphanCgroups", "state": nodeplugin.DrainRunning, "started": now, "deadline": now.Add(10 * time.Minute), "heartbeat": now, "left": 1})
+	patch(leakguardClient(t), name("draining"), "leakguard", types.MergePatchType, fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, nodeplugin.AnnotationDrain, rec))
 
 	// The limit docs/remediation.md names: a person's cordon of a node that leakguard
 	// cordoned already changes nothing, and the API server records
@@ -186,9 +187,9 @@ func TestUndoOnResolveAsksPrometheusAndLeavesOthersCordons(t *testing.T) {
 		{node: "leaking", value: confirmingValue, want: remediate.ReasonStillFiring, asked: true},
 		{node: "nodata", empty: true, want: remediate.ReasonCheckUnanswered, asked: true},
 		{node: "queryerr", err: errors.New("connection refused"), want: remediate.ReasonCheckUnanswered, asked: true},
-		{node: "draining", value: clean, want: remediate.ReasonDrainInProgress},
-		{node: "beforehand", value: clean, want: remediate.ReasonNotOurs},
-		{node: "applied", value: clean, want: remediate.ReasonNotOurs},
+		{node: "draining", value: clean, want: nodeplugin.ReasonDrainInProgress},
+		{node: "beforehand", value: clean, want: nodeplugin.ReasonNotOurs},
+		{node: "applied", value: clean, want: nodeplugin.ReasonNotOurs},
 		{node: "clear", value: clean, asked: true},
 	} {
 		t.Run(tc.node, func(t *testing.T) {
@@ -200,7 +201,7 @@ func TestUndoOnResolveAsksPrometheusAndLeavesOthersCordons(t *testing.T) {
 				t.Errorf("Prometheus asked %d times, want asked %v", q.queries(), tc.asked)
 			}
 			if tc.want == "" {
-				if d.Decision != remediate.DecisionActed || after.Spec.Unschedulable || after.Annotations[remediate.AnnotationCordonedBy] != "" {
+				if d.Decision != remediate.DecisionActed || after.Spec.Unschedulable || after.Annotations[nodeplugin.AnnotationCordonedBy] != "" {
 					t.Errorf("resolved and clear: %s %s %s, unschedulable %v; want uncordoned without leakguard's mark", d.Decision, d.Reason, d.Message, after.Spec.Unschedulable)
 				}
 				return
@@ -269,14 +270,14 @@ func TestCordonLeavesAPersonsCordonUnmarked(t *testing.T) {
 	}
 	e := newEngineWithPolicy(t, c, fmt.Sprintf(uncordonPolicy, unschedulableNodes(ctx, t)+1), ns, nil)
 	d, err := e.DecideOne(ctx, alert("NodeOrphanCgroups", map[string]string{"node": node}))
-	if err != nil || d.Decision != remediate.DecisionHeld || d.Reason != remediate.ReasonAlreadyUnschedulable {
-		t.Errorf("firing: %s %s %s (%v), want held %s", d.Decision, d.Reason, d.Message, err, remediate.ReasonAlreadyUnschedulable)
+	if err != nil || d.Decision != remediate.DecisionHeld || d.Reason != nodeplugin.ReasonAlreadyUnschedulable {
+		t.Errorf("firing: %s %s %s (%v), want held %s", d.Decision, d.Reason, d.Message, err, nodeplugin.ReasonAlreadyUnschedulable)
 	}
 	n, err := l.Admin.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, ok := n.Annotations[remediate.AnnotationCordonedBy]; ok || !n.Spec.Unschedulable {
+	if m, ok := n.Annotations[nodeplugin.AnnotationCordonedBy]; ok || !n.Spec.Unschedulable {
 		t.Errorf("after a person's cordon raced leakguard's: mark %q, unschedulable %v; want the person's cordon, unmarked", m, n.Spec.Unschedulable)
 	}
 	if got := unschedulableOwners(t, n); len(got) != 1 || got[0] != "kubectl-cordon/Update" {

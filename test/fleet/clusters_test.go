@@ -15,7 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/annotate"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
 
@@ -203,5 +203,5 @@ func findings(t *testing.T, l *lab.Lab) (deployment, node string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dep.Annotations[remediate.AnnotationFinding], n.Annotations[remediate.AnnotationFinding]
+	return dep.Annotations[annotate.AnnotationFinding], n.Annotations[annotate.AnnotationFinding]
 }

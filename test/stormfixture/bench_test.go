@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 	"github.com/leakguard/leakguard/server"
 )
 
@@ -20,7 +21,7 @@ import (
 //
 //	go test -run '^$' -bench . -benchmem ./test/stormfixture/
 func BenchmarkDecide(b *testing.B) {
-	policy, err := remediate.DefaultPolicy(remediate.DefaultRegistry())
+	policy, err := remediate.DefaultPolicy(builtin.Registry())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 )
 
 // TestKinds checks that each kind's alerts get the decision the load
@@ -23,7 +24,7 @@ func TestKinds(t *testing.T) {
 		Cooldown:   remediate.DecisionDryRun + "/" + remediate.ReasonCooldown,
 		Leak:       remediate.DecisionDryRun + "/" + remediate.ReasonWouldAct,
 	}
-	reg := remediate.DefaultRegistry()
+	reg := builtin.Registry()
 	policy, err := remediate.DefaultPolicy(reg)
 	if err != nil {
 		t.Fatal(err)

@@ -48,6 +48,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 	"github.com/leakguard/leakguard/server"
 	"github.com/leakguard/leakguard/test/stormfixture"
 )
@@ -155,7 +156,7 @@ func runChild(which, tokenFile string) error {
 // fake cluster and Prometheus, the handler with bearer authentication.
 // Logs are JSON, as in production, to a discarded writer.
 func leakguardHandler(tokenFile string) (http.Handler, error) {
-	reg := remediate.DefaultRegistry()
+	reg := builtin.Registry()
 	policy, err := remediate.DefaultPolicy(reg)
 	if err != nil {
 		return nil, err

@@ -18,6 +18,8 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
+	"github.com/leakguard/leakguard/remediate/check"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
@@ -41,7 +43,7 @@ var labelsFrom = map[string]string{
 // not in a check would make the check answer "no data" here.
 func TestChecksQueryTheRecordingRules(t *testing.T) {
 	c, s := need(t)
-	policy, err := remediate.DefaultPolicy(remediate.DefaultRegistry())
+	policy, err := remediate.DefaultPolicy(builtin.Registry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +104,7 @@ func TestChecksQueryTheRecordingRules(t *testing.T) {
 
 	// The real agent's series feed the same recording rule.
 	t.Run("agent node", func(t *testing.T) {
-		check, err := remediate.NewOrphanCgroups(nil)
+		check, err := check.NewOrphanCgroups(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +117,7 @@ func TestChecksQueryTheRecordingRules(t *testing.T) {
 
 	// A flat container answers with data, and the check does not confirm.
 	t.Run("flat container", func(t *testing.T) {
-		check, err := remediate.NewWorkingSetSlope(nil)
+		check, err := check.NewWorkingSetSlope(nil)
 		if err != nil {
 			t.Fatal(err)
 		}

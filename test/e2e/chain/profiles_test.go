@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/annotate"
+	"github.com/leakguard/leakguard/remediate/profile"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/server"
 	"github.com/leakguard/leakguard/test/e2e/lab"
@@ -141,8 +143,8 @@ func testAPIServerProfiled(t *testing.T, c *lab.Chain, node lab.Node) {
 		}
 		// Both replicas have decided once the other one is held by the
 		// cooldown the first one claimed.
-		return n.Annotations[remediate.AnnotationFinding] == rules.AlertKubeAPIServerMemoryHigh &&
-				count(evs, remediate.EventReasonActed, remediate.RemediatorProfile+" acted") >= 1 &&
+		return n.Annotations[annotate.AnnotationFinding] == rules.AlertKubeAPIServerMemoryHigh &&
+				count(evs, remediate.EventReasonActed, profile.Name+" acted") >= 1 &&
 				count(evs, remediate.EventReasonHeld, "("+remediate.ReasonCooldown+")") >= 1,
 			fmt.Sprintf("annotations %v, %s", n.Annotations, describe(evs)), nil
 	})
@@ -164,8 +166,8 @@ func testAPIServerProfiled(t *testing.T, c *lab.Chain, node lab.Node) {
 		t.Fatalf("stored profiles of %s: %+v, want one heap profile", node.Name, stored)
 	}
 	p := stored[0]
-	if ann := n.Annotations[remediate.AnnotationProfile]; !strings.Contains(ann, p.Name) {
-		t.Errorf("annotation %s = %q, want it to name %s", remediate.AnnotationProfile, ann, p.Name)
+	if ann := n.Annotations[profile.AnnotationProfile]; !strings.Contains(ann, p.Name) {
+		t.Errorf("annotation %s = %q, want it to name %s", profile.AnnotationProfile, ann, p.Name)
 	}
 	if count(evs, remediate.EventReasonActed, p.Name) != 1 {
 		t.Errorf("no LeakguardActed Event names %s: %s", p.Name, describe(evs))
@@ -198,7 +200,7 @@ func checkWorkloadProfiled(ctx context.Context, t *testing.T, c *lab.Chain, w la
 		kinds[kindOf(subject, p.Name)]++
 		replicas[p.replica.Name] = true
 		if !strings.Contains(annotation, p.Name) {
-			t.Errorf("annotation %s = %q does not name %s", remediate.AnnotationProfile, annotation, p.Name)
+			t.Errorf("annotation %s = %q does not name %s", profile.AnnotationProfile, annotation, p.Name)
 		}
 		if !strings.Contains(event, p.Name) {
 			t.Errorf("the LeakguardActed Event does not name %s: %q", p.Name, event)

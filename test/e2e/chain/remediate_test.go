@@ -12,6 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/annotate"
+	"github.com/leakguard/leakguard/remediate/node"
+	"github.com/leakguard/leakguard/remediate/profile"
+	"github.com/leakguard/leakguard/remediate/restart"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
@@ -199,7 +203,7 @@ func testRestartedOnce(t *testing.T, c *lab.Chain, w lab.Workload) {
 		if err != nil {
 			return false, "", err
 		}
-		return d.Spec.Template.Annotations[remediate.AnnotationRestartedAt] != "" &&
+		return d.Spec.Template.Annotations[restart.AnnotationRestartedAt] != "" &&
 				count(evs, remediate.EventReasonActed, "") >= 1 &&
 				count(evs, remediate.EventReasonHeld, "("+remediate.ReasonCooldown+")") >= 1,
 			fmt.Sprintf("template annotations %v, %s", d.Spec.Template.Annotations, describe(evs)), nil
@@ -210,12 +214,12 @@ func testRestartedOnce(t *testing.T, c *lab.Chain, w lab.Workload) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := d.Spec.Template.Annotations[remediate.AnnotationRestartedAt]
+	at := d.Spec.Template.Annotations[restart.AnnotationRestartedAt]
 	if _, err := time.Parse(time.RFC3339, at); err != nil {
-		t.Errorf("%s = %q, not a time: %v", remediate.AnnotationRestartedAt, at, err)
+		t.Errorf("%s = %q, not a time: %v", restart.AnnotationRestartedAt, at, err)
 	}
-	if got := d.Annotations[remediate.AnnotationFinding]; got != rules.AlertContainerMemoryLeak {
-		t.Errorf("annotation %s = %q, want %s", remediate.AnnotationFinding, got, rules.AlertContainerMemoryLeak)
+	if got := d.Annotations[annotate.AnnotationFinding]; got != rules.AlertContainerMemoryLeak {
+		t.Errorf("annotation %s = %q, want %s", annotate.AnnotationFinding, got, rules.AlertContainerMemoryLeak)
 	}
 	generation := d.Generation
 	// Redeliveries must not restart again: wait out a few group
@@ -225,8 +229,8 @@ func testRestartedOnce(t *testing.T, c *lab.Chain, w lab.Workload) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := d.Spec.Template.Annotations[remediate.AnnotationRestartedAt]; got != at || d.Generation != generation {
-		t.Errorf("restarted again: %s %q → %q, generation %d → %d", remediate.AnnotationRestartedAt, at, got, generation, d.Generation)
+	if got := d.Spec.Template.Annotations[restart.AnnotationRestartedAt]; got != at || d.Generation != generation {
+		t.Errorf("restarted again: %s %q → %q, generation %d → %d", restart.AnnotationRestartedAt, at, got, generation, d.Generation)
 	}
 	evs, err := eventsOf(ctx, c, w.Namespace, "Deployment", w.Name)
 	if err != nil {
@@ -235,10 +239,10 @@ func testRestartedOnce(t *testing.T, c *lab.Chain, w lab.Workload) {
 	if n := count(evs, remediate.EventReasonActed, ""); n != 1 {
 		t.Errorf("%d LeakguardActed Events, want exactly 1: %s", n, describe(evs))
 	}
-	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorRestart+" acted"); n != 1 {
+	if n := count(evs, remediate.EventReasonActed, restart.Name+" acted"); n != 1 {
 		t.Errorf("the LeakguardActed Event does not say restart acted: %s", describe(evs))
 	}
-	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorProfile+" acted: profiles stored"); n != 1 {
+	if n := count(evs, remediate.EventReasonActed, profile.Name+" acted: profiles stored"); n != 1 {
 		t.Errorf("the LeakguardActed Event does not say profile acted: %s", describe(evs))
 	}
 	acted := ""
@@ -247,7 +251,7 @@ func testRestartedOnce(t *testing.T, c *lab.Chain, w lab.Workload) {
 			acted = e.Message
 		}
 	}
-	checkWorkloadProfiled(ctx, t, c, w, d.Annotations[remediate.AnnotationProfile], acted)
+	checkWorkloadProfiled(ctx, t, c, w, d.Annotations[profile.AnnotationProfile], acted)
 }
 
 // testCordonBudget: orphan cgroups on node a fire NodeOrphanCgroups, and
@@ -266,9 +270,9 @@ func testCordonBudget(t *testing.T, c *lab.Chain, a, b string) {
 		if err != nil {
 			return false, "", err
 		}
-		return n.Spec.Unschedulable && n.Annotations[remediate.AnnotationCordonedBy] != "" &&
-				n.Annotations[remediate.AnnotationFinding] == rules.AlertNodeOrphanCgroups &&
-				count(evs, remediate.EventReasonActed, remediate.RemediatorCordon+" acted") >= 1,
+		return n.Spec.Unschedulable && n.Annotations[node.AnnotationCordonedBy] != "" &&
+				n.Annotations[annotate.AnnotationFinding] == rules.AlertNodeOrphanCgroups &&
+				count(evs, remediate.EventReasonActed, node.RemediatorCordon+" acted") >= 1,
 			fmt.Sprintf("unschedulable %t, annotations %v, %s", n.Spec.Unschedulable, n.Annotations, describe(evs)), nil
 	})
 	if err := c.Metrics.SetOrphanCgroups(b, 42); err != nil {
@@ -276,7 +280,7 @@ func testCordonBudget(t *testing.T, c *lab.Chain, a, b string) {
 	}
 	// annotate acts, so the decision's Event is LeakguardActed; it says
 	// that cordon was held, and why.
-	cordonHeld := remediate.RemediatorCordon + " held: " + remediate.ReasonMaxUnschedulable
+	cordonHeld := node.RemediatorCordon + " held: " + node.ReasonMaxUnschedulable
 	waitFor(t, alertTimeout, "node "+b+" refused by the cordon budget", func(ctx context.Context) (bool, string, error) {
 		evs, err := eventsOf(ctx, c, metav1.NamespaceDefault, "Node", b)
 		if err != nil {
@@ -291,14 +295,14 @@ func testCordonBudget(t *testing.T, c *lab.Chain, a, b string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Spec.Unschedulable || n.Annotations[remediate.AnnotationCordonedBy] != "" {
+	if n.Spec.Unschedulable || n.Annotations[node.AnnotationCordonedBy] != "" {
 		t.Errorf("node %s cordoned past the budget: unschedulable %t, annotations %v", b, n.Spec.Unschedulable, n.Annotations)
 	}
 	evs, err := eventsOf(ctx, c, metav1.NamespaceDefault, "Node", b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorCordon+" acted"); n != 0 {
+	if n := count(evs, remediate.EventReasonActed, node.RemediatorCordon+" acted"); n != 0 {
 		t.Errorf("%d LeakguardActed Events naming cordon on node %s: %s", n, b, describe(evs))
 	}
 	// a is still leakguard's one cordon, cordoned once.
@@ -344,7 +348,7 @@ func testPauseHoldsRestart(t *testing.T, c *lab.Chain, w lab.Workload, silence s
 		if err != nil {
 			return false, "", err
 		}
-		return count(evs, remediate.EventReasonActed, remediate.RemediatorRestart+" held: "+remediate.ReasonPaused) >= 1, describe(evs), nil
+		return count(evs, remediate.EventReasonActed, restart.Name+" held: "+remediate.ReasonPaused) >= 1, describe(evs), nil
 	})
 	time.Sleep(2 * time.Second)
 	d, err := deps.Get(ctx, w.Name, metav1.GetOptions{})
@@ -353,14 +357,14 @@ func testPauseHoldsRestart(t *testing.T, c *lab.Chain, w lab.Workload, silence s
 	}
 	// The generation moves with the annotations (a Deployment's
 	// generation counts metadata.annotations too): compare the spec.
-	if got := d.Spec.Template.Annotations[remediate.AnnotationRestartedAt]; got != "" || !apiequality.Semantic.DeepEqual(before.Spec, d.Spec) {
-		t.Errorf("restarted while paused: %s %q, spec changed:\nbefore %+v\nafter  %+v", remediate.AnnotationRestartedAt, got, before.Spec, d.Spec)
+	if got := d.Spec.Template.Annotations[restart.AnnotationRestartedAt]; got != "" || !apiequality.Semantic.DeepEqual(before.Spec, d.Spec) {
+		t.Errorf("restarted while paused: %s %q, spec changed:\nbefore %+v\nafter  %+v", restart.AnnotationRestartedAt, got, before.Spec, d.Spec)
 	}
 	evs, err := eventsOf(ctx, c, w.Namespace, "Deployment", w.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorRestart+" acted"); n != 0 {
+	if n := count(evs, remediate.EventReasonActed, restart.Name+" acted"); n != 0 {
 		t.Errorf("%d LeakguardActed Events naming restart while paused: %s", n, describe(evs))
 	}
 }

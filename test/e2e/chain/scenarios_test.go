@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/annotate"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
@@ -97,7 +98,7 @@ func TestLeakingDeploymentAnnotatedOnce(t *testing.T) {
 			return false, "", err
 		}
 		seen := fmt.Sprintf("annotations %v, %s", d.Annotations, describe(evs))
-		return d.Annotations[remediate.AnnotationFinding] == rules.AlertContainerMemoryLeak &&
+		return d.Annotations[annotate.AnnotationFinding] == rules.AlertContainerMemoryLeak &&
 			count(evs, remediate.EventReasonActed, "") >= 1 &&
 			count(evs, remediate.EventReasonHeld, "("+remediate.ReasonCooldown+")") >= 1, seen, nil
 	})
@@ -109,14 +110,14 @@ func TestLeakingDeploymentAnnotatedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := d.Annotations[remediate.AnnotationSubject], fmt.Sprintf("pod %s/%s, container %s", w.Namespace, w.Pod(), lab.ContainerName); got != want {
-		t.Errorf("annotation %s = %q, want %q", remediate.AnnotationSubject, got, want)
+	if got, want := d.Annotations[annotate.AnnotationSubject], fmt.Sprintf("pod %s/%s, container %s", w.Namespace, w.Pod(), lab.ContainerName); got != want {
+		t.Errorf("annotation %s = %q, want %q", annotate.AnnotationSubject, got, want)
 	}
-	if got := d.Annotations[remediate.AnnotationValue]; !strings.Contains(got, "/h > 1.0 MiB/h") {
-		t.Errorf("annotation %s = %q, want the measured slope above 1.0 MiB/h", remediate.AnnotationValue, got)
+	if got := d.Annotations[annotate.AnnotationValue]; !strings.Contains(got, "/h > 1.0 MiB/h") {
+		t.Errorf("annotation %s = %q, want the measured slope above 1.0 MiB/h", annotate.AnnotationValue, got)
 	}
-	if got, want := d.Annotations[remediate.AnnotationRunbookURL], rules.RunbookURL(c.Params, rules.AlertContainerMemoryLeak); got != want {
-		t.Errorf("annotation %s = %q, want %q", remediate.AnnotationRunbookURL, got, want)
+	if got, want := d.Annotations[annotate.AnnotationRunbookURL], rules.RunbookURL(c.Params, rules.AlertContainerMemoryLeak); got != want {
+		t.Errorf("annotation %s = %q, want %q", annotate.AnnotationRunbookURL, got, want)
 	}
 	// The pod and ReplicaSet are not the target: untouched.
 	pod, err := c.Admin.CoreV1().Pods(w.Namespace).Get(ctx, w.Pod(), metav1.GetOptions{})
@@ -211,7 +212,7 @@ func testNodeAnnotated(t *testing.T, c *lab.Chain, node, alert, value string) {
 		}
 		// Both replicas have decided once the other one is held by the
 		// cooldown the first one claimed.
-		return n.Annotations[remediate.AnnotationFinding] == alert && count(evs, remediate.EventReasonActed, "") >= 1 &&
+		return n.Annotations[annotate.AnnotationFinding] == alert && count(evs, remediate.EventReasonActed, "") >= 1 &&
 				count(evs, remediate.EventReasonHeld, "("+remediate.ReasonCooldown+")") >= 1,
 			fmt.Sprintf("annotations %v, %s", n.Annotations, describe(evs)), nil
 	})
@@ -221,8 +222,8 @@ func testNodeAnnotated(t *testing.T, c *lab.Chain, node, alert, value string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := n.Annotations[remediate.AnnotationValue]; got != value {
-		t.Errorf("annotation %s = %q, want %q", remediate.AnnotationValue, got, value)
+	if got := n.Annotations[annotate.AnnotationValue]; got != value {
+		t.Errorf("annotation %s = %q, want %q", annotate.AnnotationValue, got, value)
 	}
 	if n.Spec.Unschedulable {
 		t.Error("node cordoned; the annotate remediator must not cordon")
@@ -313,7 +314,7 @@ func TestPrometheusOutage(t *testing.T) {
 		if err != nil {
 			return false, "", err
 		}
-		return d.Annotations[remediate.AnnotationFinding] == rules.AlertContainerMemoryLeak &&
+		return d.Annotations[annotate.AnnotationFinding] == rules.AlertContainerMemoryLeak &&
 				count(evs, remediate.EventReasonActed, "") >= 1 &&
 				count(evs, remediate.EventReasonHeld, "("+remediate.ReasonCooldown+")") >= 1,
 			fmt.Sprintf("annotations %v, %s", d.Annotations, describe(evs)), nil

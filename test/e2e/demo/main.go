@@ -36,6 +36,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/annotate"
+	"github.com/leakguard/leakguard/remediate/profile"
+	"github.com/leakguard/leakguard/remediate/restart"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
@@ -257,9 +260,9 @@ func demoPolicy() ([]byte, error) {
 		return nil, errors.New("the default policy has no ContainerMemoryLeak entry")
 	}
 	leak["remediators"] = []any{
-		map[string]any{"name": remediate.RemediatorAnnotate},
-		map[string]any{"name": remediate.RemediatorProfile, "args": map[string]any{"timeout": "10s"}},
-		map[string]any{"name": remediate.RemediatorRestart, "enabled": true, "args": map[string]any{"minReadyReplicas": 1}},
+		map[string]any{"name": annotate.Name},
+		map[string]any{"name": profile.Name, "args": map[string]any{"timeout": "10s"}},
+		map[string]any{"name": restart.Name, "enabled": true, "args": map[string]any{"minReadyReplicas": 1}},
 	}
 	return yaml.Marshal(p)
 }

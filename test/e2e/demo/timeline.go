@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/restart"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
@@ -407,8 +408,8 @@ func (w *watcher) finalState(ctx context.Context) {
 		d, err := w.c.Admin.AppsV1().Deployments(wl.Namespace).Get(ctx, wl.Name, metav1.GetOptions{})
 		if err == nil {
 			show("Deployment", wl.Namespace+"/"+wl.Name, d.Annotations)
-			if at := d.Spec.Template.Annotations[remediate.AnnotationRestartedAt]; at != "" {
-				w.out.line("      pod template %s: %s (a rolling restart)", remediate.AnnotationRestartedAt, at)
+			if at := d.Spec.Template.Annotations[restart.AnnotationRestartedAt]; at != "" {
+				w.out.line("      pod template %s: %s (a rolling restart)", restart.AnnotationRestartedAt, at)
 			}
 		}
 	}

@@ -542,7 +542,7 @@ func (c *Chain) AddWorkload(ctx context.Context, w Workload) error {
 	return nil
 }
 
-// pprofPortAnnotation opts a pod in to profile (remediate.AnnotationPprofPort).
+// pprofPortAnnotation opts a pod in to profile (profile.AnnotationPprofPort).
 const pprofPortAnnotation = "leakguard.io/pprof-port"
 
 // SetRolledOut writes, as the admin through the status subresource, the

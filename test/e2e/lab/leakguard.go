@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
 )
 
 // leakguardKinds are the kinds of deploy/leakguard that grant serve its
@@ -172,7 +173,7 @@ func (l *Lab) waitGranted(ctx context.Context, ns, name string, objs []runtime.O
 // serve's start-up check asks for them (remediate.RequiredRights); nil
 // policy is the embedded default.
 func PolicyComponents(policy []byte) ([]string, error) {
-	reg := remediate.DefaultRegistry()
+	reg := builtin.Registry()
 	var p *remediate.Policy
 	var err error
 	if policy == nil {

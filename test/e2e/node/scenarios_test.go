@@ -28,6 +28,9 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
+	"github.com/leakguard/leakguard/remediate/node"
+	"github.com/leakguard/leakguard/remediate/restart"
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
@@ -358,7 +361,7 @@ func TestLeakRestartedOnce(t *testing.T) {
 	}
 
 	// The default policy's checks of both alerts, on the real series.
-	policy, err := remediate.DefaultPolicy(remediate.DefaultRegistry())
+	policy, err := remediate.DefaultPolicy(builtin.Registry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -405,8 +408,8 @@ func TestLeakRestartedOnce(t *testing.T) {
 		if err != nil {
 			return false, "", err
 		}
-		return d.Spec.Template.Annotations[remediate.AnnotationRestartedAt] != "" &&
-				count(evs, remediate.EventReasonActed, remediate.RemediatorRestart+" acted") >= 1,
+		return d.Spec.Template.Annotations[restart.AnnotationRestartedAt] != "" &&
+				count(evs, remediate.EventReasonActed, restart.Name+" acted") >= 1,
 			fmt.Sprintf("template annotations %v, %s", d.Spec.Template.Annotations, describe(evs)), nil
 	})
 	var replacement *corev1.Pod
@@ -468,11 +471,11 @@ func TestLeakRestartedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := count(evs, remediate.EventReasonActed, remediate.RemediatorRestart+" acted"); n != 1 {
+	if n := count(evs, remediate.EventReasonActed, restart.Name+" acted"); n != 1 {
 		t.Errorf("%d LeakguardActed Events naming restart, want exactly 1: %s", n, describe(evs))
 	}
-	if _, err := time.Parse(time.RFC3339, d.Spec.Template.Annotations[remediate.AnnotationRestartedAt]); err != nil {
-		t.Errorf("%s = %q: %v", remediate.AnnotationRestartedAt, d.Spec.Template.Annotations[remediate.AnnotationRestartedAt], err)
+	if _, err := time.Parse(time.RFC3339, d.Spec.Template.Annotations[restart.AnnotationRestartedAt]); err != nil {
+		t.Errorf("%s = %q: %v", restart.AnnotationRestartedAt, d.Spec.Template.Annotations[restart.AnnotationRestartedAt], err)
 	}
 	if d.Status.ObservedGeneration != d.Generation || d.Status.UpdatedReplicas != 1 || d.Status.ReadyReplicas != 1 {
 		t.Errorf("the Deployment's rollout: generation %d, observed %d, updated %d, ready %d; want one rollout, done",
@@ -682,8 +685,8 @@ func TestCordonDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.Annotations[remediate.AnnotationCordonedBy] == "" {
-		t.Errorf("the node is cordoned without %s: %v", remediate.AnnotationCordonedBy, n.Annotations)
+	if n.Annotations[node.AnnotationCordonedBy] == "" {
+		t.Errorf("the node is cordoned without %s: %v", node.AnnotationCordonedBy, n.Annotations)
 	}
 	evs, err := eventsOf(ctx, c, metav1.NamespaceDefault, "Node", lab.NodeName)
 	if err != nil {
@@ -697,7 +700,7 @@ func TestCordonDrain(t *testing.T) {
 		if err != nil {
 			return false, "", err
 		}
-		return count(evs, remediate.EventReasonDrainDone, "") >= 1, describe(evs), nil
+		return count(evs, node.EventReasonDrainDone, "") >= 1, describe(evs), nil
 	})
 	p, err := c.Admin.CoreV1().Pods(shop).Get(ctx, pending.Name, metav1.GetOptions{})
 	if err != nil {
@@ -730,8 +733,8 @@ func TestCordonDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := n.Annotations[remediate.AnnotationCordonedBy]; ok {
-		t.Errorf("the uncordoned node keeps %s: %v", remediate.AnnotationCordonedBy, n.Annotations)
+	if _, ok := n.Annotations[node.AnnotationCordonedBy]; ok {
+		t.Errorf("the uncordoned node keeps %s: %v", node.AnnotationCordonedBy, n.Annotations)
 	}
 	evs, err = eventsOf(ctx, c, metav1.NamespaceDefault, "Node", lab.NodeName)
 	if err != nil {
