@@ -14,6 +14,11 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/builtin"
+	"github.com/leakguard/leakguard/remediate/check"
+	"github.com/leakguard/leakguard/remediate/node"
+	"github.com/leakguard/leakguard/remediate/profile"
+	"github.com/leakguard/leakguard/remediate/restart"
 )
 
 // examplePolicy is the complete example policy, for docs/policy.md.
@@ -25,23 +30,23 @@ const examplePolicy = "examples/policy.yaml"
 // registered later fails TestExamplePolicyCoversEveryField until it has an
 // entry here and an example in examples/policy.yaml.
 var argsTypes = map[string]reflect.Type{
-	"working-set-slope": reflect.TypeFor[remediate.WorkingSetSlopeArgs](),
-	"orphan-cgroups":    reflect.TypeFor[remediate.OrphanCgroupsArgs](),
-	"dying-cgroups":     reflect.TypeFor[remediate.DyingCgroupsArgs](),
-	"apiserver-memory":  reflect.TypeFor[remediate.APIServerMemoryArgs](),
+	"working-set-slope": reflect.TypeFor[check.WorkingSetSlopeArgs](),
+	"orphan-cgroups":    reflect.TypeFor[check.OrphanCgroupsArgs](),
+	"dying-cgroups":     reflect.TypeFor[check.DyingCgroupsArgs](),
+	"apiserver-memory":  reflect.TypeFor[check.APIServerMemoryArgs](),
 	"none":              nil,
 	"annotate":          nil,
-	"profile":           reflect.TypeFor[remediate.ProfileArgs](),
-	"restart":           reflect.TypeFor[remediate.RestartArgs](),
-	"cordon":            reflect.TypeFor[remediate.CordonArgs](),
-	"drain":             reflect.TypeFor[remediate.DrainArgs](),
+	"profile":           reflect.TypeFor[profile.ProfileArgs](),
+	"restart":           reflect.TypeFor[restart.RestartArgs](),
+	"cordon":            reflect.TypeFor[node.CordonArgs](),
+	"drain":             reflect.TypeFor[node.DrainArgs](),
 }
 
 // TestExamplePolicyLoads loads the example with the loader `leakguard
 // serve --policy` uses and checks that it covers the alerts the default
 // policy covers, so that a copy of it leaves no alert without an entry.
 func TestExamplePolicyLoads(t *testing.T) {
-	reg := remediate.DefaultRegistry()
+	reg := builtin.Registry()
 	p, err := remediate.LoadPolicyFile(examplePolicy, reg)
 	if err != nil {
 		t.Fatalf("the example policy does not load: %v", err)
@@ -76,7 +81,7 @@ func TestExamplePolicyCoversEveryField(t *testing.T) {
 		t.Errorf("examples/policy.yaml sets no %s: add it, with a comment", m)
 	}
 
-	reg := remediate.DefaultRegistry()
+	reg := builtin.Registry()
 	used := componentNames(t, data)
 	for _, name := range append(reg.CheckNames(), reg.RemediatorNames()...) {
 		if _, ok := argsTypes[name]; !ok {
