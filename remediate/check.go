@@ -42,6 +42,24 @@ type ScopedCheck interface {
 	ScopedQuery(alert template.Alert, extra map[string]string) (string, error)
 }
 
+// Unasking is implemented by a check that asks Prometheus nothing (its
+// Query is always ""): the alert firing is its whole evidence. A policy
+// may not put a disruptive remediator behind one. A check that asks
+// nothing without saying so is caught at run time instead: the engine
+// holds an alert whose entry has a disruptive remediator when its check
+// ran no query (ReasonCheckNotConfirmed).
+type Unasking interface {
+	Check
+	// AsksNothing marks the check; it is never called.
+	AsksNothing()
+}
+
+// asksNothing reports whether c says it asks Prometheus nothing.
+func asksNothing(c Check) bool {
+	_, ok := c.(Unasking)
+	return ok
+}
+
 // Result is a check's verdict.
 type Result struct {
 	// Confirmed is true when the finding still holds and the engine may act.
@@ -53,6 +71,9 @@ type Result struct {
 	// Summary says in a few words what was measured against what, such as
 	// "2.0 MiB/h > 1.0 MiB/h".
 	Summary string `json:"summary"`
+	// Asked is set by the engine, whatever the check returns: true when
+	// the check's query ran against Prometheus.
+	Asked bool `json:"-"`
 }
 
 // ErrNoData means the query answered with no usable sample: the series is

@@ -449,7 +449,9 @@ func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now ti
 		return Result{}, fmt.Errorf("check %s: %w", c.Name(), err)
 	}
 	if q == "" {
-		return c.Evaluate(a, nil, now)
+		res, err := c.Evaluate(a, nil, now)
+		res.Asked = false
+		return res, err
 	}
 	if e.querier == nil {
 		return Result{}, MarkTransient(fmt.Errorf("check %s: no Prometheus configured to run %s", c.Name(), q))
@@ -463,7 +465,9 @@ func (e *Engine) runCheck(ctx context.Context, c Check, a template.Alert, now ti
 	if len(warnings) > 0 {
 		e.logger.Warn("prometheus warnings", "check", c.Name(), "query", Truncate(q, MaxMessageLen), "warnings", warnings)
 	}
-	return c.Evaluate(a, val, now)
+	res, err := c.Evaluate(a, val, now)
+	res.Asked = true
+	return res, err
 }
 
 // query is c's query for a; in a fleet (Options.Cluster) it carries the

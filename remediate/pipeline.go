@@ -260,6 +260,18 @@ func (e *Engine) check(ctx context.Context, r *run) (bool, error) {
 		d.set(DecisionHeld, ReasonRecordOnly, "the policy entry names no remediator")
 		return true, nil
 	}
+	// Fail closed: a disruptive remediator acts only on a finding that
+	// Prometheus was asked about now. The policy refuses check: none and
+	// every check that says it asks nothing (Unasking) before them; this
+	// holds a check that asks nothing without saying so.
+	if !res.Asked {
+		for _, er := range r.entry.Remediators {
+			if er.Disruptive {
+				d.set(DecisionHeld, ReasonCheckNotConfirmed, fmt.Sprintf("check %s asked Prometheus nothing, and %s disrupts running workloads", r.entry.Check.Name(), er.Name))
+				return true, nil
+			}
+		}
+	}
 	entry, pol := r.entry, r.st.policy
 	r.finding = Finding{Alert: r.alert, Check: res, Cooldown: entry.Cooldown,
 		NamespaceAllowed: func(ns string) bool { return pol.namespaceAllowed(entry, ns) }}

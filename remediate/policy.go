@@ -455,8 +455,8 @@ func compileEntry(name string, raw json.RawMessage, reg *Registry, cooldown time
 			if rs.Enabled == nil || !*rs.Enabled {
 				errs = append(errs, fmt.Errorf("remediators[%d]: %s disrupts running workloads and must be enabled explicitly (enabled: true)", i, rs.Name))
 			}
-			if spec.Check.Name == CheckNone {
-				errs = append(errs, fmt.Errorf("remediators[%d]: %s disrupts running workloads and needs a check that re-asks Prometheus, not check: none", i, rs.Name))
+			if spec.Check.Name == CheckNone || asksNothing(e.Check) {
+				errs = append(errs, fmt.Errorf("remediators[%d]: %s disrupts running workloads and needs a check that re-asks Prometheus, not check: %s", i, rs.Name, spec.Check.Name))
 			}
 		}
 		e.Remediators = append(e.Remediators, EntryRemediator{RemediatorInfo: info, Remediator: r})

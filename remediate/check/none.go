@@ -18,7 +18,7 @@ const CheckNone = remediate.CheckNone
 // noneCheck confirms every alert without a query.
 type noneCheck struct{}
 
-var _ remediate.Check = noneCheck{}
+var _ remediate.Unasking = noneCheck{}
 
 // NewNone builds the none check; it takes no arguments.
 func NewNone(args json.RawMessage) (remediate.Check, error) {
@@ -29,6 +29,10 @@ func NewNone(args json.RawMessage) (remediate.Check, error) {
 }
 
 func (noneCheck) Name() string { return CheckNone }
+
+// AsksNothing marks none as a check that asks Prometheus nothing: the
+// policy puts no disruptive remediator behind it.
+func (noneCheck) AsksNothing() {}
 
 func (noneCheck) Query(template.Alert) (string, error) { return "", nil }
 
