@@ -68,7 +68,7 @@ func main() {
 func recordMain(args []string) error {
 	fs := flag.NewFlagSet("record", flag.ExitOnError)
 	repo := fs.String("repo", ".", "the leakguard module (the lab reads deploy/ and builds the images from it)")
-	duration := fs.Duration("duration", 44*time.Minute, "how long to record after the workloads run")
+	duration := fs.Duration("duration", 75*time.Minute, "how long to record after the workloads run (a leak from the start fires its leak alerts at about 56m to 60m)")
 	step := fs.Duration("step", 30*time.Second, "the resolution the series are read back at (kube-prometheus scrapes cAdvisor every 30s)")
 	out := fs.String("recording", "tools/recordtrace/testdata/recording.json", "where to write the recording (JSON)")
 	leakguard := fs.String("leakguard", "", "a built leakguard binary for the lab's serve replicas (default: build one)")
