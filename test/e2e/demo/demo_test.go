@@ -16,7 +16,10 @@ import (
 // mode (--exit-after-scenario), so that the README's first command cannot
 // rot: the scenario must play out, the timeline must show each stage (the
 // leaking Deployment annotated, profiled and restarted once, with its
-// guards), and the lab's directory must be gone afterwards.
+// guards), and the lab's directory must be gone afterwards. The host, as
+// the lab choice sees it, cannot run the real node (a fake probe: the real
+// node's demo is TestDemoOnRealNode's), so the demo falls back to the
+// synthetic lab and its first line says so and why.
 func TestDemoPlaysOut(t *testing.T) {
 	if _, err := lab.FindBinaries("../../.."); err != nil {
 		// The test must not build kube-apiserver itself (make e2e does,
@@ -29,11 +32,17 @@ func TestDemoPlaysOut(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	err := run(ctx, []string{"--exit-after-scenario", "--timeout=3m", "--repo=../../.."}, &out, &errOut)
+	t.Setenv(labEnv, "")
+	probe := fakeProbe{host: unfit("not root: the kubelet and containerd run as root", "a kubelet is running already (pid [1])")}
+	err := runWith(ctx, []string{"--exit-after-scenario", "--timeout=3m", "--repo=../../.."}, &out, &errOut, func(string) hostProbe { return probe })
 	if err != nil {
 		t.Fatalf("demo: %v\n%s\nstderr:\n%s", err, out.String(), errOut.String())
 	}
 	text := out.String()
+	first, _, _ := strings.Cut(text, "\n")
+	if want := "Lab: synthetic (a synthetic metrics endpoint for pods no kubelet runs), this host cannot run the real node: not root: the kubelet and containerd run as root; a kubelet is running already (pid [1]) (LEAKGUARD_DEMO_LAB=node to insist on the real node)"; first != want {
+		t.Errorf("first line:\n got %q\nwant %q", first, want)
+	}
 	for _, want := range []string{
 		"leak starting: shop/web-5f7c9-x2x4q container app grows 3 MiB/s",
 		"prometheus: alert ContainerMemoryLeak{shop/web-5f7c9-x2x4q/app} pending",
