@@ -250,8 +250,11 @@ type podSeen struct {
 	uid       types.UID
 	running   bool
 	restarts  int32
-	deleting  bool
-	gone      bool
+	// terminations are the container's terminations already printed,
+	// by container ID and time.
+	terminations map[string]bool
+	deleting     bool
+	gone         bool
 }
 
 // done returns the watcher's isDone for the real node's story.
@@ -293,7 +296,7 @@ func (n *nodeStory) poll(ctx context.Context, w *watcher) {
 func (n *nodeStory) pollPod(w *watcher, p *corev1.Pod) {
 	seen := n.pods[p.UID]
 	if seen == nil {
-		seen = &podSeen{name: p.Name, app: p.Labels["app"], uid: p.UID}
+		seen = &podSeen{name: p.Name, app: p.Labels["app"], uid: p.UID, terminations: map[string]bool{}}
 		n.pods[p.UID] = seen
 		owner := "no controller"
 		if ref := metav1.GetControllerOf(p); ref != nil {
@@ -313,24 +316,33 @@ func (n *nodeStory) pollPod(w *watcher, p *corev1.Pod) {
 		w.event("kubelet: pod %s/%s Running on node %s", nodeNamespace, p.Name, p.Spec.NodeName)
 	}
 	for _, cs := range p.Status.ContainerStatuses {
-		if cs.Name != lab.ContainerName || cs.RestartCount <= seen.restarts {
+		if cs.Name != lab.ContainerName {
 			continue
 		}
-		seen.restarts = cs.RestartCount
-		term := cs.LastTerminationState.Terminated
-		if term == nil {
-			w.event("kubelet: container %s of %s/%s restarted (restart %d)", cs.Name, nodeNamespace, p.Name, cs.RestartCount)
-			continue
-		}
-		why := ""
-		if term.Reason == "OOMKilled" {
-			why = fmt.Sprintf(" (the kernel's OOM killer, at the %s limit)", memoryLimit(p))
-			if seen.app == nodeOOM {
-				n.kills++
+		// The older termination first: the last one, then the
+		// current state's, which a restart moves to the last.
+		for _, term := range []*corev1.ContainerStateTerminated{cs.LastTerminationState.Terminated, cs.State.Terminated} {
+			if term == nil {
+				continue
 			}
+			key := term.ContainerID + "@" + term.FinishedAt.UTC().String()
+			if seen.terminations[key] {
+				continue
+			}
+			seen.terminations[key] = true
+			why := ""
+			if term.Reason == "OOMKilled" {
+				why = fmt.Sprintf(" (the kernel's OOM killer, at the %s limit)", memoryLimit(p))
+				if seen.app == nodeOOM {
+					n.kills++
+				}
+			}
+			w.event("kubelet: container %s of %s/%s terminated: %s, exit code %d%s", cs.Name, nodeNamespace, p.Name, term.Reason, term.ExitCode, why)
 		}
-		w.event("kubelet: container %s of %s/%s terminated: %s, exit code %d%s; restart %d",
-			cs.Name, nodeNamespace, p.Name, term.Reason, term.ExitCode, why, cs.RestartCount)
+		if cs.RestartCount > seen.restarts {
+			seen.restarts = cs.RestartCount
+			w.event("kubelet: container %s of %s/%s started again (restart %d)", cs.Name, nodeNamespace, p.Name, cs.RestartCount)
+		}
 	}
 	if !seen.deleting && p.DeletionTimestamp != nil {
 		seen.deleting = true
