@@ -162,9 +162,10 @@ fleet-thanos:
 # node where lab.CheckNodeHost allows it, the synthetic lab otherwise),
 # synthetic or node; DEMO_FLAGS=--lab=... says the same.
 # DEMO_FLAGS=--exit-after-scenario stops once the scenario has played out.
+# Quiet, so that the demo's first line, the lab it runs, is the first line.
 demo:
-	$(GO) build -o bin/leakguard-demo ./test/e2e/demo
-	bin/leakguard-demo $(DEMO_FLAGS)
+	@$(GO) build -o bin/leakguard-demo ./test/e2e/demo
+	@bin/leakguard-demo $(DEMO_FLAGS)
 
 # promtool check rules on the plain rule file and on the PrometheusRule's spec.
 rules-check:

@@ -207,6 +207,8 @@ func runNode(ctx context.Context, root string, choice labChoice, o options, out 
 		if ctx.Err() != nil {
 			return nil // Ctrl-C
 		}
+		// Close removes the logs: their tails first.
+		fmt.Fprintf(stderr, "demo: the lab's logs:\n%s\n", c.Logs())
 		return fmt.Errorf("the scenario did not play out: %w", err)
 	}
 	out.line("  the scenario played out in %s", time.Since(w.t0).Round(time.Second))
