@@ -1,17 +1,38 @@
 // Command demo is `make demo`: it starts the lab's whole alert chain on
-// loopback (etcd and kube-apiserver, a synthetic metrics endpoint,
-// Prometheus with the generated rules in a time-compressed form,
-// Alertmanager with deploy/alertmanager/receiver.yaml, two replicas of
-// leakguard serve), makes a Deployment leak, and prints what happens as
-// it happens: the leak, the alerts pending and firing, each replica's
-// decision with the check's measurement and the guards, the profile and
-// the restart of the leaking Deployment (the default policy with both
-// turned on for ContainerMemoryLeak), the Events, and the objects' final
-// state. Then it leaves the lab running, with its
-// URLs and a kubectl command, until Ctrl-C, and removes everything it
-// started.
+// loopback, makes Deployments leak, and prints what happens as it happens,
+// then leaves the lab running, with its URLs and a kubectl command, until
+// Ctrl-C, and removes everything it started.
 //
-//	go run ./test/e2e/demo [--exit-after-scenario] [--timeout 4m]
+// Its very first line says which lab it runs, and why:
+//
+//   - the real node (lab.ChainOptions.RealNode) where the host can run it
+//     (lab.CheckNodeHost: root, a writable memory cgroup, no other
+//     containerd on its socket, no other kubelet): a kubelet with containerd
+//     and runc, kube-controller-manager, kube-scheduler and
+//     kube-state-metrics, Prometheus scraping the real kubelet's cAdvisor
+//     and kube-state-metrics, rules generated with lab.RealNodeParams. A
+//     real Deployment leaks 1 MiB/s until ContainerMemoryLeak and
+//     ContainerMemoryOOMPredicted fire and leakguard restarts it; another
+//     leaks 4 MiB/s under 96 MiB and the kernel OOM-kills it every half
+//     minute (ContainerOOMKilled). The timeline shows the controllers'
+//     pods, the kubelet's OOM kills and restarts, the alerts, each
+//     replica's decision, the Deployment controller's rollout and its
+//     replacement pod (a new UID), and the first pod's alerts resolving.
+//     The node's binaries are built first where they are missing
+//     (hack/node-binaries.sh, minutes, once), containerd and runc installed
+//     by apt-get;
+//   - otherwise the synthetic lab (a synthetic metrics endpoint for pods no
+//     kubelet runs, rules in a time-compressed form): the leak, the alerts
+//     pending and firing, each replica's decision with the check's
+//     measurement and the guards, the profile and the restart of the
+//     leaking Deployment (the default policy with both turned on for
+//     ContainerMemoryLeak), the Events, and the objects' final state.
+//
+// --lab or LEAKGUARD_DEMO_LAB chooses: auto (the default, as above),
+// synthetic, or node (which fails, saying why, where the host cannot run
+// the real node).
+//
+//	go run ./test/e2e/demo [--lab auto|synthetic|node] [--exit-after-scenario] [--timeout 4m]
 //
 // What is missing is installed or built first: kube-apiserver and etcd by
 // hack/e2e-binaries.sh (minutes, the first time), Debian's prometheus,
