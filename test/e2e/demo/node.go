@@ -475,7 +475,7 @@ func (w *watcher) nodeFinalState(ctx context.Context) {
 	if err == nil {
 		var names []string
 		for _, rs := range rss.Items {
-			names = append(names, fmt.Sprintf("%s (%d replicas)", rs.Name, rs.Status.Replicas))
+			names = append(names, fmt.Sprintf("%s (replicas: %d)", rs.Name, rs.Status.Replicas))
 		}
 		sort.Strings(names)
 		w.out.line("  ReplicaSets of Deployment %s/%s: %s", nodeNamespace, nodeLeaking, strings.Join(names, ", "))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -158,8 +159,11 @@ func alertValue(name, value string) string {
 		return fmt.Sprintf("%.0f %% of the node", v*100)
 	case rules.AlertNodeOrphanCgroups:
 		return fmt.Sprintf("%g orphan cgroups", v)
+	case rules.AlertContainerMemoryOOMPredicted:
+		// Seconds until the trend reaches the limit.
+		return (time.Duration(v) * time.Second).String() + " to the limit"
 	}
-	return value
+	return strconv.FormatFloat(v, 'g', 3, 64)
 }
 
 func (w *watcher) pollPrometheus(ctx context.Context) {
