@@ -23,7 +23,14 @@
 #                VPA recommender on a synthetic population (not part of
 #                make test).
 # make demo      the whole alert chain on loopback with a leak, printed as a
-#                timeline; Ctrl-C stops it (test/e2e/demo).
+#                timeline; Ctrl-C stops it (test/e2e/demo). On the real node
+#                where the host can run it (as make e2e-node: root, a
+#                writable memory cgroup, no other containerd or kubelet;
+#                the node's binaries built on first use, about 8 minutes),
+#                the synthetic lab otherwise; its first line says which and
+#                why. LEAKGUARD_DEMO_LAB=synthetic or =node forces one (node
+#                fails, saying why, where the host cannot run it); about 5
+#                minutes on the real node, 1.5 on the synthetic lab.
 # make image     the container image $(IMAGE):$(VERSION), with docker,
 #                podman or buildah (ENGINE=... to choose).
 # make rules-cost the rule file's evaluation cost in the real Prometheus
@@ -148,11 +155,17 @@ fleet-thanos:
 	  LEAKGUARD_FLEET=1 LEAKGUARD_FLEET_BIN="$$bin" LEAKGUARD_E2E_BIN="$$kube" $(GO) test -count=1 -timeout 5m -run 'Thanos|RemoteWrite|ActiveSince' ./test/fleet/
 
 # The demo installs or builds what is missing itself (Debian packages when
-# run as root, kube-apiserver through hack/e2e-binaries.sh), with progress.
+# run as root, kube-apiserver through hack/e2e-binaries.sh, and for the
+# real node containerd and runc, and the kubelet, kube-controller-manager,
+# kube-scheduler and kube-state-metrics through hack/node-binaries.sh),
+# with progress. Its lab: LEAKGUARD_DEMO_LAB=auto (the default: the real
+# node where lab.CheckNodeHost allows it, the synthetic lab otherwise),
+# synthetic or node; DEMO_FLAGS=--lab=... says the same.
 # DEMO_FLAGS=--exit-after-scenario stops once the scenario has played out.
+# Quiet, so that the demo's first line, the lab it runs, is the first line.
 demo:
-	$(GO) build -o bin/leakguard-demo ./test/e2e/demo
-	bin/leakguard-demo $(DEMO_FLAGS)
+	@$(GO) build -o bin/leakguard-demo ./test/e2e/demo
+	@bin/leakguard-demo $(DEMO_FLAGS)
 
 # promtool check rules on the plain rule file and on the PrometheusRule's spec.
 rules-check:

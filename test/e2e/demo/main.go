@@ -1,17 +1,38 @@
 // Command demo is `make demo`: it starts the lab's whole alert chain on
-// loopback (etcd and kube-apiserver, a synthetic metrics endpoint,
-// Prometheus with the generated rules in a time-compressed form,
-// Alertmanager with deploy/alertmanager/receiver.yaml, two replicas of
-// leakguard serve), makes a Deployment leak, and prints what happens as
-// it happens: the leak, the alerts pending and firing, each replica's
-// decision with the check's measurement and the guards, the profile and
-// the restart of the leaking Deployment (the default policy with both
-// turned on for ContainerMemoryLeak), the Events, and the objects' final
-// state. Then it leaves the lab running, with its
-// URLs and a kubectl command, until Ctrl-C, and removes everything it
-// started.
+// loopback, makes Deployments leak, and prints what happens as it happens,
+// then leaves the lab running, with its URLs and a kubectl command, until
+// Ctrl-C, and removes everything it started.
 //
-//	go run ./test/e2e/demo [--exit-after-scenario] [--timeout 4m]
+// Its very first line says which lab it runs, and why:
+//
+//   - the real node (lab.ChainOptions.RealNode) where the host can run it
+//     (lab.CheckNodeHost: root, a writable memory cgroup, no other
+//     containerd on its socket, no other kubelet): a kubelet with containerd
+//     and runc, kube-controller-manager, kube-scheduler and
+//     kube-state-metrics, Prometheus scraping the real kubelet's cAdvisor
+//     and kube-state-metrics, rules generated with lab.RealNodeParams. A
+//     real Deployment leaks 1 MiB/s until ContainerMemoryLeak and
+//     ContainerMemoryOOMPredicted fire and leakguard restarts it; another
+//     leaks 4 MiB/s under 96 MiB and the kernel OOM-kills it every half
+//     minute (ContainerOOMKilled). The timeline shows the controllers'
+//     pods, the kubelet's OOM kills and restarts, the alerts, each
+//     replica's decision, the Deployment controller's rollout and its
+//     replacement pod (a new UID), and the first pod's alerts resolving.
+//     The node's binaries are built first where they are missing
+//     (hack/node-binaries.sh, minutes, once), containerd and runc installed
+//     by apt-get;
+//   - otherwise the synthetic lab (a synthetic metrics endpoint for pods no
+//     kubelet runs, rules in a time-compressed form): the leak, the alerts
+//     pending and firing, each replica's decision with the check's
+//     measurement and the guards, the profile and the restart of the
+//     leaking Deployment (the default policy with both turned on for
+//     ContainerMemoryLeak), the Events, and the objects' final state.
+//
+// --lab or LEAKGUARD_DEMO_LAB chooses: auto (the default, as above),
+// synthetic, or node (which fails, saying why, where the host cannot run
+// the real node).
+//
+//	go run ./test/e2e/demo [--lab auto|synthetic|node] [--exit-after-scenario] [--timeout 4m]
 //
 // What is missing is installed or built first: kube-apiserver and etcd by
 // hack/e2e-binaries.sh (minutes, the first time), Debian's prometheus,
@@ -54,25 +75,65 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runWith(ctx, args, stdout, stderr, func(root string) hostProbe { return realProbe{repoRoot: root} })
+}
+
+// options are the demo's flags, once parsed.
+type options struct {
+	exitAfter bool
+	timeout   time.Duration
+}
+
+// runWith is run with the host probe that the lab choice asks (a fake in
+// the tests).
+func runWith(ctx context.Context, args []string, stdout, stderr io.Writer, probe func(root string) hostProbe) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	exitAfter := fs.Bool("exit-after-scenario", false, "stop the lab and exit once the scenario has played out, instead of waiting for Ctrl-C")
-	timeout := fs.Duration("timeout", 4*time.Minute, "bound on the scenario; past it the demo fails")
+	timeout := fs.Duration("timeout", 0, "bound on the scenario; past it the demo fails (default 4m on the synthetic lab, 10m on the real node)")
 	repo := fs.String("repo", "", "the leakguard checkout (default: found from the working directory)")
+	labFlag := fs.String("lab", "", "which lab: auto (the real node where this host can run it, the synthetic lab otherwise), synthetic, or node (the real node, failing where the host cannot run it) (default: $"+labEnv+", else auto)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	labSet := false
+	fs.Visit(func(f *flag.Flag) { labSet = labSet || f.Name == "lab" })
+	mode, source, err := labMode(*labFlag, labSet, os.Getenv(labEnv))
+	if err != nil {
 		return err
 	}
 	root := *repo
 	if root == "" {
-		var err error
 		if root, err = moduleRoot(); err != nil {
 			return err
 		}
 	}
+	choice, err := chooseLab(mode, source, probe(root))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, choice.headline())
+	for _, l := range choice.preparation() {
+		fmt.Fprintln(stdout, l)
+	}
 	out := &printer{w: stdout}
+	o := options{exitAfter: *exitAfter, timeout: *timeout}
+	if choice.Node {
+		if o.timeout == 0 {
+			o.timeout = 10 * time.Minute
+		}
+		return runNode(ctx, root, choice, o, out, stderr)
+	}
+	if o.timeout == 0 {
+		o.timeout = 4 * time.Minute
+	}
+	return runSynthetic(ctx, root, o, out, stderr)
+}
 
+// runSynthetic is the demo on the synthetic lab.
+func runSynthetic(ctx context.Context, root string, o options, out *printer, stderr io.Writer) error {
 	out.head("Checking what the lab needs")
-	if err := ensurePackages(ctx, out); err != nil {
+	if err := ensurePackages(ctx, out, nil); err != nil {
 		return err
 	}
 	bin, err := ensureAPIServer(ctx, root, out, stderr)
@@ -140,7 +201,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			mib(s.LeakBytesPerSecond), mib(ctr.BaseBytes), mib(float64(wl.LimitBytes)))
 	}
 	w.event("node agent series of %s report 42 orphan cgroups (threshold 20)", s.OrphanNode.Name)
-	scenarioCtx, cancelScenario := context.WithTimeout(ctx, *timeout)
+	scenarioCtx, cancelScenario := context.WithTimeout(ctx, o.timeout)
 	defer cancelScenario()
 	if err := w.run(scenarioCtx); err != nil {
 		if ctx.Err() != nil {
@@ -148,9 +209,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return fmt.Errorf("the scenario did not play out: %w", err)
 	}
+	out.line("  the scenario played out in %s", time.Since(w.t0).Round(time.Second))
 	w.finalState(ctx)
 
-	if *exitAfter {
+	if o.exitAfter {
 		return nil
 	}
 	out.head("The lab keeps running; Ctrl-C stops it and removes everything")
@@ -184,10 +246,12 @@ func moduleRoot() (string, error) {
 }
 
 // ensurePackages finds Debian's prometheus and prometheus-alertmanager,
-// and installs those missing when run as root (etcd and kube-apiserver are
-// built from source by hack/e2e-binaries.sh: ensureAPIServer).
-func ensurePackages(ctx context.Context, out *printer) error {
-	var missing []string
+// and installs those missing, and the packages extra (the real node's
+// containerd and runc, which the lab choice found missing), when run as
+// root (etcd and kube-apiserver are built from source by
+// hack/e2e-binaries.sh: ensureAPIServer).
+func ensurePackages(ctx context.Context, out *printer, extra []string) error {
+	missing := append([]string(nil), extra...)
 	for _, p := range []struct{ pkg, bins string }{
 		{"prometheus", "prometheus"}, {"prometheus-alertmanager", "prometheus-alertmanager alertmanager"},
 	} {
@@ -214,8 +278,9 @@ func ensurePackages(ctx context.Context, out *printer) error {
 			return fmt.Errorf("%s: %w", strings.Join(args, " "), err)
 		}
 	}
-	// The packages start their services; the lab starts its own.
-	for _, svc := range []string{"prometheus", "prometheus-alertmanager", "prometheus-node-exporter"} {
+	// The packages start their services; the lab starts its own (and
+	// its containerd must own containerd's socket).
+	for _, svc := range []string{"prometheus", "prometheus-alertmanager", "prometheus-node-exporter", "containerd"} {
 		_ = exec.CommandContext(ctx, "systemctl", "stop", svc).Run()
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +29,16 @@ type watcher struct {
 	s   *lab.Scenario
 	out *printer
 	t0  time.Time
+	// leak is the container whose working set and slope the timeline
+	// shows until its leak alert fires; the real node's story sets it
+	// once the leaking Deployment's first pod exists.
+	leak leakTarget
+	// node, on the real node, follows the pods, the kubelet's OOM kills
+	// and the controllers' Events; nil on the synthetic lab.
+	node *nodeStory
+	// isDone says when the story has played out: the synthetic
+	// scenario's done, or the real node's.
+	isDone func(ctx context.Context) bool
 
 	promState map[string]string
 	amState   map[string]string
@@ -37,9 +48,17 @@ type watcher struct {
 	leakFired bool
 }
 
+// leakTarget names one container.
+type leakTarget struct{ namespace, pod, container string }
+
 func newWatcher(c *lab.Chain, s *lab.Scenario, out *printer) *watcher {
-	return &watcher{c: c, s: s, out: out, t0: time.Now(),
+	w := &watcher{c: c, s: s, out: out, t0: time.Now(),
 		promState: map[string]string{}, amState: map[string]string{}, events: map[string]bool{}, logOffset: map[string]int64{}}
+	if s != nil {
+		w.leak = leakTarget{s.Leaking.Namespace, s.Leaking.Pod(), lab.ContainerName}
+		w.isDone = w.done
+	}
+	return w
 }
 
 func (w *watcher) event(format string, args ...any) {
@@ -50,7 +69,7 @@ func (w *watcher) event(format string, args ...any) {
 func (w *watcher) run(ctx context.Context) error {
 	for {
 		w.poll(ctx)
-		if w.done(ctx) {
+		if w.isDone(ctx) {
 			// Let the last deliveries and Events show.
 			deadline := time.Now().Add(3 * time.Second)
 			for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -84,6 +103,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 func (w *watcher) poll(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	if w.node != nil {
+		w.node.poll(pctx, w)
+	}
 	w.pollSlope(pctx)
 	w.pollPrometheus(pctx)
 	w.pollAlertmanager(pctx)
@@ -97,12 +119,12 @@ func (w *watcher) poll(ctx context.Context) {
 // its floor that the working-set-slope check reads, every 10 s until its
 // leak alert fires.
 func (w *watcher) pollSlope(ctx context.Context) {
-	if w.leakFired || time.Since(w.lastSlope) < 10*time.Second {
+	l := w.leak
+	if w.leakFired || l.pod == "" || time.Since(w.lastSlope) < 10*time.Second {
 		return
 	}
 	w.lastSlope = time.Now()
-	l := w.s.Leaking
-	sel := fmt.Sprintf(`{namespace=%q, pod=%q, container=%q}`, l.Namespace, l.Pod(), lab.ContainerName)
+	sel := fmt.Sprintf(`{namespace=%q, pod=%q, container=%q}`, l.namespace, l.pod, l.container)
 	ws, err1 := w.c.Prometheus.QueryValues(ctx, rules.RecWorkingSet+sel)
 	slope, err2 := w.c.Prometheus.QueryValues(ctx, rules.RecWorkingSetDeriv+sel)
 	if err1 != nil || err2 != nil || len(ws) == 0 {
@@ -112,7 +134,7 @@ func (w *watcher) pollSlope(ctx context.Context) {
 	if len(slope) > 0 {
 		s = mib(slope[0].Value*3600) + "/h"
 	}
-	w.event("prometheus: %s/%s working set %s, floor slope %s", l.Namespace, l.Pod(), mib(ws[0].Value), s)
+	w.event("prometheus: %s/%s working set %s, floor slope %s", l.namespace, l.pod, mib(ws[0].Value), s)
 }
 
 func alertKey(labels map[string]string) string {
@@ -138,8 +160,11 @@ func alertValue(name, value string) string {
 		return fmt.Sprintf("%.0f %% of the node", v*100)
 	case rules.AlertNodeOrphanCgroups:
 		return fmt.Sprintf("%g orphan cgroups", v)
+	case rules.AlertContainerMemoryOOMPredicted:
+		// Seconds until the trend reaches the limit.
+		return (time.Duration(v) * time.Second).String() + " to the limit"
 	}
-	return value
+	return strconv.FormatFloat(v, 'g', 3, 64)
 }
 
 func (w *watcher) pollPrometheus(ctx context.Context) {
@@ -148,16 +173,35 @@ func (w *watcher) pollPrometheus(ctx context.Context) {
 		return
 	}
 	sort.Slice(alerts, func(i, j int) bool { return alertKey(alerts[i].Labels) < alertKey(alerts[j].Labels) })
+	present := map[string]bool{}
 	for _, a := range alerts {
 		k := alertKey(a.Labels)
+		present[k] = true
 		if w.promState[k] == a.State {
 			continue
 		}
 		w.promState[k] = a.State
 		w.event("prometheus: alert %s %s (%s)", k, a.State, alertValue(a.Labels["alertname"], a.Value))
-		if a.State == "firing" && a.Labels["alertname"] == rules.AlertContainerMemoryLeak && a.Labels["pod"] == w.s.Leaking.Pod() {
+		if a.State == "firing" && a.Labels["alertname"] == rules.AlertContainerMemoryLeak && a.Labels["pod"] == w.leak.pod {
 			w.leakFired = true
 		}
+	}
+	// An alert Prometheus no longer lists has resolved (or, pending,
+	// ended before it fired).
+	var gone []string
+	for k, state := range w.promState {
+		if !present[k] && state != "" {
+			gone = append(gone, k)
+		}
+	}
+	sort.Strings(gone)
+	for _, k := range gone {
+		if w.promState[k] == "firing" {
+			w.event("prometheus: alert %s resolved", k)
+		} else {
+			w.event("prometheus: alert %s no longer pending", k)
+		}
+		w.promState[k] = ""
 	}
 }
 
@@ -387,38 +431,53 @@ func (w *watcher) done(ctx context.Context) bool {
 // Events per object.
 func (w *watcher) finalState(ctx context.Context) {
 	w.out.head("Final state")
-	show := func(kind, name string, ann map[string]string) {
-		var keys []string
-		for k := range ann {
-			if strings.HasPrefix(k, "leakguard.io/") {
-				keys = append(keys, k)
-			}
-		}
-		sort.Strings(keys)
-		if len(keys) == 0 {
-			w.out.line("  %s %s: no leakguard annotation", kind, name)
-			return
-		}
-		w.out.line("  %s %s:", kind, name)
-		for _, k := range keys {
-			w.out.line("      %s: %s", k, ann[k])
+	w.showDeployments(ctx, w.s.Leaking, w.s.Ignored, w.s.Flat)
+	for _, n := range []lab.Node{w.s.OrphanNode, w.s.AgentNode, w.s.ControlPlane} {
+		node, err := w.c.Admin.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+		if err == nil {
+			w.showAnnotations("Node", n.Name, node.Annotations)
 		}
 	}
-	for _, wl := range []lab.Workload{w.s.Leaking, w.s.Ignored, w.s.Flat} {
+	w.showLeakguardEvents(ctx)
+	w.showProfiles(ctx)
+}
+
+// showAnnotations prints the leakguard.io/ annotations of one object.
+func (w *watcher) showAnnotations(kind, name string, ann map[string]string) {
+	var keys []string
+	for k := range ann {
+		if strings.HasPrefix(k, "leakguard.io/") {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	if len(keys) == 0 {
+		w.out.line("  %s %s: no leakguard annotation", kind, name)
+		return
+	}
+	w.out.line("  %s %s:", kind, name)
+	for _, k := range keys {
+		w.out.line("      %s: %s", k, ann[k])
+	}
+}
+
+// showDeployments prints each Deployment's leakguard annotations and its
+// pod template's restartedAt.
+func (w *watcher) showDeployments(ctx context.Context, wls ...lab.Workload) {
+	for _, wl := range wls {
 		d, err := w.c.Admin.AppsV1().Deployments(wl.Namespace).Get(ctx, wl.Name, metav1.GetOptions{})
 		if err == nil {
-			show("Deployment", wl.Namespace+"/"+wl.Name, d.Annotations)
+			w.showAnnotations("Deployment", wl.Namespace+"/"+wl.Name, d.Annotations)
 			if at := d.Spec.Template.Annotations[restart.AnnotationRestartedAt]; at != "" {
 				w.out.line("      pod template %s: %s (a rolling restart)", restart.AnnotationRestartedAt, at)
 			}
 		}
 	}
-	for _, n := range []lab.Node{w.s.OrphanNode, w.s.AgentNode, w.s.ControlPlane} {
-		node, err := w.c.Admin.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
-		if err == nil {
-			show("Node", n.Name, node.Annotations)
-		}
-	}
+}
+
+// showLeakguardEvents prints the count of leakguard's Events per reason
+// and object.
+func (w *watcher) showLeakguardEvents(ctx context.Context) {
 	evs, err := w.leakguardEvents(ctx)
 	if err != nil {
 		return
@@ -436,6 +495,10 @@ func (w *watcher) finalState(ctx context.Context) {
 	for _, k := range keys {
 		w.out.line("      %d × %s", counts[k], k)
 	}
+}
+
+// showProfiles prints the profiles each replica stored.
+func (w *watcher) showProfiles(ctx context.Context) {
 	for _, r := range w.c.Serve {
 		list, err := r.Profiles(ctx)
 		if err != nil {

@@ -43,9 +43,15 @@ const (
 // puts in the binaries' directory, beside kube-apiserver and etcd.
 var NodeBinaries = []string{"kubelet", "kube-controller-manager", "kube-scheduler", "kube-state-metrics"}
 
-// hostCommands are the real node's programs from the host's packages
-// (Debian's containerd and runc), and go, which builds the images.
-var hostCommands = []string{"containerd", "containerd-shim-runc-v2", "runc", "ctr", "go"}
+// NodeCommandPackages are the real node's programs from the host's
+// packages, each with the Debian package that installs it (.ci/run installs
+// them; so does make demo when it runs as root).
+var NodeCommandPackages = []struct{ Command, Package string }{
+	{"containerd", "containerd"},
+	{"containerd-shim-runc-v2", "containerd"},
+	{"ctr", "containerd"},
+	{"runc", "runc"},
+}
 
 // ErrNodeUnsupported means the host cannot run the lab's real node; the
 // error that wraps it says why.
@@ -88,6 +94,37 @@ type RealNode struct {
 // /dev/kmsg, another containerd owning its socket, a kubelet already
 // running or its kubepods cgroup in use, a binary or command missing.
 func CheckNodeHost(binDir string) error {
+	why := nodeHostProblems()
+	for _, bin := range MissingNodeBinaries(binDir) {
+		why = append(why, fmt.Errorf("no %s in %s (hack/node-binaries.sh builds it)", bin, binDir))
+	}
+	for _, cmd := range MissingNodeCommands() {
+		why = append(why, fmt.Errorf("no %s in PATH (apt-get install containerd runc)", cmd))
+	}
+	return unsupported(why)
+}
+
+// CheckNodeHostOnly is CheckNodeHost without the executables that can be
+// built (NodeBinaries: hack/node-binaries.sh) or installed (containerd's
+// and runc's: MissingNodeCommands): nil when the host itself can run the
+// real node once they are there, or an error wrapping ErrNodeUnsupported
+// that names every reason it cannot (not root, no writable memory cgroup,
+// no /dev/kmsg, another containerd owning its socket, a kubelet already
+// running or its kubepods cgroup in use, no go to build the pod images).
+func CheckNodeHostOnly() error {
+	return unsupported(nodeHostProblems())
+}
+
+func unsupported(why []error) error {
+	if len(why) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrNodeUnsupported, errors.Join(why...))
+}
+
+// nodeHostProblems are the reasons, other than a missing binary or
+// package, why this host cannot run the real node.
+func nodeHostProblems() []error {
 	var why []error
 	if os.Geteuid() != 0 {
 		why = append(why, errors.New("not root: the kubelet and containerd run as root"))
@@ -108,20 +145,34 @@ func CheckNodeHost(binDir string) error {
 	if busy := busyKubepods(); busy != "" {
 		why = append(why, fmt.Errorf("%s holds processes: another kubelet's pods", busy))
 	}
+	if _, err := exec.LookPath("go"); err != nil {
+		why = append(why, fmt.Errorf("no go in PATH, which builds the pod images: %w", err))
+	}
+	return why
+}
+
+// MissingNodeBinaries returns those of NodeBinaries that binDir lacks, in
+// NodeBinaries' order.
+func MissingNodeBinaries(binDir string) []string {
+	var missing []string
 	for _, bin := range NodeBinaries {
 		if _, err := os.Stat(filepath.Join(binDir, bin)); err != nil {
-			why = append(why, fmt.Errorf("no %s in %s (hack/node-binaries.sh builds it): %w", bin, binDir, err))
+			missing = append(missing, bin)
 		}
 	}
-	for _, cmd := range hostCommands {
-		if _, err := exec.LookPath(cmd); err != nil {
-			why = append(why, fmt.Errorf("no %s in PATH (apt-get install containerd runc): %w", cmd, err))
+	return missing
+}
+
+// MissingNodeCommands returns the real node's commands from the host's
+// packages (NodeCommandPackages) that are not in PATH.
+func MissingNodeCommands() []string {
+	var missing []string
+	for _, c := range NodeCommandPackages {
+		if _, err := exec.LookPath(c.Command); err != nil {
+			missing = append(missing, c.Command)
 		}
 	}
-	if len(why) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%w: %w", ErrNodeUnsupported, errors.Join(why...))
+	return missing
 }
 
 // startNode starts the real node on the lab's API server: containerd (the

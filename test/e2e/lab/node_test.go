@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestRealNodeRefusedBeforeAnythingStarts: where the host cannot run the
@@ -51,6 +53,32 @@ func TestUnescapeMount(t *testing.T) {
 		t.Run(tc.in, func(t *testing.T) {
 			if got := unescapeMount(tc.in); got != tc.want {
 				t.Errorf("unescapeMount(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestMissingNodeBinaries: the node's binaries that a directory lacks, in
+// NodeBinaries' order; a file of another name does not count.
+func TestMissingNodeBinaries(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		present []string
+		want    []string
+	}{
+		{"none built", nil, []string{"kubelet", "kube-controller-manager", "kube-scheduler", "kube-state-metrics"}},
+		{"some built", []string{"kube-scheduler", "kubelet", "kube-apiserver"}, []string{"kube-controller-manager", "kube-state-metrics"}},
+		{"all built", NodeBinaries, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for _, name := range tc.present {
+				if err := os.WriteFile(filepath.Join(dir, name), nil, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if diff := cmp.Diff(tc.want, MissingNodeBinaries(dir)); diff != "" {
+				t.Errorf("MissingNodeBinaries (-want +got):\n%s", diff)
 			}
 		})
 	}
