@@ -132,7 +132,9 @@ chart-test:
 e2e-node:
 	@bin=$$(hack/node-binaries.sh) && \
 	  echo "LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN=$$bin $(GO) test -count=1 -timeout 15m -v ./test/e2e/node/" && \
-	  LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN="$$bin" $(GO) test -count=1 -timeout 15m -v ./test/e2e/node/
+	  LEAKGUARD_E2E=1 LEAKGUARD_E2E_BIN="$$bin" $(GO) test -count=1 -timeout 15m -v ./test/e2e/node/ && \
+	  echo "LEAKGUARD_E2E=1 LEAKGUARD_E2E_NODE=1 LEAKGUARD_E2E_BIN=$$bin $(GO) test -count=1 -timeout 15m -v -run '^TestDemoOnRealNode$$' ./test/e2e/demo/" && \
+	  LEAKGUARD_E2E=1 LEAKGUARD_E2E_NODE=1 LEAKGUARD_E2E_BIN="$$bin" $(GO) test -count=1 -timeout 15m -v -run '^TestDemoOnRealNode$$' ./test/e2e/demo/
 
 # The fleet tests need victoria-metrics and vmalert (Debian's victoria-metrics
 # package), thanos (hack/fleet-binaries.sh builds it from source once),
