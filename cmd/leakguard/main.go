@@ -5,8 +5,9 @@
 // receiver), agent (the node agent), generate (rules, dashboards and
 // manifests), replay (a saved payload through the policy, in dry-run),
 // recommend (memory requests and limits from Prometheus), check (policy and
-// rule parameter files), token (the webhook token's Secret for a trial
-// install) and version (also --version). This file only
+// rule parameter files), profile (summaries of pprof profiles on disk),
+// token (the webhook token's Secret for a trial install) and version (also
+// --version). This file only
 // dispatches; each subcommand's wiring lives in its own cmd_*.go file and
 // its logic in the packages it calls.
 package main
@@ -42,6 +43,7 @@ func commands() map[string]command {
 		"replay":    {"run a saved Alertmanager payload through the policy in dry-run", runReplay},
 		"recommend": {"print memory requests and limits from Prometheus, leaks told apart", runRecommend},
 		"check":     {"validate policy and rule parameter files before shipping them", runCheck},
+		"profile":   {"summarize a pprof heap or goroutine profile on disk, and what grew since a base", runProfile},
 		"version":   {"print the version", runVersion},
 		"token":     {"create the webhook token's Secret with a random token if it is absent (trial installs)", runToken},
 	}
