@@ -222,7 +222,7 @@ func decode(data []byte, maxBytes int64) (*profile.Profile, error) {
 		return nil, fmt.Errorf("%w: %d bytes, over the limit of %d", ErrTooLarge, len(data), maxBytes)
 	}
 	raw := data
-	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+	if isGzip(data) {
 		zr, err := gzip.NewReader(bytes.NewReader(data))
 		if err != nil {
 			return nil, classify(err, "gzip header")
@@ -234,6 +234,11 @@ func decode(data []byte, maxBytes int64) (*profile.Profile, error) {
 		if int64(len(raw)) > maxBytes {
 			return nil, fmt.Errorf("%w: over the limit of %d bytes once gunzipped", ErrTooLarge, maxBytes)
 		}
+		// profile.ParseData gunzips once more, without a limit: refuse
+		// gzip inside gzip rather than let it.
+		if isGzip(raw) {
+			return nil, fmt.Errorf("%w: gzip inside gzip", ErrNotProfile)
+		}
 	}
 	p, err := profile.ParseData(raw)
 	if err != nil {
@@ -241,6 +246,8 @@ func decode(data []byte, maxBytes int64) (*profile.Profile, error) {
 	}
 	return p, nil
 }
+
+func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
 
 // classify names why a body did not decode.
 func classify(err error, what string) error {

@@ -123,6 +123,14 @@ func TestSummarizeRealHeapGrowth(t *testing.T) {
 		if err := zw.Close(); err != nil {
 			t.Fatal(err)
 		}
+		var twice bytes.Buffer
+		zw = gzip.NewWriter(&twice)
+		if _, err := zw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Close(); err != nil {
+			t.Fatal(err)
+		}
 		tests := []struct {
 			name     string
 			data     []byte
@@ -136,6 +144,7 @@ func TestSummarizeRealHeapGrowth(t *testing.T) {
 			{name: "oversized body", data: b, maxBytes: int64(len(b) - 1), want: ErrTooLarge, reason: "over the limit"},
 			{name: "oversized once gunzipped", data: bomb.Bytes(), maxBytes: 1 << 20, want: ErrTooLarge, reason: "once gunzipped"},
 			{name: "not pprof", data: []byte("<html>502 Bad Gateway</html>\n"), want: ErrNotProfile, reason: "not a pprof profile"},
+			{name: "gzip inside gzip", data: twice.Bytes(), want: ErrNotProfile, reason: "gzip inside gzip"},
 			{name: "empty", data: nil, want: ErrNotProfile, reason: "empty body"},
 		}
 		for _, tt := range tests {
