@@ -17,7 +17,8 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return runProfileSummarize(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-		fmt.Fprint(stdout, profileUsage)
+		// As the other commands' help: on stderr, exit 0.
+		fmt.Fprint(stderr, profileUsage)
 		return cli.ErrHelp
 	}
 	if len(args) == 0 {
@@ -58,7 +59,7 @@ flags:
 		asJSON   bool
 		opts     summary.Options
 	)
-	fs.StringVar(&basePath, "base", "", "an earlier profile of the same process to subtract; what grew since it is shown (default none)")
+	fs.StringVar(&basePath, "base", "", "subtract the profile in `FILE`, an earlier one of the same process, and show what grew since it (default none)")
 	fs.IntVar(&opts.Top, "top", summary.DefaultTop, "how many functions and stacks to list")
 	fs.IntVar(&opts.Frames, "frames", summary.DefaultFrames, "how many frames of each stack to show, innermost first")
 	fs.Int64Var(&opts.MaxBytes, "max-bytes", summary.DefaultMaxBytes, "refuse a profile larger than this many bytes, compressed or once gunzipped")

@@ -135,7 +135,8 @@ heaviest stacks:
 		{name: "bad --top", args: []string{"profile", "summarize", synA, "--top", "0"}, wantCode: 2, stderr: "--top 0: want a positive number"},
 		{name: "no subcommand", args: []string{"profile"}, wantCode: 2, stderr: "want a subcommand"},
 		{name: "unknown subcommand", args: []string{"profile", "diff"}, wantCode: 2, stderr: `unknown subcommand "diff"`},
-		{name: "help", args: []string{"profile", "summarize", "--help"}, stderr: "--base"},
+		{name: "help", args: []string{"profile", "summarize", "--help"}, stderr: "--base FILE"},
+		{name: "profile help", args: []string{"profile", "--help"}, stderr: "usage: leakguard profile summarize FILE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
