@@ -23,15 +23,31 @@ func goList(t *testing.T, args ...string) []string {
 	return strings.Fields(string(out))
 }
 
-// plugins are the packages under remediate/ that hold checks and
-// remediators: everything but the engine, this assembly package and the
-// shared test fakes.
-func plugins(t *testing.T) []string {
+// below lists the packages under remediate/ but the engine itself: the
+// plugins, their own sub-packages (such as profile/summary), this
+// assembly package and the shared test fakes.
+func below(t *testing.T) []string {
 	t.Helper()
 	var out []string
 	for _, p := range goList(t, module+"/...") {
-		switch p {
-		case module, module + "/builtin", module + "/remediatetest":
+		if p != module {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// plugins are the packages directly under remediate/ that hold checks and
+// remediators: everything but the engine, this assembly package, the
+// shared test fakes and the plugins' own sub-packages.
+func plugins(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, p := range below(t) {
+		switch {
+		case p == module+"/builtin", p == module+"/remediatetest":
+			continue
+		case strings.Contains(strings.TrimPrefix(p, module+"/"), "/"):
 			continue
 		}
 		out = append(out, p)
@@ -40,15 +56,14 @@ func plugins(t *testing.T) []string {
 }
 
 // TestEngineImportsNoPlugin: the engine package depends on no check or
-// remediator package (nor on this assembly package): plugins import the
-// engine, never the other way round.
+// remediator package, nor on their sub-packages or this assembly package:
+// plugins import the engine, never the other way round.
 func TestEngineImportsNoPlugin(t *testing.T) {
-	ps := plugins(t)
-	if len(ps) == 0 {
+	if len(plugins(t)) == 0 {
 		t.Fatal("no plugin packages under remediate/: the layout this test guards is gone")
 	}
-	forbidden := map[string]bool{module + "/builtin": true}
-	for _, p := range ps {
+	forbidden := map[string]bool{}
+	for _, p := range below(t) {
 		forbidden[p] = true
 	}
 	for _, dep := range goList(t, "-deps", module) {
