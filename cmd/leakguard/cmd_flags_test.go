@@ -35,6 +35,10 @@ func TestPOSIXFlags(t *testing.T) {
 		{name: "replay: --output= after the FILE", args: []string{"replay", payload, "--output=xml"}, wantCode: 2,
 			stderr: []string{`-o "xml": want table or json`}},
 		{name: "version: -o json", args: []string{"version", "-o", "json"}, wantCode: 0, stdout: []string{`"version"`}},
+		{name: "profile summarize: a flag after the FILE is parsed", args: []string{"profile", "summarize", policy, "--top", "0"}, wantCode: 2,
+			stderr: []string{"profile summarize: --top 0: want a positive number"}},
+		{name: "profile summarize: a single-dash long flag", args: []string{"profile", "summarize", policy, "-top", "3"}, wantCode: 2,
+			stderr: []string{"flags take two dashes: --top"}},
 		{name: "generate: a single-dash long flag", args: []string{"generate", "-out-dir", t.TempDir()}, wantCode: 2,
 			stderr: []string{"generate: unknown shorthand flag: 'o' in -out-dir", "flags take two dashes: --out-dir, not -out-dir"}},
 		{name: "serve: a single-dash long flag with a value", args: []string{"serve", "-listen-address=:1"}, wantCode: 2,
@@ -86,6 +90,7 @@ func TestHelpListsLongFlags(t *testing.T) {
 		"check":     {"usage: leakguard check policy FILE"},
 		"recommend": {"-n, --namespace string", "-A, --all-namespaces", "-l, --selector SELECTOR", "--granularity quantity", "(default 64Mi)"},
 		"version":   {"-o, --output string", `(default "text")`},
+		"profile":   {"usage: leakguard profile summarize FILE"},
 	} {
 		for _, help := range []string{"-h", "--help"} {
 			t.Run(cmd+" "+help, func(t *testing.T) {
