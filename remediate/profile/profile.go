@@ -452,8 +452,12 @@ func (p Profile) growth(ctx context.Context, subject string, rec *Record, fetch 
 	if rec.Summary == nil {
 		return nil, ""
 	}
+	noBase := "no earlier heap profile of this process is stored"
+	if rec.Process == "" {
+		noBase = "no stored profile can be the base (the process is not known: no pod to read)"
+	}
 	if p.GrowthAfter == 0 {
-		rec.NoGrowth = "no earlier heap profile of this process is stored, and growthAfter is 0"
+		rec.NoGrowth = noBase + ", and growthAfter is 0"
 		return nil, ""
 	}
 	need := p.GrowthAfter + p.Timeout + growthReserve
@@ -461,7 +465,7 @@ func (p Profile) growth(ctx context.Context, subject string, rec *Record, fetch 
 		if left := time.Until(dl); left < need {
 			// Fails safe: a second profile that the deadline would cut
 			// would also leave no time for a restart after it.
-			rec.NoGrowth = fmt.Sprintf("no earlier heap profile of this process is stored, and the delivery's deadline leaves %s, under growthAfter %s + timeout %s + %s for the rest of the entry", left.Round(time.Second), p.GrowthAfter, p.Timeout, growthReserve)
+			rec.NoGrowth = fmt.Sprintf("%s, and the delivery's deadline leaves %s, under growthAfter %s + timeout %s + %s for the rest of the entry", noBase, left.Round(time.Second), p.GrowthAfter, p.Timeout, growthReserve)
 			return nil, ""
 		}
 	}
