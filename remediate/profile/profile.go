@@ -64,7 +64,7 @@ const (
 	// DefaultGrowthAfter is growthAfter's default: the wait before the
 	// second heap profile, when the store holds no earlier one of the
 	// same process. With the default fetch timeout (20s) and the
-	// growthReserve it fits a delivery's default deadline (serve's
+	// GrowthReserve it fits a delivery's default deadline (serve's
 	// --process-timeout, 90s) with half a minute to spare for the check
 	// and the first fetches.
 	DefaultGrowthAfter = 30 * time.Second
@@ -72,9 +72,9 @@ const (
 
 // Bounds of the growth comparison.
 const (
-	// growthReserve is the time the second heap profile leaves on the
+	// GrowthReserve is the time the second heap profile leaves on the
 	// delivery's deadline for the remediators after profile (a restart).
-	growthReserve = 10 * time.Second
+	GrowthReserve = 10 * time.Second
 	// minBaseAge and maxBaseAge bound the age of a stored heap profile
 	// that serves as the base of a new one: younger, it shows little
 	// growth; older, the comparison spans too much to name today's leak.
@@ -460,12 +460,12 @@ func (p Profile) growth(ctx context.Context, subject string, rec *Record, fetch 
 		rec.NoGrowth = noBase + ", and growthAfter is 0"
 		return nil, ""
 	}
-	need := p.GrowthAfter + p.Timeout + growthReserve
+	need := p.GrowthAfter + p.Timeout + GrowthReserve
 	if dl, ok := ctx.Deadline(); ok {
 		if left := time.Until(dl); left < need {
 			// Fails safe: a second profile that the deadline would cut
 			// would also leave no time for a restart after it.
-			rec.NoGrowth = fmt.Sprintf("%s, and the delivery's deadline leaves %s, under growthAfter %s + timeout %s + %s for the rest of the entry", noBase, left.Round(time.Second), p.GrowthAfter, p.Timeout, growthReserve)
+			rec.NoGrowth = fmt.Sprintf("%s, and the delivery's deadline leaves %s, under growthAfter %s + timeout %s + %s for the rest of the entry", noBase, left.Round(time.Second), p.GrowthAfter, p.Timeout, GrowthReserve)
 			return nil, ""
 		}
 	}
