@@ -601,3 +601,35 @@ alerts:
 		t.Errorf("the Event %q does not say restart acted", msg)
 	}
 }
+
+// growthAfter defaults to DefaultGrowthAfter, takes "0s" as none, and
+// refuses a negative or malformed duration.
+func TestProfileGrowthAfterArgument(t *testing.T) {
+	for _, tc := range []struct {
+		args    string
+		want    time.Duration
+		wantErr bool
+	}{
+		{args: `{}`, want: DefaultGrowthAfter},
+		{args: `{"growthAfter": "0s"}`, want: 0},
+		{args: `{"growthAfter": "2m"}`, want: 2 * time.Minute},
+		{args: `{"growthAfter": "-1s"}`, wantErr: true},
+		{args: `{"growthAfter": "soon"}`, wantErr: true},
+	} {
+		t.Run(tc.args, func(t *testing.T) {
+			r, err := New(json.RawMessage(tc.args), Deps{})
+			if tc.wantErr {
+				if err == nil {
+					t.Errorf("New(%s) = nil error, want one", tc.args)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.(Profile).GrowthAfter; got != tc.want {
+				t.Errorf("GrowthAfter = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
