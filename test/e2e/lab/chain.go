@@ -235,7 +235,7 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 		if err != nil {
 			return nil, err
 		}
-		scrapeConfigs = realNodeScrapeJobs(l.RealNode, l.CAFile(), cert, key)
+		scrapeConfigs = realNodeScrapeJobs(l.RealNode, l.Host(), l.CAFile(), cert, key)
 	} else if c.Metrics, err = StartMetrics(); err != nil {
 		return nil, err
 	}

@@ -62,10 +62,15 @@ const (
 // (honor_labels, and honor_timestamps off, as kube-prometheus scrapes
 // cAdvisor), and kube-state-metrics as job="kube-state-metrics" with its
 // own pod's labels (honor_labels: its series' namespace, pod and container
-// win).
-func realNodeScrapeJobs(n *RealNode, caFile, certFile, keyFile string) []map[string]any {
+// win), and the lab's kube-apiserver at apiServer (its address, which is
+// the node's InternalIP as on a control-plane node) as job="apiserver",
+// over HTTPS with the same client certificate, with the target labels of
+// kube-prometheus's apiserver ServiceMonitor: the control-plane rules
+// join its instance to the node's InternalIP.
+func realNodeScrapeJobs(n *RealNode, apiServer, caFile, certFile, keyFile string) []map[string]any {
 	kubelet := strings.TrimPrefix(n.KubeletURL, "https://")
 	ksm := strings.TrimPrefix(n.KubeStateMetricsURL, "http://")
+	tls := map[string]any{"ca_file": caFile, "cert_file": certFile, "key_file": keyFile}
 	return []map[string]any{
 		{
 			"job_name":         "kubelet-cadvisor",
@@ -73,7 +78,7 @@ func realNodeScrapeJobs(n *RealNode, caFile, certFile, keyFile string) []map[str
 			"metrics_path":     "/metrics/cadvisor",
 			"honor_labels":     true,
 			"honor_timestamps": false,
-			"tls_config":       map[string]any{"ca_file": caFile, "cert_file": certFile, "key_file": keyFile},
+			"tls_config":       tls,
 			"static_configs": []map[string]any{{
 				"targets": []string{kubelet},
 				"labels": map[string]string{
@@ -94,14 +99,27 @@ func realNodeScrapeJobs(n *RealNode, caFile, certFile, keyFile string) []map[str
 				},
 			}},
 		},
+		{
+			"job_name":     "apiserver",
+			"scheme":       "https",
+			"metrics_path": "/metrics",
+			"tls_config":   tls,
+			"static_configs": []map[string]any{{
+				"targets": []string{strings.TrimPrefix(apiServer, "https://")},
+				"labels": map[string]string{
+					"job": "apiserver", "endpoint": "https", "service": "kubernetes", "namespace": "default",
+				},
+			}},
+		},
 	}
 }
 
 // prometheusKubeletClient gives Prometheus its identity towards the
-// kubelet, as kube-prometheus does: a client certificate for the user
-// leakguard-lab-prometheus, in no group, and a ClusterRole that grants it
-// nodes/metrics (the kubelet asks the API server, its authorization mode
-// being Webhook). It returns the certificate's and key's files.
+// kubelet and the kube-apiserver, as kube-prometheus does: a client
+// certificate for the user leakguard-lab-prometheus, in no group, and a
+// ClusterRole that grants it nodes/metrics (the kubelet asks the API
+// server, its authorization mode being Webhook) and the apiserver's own
+// /metrics. It returns the certificate's and key's files.
 func (l *Lab) prometheusKubeletClient(ctx context.Context) (certFile, keyFile string, err error) {
 	const user = "leakguard-lab-prometheus"
 	cert, key, err := l.pki.issueClient(user)
@@ -118,7 +136,10 @@ func (l *Lab) prometheusKubeletClient(ctx context.Context) (certFile, keyFile st
 	objs := []runtime.Object{
 		&rbacv1.ClusterRole{
 			ObjectMeta: metav1.ObjectMeta{Name: user},
-			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes/metrics"}, Verbs: []string{"get"}}},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{""}, Resources: []string{"nodes/metrics"}, Verbs: []string{"get"}},
+				{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}},
+			},
 		},
 		&rbacv1.ClusterRoleBinding{
 			ObjectMeta: metav1.ObjectMeta{Name: user},

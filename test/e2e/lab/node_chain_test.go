@@ -55,11 +55,11 @@ func TestRealNodeParams(t *testing.T) {
 // labels, which honor_labels lets the series' own override.
 func TestRealNodeScrapeJobs(t *testing.T) {
 	n := &RealNode{KubeletURL: "https://127.0.0.1:10250", KubeStateMetricsURL: "http://127.0.0.1:8080"}
-	jobs := realNodeScrapeJobs(n, "/ca", "/crt", "/key")
-	if len(jobs) != 2 {
-		t.Fatalf("%d jobs, want 2", len(jobs))
+	jobs := realNodeScrapeJobs(n, "https://127.0.0.1:6443", "/ca", "/crt", "/key")
+	if len(jobs) != 3 {
+		t.Fatalf("%d jobs, want 3", len(jobs))
 	}
-	kubelet, ksm := jobs[0], jobs[1]
+	kubelet, ksm, apiServer := jobs[0], jobs[1], jobs[2]
 	want := map[string]any{
 		"job_name": "kubelet-cadvisor", "scheme": "https", "metrics_path": "/metrics/cadvisor",
 		"honor_labels": true, "honor_timestamps": false,
@@ -82,9 +82,23 @@ func TestRealNodeScrapeJobs(t *testing.T) {
 	if l := sc["labels"].(map[string]string); l["job"] != "kube-state-metrics" || ksm["honor_labels"] != true {
 		t.Errorf("kube-state-metrics job labels %v, honor_labels %v", l, ksm["honor_labels"])
 	}
+	// The apiserver's job: its address as the target, so that instance
+	// holds the node's InternalIP, and job="apiserver" for the rules'
+	// selector.
+	wantAPI := map[string]any{
+		"job_name": "apiserver", "scheme": "https", "metrics_path": "/metrics",
+		"tls_config": map[string]any{"ca_file": "/ca", "cert_file": "/crt", "key_file": "/key"},
+		"static_configs": []map[string]any{{
+			"targets": []string{"127.0.0.1:6443"},
+			"labels":  map[string]string{"job": "apiserver", "endpoint": "https", "service": "kubernetes", "namespace": "default"},
+		}},
+	}
+	if diff := cmp.Diff(wantAPI, apiServer); diff != "" {
+		t.Errorf("apiserver job (-want +got):\n%s", diff)
+	}
 	// The selector of the shipped rules matches the kubelet job's labels.
 	p := rules.DefaultParams()
-	if p.CadvisorSelector != `job="kubelet", metrics_path="/metrics/cadvisor"` || p.KubeStateMetricsSelector != `job="kube-state-metrics"` {
-		t.Errorf("the shipped selectors changed (%s; %s): align the real node's target labels", p.CadvisorSelector, p.KubeStateMetricsSelector)
+	if p.CadvisorSelector != `job="kubelet", metrics_path="/metrics/cadvisor"` || p.KubeStateMetricsSelector != `job="kube-state-metrics"` || p.APIServerSelector != `job="apiserver"` {
+		t.Errorf("the shipped selectors changed (%s; %s; %s): align the real node's target labels", p.CadvisorSelector, p.KubeStateMetricsSelector, p.APIServerSelector)
 	}
 }

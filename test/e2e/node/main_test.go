@@ -78,6 +78,10 @@ func run(m *testing.M) (code int) {
 	start := time.Now()
 	c, err := lab.StartChain(ctx, lab.ChainOptions{
 		RepoRoot: repoRoot, BinDir: bin, RealNode: true, Policy: []byte(nodePolicy),
+		Params: nodeParams(),
+		// The apiserver serves /debug/pprof, for profile's heap of it
+		// (TestControlPlaneOnRealSeries).
+		Profiling: true,
 		// The agent over a fixture tree, for the real node: its orphans
 		// are what make leakguard cordon and drain the node.
 		AgentNode: lab.NodeName,

@@ -102,6 +102,18 @@ alerts:
           timeout: 2m
           backoff: 1s
           maxBackoff: 5s
+  KubeAPIServerMemoryHigh:
+    target: apiserver
+    allowNamespaces: [kube-system]
+    check:
+      name: apiserver-memory
+      args:
+        threshold: ` + apiServerThreshold + `
+    remediators:
+      - name: profile
+        args:
+          timeout: 30s
+          apiserverPort: ` + lab.PolicyAPIServerPort + `
 `
 
 // The scenarios' namespace and Deployments.
@@ -136,6 +148,10 @@ type scenarioWorld struct {
 	// has seen the alerts and asked the checks, however long the tests
 	// before it took.
 	predictionSilence string
+	// apiServerSilence holds KubeAPIServerMemoryHigh, which fires from
+	// the start (nodeParams), until TestControlPlaneOnRealSeries has made
+	// the objects its profile should name.
+	apiServerSilence string
 }
 
 // createWorld creates the namespace and the scenarios' Deployments and
@@ -149,7 +165,11 @@ func createWorld(ctx context.Context, c *lab.Chain) (*scenarioWorld, error) {
 	if err != nil {
 		return nil, fmt.Errorf("silence the prediction: %w", err)
 	}
-	w := &scenarioWorld{created: time.Now(), running: map[string]time.Time{}, predictionSilence: silence}
+	apiSilence, err := c.Alertmanager.Silence(ctx, map[string]string{"alertname": rules.AlertKubeAPIServerMemoryHigh}, time.Hour)
+	if err != nil {
+		return nil, fmt.Errorf("silence the apiserver's memory alert: %w", err)
+	}
+	w := &scenarioWorld{created: time.Now(), running: map[string]time.Time{}, predictionSilence: silence, apiServerSilence: apiSilence}
 	for _, d := range []*appsv1.Deployment{
 		leakerDeployment(shop, steadyName, steadyLimit, "-rate", "1Mi", "-initial", "8Mi"),
 		leakerDeployment(shop, oomName, "96Mi", "-rate", "4Mi"),
