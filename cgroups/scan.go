@@ -159,12 +159,11 @@ func NewScanner(opts Options, pods PodSource) (*Scanner, error) {
 		}
 	}
 	return &Scanner{
-		opts:   opts,
-		layout: layout,
-		pods:   pods,
-		log:    opts.Logger.With("cgroup_root", opts.CgroupRoot, "cgroup_version", layout.Version.String()),
-		seen:   make(map[string]seenEntry),
-
+		opts:     opts,
+		layout:   layout,
+		pods:     pods,
+		log:      opts.Logger.With("cgroup_root", opts.CgroupRoot, "cgroup_version", layout.Version.String()),
+		seen:     make(map[string]seenEntry),
 		readProc: readProcCgroups,
 	}, nil
 }
