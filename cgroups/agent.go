@@ -303,7 +303,7 @@ func newResultCollector(a *Agent, node prometheus.Labels) *resultCollector {
 			"Live cgroups per controller: num_cgroups of /proc/cgroups on cgroup v1, the number of cgroup directories on v2 (controller=\"unified\").",
 			[]string{"controller"}, node),
 		dying: prometheus.NewDesc(metricDying,
-			"nr_dying_descendants of the root cgroup (cgroup v2 only): removed cgroups the kernel has not freed yet.",
+			"Removed cgroups the kernel has not freed yet: nr_dying_descendants of the root cgroup on v2; on v1 the memory controller's num_cgroups minus its live cgroup directories.",
 			nil, node),
 	}
 }

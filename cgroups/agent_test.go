@@ -58,7 +58,8 @@ func orphans(n int) []Orphan {
 
 func TestAgentMetrics(t *testing.T) {
 	v2 := Result{Version: V2, OrphansKnown: true, Orphans: orphans(3), Cgroups: map[string]int{UnifiedController: 1234}, Dying: 56, DyingKnown: true, Duration: 20 * time.Millisecond}
-	v1 := Result{Version: V1, OrphansKnown: true, Orphans: orphans(1), Cgroups: map[string]int{"memory": 90, "cpu": 80}, Duration: 3 * time.Millisecond}
+	v1 := Result{Version: V1, OrphansKnown: true, Orphans: orphans(1), Cgroups: map[string]int{"memory": 90, "cpu": 80}, Dying: 17, DyingKnown: true, Duration: 3 * time.Millisecond}
+	v1Unknown := Result{Version: V1, OrphansKnown: true, Orphans: orphans(1), Cgroups: map[string]int{"memory": 90, "cpu": 80}, Duration: 3 * time.Millisecond}
 	failed := Result{Version: V2, Cgroups: map[string]int{UnifiedController: 1200}, Dying: 60, DyingKnown: true, Err: errors.New("orphans: no kubepods"), Duration: time.Millisecond}
 	for _, tc := range []struct {
 		name    string
@@ -84,7 +85,7 @@ leakguard_node_cgroup_scan_errors_total{node="node-a"} 0
 # HELP leakguard_node_cgroups Live cgroups per controller: num_cgroups of /proc/cgroups on cgroup v1, the number of cgroup directories on v2 (controller="unified").
 # TYPE leakguard_node_cgroups gauge
 leakguard_node_cgroups{controller="unified",node="node-a"} 1234
-# HELP leakguard_node_dying_cgroups nr_dying_descendants of the root cgroup (cgroup v2 only): removed cgroups the kernel has not freed yet.
+# HELP leakguard_node_dying_cgroups Removed cgroups the kernel has not freed yet: nr_dying_descendants of the root cgroup on v2; on v1 the memory controller's num_cgroups minus its live cgroup directories.
 # TYPE leakguard_node_dying_cgroups gauge
 leakguard_node_dying_cgroups{node="node-a"} 56
 # HELP leakguard_node_orphan_cgroups Pod-level cgroups under kubepods whose pod UID is not a pod bound to this node and which hold no process, seen so for at least the grace period.
@@ -93,8 +94,27 @@ leakguard_node_orphan_cgroups{node="node-a"} 3
 `,
 		},
 		{
-			name:    "v1 has no dying gauge",
+			name:    "v1",
 			results: []Result{v1},
+			want: `
+# HELP leakguard_node_cgroup_scan_errors_total Scans of the node's cgroup tree that failed in whole or in part.
+# TYPE leakguard_node_cgroup_scan_errors_total counter
+leakguard_node_cgroup_scan_errors_total{node="node-a"} 0
+# HELP leakguard_node_cgroups Live cgroups per controller: num_cgroups of /proc/cgroups on cgroup v1, the number of cgroup directories on v2 (controller="unified").
+# TYPE leakguard_node_cgroups gauge
+leakguard_node_cgroups{controller="cpu",node="node-a"} 80
+leakguard_node_cgroups{controller="memory",node="node-a"} 90
+# HELP leakguard_node_dying_cgroups Removed cgroups the kernel has not freed yet: nr_dying_descendants of the root cgroup on v2; on v1 the memory controller's num_cgroups minus its live cgroup directories.
+# TYPE leakguard_node_dying_cgroups gauge
+leakguard_node_dying_cgroups{node="node-a"} 17
+# HELP leakguard_node_orphan_cgroups Pod-level cgroups under kubepods whose pod UID is not a pod bound to this node and which hold no process, seen so for at least the grace period.
+# TYPE leakguard_node_orphan_cgroups gauge
+leakguard_node_orphan_cgroups{node="node-a"} 1
+`,
+		},
+		{
+			name:    "a v1 scan whose dying count is unknown has no dying gauge",
+			results: []Result{v1, v1Unknown},
 			want: `
 # HELP leakguard_node_cgroup_scan_errors_total Scans of the node's cgroup tree that failed in whole or in part.
 # TYPE leakguard_node_cgroup_scan_errors_total counter
@@ -118,7 +138,7 @@ leakguard_node_cgroup_scan_errors_total{node="node-a"} 1
 # HELP leakguard_node_cgroups Live cgroups per controller: num_cgroups of /proc/cgroups on cgroup v1, the number of cgroup directories on v2 (controller="unified").
 # TYPE leakguard_node_cgroups gauge
 leakguard_node_cgroups{controller="unified",node="node-a"} 1200
-# HELP leakguard_node_dying_cgroups nr_dying_descendants of the root cgroup (cgroup v2 only): removed cgroups the kernel has not freed yet.
+# HELP leakguard_node_dying_cgroups Removed cgroups the kernel has not freed yet: nr_dying_descendants of the root cgroup on v2; on v1 the memory controller's num_cgroups minus its live cgroup directories.
 # TYPE leakguard_node_dying_cgroups gauge
 leakguard_node_dying_cgroups{node="node-a"} 60
 `,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -33,8 +34,10 @@ type Options struct {
 	ProcRoot string
 	// GracePeriod is DefaultGracePeriod when zero.
 	GracePeriod time.Duration
-	// RemoveEmptyOrphans removes the counted orphans with rmdir (cgroup v2
-	// only; refused by NewScanner on v1).
+	// RemoveEmptyOrphans removes the counted orphans with rmdir: on v2 the
+	// pod's one cgroup tree; on v1 its tree in every controller hierarchy
+	// under CgroupRoot where it exists, only while none of them holds a
+	// process.
 	RemoveEmptyOrphans bool
 	// Now is time.Now when nil.
 	Now func() time.Time
@@ -74,8 +77,12 @@ type Result struct {
 	// Cgroups is the number of live cgroups per controller; nil when
 	// unknown.
 	Cgroups map[string]int
-	// Dying is nr_dying_descendants of the root; DyingKnown is false on v1
-	// or when cgroup.stat could not be read.
+	// Dying counts removed cgroups the kernel has not freed yet: on v2
+	// nr_dying_descendants of the root; on v1 the memory controller's
+	// num_cgroups (live and dying) minus its live directories. DyingKnown
+	// is false when it could not be measured: cgroup.stat or /proc/cgroups
+	// unreadable, no memory hierarchy on v1, or a v1 count that kept
+	// changing while the hierarchy was walked.
 	Dying      int
 	DyingKnown bool
 	// Removed counts the cgroup directories removed by this scan.
@@ -103,6 +110,9 @@ type Scanner struct {
 	log    *slog.Logger
 	seen   map[string]seenEntry
 	procs  procsChecker
+	// readProc reads <ProcRoot>/cgroups: readProcCgroups, or a sequence
+	// of answers in the tests of counts that change during a walk.
+	readProc func(procRoot string) (map[string]int, error)
 }
 
 // NewScanner detects the cgroup layout under opts.CgroupRoot and returns a
@@ -134,32 +144,35 @@ func NewScanner(opts Options, pods PodSource) (*Scanner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new scanner: %w", err)
 	}
-	if opts.RemoveEmptyOrphans && layout.Version != V2 {
-		// On v1 a pod has one cgroup per controller hierarchy; removing it
-		// from one alone would leave the others behind.
-		return nil, fmt.Errorf("new scanner: removing orphans is supported on cgroup v2 only, %q is %s", opts.CgroupRoot, layout.Version)
-	}
 	if opts.RemoveEmptyOrphans {
-		if ro, err := readOnlyMount(layout.Root); err != nil {
+		// On v1 the hierarchies are mounts of their own below the root
+		// (which is often a read-only tmpfs): the one orphans are found in
+		// must be writable, or no orphan could ever be removed.
+		dir := layout.Root
+		if layout.Version == V1 {
+			dir = layout.Hierarchy
+		}
+		if ro, err := readOnlyMount(dir); err != nil {
 			return nil, fmt.Errorf("new scanner: %w", err)
 		} else if ro {
-			return nil, fmt.Errorf("new scanner: removing orphans needs %q mounted read-write, it is read-only", opts.CgroupRoot)
+			return nil, fmt.Errorf("new scanner: removing orphans needs %q mounted read-write, it is read-only", dir)
 		}
 	}
 	return &Scanner{
-		opts:   opts,
-		layout: layout,
-		pods:   pods,
-		log:    opts.Logger.With("cgroup_root", opts.CgroupRoot, "cgroup_version", layout.Version.String()),
-		seen:   make(map[string]seenEntry),
+		opts:     opts,
+		layout:   layout,
+		pods:     pods,
+		log:      opts.Logger.With("cgroup_root", opts.CgroupRoot, "cgroup_version", layout.Version.String()),
+		seen:     make(map[string]seenEntry),
+		readProc: readProcCgroups,
 	}, nil
 }
 
 // Layout returns the layout detected at construction.
 func (s *Scanner) Layout() Layout { return s.layout }
 
-// Scan reads the tree once: live cgroup counts, dying cgroups (v2) and
-// orphans, removing counted orphans when asked to.
+// Scan reads the tree once: live cgroup counts, dying cgroups and orphans,
+// removing counted orphans when asked to.
 func (s *Scanner) Scan() Result {
 	start := s.opts.Now()
 	r := Result{Version: s.layout.Version, Start: start}
@@ -184,10 +197,13 @@ func (s *Scanner) Scan() Result {
 			r.Cgroups = map[string]int{UnifiedController: n}
 		}
 	case V1:
-		if c, err := readProcCgroups(s.opts.ProcRoot); err != nil {
+		if c, err := s.readProc(s.opts.ProcRoot); err != nil {
 			errs = append(errs, fmt.Errorf("count cgroups: %w", err))
 		} else {
 			r.Cgroups = c
+			if err := s.dyingV1(&r); err != nil {
+				errs = append(errs, fmt.Errorf("dying cgroups: %w", err))
+			}
 		}
 	}
 
@@ -197,6 +213,64 @@ func (s *Scanner) Scan() Result {
 	r.Err = errors.Join(errs...)
 	r.Duration = s.opts.Now().Sub(start)
 	return r
+}
+
+// dyingV1Attempts bounds the walks of the memory hierarchy in one scan while
+// the kernel's count keeps changing under them.
+const dyingV1Attempts = 3
+
+// dyingV1 measures the dying memory cgroups of a v1 node. The memory
+// controller's num_cgroups in /proc/cgroups counts every memory cgroup the
+// kernel has not freed, live or dying (removed, but still pinned by charged
+// page cache or kernel memory); every live one is a directory of the memory
+// hierarchy. So dying = num_cgroups - directories, with num_cgroups read
+// before and after the walk: when the two reads differ, cgroups were made
+// or freed during the walk and the difference would be off by them, so the
+// walk is repeated, at most dyingV1Attempts times, after which the count is
+// left unknown for this scan rather than reported wrong. r.Cgroups holds
+// the first read; it is replaced by the last. The hierarchy must be the
+// host's whole memory hierarchy (not a cgroup namespace's view of it), or
+// the live cgroups outside the view would count as dying.
+func (s *Scanner) dyingV1(r *Result) error {
+	if s.layout.Controller != "memory" {
+		// No memory hierarchy under the root (DetectLayout prefers it):
+		// nothing to walk, and no memory cgroup to leak.
+		return nil
+	}
+	before, ok := r.Cgroups["memory"]
+	if !ok {
+		// The memory controller is disabled (cgroup_disable=memory).
+		return nil
+	}
+	for attempt := 1; attempt <= dyingV1Attempts; attempt++ {
+		live, err := countDirs(s.layout.Hierarchy)
+		if err != nil {
+			// A partial count would make live cgroups look dying.
+			return fmt.Errorf("count memory cgroups: %w", err)
+		}
+		c, err := s.readProc(s.opts.ProcRoot)
+		if err != nil {
+			return err
+		}
+		r.Cgroups = c
+		after, ok := c["memory"]
+		if !ok {
+			return fmt.Errorf("memory controller gone from %s/cgroups during the scan", s.opts.ProcRoot)
+		}
+		if after == before {
+			// Clamped: more directories than the kernel counts cannot be
+			// dying cgroups, only a tree that is not the memory
+			// hierarchy's.
+			r.Dying, r.DyingKnown = max(0, after-live), true
+			return nil
+		}
+		before = after
+	}
+	// Not an error: a node starting and stopping many containers at once.
+	// The gauge is left out for this scan rather than set to a count that
+	// is off by the cgroups made or freed during the walks.
+	s.log.Debug("dying memory cgroups not counted: num_cgroups changed during every walk", "attempts", dyingV1Attempts)
+	return nil
 }
 
 // scanOrphans lists the pod cgroups of every QoS class, keeps those whose
@@ -270,7 +344,11 @@ func (s *Scanner) scanOrphans(r *Result, now time.Time) error {
 	r.OrphansKnown = true
 	slices.SortFunc(r.Orphans, func(a, b Orphan) int { return strings.Compare(a.Path, b.Path) })
 	if s.opts.RemoveEmptyOrphans && len(r.Orphans) > 0 {
-		s.remove(r)
+		if s.layout.Version == V1 {
+			s.removeV1(r)
+		} else {
+			s.remove(r)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -334,4 +412,116 @@ func (s *Scanner) remove(r *Result) {
 		s.log.Warn("orphan cgroups not removed", "count", refused, "first_err", firstErr)
 	}
 	r.Orphans = kept
+}
+
+// removeV1 removes the counted orphans of a v1 node. A pod has a cgroup in
+// every controller hierarchy the kubelet and the runtime use (memory, cpu,
+// pids, blkio, name=systemd, ...), each a tree of its own: the orphan's
+// tree is removed, deepest cgroup first, from every hierarchy under the
+// root where it exists, and only when none of them holds a process. The
+// hierarchy orphans are found in goes last, so that an orphan whose removal
+// stops half way is still found, counted and tried again on the next scan.
+// A refusal (a process found, the kernel's EBUSY) is logged and leaves the
+// orphan counted; it is not a scan error.
+func (s *Scanner) removeV1(r *Result) {
+	hierarchies, err := subdirs(s.layout.Root, nil)
+	if err != nil {
+		// Fail closed: without the list of hierarchies the orphan would be
+		// removed from some of them only.
+		s.log.Warn("orphan cgroups not removed: cannot list the cgroup hierarchies", "count", len(r.Orphans), "err", err)
+		return
+	}
+	slices.Sort(hierarchies)
+	kept := r.Orphans[:0]
+	var refused int
+	var firstErr error
+	for _, o := range r.Orphans {
+		n, err := s.removeV1Orphan(o, hierarchies)
+		r.Removed += n
+		if err != nil {
+			// One warning per scan, not one per orphan, as on v2.
+			s.log.Debug("orphan cgroup not removed", "path", o.Path, "pod_uid", o.PodUID, "removed", n, "err", err)
+			refused++
+			if firstErr == nil {
+				firstErr = err
+			}
+			kept = append(kept, o)
+			continue
+		}
+		s.log.Info("removed orphan cgroup", "path", o.Path, "pod_uid", o.PodUID, "first_seen", o.FirstSeen, "directories", n)
+		delete(s.seen, filepath.Join(s.layout.Root, filepath.FromSlash(o.Path)))
+	}
+	if refused > 0 {
+		s.log.Warn("orphan cgroups not removed", "count", refused, "first_err", firstErr)
+	}
+	r.Orphans = kept
+}
+
+// removeV1Orphan removes one orphan from every hierarchy, the one it was
+// found in last, and returns how many directories it removed.
+func (s *Scanner) removeV1Orphan(o Orphan, hierarchies []string) (int, error) {
+	found := filepath.Join(s.layout.Root, filepath.FromSlash(o.Path))
+	rel, err := filepath.Rel(s.layout.Hierarchy, found)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return 0, fmt.Errorf("orphan %s is not below %s", o.Path, s.layout.Hierarchy)
+	}
+	var dirs []string
+	for _, h := range hierarchies {
+		dir := filepath.Join(s.layout.Root, h, rel)
+		if dir == found {
+			continue
+		}
+		if _, err := os.Lstat(dir); err == nil {
+			dirs = append(dirs, dir)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return 0, fmt.Errorf("stat %s: %w", dir, err)
+		}
+	}
+	dirs = append(dirs, found)
+	// Every hierarchy is read before anything is removed: a process in
+	// one of them (moved there after the scan, or in a hierarchy the scan
+	// did not read) keeps the pod's cgroups in all of them.
+	if s.layout.Pids != "" {
+		busy, ok, err := s.procs.pidsCurrent(filepath.Join(s.layout.Pids, rel))
+		if err != nil {
+			return 0, err
+		}
+		if ok && busy {
+			return 0, fmt.Errorf("%s holds a task (pids.current): %w", filepath.Join(s.layout.Pids, rel), syscall.EBUSY)
+		}
+	}
+	for _, dir := range dirs {
+		busy, err := s.procs.busy(dir, 0)
+		if err != nil {
+			return 0, err
+		}
+		if busy {
+			return 0, fmt.Errorf("%s holds a process: %w", dir, syscall.EBUSY)
+		}
+	}
+	removed := 0
+	for _, dir := range dirs {
+		n, err := removeTree(dir, s.rmdirIfEmpty, 0)
+		removed += n
+		if err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
+}
+
+// rmdirIfEmpty reads the cgroup's cgroup.procs once more right before the
+// rmdir and refuses when it lists a process: one may have joined since
+// every hierarchy was read. The kernel refuses to remove a v1 cgroup that
+// holds a task as well; the check here names the cgroup, and keeps the
+// refusal the same where the kernel does not make it (a fixture tree).
+func (s *Scanner) rmdirIfEmpty(dir string) error {
+	busy, err := s.procs.readProcs(dir)
+	if err != nil {
+		return err
+	}
+	if busy {
+		return fmt.Errorf("%s holds a process: %w", dir, syscall.EBUSY)
+	}
+	return s.opts.Rmdir(dir)
 }

@@ -204,10 +204,12 @@ func TestScanCounts(t *testing.T) {
 			wantKnown:  true,
 		},
 		{
-			name:       "v1 reads /proc/cgroups and has no dying count",
+			name:       "v1 reads /proc/cgroups; dying is memory's num_cgroups minus its directories",
 			v:          V1,
 			setup:      func(f *fixture) { f.cgroup(podRel(DriverCgroupfs, qosBurstable, uid(1))) },
 			wantCounts: map[string]int{"cpuset": 31, "cpu": 212, "cpuacct": 212, "memory": 1480, "pids": 219},
+			wantDying:  1480 - 4, // memory, kubepods, burstable, the pod
+			wantKnown:  true,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -274,6 +276,7 @@ func TestScanErrors(t *testing.T) {
 			wantErr:    "cgroup.procs",
 			wantKnown:  true,
 			wantCounts: true,
+			wantDying:  true, // num_cgroups minus the memory hierarchy's directories
 		},
 		{
 			name: "unreadable cgroup.stat",
@@ -424,7 +427,6 @@ func TestScanForgetsVanishedCgroups(t *testing.T) {
 }
 
 func TestNewScannerErrors(t *testing.T) {
-	v1 := newFixture(t, V1)
 	v2 := newFixture(t, V2)
 	file := filepath.Join(t.TempDir(), "file")
 	v2.write(file, "x")
@@ -437,7 +439,6 @@ func TestNewScannerErrors(t *testing.T) {
 		{"root does not exist", Options{CgroupRoot: filepath.Join(v2.root, "missing")}, newFakePods(), "no such file or directory"},
 		{"root is a file", Options{CgroupRoot: file}, newFakePods(), "not a directory"},
 		{"root is not a cgroup mount", Options{CgroupRoot: t.TempDir()}, newFakePods(), "neither a cgroup v2 root"},
-		{"removal on v1", Options{CgroupRoot: v1.root, RemoveEmptyOrphans: true}, newFakePods(), "cgroup v2 only"},
 		{"negative grace", Options{CgroupRoot: v2.root, GracePeriod: -time.Second}, newFakePods(), "negative grace period"},
 		{"no pod source", Options{CgroupRoot: v2.root}, nil, "nil pod source"},
 	} {

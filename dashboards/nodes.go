@@ -33,7 +33,7 @@ func Nodes(p rules.Params) Dashboard {
 			withLinks(runbookLinks(p, rules.AlertNodeOrphanCgroups)),
 
 		timeseries("Dying cgroups per node",
-			"Cgroups removed but not yet freed by the kernel (cgroup v2 nr_dying_descendants), per node. A count that only grows means memory the kernel cannot reclaim and slower reclaim for the whole node.",
+			"Cgroups removed but not yet freed by the kernel (nr_dying_descendants on cgroup v2; memory num_cgroups minus live directories on v1), per node. A count that only grows means memory the kernel cannot reclaim and slower reclaim for the whole node.",
 			unitShort,
 			query(dying, "{{node}}"),
 		).withMinMax(ptr(0.0), nil).withLinks(runbookLinks(p, rules.AlertNodeCgroupLeak)),

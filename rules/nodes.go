@@ -16,6 +16,7 @@ func nodeCgroupsGroup(p Params) Group {
 		"memoryCgroups":      RecNodeMemoryCgroups,
 		"agent":              sel(p.AgentSelector),
 		"memoryController":   sel(p.AgentSelector, `controller=~"memory|unified"`),
+		"unified":            sel(p.AgentSelector, `controller="unified"`),
 		"orphanThreshold":    num(p.OrphanCgroupsThreshold),
 		"dyingTrend":         indent(dying.expr("")),
 		"dyingMinGrowth":     num(p.DyingMinGrowth),
@@ -30,8 +31,13 @@ func nodeCgroupsGroup(p Params) Group {
 			{RecNodeOrphanCgroups, expand(`max by (node) (leakguard_node_orphan_cgroups${agent})`, v)},
 			{RecNodeDyingCgroups, expand(`max by (node) (leakguard_node_dying_cgroups${agent})`, v)},
 			dyingStep, dyingGrowth,
+			// Live plus dying memory cgroups. On v2 the directory count
+			// ("unified") is the live ones alone, and the dying ones are
+			// added; on v1 the memory controller's num_cgroups counts
+			// both already (the agent's v1 dying count is derived from
+			// it), so nothing is added there.
 			{RecNodeMemoryCgroups, expand(`(
-  max by (node) (leakguard_node_cgroups${memoryController})
+  max by (node) (leakguard_node_cgroups${unified})
   + on (node)
   ${dying}
 )

@@ -40,7 +40,7 @@ func Run(ctx context.Context, args []string, stderr io.Writer, version string) e
 		listen      = fs.String("listen-address", ":9808", "address to serve /metrics, /orphans and /healthz on")
 		interval    = fs.Duration("interval", cgroups.DefaultInterval, "time between two scans")
 		grace       = fs.Duration("grace-period", cgroups.DefaultGracePeriod, "how long a cgroup must stay orphaned before it counts")
-		remove      = fs.Bool("remove-empty-orphans", false, "rmdir counted orphan cgroups (cgroup v2 only; needs the cgroup tree mounted read-write; see docs/agent.md)")
+		remove      = fs.Bool("remove-empty-orphans", false, "rmdir counted orphan cgroups, on cgroup v1 in every controller hierarchy and only while none holds a process (default false: count only; needs the cgroup tree mounted read-write; see docs/agent.md)")
 		kubeconfig  = fs.String("kubeconfig", "", cli.KubeconfigHelp)
 		kubeContext = fs.String("context", "", cli.ContextHelp)
 		syncTimeout = fs.Duration("sync-timeout", 2*time.Minute, "how long to wait for the node's pods before the first scan")

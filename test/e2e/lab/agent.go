@@ -79,6 +79,8 @@ type AgentOptions struct {
 	Interval, GracePeriod time.Duration
 	// StartTimeout bounds the start until /metrics answers; 0 means 30 s.
 	StartTimeout time.Duration
+	// RemoveEmptyOrphans passes --remove-empty-orphans.
+	RemoveEmptyOrphans bool
 }
 
 // StartAgent starts the agent on a free loopback port.
@@ -98,16 +100,20 @@ func StartAgent(ctx context.Context, o AgentOptions) (*Agent, error) {
 	var last error
 	for attempt := 1; attempt <= startAttempts; attempt++ {
 		a := &Agent{Node: o.Node, addr: freeAddr()}
-		p, err := startProcess("agent-"+o.Node, filepath.Join(o.Dir, "agent-"+o.Node+".log"), nil, o.Bin, "agent",
-			"--node-name="+o.Node,
-			"--cgroup-root="+o.CgroupRoot,
-			"--proc-root="+o.ProcRoot,
-			"--listen-address="+a.addr,
-			"--kubeconfig="+o.Kubeconfig,
-			"--interval="+o.Interval.String(),
-			"--grace-period="+o.GracePeriod.String(),
+		args := []string{"agent",
+			"--node-name=" + o.Node,
+			"--cgroup-root=" + o.CgroupRoot,
+			"--proc-root=" + o.ProcRoot,
+			"--listen-address=" + a.addr,
+			"--kubeconfig=" + o.Kubeconfig,
+			"--interval=" + o.Interval.String(),
+			"--grace-period=" + o.GracePeriod.String(),
 			"--sync-timeout=30s",
-		)
+		}
+		if o.RemoveEmptyOrphans {
+			args = append(args, "--remove-empty-orphans")
+		}
+		p, err := startProcess("agent-"+o.Node, filepath.Join(o.Dir, "agent-"+o.Node+".log"), nil, o.Bin, args...)
 		if err != nil {
 			return nil, err
 		}

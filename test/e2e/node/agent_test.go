@@ -28,9 +28,9 @@ const cgroupRoot = "/sys/fs/cgroup"
 // cleaned up"), and its cgroup in each hierarchy the agent reads. The agent
 // lists it once its grace period has passed, while the kubelet has kept it.
 // Once the volume is unmounted the kubelet removes the cgroup itself and
-// the agent counts none again. (The agent's own removal,
-// --remove-empty-orphans, is for cgroup v2 only; on a v1 host it is not
-// tried here.)
+// the agent counts none again. Then the agent's own removal
+// (--remove-empty-orphans, testAgentRemovesOrphans) on the real v1 tree,
+// and dying memory cgroups made for real and counted (testDyingMemcgs).
 func TestAgentOnRealCgroupTree(t *testing.T) {
 	c, _ := need(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -153,4 +153,7 @@ func TestAgentOnRealCgroupTree(t *testing.T) {
 		return len(left) == 0 && list.Total == 0, fmt.Sprintf("cgroups left %v, agent %+v", left, list), nil
 	})
 	t.Logf("timing: volume unmounted to the orphan gone: %s", goneAt.Sub(unmountedAt).Round(100*time.Millisecond))
+
+	t.Run("RemoveOrphans", func(t *testing.T) { testAgentRemovesOrphans(t, c, bin) })
+	t.Run("DyingMemoryCgroups", func(t *testing.T) { testDyingMemcgs(t, c, agent.Addr()) })
 }

@@ -8,6 +8,10 @@
 //	leaker -rate 512Ki -initial 32Mi starts at 32 MiB, then grows
 //	leaker -initial 64Mi -flat       holds 64 MiB and never grows
 //	leaker -rate 4Mi -max 100Mi      grows to 100 MiB and holds there
+//	leaker -flat -write /data/f -write-size 16Mi
+//	                                 writes 16 MiB to /data/f (page cache
+//	                                 charged to its memory cgroup), then
+//	                                 holds nothing
 //	leaker -rate 4Mi -worker         the growth happens in a child process,
 //	                                 started again when it is killed, so that
 //	                                 an OOM kill leaves PID 1 (and the
@@ -65,8 +69,18 @@ func main() {
 	interval := flag.Duration("interval", 250*time.Millisecond, "allocate rate*interval bytes at each interval")
 	report := flag.Duration("report", 10*time.Second, "log the size this often")
 	restartDelay := flag.Duration("restart-delay", 5*time.Second, "with -worker: wait this long before starting a dead child again")
+	write := flag.String("write", "", "at the start, write -write-size bytes to this file (through FILE.tmp, renamed when written)")
+	var writeSize size
+	flag.Var(&writeSize, "write-size", "bytes written to -write")
 	flag.Parse()
 	log.SetFlags(log.LUTC | log.Ldate | log.Ltime)
+
+	if *write != "" {
+		if err := writeFile(*write, int64(writeSize)); err != nil {
+			log.Fatalf("write %s: %v", *write, err)
+		}
+		log.Printf("wrote %d B to %s", writeSize, *write)
+	}
 
 	if *worker {
 		superviseWorker(*restartDelay)
@@ -158,4 +172,29 @@ func superviseWorker(delay time.Duration) {
 		case <-time.After(delay):
 		}
 	}
+}
+
+// writeFile writes n bytes to path.tmp and renames it to path, so that
+// path appears only once all of it is in the page cache.
+func writeFile(path string, n int64) error {
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	for left := n; left > 0; {
+		m := min(left, int64(len(buf)))
+		if _, err := f.Write(buf[:m]); err != nil {
+			f.Close()
+			return err
+		}
+		left -= m
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
 }
