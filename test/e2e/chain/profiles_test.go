@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/leakguard/leakguard/remediate"
@@ -182,6 +183,26 @@ func testAPIServerProfiled(t *testing.T, c *lab.Chain, node lab.Node) {
 	if !kube {
 		t.Errorf("%s names no function of k8s.io/kubernetes or k8s.io/apiserver: not the apiserver's heap", p.Name)
 	}
+	// The Event has the heap's summary and, beside it, the resources the
+	// apiserver holds most of: the test's burst of ConfigMaps first.
+	acted := ""
+	for _, e := range evs {
+		if e.Reason == remediate.EventReasonActed {
+			acted = e.Message
+		}
+	}
+	t.Logf("the LeakguardActed Event of node %s: %s", node.Name, acted)
+	for what, text := range map[string]string{"the LeakguardActed Event": acted, "annotation " + profile.AnnotationProfile: n.Annotations[profile.AnnotationProfile]} {
+		if !strings.Contains(text, "heap in use ") {
+			t.Errorf("%s has no heap summary: %q", what, text)
+		}
+		var objects int
+		if _, rest, ok := strings.Cut(text, "objects: configmaps "); !ok {
+			t.Errorf("%s has no objects line that begins with configmaps: %q", what, text)
+		} else if _, err := fmt.Sscan(rest, &objects); err != nil || objects < burstConfigMapCount {
+			t.Errorf("%s counts %d configmaps (%v), want at least the burst's %d: %q", what, objects, err, burstConfigMapCount, text)
+		}
+	}
 	t.Logf("%s stored %s (%d bytes)", p.replica.Name, p.Name, p.Size)
 }
 
@@ -221,6 +242,15 @@ func checkWorkloadProfiled(ctx context.Context, t *testing.T, c *lab.Chain, w la
 			t.Errorf("the LeakguardActed Event does not name the replica that stored the profiles (%q): %q", want, event)
 		}
 	}
+	// The pod's process leaks through lab.LeakFunction while the test
+	// runs: the growth between the two heap profiles names it first, in
+	// the Event and in the annotation.
+	t.Logf("the LeakguardActed Event of %s/%s: %s", w.Namespace, w.Name, event)
+	for what, text := range map[string]string{"the LeakguardActed Event": event, "annotation " + profile.AnnotationProfile: annotation} {
+		if grew := heapGrowthNames(text); len(grew) == 0 || grew[0] != lab.LeakFunction {
+			t.Errorf("%s does not name %s first in what grew (grew %q): %q", what, lab.LeakFunction, grew, text)
+		}
+	}
 }
 
 // TestProfileStrings checks the check: this process's own heap profile
@@ -256,4 +286,65 @@ func TestProfileStrings(t *testing.T) {
 			t.Errorf("%s: accepted as a profile", name)
 		}
 	}
+}
+
+// The burst of ConfigMaps that TestRemediateChain makes before the
+// apiserver's memory alert, so that configmaps are the resource the lab's
+// apiserver holds most of (its own objects are a few dozen of each kind).
+const (
+	burstNamespace      = "burst"
+	burstConfigMapCount = 400
+	burstConfigMapBytes = 16 << 10
+)
+
+// burstConfigMaps creates n ConfigMaps of about size bytes each in
+// namespace, then waits until Prometheus's
+// resource:apiserver_resource_objects:max, from the lab apiserver's own
+// object counts (lab.ChainOptions.APIServerObjects), counts them.
+func burstConfigMaps(ctx context.Context, t *testing.T, c *lab.Chain, namespace string, n, size int) {
+	t.Helper()
+	if _, err := c.Admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	value := strings.Repeat("x", size)
+	for i := 0; i < n; i++ {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("burst-%04d", i)}, Data: map[string]string{"payload": value}}
+		if _, err := c.Admin.CoreV1().ConfigMaps(namespace).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("configmap %d of the burst: %v", i, err)
+		}
+	}
+	query := rules.RecAPIServerObjects + `{resource="configmaps"}`
+	waitFor(t, 60*time.Second, fmt.Sprintf("Prometheus counting the burst of %d ConfigMaps", n), func(ctx context.Context) (bool, string, error) {
+		samples, err := c.Prometheus.QueryValues(ctx, query)
+		if err != nil {
+			return false, "", err
+		}
+		if len(samples) != 1 {
+			return false, fmt.Sprintf("%s: %d series", query, len(samples)), nil
+		}
+		return samples[0].Value >= float64(n), fmt.Sprintf("%s = %g", query, samples[0].Value), nil
+	})
+}
+
+// heapGrowthNames returns the functions that a LeakguardActed Event's (or
+// an annotation's) profile summary lists as grown, in order: the part
+// "heap growth since ...; grew: F +X (N%), G +Y (M%)" ends at the next
+// "; ".
+func heapGrowthNames(text string) []string {
+	_, rest, ok := strings.Cut(text, "heap growth since ")
+	if !ok {
+		return nil
+	}
+	_, rest, ok = strings.Cut(rest, "grew: ")
+	if !ok {
+		return nil
+	}
+	rest, _, _ = strings.Cut(rest, "; ")
+	var names []string
+	for _, site := range strings.Split(rest, ", ") {
+		if f, _, ok := strings.Cut(site, " "); ok {
+			names = append(names, f)
+		}
+	}
+	return names
 }
