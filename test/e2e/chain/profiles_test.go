@@ -207,10 +207,11 @@ func testAPIServerProfiled(t *testing.T, c *lab.Chain, node lab.Node) {
 }
 
 // checkWorkloadProfiled checks, after testRestartedOnce saw the restart,
-// that the pod of w was profiled once before it: one heap and one
-// goroutine profile, both on the replica that acted and none on the other,
-// named by the Deployment's leakguard.io/profile and by the one
-// LeakguardActed Event.
+// that the pod of w was profiled once before it: two heap profiles (the
+// second growthAfter later) and one goroutine profile, all on the replica
+// that acted and none on the other, named by the Deployment's
+// leakguard.io/profile and by the one LeakguardActed Event, whose summary
+// names the function through which this process leaks first in what grew.
 func checkWorkloadProfiled(ctx context.Context, t *testing.T, c *lab.Chain, w lab.Workload, annotation, event string) {
 	t.Helper()
 	subject := w.Namespace + "-" + w.Pod()
@@ -229,8 +230,10 @@ func checkWorkloadProfiled(ctx context.Context, t *testing.T, c *lab.Chain, w la
 		checkStored(ctx, t, p)
 		t.Logf("%s stored %s (%d bytes)", p.replica.Name, p.Name, p.Size)
 	}
-	if len(stored) != 2 || kinds["heap"] != 1 || kinds["goroutine"] != 1 {
-		t.Errorf("stored profiles of %s: %+v, want one heap and one goroutine profile", subject, stored)
+	// Two heap profiles, growthAfter apart (remediatePolicy), and one
+	// goroutine profile.
+	if len(stored) != 3 || kinds["heap"] != 2 || kinds["goroutine"] != 1 {
+		t.Errorf("stored profiles of %s: %+v, want two heap profiles and one goroutine profile", subject, stored)
 	}
 	if len(replicas) != 1 {
 		t.Errorf("profiles of %s stored by %d replicas, want only the one that acted", subject, len(replicas))
