@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/profile/summary"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -60,6 +61,25 @@ const (
 	DefaultProfileFetchTimeout = 20 * time.Second
 	DefaultAPIServerPort       = 6443
 	defaultPprofPath           = "/debug/pprof"
+	// DefaultGrowthAfter is growthAfter's default: the wait before the
+	// second heap profile, when the store holds no earlier one of the
+	// same process. With the default fetch timeout (20s) and the
+	// growthReserve it fits a delivery's default deadline (serve's
+	// --process-timeout, 90s) with half a minute to spare for the check
+	// and the first fetches.
+	DefaultGrowthAfter = 30 * time.Second
+)
+
+// Bounds of the growth comparison.
+const (
+	// growthReserve is the time the second heap profile leaves on the
+	// delivery's deadline for the remediators after profile (a restart).
+	growthReserve = 10 * time.Second
+	// minBaseAge and maxBaseAge bound the age of a stored heap profile
+	// that serves as the base of a new one: younger, it shows little
+	// growth; older, the comparison spans too much to name today's leak.
+	minBaseAge = 30 * time.Second
+	maxBaseAge = 6 * time.Hour
 )
 
 // Deps are what profile needs beyond its policy arguments; the assembly
@@ -70,6 +90,14 @@ type Deps struct {
 	// Config is the client configuration (token, CA) for the requests
 	// to one apiserver's own address; nil disables those.
 	Config *rest.Config
+	// Querier asks Prometheus which object kinds the apiserver holds
+	// most of, for its heap profile's summary; nil leaves that line out
+	// (the summary says why).
+	Querier remediate.Querier
+	// Cluster and ClusterLabel confine that query to this cluster's
+	// series in a fleet (serve's --cluster, --cluster-label); an empty
+	// Cluster adds no matcher.
+	Cluster, ClusterLabel string
 }
 
 // Info declares profile, built with deps: pods, workloads (their alert's
@@ -102,6 +130,13 @@ type ProfileArgs struct {
 	// APIServerPort is the port of the apiserver on its node's address
 	// (default 6443).
 	APIServerPort int `json:"apiserverPort"`
+	// GrowthAfter is the wait before a second heap profile, whose growth
+	// since the first the summary shows, when the store holds no earlier
+	// heap profile of the same process (default 30s; "0s" takes none).
+	// The wait runs within the delivery, before the remediators after
+	// profile, and only when its deadline leaves GrowthAfter, Timeout
+	// and 10s more.
+	GrowthAfter *remediate.Duration `json:"growthAfter"`
 }
 
 // Profile fetches heap (and goroutine) profiles of the leaking process
@@ -113,9 +148,16 @@ type Profile struct {
 	Timeout       time.Duration
 	Required      bool
 	APIServerPort int
-	// Store and Config are the Deps it was built with.
-	Store  *Store
-	Config *rest.Config
+	GrowthAfter   time.Duration
+	// Store, Config, Querier, Cluster and ClusterLabel are the Deps it
+	// was built with.
+	Store                 *Store
+	Config                *rest.Config
+	Querier               remediate.Querier
+	Cluster, ClusterLabel string
+	// wait waits d or until ctx ends; nil waits on a timer. Tests make
+	// the process leak meanwhile instead.
+	wait func(ctx context.Context, d time.Duration) error
 }
 
 var _ remediate.Remediator = Profile{}
@@ -128,15 +170,19 @@ func New(args json.RawMessage, deps Deps) (remediate.Remediator, error) {
 	if err := remediate.DecodeArgs(args, &a); err != nil {
 		return nil, err
 	}
-	p := Profile{Profiles: a.Profiles, MaxBytes: a.MaxBytes, Timeout: time.Duration(a.Timeout), Required: a.Required, APIServerPort: a.APIServerPort, Store: deps.Store, Config: deps.Config}
+	p := Profile{Profiles: a.Profiles, MaxBytes: a.MaxBytes, Timeout: time.Duration(a.Timeout), Required: a.Required, APIServerPort: a.APIServerPort,
+		GrowthAfter: DefaultGrowthAfter, Store: deps.Store, Config: deps.Config, Querier: deps.Querier, Cluster: deps.Cluster, ClusterLabel: deps.ClusterLabel}
+	if a.GrowthAfter != nil {
+		p.GrowthAfter = time.Duration(*a.GrowthAfter)
+	}
 	var errs []error
 	for _, k := range p.Profiles {
 		if !knownProfiles[k] {
 			errs = append(errs, fmt.Errorf("profiles: %q is not one of heap, goroutine, allocs", k))
 		}
 	}
-	if p.MaxBytes < 0 || p.Timeout < 0 || p.APIServerPort < 0 || p.APIServerPort > 65535 {
-		errs = append(errs, errors.New("maxBytes, timeout and apiserverPort must not be negative (and a port at most 65535)"))
+	if p.MaxBytes < 0 || p.Timeout < 0 || p.GrowthAfter < 0 || p.APIServerPort < 0 || p.APIServerPort > 65535 {
+		errs = append(errs, errors.New("maxBytes, timeout, growthAfter and apiserverPort must not be negative (and a port at most 65535)"))
 	}
 	if p.MaxBytes == 0 {
 		p.MaxBytes = DefaultProfileFetchBytes
@@ -220,9 +266,12 @@ func (p Profile) Plan(t *remediate.Target, f remediate.Finding, now time.Time) r
 var errProfilingDisabled = errors.New("profiling disabled")
 
 // apply fetches each kind, each under Timeout once it holds one of the
-// store's fetch slots, streams it into the store under MaxBytes and names
-// the files on the target. A failure is held (the remediators after it
-// run) unless Required.
+// store's fetch slots, streams it into the store under MaxBytes,
+// summarizes it (a heap profile against a base: an earlier stored one of
+// the same process, or a second one taken GrowthAfter later), keeps the
+// summary beside it and names the files, with a short summary, on the
+// target and in the outcome. A failed fetch is held (the remediators
+// after it run) unless Required; a missing summary fails nothing.
 func (p Profile) apply(ctx context.Context, env remediate.Env, t *remediate.Target, kinds []string, fetch func(context.Context, string) (io.ReadCloser, error)) (string, error) {
 	if p.Store == nil {
 		return "", p.fail(ReasonNoProfileStore, "serve has no --profile-dir to store profiles in")
@@ -231,7 +280,9 @@ func (p Profile) apply(ctx context.Context, env remediate.Env, t *remediate.Targ
 	if t.Pod != nil {
 		subject = t.Pod.Namespace + "-" + t.Pod.Name
 	}
+	process := p.processOf(ctx, env, t)
 	var saved []string
+	var recs []*Record
 	for _, kind := range kinds {
 		name, size, err := p.fetchOne(ctx, p.Store, []string{subject, kind}, env.Now, func(ctx context.Context) (io.ReadCloser, error) { return fetch(ctx, kind) })
 		switch {
@@ -243,18 +294,193 @@ func (p Profile) apply(ctx context.Context, env remediate.Env, t *remediate.Targ
 			return "", p.fail(ReasonProfileFailed, fmt.Sprintf("%s profile of %s: %v", kind, subject, err))
 		}
 		saved = append(saved, fmt.Sprintf("%s %s (%d bytes)", kind, name, size))
+		recs = append(recs, &Record{Profile: name, Kind: kind, Process: process, TakenAt: env.Now})
+	}
+	// The summaries: each profile's own, then the heap's growth.
+	data := map[string][]byte{}
+	for _, rec := range recs {
+		b, err := p.Store.readProfile(rec.Profile, p.MaxBytes)
+		if err != nil {
+			rec.Missing = "the stored profile cannot be read: " + err.Error()
+			continue
+		}
+		data[rec.Profile] = b
+	}
+	var shown, seconds []*Record
+	intervals := map[*Record]string{}
+	for _, rec := range recs {
+		if rec.Kind != "heap" || data[rec.Profile] == nil {
+			p.summarize(rec, data[rec.Profile], nil)
+			shown = append(shown, rec)
+			continue
+		}
+		second, interval := p.growth(ctx, subject, rec, data[rec.Profile], fetch)
+		if second == nil {
+			intervals[rec] = interval
+			shown = append(shown, rec)
+			continue
+		}
+		saved = append(saved, fmt.Sprintf("heap %s (%d bytes)", second.Profile, second.size))
+		// The second profile's summary, with the growth, stands for
+		// both in the outcome.
+		intervals[&second.Record] = interval
+		shown = append(shown, &second.Record)
+		seconds = append(seconds, &second.Record)
+	}
+	recs = append(recs, seconds...)
+	if isAPIServer(t) {
+		for i := len(shown) - 1; i >= 0; i-- {
+			if shown[i].Kind == "heap" {
+				shown[i].Objects, shown[i].NoObjects = p.objects(ctx, env.Now)
+				break
+			}
+		}
+	}
+	briefs := map[*Record]brief{}
+	for _, rec := range recs {
+		b := briefOf(rec, intervals[rec])
+		briefs[rec], rec.Text = b, b.text()
+		// A record lost is a summary lost, not a profile: the profile
+		// is stored and the outcome carries the summary all the same.
+		_ = p.Store.SaveRecord(*rec)
+	}
+	var texts []string
+	var ranked []brief
+	for _, rec := range shown {
+		texts = append(texts, rec.Text)
+		ranked = append(ranked, briefs[rec])
 	}
 	list := strings.Join(saved, ", ")
 	where := ""
 	if p.Store.Replica != "" {
 		where = "; on replica " + p.Store.Replica + " (its GET /profiles)"
 	}
-	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationProfile: list}}})
+	summaries := strings.Join(texts, "; ")
+	ann := remediate.Truncate(list+". "+summaries, maxAnnotationBytes)
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationProfile: ann}}})
 	if _, err := remediate.PatchObject(ctx, env.Client, t.Object, types.MergePatchType, patch); err != nil {
 		// The profiles are stored; the Event names them all the same.
-		return "profiles stored: " + list + where + " (the annotation could not be written: " + err.Error() + ")", nil
+		where += " (the annotation could not be written: " + err.Error() + ")"
 	}
-	return "profiles stored: " + list + where, nil
+	head := "profiles stored: " + list + where + ". "
+	return head + outcomeText(ranked, maxOutcomeBytes-len(head)), nil
+}
+
+// processOf identifies the process that t's profiles come from: its
+// pod's UID and the sum of its containers' restart counts, as read now.
+// "" (unknown: no pod, or it cannot be read) makes no stored profile a
+// base, which fails safe: a profile of another process would show its
+// whole heap as growth.
+func (p Profile) processOf(ctx context.Context, env remediate.Env, t *remediate.Target) string {
+	if t.Pod == nil {
+		return ""
+	}
+	pod, err := env.Client.CoreV1().Pods(t.Pod.Namespace).Get(ctx, t.Pod.Name, metav1.GetOptions{})
+	if err != nil || pod.UID == "" || (t.Pod.UID != "" && pod.UID != t.Pod.UID) {
+		return ""
+	}
+	var restarts int32
+	for _, cs := range pod.Status.ContainerStatuses {
+		restarts += cs.RestartCount
+	}
+	return fmt.Sprintf("%s/restarts=%d", pod.UID, restarts)
+}
+
+// summarize fills rec's summary of data against base (nil for none), or
+// why it is missing. It is bounded by summary's limits (Options'
+// MaxBytes, before and after gunzip) and fails safe: the profile stays
+// stored whatever the summary makes of it.
+func (p Profile) summarize(rec *Record, data, base []byte) {
+	if data == nil {
+		return // Missing says why already
+	}
+	s, err := summary.Summarize(data, base, summary.Options{})
+	if err != nil {
+		rec.Summary, rec.Missing = nil, err.Error()
+		return
+	}
+	rec.Summary = s
+}
+
+// secondProfile is the heap profile growth took after GrowthAfter.
+type secondProfile struct {
+	Record
+	size int64
+}
+
+// growth summarizes the heap profile rec (data) against a base: the
+// newest stored heap profile of the same process between minBaseAge and
+// maxBaseAge old, without waiting; else a second heap profile taken
+// GrowthAfter later, which it stores and returns with its record (the
+// growth is in that record); else none, rec saying why. It returns the
+// interval between the two profiles.
+func (p Profile) growth(ctx context.Context, subject string, rec *Record, data []byte, fetch func(context.Context, string) (io.ReadCloser, error)) (*secondProfile, string) {
+	if base := p.Store.findBase(subject, rec, p.MaxBytes); base != nil {
+		rec.Base = base.rec.Profile
+		p.summarize(rec, data, base.data)
+		if rec.Summary == nil {
+			// A base that does not subtract (another binary): the
+			// profile's own summary, and why there is no growth.
+			p.summarize(rec, data, nil)
+			rec.NoGrowth, rec.Base = "the stored base "+base.rec.Profile+" cannot be compared", ""
+		}
+		return nil, rec.TakenAt.Sub(base.rec.TakenAt).Round(time.Second).String()
+	}
+	p.summarize(rec, data, nil)
+	if rec.Summary == nil {
+		return nil, ""
+	}
+	if p.GrowthAfter == 0 {
+		rec.NoGrowth = "no earlier heap profile of this process is stored, and growthAfter is 0"
+		return nil, ""
+	}
+	need := p.GrowthAfter + p.Timeout + growthReserve
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl); left < need {
+			// Fails safe: a second profile that the deadline would cut
+			// would also leave no time for a restart after it.
+			rec.NoGrowth = fmt.Sprintf("no earlier heap profile of this process is stored, and the delivery's deadline leaves %s, under growthAfter %s + timeout %s + %s for the rest of the entry", left.Round(time.Second), p.GrowthAfter, p.Timeout, growthReserve)
+			return nil, ""
+		}
+	}
+	wait := p.wait
+	if wait == nil {
+		wait = sleep
+	}
+	if err := wait(ctx, p.GrowthAfter); err != nil {
+		rec.NoGrowth = "waiting for the second heap profile: " + err.Error()
+		return nil, ""
+	}
+	at := rec.TakenAt.Add(p.GrowthAfter)
+	name, size, err := p.fetchOne(ctx, p.Store, []string{subject, "heap"}, at, func(ctx context.Context) (io.ReadCloser, error) { return fetch(ctx, "heap") })
+	if err != nil {
+		rec.NoGrowth = fmt.Sprintf("the second heap profile, %s later: %v", p.GrowthAfter, err)
+		return nil, ""
+	}
+	second := &secondProfile{Record: Record{Profile: name, Kind: "heap", Process: rec.Process, TakenAt: at, Base: rec.Profile}, size: size}
+	b, err := p.Store.readProfile(name, p.MaxBytes)
+	if err != nil {
+		second.Missing = "the stored profile cannot be read: " + err.Error()
+		second.Base = ""
+		return second, ""
+	}
+	p.summarize(&second.Record, b, data)
+	if second.Summary == nil {
+		second.Base = ""
+	}
+	return second, p.GrowthAfter.String()
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // fetchOne waits, as long as ctx allows, for one of store's fetch slots,

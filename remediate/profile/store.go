@@ -236,20 +236,31 @@ func (s *Store) Prune(now time.Time) {
 }
 
 // prune removes profiles older than MaxAge, then the oldest until the
-// total fits MaxBytes; keep is never removed.
+// total fits MaxBytes; keep is never removed. A profile's record goes
+// with it and counts in its size; a record whose profile is gone goes
+// too.
 func (s *Store) prune(now time.Time, keep string) {
 	s.removeStaleTemps()
+	defer s.removeOrphanRecords()
 	files, err := s.List()
 	if err != nil {
 		return
+	}
+	remove := func(name string) error {
+		err := os.Remove(filepath.Join(s.Dir, name))
+		if err == nil {
+			_ = os.Remove(filepath.Join(s.Dir, recordName(name)))
+		}
+		return err
 	}
 	var total int64
 	var kept []File
 	for _, f := range files {
 		if f.Name != keep && now.Sub(f.ModTime) > s.MaxAge {
-			_ = os.Remove(filepath.Join(s.Dir, f.Name))
+			_ = remove(f.Name)
 			continue
 		}
+		f.Size += s.recordSize(f.Name)
 		kept = append(kept, f)
 		total += f.Size
 	}
@@ -257,7 +268,7 @@ func (s *Store) prune(now time.Time, keep string) {
 		if kept[i].Name == keep {
 			continue
 		}
-		if os.Remove(filepath.Join(s.Dir, kept[i].Name)) == nil {
+		if remove(kept[i].Name) == nil {
 			total -= kept[i].Size
 		}
 	}

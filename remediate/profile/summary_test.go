@@ -1,0 +1,364 @@
+package profile
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/remediatetest"
+
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// retained keeps what leakyAlloc allocated reachable, as a leak would.
+var retained [][]byte
+
+// leakyAlloc is the known allocation site the tests look for.
+//
+//go:noinline
+func leakyAlloc(n int) []byte {
+	return make([]byte, n)
+}
+
+// leakyName is leakyAlloc as pprof names it.
+const leakyName = "github.com/leakguard/leakguard/remediate/profile.leakyAlloc"
+
+// leak retains n chunks of 256 KiB through leakyAlloc.
+func leak(n int) {
+	for range n {
+		retained = append(retained, leakyAlloc(256<<10))
+	}
+}
+
+// sampleEverything makes the heap profile record every allocation for
+// the test, and drops what leak retained after it.
+func sampleEverything(t *testing.T) {
+	t.Helper()
+	old := runtime.MemProfileRate
+	runtime.MemProfileRate = 1
+	t.Cleanup(func() { runtime.MemProfileRate = old; retained = nil })
+}
+
+// liveProxy serves this test process's own heap and goroutine profiles
+// through the pods/proxy path of shop/web-7d9-abcde on port 6060, as the
+// pod's net/http/pprof would, counting the requests per kind.
+func liveProxy(t *testing.T) (proxyClient, func(kind string) int) {
+	t.Helper()
+	var mu sync.Mutex
+	counts := map[string]int{}
+	pc, _ := pprofProxyHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kind := strings.TrimPrefix(r.URL.Path, "/api/v1/namespaces/shop/pods/web-7d9-abcde:6060/proxy/debug/pprof/")
+		mu.Lock()
+		counts[kind]++
+		mu.Unlock()
+		p := pprof.Lookup(kind)
+		if p == nil || strings.Contains(kind, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		if kind == "heap" {
+			runtime.GC()
+		}
+		_ = p.WriteTo(w, 0)
+	}))
+	return pc, func(kind string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return counts[kind]
+	}
+}
+
+// growthPart is the part of an outcome or annotation after "grew: ".
+func growthPart(t *testing.T, out string) string {
+	t.Helper()
+	_, after, ok := strings.Cut(out, "grew: ")
+	if !ok {
+		t.Fatalf("%q has no growth part", out)
+	}
+	return after
+}
+
+// The leaking workload's outcome (its Event) names the leaking function
+// first among what grew between the first heap profile and the second,
+// taken growthAfter later (the wait stands in for it, leaking 8 MiB);
+// both are stored, the second's record names the first as its base, and
+// the annotation keeps the files' names with the summary.
+func TestProfileSummaryGrowthAfter(t *testing.T) {
+	sampleEverything(t)
+	leak(4)
+	pc, fetches := liveProxy(t)
+	store := testStore(t)
+	p := newProfileT(t, `{"growthAfter": "2m"}`, Deps{Store: store})
+	var waited []time.Duration
+	p.wait = func(_ context.Context, d time.Duration) error {
+		waited = append(waited, d)
+		leak(32)
+		return nil
+	}
+	tg := workloadTarget(t, pc)
+	out, err := p.Plan(tg, remediate.Finding{Alert: remediatetest.LeakAlert()}, remediatetest.Now).Apply(context.Background(), remediate.Env{Client: pc, Now: remediatetest.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(waited) != 1 || waited[0] != 2*time.Minute {
+		t.Errorf("waited %v, want once growthAfter (2m)", waited)
+	}
+	if got := fetches("heap"); got != 2 {
+		t.Errorf("%d heap fetches, want 2", got)
+	}
+	if g := growthPart(t, out); !strings.HasPrefix(g, leakyName+" +") {
+		t.Errorf("what grew starts %q, want %s first\n%s", g, leakyName, out)
+	}
+	if len(out) > maxOutcomeBytes {
+		t.Errorf("outcome of %d bytes, over %d", len(out), maxOutcomeBytes)
+	}
+	files, _ := store.List()
+	var heaps []string
+	for _, f := range files {
+		if strings.Contains(f.Name, "_heap_") {
+			heaps = append(heaps, f.Name)
+		}
+	}
+	if len(files) != 3 || len(heaps) != 2 {
+		t.Fatalf("stored %v, want two heap profiles and a goroutine profile", files)
+	}
+	second, first := heaps[0], heaps[1] // newest first
+	if !strings.Contains(second, "20261123t120200.000z") {
+		t.Errorf("second heap profile %s, want it named growthAfter after the first", second)
+	}
+	if !strings.Contains(out, "heap growth since "+first+" (2m0s earlier): net +") {
+		t.Errorf("outcome does not say which profiles it compares over how long:\n%s", out)
+	}
+	rec, err := store.ReadRecord(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Base != first || rec.Summary == nil || rec.Summary.Growth == nil || rec.Summary.Growth.Grew[0].Function != leakyName {
+		t.Errorf("record of %s: base %q, summary %+v; want the growth since %s", second, rec.Base, rec.Summary, first)
+	}
+	if rec, err := store.ReadRecord(first); err != nil || rec.Summary == nil || rec.Summary.Growth != nil {
+		t.Errorf("record of %s = %+v, %v; want its own summary", first, rec, err)
+	}
+	for _, f := range files {
+		if rec, err := store.ReadRecord(f.Name); err != nil || rec.Text == "" {
+			t.Errorf("record of %s = %+v, %v; want one with a text", f.Name, rec, err)
+		}
+	}
+	if !strings.Contains(out, "goroutines ") {
+		t.Errorf("outcome has no goroutine summary:\n%s", out)
+	}
+	d, _ := pc.AppsV1().Deployments("shop").Get(context.Background(), "web", metav1.GetOptions{})
+	ann := d.Annotations[AnnotationProfile]
+	for _, f := range files {
+		if !strings.Contains(ann, f.Name) {
+			t.Errorf("annotation %q does not name %s", ann, f.Name)
+		}
+	}
+	if g := growthPart(t, ann); !strings.HasPrefix(g, leakyName+" +") || len(ann) > maxAnnotationBytes {
+		t.Errorf("annotation (%d bytes) %q, want %s first in what grew, at most %d bytes", len(ann), ann, leakyName, maxAnnotationBytes)
+	}
+}
+
+// An earlier stored heap profile of the same process is the base, with
+// no wait and no second fetch; one of another process (the container
+// restarted since) is not, and profile waits instead.
+func TestProfileSummaryStoredBase(t *testing.T) {
+	sampleEverything(t)
+	leak(4)
+	pc, fetches := liveProxy(t)
+	store := testStore(t)
+	earlier := remediatetest.Now.Add(-10 * time.Minute)
+	env := func(at time.Time) remediate.Env { return remediate.Env{Client: pc, Now: at} }
+	first := newProfileT(t, `{"profiles": ["heap"], "growthAfter": "0s"}`, Deps{Store: store})
+	out, err := first.Plan(workloadTarget(t, pc), remediate.Finding{Alert: remediatetest.LeakAlert()}, earlier).Apply(context.Background(), env(earlier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "no growth: no earlier heap profile of this process is stored, and growthAfter is 0") {
+		t.Errorf("first outcome does not say why it has no growth:\n%s", out)
+	}
+	files, _ := store.List()
+	if len(files) != 1 {
+		t.Fatalf("stored %v, want one heap profile", files)
+	}
+	base := files[0].Name
+	leak(32)
+
+	p := newProfileT(t, `{"profiles": ["heap"]}`, Deps{Store: store})
+	p.wait = func(context.Context, time.Duration) error {
+		t.Error("waited for a second profile with a stored base")
+		return nil
+	}
+	out, err = p.Plan(workloadTarget(t, pc), remediate.Finding{Alert: remediatetest.LeakAlert()}, remediatetest.Now).Apply(context.Background(), env(remediatetest.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fetches("heap"); got != 2 {
+		t.Errorf("%d heap fetches in all, want 2 (one each, no second fetch)", got)
+	}
+	if !strings.Contains(out, "heap growth since "+base+" (10m0s earlier)") {
+		t.Errorf("outcome does not compare with the stored %s:\n%s", base, out)
+	}
+	if g := growthPart(t, out); !strings.HasPrefix(g, leakyName+" +") {
+		t.Errorf("what grew starts %q, want %s first", g, leakyName)
+	}
+
+	// The container restarted: the stored profiles are of another
+	// process, so profile takes a second one (it is given 0s here, so
+	// the wait would not be it).
+	pod, err := pc.CoreV1().Pods("shop").Get(context.Background(), "web-7d9-abcde", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "web", RestartCount: 1}}
+	if _, err := pc.Clientset.CoreV1().Pods("shop").UpdateStatus(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waits := 0
+	p.wait = func(context.Context, time.Duration) error { waits++; return nil }
+	later := remediatetest.Now.Add(5 * time.Minute)
+	out, err = p.Plan(workloadTarget(t, pc), remediate.Finding{Alert: remediatetest.LeakAlert()}, later).Apply(context.Background(), env(later))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waits != 1 || fetches("heap") != 4 || strings.Contains(out, "since "+base) {
+		t.Errorf("after a restart: %d waits, %d heap fetches in all, outcome %q; want a second profile, not the stored base", waits, fetches("heap"), out)
+	}
+}
+
+// A body that is not a pprof profile is stored all the same; its record
+// and the outcome say why the summary is missing.
+func TestProfileSummaryNotPprof(t *testing.T) {
+	pc, _, _ := pprofProxy(t, map[string][]byte{"heap": []byte("<html>502 Bad Gateway</html>")}, false)
+	store := testStore(t)
+	p := newProfileT(t, `{"profiles": ["heap"]}`, Deps{Store: store})
+	p.wait = func(context.Context, time.Duration) error {
+		t.Error("waited for a second profile of a body that does not parse")
+		return nil
+	}
+	out, err := p.Plan(workloadTarget(t, pc), remediate.Finding{Alert: remediatetest.LeakAlert()}, remediatetest.Now).Apply(context.Background(), remediate.Env{Client: pc, Now: remediatetest.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := store.List()
+	if len(files) != 1 {
+		t.Fatalf("stored %v, want the body kept", files)
+	}
+	rec, err := store.ReadRecord(files[0].Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Summary != nil || !strings.Contains(rec.Missing, "not a pprof profile") {
+		t.Errorf("record %+v, want no summary and why", rec)
+	}
+	if !strings.Contains(out, "heap summary missing: not a pprof profile") {
+		t.Errorf("outcome %q does not say why the summary is missing", out)
+	}
+}
+
+// With a delivery deadline that leaves less than growthAfter, a fetch
+// timeout and the reserve, no second profile is taken and the summary
+// says why.
+func TestProfileSummaryDeadline(t *testing.T) {
+	sampleEverything(t)
+	pc, fetches := liveProxy(t)
+	p := newProfileT(t, `{"profiles": ["heap"], "growthAfter": "1m", "timeout": "20s"}`, Deps{Store: testStore(t)})
+	p.wait = func(context.Context, time.Duration) error {
+		t.Error("waited past the deadline")
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := p.Plan(workloadTarget(t, pc), remediate.Finding{Alert: remediatetest.LeakAlert()}, remediatetest.Now).Apply(ctx, remediate.Env{Client: pc, Now: remediatetest.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fetches("heap") != 1 || !strings.Contains(out, "the delivery's deadline leaves") || !strings.Contains(out, "under growthAfter 1m0s + timeout 20s + 10s") {
+		t.Errorf("%d heap fetches, outcome %q; want one and why there is no growth", fetches("heap"), out)
+	}
+}
+
+// fakeQuerier answers the objects query, or fails.
+type fakeQuerier struct {
+	vec     model.Vector
+	err     error
+	queries []string
+}
+
+func (f *fakeQuerier) Query(_ context.Context, q string, _ time.Time, _ ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
+	f.queries = append(f.queries, q)
+	return f.vec, nil, nil, f.err
+}
+
+// The apiserver's heap summary carries the object kinds that dominate,
+// from Prometheus; a failed query leaves them out with the reason and
+// fails nothing.
+func TestProfileSummaryAPIServerObjects(t *testing.T) {
+	sampleEverything(t)
+	for _, tc := range []struct {
+		name    string
+		q       *fakeQuerier
+		cluster string
+		want    string
+		query   string
+	}{
+		{name: "objects", q: &fakeQuerier{vec: model.Vector{
+			{Metric: model.Metric{"resource": "secrets"}, Value: 900},
+			{Metric: model.Metric{"resource": "configmaps"}, Value: 12034},
+		}}, want: "objects: configmaps 12034, secrets 900", query: "topk(5, resource:apiserver_resource_objects:max)"},
+		{name: "in a fleet", cluster: "eu1", q: &fakeQuerier{vec: model.Vector{{Metric: model.Metric{"resource": "pods"}, Value: 3}}},
+			want: "objects: pods 3", query: `topk(5, resource:apiserver_resource_objects:max{cluster="eu1"})`},
+		{name: "query fails", q: &fakeQuerier{err: errors.New("connection refused")},
+			want: "objects: unknown (topk(5, resource:apiserver_resource_objects:max): connection refused)", query: "topk(5, resource:apiserver_resource_objects:max)"},
+		{name: "no series", q: &fakeQuerier{}, want: "objects: unknown (topk(5, resource:apiserver_resource_objects:max): no series)", query: "topk(5, resource:apiserver_resource_objects:max)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, deps, tg, port := apiserverEnv(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				runtime.GC()
+				_ = pprof.Lookup("heap").WriteTo(w, 0)
+			}))
+			deps.Querier, deps.Cluster = tc.q, tc.cluster
+			p := newProfileT(t, `{"growthAfter": "0s", "apiserverPort": `+strconv.Itoa(port)+`}`, deps)
+			out, err := p.Plan(tg, remediate.Finding{}, remediatetest.Now).Apply(context.Background(), env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out, "heap in use ") || !strings.Contains(out, "; "+tc.want) {
+				t.Errorf("outcome %q, want the heap's summary and %q", out, tc.want)
+			}
+			if len(tc.q.queries) != 1 || tc.q.queries[0] != tc.query {
+				t.Errorf("queries %q, want %q", tc.q.queries, tc.query)
+			}
+			files, _ := deps.Store.List()
+			rec, err := deps.Store.ReadRecord(files[0].Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (len(rec.Objects) == 0) == (rec.NoObjects == "") {
+				t.Errorf("record: objects %v, why none %q; want one of them", rec.Objects, rec.NoObjects)
+			}
+		})
+	}
+}
+
+// A pod's profile asks no objects.
+func TestProfileSummaryPodAsksNoObjects(t *testing.T) {
+	pc, _, _ := pprofProxy(t, map[string][]byte{"heap": []byte("x")}, false)
+	q := &fakeQuerier{}
+	_, err := newProfileT(t, `{"profiles": ["heap"]}`, Deps{Store: testStore(t), Querier: q}).Plan(workloadTarget(t, pc), remediate.Finding{Alert: remediatetest.LeakAlert()}, remediatetest.Now).
+		Apply(context.Background(), remediate.Env{Client: pc, Now: remediatetest.Now})
+	if err != nil || len(q.queries) != 0 {
+		t.Errorf("Apply = %v, queries %q; want none", err, q.queries)
+	}
+}
