@@ -192,6 +192,7 @@ func testAPIServerProfiled(t *testing.T, c *lab.Chain, node lab.Node) {
 		}
 	}
 	t.Logf("the LeakguardActed Event of node %s: %s", node.Name, acted)
+	t.Logf("annotation %s of node %s: %s", profile.AnnotationProfile, node.Name, n.Annotations[profile.AnnotationProfile])
 	for what, text := range map[string]string{"the LeakguardActed Event": acted, "annotation " + profile.AnnotationProfile: n.Annotations[profile.AnnotationProfile]} {
 		if !strings.Contains(text, "heap in use ") {
 			t.Errorf("%s has no heap summary: %q", what, text)
@@ -249,6 +250,7 @@ func checkWorkloadProfiled(ctx context.Context, t *testing.T, c *lab.Chain, w la
 	// runs: the growth between the two heap profiles names it first, in
 	// the Event and in the annotation.
 	t.Logf("the LeakguardActed Event of %s/%s: %s", w.Namespace, w.Name, event)
+	t.Logf("annotation %s of %s/%s: %s", profile.AnnotationProfile, w.Namespace, w.Name, annotation)
 	for what, text := range map[string]string{"the LeakguardActed Event": event, "annotation " + profile.AnnotationProfile: annotation} {
 		if grew := heapGrowthNames(text); len(grew) == 0 || grew[0] != lab.LeakFunction {
 			t.Errorf("%s does not name %s first in what grew (grew %q): %q", what, lab.LeakFunction, grew, text)
