@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -19,6 +20,11 @@ type ProfileInfo struct {
 	Name    string    `json:"name"`
 	Size    int64     `json:"size"`
 	ModTime time.Time `json:"modTime"`
+	// Summary is the profile's summary as the store keeps it (JSON: the
+	// short text, the summary of its top sites and stacks, what it was
+	// compared with, or why the summary is missing); nil when the store
+	// has none for it, and then left out of GET /profiles.
+	Summary json.RawMessage `json:"summary,omitempty"`
 }
 
 // ErrNoProfile is what a ProfileSource's Open returns for a name it does

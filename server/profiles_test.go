@@ -86,3 +86,51 @@ func TestProfilesNeedAuthentication(t *testing.T) {
 }
 
 func prometheusRegistry() *prometheus.Registry { return prometheus.NewRegistry() }
+
+// summarized holds one profile with a summary and one without.
+type summarized struct{ memProfiles }
+
+func (s summarized) ListProfiles() ([]ProfileInfo, error) {
+	return []ProfileInfo{
+		{Name: "shop-web_heap_20261123t120000.000z.pb.gz", Size: 4, ModTime: profileTime, Summary: json.RawMessage(`{"text":"heap in use 9.00MiB: main.leak 9.00MiB (98%)","summary":{"kind":"heap"}}`)},
+		{Name: "shop-web_goroutine_20261123t120000.000z.pb.gz", Size: 4, ModTime: profileTime},
+	}, nil
+}
+
+// GET /profiles gives each profile's summary, as the store keeps it, and
+// leaves the field out for a profile without one; the other fields are
+// as before.
+func TestProfilesWithSummaries(t *testing.T) {
+	cfg := bearerConfig(t)
+	cfg.Profiles = summarized{}
+	h := newTestHandler(t, cfg, &recordingProcessor{})
+	rec := get(h, "/profiles", true)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /profiles = %d %s", rec.Code, rec.Body)
+	}
+	var list struct {
+		Profiles []map[string]json.RawMessage `json:"profiles"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &list); err != nil || len(list.Profiles) != 2 {
+		t.Fatalf("GET /profiles = %s (%v)", rec.Body, err)
+	}
+	var sum struct {
+		Text    string `json:"text"`
+		Summary struct {
+			Kind string `json:"kind"`
+		} `json:"summary"`
+	}
+	if err := json.Unmarshal(list.Profiles[0]["summary"], &sum); err != nil || sum.Text != "heap in use 9.00MiB: main.leak 9.00MiB (98%)" || sum.Summary.Kind != "heap" {
+		t.Errorf("first profile's summary = %s (%v)", list.Profiles[0]["summary"], err)
+	}
+	if _, ok := list.Profiles[1]["summary"]; ok {
+		t.Errorf("a profile without a summary lists one: %s", list.Profiles[1]["summary"])
+	}
+	for _, p := range list.Profiles {
+		for _, k := range []string{"name", "size", "modTime", "url"} {
+			if _, ok := p[k]; !ok {
+				t.Errorf("profile %s has no %q", p["name"], k)
+			}
+		}
+	}
+}

@@ -165,7 +165,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	reg := builtin.New(builtin.Deps{Profile: profile.Deps{Store: profiles, Config: restCfg}})
+	// The profile remediator asks the same Prometheus, confined to this
+	// cluster as the checks are, for the apiserver's object kinds.
+	reg := builtin.New(builtin.Deps{Profile: profile.Deps{Store: profiles, Config: restCfg, Querier: querier, Cluster: f.cluster, ClusterLabel: f.clusterLabel}})
 	policy, err := loadPolicy(f.policyFile, reg)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -72,7 +73,13 @@ func (p profileSource) ListProfiles() ([]server.ProfileInfo, error) {
 	}
 	out := make([]server.ProfileInfo, 0, len(files))
 	for _, f := range files {
-		out = append(out, server.ProfileInfo{Name: f.Name, Size: f.Size, ModTime: f.ModTime})
+		info := server.ProfileInfo{Name: f.Name, Size: f.Size, ModTime: f.ModTime}
+		// A profile without a readable record is listed all the same,
+		// without a summary: the profile is the evidence.
+		if rec, err := p.s.ReadRecordJSON(f.Name); err == nil && json.Valid(rec) {
+			info.Summary = rec
+		}
+		out = append(out, info)
 	}
 	return out, nil
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/leakguard/leakguard/remediate/builtin"
+	"github.com/leakguard/leakguard/remediate/profile"
 	"github.com/leakguard/leakguard/server"
 )
 
@@ -26,6 +27,9 @@ func TestServeProfiles(t *testing.T) {
 	}
 	name, err := store.Save([]string{"shop-web", "heap"}, time.Now(), []byte("\x1f\x8bHEAP"))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SaveRecord(profile.Record{Profile: name, Kind: "heap", Text: "heap summary missing: not a pprof profile", Missing: "not a pprof profile"}); err != nil {
 		t.Fatal(err)
 	}
 	tokenFile := filepath.Join(t.TempDir(), "token")
@@ -59,10 +63,18 @@ func TestServeProfiles(t *testing.T) {
 	}
 	rec := get("/profiles", "tok")
 	var list struct {
-		Profiles []struct{ Name, URL string } `json:"profiles"`
+		Profiles []struct {
+			Name, URL string
+			Summary   *profile.Record
+		} `json:"profiles"`
 	}
 	if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &list) != nil || len(list.Profiles) != 1 || list.Profiles[0].Name != name {
 		t.Fatalf("GET /profiles = %d %s, want %s", rec.Code, rec.Body, name)
+	}
+	// The profile's summary (here: why it is missing) comes with it; the
+	// record beside it is not listed as a profile.
+	if sum := list.Profiles[0].Summary; sum == nil || sum.Profile != name || sum.Missing != "not a pprof profile" {
+		t.Errorf("GET /profiles: summary %+v, want the record of %s", sum, name)
 	}
 	if rec := get(list.Profiles[0].URL, "tok"); rec.Code != http.StatusOK || rec.Body.String() != "\x1f\x8bHEAP" {
 		t.Errorf("GET %s = %d %q", list.Profiles[0].URL, rec.Code, rec.Body)

@@ -1,11 +1,16 @@
 package profile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
+	"os"
+	"path"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +20,8 @@ import (
 	"github.com/leakguard/leakguard/remediate"
 	"github.com/leakguard/leakguard/remediate/remediatetest"
 
+	"github.com/google/go-cmp/cmp"
+	pprofile "github.com/google/pprof/profile"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
@@ -111,6 +118,7 @@ func TestProfileSummaryGrowthAfter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("outcome (%d bytes): %s", len(out), out)
 	if len(waited) != 1 || waited[0] != 2*time.Minute {
 		t.Errorf("waited %v, want once growthAfter (2m)", waited)
 	}
@@ -360,5 +368,140 @@ func TestProfileSummaryPodAsksNoObjects(t *testing.T) {
 		Apply(context.Background(), remediate.Env{Client: pc, Now: remediatetest.Now})
 	if err != nil || len(q.queries) != 0 {
 		t.Errorf("Apply = %v, queries %q; want none", err, q.queries)
+	}
+}
+
+// longNamed builds a profile of kind heap (inuse_space) or goroutine
+// whose functions have names of 300 bytes, with values scaled by scale.
+func longNamed(t *testing.T, kind string, scale int64) []byte {
+	t.Helper()
+	p := &pprofile.Profile{TimeNanos: remediatetest.Now.UnixNano() + scale}
+	if kind == "heap" {
+		p.SampleType = []*pprofile.ValueType{{Type: "inuse_objects", Unit: "count"}, {Type: "inuse_space", Unit: "bytes"}}
+	} else {
+		p.SampleType = []*pprofile.ValueType{{Type: "goroutine", Unit: "count"}}
+	}
+	for i := range 6 {
+		fn := &pprofile.Function{ID: uint64(i + 1), Name: "example.com/" + strings.Repeat(string(rune('a'+i)), 300)}
+		loc := &pprofile.Location{ID: uint64(i + 1), Line: []pprofile.Line{{Function: fn}}}
+		p.Function = append(p.Function, fn)
+		p.Location = append(p.Location, loc)
+		v := []int64{scale * int64(i+1), scale * int64(i+1) << 20}
+		if kind != "heap" {
+			v = v[:1]
+		}
+		p.Sample = append(p.Sample, &pprofile.Sample{Location: []*pprofile.Location{loc, p.Location[0]}, Value: v})
+	}
+	var buf bytes.Buffer
+	if err := p.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// The annotation and the outcome stay within their bounds however long
+// the functions' names, keeping the files' names and what grew first.
+func TestProfileSummaryBounded(t *testing.T) {
+	heaps := [][]byte{longNamed(t, "heap", 1), longNamed(t, "heap", 3)}
+	n := 0
+	pc, cs := pprofProxyHandler(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch path.Base(r.URL.Path) {
+		case "heap":
+			_, _ = w.Write(heaps[min(n, 1)])
+			n++
+		case "allocs":
+			_, _ = w.Write(heaps[1])
+		default:
+			_, _ = w.Write(longNamed(t, "goroutine", 2))
+		}
+	}))
+	store := testStore(t)
+	p := newProfileT(t, `{"profiles": ["heap", "goroutine", "allocs"]}`, Deps{Store: store})
+	p.wait = func(context.Context, time.Duration) error { return nil }
+	out, err := p.Plan(workloadTarget(t, pc), remediate.Finding{Alert: remediatetest.LeakAlert()}, remediatetest.Now).Apply(context.Background(), remediate.Env{Client: pc, Now: remediatetest.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := cs.AppsV1().Deployments("shop").Get(context.Background(), "web", metav1.GetOptions{})
+	ann := d.Annotations[AnnotationProfile]
+	files, _ := store.List()
+	if len(files) != 4 {
+		t.Fatalf("stored %v, want 4 profiles", files)
+	}
+	var full int
+	for _, f := range files {
+		if !strings.Contains(ann, f.Name) || !strings.Contains(out, f.Name) {
+			t.Errorf("annotation %q or outcome %q does not name %s", ann, out, f.Name)
+		}
+		rec, err := store.ReadRecord(f.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full += len(rec.Text)
+	}
+	if full <= maxAnnotationBytes {
+		t.Fatalf("the summaries have %d bytes in all: too few to test the bound", full)
+	}
+	if len(ann) > maxAnnotationBytes || !strings.HasSuffix(ann, "…") {
+		t.Errorf("annotation of %d bytes, want at most %d, cut: %q", len(ann), maxAnnotationBytes, ann)
+	}
+	if len(out) > maxOutcomeBytes {
+		t.Errorf("outcome of %d bytes, want at most %d: %q", len(out), maxOutcomeBytes, out)
+	}
+	if g := growthPart(t, out); !strings.HasPrefix(g, "example.com/fff") {
+		t.Errorf("what grew starts %q, want the largest growth first", g)
+	}
+}
+
+// A record lives beside its profile: not listed as a profile, read back
+// as written, removed with its profile by age or size, and removed when
+// its profile is gone.
+func TestProfileStoreRecords(t *testing.T) {
+	s, err := NewStore(t.TempDir(), 1<<20, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	save := func(name string, at time.Time) string {
+		t.Helper()
+		f, err := s.Save([]string{name, "heap"}, at, []byte("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(filepath.Join(s.Dir, f), at, at); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveRecord(Record{Profile: f, Kind: "heap", TakenAt: at, Missing: "why"}); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	keep := save("keep", remediatetest.Now.Add(-time.Minute))
+	old := save("old", remediatetest.Now.Add(-2*time.Hour))
+	if files, _ := s.List(); len(files) != 2 {
+		t.Errorf("List = %v, want the two profiles and no record", files)
+	}
+	rec, err := s.ReadRecord(keep)
+	if err != nil || rec.Profile != keep || rec.Missing != "why" {
+		t.Errorf("ReadRecord(%s) = %+v, %v", keep, rec, err)
+	}
+	if _, err := s.ReadRecord("../x.pb.gz"); !errors.Is(err, ErrProfileNotFound) {
+		t.Errorf("ReadRecord of a bad name = %v, want ErrProfileNotFound", err)
+	}
+	if err := s.SaveRecord(Record{Profile: "../x"}); err == nil {
+		t.Error("SaveRecord of a bad name succeeded")
+	}
+	// A record whose profile was removed by hand.
+	gone := save("gone", remediatetest.Now.Add(-time.Minute))
+	if err := os.Remove(filepath.Join(s.Dir, gone)); err != nil {
+		t.Fatal(err)
+	}
+	s.Prune(remediatetest.Now)
+	want := []string{keep, recordName(keep)}
+	sort.Strings(want)
+	if diff := cmp.Diff(want, storeEntries(t, s)); diff != "" {
+		t.Errorf("after Prune (-want +got):\n%s", diff)
+	}
+	if _, err := s.ReadRecord(old); !errors.Is(err, ErrNoRecord) {
+		t.Errorf("ReadRecord(%s) after its profile aged out = %v, want ErrNoRecord", old, err)
 	}
 }

@@ -63,6 +63,9 @@ func outcomeText(briefs []brief, max int) string {
 		text      string
 		rank, pos int
 	}
+	if max <= len("…") {
+		return ""
+	}
 	var parts []part
 	for i, b := range briefs {
 		useRank := 3
@@ -110,17 +113,20 @@ func briefOf(rec *Record, interval string) brief {
 	if s.Kind == summary.KindGoroutine {
 		b.kind = "goroutine"
 		b.use = fmt.Sprintf("goroutines %d", s.Total)
-		if len(s.Stacks) > 0 {
-			st := s.Stacks[0]
-			fr := st.Frames
-			if len(fr) > briefFrames {
-				fr = fr[:briefFrames]
+		for _, st := range s.Stacks {
+			// The runtime's frames (gopark, chanrecv) are where every
+			// goroutine waits; the program's own frames say which.
+			var names []string
+			for _, f := range st.Frames {
+				if f != "?" && !strings.HasPrefix(f, "runtime.") && len(names) < briefFrames {
+					names = append(names, remediate.Truncate(f, maxFunctionBytes))
+				}
 			}
-			names := make([]string, len(fr))
-			for i, f := range fr {
-				names[i] = remediate.Truncate(f, maxFunctionBytes)
+			if len(names) == 0 {
+				continue
 			}
 			b.use += fmt.Sprintf(": %d (%.0f%%) in %s", st.Value, 100*st.Share, strings.Join(names, " < "))
+			break
 		}
 		return b
 	}
