@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"runtime/pprof"
@@ -117,6 +118,26 @@ func checkStored(ctx context.Context, t *testing.T, p storedProfile) []string {
 	return strs
 }
 
+// recordOf decodes the summary that GET /profiles lists with p (the
+// record the store keeps beside the profile); it fails the test without
+// one.
+func recordOf(t *testing.T, p storedProfile) *profile.Record {
+	t.Helper()
+	if len(p.Summary) == 0 {
+		t.Errorf("GET /profiles of %s lists %s without a summary", p.replica.Name, p.Name)
+		return nil
+	}
+	var rec profile.Record
+	if err := json.Unmarshal(p.Summary, &rec); err != nil {
+		t.Errorf("the summary of %s at GET /profiles: %v: %s", p.Name, err, p.Summary)
+		return nil
+	}
+	if rec.Profile != p.Name || rec.Text == "" {
+		t.Errorf("the summary of %s at GET /profiles is of %q, text %q", p.Name, rec.Profile, rec.Text)
+	}
+	return &rec
+}
+
 // kindOf is the kind in a profile's file name, subject_kind_time.pb.gz.
 func kindOf(subject, name string) string {
 	kind, _, _ := strings.Cut(strings.TrimPrefix(name, subject+"_"), "_")
@@ -204,6 +225,18 @@ func testAPIServerProfiled(t *testing.T, c *lab.Chain, node lab.Node) {
 			t.Errorf("%s counts %d configmaps (%v), want at least the burst's %d: %q", what, objects, err, burstConfigMapCount, text)
 		}
 	}
+	// GET /profiles has the whole summary: the heap's top functions, the
+	// apiserver's own among them, and the object counts.
+	if rec := recordOf(t, p); rec != nil {
+		if rec.Summary == nil || len(rec.Summary.Top) == 0 {
+			t.Errorf("GET /profiles: %s has no top functions: %s", p.Name, p.Summary)
+		} else if !strings.Contains(string(p.Summary), "k8s.io/") {
+			t.Errorf("GET /profiles: the summary of %s names no Kubernetes function: %s", p.Name, p.Summary)
+		}
+		if len(rec.Objects) == 0 || rec.Objects[0].Resource != "configmaps" || rec.Objects[0].Count < burstConfigMapCount {
+			t.Errorf("GET /profiles: the objects of %s are %+v, want configmaps first with at least %d", p.Name, rec.Objects, burstConfigMapCount)
+		}
+	}
 	t.Logf("%s stored %s (%d bytes)", p.replica.Name, p.Name, p.Size)
 }
 
@@ -255,6 +288,32 @@ func checkWorkloadProfiled(ctx context.Context, t *testing.T, c *lab.Chain, w la
 		if grew := heapGrowthNames(text); len(grew) == 0 || grew[0] != lab.LeakFunction {
 			t.Errorf("%s does not name %s first in what grew (grew %q): %q", what, lab.LeakFunction, grew, text)
 		}
+	}
+	// GET /profiles: every profile with its summary; the second heap
+	// profile's is against the first and names the function first in
+	// what grew.
+	heaps := map[string]bool{}
+	compared := 0
+	for _, p := range stored {
+		if kindOf(subject, p.Name) == "heap" {
+			heaps[p.Name] = true
+		}
+	}
+	for _, p := range stored {
+		rec := recordOf(t, p)
+		if rec == nil || rec.Summary == nil || rec.Summary.Growth == nil {
+			continue
+		}
+		compared++
+		if !heaps[rec.Base] || rec.Base == p.Name {
+			t.Errorf("GET /profiles: %s is compared with %q, not the other heap profile", p.Name, rec.Base)
+		}
+		if g := rec.Summary.Growth.Grew; len(g) == 0 || g[0].Function != lab.LeakFunction {
+			t.Errorf("GET /profiles: what grew in %s does not begin with %s: %s", p.Name, lab.LeakFunction, p.Summary)
+		}
+	}
+	if compared != 1 {
+		t.Errorf("GET /profiles: %d profiles of %s with a growth, want 1 (the second heap profile)", compared, subject)
 	}
 }
 
