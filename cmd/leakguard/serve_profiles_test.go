@@ -110,3 +110,15 @@ func TestProfileStoreReplica(t *testing.T) {
 		})
 	}
 }
+
+// The default growthAfter, with the default fetch timeout and the time
+// kept for the remediators after profile, fits a delivery's default
+// deadline (--process-timeout) with 30 s to spare for the check, the
+// claims and the first fetches: profile with its defaults takes its
+// second heap profile within a delivery.
+func TestProfileGrowthFitsTheDeliveryDeadline(t *testing.T) {
+	need := profile.DefaultGrowthAfter + profile.DefaultProfileFetchTimeout + profile.GrowthReserve
+	if spare := server.DefaultProcessTimeout - need; spare < 30*time.Second {
+		t.Errorf("growthAfter %s + timeout %s + %s leave %s of --process-timeout's %s, want at least 30s", profile.DefaultGrowthAfter, profile.DefaultProfileFetchTimeout, profile.GrowthReserve, spare, server.DefaultProcessTimeout)
+	}
+}

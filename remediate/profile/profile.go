@@ -64,7 +64,7 @@ const (
 	// DefaultGrowthAfter is growthAfter's default: the wait before the
 	// second heap profile, when the store holds no earlier one of the
 	// same process. With the default fetch timeout (20s) and the
-	// growthReserve it fits a delivery's default deadline (serve's
+	// GrowthReserve it fits a delivery's default deadline (serve's
 	// --process-timeout, 90s) with half a minute to spare for the check
 	// and the first fetches.
 	DefaultGrowthAfter = 30 * time.Second
@@ -72,9 +72,9 @@ const (
 
 // Bounds of the growth comparison.
 const (
-	// growthReserve is the time the second heap profile leaves on the
+	// GrowthReserve is the time the second heap profile leaves on the
 	// delivery's deadline for the remediators after profile (a restart).
-	growthReserve = 10 * time.Second
+	GrowthReserve = 10 * time.Second
 	// minBaseAge and maxBaseAge bound the age of a stored heap profile
 	// that serves as the base of a new one: younger, it shows little
 	// growth; older, the comparison spans too much to name today's leak.
@@ -296,36 +296,33 @@ func (p Profile) apply(ctx context.Context, env remediate.Env, t *remediate.Targ
 		saved = append(saved, fmt.Sprintf("%s %s (%d bytes)", kind, name, size))
 		recs = append(recs, &Record{Profile: name, Kind: kind, Process: process, TakenAt: env.Now})
 	}
-	// The summaries: each profile's own, then the heap's growth.
-	data := map[string][]byte{}
-	for _, rec := range recs {
-		b, err := p.Store.readProfile(rec.Profile, p.MaxBytes)
-		if err != nil {
-			rec.Missing = "the stored profile cannot be read: " + err.Error()
-			continue
-		}
-		data[rec.Profile] = b
-	}
+	// The summaries: each profile's own, a heap profile's with its
+	// growth.
 	var shown, seconds []*Record
 	intervals := map[*Record]string{}
 	for _, rec := range recs {
-		if rec.Kind != "heap" || data[rec.Profile] == nil {
-			p.summarize(rec, data[rec.Profile], nil)
+		if rec.Kind != "heap" {
+			p.summarize(ctx, rec, "")
 			shown = append(shown, rec)
 			continue
 		}
-		second, interval := p.growth(ctx, subject, rec, data[rec.Profile], fetch)
+		second, interval := p.growth(ctx, subject, rec, fetch)
 		if second == nil {
 			intervals[rec] = interval
 			shown = append(shown, rec)
 			continue
 		}
 		saved = append(saved, fmt.Sprintf("heap %s (%d bytes)", second.Profile, second.size))
+		seconds = append(seconds, &second.Record)
+		if second.Summary == nil {
+			rec.NoGrowth = "the second heap profile " + second.Profile + " has no summary: " + second.Missing
+			shown = append(shown, rec)
+			continue
+		}
 		// The second profile's summary, with the growth, stands for
 		// both in the outcome.
 		intervals[&second.Record] = interval
 		shown = append(shown, &second.Record)
-		seconds = append(seconds, &second.Record)
 	}
 	recs = append(recs, seconds...)
 	if isAPIServer(t) {
@@ -344,10 +341,8 @@ func (p Profile) apply(ctx context.Context, env remediate.Env, t *remediate.Targ
 		// is stored and the outcome carries the summary all the same.
 		_ = p.Store.SaveRecord(*rec)
 	}
-	var texts []string
 	var ranked []brief
 	for _, rec := range shown {
-		texts = append(texts, rec.Text)
 		ranked = append(ranked, briefs[rec])
 	}
 	list := strings.Join(saved, ", ")
@@ -355,8 +350,9 @@ func (p Profile) apply(ctx context.Context, env remediate.Env, t *remediate.Targ
 	if p.Store.Replica != "" {
 		where = "; on replica " + p.Store.Replica + " (its GET /profiles)"
 	}
-	summaries := strings.Join(texts, "; ")
-	ann := remediate.Truncate(list+". "+summaries, maxAnnotationBytes)
+	// The annotation keeps the files' names and as much of the
+	// summaries as fits, the most telling first.
+	ann := remediate.Truncate(list+". "+outcomeText(ranked, maxAnnotationBytes-len(list)-2), maxAnnotationBytes)
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{AnnotationProfile: ann}}})
 	if _, err := remediate.PatchObject(ctx, env.Client, t.Object, types.MergePatchType, patch); err != nil {
 		// The profiles are stored; the Event names them all the same.
@@ -386,20 +382,40 @@ func (p Profile) processOf(ctx context.Context, env remediate.Env, t *remediate.
 	return fmt.Sprintf("%s/restarts=%d", pod.UID, restarts)
 }
 
-// summarize fills rec's summary of data against base (nil for none), or
-// why it is missing. It is bounded by summary's limits (Options'
-// MaxBytes, before and after gunzip) and fails safe: the profile stays
-// stored whatever the summary makes of it.
-func (p Profile) summarize(rec *Record, data, base []byte) {
-	if data == nil {
-		return // Missing says why already
-	}
-	s, err := summary.Summarize(data, base, summary.Options{})
+// summarizeMaxBytes bounds a profile once gunzipped, for its summary: a
+// heap profile of a Go process of a few GiB is a few MiB.
+const summarizeMaxBytes = 32 << 20
+
+// summarize fills rec's summary of its profile against the stored
+// profile base ("" for none), or why it is missing. It holds the store's
+// summary slot, so that one summary at a time holds profiles in memory
+// (each at most MaxBytes, and summarizeMaxBytes once gunzipped), and it
+// fails safe: the profile stays stored whatever the summary makes of it.
+func (p Profile) summarize(ctx context.Context, rec *Record, base string) {
+	release, err := p.Store.acquireSummary(ctx)
 	if err != nil {
 		rec.Summary, rec.Missing = nil, err.Error()
 		return
 	}
-	rec.Summary = s
+	defer release()
+	data, err := p.Store.readProfile(rec.Profile, p.MaxBytes)
+	if err != nil {
+		rec.Summary, rec.Missing = nil, "the stored profile cannot be read: "+err.Error()
+		return
+	}
+	var baseData []byte
+	if base != "" {
+		if baseData, err = p.Store.readProfile(base, p.MaxBytes); err != nil {
+			rec.Summary, rec.Missing = nil, "base: the stored profile cannot be read: "+err.Error()
+			return
+		}
+	}
+	s, err := summary.Summarize(data, baseData, summary.Options{MaxBytes: summarizeMaxBytes})
+	if err != nil {
+		rec.Summary, rec.Missing = nil, err.Error()
+		return
+	}
+	rec.Summary, rec.Missing = s, ""
 }
 
 // secondProfile is the heap profile growth took after GrowthAfter.
@@ -408,38 +424,48 @@ type secondProfile struct {
 	size int64
 }
 
-// growth summarizes the heap profile rec (data) against a base: the
+// growth summarizes the heap profile rec against a base: the
 // newest stored heap profile of the same process between minBaseAge and
 // maxBaseAge old, without waiting; else a second heap profile taken
 // GrowthAfter later, which it stores and returns with its record (the
 // growth is in that record); else none, rec saying why. It returns the
 // interval between the two profiles.
-func (p Profile) growth(ctx context.Context, subject string, rec *Record, data []byte, fetch func(context.Context, string) (io.ReadCloser, error)) (*secondProfile, string) {
-	if base := p.Store.findBase(subject, rec, p.MaxBytes); base != nil {
-		rec.Base = base.rec.Profile
-		p.summarize(rec, data, base.data)
-		if rec.Summary == nil {
-			// A base that does not subtract (another binary): the
-			// profile's own summary, and why there is no growth.
-			p.summarize(rec, data, nil)
-			rec.NoGrowth, rec.Base = "the stored base "+base.rec.Profile+" cannot be compared", ""
+func (p Profile) growth(ctx context.Context, subject string, rec *Record, fetch func(context.Context, string) (io.ReadCloser, error)) (*secondProfile, string) {
+	if base := p.Store.findBase(subject, rec); base != nil {
+		rec.Base = base.Profile
+		p.summarize(ctx, rec, base.Profile)
+		if rec.Summary != nil {
+			return nil, rec.TakenAt.Sub(base.TakenAt).Round(time.Second).String()
 		}
-		return nil, rec.TakenAt.Sub(base.rec.TakenAt).Round(time.Second).String()
+		// A base that does not subtract (another binary, pruned
+		// meanwhile): the profile's own summary, and why there is no
+		// growth.
+		why := rec.Missing
+		rec.Base = ""
+		p.summarize(ctx, rec, "")
+		if rec.Summary != nil {
+			rec.NoGrowth = "the stored base " + base.Profile + " cannot be compared: " + why
+		}
+		return nil, ""
 	}
-	p.summarize(rec, data, nil)
+	p.summarize(ctx, rec, "")
 	if rec.Summary == nil {
 		return nil, ""
 	}
+	noBase := "no earlier heap profile of this process is stored"
+	if rec.Process == "" {
+		noBase = "no stored profile can be the base (the process is not known: no pod to read)"
+	}
 	if p.GrowthAfter == 0 {
-		rec.NoGrowth = "no earlier heap profile of this process is stored, and growthAfter is 0"
+		rec.NoGrowth = noBase + ", and growthAfter is 0"
 		return nil, ""
 	}
-	need := p.GrowthAfter + p.Timeout + growthReserve
+	need := p.GrowthAfter + p.Timeout + GrowthReserve
 	if dl, ok := ctx.Deadline(); ok {
 		if left := time.Until(dl); left < need {
 			// Fails safe: a second profile that the deadline would cut
 			// would also leave no time for a restart after it.
-			rec.NoGrowth = fmt.Sprintf("no earlier heap profile of this process is stored, and the delivery's deadline leaves %s, under growthAfter %s + timeout %s + %s for the rest of the entry", left.Round(time.Second), p.GrowthAfter, p.Timeout, growthReserve)
+			rec.NoGrowth = fmt.Sprintf("%s, and the delivery's deadline leaves %s, under growthAfter %s + timeout %s + %s for the rest of the entry", noBase, left.Round(time.Second), p.GrowthAfter, p.Timeout, GrowthReserve)
 			return nil, ""
 		}
 	}
@@ -458,13 +484,7 @@ func (p Profile) growth(ctx context.Context, subject string, rec *Record, data [
 		return nil, ""
 	}
 	second := &secondProfile{Record: Record{Profile: name, Kind: "heap", Process: rec.Process, TakenAt: at, Base: rec.Profile}, size: size}
-	b, err := p.Store.readProfile(name, p.MaxBytes)
-	if err != nil {
-		second.Missing = "the stored profile cannot be read: " + err.Error()
-		second.Base = ""
-		return second, ""
-	}
-	p.summarize(&second.Record, b, data)
+	p.summarize(ctx, &second.Record, rec.Profile)
 	if second.Summary == nil {
 		second.Base = ""
 	}

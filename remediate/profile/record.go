@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -190,19 +191,13 @@ func (s *Store) recordSize(name string) int64 {
 	return info.Size()
 }
 
-// storedBase is a stored heap profile that serves as a base.
-type storedBase struct {
-	rec  *Record
-	data []byte
-}
-
-// findBase returns the newest stored heap profile of subject whose
-// record names rec's process, taken between minBaseAge and maxBaseAge
-// before rec, with a summary (it parsed); nil when there is none. An
-// unknown process has no base: a profile of an earlier pod of the
-// workload, or of the container before it restarted, is another
+// findBase returns the record of the newest stored heap profile of
+// subject whose record names rec's process, taken between minBaseAge and
+// maxBaseAge before rec, with a summary (it parsed); nil when there is
+// none. An unknown process has no base: a profile of an earlier pod of
+// the workload, or of the container before it restarted, is another
 // process, whose whole heap would show as growth.
-func (s *Store) findBase(subject string, rec *Record, limit int64) *storedBase {
+func (s *Store) findBase(subject string, rec *Record) *Record {
 	if rec.Process == "" {
 		return nil
 	}
@@ -216,17 +211,25 @@ func (s *Store) findBase(subject string, rec *Record, limit int64) *storedBase {
 			continue
 		}
 		r, err := s.ReadRecord(f.Name)
-		if err != nil || r.Kind != "heap" || r.Process != rec.Process || r.Summary == nil {
+		if err != nil || r.Kind != "heap" || r.Process != rec.Process || r.Summary == nil || r.Profile != f.Name {
 			continue
 		}
 		if age := rec.TakenAt.Sub(r.TakenAt); age < minBaseAge || age > maxBaseAge {
 			continue
 		}
-		data, err := s.readProfile(f.Name, limit)
-		if err != nil {
-			continue
-		}
-		return &storedBase{rec: r, data: data}
+		return r
 	}
 	return nil
+}
+
+// acquireSummary takes the store's one summary slot, waiting as long as
+// ctx allows; the returned func gives it back.
+func (s *Store) acquireSummary(ctx context.Context) (func(), error) {
+	s.summaryOnce.Do(func() { s.summarySlot = make(chan struct{}, 1) })
+	select {
+	case s.summarySlot <- struct{}{}:
+		return func() { <-s.summarySlot }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the summary slot: %w", context.Cause(ctx))
+	}
 }

@@ -53,6 +53,9 @@ type Store struct {
 	slots     chan struct{}
 	// waiting counts the fetches waiting for a slot now.
 	waiting atomic.Int64
+	// summarySlot lets one summary at a time hold profiles in memory.
+	summaryOnce sync.Once
+	summarySlot chan struct{}
 }
 
 // NewProfileStore returns a store in dir, creating it; zero limits take

@@ -442,8 +442,11 @@ func TestProfileSummaryBounded(t *testing.T) {
 	if full <= maxAnnotationBytes {
 		t.Fatalf("the summaries have %d bytes in all: too few to test the bound", full)
 	}
-	if len(ann) > maxAnnotationBytes || !strings.HasSuffix(ann, "…") {
-		t.Errorf("annotation of %d bytes, want at most %d, cut: %q", len(ann), maxAnnotationBytes, ann)
+	if len(ann) > maxAnnotationBytes {
+		t.Errorf("annotation of %d bytes, want at most %d: %q", len(ann), maxAnnotationBytes, ann)
+	}
+	if g := growthPart(t, ann); !strings.HasPrefix(g, "example.com/fff") {
+		t.Errorf("annotation's growth starts %q, want the largest growth first", g)
 	}
 	if len(out) > maxOutcomeBytes {
 		t.Errorf("outcome of %d bytes, want at most %d: %q", len(out), maxOutcomeBytes, out)
