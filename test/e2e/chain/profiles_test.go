@@ -153,7 +153,10 @@ func kindOf(subject, name string) string {
 // InternalIP as leakguard's service account (deploy/'s ClusterRole). It
 // is the apiserver's heap: its functions are Kubernetes' own, which this
 // test process does not link. Once: one LeakguardActed Event, the other
-// replica held by the cooldown, one file over both replicas.
+// replica held by the cooldown, one file over both replicas. Its summary,
+// in the Event, the annotation and GET /profiles, has the heap's top
+// functions, (*ConfigMap).Unmarshal among the first three, beside the
+// object counts, configmaps first: the test's burst.
 func testAPIServerProfiled(t *testing.T, c *lab.Chain, node lab.Node) {
 	nodes := c.Admin.CoreV1().Nodes()
 	waitFor(t, alertTimeout, "node "+node.Name+" annotated and the apiserver profiled", func(ctx context.Context) (bool, string, error) {
