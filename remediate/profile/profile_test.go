@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -74,13 +75,18 @@ func pprofProxy(t *testing.T, body map[string][]byte, hang bool) (proxyClient, *
 // server's proxy.
 func pprofProxyHandler(t *testing.T, h http.Handler) (proxyClient, *fake.Clientset) {
 	t.Helper()
+	return pprofProxyOver(t, h, remediatetest.Fixtures())
+}
+
+// pprofProxyOver is pprofProxyHandler over the cluster objs.
+func pprofProxyOver(t *testing.T, h http.Handler, objs []runtime.Object) (proxyClient, *fake.Clientset) {
+	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	rc, err := rest.RESTClientFor(&rest.Config{Host: srv.URL, APIPath: "/api", ContentConfig: rest.ContentConfig{GroupVersion: &corev1.SchemeGroupVersion, NegotiatedSerializer: scheme.Codecs.WithoutConversion()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs := remediatetest.Fixtures()
 	for _, o := range objs {
 		if p, ok := o.(*corev1.Pod); ok && p.Name == "web-7d9-abcde" {
 			p.Annotations = map[string]string{AnnotationPprofPort: "6060"}

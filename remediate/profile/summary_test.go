@@ -3,6 +3,7 @@ package profile
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -18,7 +19,9 @@ import (
 	"time"
 
 	"github.com/leakguard/leakguard/remediate"
+	"github.com/leakguard/leakguard/remediate/check"
 	"github.com/leakguard/leakguard/remediate/remediatetest"
+	"github.com/leakguard/leakguard/remediate/restart"
 
 	"github.com/google/go-cmp/cmp"
 	pprofile "github.com/google/pprof/profile"
@@ -26,6 +29,7 @@ import (
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 // retained keeps what leakyAlloc allocated reachable, as a leak would.
@@ -506,5 +510,126 @@ func TestProfileStoreRecords(t *testing.T) {
 	}
 	if _, err := s.ReadRecord(old); !errors.Is(err, ErrNoRecord) {
 		t.Errorf("ReadRecord(%s) after its profile aged out = %v, want ErrNoRecord", old, err)
+	}
+}
+
+// Through the engine, as serve runs it: the LeakguardActed Event of an
+// entry that profiles then restarts names the leaking function first in
+// what grew, and still says that restart acted (the outcome's bound
+// leaves it room in the Event's 1 KiB); the second heap profile is taken
+// before the restart.
+func TestProfileSummaryInTheEvent(t *testing.T) {
+	sampleEverything(t)
+	leak(4)
+	var (
+		mu                    sync.Mutex
+		restartedBeforeSecond bool
+		heaps                 int
+		cs                    *fake.Clientset
+	)
+	pc, cs := pprofProxyOver(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kind := path.Base(r.URL.Path)
+		mu.Lock()
+		defer mu.Unlock()
+		if kind == "heap" {
+			heaps++
+			runtime.GC()
+			if heaps == 2 {
+				d, _ := cs.AppsV1().Deployments("shop").Get(r.Context(), "web", metav1.GetOptions{})
+				restartedBeforeSecond = d.Spec.Template.Annotations[restart.AnnotationRestartedAt] != ""
+			}
+		}
+		_ = pprof.Lookup(kind).WriteTo(w, 0)
+	}), remediatetest.RestartFixtures(nil))
+	reg := remediate.NewRegistry()
+	if err := reg.AddCheck(check.CheckWorkingSetSlope, check.NewWorkingSetSlope); err != nil {
+		t.Fatal(err)
+	}
+	store := testStore(t)
+	info := Info(Deps{Store: store})
+	build := info.New
+	info.New = func(args json.RawMessage) (remediate.Remediator, error) {
+		r, err := build(args)
+		if p, ok := r.(Profile); ok {
+			p.wait = func(context.Context, time.Duration) error { leak(32); return nil }
+			r = p
+		}
+		return r, err
+	}
+	for _, ri := range []remediate.RemediatorInfo{info, restart.Info} {
+		if err := reg.AddRemediator(ri); err != nil {
+			t.Fatal(err)
+		}
+	}
+	policy, err := remediate.ParsePolicy([]byte(`
+alerts:
+  ContainerMemoryLeak:
+    target: workload
+    check: {name: working-set-slope}
+    remediators:
+      - name: profile
+      - name: restart
+        enabled: true
+`), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := remediate.NewEngine(remediate.Options{Client: pc, Policy: policy, Querier: remediatetest.AnyQuerier(8 << 20), Now: func() time.Time { return remediatetest.Now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.DecideOne(context.Background(), remediatetest.LeakAlert())
+	if err != nil || d.Decision != remediate.DecisionActed {
+		t.Fatalf("decision %s %s (%v) %+v, want acted", d.Decision, d.Message, err, d.Remediators)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if heaps != 2 || restartedBeforeSecond {
+		t.Errorf("%d heap fetches, restarted before the second: %v; want two, both before the restart", heaps, restartedBeforeSecond)
+	}
+	var msg string
+	for _, ev := range remediatetest.Events(t, cs) {
+		if ev.Reason == remediate.EventReasonActed && ev.InvolvedObject.Name == "web" {
+			msg = ev.Message
+		}
+	}
+	t.Logf("Event (%d bytes): %s", len(msg), msg)
+	if g := growthPart(t, msg); !strings.HasPrefix(g, leakyName+" +") {
+		t.Errorf("the Event's growth starts %q, want %s first", g, leakyName)
+	}
+	if !strings.Contains(msg, "; restart acted") {
+		t.Errorf("the Event %q does not say restart acted", msg)
+	}
+}
+
+// growthAfter defaults to DefaultGrowthAfter, takes "0s" as none, and
+// refuses a negative or malformed duration.
+func TestProfileGrowthAfterArgument(t *testing.T) {
+	for _, tc := range []struct {
+		args    string
+		want    time.Duration
+		wantErr bool
+	}{
+		{args: `{}`, want: DefaultGrowthAfter},
+		{args: `{"growthAfter": "0s"}`, want: 0},
+		{args: `{"growthAfter": "2m"}`, want: 2 * time.Minute},
+		{args: `{"growthAfter": "-1s"}`, wantErr: true},
+		{args: `{"growthAfter": "soon"}`, wantErr: true},
+	} {
+		t.Run(tc.args, func(t *testing.T) {
+			r, err := New(json.RawMessage(tc.args), Deps{})
+			if tc.wantErr {
+				if err == nil {
+					t.Errorf("New(%s) = nil error, want one", tc.args)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.(Profile).GrowthAfter; got != tc.want {
+				t.Errorf("GrowthAfter = %s, want %s", got, tc.want)
+			}
+		})
 	}
 }
