@@ -17,6 +17,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -36,6 +37,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// Before anything allocates: the heap profiles that this process
+	// serves for the lab's pods sample at this rate (lab.ProcessLeak).
+	runtime.MemProfileRate = lab.MemProfileRate
 	code := func() (code int) {
 		bin, err := lab.FindBinaries(repoRoot)
 		if err == nil {

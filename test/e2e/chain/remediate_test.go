@@ -54,6 +54,7 @@ alerts:
       - name: profile
         args:
           timeout: 10s
+          growthAfter: 8s
       - name: restart
         enabled: true
         args:
@@ -83,6 +84,7 @@ alerts:
       - name: profile
         args:
           timeout: 20s
+          growthAfter: 0s
           apiserverPort: ` + lab.PolicyAPIServerPort + `
 `
 
@@ -92,6 +94,10 @@ alerts:
 // restarted once across two replicas, a node cordoned and a second
 // refused by the cordon budget, the pause switch holding a restart, and
 // the apiserver's memory alert storing the lab's own apiserver's heap.
+// The leaking Deployment's pod serves this process's pprof, which leaks
+// for real (lab.ProcessLeak) while the test runs; Prometheus counts the
+// lab apiserver's real objects, of which the test makes a burst of
+// ConfigMaps before the apiserver's (synthetic) memory alert.
 func TestRemediateChain(t *testing.T) {
 	need(t)
 	t.Parallel()
@@ -101,7 +107,7 @@ func TestRemediateChain(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := lab.StartChain(ctx, lab.ChainOptions{RepoRoot: repoRoot, BinDir: bin, Policy: []byte(remediatePolicy), Profiling: true,
+	c, err := lab.StartChain(ctx, lab.ChainOptions{RepoRoot: repoRoot, BinDir: bin, Policy: []byte(remediatePolicy), Profiling: true, APIServerObjects: true,
 		Progress: func(step string, took time.Duration) {
 			fmt.Fprintf(os.Stderr, "remediate chain: %s (%s)\n", step, took.Round(time.Millisecond))
 		}})
@@ -128,6 +134,10 @@ func TestRemediateChain(t *testing.T) {
 	controlPlane := lab.Node{Name: "rem-cp-1", IP: "127.0.0.1", MemoryBytes: 8 * gib, ControlPlane: true, APIServerRSSBytes: 8 * gib * 7 / 10}
 	restarted := lab.Workload{Namespace: "cart", Name: "web", Node: worker.Name, LimitBytes: 2 * gib, BaseBytes: 256 << 20, PprofPort: 6060}
 	paused := lab.Workload{Namespace: "ledger", Name: "api", Node: worker.Name, LimitBytes: 2 * gib, BaseBytes: 280 << 20}
+	// The burst the apiserver's Event is to name, counted by Prometheus
+	// before the control-plane node, whose synthetic memory fires the
+	// alert, exists.
+	burstConfigMaps(ctx, t, c, burstNamespace, burstConfigMapCount, burstConfigMapBytes)
 	for _, n := range []lab.Node{worker, orphanA, orphanB, spare, controlPlane} {
 		if err := c.AddNode(ctx, n, nil); err != nil {
 			t.Fatal(err)
@@ -151,6 +161,13 @@ func TestRemediateChain(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// What restarted's pprof serves leaks for real from now on: the
+	// growth between its two heap profiles is leakForTheLab's.
+	leak, err := lab.StartProcessLeak(lab.ProcessLeakOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(leak.Stop)
 	if err := c.Metrics.SetOrphanCgroups(orphanA.Name, 42); err != nil {
 		t.Fatal(err)
 	}

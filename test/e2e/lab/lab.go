@@ -56,6 +56,11 @@ type Options struct {
 	// RepoRoot is the repository, from which the real node's images are
 	// built (RealNode only).
 	RepoRoot string
+	// ObjectCountPoll, when set, is how often the kube-apiserver counts
+	// the objects of each resource in etcd for its metrics
+	// (apiserver_resource_objects; --etcd-count-metric-poll-period,
+	// a minute by default).
+	ObjectCountPoll time.Duration
 }
 
 // Lab is a running etcd and kube-apiserver.
@@ -238,6 +243,9 @@ func (l *Lab) startAPIServer(ctx context.Context, o Options, etcdURL string) err
 		// kubernetes Service.
 		"--endpoint-reconciler-type=none",
 		"--profiling=" + strconv.FormatBool(o.Profiling),
+	}
+	if o.ObjectCountPoll > 0 {
+		args = append(args, "--etcd-count-metric-poll-period="+o.ObjectCountPoll.String())
 	}
 	if o.RealNode {
 		// logs, exec, port-forward and the nodes/proxy subresource reach

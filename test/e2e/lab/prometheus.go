@@ -40,6 +40,9 @@ type PrometheusOptions struct {
 	// synthetic endpoint's (MetricsAddr is then unused): the real
 	// node's kubelet and kube-state-metrics.
 	ScrapeConfigs []map[string]any
+	// ExtraScrapeConfigs are scrape jobs added to the others (the lab's
+	// own kube-apiserver's object counts, APIServerObjectsJob).
+	ExtraScrapeConfigs []map[string]any
 	// AgentAddrs are node agents (`leakguard agent`) scraped on /metrics
 	// as job="leakguard-agent", relabelled as docs/agent.md's annotation
 	// scrape does.
@@ -110,6 +113,7 @@ func StartPrometheus(ctx context.Context, o PrometheusOptions) (*Prometheus, err
 		}
 		jobs = append(jobs, job)
 	}
+	jobs = append(jobs, o.ExtraScrapeConfigs...)
 	if len(o.AgentAddrs) > 0 {
 		jobs = append(jobs, map[string]any{
 			"job_name":        "leakguard-agent-process",
