@@ -29,7 +29,10 @@ import (
 // refuses); annotate and profile for the apiserver's memory (the heap of
 // the lab's own kube-apiserver, at its node's InternalIP and the lab's
 // port). The rate limit is raised so that the bucket refuses none of the
-// scenario's actions.
+// scenario's actions. profile's second heap profile comes 4 s after the
+// first: the lab's Alertmanager, with group_interval 1s, gives a webhook
+// notification its minimum of 10 s before it cancels it, and the wait,
+// the check and three fetches must fit in that.
 const remediatePolicy = `
 dryRun: false
 cooldown: 1h
@@ -54,7 +57,7 @@ alerts:
       - name: profile
         args:
           timeout: 10s
-          growthAfter: 8s
+          growthAfter: 4s
       - name: restart
         enabled: true
         args:

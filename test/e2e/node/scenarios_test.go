@@ -39,9 +39,11 @@ import (
 // annotates; the OOM prediction (which fires after it, see
 // lab.RealNodeParams) annotates and restarts (one replica: the rollout
 // starts the new pod first); orphan cgroups cordon the node (and uncordon
-// it when the alert resolves and the check agrees) and drain it. The rate
-// limit is raised so that the bucket refuses none of the scenarios'
-// actions.
+// it when the alert resolves and the check agrees) and drain it; the
+// apiserver's memory profiles its heap, once: the lab's Alertmanager
+// (group_interval 1s) cancels a notification after 10 s, too soon for a
+// second heap profile growthAfter later. The rate limit is raised so that
+// the bucket refuses none of the scenarios' actions.
 const nodePolicy = `
 dryRun: false
 cooldown: 1h
@@ -113,6 +115,7 @@ alerts:
       - name: profile
         args:
           timeout: 30s
+          growthAfter: 0s
           apiserverPort: ` + lab.PolicyAPIServerPort + `
 `
 
