@@ -192,7 +192,13 @@ func (h *handler) receiveAlerts(w http.ResponseWriter, r *http.Request) {
 	if msg.TruncatedAlerts > 0 {
 		logger().Warn("Alertmanager truncated the payload (max_alerts): those alerts are not seen", "truncated_alerts", msg.TruncatedAlerts)
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.processTimeout())
+	// Once accepted, a delivery runs to its end or its own deadline, not
+	// to Alertmanager's: Alertmanager cancels a notification after the
+	// route's group_interval (at least 10 s) and retries it, and work cut
+	// off there could take its claims (so that the retry is held by the
+	// cooldown) and never reach the remediators after the one it was in,
+	// such as a restart after profile's second heap profile.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.cfg.processTimeout())
 	defer cancel()
 	decisions, err := h.processor.Process(ctx, msg)
 	if err != nil {

@@ -113,6 +113,43 @@ func TestProcessTimeout(t *testing.T) {
 	}
 }
 
+// TestDeliveryOutlivesTheClient: a delivery the Processor has entered is
+// not cancelled when the client (Alertmanager, whose notification
+// deadline may be shorter than the work) goes away; it keeps its own
+// deadline and runs to its end.
+func TestDeliveryOutlivesTheClient(t *testing.T) {
+	cfg := bearerConfig(t)
+	cfg.ProcessTimeout = time.Minute
+	p := &blockingProcessor{entered: make(chan struct{}, 1), release: make(chan struct{}), deadline: make(chan time.Duration, 1)}
+	h := newTestHandler(t, cfg, p)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() { done <- serve(h, postAlerts([]byte(validPayload("A"))).WithContext(ctx)) }()
+	select {
+	case <-p.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the delivery never reached the Processor")
+	}
+	cancel()
+	select {
+	case rec := <-done:
+		t.Fatalf("the delivery ended (%d %s) when its client went away, before the Processor was done", rec.Code, rec.Body)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(p.release)
+	select {
+	case rec := <-done:
+		if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "done") {
+			t.Errorf("delivery = %d %s, want 200 with the Processor's answer", rec.Code, rec.Body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the delivery never finished after the Processor was released")
+	}
+	if d := <-p.deadline; d == noDeadline || d > time.Minute {
+		t.Errorf("Processor deadline in %v, want within the process timeout (1m)", d)
+	}
+}
+
 // TestNonUTF8Body answers 400 to a body that is not UTF-8, before the
 // Processor.
 func TestNonUTF8Body(t *testing.T) {
