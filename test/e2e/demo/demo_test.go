@@ -78,14 +78,20 @@ func TestDemoPlaysOut(t *testing.T) {
 	if !regexp.MustCompile(`guards: namespace ok, opt-out ok, cooldown HELD|guards: rate ok, disruption ok, claim HELD`).MatchString(text) {
 		t.Errorf("the timeline lacks the second replica's delivery held by the cooldown or its claim")
 	}
-	// Both profiles, stored once: by the replica that acted.
+	// The second heap profile's growth names the function the process
+	// leaks through.
+	if !strings.Contains(text, "grew: "+lab.LeakFunction+" +") {
+		t.Errorf("the timeline's profile summary does not name %s as what grew", lab.LeakFunction)
+	}
+	// The three profiles (two heap, growthAfter apart, and goroutines),
+	// stored once: by the replica that acted.
 	stored := regexp.MustCompile(`profiles stored by serve-\d \(GET \S+\): (\d+)`).FindAllStringSubmatch(text, -1)
 	var counts []string
 	for _, m := range stored {
 		counts = append(counts, m[1])
 	}
-	if got := strings.Join(counts, " "); got != "0 2" && got != "2 0" {
-		t.Errorf("profiles stored by the replicas: %q, want 2 on one and 0 on the other", got)
+	if got := strings.Join(counts, " "); got != "0 3" && got != "3 0" {
+		t.Errorf("profiles stored by the replicas: %q, want 3 on one and 0 on the other", got)
 	}
 	dir := regexp.MustCompile(`removed (\S+)`).FindStringSubmatch(text)
 	if dir == nil {

@@ -50,6 +50,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -63,6 +64,12 @@ import (
 	"github.com/leakguard/leakguard/rules"
 	"github.com/leakguard/leakguard/test/e2e/lab"
 )
+
+// The demo's leaking pod serves this process's pprof, and this process
+// leaks for real through lab.LeakFunction while the scenario runs
+// (lab.StartProcessLeak): its heap is sampled finely enough, from the
+// start, for the profile to show that function.
+func init() { runtime.MemProfileRate = lab.MemProfileRate }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -194,6 +201,13 @@ func runSynthetic(ctx context.Context, root string, o options, out *printer, std
 	if err := s.StartOrphans(c); err != nil {
 		return err
 	}
+	// What the leaking pod's pprof serves leaks too, so that profile's
+	// two heap profiles show what grows.
+	leak, err := lab.StartProcessLeak(lab.ProcessLeakOptions{})
+	if err != nil {
+		return err
+	}
+	defer leak.Stop()
 	w := newWatcher(c, s, out)
 	for _, wl := range []lab.Workload{s.Leaking, s.Ignored} {
 		ctr, _ := c.Metrics.Container(wl.Key())
@@ -314,6 +328,10 @@ func ensureAPIServer(ctx context.Context, root string, out *printer, stderr io.W
 // demoPolicy is the default policy with profile and restart turned on for
 // ContainerMemoryLeak, after annotate: the evidence first, then the
 // restart (minReadyReplicas 1, as the lab's Deployments have one replica).
+// profile's second heap profile comes 5 s after the first (growthAfter),
+// not the default 30 s: the lab's Alertmanager (group_interval 1s) gives
+// a notification 10 s, and serve would finish the delivery after it gave
+// up, but the timeline would show its retry.
 func demoPolicy() ([]byte, error) {
 	var p map[string]any
 	if err := yaml.Unmarshal(remediate.DefaultPolicyYAML(), &p); err != nil {
@@ -326,7 +344,7 @@ func demoPolicy() ([]byte, error) {
 	}
 	leak["remediators"] = []any{
 		map[string]any{"name": annotate.Name},
-		map[string]any{"name": profile.Name, "args": map[string]any{"timeout": "10s"}},
+		map[string]any{"name": profile.Name, "args": map[string]any{"timeout": "10s", "growthAfter": "5s"}},
 		map[string]any{"name": restart.Name, "enabled": true, "args": map[string]any{"minReadyReplicas": 1}},
 	}
 	return yaml.Marshal(p)
