@@ -387,31 +387,9 @@ func (s *Scanner) busy(path string) (bool, error) {
 // kernel's EBUSY when a process or child appeared) is logged and leaves the
 // orphan counted; it is not a scan error.
 func (s *Scanner) remove(r *Result) {
-	kept := r.Orphans[:0]
-	var refused int
-	var firstErr error
-	for _, o := range r.Orphans {
-		path := filepath.Join(s.layout.Root, filepath.FromSlash(o.Path))
-		n, err := removeTree(path, s.opts.Rmdir, 0)
-		r.Removed += n
-		if err != nil {
-			// One warning per scan, not one per orphan: a node with
-			// thousands of them must not flood the log.
-			s.log.Debug("orphan cgroup not removed", "path", o.Path, "pod_uid", o.PodUID, "removed_below", n, "err", err)
-			refused++
-			if firstErr == nil {
-				firstErr = err
-			}
-			kept = append(kept, o)
-			continue
-		}
-		s.log.Info("removed orphan cgroup", "path", o.Path, "pod_uid", o.PodUID, "first_seen", o.FirstSeen, "directories", n)
-		delete(s.seen, path)
-	}
-	if refused > 0 {
-		s.log.Warn("orphan cgroups not removed", "count", refused, "first_err", firstErr)
-	}
-	r.Orphans = kept
+	s.removeEach(r, func(o Orphan) (int, error) {
+		return removeTree(filepath.Join(s.layout.Root, filepath.FromSlash(o.Path)), s.opts.Rmdir, 0)
+	})
 }
 
 // removeV1 removes the counted orphans of a v1 node. A pod has a cgroup in
@@ -432,14 +410,21 @@ func (s *Scanner) removeV1(r *Result) {
 		return
 	}
 	slices.Sort(hierarchies)
+	s.removeEach(r, func(o Orphan) (int, error) { return s.removeV1Orphan(o, hierarchies) })
+}
+
+// removeEach removes each counted orphan with rm, which returns how many
+// directories it removed: a removed orphan is logged and forgotten, one
+// that rm refused stays counted, with one warning per scan, not one per
+// orphan, so that a node with thousands of them does not flood the log.
+func (s *Scanner) removeEach(r *Result, rm func(Orphan) (int, error)) {
 	kept := r.Orphans[:0]
 	var refused int
 	var firstErr error
 	for _, o := range r.Orphans {
-		n, err := s.removeV1Orphan(o, hierarchies)
+		n, err := rm(o)
 		r.Removed += n
 		if err != nil {
-			// One warning per scan, not one per orphan, as on v2.
 			s.log.Debug("orphan cgroup not removed", "path", o.Path, "pod_uid", o.PodUID, "removed", n, "err", err)
 			refused++
 			if firstErr == nil {

@@ -144,7 +144,7 @@ func briefOf(rec *Record, interval string) brief {
 			top = 1
 		}
 	}
-	b.use = fmt.Sprintf("%s in use %s", rec.Kind, bytesText(s.Total))
+	b.use = fmt.Sprintf("%s in use %s", rec.Kind, summary.FormatBytes(s.Total))
 	if len(s.Top) > 0 {
 		b.use += ": " + sites(s.Top, top, false)
 	}
@@ -177,7 +177,7 @@ func sites(list []summary.Site, n int, signed bool) string {
 	}
 	out := make([]string, len(list))
 	for i, s := range list {
-		v := bytesText(s.Flat)
+		v := summary.FormatBytes(s.Flat)
 		if signed {
 			v = signedBytes(s.Flat)
 		}
@@ -188,24 +188,7 @@ func sites(list []summary.Site, n int, signed bool) string {
 
 func signedBytes(v int64) string {
 	if v > 0 {
-		return "+" + bytesText(v)
+		return "+" + summary.FormatBytes(v)
 	}
-	return bytesText(v)
-}
-
-// bytesText formats v in binary units, as the summary's text does.
-func bytesText(v int64) string {
-	sign := ""
-	if v < 0 {
-		sign, v = "-", -v
-	}
-	switch {
-	case v >= 1<<30:
-		return fmt.Sprintf("%s%.2fGiB", sign, float64(v)/(1<<30))
-	case v >= 1<<20:
-		return fmt.Sprintf("%s%.2fMiB", sign, float64(v)/(1<<20))
-	case v >= 1<<10:
-		return fmt.Sprintf("%s%.2fKiB", sign, float64(v)/(1<<10))
-	}
-	return fmt.Sprintf("%s%dB", sign, v)
+	return summary.FormatBytes(v)
 }

@@ -81,7 +81,7 @@ func (s *Summary) value(v int64) string {
 	if s.Unit != "bytes" {
 		return fmt.Sprintf("%d", v)
 	}
-	return bytesString(v)
+	return FormatBytes(v)
 }
 
 func (s *Summary) signed(v int64) string {
@@ -91,7 +91,9 @@ func (s *Summary) signed(v int64) string {
 	return s.value(v)
 }
 
-func bytesString(v int64) string {
+// FormatBytes formats v in binary units with two decimals ("1.50MiB",
+// "-512.00KiB", "96B"), as the summary's text does.
+func FormatBytes(v int64) string {
 	sign := ""
 	if v < 0 {
 		sign, v = "-", -v
