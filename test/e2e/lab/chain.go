@@ -173,7 +173,11 @@ func StartChain(ctx context.Context, o ChainOptions) (_ *Chain, err error) {
 	// workloads that serve one (Workload.PprofPort).
 	labOpts := Options{BinDir: o.BinDir, Profiling: o.Profiling, PodNetwork: true}
 	if o.RealNode {
-		labOpts = Options{BinDir: o.BinDir, Profiling: o.Profiling, RealNode: true, RepoRoot: o.RepoRoot, StartTimeout: 2 * time.Minute}
+		// Prometheus scrapes the real node's apiserver for its object
+		// counts too (realNodeScrapeJobs), counted as often as
+		// APIServerObjects has them counted.
+		labOpts = Options{BinDir: o.BinDir, Profiling: o.Profiling, RealNode: true, RepoRoot: o.RepoRoot, StartTimeout: 2 * time.Minute,
+			ObjectCountPoll: objectCountPoll}
 	}
 	if o.APIServerObjects {
 		labOpts.ObjectCountPoll = objectCountPoll
